@@ -1,0 +1,71 @@
+/**
+ * The narrow interface every network connector implements, and what the core hands it.
+ *
+ * Adding a network means one folder that implements {@link Bridge}; the core checks for nothing else.
+ *
+ * @module
+ */
+import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
+
+/** Connection state a connector reports; shown by `status`, health and metrics. */
+export interface BridgeHealth {
+  network: string;
+  /** True while the connector can send and receive. */
+  connected: boolean;
+  /** One human sentence on the current state, e.g. "connected as bot@example.org". */
+  detail: string;
+  /** When `connected` last changed, in ms since the epoch. */
+  since: number;
+}
+
+/** What the core gives a connector at start. The connector calls these; it never reaches into the core. */
+export interface BridgeContext {
+  /**
+   * Hands a message received from the network to the core. Must be called in the order messages arrived.
+   * The core decides whether the channel is mapped; the connector needs not check.
+   */
+  receive(message: BridgeMessage): void;
+  /**
+   * Records that `newId` names the same message as `knownId` in `channel` (e.g. the MUC's stanza-id learnt from
+   * the reflection of a message we sent with an origin-id).
+   */
+  addMessageAlias(channel: string, knownId: string, newId: string): Promise<void>;
+  /** Channels of this network that are mapped right now. */
+  mappedChannels(): Promise<string[]>;
+  /**
+   * Runs a bridge command typed by a user on this network and returns the text to answer with.
+   * `isAdmin` must come from the network's own authority, never from user input.
+   */
+  runCommand(input: { channel: string; userId: string; isAdmin: boolean; text: string }): Promise<string>;
+}
+
+/**
+ * A connection to one chat network.
+ *
+ * Lifecycle: `start` once, then any number of `send`/`joinChannel`/`leaveChannel`, then `stop`.
+ */
+export interface Bridge {
+  /** Short, stable network name used in store keys and logs: "mattermost", "xmpp". */
+  readonly network: string;
+  /** Connects and begins delivering received messages to `ctx.receive`. Resolves once usable. */
+  start(ctx: BridgeContext): Promise<void>;
+  /** Leaves channels and disconnects. Must not throw; must finish promptly. */
+  stop(): Promise<void>;
+  /**
+   * Delivers a message into `msg.targetChannel`. Throws a transient error when the network is unreachable
+   * (the bus retries) and a permanent BridgeError when the message can never be delivered.
+   */
+  send(msg: DirectionalMessage): Promise<SentRefs>;
+  /**
+   * Turns what an admin typed (a channel name, a room JID) into this network's channel id, checking that the
+   * channel exists when `mustExist` is set (a channel that can be created by joining may be accepted otherwise).
+   * Throws a BridgeError that says what is wrong.
+   */
+  resolveChannel(ref: string, opts: { mustExist: boolean }): Promise<string>;
+  /** Makes the bridge present in a newly mapped channel (join the room, become a channel member). */
+  joinChannel(channel: string): Promise<void>;
+  /** Leaves a channel that is no longer mapped. */
+  leaveChannel(channel: string): Promise<void>;
+  /** Current connection state. Must not do network calls. */
+  health(): BridgeHealth;
+}

@@ -1,0 +1,231 @@
+/**
+ * The message bus: routes each received message to the mapped channel on every other network, in order, with
+ * retries, and records the id map.
+ *
+ * Loop prevention happens twice: a message is never delivered to the network it came from, and a message whose id
+ * is already in the id map as something the bridge delivered is an echo of our own output and is dropped.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Bridge } from "./bridge.ts";
+import { errorMessage, isTransient } from "./errors.ts";
+import type { BridgeMessage, DirectionalMessage } from "./message.ts";
+import type { Store } from "./store.ts";
+
+const log = getLogger(["mmxmpp", "bus"]);
+
+/** Counters the bus keeps; exported as metrics. */
+export interface BusStats {
+  received: number;
+  delivered: number;
+  retried: number;
+  failed: number;
+  echoesDropped: number;
+  unmapped: number;
+}
+
+/** Retry timing; tests shorten it. */
+export interface RetryPolicy {
+  initialMs: number;
+  maxMs: number;
+}
+
+/**
+ * Routes messages between bridges.
+ *
+ * @example
+ * ```ts
+ * const bus = new MessageBus(store, new Map([["xmpp", xmppBridge], ["mattermost", mmBridge]]));
+ * bus.publish(message); // delivered asynchronously, in order per channel
+ * await bus.drain();
+ * ```
+ */
+export class MessageBus {
+  readonly stats: BusStats = { received: 0, delivered: 0, retried: 0, failed: 0, echoesDropped: 0, unmapped: 0 };
+  /** One promise chain per source channel keeps routing in arrival order. */
+  private readonly inbound = new Map<string, Promise<void>>();
+  /** One queue per target channel keeps delivery in order and lets one slow channel not block the others. */
+  private readonly outbound = new Map<string, DeliveryQueue>();
+  private stopped = false;
+  /** Aborted by `stop` so that no backoff outlives the bus. */
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly store: Store,
+    private readonly bridges: ReadonlyMap<string, Bridge>,
+    private readonly retry: RetryPolicy = { initialMs: 500, maxMs: 30_000 },
+  ) {}
+
+  /** Accepts a message from a connector. Never throws; routing happens in the background, in order. */
+  publish(message: BridgeMessage): void {
+    if (this.stopped) return;
+    this.stats.received++;
+    const key = `${message.network}\u0000${message.channel}`;
+    const prev = this.inbound.get(key) ?? Promise.resolve();
+    const next = prev.then(() => this.route(message)).catch((err) => {
+      log.error("Could not route a message from {network} {channel}: {error}", {
+        network: message.network,
+        channel: message.channel,
+        error: errorMessage(err),
+      });
+    });
+    this.inbound.set(key, next);
+    next.then(() => {
+      if (this.inbound.get(key) === next) this.inbound.delete(key);
+    });
+  }
+
+  /** Messages waiting for delivery, over all channels. */
+  queued(): number {
+    let n = 0;
+    for (const q of this.outbound.values()) n += q.length;
+    return n;
+  }
+
+  /** Resolves when everything published so far has been delivered or given up on. */
+  async drain(): Promise<void> {
+    while (this.inbound.size > 0 || [...this.outbound.values()].some((q) => q.busy)) {
+      await Promise.all([...this.inbound.values(), ...[...this.outbound.values()].map((q) => q.idle())]);
+    }
+  }
+
+  /** Stops accepting messages and abandons pending retries. */
+  stop(): void {
+    this.stopped = true;
+    this.abort.abort();
+    for (const q of this.outbound.values()) q.clear();
+  }
+
+  private async route(message: BridgeMessage): Promise<void> {
+    for (const id of message.ids) {
+      const link = await this.store.findLink(message.network, message.channel, id);
+      if (link && link.source !== message.network) {
+        this.stats.echoesDropped++;
+        log.debug("Dropped an echo of a bridged message in {network} {channel}", { ...message });
+        return;
+      }
+    }
+    const mapping = await this.store.getMapping(message.network, message.channel);
+    if (!mapping) {
+      this.stats.unmapped++;
+      log.debug("Ignored a message from unmapped {network} channel {channel}", { ...message });
+      return;
+    }
+    for (const [target, targetChannel] of Object.entries(mapping.channels)) {
+      if (target === message.network || !this.bridges.has(target)) continue;
+      this.enqueue({ source: message.network, target, targetChannel, message });
+    }
+  }
+
+  private enqueue(dm: DirectionalMessage): void {
+    const key = `${dm.target}\u0000${dm.targetChannel}`;
+    let queue = this.outbound.get(key);
+    if (!queue) {
+      queue = new DeliveryQueue((m) => this.deliver(m));
+      this.outbound.set(key, queue);
+    }
+    queue.push(dm);
+  }
+
+  /** Delivers one message, retrying transient failures with backoff until it lands or the bus stops. */
+  private async deliver(dm: DirectionalMessage): Promise<void> {
+    const bridge = this.bridges.get(dm.target)!;
+    let delay = this.retry.initialMs;
+    for (let attempt = 1;; attempt++) {
+      if (this.stopped) return;
+      try {
+        const sent = await bridge.send(dm);
+        this.stats.delivered++;
+        await this.store.saveLink({
+          id: crypto.randomUUID(),
+          source: dm.source,
+          refs: {
+            [dm.source]: { channel: dm.message.channel, ids: dm.message.ids },
+            [dm.target]: { channel: dm.targetChannel, ids: sent.ids },
+          },
+          createdAt: Date.now(),
+        });
+        return;
+      } catch (err) {
+        if (!isTransient(err)) {
+          this.stats.failed++;
+          log.error("Gave up delivering a message from {source} to {target} {channel}: {error}", {
+            source: dm.source,
+            target: dm.target,
+            channel: dm.targetChannel,
+            error: errorMessage(err),
+          });
+          return;
+        }
+        this.stats.retried++;
+        const wait = Math.min(this.retry.maxMs, Math.max(delay, retryAfter(err)));
+        log.warn("Delivery to {target} {channel} failed (attempt {attempt}), retrying in {wait} ms: {error}", {
+          target: dm.target,
+          channel: dm.targetChannel,
+          attempt,
+          wait,
+          error: errorMessage(err),
+        });
+        await sleep(wait, this.abort.signal);
+        delay = Math.min(this.retry.maxMs, delay * 2);
+      }
+    }
+  }
+}
+
+function retryAfter(err: unknown): number {
+  const ms = (err as { retryAfterMs?: unknown })?.retryAfterMs;
+  return typeof ms === "number" ? ms : 0;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}
+
+/** A FIFO worked by one loop at a time. */
+class DeliveryQueue {
+  private readonly items: DirectionalMessage[] = [];
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly work: (m: DirectionalMessage) => Promise<void>) {}
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  push(m: DirectionalMessage): void {
+    this.items.push(m);
+    this.running ??= this.run();
+  }
+
+  idle(): Promise<void> {
+    return this.running ?? Promise.resolve();
+  }
+
+  clear(): void {
+    this.items.length = 0;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (this.items.length > 0) await this.work(this.items.shift()!);
+    } finally {
+      this.running = null;
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The protocol-neutral message model that flows through the bus.
+ *
+ * Each connector parses its network's events into these types at its edge and renders them back at the other
+ * edge; nothing here knows about stanzas or posts.
+ *
+ * @module
+ */
+
+/** Who wrote a message, as the source network names them. */
+export interface Author {
+  /** Stable id on the source network (Mattermost user id, XMPP occupant JID or occupant-id). */
+  id: string;
+  /** Short handle: Mattermost username or MUC nick. */
+  name: string;
+  /** Human display name, when the network has one. */
+  displayName?: string;
+}
+
+/** A chat message received from one network, before it is routed anywhere. */
+export interface BridgeMessage {
+  /** Name of the network the message came from (`Bridge.network`). */
+  network: string;
+  /** Channel on that network: Mattermost channel id or MUC room bare JID. */
+  channel: string;
+  /**
+   * Every identifier the source network gave this message, most specific first
+   * (post id; or message id, origin-id and stanza-id). All of them resolve to the message in the id map.
+   */
+  ids: string[];
+  author: Author;
+  /** Plain text (Mattermost markdown passes through unchanged). */
+  text: string;
+  /** Milliseconds since the epoch, as stamped by the source. */
+  timestamp: number;
+}
+
+/** A message on its way to one target network and channel. */
+export interface DirectionalMessage {
+  /** The network the message came from; the bus never delivers it back there. */
+  source: string;
+  /** The network it is delivered to. */
+  target: string;
+  /** Channel on the target network. */
+  targetChannel: string;
+  message: BridgeMessage;
+}
+
+/** What a target network reports after delivering a message: the ids it created, in order. */
+export interface SentRefs {
+  ids: string[];
+}

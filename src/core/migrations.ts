@@ -1,0 +1,60 @@
+/**
+ * Numbered schema migrations for the Deno KV store.
+ *
+ * The schema version lives under `["meta", "schema_version"]`. Each migration runs once, in order, and the version
+ * is bumped in the same atomic commit as the migration's final write, so a crash never leaves it half-recorded.
+ *
+ * @module
+ */
+
+/** One schema step. `up` may read and write freely; it must be idempotent, since a crash can rerun it. */
+export interface Migration {
+  version: number;
+  name: string;
+  up(kv: Deno.Kv): Promise<void>;
+}
+
+/** Key of the stored schema version. */
+export const SCHEMA_VERSION_KEY: Deno.KvKey = ["meta", "schema_version"];
+
+/** The migrations of this release, oldest first. Append; never edit or renumber a released one. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial schema: channel_map, msg, msg_link, meta",
+    // Version 1 is the first layout: nothing existed before it, so there is nothing to convert.
+    up: () => Promise.resolve(),
+  },
+];
+
+/**
+ * Brings `kv` up to the newest schema in `migrations` and returns the resulting version.
+ *
+ * Refuses (throws) when the store was written by a newer mmxmpp, so that an older binary never damages it.
+ *
+ * @example
+ * ```ts
+ * const kv = await Deno.openKv(":memory:");
+ * await migrate(kv); // 1
+ * ```
+ */
+export async function migrate(kv: Deno.Kv, migrations: readonly Migration[] = MIGRATIONS): Promise<number> {
+  const sorted = [...migrations].sort((a, b) => a.version - b.version);
+  sorted.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration list is broken: expected version ${i + 1}, found ${m.version}`);
+  });
+  const latest = sorted.at(-1)?.version ?? 0;
+  const current = (await kv.get<number>(SCHEMA_VERSION_KEY)).value ?? 0;
+  if (current > latest) {
+    throw new Error(
+      `the state store has schema version ${current}, but this mmxmpp knows only up to ${latest}: ` +
+        "run a newer mmxmpp, or point BRIDGE_KV_PATH at another file",
+    );
+  }
+  for (const m of sorted) {
+    if (m.version <= current) continue;
+    await m.up(kv);
+    await kv.set(SCHEMA_VERSION_KEY, m.version);
+  }
+  return latest;
+}

@@ -1,0 +1,177 @@
+/**
+ * The one module that owns every Deno KV key of the bridge.
+ *
+ * Keys:
+ * - `["channel_map", network, channel]` → {@link ChannelMapping} (written for both sides at once)
+ * - `["msg", network, channel, id]` → link id, one per identifier a network gave a message
+ * - `["msg_link", linkId]` → {@link MessageLink}
+ * - `["meta", "schema_version"]` → number (see migrations.ts)
+ *
+ * @module
+ */
+import { migrate } from "./migrations.ts";
+
+/** A bridged channel pair: for each network, its channel. */
+export interface ChannelMapping {
+  /** network name → channel id on that network (exactly two entries). */
+  channels: Record<string, string>;
+  /** How the mapping was made. Static mappings come from `BRIDGE_MAPPINGS`. */
+  origin: "static" | "command";
+  /** Who made it (a user id on the network where the command was typed), when known. */
+  createdBy?: string;
+  createdAt: number;
+}
+
+/** Where a message lives on one network. */
+export interface MessageRef {
+  channel: string;
+  /** Every id of the message there: post ids (one per split piece), or message id, origin-id, stanza-id. */
+  ids: string[];
+}
+
+/** One bridged message: the same message on each network it reached. */
+export interface MessageLink {
+  id: string;
+  /** The network the message was written on. */
+  source: string;
+  /** network name → where the message lives there. */
+  refs: Record<string, MessageRef>;
+  createdAt: number;
+}
+
+/** Outcome of {@link Store.addMapping}. */
+export type AddMappingResult = { ok: true } | { ok: false; conflict: { network: string; existing: ChannelMapping } };
+
+/**
+ * Typed access to the bridge state in Deno KV.
+ *
+ * @example
+ * ```ts
+ * const store = await Store.open(":memory:");
+ * await store.addMapping({ channels: { mattermost: "c1", xmpp: "room@muc.example.org" }, origin: "command", createdAt: Date.now() });
+ * store.close();
+ * ```
+ */
+export class Store {
+  private constructor(private readonly kv: Deno.Kv) {}
+
+  /** Opens (creating if needed) the KV file at `path` and runs pending migrations. */
+  static async open(path: string): Promise<Store> {
+    const kv = await Deno.openKv(path);
+    try {
+      await migrate(kv);
+    } catch (err) {
+      kv.close();
+      throw err;
+    }
+    return new Store(kv);
+  }
+
+  /** Closes the underlying KV handle. */
+  close(): void {
+    this.kv.close();
+  }
+
+  // --- channel mappings ---
+
+  /** Stores a mapping for both sides in one atomic commit that fails if either side is already mapped. */
+  async addMapping(mapping: ChannelMapping): Promise<AddMappingResult> {
+    const entries = Object.entries(mapping.channels);
+    const op = this.kv.atomic();
+    for (const [network, channel] of entries) {
+      op.check({ key: mapKey(network, channel), versionstamp: null }).set(mapKey(network, channel), mapping);
+    }
+    if ((await op.commit()).ok) return { ok: true };
+    for (const [network, channel] of entries) {
+      const existing = await this.getMapping(network, channel);
+      if (existing) return { ok: false, conflict: { network, existing } };
+    }
+    // Lost a race with a delete: the other side is free again, so try once more.
+    return this.addMapping(mapping);
+  }
+
+  /** The mapping `channel` of `network` belongs to, if any. */
+  async getMapping(network: string, channel: string): Promise<ChannelMapping | null> {
+    return (await this.kv.get<ChannelMapping>(mapKey(network, channel))).value;
+  }
+
+  /** Removes the mapping of `channel` on both sides atomically; returns what was removed. */
+  async removeMapping(network: string, channel: string): Promise<ChannelMapping | null> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const entry = await this.kv.get<ChannelMapping>(mapKey(network, channel));
+      if (!entry.value) return null;
+      const op = this.kv.atomic().check(entry);
+      for (const [n, c] of Object.entries(entry.value.channels)) op.delete(mapKey(n, c));
+      if ((await op.commit()).ok) return entry.value;
+    }
+    throw new Error(`could not remove the mapping of ${channel}: it kept changing underneath`);
+  }
+
+  /** Every mapping, each once. */
+  async listMappings(): Promise<ChannelMapping[]> {
+    const seen = new Set<string>();
+    const out: ChannelMapping[] = [];
+    for await (const entry of this.kv.list<ChannelMapping>({ prefix: ["channel_map"] })) {
+      const id = JSON.stringify(Object.entries(entry.value.channels).sort());
+      if (seen.has(id)) continue;
+      seen.add(id);
+      out.push(entry.value);
+    }
+    return out;
+  }
+
+  // --- message id map ---
+
+  /** Records a bridged message and indexes every id it has on every network, atomically. */
+  async saveLink(link: MessageLink): Promise<void> {
+    const op = this.kv.atomic().set(linkKey(link.id), link);
+    for (const [network, ref] of Object.entries(link.refs)) {
+      for (const id of ref.ids) op.set(msgKey(network, ref.channel, id), link.id);
+    }
+    const res = await op.commit();
+    if (!res.ok) throw new Error("could not record the message id map entry");
+  }
+
+  /** The bridged message that `id` names in `channel` of `network`, if it was bridged. */
+  async findLink(network: string, channel: string, id: string): Promise<MessageLink | null> {
+    const linkId = (await this.kv.get<string>(msgKey(network, channel, id))).value;
+    if (!linkId) return null;
+    return (await this.kv.get<MessageLink>(linkKey(linkId))).value;
+  }
+
+  /**
+   * Adds `newId` as another name for the message `knownId` names in `channel`. Returns false when `knownId` is
+   * not known (yet).
+   */
+  async addAlias(network: string, channel: string, knownId: string, newId: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const linkId = (await this.kv.get<string>(msgKey(network, channel, knownId))).value;
+      if (!linkId) return false;
+      const entry = await this.kv.get<MessageLink>(linkKey(linkId));
+      const link = entry.value;
+      const ref = link?.refs[network];
+      if (!link || !ref) return false;
+      if (ref.ids.includes(newId)) return true;
+      const updated: MessageLink = {
+        ...link,
+        refs: { ...link.refs, [network]: { ...ref, ids: [...ref.ids, newId] } },
+      };
+      const res = await this.kv.atomic().check(entry).set(linkKey(linkId), updated)
+        .set(msgKey(network, channel, newId), linkId).commit();
+      if (res.ok) return true;
+    }
+    return false;
+  }
+}
+
+function mapKey(network: string, channel: string): Deno.KvKey {
+  return ["channel_map", network, channel];
+}
+
+function msgKey(network: string, channel: string, id: string): Deno.KvKey {
+  return ["msg", network, channel, id];
+}
+
+function linkKey(linkId: string): Deno.KvKey {
+  return ["msg_link", linkId];
+}
