@@ -1,0 +1,367 @@
+/**
+ * Configuration from environment variables: the documented contract, its validation, and a masked view.
+ *
+ * @module
+ */
+import type { MappingRefs } from "./core/manager.ts";
+
+/** Log verbosity. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** The bridge's effective configuration. */
+export interface Config {
+  mattermost: {
+    url: string;
+    token: string;
+    team?: string;
+    /** Token of a slash command created by hand, when the bridge does not register it itself. */
+    commandToken?: string;
+  };
+  xmpp: {
+    jid: string;
+    password: string;
+    /** `xmpp://host:port` (STARTTLS) or `xmpps://host:port` (direct TLS). */
+    service: string;
+    /** Domain of the JID; the name TLS certificates are checked against. */
+    domain: string;
+    resource: string;
+    mucNick: string;
+    tlsInsecureSkipVerify: boolean;
+    caFile?: string;
+    /** PEM text of `caFile`. */
+    ca?: string;
+  };
+  bridge: {
+    mappings: MappingRefs[];
+    kvPath: string;
+    httpAddr: { hostname: string; port: number };
+    publicUrl?: string;
+    xmppNameFormat: string;
+    mmNameFormat: string;
+    mmDisplay: "override" | "prefix";
+  };
+  log: { level: LogLevel; format: "json" | "pretty" };
+}
+
+/** One documented environment variable. */
+export interface EnvVar {
+  name: string;
+  meaning: string;
+  default: string;
+  secret?: boolean;
+}
+
+/** Every variable the bridge reads, in the order `--help` and the README show them. */
+export const ENV_VARS: readonly EnvVar[] = [
+  { name: "MM_URL", meaning: "Mattermost base URL, e.g. https://chat.example.org", default: "required" },
+  { name: "MM_TOKEN", meaning: "bot or personal access token", default: "required", secret: true },
+  { name: "MM_TOKEN_FILE", meaning: "file holding MM_TOKEN (instead of MM_TOKEN)", default: "none" },
+  { name: "MM_TEAM", meaning: "team used to resolve channel names in mappings", default: "none" },
+  {
+    name: "MM_COMMAND_TOKEN",
+    meaning: "token of a /xmppbridge command created by hand (not needed with BRIDGE_PUBLIC_URL)",
+    default: "none",
+    secret: true,
+  },
+  { name: "XMPP_JID", meaning: "the bridge's XMPP account, e.g. bridge@example.org", default: "required" },
+  { name: "XMPP_PASSWORD", meaning: "its password", default: "required", secret: true },
+  { name: "XMPP_PASSWORD_FILE", meaning: "file holding XMPP_PASSWORD", default: "none" },
+  {
+    name: "XMPP_SERVICE",
+    meaning: "xmpp://host:port (STARTTLS) or xmpps://host:port (direct TLS)",
+    default: "xmpp://<JID domain>:5222",
+  },
+  { name: "XMPP_RESOURCE", meaning: "resource", default: "mattermost-bridge" },
+  { name: "XMPP_MUC_NICK", meaning: "the bridge's nick in rooms", default: "JID localpart" },
+  {
+    name: "XMPP_TLS_INSECURE_SKIP_VERIFY",
+    meaning: "true skips certificate checks for the XMPP connection only (warns)",
+    default: "false",
+  },
+  { name: "XMPP_CA_FILE", meaning: "extra CA certificate (PEM) to trust for XMPP", default: "none" },
+  {
+    name: "BRIDGE_MAPPINGS",
+    meaning: "static mappings, comma-separated team/channel=room@service or channelId=room@service",
+    default: "none",
+  },
+  {
+    name: "BRIDGE_KV_PATH",
+    meaning: "Deno KV state file",
+    default: "$STATE_DIRECTORY/mmxmpp.kv under systemd, else ./data/mmxmpp.kv",
+  },
+  { name: "BRIDGE_HTTP_ADDR", meaning: "listen address for the command callback", default: "127.0.0.1:8786" },
+  {
+    name: "BRIDGE_PUBLIC_URL",
+    meaning: "URL Mattermost uses to reach that listener; when set, the bridge registers /xmppbridge itself",
+    default: "none",
+  },
+  { name: "BRIDGE_XMPP_NAME_FORMAT", meaning: "how an XMPP user is named on Mattermost", default: "{nick} (xmpp)" },
+  {
+    name: "BRIDGE_MM_NAME_FORMAT",
+    meaning: "prefix for Mattermost users' text on XMPP ({username}, {displayname})",
+    default: "<{username}> ",
+  },
+  {
+    name: "BRIDGE_MM_DISPLAY",
+    meaning: "override (props.override_username) or prefix (bold name in the text)",
+    default: "override",
+  },
+  { name: "LOG_LEVEL", meaning: "debug, info, warn or error", default: "info" },
+  { name: "LOG_FORMAT", meaning: "json or pretty", default: "pretty on a TTY, else json" },
+];
+
+/** Result of {@link loadConfig}: either a config or one line per problem. */
+export type ConfigResult =
+  | { ok: true; config: Config; warnings: string[] }
+  | { ok: false; errors: string[] };
+
+/** How the loader reads `_FILE` secrets; tests substitute it. */
+export type ReadFile = (path: string) => string;
+
+/** Mattermost ids are 26 lowercase letters and digits. */
+const MM_ID = /^[a-z0-9]{26}$/;
+const BARE_JID = /^[^@/\s"&'<>:]+@[^@/\s]+$/;
+
+/**
+ * Reads and validates the configuration from `env`. Collects every problem instead of stopping at the first, and
+ * never puts a secret's value in a message.
+ *
+ * @example
+ * ```ts
+ * const res = loadConfig(Deno.env.toObject());
+ * if (!res.ok) { for (const e of res.errors) console.error(e); Deno.exit(2); }
+ * ```
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  readFile: ReadFile = (p) => Deno.readTextFileSync(p),
+  isTty = false,
+): ConfigResult {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const get = (name: string): string | undefined => {
+    const v = env[name]?.trim();
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const secret = (name: string, required: boolean): string | undefined => {
+    const direct = env[name];
+    const file = get(`${name}_FILE`);
+    if (direct && file) {
+      errors.push(`${name} and ${name}_FILE are both set: set only one`);
+      return undefined;
+    }
+    if (file) {
+      try {
+        const value = readFile(file).trim();
+        if (!value) errors.push(`${name}_FILE: ${file} is empty`);
+        return value || undefined;
+      } catch (err) {
+        errors.push(`${name}_FILE: cannot read ${file} (${err instanceof Error ? err.name : "error"})`);
+        return undefined;
+      }
+    }
+    if (direct?.trim()) return direct.trim();
+    if (required) errors.push(`${name} is required (or ${name}_FILE naming a file that holds it)`);
+    return undefined;
+  };
+
+  // Mattermost
+  const mmUrl = parseHttpUrl("MM_URL", get("MM_URL"), errors, true);
+  const mmToken = secret("MM_TOKEN", true);
+  if (mmToken && /\s/.test(mmToken)) errors.push("MM_TOKEN contains whitespace: paste the token alone");
+  const team = get("MM_TEAM");
+  const commandToken = secret("MM_COMMAND_TOKEN", false);
+
+  // XMPP
+  const jid = get("XMPP_JID");
+  let domain = "";
+  let local = "";
+  if (!jid) errors.push("XMPP_JID is required, e.g. bridge@example.org");
+  else if (!BARE_JID.test(jid)) {
+    errors.push(`XMPP_JID "${jid}" is not a bare JID: expected local@domain, e.g. bridge@example.org`);
+  } else {
+    [local, domain] = jid.split("@");
+    domain = domain.toLowerCase();
+  }
+  const password = secret("XMPP_PASSWORD", true);
+  let service = get("XMPP_SERVICE") ?? (domain ? `xmpp://${domain}:5222` : "");
+  if (get("XMPP_SERVICE")) {
+    try {
+      const u = new URL(service);
+      if (u.protocol !== "xmpp:" && u.protocol !== "xmpps:") throw new Error("scheme");
+      if (!u.hostname) throw new Error("host");
+      const port = u.port || (u.protocol === "xmpps:" ? "5223" : "5222");
+      service = `${u.protocol}//${u.hostname}:${port}`;
+    } catch {
+      errors.push(
+        `XMPP_SERVICE "${service}" is not valid: expected xmpp://host:port (STARTTLS) or xmpps://host:port (direct TLS)`,
+      );
+    }
+  }
+  const insecure = parseBool("XMPP_TLS_INSECURE_SKIP_VERIFY", get("XMPP_TLS_INSECURE_SKIP_VERIFY"), false, errors);
+  if (insecure) warnings.push("XMPP_TLS_INSECURE_SKIP_VERIFY=true: the XMPP server's certificate is not checked");
+  const caFile = get("XMPP_CA_FILE");
+  let ca: string | undefined;
+  if (caFile) {
+    try {
+      ca = readFile(caFile);
+      if (!ca.includes("BEGIN CERTIFICATE")) {
+        errors.push(`XMPP_CA_FILE: ${caFile} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`);
+      }
+    } catch (err) {
+      errors.push(`XMPP_CA_FILE: cannot read ${caFile} (${err instanceof Error ? err.name : "error"})`);
+    }
+  }
+
+  // Bridge
+  const mappings = parseMappings(get("BRIDGE_MAPPINGS"), team, errors);
+  const stateDir = get("STATE_DIRECTORY")?.split(":")[0];
+  const kvPath = get("BRIDGE_KV_PATH") ?? (stateDir ? `${stateDir}/mmxmpp.kv` : "./data/mmxmpp.kv");
+  const httpAddr = parseAddr(get("BRIDGE_HTTP_ADDR") ?? "127.0.0.1:8786", errors);
+  const publicUrl = parseHttpUrl("BRIDGE_PUBLIC_URL", get("BRIDGE_PUBLIC_URL"), errors, false);
+  if (publicUrl && !team) errors.push("BRIDGE_PUBLIC_URL needs MM_TEAM: the slash command is registered in a team");
+  const mmDisplay = oneOf("BRIDGE_MM_DISPLAY", get("BRIDGE_MM_DISPLAY") ?? "override", ["override", "prefix"], errors);
+  const level = oneOf("LOG_LEVEL", get("LOG_LEVEL")?.toLowerCase() ?? "info", [
+    "debug",
+    "info",
+    "warn",
+    "error",
+  ], errors);
+  const format = oneOf("LOG_FORMAT", get("LOG_FORMAT")?.toLowerCase() ?? (isTty ? "pretty" : "json"), [
+    "json",
+    "pretty",
+  ], errors);
+
+  if (errors.length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    warnings,
+    config: {
+      mattermost: { url: mmUrl!, token: mmToken!, team, commandToken },
+      xmpp: {
+        jid: jid!,
+        password: password!,
+        service,
+        domain,
+        resource: get("XMPP_RESOURCE") ?? "mattermost-bridge",
+        mucNick: get("XMPP_MUC_NICK") ?? local,
+        tlsInsecureSkipVerify: insecure,
+        caFile,
+        ca,
+      },
+      bridge: {
+        mappings,
+        kvPath,
+        httpAddr,
+        publicUrl,
+        xmppNameFormat: env.BRIDGE_XMPP_NAME_FORMAT ?? "{nick} (xmpp)",
+        mmNameFormat: env.BRIDGE_MM_NAME_FORMAT ?? "<{username}> ",
+        mmDisplay: mmDisplay as Config["bridge"]["mmDisplay"],
+      },
+      log: { level: level as LogLevel, format: format as Config["log"]["format"] },
+    },
+  };
+}
+
+/** The secret values of a config, for log redaction. */
+export function secretsOf(config: Config): string[] {
+  return [config.mattermost.token, config.xmpp.password, config.mattermost.commandToken].filter((s): s is string =>
+    !!s
+  );
+}
+
+/** The config as JSON-able data with every secret replaced by `"***"`. */
+export function maskedConfig(config: Config): unknown {
+  return {
+    ...config,
+    mattermost: { ...config.mattermost, token: "***", commandToken: config.mattermost.commandToken && "***" },
+    xmpp: { ...config.xmpp, password: "***", ca: config.xmpp.ca && `(${config.xmpp.ca.length} bytes of PEM)` },
+  };
+}
+
+function parseHttpUrl(name: string, value: string | undefined, errors: string[], required: boolean) {
+  if (!value) {
+    if (required) errors.push(`${name} is required, e.g. https://chat.example.org`);
+    return undefined;
+  }
+  try {
+    const u = new URL(value);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("scheme");
+    if (u.search || u.hash) throw new Error("query");
+    return u.toString().replace(/\/+$/, "");
+  } catch {
+    errors.push(`${name} "${value}" is not an http(s) URL: expected e.g. https://chat.example.org (with the scheme)`);
+    return undefined;
+  }
+}
+
+function parseBool(name: string, value: string | undefined, fallback: boolean, errors: string[]): boolean {
+  if (value === undefined) return fallback;
+  const v = value.toLowerCase();
+  if (["true", "1", "yes", "on"].includes(v)) return true;
+  if (["false", "0", "no", "off"].includes(v)) return false;
+  errors.push(`${name} "${value}" is not a boolean: expected true or false`);
+  return fallback;
+}
+
+function oneOf(name: string, value: string, allowed: string[], errors: string[]): string {
+  if (!allowed.includes(value)) errors.push(`${name} "${value}" is not valid: expected one of ${allowed.join(", ")}`);
+  return value;
+}
+
+function parseAddr(value: string, errors: string[]): { hostname: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    errors.push(`BRIDGE_HTTP_ADDR "${value}" is not valid: expected host:port, e.g. 127.0.0.1:8786 or [::1]:8786`);
+    return { hostname: "127.0.0.1", port: 8786 };
+  }
+  return { hostname: m[1] ?? m[2], port };
+}
+
+/** Parses `BRIDGE_MAPPINGS`: comma-separated `team/channel=room@service` or `channelId=room@service`. */
+export function parseMappings(value: string | undefined, team: string | undefined, errors: string[]): MappingRefs[] {
+  if (!value) return [];
+  const out: MappingRefs[] = [];
+  for (const raw of value.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    const parts = raw.split("=");
+    const left = parts[0]?.trim() ?? "";
+    const right = parts[1]?.trim().toLowerCase() ?? "";
+    const problem = parts.length !== 2
+      ? "expected one '='"
+      : !(MM_ID.test(left) || /^[^/\s]+\/[^/\s]+$/.test(left) || (team && /^[^/\s]+$/.test(left)))
+      ? `"${left}" is neither team/channel nor a 26-character channel id${team ? " nor a channel name" : ""}`
+      : !BARE_JID.test(right)
+      ? `"${right}" is not a room JID like room@conference.example.org`
+      : undefined;
+    if (problem) {
+      errors.push(
+        `BRIDGE_MAPPINGS entry "${raw}" does not parse: ${problem}. ` +
+          "Use team/channel=room@service or channelId=room@service, comma-separated",
+      );
+      continue;
+    }
+    out.push({ mattermost: left, xmpp: right });
+  }
+  return out;
+}
+
+/** `--help` text listing every variable. */
+export function helpText(version: string): string {
+  const width = Math.max(...ENV_VARS.map((v) => v.name.length));
+  return [
+    `mmxmpp ${version}: a bridge between Mattermost channels and XMPP multi-user chat rooms`,
+    "",
+    "Usage: mmxmpp [--help] [--version] [--check-config] [--doctor [doctor flags]]",
+    "",
+    "  --help           show this text",
+    "  --version        print the version",
+    "  --check-config   validate the environment, print the effective config (secrets masked) and exit",
+    "  --doctor         diagnose the deployment (mmxmpp --doctor --help for its flags)",
+    "",
+    "Environment (each secret X may instead be read from the file named by X_FILE):",
+    ...ENV_VARS.map((v) => `  ${v.name.padEnd(width)}  ${v.meaning} [default: ${v.default}]`),
+    "",
+    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.",
+  ].join("\n");
+}
