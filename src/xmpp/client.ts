@@ -1,0 +1,150 @@
+/**
+ * Builds an xmpp.js client from its parts, so that TLS can be configured per connection.
+ *
+ * `@xmpp/client`'s own STARTTLS step takes no TLS options; this module wires the same pieces (TCP, direct TLS,
+ * SASL SCRAM-SHA-1/PLAIN, resource binding, reconnect, IQ caller/callee) with a STARTTLS step that honours a
+ * custom CA and an explicit "skip verification" switch, and checks the certificate against the JID's domain.
+ *
+ * @module
+ */
+import { Client, xml } from "@xmpp/client-core";
+import reconnect from "@xmpp/reconnect";
+import tcp from "@xmpp/tcp";
+import ConnectionTLS from "@xmpp/tls/lib/Connection.js";
+import TlsSocket from "@xmpp/tls/lib/Socket.js";
+import middleware from "@xmpp/middleware";
+import streamFeatures from "@xmpp/stream-features";
+import iqCaller from "@xmpp/iq/caller.js";
+import iqCallee from "@xmpp/iq/callee.js";
+import sasl from "@xmpp/sasl";
+import SASLFactory from "saslmechanisms";
+import scramsha1 from "@xmpp/sasl-scram-sha-1";
+import plain from "@xmpp/sasl-plain";
+import resourceBinding from "@xmpp/resource-binding";
+import net from "node:net";
+import tls from "node:tls";
+
+/** An xmpp.js element. */
+export type Element = ReturnType<typeof xml>;
+
+/** TLS settings for one connection. */
+export interface TlsOptions {
+  /** Extra CA certificate(s), PEM. */
+  ca?: string;
+  /** Accept any certificate. Only for testing; the caller warns. */
+  insecureSkipVerify?: boolean;
+}
+
+/** Options for {@link createXmppClient}. */
+export interface XmppClientOptions {
+  /** `xmpp://host:port` or `xmpps://host:port`. */
+  service: string;
+  /** Domain of the account; certificates are checked against it. */
+  domain: string;
+  username: string;
+  password: string;
+  resource: string;
+  tls?: TlsOptions;
+}
+
+/** The parts of an xmpp.js client the bridge uses. */
+export interface XmppClient {
+  readonly status: string;
+  readonly jid: { toString(): string; bare(): { toString(): string }; getLocal(): string } | null;
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+  send(element: Element): Promise<void>;
+  on(event: string, listener: (...args: any[]) => void): void;
+  removeListener(event: string, listener: (...args: any[]) => void): void;
+  isSecure(): boolean;
+  iqCaller: {
+    request(element: Element, timeout?: number): Promise<Element>;
+    get(element: Element, to?: string, timeout?: number): Promise<Element>;
+  };
+  iqCallee: { get(ns: string, name: string, handler: (ctx: unknown) => unknown): void };
+  reconnect: { delay: number; stop(): void; start(): void; on(event: string, listener: () => void): void };
+  /** What negotiation picked, for logs and the doctor. */
+  negotiated: { mechanism?: string; tlsProtocol?: string; peerCertificate?: tls.PeerCertificate };
+}
+
+const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+
+/** Node TLS connect options for `opts`. */
+export function tlsConnectOptions(domain: string, opts: TlsOptions = {}): tls.ConnectionOptions {
+  return {
+    servername: domain,
+    ca: opts.ca ? [...tls.rootCertificates, opts.ca] : undefined,
+    rejectUnauthorized: !opts.insecureSkipVerify,
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(domain, cert),
+  };
+}
+
+/**
+ * Creates (but does not start) a client for one account.
+ *
+ * @example
+ * ```ts
+ * const xmpp = createXmppClient({ service: "xmpp://chat.example.org:5222", domain: "example.org",
+ *   username: "bridge", password, resource: "mattermost-bridge" });
+ * await xmpp.start();
+ * ```
+ */
+export function createXmppClient(opts: XmppClientOptions): XmppClient {
+  const tlsOpts = tlsConnectOptions(opts.domain, opts.tls);
+  const entity = new Client({ service: opts.service, domain: opts.domain });
+  const negotiated: XmppClient["negotiated"] = {};
+
+  // Direct TLS (xmpps://) with our options.
+  class DirectTls extends ConnectionTLS {
+    socketParameters(service: string) {
+      const params = super.socketParameters(service);
+      return params && { ...params, ...tlsOpts };
+    }
+  }
+  tcp({ entity });
+  entity.transports.push(DirectTls);
+
+  const mw = middleware({ entity });
+  const features = streamFeatures({ middleware: mw });
+  const caller = iqCaller({ middleware: mw, entity });
+  const callee = iqCallee({ middleware: mw, entity });
+  const reconnector = reconnect({ entity });
+
+  features.use("starttls", NS_TLS, async ({ entity }: { entity: any }) => {
+    const socket = entity.socket;
+    if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return;
+    const answer = await entity.sendReceive(xml("starttls", { xmlns: NS_TLS }));
+    if (!answer.is("proceed", NS_TLS)) throw new Error("the server refused STARTTLS");
+    const secure = new TlsSocket();
+    await new Promise<void>((resolve, reject) => {
+      secure.once("connect", () => resolve());
+      secure.once("error", (err: Error) => reject(err));
+      secure.connect({ socket, ...tlsOpts });
+    });
+    entity._attachSocket(secure);
+    await entity.restart();
+  });
+
+  const saslFactory = new SASLFactory();
+  scramsha1(saslFactory);
+  plain(saslFactory);
+  sasl({ streamFeatures: features, saslFactory }, async (authenticate: any, mechanisms: string[]) => {
+    // Never send PLAIN over an unencrypted stream.
+    const mechanism = entity.isSecure() ? mechanisms[0] : mechanisms.find((m: string) => m !== "PLAIN");
+    if (!mechanism) throw new Error("the server offers only PLAIN authentication on an unencrypted stream");
+    negotiated.mechanism = mechanism;
+    await authenticate({ username: opts.username, password: opts.password }, mechanism);
+  });
+  resourceBinding({ iqCaller: caller, streamFeatures: features }, opts.resource);
+  callee.get("urn:xmpp:ping", "ping", () => ({}));
+
+  entity.on("online", () => {
+    const raw = entity.socket?.socket;
+    if (raw instanceof tls.TLSSocket) {
+      negotiated.tlsProtocol = raw.getProtocol() ?? undefined;
+      negotiated.peerCertificate = raw.getPeerCertificate();
+    }
+  });
+
+  return Object.assign(entity, { iqCaller: caller, iqCallee: callee, reconnect: reconnector, negotiated });
+}

@@ -1,0 +1,271 @@
+/**
+ * The XMPP connector: one client session that joins the mapped MUC rooms and relays between them and the bus.
+ *
+ * Outgoing messages carry an XEP-0359 origin-id and are confirmed by the room's reflection, which also gives the
+ * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
+import { BridgeError, errorMessage } from "../core/errors.ts";
+import type { DirectionalMessage, SentRefs } from "../core/message.ts";
+import { renderTemplate } from "../core/text.ts";
+import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
+import { discoInfo } from "./disco.ts";
+import { normalizeRoomJid } from "./jid.ts";
+import { type LeaveReason, MucRooms } from "./muc.ts";
+import { buildGroupchat, type Groupchat, parseGroupchat } from "./stanza.ts";
+
+const log = getLogger(["mmxmpp", "xmpp"]);
+
+/** Settings of {@link XmppBridge}. */
+export interface XmppBridgeOptions {
+  jid: string;
+  password: string;
+  service: string;
+  resource: string;
+  mucNick: string;
+  tls?: TlsOptions;
+  /** Prefix put before Mattermost users' text: `{username}`, `{displayname}`. */
+  nameFormat: string;
+  /** How long to wait for the room to reflect a sent message. */
+  reflectionTimeoutMs?: number;
+}
+
+interface Waiter {
+  room: string;
+  resolve: (stanzaId: string | undefined) => void;
+  reject: (err: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** XMPP side of the bridge (relay mode: everything is said by the bridge's own occupant). */
+export class XmppBridge implements Bridge {
+  readonly network = "xmpp";
+  private client!: XmppClient;
+  private ctx!: BridgeContext;
+  private muc!: MucRooms;
+  private readonly waiters = new Map<string, Waiter>();
+  private state: BridgeHealth = { network: "xmpp", connected: false, detail: "not started", since: Date.now() };
+  private stopping = false;
+  private everOnline = false;
+  private readonly domain: string;
+  private readonly local: string;
+
+  constructor(private readonly opts: XmppBridgeOptions) {
+    [this.local, this.domain] = opts.jid.split("@");
+  }
+
+  async start(ctx: BridgeContext): Promise<void> {
+    this.ctx = ctx;
+    this.client = createXmppClient({
+      service: this.opts.service,
+      domain: this.domain,
+      username: this.local,
+      password: this.opts.password,
+      resource: this.opts.resource,
+      tls: this.opts.tls,
+    });
+    this.muc = new MucRooms((el) => this.client.send(el), (room, reason) => this.onLeft(room, reason));
+    this.client.on("stanza", (stanza: Element) => this.onStanza(stanza));
+    this.client.on("online", (jid: unknown) => this.onOnline(String(jid)));
+    this.client.on("offline", () => this.setState(false, "offline"));
+    this.client.on("disconnect", () => this.onDisconnect());
+    this.client.on("error", (err: Error) => {
+      if (!this.stopping) log.warn("XMPP connection error: {error}", { error: errorMessage(err) });
+    });
+    try {
+      await this.client.start();
+    } catch (err) {
+      this.client.reconnect.stop();
+      await this.client.stop().catch(() => {});
+      throw new BridgeError(`cannot connect to XMPP at ${this.opts.service} as ${this.opts.jid}: ${describe(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (!this.client) return;
+    this.client.reconnect.stop();
+    for (const w of this.waiters.values()) {
+      clearTimeout(w.timer);
+      w.reject(new BridgeError("the bridge is stopping", { transient: true }));
+    }
+    this.waiters.clear();
+    this.muc?.resetAll();
+    if (this.client.status === "online") {
+      await Promise.all([...this.muc.rooms.keys()].map((room) => this.muc.leave(room).catch(() => {})));
+    }
+    await Promise.race([this.client.stop().catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
+    this.setState(false, "stopped");
+  }
+
+  health(): BridgeHealth {
+    return { ...this.state };
+  }
+
+  async resolveChannel(ref: string, opts: { mustExist: boolean }): Promise<string> {
+    const room = normalizeRoomJid(ref);
+    if (!opts.mustExist) return room;
+    try {
+      const info = await discoInfo(this.client, room);
+      if (!info.identities.some((i) => i.category === "conference")) {
+        throw new BridgeError(`${room} exists but is not a multi-user chat room`);
+      }
+      return room;
+    } catch (err) {
+      if (err instanceof BridgeError) throw err;
+      const condition = (err as { condition?: string }).condition;
+      if (condition === "item-not-found") throw new BridgeError(`room ${room} does not exist on its server`);
+      if (condition === "remote-server-not-found" || condition === "remote-server-timeout") {
+        throw new BridgeError(`the server of ${room} cannot be reached (${condition})`);
+      }
+      throw new BridgeError(`cannot check room ${room}: ${condition ?? errorMessage(err)}`, { transient: true });
+    }
+  }
+
+  async joinChannel(room: string): Promise<void> {
+    if (this.muc.nickIn(room)) return;
+    if (this.client.status !== "online") {
+      // Remember the room; it is joined when the session comes (back) online.
+      this.muc.rooms.set(room, { wantedNick: this.opts.mucNick, joined: false });
+      throw new BridgeError("XMPP is not connected; the room will be joined on reconnect", { transient: true });
+    }
+    await this.muc.join(room, this.opts.mucNick);
+  }
+
+  async leaveChannel(room: string): Promise<void> {
+    await this.muc.leave(room);
+  }
+
+  async send(dm: DirectionalMessage): Promise<SentRefs> {
+    const room = dm.targetChannel;
+    if (this.client.status !== "online" || !this.muc.nickIn(room)) {
+      throw new BridgeError(`not in ${room} right now`, { transient: true });
+    }
+    const author = dm.message.author;
+    const prefix = renderTemplate(this.opts.nameFormat, {
+      username: author.name,
+      displayname: author.displayName ?? author.name,
+    });
+    const id = crypto.randomUUID();
+    const reflected = new Promise<string | undefined>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        reject(new BridgeError(`${room} did not reflect a sent message in time`, { transient: true }));
+      }, this.opts.reflectionTimeoutMs ?? 15_000);
+      this.waiters.set(id, { room, resolve, reject, timer });
+    });
+    try {
+      await this.client.send(buildGroupchat(room, prefix + dm.message.text, id));
+    } catch (err) {
+      const w = this.waiters.get(id);
+      if (w) clearTimeout(w.timer);
+      this.waiters.delete(id);
+      throw new BridgeError(`cannot send to ${room}: ${errorMessage(err)}`, { transient: true });
+    }
+    const stanzaId = await reflected;
+    return { ids: stanzaId ? [id, stanzaId] : [id] };
+  }
+
+  private onStanza(stanza: Element): void {
+    try {
+      if (stanza.is("presence")) {
+        this.muc.handlePresence(stanza);
+        return;
+      }
+      const msg = parseGroupchat(stanza);
+      if (msg) this.onGroupchat(msg);
+    } catch (err) {
+      log.warn("Ignored a stanza that could not be handled: {error}", { error: errorMessage(err) });
+    }
+  }
+
+  private onGroupchat(msg: Groupchat): void {
+    const ownNick = this.muc.nickIn(msg.room);
+    const waiter = msg.originId ? this.waiters.get(msg.originId) : msg.id ? this.waiters.get(msg.id) : undefined;
+    if (waiter && waiter.room === msg.room) {
+      this.waiters.delete(msg.originId ?? msg.id!);
+      clearTimeout(waiter.timer);
+      if (msg.error) {
+        // The room bounced our message: usually we are no longer an occupant. Rejoin, and let the bus retry.
+        waiter.reject(new BridgeError(`${msg.room} refused a message: ${msg.error.condition}`, { transient: true }));
+        this.rejoin(msg.room);
+      } else waiter.resolve(msg.stanzaId);
+      return;
+    }
+    if (msg.error || !this.muc.rooms.has(msg.room)) return;
+    if (ownNick !== undefined && msg.nick === ownNick) {
+      // Our own message, reflected after its waiter gave up: record the room's id so later references resolve.
+      if (msg.originId && msg.stanzaId) void this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId);
+      return;
+    }
+    if (msg.delayed || msg.body === undefined || msg.body === "" || msg.nick === "") return;
+    const ids = [...new Set([msg.stanzaId, msg.originId, msg.id].filter((x): x is string => !!x))];
+    log.debug("Received from {room}/{nick}: {body}", { room: msg.room, nick: msg.nick, body: msg.body });
+    this.ctx.receive({
+      network: this.network,
+      channel: msg.room,
+      ids,
+      author: { id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
+      text: msg.body,
+      timestamp: Date.now(),
+    });
+  }
+
+  private async onOnline(jid: string): Promise<void> {
+    this.setState(true, `connected as ${jid}`);
+    const rooms = this.muc.resetAll();
+    if (this.everOnline) log.info("XMPP session is back; rejoining {count} room(s)", { count: rooms.length });
+    this.everOnline = true;
+    this.client.reconnect.delay = 1_000;
+    for (const [room, nick] of rooms) {
+      await this.muc.join(room, nick).catch((err) =>
+        log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) })
+      );
+    }
+  }
+
+  private onDisconnect(): void {
+    if (this.stopping) return;
+    this.setState(false, `disconnected from ${this.opts.service}; reconnecting`);
+    for (const w of this.waiters.values()) {
+      clearTimeout(w.timer);
+      w.reject(new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }));
+    }
+    this.waiters.clear();
+    this.muc.resetAll();
+    // Back off: 1 s, 2 s, 4 s … up to 30 s between attempts while the server stays away.
+    this.client.reconnect.delay = Math.min(30_000, Math.max(1_000, this.client.reconnect.delay * 2));
+  }
+
+  private onLeft(room: string, reason: LeaveReason): void {
+    if (this.stopping || reason === "banned" || reason === "left") return;
+    setTimeout(() => this.rejoin(room), 2_000);
+  }
+
+  private rejoin(room: string): void {
+    const occ = this.muc.rooms.get(room);
+    if (!occ || this.stopping || this.client.status !== "online") return;
+    this.muc.join(room, occ.wantedNick).catch((err) =>
+      log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) })
+    );
+  }
+
+  private setState(connected: boolean, detail: string): void {
+    if (this.state.connected !== connected || this.state.detail !== detail) {
+      this.state = { network: this.network, connected, detail, since: Date.now() };
+    }
+  }
+}
+
+function describe(err: unknown): string {
+  const e = err as { condition?: string; code?: string; message?: string };
+  if (e?.condition === "not-authorized") return "the password was refused (not-authorized)";
+  if (e?.code === "ECONNREFUSED") return "connection refused: is the server running and the port right?";
+  if (e?.code === "ENOTFOUND") return "the host name does not resolve";
+  return e?.condition ?? e?.message ?? String(err);
+}

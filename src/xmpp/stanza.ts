@@ -1,0 +1,87 @@
+/**
+ * Groupchat stanzas in and out: parsing at the edge into plain data, and building what the bridge sends.
+ *
+ * Identifiers follow XEP-0359: `origin-id` is ours to choose and recognises our echoes; `stanza-id` is trusted only
+ * when the room itself (`by` = room JID) assigned it.
+ *
+ * @module
+ */
+import { xml } from "@xmpp/client-core";
+import type { Element } from "./client.ts";
+
+/** XEP-0359 namespace. */
+export const NS_SID = "urn:xmpp:sid:0";
+const NS_DELAY = "urn:xmpp:delay";
+const NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0";
+
+/** A groupchat message, parsed. */
+export interface Groupchat {
+  /** Room bare JID, lowercased. */
+  room: string;
+  /** Sender's nick (resource of `from`); empty for messages from the room itself. */
+  nick: string;
+  /** The `id` attribute; chosen by the sender, not unique. */
+  id?: string;
+  originId?: string;
+  /** Only set when assigned by the room. */
+  stanzaId?: string;
+  /** XEP-0421 occupant id, when the room offers it. */
+  occupantId?: string;
+  body?: string;
+  subject?: string;
+  /** Delivered from history (XEP-0203 delay), not live. */
+  delayed: boolean;
+  /** When `delayed`, the original time; else undefined. */
+  stamp?: number;
+  /** `type="error"`: the room bounced one of our messages. */
+  error?: { condition: string; text?: string };
+}
+
+/** Parses a `<message type="groupchat|error">` from a room; returns null for anything else. */
+export function parseGroupchat(stanza: Element): Groupchat | null {
+  if (!stanza.is("message")) return null;
+  const type = stanza.attrs.type;
+  if (type !== "groupchat" && type !== "error") return null;
+  const from = String(stanza.attrs.from ?? "");
+  const slash = from.indexOf("/");
+  const room = (slash < 0 ? from : from.slice(0, slash)).toLowerCase();
+  if (!room.includes("@")) return null;
+  const nick = slash < 0 ? "" : from.slice(slash + 1);
+  const stanzaIdEl = stanza.getChildren("stanza-id", NS_SID).find((el: Element) =>
+    String(el.attrs.by ?? "").toLowerCase() === room
+  );
+  const delay = stanza.getChild("delay", NS_DELAY);
+  const stamp = delay ? Date.parse(String(delay.attrs.stamp)) : undefined;
+  let error: Groupchat["error"];
+  if (type === "error") {
+    const errEl = stanza.getChild("error");
+    const cond = errEl?.children.find((c: unknown) =>
+      typeof c === "object" && (c as Element).attrs?.xmlns === "urn:ietf:params:xml:ns:xmpp-stanzas" &&
+      (c as Element).name !== "text"
+    ) as Element | undefined;
+    error = { condition: cond?.name ?? "undefined-condition", text: errEl?.getChildText("text") ?? undefined };
+  }
+  return {
+    room,
+    nick,
+    id: stanza.attrs.id ? String(stanza.attrs.id) : undefined,
+    originId: stanza.getChild("origin-id", NS_SID)?.attrs.id,
+    stanzaId: stanzaIdEl?.attrs.id,
+    occupantId: stanza.getChild("occupant-id", NS_OCCUPANT_ID)?.attrs.id,
+    body: stanza.getChildText("body") ?? undefined,
+    subject: stanza.getChildText("subject") ?? undefined,
+    delayed: !!delay,
+    stamp: Number.isFinite(stamp) ? stamp : undefined,
+    error,
+  };
+}
+
+/** Builds a groupchat message whose `id` and XEP-0359 `origin-id` are both `id`. */
+export function buildGroupchat(room: string, body: string, id: string): Element {
+  return xml(
+    "message",
+    { type: "groupchat", to: room, id },
+    xml("body", {}, body),
+    xml("origin-id", { xmlns: NS_SID, id }),
+  );
+}
