@@ -1,0 +1,387 @@
+/**
+ * Posts: creation, patching and deletion with the real server's checks, and the `posted`,
+ * `post_edited` and `post_deleted` events they publish.
+ *
+ * @module
+ */
+
+import { AppError, invalidParam, notFound, permissionError } from "./app_error.ts";
+import type { App } from "./app.ts";
+import { newEvent } from "./events.ts";
+import { attachFiles } from "./files.ts";
+import { newId } from "./ids.ts";
+import type { Channel, Post, PostList, User } from "./model.ts";
+import { hasChannelPermission } from "./permissions.ts";
+import { isSystemAdmin, type Store } from "./store.ts";
+import { setStatus } from "./users.ts";
+
+/** `model.PostMessageMaxRunesV2`: longer messages are refused, never truncated. */
+export const MAX_POST_RUNES = 16383;
+/** `file_ids` serialized as JSON may not exceed this many runes (about 10 files). */
+const MAX_FILE_IDS_RUNES = 300;
+/** How long `pending_post_id` de-duplicates a retried create (the server's `PendingPostIDsCacheTTL`). */
+const PENDING_POST_TTL_MS = 30_000;
+
+/** The body of `POST /posts`. */
+export interface NewPost {
+  channel_id?: string;
+  message?: string;
+  root_id?: string;
+  file_ids?: string[];
+  props?: Record<string, unknown>;
+  type?: string;
+  pending_post_id?: string;
+}
+
+/** The body of `PUT /posts/{id}/patch`. */
+export interface PostPatch {
+  message?: string;
+  file_ids?: string[];
+  props?: Record<string, unknown>;
+  is_pinned?: boolean;
+}
+
+function checkMessageLength(message: string): void {
+  const runes = [...message].length;
+  if (runes > MAX_POST_RUNES) {
+    throw new AppError(
+      "model.post.is_valid.message_length.app_error",
+      `Post Message property is longer than the maximum permitted length (${runes} > ${MAX_POST_RUNES}).`,
+      400,
+    );
+  }
+}
+
+/**
+ * Keep `override_username`/`override_icon_url` only where the real server would show them: the matching
+ * `EnablePost…Override` setting is on and the post says `from_webhook: "true"`.
+ */
+function sanitizeOverrideProps(app: App, props: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...props };
+  const fromWebhook = out.from_webhook === "true";
+  if (!(app.config.enablePostUsernameOverride && fromWebhook)) delete out.override_username;
+  if (!(app.config.enablePostIconOverride && fromWebhook)) delete out.override_icon_url;
+  return out;
+}
+
+/** The post as the API returns it: a copy with `metadata` (files, reactions) and thread counts. */
+export function postView(store: Store, post: Post): Post {
+  const view = structuredClone(post);
+  const threadRoot = post.root_id || post.id;
+  const replies = store.repliesOf(threadRoot);
+  view.reply_count = replies.length;
+  view.last_reply_at = replies.length ? replies[replies.length - 1].create_at : 0;
+  const metadata: Post["metadata"] = {};
+  const files = (post.file_ids ?? []).map((id) => store.files.get(id)?.info).filter((f) => f !== undefined);
+  if (files.length) metadata.files = structuredClone(files);
+  const reactions = store.reactions.get(post.id) ?? [];
+  if (reactions.length && post.delete_at === 0) metadata.reactions = structuredClone(reactions);
+  view.metadata = metadata;
+  return view;
+}
+
+/** Build a `PostList` from posts already in newest-first `order`, plus extra (parent) posts. */
+export function postList(store: Store, ordered: Post[], extra: Post[] = []): PostList {
+  const posts: Record<string, Post> = {};
+  for (const p of [...ordered, ...extra]) posts[p.id] = postView(store, p);
+  return {
+    order: ordered.map((p) => p.id),
+    posts,
+    next_post_id: "",
+    prev_post_id: "",
+    has_next: false,
+    first_inaccessible_post_time: 0,
+  };
+}
+
+/** Usernames mentioned in a message: `@name`, where a trailing `.`, `-` or `_` is not part of the name. */
+function mentionedNames(message: string): Set<string> {
+  const names = new Set<string>();
+  for (const match of message.matchAll(/(?:^|[^a-z0-9.\-_@])@([a-z0-9.\-_]+)/gi)) {
+    names.add(match[1].toLowerCase().replace(/[.\-_]+$/, ""));
+  }
+  return names;
+}
+
+/** Ids of channel members a post notifies: explicit `@username`, or everyone for `@channel`/`@all`/`@here`. */
+function mentionedUserIds(app: App, post: Post, channel: Channel): string[] {
+  const names = mentionedNames(post.message);
+  const members = app.store.channelMemberIds(channel.id).filter((id) => id !== post.user_id);
+  const everyone = names.has("channel") || names.has("all");
+  return members.filter((id) => {
+    const user = app.store.users.get(id);
+    if (!user) return false;
+    if (everyone || names.has(user.username)) return true;
+    return names.has("here") && app.isConnected(id);
+  });
+}
+
+/** Publish `posted` with the data the real server attaches (`post` is a JSON string). */
+function publishPosted(app: App, post: Post, channel: Channel, setOnline: boolean): void {
+  const author = app.store.users.get(post.user_id);
+  const override = post.props.override_username;
+  const senderName = typeof override === "string" && override !== ""
+    ? override
+    : `@${author?.username ?? ""}`;
+  const data: Record<string, unknown> = {
+    channel_display_name: channel.display_name,
+    channel_name: channel.name,
+    channel_type: channel.type,
+  };
+  const mentions = mentionedUserIds(app, post, channel);
+  if (mentions.length) data.mentions = JSON.stringify(mentions);
+  const files = (post.file_ids ?? []).map((id) => app.store.files.get(id)?.info).filter((f) =>
+    f !== undefined
+  );
+  if (files.length) {
+    data.otherFile = "true";
+    if (files.some((f) => f.mime_type.startsWith("image/"))) data.image = "true";
+  }
+  data.post = JSON.stringify(postView(app.store, post));
+  data.sender_name = senderName;
+  data.set_online = setOnline;
+  data.team_id = channel.team_id;
+  app.publish(newEvent("posted", data, { channelId: channel.id }));
+}
+
+/** Store a post and publish `posted`; shared by user posts and system messages. */
+function savePost(app: App, post: Post, channel: Channel, setOnline: boolean): Post {
+  const { store } = app;
+  store.posts.set(post.id, post);
+  const ids = store.channelPosts.get(channel.id) ?? [];
+  ids.push(post.id);
+  store.channelPosts.set(channel.id, ids);
+  channel.last_post_at = post.create_at;
+  channel.total_msg_count++;
+  if (!post.root_id) {
+    channel.last_root_post_at = post.create_at;
+    channel.total_msg_count_root++;
+  } else {
+    // Saving a reply bumps the root's update_at so `?since=` catch-up sees the thread change.
+    const root = store.posts.get(post.root_id);
+    if (root) root.update_at = post.create_at;
+  }
+  publishPosted(app, post, channel, setOnline);
+  return post;
+}
+
+function blankPost(store: Store, userId: string, channelId: string): Post {
+  const now = store.clock.now();
+  return {
+    id: newId(),
+    create_at: now,
+    update_at: now,
+    edit_at: 0,
+    delete_at: 0,
+    is_pinned: false,
+    user_id: userId,
+    channel_id: channelId,
+    root_id: "",
+    original_id: "",
+    message: "",
+    type: "",
+    props: {},
+    hashtags: "",
+    pending_post_id: "",
+    reply_count: 0,
+    last_reply_at: 0,
+    participants: null,
+  };
+}
+
+/**
+ * Create a post as `author`, exactly as `POST /posts` does: permission (403 unless a channel member or
+ * admin — also for a missing or unknown `channel_id`), thread checks, the 16,383-rune limit, override-prop
+ * rules, `from_bot` for bots, file attachment, `pending_post_id` de-duplication and the `posted` event.
+ */
+export function createPost(app: App, author: User, input: NewPost, setOnline = true): Post {
+  const { store } = app;
+  const channel = typeof input.channel_id === "string" ? store.channels.get(input.channel_id) : undefined;
+  if (!channel || !hasChannelPermission(store, author, channel)) throw permissionError("create_post");
+  if (channel.delete_at !== 0) {
+    throw new AppError(
+      "api.post.create_post.can_not_post_to_deleted.error",
+      "Can not post to deleted channel.",
+      400,
+    );
+  }
+
+  const pendingId = typeof input.pending_post_id === "string" ? input.pending_post_id : "";
+  const pending = store.pendingPostIds;
+  const seen = pendingId ? pending.get(`${author.id}:${pendingId}`) : undefined;
+  if (seen && Date.now() - seen.at < PENDING_POST_TTL_MS) {
+    return postView(store, store.posts.get(seen.postId)!);
+  }
+
+  const rootId = typeof input.root_id === "string" ? input.root_id : "";
+  if (rootId) {
+    const root = store.posts.get(rootId);
+    if (!root || root.delete_at !== 0 || root.root_id !== "") {
+      throw new AppError("api.post.create_post.root_id.app_error", "Invalid RootId parameter.", 400);
+    }
+    if (root.channel_id !== channel.id) {
+      throw new AppError(
+        "api.post.create_post.channel_root_id.app_error",
+        "Invalid ChannelId for RootId parameter.",
+        400,
+      );
+    }
+  }
+  const message = typeof input.message === "string" ? input.message : "";
+  checkMessageLength(message);
+  const type = typeof input.type === "string" ? input.type : "";
+  if (type !== "" && !type.startsWith("custom_") && !type.startsWith("system_")) {
+    throw new AppError("model.post.is_valid.type.app_error", "Invalid type.", 400);
+  }
+  const fileIds = Array.isArray(input.file_ids) ? input.file_ids.map(String) : [];
+  if ([...JSON.stringify(fileIds)].length > MAX_FILE_IDS_RUNES) {
+    throw new AppError("model.post.is_valid.file_ids.app_error", "Invalid file ids.", 400);
+  }
+  if (input.props !== undefined && (typeof input.props !== "object" || input.props === null)) {
+    throw invalidParam("props");
+  }
+
+  const post = blankPost(store, author.id, channel.id);
+  post.root_id = rootId;
+  post.message = message;
+  post.type = type;
+  post.pending_post_id = pendingId;
+  post.props = sanitizeOverrideProps(app, input.props ?? {});
+  if (author.is_bot) post.props.from_bot = "true";
+  const attached = attachFiles(store, fileIds, post);
+  if (attached.length) post.file_ids = attached;
+
+  if (pendingId) pending.set(`${author.id}:${pendingId}`, { postId: post.id, at: Date.now() });
+  if (setOnline) setStatus(app, author.id, "online");
+  savePost(app, post, channel, setOnline);
+  return postView(store, post);
+}
+
+/** What a system message needs; the server writes these for joins, leaves and channel changes. */
+export interface SystemMessage {
+  channel: Channel;
+  userId: string;
+  type: string;
+  message: string;
+  props?: Record<string, unknown>;
+}
+
+/** Create a `system_*` post (no validation) and publish `posted`, as the server does on membership changes. */
+export function createSystemPost(app: App, msg: SystemMessage): Post {
+  const post = blankPost(app.store, msg.userId, msg.channel.id);
+  post.type = msg.type;
+  post.message = msg.message;
+  post.props = msg.props ?? {};
+  savePost(app, post, msg.channel, false);
+  return post;
+}
+
+/** A live post by id, or 404 like `GetSinglePost(id, false)`. */
+export function requireLivePost(store: Store, postId: string): Post {
+  const post = store.posts.get(postId);
+  if (!post || post.delete_at !== 0) throw notFound("app.post.get.app_error", "post");
+  return post;
+}
+
+function requireOwnOrAdmin(app: App, actor: User, post: Post, own: string, others: string): Channel {
+  const channel = app.store.channels.get(post.channel_id)!;
+  if (post.user_id === actor.id) {
+    if (!hasChannelPermission(app.store, actor, channel)) throw permissionError(own);
+  } else if (!isSystemAdmin(actor)) {
+    throw permissionError(others);
+  }
+  return channel;
+}
+
+/**
+ * Patch a post (`PUT /posts/{id}/patch`): own posts need channel membership, others' posts need admin;
+ * system messages cannot be edited; the message limit applies again. Publishes `post_edited`.
+ */
+export function patchPost(app: App, actor: User, postId: string, patch: PostPatch): Post {
+  const post = requireLivePost(app.store, postId);
+  const channel = requireOwnOrAdmin(app, actor, post, "edit_post", "edit_others_posts");
+  if (post.type.startsWith("system_")) {
+    throw new AppError(
+      "api.post.update_post.system_message.app_error",
+      "Unable to update system message.",
+      400,
+    );
+  }
+  if (patch.message !== undefined) {
+    if (typeof patch.message !== "string") throw invalidParam("message");
+    checkMessageLength(patch.message);
+  }
+  const now = app.store.clock.now();
+  if (typeof patch.message === "string" && patch.message !== post.message) {
+    post.message = patch.message;
+    post.edit_at = now;
+  }
+  if (patch.props && typeof patch.props === "object") {
+    post.props = sanitizeOverrideProps(app, patch.props);
+  }
+  if (Array.isArray(patch.file_ids)) {
+    const attached = attachFiles(app.store, patch.file_ids.map(String), post);
+    post.file_ids = attached.length ? attached : undefined;
+  }
+  if (typeof patch.is_pinned === "boolean") post.is_pinned = patch.is_pinned;
+  post.update_at = now;
+  app.publish(
+    newEvent("post_edited", { post: JSON.stringify(postView(app.store, post)) }, { channelId: channel.id }),
+  );
+  return postView(app.store, post);
+}
+
+/**
+ * Delete a post (`DELETE /posts/{id}`): soft delete of the post, its thread replies and its files.
+ * Publishes `post_deleted` twice like the real server: a copy for non-admins and one with `delete_by`
+ * for admins.
+ */
+export function deletePost(app: App, actor: User, postId: string): void {
+  const post = requireLivePost(app.store, postId);
+  const channel = requireOwnOrAdmin(app, actor, post, "delete_post", "delete_others_posts");
+  const now = app.store.clock.now();
+  const doomed = [post, ...(post.root_id ? [] : app.store.repliesOf(post.id))];
+  for (const p of doomed) {
+    p.delete_at = now;
+    p.update_at = now;
+    p.props = { ...p.props, deleteBy: actor.id };
+    for (const fileId of p.file_ids ?? []) {
+      const file = app.store.files.get(fileId);
+      if (file) file.info.delete_at = now;
+    }
+  }
+  const postJson = JSON.stringify(postView(app.store, post));
+  app.publish(
+    newEvent("post_deleted", { post: postJson }, { channelId: channel.id, audience: "non_admins" }),
+  );
+  app.publish(
+    newEvent("post_deleted", { delete_by: actor.id, post: postJson }, {
+      channelId: channel.id,
+      audience: "admins",
+    }),
+  );
+}
+
+/**
+ * Posts of a channel changed after `since` (`update_at > since`, strictly, deleted ones included), newest
+ * first, at most 1000; roots of returned replies are added to `posts` but not to `order`.
+ */
+export function postsSince(store: Store, channelId: string, since: number): PostList {
+  const changed = store.postsOf(channelId).filter((p) => p.update_at > since).reverse().slice(0, 1000);
+  const roots = changed
+    .filter((p) => p.root_id && !changed.some((c) => c.id === p.root_id))
+    .map((p) => store.posts.get(p.root_id)!)
+    .filter((p) => p !== undefined);
+  return postList(store, changed, roots);
+}
+
+/** One page of a channel's live posts, newest first, with the roots of any replies on the page. */
+export function postsPage(store: Store, channelId: string, page: number, perPage: number): PostList {
+  const live = store.postsOf(channelId).filter((p) => p.delete_at === 0).reverse();
+  const slice = live.slice(page * perPage, page * perPage + perPage);
+  const roots = slice
+    .filter((p) => p.root_id && !slice.some((c) => c.id === p.root_id))
+    .map((p) => store.posts.get(p.root_id)!)
+    .filter((p) => p !== undefined && p.delete_at === 0);
+  return postList(store, slice, roots);
+}

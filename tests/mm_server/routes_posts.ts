@@ -1,0 +1,109 @@
+/**
+ * Post and reaction routes.
+ *
+ * @module
+ */
+
+import { invalidUrlParam, notFound } from "./app_error.ts";
+import { intParam, json, readJsonObject, requireUser, statusOk } from "./http.ts";
+import { channelParam, idParam } from "./lookup.ts";
+import type { Post } from "./model.ts";
+import { requireReadChannel } from "./permissions.ts";
+import {
+  createPost,
+  deletePost,
+  type NewPost,
+  patchPost,
+  postList,
+  type PostPatch,
+  postsPage,
+  postsSince,
+  postView,
+} from "./posts.ts";
+import { addReaction, removeReaction } from "./reactions.ts";
+import type { Router } from "./router.ts";
+import type { RequestContext } from "./http.ts";
+import { isSystemAdmin } from "./store.ts";
+
+/** Go's `strconv.ParseBool`, used for `?set_online=`. */
+function parseBool(raw: string): boolean | undefined {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(raw)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(raw)) return false;
+  return undefined;
+}
+
+/** The post named by `:post_id`, readable by the caller (404 before 403, like `GetPostIfAuthorized`). */
+function readablePost(ctx: RequestContext): Post {
+  const actor = requireUser(ctx);
+  const post = ctx.app.store.posts.get(idParam(ctx, "post_id"));
+  const includeDeleted = ctx.url.searchParams.get("include_deleted") === "true" && isSystemAdmin(actor);
+  if (!post || (post.delete_at !== 0 && !includeDeleted)) throw notFound("app.post.get.app_error", "post");
+  requireReadChannel(ctx.app.store, actor, ctx.app.store.channels.get(post.channel_id)!);
+  return post;
+}
+
+/** Register the post and reaction routes. */
+export function registerPostRoutes(router: Router): void {
+  router.add("POST", "/posts", async (ctx) => {
+    const actor = requireUser(ctx);
+    const body = await readJsonObject(ctx, "post");
+    const raw = ctx.url.searchParams.get("set_online");
+    const setOnline = raw === null || raw === "" ? true : parseBool(raw);
+    if (setOnline === undefined) throw invalidUrlParam("set_online");
+    return json(201, createPost(ctx.app, actor, body as NewPost, setOnline));
+  });
+
+  router.add("GET", "/posts/:post_id", (ctx) => json(200, postView(ctx.app.store, readablePost(ctx))));
+
+  router.add("GET", "/posts/:post_id/thread", (ctx) => {
+    const post = readablePost(ctx);
+    const root = post.root_id ? ctx.app.store.posts.get(post.root_id)! : post;
+    const thread = [root, ...ctx.app.store.repliesOf(root.id)].reverse();
+    return json(200, postList(ctx.app.store, thread));
+  });
+
+  router.add("GET", "/posts/:post_id/reactions", (ctx) => {
+    const post = readablePost(ctx);
+    return json(200, ctx.app.store.reactions.get(post.id) ?? []);
+  });
+
+  router.add("PUT", "/posts/:post_id/patch", async (ctx) => {
+    const actor = requireUser(ctx);
+    const postId = idParam(ctx, "post_id");
+    const body = await readJsonObject(ctx, "post");
+    return json(200, patchPost(ctx.app, actor, postId, body as PostPatch));
+  });
+
+  router.add("DELETE", "/posts/:post_id", (ctx) => {
+    const actor = requireUser(ctx);
+    deletePost(ctx.app, actor, idParam(ctx, "post_id"));
+    return statusOk();
+  });
+
+  router.add("GET", "/channels/:channel_id/posts", (ctx) => {
+    const actor = requireUser(ctx);
+    const channel = channelParam(ctx);
+    requireReadChannel(ctx.app.store, actor, channel);
+    const since = ctx.url.searchParams.get("since");
+    if (since !== null && since !== "") {
+      if (!/^\d+$/.test(since)) throw invalidUrlParam("since");
+      return json(200, postsSince(ctx.app.store, channel.id, Number(since)));
+    }
+    const page = intParam(ctx.url, "page", 0);
+    const perPage = intParam(ctx.url, "per_page", 60, 200);
+    return json(200, postsPage(ctx.app.store, channel.id, page, perPage));
+  });
+
+  router.add("POST", "/reactions", async (ctx) => {
+    const actor = requireUser(ctx);
+    const body = await readJsonObject(ctx, "reaction");
+    return json(200, addReaction(ctx.app, actor, body));
+  });
+
+  router.add("DELETE", "/users/:user_id/posts/:post_id/reactions/:emoji_name", (ctx) => {
+    const actor = requireUser(ctx);
+    const userId = ctx.params.user_id === "me" ? actor.id : ctx.params.user_id;
+    removeReaction(ctx.app, actor, userId, ctx.params.post_id, ctx.params.emoji_name);
+    return statusOk();
+  });
+}

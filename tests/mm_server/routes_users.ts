@@ -1,0 +1,205 @@
+/**
+ * User routes: profiles, creation, activation, personal access tokens, teams of a user, typing.
+ *
+ * @module
+ */
+
+import {
+  AppError,
+  invalidBodyParam,
+  invalidParam,
+  invalidUrlParam,
+  notFound,
+  permissionError,
+} from "./app_error.ts";
+import { newEvent } from "./events.ts";
+import { json, readJson, readJsonObject, requireUser, statusOk } from "./http.ts";
+import { channelParam, teamParam, userParam } from "./lookup.ts";
+import { requireChannelPermission, requireViewTeam } from "./permissions.ts";
+import type { Router } from "./router.ts";
+import { isSystemAdmin } from "./store.ts";
+import {
+  createAccessToken,
+  insertUser,
+  isValidUsername,
+  type NewUser,
+  setUserActive,
+  statusOf,
+  userView,
+} from "./users.ts";
+
+/** A 1×1 transparent PNG served as every profile picture. */
+const PROFILE_PNG = Uint8Array.from(
+  atob("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="),
+  (c) => c.charCodeAt(0),
+);
+
+async function readIdArray(ctx: Parameters<typeof readJson>[0], name: string): Promise<string[]> {
+  const body = await readJson(ctx, name);
+  if (!Array.isArray(body) || body.some((v) => typeof v !== "string")) throw invalidBodyParam(name);
+  if (body.length === 0) throw invalidParam(name);
+  return body;
+}
+
+/** Register the user routes. */
+export function registerUserRoutes(router: Router): void {
+  router.add("GET", "/users/:user_id", (ctx) => {
+    const viewer = requireUser(ctx);
+    return json(200, userView(userParam(ctx), viewer));
+  });
+
+  router.add("GET", "/users/username/:username", (ctx) => {
+    const viewer = requireUser(ctx);
+    const name = ctx.params.username;
+    if (!isValidUsername(name)) throw invalidUrlParam("username");
+    const user = ctx.app.store.userByUsername(name);
+    if (!user) throw notFound("app.user.get_by_username.app_error", "user");
+    return json(200, userView(user, viewer));
+  });
+
+  router.add("POST", "/users/ids", async (ctx) => {
+    const viewer = requireUser(ctx);
+    const ids = await readIdArray(ctx, "user_ids");
+    const users = ids.map((id) => ctx.app.store.users.get(id)).filter((u) => u !== undefined);
+    return json(200, users.map((u) => userView(u, viewer)));
+  });
+
+  router.add("POST", "/users/usernames", async (ctx) => {
+    const viewer = requireUser(ctx);
+    const names = await readIdArray(ctx, "usernames");
+    const users = names.map((n) => ctx.app.store.userByUsername(n.toLowerCase())).filter((u) =>
+      u !== undefined
+    );
+    return json(200, users.map((u) => userView(u, viewer)));
+  });
+
+  router.add("GET", "/users/:user_id/image", (ctx) => {
+    requireUser(ctx);
+    userParam(ctx);
+    return new Response(PROFILE_PNG.slice(), {
+      status: 200,
+      headers: { "Content-Type": "image/png", "Cache-Control": "max-age=86400, private" },
+    });
+  });
+
+  router.add("POST", "/users", async (ctx) => {
+    const actor = requireUser(ctx);
+    const body = await readJsonObject(ctx, "user");
+    // Without an invite, only an admin may create accounts (open server signup is off).
+    if (!isSystemAdmin(actor)) {
+      throw new AppError(
+        "api.user.create_user.no_open_server",
+        "This server does not allow open signups.",
+        403,
+      );
+    }
+    const input: NewUser = {
+      username: String(body.username ?? ""),
+      email: typeof body.email === "string" ? body.email : undefined,
+      password: typeof body.password === "string" ? body.password : undefined,
+      first_name: typeof body.first_name === "string" ? body.first_name : undefined,
+      last_name: typeof body.last_name === "string" ? body.last_name : undefined,
+      nickname: typeof body.nickname === "string" ? body.nickname : undefined,
+    };
+    return json(201, userView(insertUser(ctx.app.store, input), actor));
+  });
+
+  router.add("PUT", "/users/:user_id/active", async (ctx) => {
+    const actor = requireUser(ctx);
+    const target = userParam(ctx);
+    const body = await readJsonObject(ctx, "active");
+    if (typeof body.active !== "boolean") throw invalidParam("active");
+    if (!isSystemAdmin(actor)) {
+      if (actor.id !== target.id) throw permissionError("manage_system");
+      // EnableUserDeactivation defaults to false: users may not deactivate themselves.
+      throw new AppError(
+        "api.user.update_active.not_enable.app_error",
+        "You cannot deactivate yourself because this feature is not enabled.",
+        401,
+      );
+    }
+    setUserActive(ctx.app, target, body.active);
+    return statusOk();
+  });
+
+  router.add("POST", "/users/:user_id/tokens", async (ctx) => {
+    const actor = requireUser(ctx);
+    if (!ctx.app.config.enableUserAccessTokens) {
+      throw new AppError(
+        "app.user_access_token.disabled",
+        "Personal access tokens are disabled on this server.",
+        501,
+      );
+    }
+    const target = userParam(ctx);
+    const body = await readJsonObject(ctx, "token");
+    if (!isSystemAdmin(actor)) throw permissionError("create_user_access_token");
+    const description = typeof body.description === "string" ? body.description : "";
+    if (description.length === 0 || description.length > 255) {
+      throw new AppError(
+        "model.user_access_token.is_valid.description.app_error",
+        "Invalid description, must be 255 or less characters.",
+        400,
+      );
+    }
+    return json(200, createAccessToken(ctx.app.store, target.id, description));
+  });
+
+  router.add("GET", "/users/:user_id/status", (ctx) => {
+    requireUser(ctx);
+    return json(200, statusOf(ctx.app.store, userParam(ctx).id));
+  });
+
+  router.add("GET", "/users/:user_id/teams", (ctx) => {
+    const actor = requireUser(ctx);
+    const target = userParam(ctx);
+    if (actor.id !== target.id && !isSystemAdmin(actor)) throw permissionError("manage_system");
+    const teams = [...ctx.app.store.teams.values()].filter((t) =>
+      ctx.app.store.isTeamMember(t.id, target.id)
+    );
+    return json(200, teams);
+  });
+
+  router.add("GET", "/users/:user_id/teams/:team_id/channels", (ctx) => {
+    const actor = requireUser(ctx);
+    const target = userParam(ctx);
+    const team = teamParam(ctx);
+    requireViewTeam(ctx.app.store, actor, team.id);
+    if (actor.id !== target.id && !isSystemAdmin(actor)) throw permissionError("manage_system");
+    const channels = [...ctx.app.store.channels.values()].filter(
+      (c) => c.team_id === team.id && ctx.app.store.isChannelMember(c.id, target.id),
+    );
+    return json(200, channels);
+  });
+
+  router.add("GET", "/users/:user_id/teams/:team_id/channels/members", (ctx) => {
+    const actor = requireUser(ctx);
+    const target = userParam(ctx);
+    const team = teamParam(ctx);
+    requireViewTeam(ctx.app.store, actor, team.id);
+    if (actor.id !== target.id && !isSystemAdmin(actor)) throw permissionError("manage_system");
+    const members = [...ctx.app.store.channels.values()]
+      .filter((c) => c.team_id === team.id)
+      .map((c) => ctx.app.store.channelMembers.get(c.id)?.get(target.id))
+      .filter((m) => m !== undefined);
+    return json(200, members);
+  });
+
+  router.add("POST", "/users/:user_id/typing", async (ctx) => {
+    const actor = requireUser(ctx);
+    const target = userParam(ctx);
+    if (actor.id !== target.id && !isSystemAdmin(actor)) throw permissionError("manage_system");
+    const body = await readJsonObject(ctx, "typing_request");
+    ctx.params.channel_id = String(body.channel_id ?? "");
+    const channel = channelParam(ctx);
+    requireChannelPermission(ctx.app.store, target, channel, "create_post");
+    const parentId = typeof body.parent_id === "string" ? body.parent_id : "";
+    ctx.app.publish(
+      newEvent("typing", { parent_id: parentId, user_id: target.id }, {
+        channelId: channel.id,
+        omitUsers: [target.id],
+      }),
+    );
+    return statusOk();
+  });
+}

@@ -1,0 +1,616 @@
+import assert from "node:assert/strict";
+import { apiFetch, clientFor, connectClient, draft, rejectsWith, withStandIn } from "./test_support.ts";
+
+const NO_OPTS = {};
+
+Deno.test("ping and the client config need no session; config values are strings", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const anonymous = clientFor(server, "");
+    const ping = await anonymous.ping(false);
+    assert.equal(ping.status, "OK");
+    const config = await anonymous.getClientConfig();
+    assert.equal(config.EnablePostUsernameOverride, "true");
+    assert.equal(config.EnablePostIconOverride, "true");
+    assert.equal(config.SiteURL, server.url);
+    assert.match(config.Version, /^\d+\.\d+\.\d+$/);
+    const newFormat = await apiFetch(server, "GET", "/config/client");
+    assert.equal(newFormat.status, 501);
+    await newFormat.body?.cancel();
+  });
+});
+
+Deno.test("JSON responses carry Content-Type application/json exactly, X-Version-Id and X-Request-Id", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    for (
+      const [path, status] of [["/users/me", 200], ["/users/nope", 400], ["/no/such/route", 404]] as const
+    ) {
+      const resp = await apiFetch(server, "GET", path, { token: server.bot.token });
+      assert.equal(resp.status, status, path);
+      assert.equal(resp.headers.get("content-type"), "application/json");
+      assert.match(resp.headers.get("x-version-id") ?? "", /^10\.11\.0\./);
+      const body = await resp.json();
+      if (status !== 200) {
+        assert.equal(body.request_id, resp.headers.get("x-request-id"));
+        assert.equal(body.status_code, status);
+        assert.deepEqual(Object.keys(body).sort(), [
+          "detailed_error",
+          "id",
+          "message",
+          "request_id",
+          "status_code",
+        ]);
+      }
+    }
+  });
+});
+
+Deno.test("an unknown or missing token gets 401 session_expired", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    await rejectsWith(clientFor(server, "badtoken").getMe(), 401, "api.context.session_expired.app_error");
+    await rejectsWith(clientFor(server, "").getMe(), 401, "api.context.session_expired.app_error");
+  });
+});
+
+Deno.test("a token in the query string is refused for REST calls", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const resp = await fetch(`${server.url}/api/v4/users/me?access_token=${server.bot.token}`);
+    assert.equal(resp.status, 401);
+    assert.equal((await resp.json()).id, "api.context.token_provided.app_error");
+  });
+});
+
+Deno.test("a created post gets server-set fields; a bot's post gets from_bot", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const first = await bot.createPost(draft({ channel_id: channel.id, message: "one", user_id: "forged" }));
+    const second = await bot.createPost(draft({ channel_id: channel.id, message: "two" }));
+    assert.equal(first.user_id, server.bot.id);
+    assert.match(first.id, /^[a-z0-9]{26}$/);
+    assert.equal(first.type, "");
+    assert.equal(first.edit_at, 0);
+    assert.equal(first.delete_at, 0);
+    assert.equal(first.update_at, first.create_at);
+    assert.ok(second.create_at > first.create_at, "create_at strictly increases");
+    assert.equal(first.props.from_bot, "true");
+
+    const alice = server.createUser("alice");
+    server.addMember(channel.id, alice.id);
+    const human = await clientFor(server, alice.token).createPost(
+      draft({ channel_id: channel.id, message: "hi" }),
+    );
+    assert.equal(human.props.from_bot, undefined);
+    assert.deepEqual(server.posts(channel.id).map((p) => p.message), ["one", "two", "hi"]);
+  });
+});
+
+Deno.test("a message over 16383 code points is refused with 400, never truncated", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    // 16383 astral characters are 32766 UTF-16 units but only 16383 runes: accepted.
+    const astral = "😀".repeat(16383);
+    const ok = await bot.createPost(draft({ channel_id: channel.id, message: astral }));
+    assert.equal(ok.message, astral);
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: channel.id, message: "x".repeat(16384) })),
+      400,
+      "model.post.is_valid.message_length.app_error",
+    );
+    await rejectsWith(
+      bot.patchPost(draft({ id: ok.id, message: "😀".repeat(16384) })),
+      400,
+      "model.post.is_valid.message_length.app_error",
+    );
+    assert.equal(server.posts(channel.id).length, 1);
+    assert.equal(server.post(ok.id)?.message, astral);
+  });
+});
+
+Deno.test("a post without channel_id, or to an unknown channel, is refused with 403 like the real server", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const bot = clientFor(server, server.bot.token);
+    await rejectsWith(bot.createPost(draft({ message: "where?" })), 403, "api.context.permissions.app_error");
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: "a".repeat(26), message: "where?" })),
+      403,
+      "api.context.permissions.app_error",
+    );
+  });
+});
+
+Deno.test("posting needs channel membership; a system admin may post anywhere", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("elsewhere");
+    await rejectsWith(
+      clientFor(server, server.bot.token).createPost(draft({ channel_id: channel.id, message: "hi" })),
+      403,
+      "api.context.permissions.app_error",
+    );
+    const other = server.createChannel("adminonly");
+    const adminPost = await clientFor(server, server.admin.token).createPost(
+      draft({ channel_id: other.id, message: "x" }),
+    );
+    assert.equal(adminPost.channel_id, other.id);
+  });
+});
+
+Deno.test("replies need a live root post in the same channel that is not itself a reply", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    const otherChannel = server.createChannel("other");
+    server.addMember(channel.id, server.bot.id);
+    server.addMember(otherChannel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const root = await bot.createPost(draft({ channel_id: channel.id, message: "root" }));
+    const reply = await bot.createPost(draft({ channel_id: channel.id, message: "re", root_id: root.id }));
+    assert.equal(reply.root_id, root.id);
+    const rootError = "api.post.create_post.root_id.app_error";
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: channel.id, message: "x", root_id: "z".repeat(26) })),
+      400,
+      rootError,
+    );
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: channel.id, message: "x", root_id: reply.id })),
+      400,
+      rootError,
+    );
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: otherChannel.id, message: "x", root_id: root.id })),
+      400,
+      "api.post.create_post.channel_root_id.app_error",
+    );
+    assert.equal(server.post(root.id)?.reply_count, 1);
+  });
+});
+
+Deno.test("a JSON body whose Content-Type is not exactly application/json gets 415; bad JSON gets 400", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const body = JSON.stringify({ channel_id: channel.id, message: "hi" });
+    for (const contentType of ["text/plain", "application/json; charset=utf-8", undefined]) {
+      const resp = await apiFetch(server, "POST", "/posts", { token: server.bot.token, body, contentType });
+      assert.equal(resp.status, 415, String(contentType));
+      assert.equal(resp.headers.get("content-type"), "application/json");
+      assert.equal((await resp.json()).status_code, 415);
+    }
+    const bad = await apiFetch(server, "POST", "/posts", {
+      token: server.bot.token,
+      body: "{",
+      contentType: "application/json",
+    });
+    assert.equal(bad.status, 400);
+    assert.equal((await bad.json()).id, "api.context.invalid_body_param.app_error");
+    const good = await apiFetch(server, "POST", "/posts", {
+      token: server.bot.token,
+      body,
+      contentType: "application/json",
+    });
+    assert.equal(good.status, 201);
+    await good.body?.cancel();
+    assert.equal(server.posts(channel.id).length, 1);
+  });
+});
+
+Deno.test("override_username/override_icon_url survive only when enabled and from_webhook is true", async () => {
+  const props = { override_username: "romeo", override_icon_url: "http://x/a.png" };
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const withWebhook = await bot.createPost(
+      draft({ channel_id: channel.id, message: "a", props: { ...props, from_webhook: "true" } }),
+    );
+    assert.equal(withWebhook.props.override_username, "romeo");
+    assert.equal(withWebhook.props.override_icon_url, "http://x/a.png");
+    const without = await bot.createPost(draft({ channel_id: channel.id, message: "b", props }));
+    assert.equal(without.props.override_username, undefined);
+    assert.equal(without.props.override_icon_url, undefined);
+  });
+  await withStandIn({ enablePostUsernameOverride: false, enablePostIconOverride: false }, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    assert.equal((await bot.getClientConfig()).EnablePostUsernameOverride, "false");
+    const post = await bot.createPost(
+      draft({ channel_id: channel.id, message: "a", props: { ...props, from_webhook: "true" } }),
+    );
+    assert.equal(post.props.override_username, undefined);
+    assert.equal(post.props.override_icon_url, undefined);
+    assert.equal(post.props.from_webhook, "true");
+  });
+});
+
+Deno.test("patching edits the message and sets edit_at; only the author or an admin may patch or delete", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const alice = server.createUser("alice");
+    server.addMember(channel.id, alice.id);
+    const post = await server.postAs(alice.id, channel.id, "original");
+    const bot = clientFor(server, server.bot.token);
+    await rejectsWith(bot.patchPost(draft({ id: post.id, message: "hijack" })), 403);
+    await rejectsWith(bot.deletePost(post.id), 403);
+    const edited = await clientFor(server, alice.token).patchPost(draft({ id: post.id, message: "edited" }));
+    assert.equal(edited.message, "edited");
+    assert.ok(edited.edit_at > 0);
+    assert.ok(edited.update_at > post.update_at);
+    const joinPost = server.posts(channel.id, { includeSystem: true }).find((p) =>
+      p.type === "system_join_channel"
+    )!;
+    await rejectsWith(
+      clientFor(server, server.admin.token).patchPost(draft({ id: joinPost.id, message: "x" })),
+      400,
+      "api.post.update_post.system_message.app_error",
+    );
+  });
+});
+
+Deno.test("deleting a post answers OK, hides it from GET and keeps it in ?since= with delete_at set", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const root = await bot.createPost(draft({ channel_id: channel.id, message: "root" }));
+    const reply = await bot.createPost(draft({ channel_id: channel.id, message: "reply", root_id: root.id }));
+    const since = reply.create_at;
+    assert.deepEqual(await bot.deletePost(root.id), { status: "OK" });
+    await rejectsWith(bot.getPost(root.id), 404, "app.post.get.app_error");
+    await rejectsWith(bot.deletePost(root.id), 404);
+    const list = await bot.getPostsSince(channel.id, since);
+    assert.ok(list.order.includes(root.id));
+    assert.ok(list.posts[root.id].delete_at > 0);
+    assert.ok(server.post(reply.id)!.delete_at > 0, "thread replies are deleted with their root");
+    assert.deepEqual(server.posts(channel.id), []);
+  });
+});
+
+Deno.test("?since= returns posts updated strictly after the time, edits included, newest first", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const a = await bot.createPost(draft({ channel_id: channel.id, message: "a" }));
+    const b = await bot.createPost(draft({ channel_id: channel.id, message: "b" }));
+    const c = await bot.createPost(draft({ channel_id: channel.id, message: "c" }));
+    await bot.patchPost(draft({ id: a.id, message: "a2" }));
+    const list = await bot.getPostsSince(channel.id, b.create_at);
+    assert.deepEqual(list.order, [c.id, a.id]);
+    assert.equal(list.posts[a.id].message, "a2");
+    assert.equal(list.next_post_id, "");
+    assert.equal(list.prev_post_id, "");
+    const page = await bot.getPosts(channel.id, 0, 2);
+    assert.deepEqual(page.order, [c.id, b.id]);
+    const page2 = await bot.getPosts(channel.id, 1, 2);
+    assert.ok(page2.order.includes(a.id));
+  });
+});
+
+Deno.test("reactions: add and remove for oneself, unknown emoji 404, removing an absent one is OK", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const alice = server.createUser("alice");
+    server.addMember(channel.id, alice.id);
+    const bot = clientFor(server, server.bot.token);
+    const post = await server.postAs(alice.id, channel.id, "react to me");
+    const ws = connectClient(server, server.bot.token);
+    try {
+      await ws.waitFor((m) => m.event === "hello");
+      const reaction = await bot.addReaction(server.bot.id, post.id, "+1");
+      assert.equal(reaction.emoji_name, "+1");
+      const added = await ws.waitFor((m) => m.event === "reaction_added");
+      assert.equal(JSON.parse(added.data.reaction).emoji_name, "+1");
+      assert.equal(server.post(post.id)?.metadata?.reactions?.length, 1);
+      await rejectsWith(
+        bot.addReaction(server.bot.id, post.id, "no_such_emoji"),
+        404,
+        "app.emoji.get_by_name.no_result",
+      );
+      await rejectsWith(bot.addReaction(alice.id, post.id, "smile"), 403);
+      await rejectsWith(bot.removeReaction(alice.id, post.id, "smile"), 403);
+      assert.deepEqual(await bot.removeReaction(server.bot.id, post.id, "+1"), { status: "OK" });
+      assert.deepEqual(await bot.removeReaction(server.bot.id, post.id, "heart"), { status: "OK" });
+      await ws.waitFor((m) => m.event === "reaction_removed");
+      const since = await bot.getPostsSince(channel.id, post.create_at);
+      assert.ok(since.order.includes(post.id), "a reaction change bumps update_at");
+    } finally {
+      ws.close();
+    }
+  });
+});
+
+Deno.test("private channels: a non-member gets 403 by id and 404 by name; members read them", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const secret = server.createChannel("secret", { type: "P", displayName: "Secret" });
+    const bot = clientFor(server, server.bot.token);
+    await rejectsWith(bot.getChannel(secret.id), 403, "api.context.permissions.app_error");
+    await rejectsWith(bot.getChannelByNameAndTeamName("testteam", "secret"), 404);
+    await rejectsWith(bot.getPosts(secret.id), 403);
+    await rejectsWith(bot.addToChannel(server.bot.id, secret.id), 403, "api.context.permissions.app_error");
+    server.addMember(secret.id, server.bot.id);
+    assert.equal((await bot.getChannel(secret.id)).display_name, "Secret");
+    assert.equal((await bot.getChannelByNameAndTeamName("testteam", "secret")).id, secret.id);
+  });
+});
+
+Deno.test("channel member lookup: 404 for a non-member when asked by a member, 403 when the caller is not a member", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    const alice = server.createUser("alice");
+    const bot = clientFor(server, server.bot.token);
+    await rejectsWith(
+      bot.getChannelMember(channel.id, server.bot.id),
+      403,
+      "api.context.permissions.app_error",
+    );
+    server.addMember(channel.id, server.bot.id);
+    const me = await bot.getChannelMember(channel.id, server.bot.id);
+    assert.equal(me.user_id, server.bot.id);
+    await rejectsWith(
+      bot.getChannelMember(channel.id, alice.id),
+      404,
+      "app.channel.get_member.missing.app_error",
+    );
+    assert.equal((await bot.getChannel(channel.id)).name, "bridged");
+    assert.equal((await bot.getChannelByNameAndTeamName("testteam", "bridged")).id, channel.id);
+  });
+});
+
+Deno.test("the bot joins a public channel itself: 201 member, user_added and a join system post", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    const bot = clientFor(server, server.bot.token);
+    const member = await bot.addToChannel(server.bot.id, channel.id);
+    assert.equal(member.channel_id, channel.id);
+    const again = await bot.addToChannel(server.bot.id, channel.id);
+    assert.equal(again.user_id, server.bot.id);
+    const all = server.posts(channel.id, { includeSystem: true });
+    assert.deepEqual(all.map((p) => p.type), ["system_join_channel"]);
+    assert.equal(all[0].message, "@xmppbridge joined the channel.");
+    assert.deepEqual(server.posts(channel.id), [], "system posts are hidden by default");
+    const channels = await bot.getMyChannels(server.team.id);
+    assert.deepEqual(channels.map((c) => c.name), ["bridged"]);
+    const teams = await bot.getMyTeams();
+    assert.deepEqual(teams.map((t) => t.name), ["testteam"]);
+    assert.equal((await bot.getTeamByName("testteam")).id, server.team.id);
+  });
+});
+
+Deno.test("users: lookups by id, ids and username; profile image bytes", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const alice = server.createUser("alice");
+    const bot = clientFor(server, server.bot.token);
+    const me = await bot.getMe();
+    assert.equal(me.username, "xmppbridge");
+    assert.equal(me.is_bot, true);
+    assert.equal((await bot.getUser(alice.id)).username, "alice");
+    assert.equal((await bot.getUserByUsername("alice")).id, alice.id);
+    await rejectsWith(bot.getUserByUsername("nobody"), 404);
+    await rejectsWith(bot.getUser("z".repeat(26)), 404, "app.user.missing_account.const");
+    const byIds = await bot.getProfilesByIds([alice.id, server.admin.id, "z".repeat(26)]);
+    assert.deepEqual(byIds.map((u) => u.username).sort(), ["alice", "sysadmin"]);
+    assert.equal((await bot.getUser(alice.id)).notify_props, undefined, "others' private fields are hidden");
+    const image = await fetch(bot.getProfilePictureUrl(alice.id, 0), {
+      headers: { Authorization: `Bearer ${server.bot.token}` },
+    });
+    assert.equal(image.headers.get("content-type"), "image/png");
+    assert.deepEqual([...new Uint8Array(await image.arrayBuffer()).slice(1, 4)], [0x50, 0x4e, 0x47]);
+  });
+});
+
+Deno.test("creating users: admin only, usernames lowercased and checked, reserved names refused", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const admin = clientFor(server, server.admin.token);
+    const user = await admin.createUser(
+      { username: "Romeo.X", email: "romeo@example.com", password: "password123" } as never,
+      "",
+      "",
+    );
+    assert.equal(user.username, "romeo.x");
+    assert.match(user.id, /^[a-z0-9]{26}$/);
+    for (const username of ["here", "all", "channel", "bad name", "é", "a".repeat(65)]) {
+      await rejectsWith(
+        admin.createUser(
+          { username, email: `${username.length}x@example.com`, password: "password123" } as never,
+          "",
+          "",
+        ),
+        400,
+        "model.user.is_valid.username.app_error",
+      );
+    }
+    await rejectsWith(
+      admin.createUser(
+        { username: "romeo.x", email: "other@example.com", password: "password123" } as never,
+        "",
+        "",
+      ),
+      400,
+      "app.user.save.username_exists.app_error",
+    );
+    await rejectsWith(
+      clientFor(server, server.bot.token).createUser(
+        { username: "juliet", email: "j@example.com", password: "password123" } as never,
+        "",
+        "",
+      ),
+      403,
+    );
+  });
+});
+
+Deno.test("deactivating a user publishes user_updated to everyone and their token stops working", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const alice = server.createUser("alice");
+    const ws = connectClient(server, server.bot.token);
+    try {
+      await ws.waitFor((m) => m.event === "hello");
+      await rejectsWith(clientFor(server, server.bot.token).updateUserActive(alice.id, false), 403);
+      assert.deepEqual(await clientFor(server, server.admin.token).updateUserActive(alice.id, false), {
+        status: "OK",
+      });
+      const updated = await ws.waitFor((m) => m.event === "user_updated");
+      assert.equal(updated.data.user.id, alice.id);
+      assert.ok(updated.data.user.delete_at > 0);
+      await rejectsWith(clientFor(server, alice.token).getMe(), 401);
+    } finally {
+      ws.close();
+    }
+  });
+});
+
+Deno.test("personal access tokens: 501 when disabled, admin-only, and the token authenticates", async () => {
+  await withStandIn({ enableUserAccessTokens: false }, async (server) => {
+    await rejectsWith(
+      clientFor(server, server.admin.token).createUserAccessToken(server.bot.id, "bridge"),
+      501,
+      "app.user_access_token.disabled",
+    );
+  });
+  await withStandIn(NO_OPTS, async (server) => {
+    await rejectsWith(
+      clientFor(server, server.bot.token).createUserAccessToken(server.bot.id, "bridge"),
+      403,
+    );
+    const created = await clientFor(server, server.admin.token).createUserAccessToken(
+      server.bot.id,
+      "bridge",
+    );
+    assert.equal(created.user_id, server.bot.id);
+    assert.equal((await clientFor(server, created.token!).getMe()).id, server.bot.id);
+  });
+});
+
+Deno.test("GET /config is admin-only and reports the override settings as booleans", async () => {
+  await withStandIn({ enablePostIconOverride: false }, async (server) => {
+    await rejectsWith(
+      clientFor(server, server.bot.token).getConfig(),
+      403,
+      "api.context.permissions.app_error",
+    );
+    const config = await clientFor(server, server.admin.token).getConfig();
+    assert.equal(config.ServiceSettings.EnablePostUsernameOverride, true);
+    assert.equal(config.ServiceSettings.EnablePostIconOverride, false);
+  });
+});
+
+Deno.test("files: multipart upload, attach to a post, download; too large 413; channel_id must come first", async () => {
+  await withStandIn({ maxFileSize: 1024 }, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const form = new FormData();
+    form.append("channel_id", channel.id);
+    form.append("files", new File([new TextEncoder().encode("hello file")], "hello.txt"));
+    form.append("client_ids", "c1");
+    const uploaded = await bot.uploadFile(form);
+    assert.deepEqual(uploaded.client_ids, ["c1"]);
+    const info = uploaded.file_infos[0];
+    assert.equal(info.name, "hello.txt");
+    assert.equal(info.size, 10);
+    assert.equal(info.mime_type, "text/plain");
+    const post = await bot.createPost(
+      draft({ channel_id: channel.id, message: "file", file_ids: [info.id, "z".repeat(26)] }),
+    );
+    assert.deepEqual(post.file_ids, [info.id], "unknown file ids are dropped");
+    assert.equal(post.metadata.files?.[0].id, info.id);
+    const download = await fetch(bot.getFileUrl(info.id, 0), {
+      headers: { Authorization: `Bearer ${server.bot.token}` },
+    });
+    assert.equal(await download.text(), "hello file");
+
+    const big = new FormData();
+    big.append("channel_id", channel.id);
+    big.append("files", new File([new Uint8Array(2048)], "big.bin"));
+    await rejectsWith(bot.uploadFile(big), 413, "api.file.upload_file.too_large_detailed.app_error");
+
+    const misordered = new FormData();
+    misordered.append("files", new File([new Uint8Array(4)], "a.bin"));
+    misordered.append("channel_id", channel.id);
+    await rejectsWith(bot.uploadFile(misordered), 400);
+
+    const stranger = server.createChannel("stranger");
+    const elsewhere = new FormData();
+    elsewhere.append("channel_id", stranger.id);
+    elsewhere.append("files", new File([new Uint8Array(4)], "a.bin"));
+    await rejectsWith(bot.uploadFile(elsewhere), 403);
+  });
+});
+
+Deno.test("rate limiting answers 429 with a text/plain body and the X-RateLimit headers", async () => {
+  await withStandIn({ rateLimit: { perSecond: 1, burst: 2 } }, async (server) => {
+    const statuses: number[] = [];
+    let limited: Response | undefined;
+    for (let i = 0; i < 5; i++) {
+      const resp = await apiFetch(server, "GET", "/users/me", { token: server.bot.token });
+      statuses.push(resp.status);
+      assert.equal(resp.headers.get("x-ratelimit-limit"), "3");
+      if (resp.status === 429) limited ??= resp;
+      else await resp.body?.cancel();
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+    assert.ok(limited);
+    assert.match(limited.headers.get("content-type") ?? "", /^text\/plain/);
+    assert.equal(limited.headers.get("x-ratelimit-remaining"), "0");
+    assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+    assert.ok(Number(limited.headers.get("x-ratelimit-reset")) >= 1);
+    assert.equal(await limited.text(), "limit exceeded\n");
+    // Another token has its own bucket.
+    const other = await apiFetch(server, "GET", "/users/me", { token: server.admin.token });
+    assert.equal(other.status, 200);
+    await other.body?.cancel();
+    server.setRateLimit(null);
+    const free = await apiFetch(server, "GET", "/users/me", { token: server.bot.token });
+    assert.equal(free.status, 200);
+    assert.equal(free.headers.get("x-ratelimit-limit"), null);
+    await free.body?.cancel();
+  });
+});
+
+Deno.test("a retried create with the same pending_post_id returns the first post", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const first = await bot.createPost(
+      draft({ channel_id: channel.id, message: "once", pending_post_id: "p1" }),
+    );
+    const retry = await bot.createPost(
+      draft({ channel_id: channel.id, message: "once", pending_post_id: "p1" }),
+    );
+    assert.equal(retry.id, first.id);
+    assert.equal(server.posts(channel.id).length, 1);
+  });
+});
+
+Deno.test("the request log records method, path and status", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    await clientFor(server, server.bot.token).getMe();
+    await rejectsWith(clientFor(server, "bad").getMe(), 401);
+    assert.deepEqual(
+      server.requestLog.map(({ method, path, status }) => ({ method, path, status })),
+      [
+        { method: "GET", path: "/api/v4/users/me", status: 200 },
+        { method: "GET", path: "/api/v4/users/me", status: 401 },
+      ],
+    );
+  });
+});
+
+Deno.test("waitForPosts resolves when posts arrive and rejects with the posts seen on timeout", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    const alice = server.createUser("alice");
+    server.addMember(channel.id, alice.id);
+    const waiting = server.waitForPosts(channel.id, 2);
+    await server.postAs(alice.id, channel.id, "one");
+    await server.postAs(alice.id, channel.id, "two");
+    assert.deepEqual((await waiting).map((p) => p.message), ["one", "two"]);
+    await assert.rejects(server.waitForPosts(channel.id, 3, 50), /have 2: \["one", "two"\]/);
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * The stand-in's in-memory database: plain maps of the API objects plus the lookups every handler needs.
+ * It knows nothing of HTTP or WebSockets; operations that publish events live in their own modules.
+ *
+ * @module
+ */
+
+import { Clock } from "./ids.ts";
+import type {
+  Channel,
+  ChannelMember,
+  Command,
+  FileInfo,
+  Post,
+  Reaction,
+  Status,
+  Team,
+  TeamMember,
+  User,
+  UserAccessToken,
+} from "./model.ts";
+
+/** A stored upload: its metadata and bytes. */
+export interface StoredFile {
+  info: FileInfo;
+  data: Uint8Array;
+}
+
+/**
+ * All server state. Maps are keyed by id; memberships by container id, then user id.
+ *
+ * @example
+ * ```ts
+ * const store = new Store();
+ * store.users.set(user.id, user);
+ * store.userByUsername("alice");
+ * ```
+ */
+export class Store {
+  /** Source of every timestamp, strictly increasing. */
+  readonly clock: Clock = new Clock();
+  /** Users by id. */
+  readonly users: Map<string, User> = new Map();
+  /** Session or personal-access tokens → user id. */
+  readonly tokens: Map<string, string> = new Map();
+  /** Personal access tokens by token id. */
+  readonly accessTokens: Map<string, UserAccessToken & { token: string }> = new Map();
+  /** Teams by id. */
+  readonly teams: Map<string, Team> = new Map();
+  /** Team id → user id → membership. */
+  readonly teamMembers: Map<string, Map<string, TeamMember>> = new Map();
+  /** Channels by id. */
+  readonly channels: Map<string, Channel> = new Map();
+  /** Channel id → user id → membership. */
+  readonly channelMembers: Map<string, Map<string, ChannelMember>> = new Map();
+  /** Posts by id (deleted ones stay, with `delete_at` set, as in the real database). */
+  readonly posts: Map<string, Post> = new Map();
+  /** Channel id → post ids in creation order. */
+  readonly channelPosts: Map<string, string[]> = new Map();
+  /** Post id → its reactions. */
+  readonly reactions: Map<string, Reaction[]> = new Map();
+  /** Uploaded files by id. */
+  readonly files: Map<string, StoredFile> = new Map();
+  /** Slash commands by id. */
+  readonly commands: Map<string, Command> = new Map();
+  /** `user id:pending_post_id` → the post it created, to de-duplicate retried creates. */
+  readonly pendingPostIds: Map<string, { postId: string; at: number }> = new Map();
+  /** Presence by user id; users without an entry are offline. */
+  readonly statuses: Map<string, Status> = new Map();
+
+  /** The active user a token belongs to; tokens of deactivated users no longer authenticate. */
+  userByToken(token: string): User | undefined {
+    const userId = this.tokens.get(token);
+    const user = userId ? this.users.get(userId) : undefined;
+    return user && user.delete_at === 0 ? user : undefined;
+  }
+
+  /** A user by exact (lowercase) username. */
+  userByUsername(username: string): User | undefined {
+    for (const user of this.users.values()) if (user.username === username) return user;
+    return undefined;
+  }
+
+  /** A team by name. */
+  teamByName(name: string): Team | undefined {
+    for (const team of this.teams.values()) if (team.name === name) return team;
+    return undefined;
+  }
+
+  /** A channel of a team by name. */
+  channelByName(teamId: string, name: string): Channel | undefined {
+    for (const ch of this.channels.values()) if (ch.team_id === teamId && ch.name === name) return ch;
+    return undefined;
+  }
+
+  /** Whether `userId` is a (non-removed) member of the team. */
+  isTeamMember(teamId: string, userId: string): boolean {
+    const member = this.teamMembers.get(teamId)?.get(userId);
+    return member !== undefined && member.delete_at === 0;
+  }
+
+  /** Whether `userId` is a member of the channel. */
+  isChannelMember(channelId: string, userId: string): boolean {
+    return this.channelMembers.get(channelId)?.has(userId) ?? false;
+  }
+
+  /** Ids of the channel's members. */
+  channelMemberIds(channelId: string): string[] {
+    return [...(this.channelMembers.get(channelId)?.keys() ?? [])];
+  }
+
+  /** Every post of a channel, deleted ones included, in creation order. */
+  postsOf(channelId: string): Post[] {
+    return (this.channelPosts.get(channelId) ?? []).map((id) => this.posts.get(id)!);
+  }
+
+  /** Live (not deleted) replies of a thread, oldest first. */
+  repliesOf(rootId: string): Post[] {
+    const root = this.posts.get(rootId);
+    if (!root) return [];
+    return this.postsOf(root.channel_id).filter((p) => p.root_id === rootId && p.delete_at === 0);
+  }
+}
+
+/** Whether the user holds the system admin role. */
+export function isSystemAdmin(user: User): boolean {
+  return user.roles.split(" ").includes("system_admin");
+}
