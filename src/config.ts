@@ -95,7 +95,11 @@ export const ENV_VARS: readonly EnvVar[] = [
     meaning: "URL Mattermost uses to reach that listener; when set, the bridge registers /xmppbridge itself",
     default: "none",
   },
-  { name: "BRIDGE_XMPP_NAME_FORMAT", meaning: "how an XMPP user is named on Mattermost", default: "{nick} (xmpp)" },
+  {
+    name: "BRIDGE_XMPP_NAME_FORMAT",
+    meaning: "how an XMPP user is named on Mattermost",
+    default: "{nick} (xmpp)",
+  },
   {
     name: "BRIDGE_MM_NAME_FORMAT",
     meaning: "prefix for Mattermost users' text on XMPP ({username}, {displayname})",
@@ -198,8 +202,15 @@ export function loadConfig(
       );
     }
   }
-  const insecure = parseBool("XMPP_TLS_INSECURE_SKIP_VERIFY", get("XMPP_TLS_INSECURE_SKIP_VERIFY"), false, errors);
-  if (insecure) warnings.push("XMPP_TLS_INSECURE_SKIP_VERIFY=true: the XMPP server's certificate is not checked");
+  const insecure = parseBool(
+    "XMPP_TLS_INSECURE_SKIP_VERIFY",
+    get("XMPP_TLS_INSECURE_SKIP_VERIFY"),
+    false,
+    errors,
+  );
+  if (insecure) {
+    warnings.push("XMPP_TLS_INSECURE_SKIP_VERIFY=true: the XMPP server's certificate is not checked");
+  }
   const caFile = get("XMPP_CA_FILE");
   let ca: string | undefined;
   if (caFile) {
@@ -219,8 +230,15 @@ export function loadConfig(
   const kvPath = get("BRIDGE_KV_PATH") ?? (stateDir ? `${stateDir}/mmxmpp.kv` : "./data/mmxmpp.kv");
   const httpAddr = parseAddr(get("BRIDGE_HTTP_ADDR") ?? "127.0.0.1:8786", errors);
   const publicUrl = parseHttpUrl("BRIDGE_PUBLIC_URL", get("BRIDGE_PUBLIC_URL"), errors, false);
-  if (publicUrl && !team) errors.push("BRIDGE_PUBLIC_URL needs MM_TEAM: the slash command is registered in a team");
-  const mmDisplay = oneOf("BRIDGE_MM_DISPLAY", get("BRIDGE_MM_DISPLAY") ?? "override", ["override", "prefix"], errors);
+  if (publicUrl && !team) {
+    errors.push("BRIDGE_PUBLIC_URL needs MM_TEAM: the slash command is registered in a team");
+  }
+  const mmDisplay = oneOf(
+    "BRIDGE_MM_DISPLAY",
+    get("BRIDGE_MM_DISPLAY") ?? "override",
+    ["override", "prefix"],
+    errors,
+  );
   const level = oneOf("LOG_LEVEL", get("LOG_LEVEL")?.toLowerCase() ?? "info", [
     "debug",
     "info",
@@ -265,9 +283,9 @@ export function loadConfig(
 
 /** The secret values of a config, for log redaction. */
 export function secretsOf(config: Config): string[] {
-  return [config.mattermost.token, config.xmpp.password, config.mattermost.commandToken].filter((s): s is string =>
-    !!s
-  );
+  return [config.mattermost.token, config.xmpp.password, config.mattermost.commandToken].filter((
+    s,
+  ): s is string => !!s);
 }
 
 /** The config as JSON-able data with every secret replaced by `"***"`. */
@@ -275,7 +293,11 @@ export function maskedConfig(config: Config): unknown {
   return {
     ...config,
     mattermost: { ...config.mattermost, token: "***", commandToken: config.mattermost.commandToken && "***" },
-    xmpp: { ...config.xmpp, password: "***", ca: config.xmpp.ca && `(${config.xmpp.ca.length} bytes of PEM)` },
+    xmpp: {
+      ...config.xmpp,
+      password: "***",
+      ca: config.xmpp.ca && `(${config.xmpp.ca.length} bytes of PEM)`,
+    },
   };
 }
 
@@ -290,7 +312,9 @@ function parseHttpUrl(name: string, value: string | undefined, errors: string[],
     if (u.search || u.hash) throw new Error("query");
     return u.toString().replace(/\/+$/, "");
   } catch {
-    errors.push(`${name} "${value}" is not an http(s) URL: expected e.g. https://chat.example.org (with the scheme)`);
+    errors.push(
+      `${name} "${value}" is not an http(s) URL: expected e.g. https://chat.example.org (with the scheme)`,
+    );
     return undefined;
   }
 }
@@ -305,7 +329,9 @@ function parseBool(name: string, value: string | undefined, fallback: boolean, e
 }
 
 function oneOf(name: string, value: string, allowed: string[], errors: string[]): string {
-  if (!allowed.includes(value)) errors.push(`${name} "${value}" is not valid: expected one of ${allowed.join(", ")}`);
+  if (!allowed.includes(value)) {
+    errors.push(`${name} "${value}" is not valid: expected one of ${allowed.join(", ")}`);
+  }
   return value;
 }
 
@@ -313,14 +339,20 @@ function parseAddr(value: string, errors: string[]): { hostname: string; port: n
   const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) {
-    errors.push(`BRIDGE_HTTP_ADDR "${value}" is not valid: expected host:port, e.g. 127.0.0.1:8786 or [::1]:8786`);
+    errors.push(
+      `BRIDGE_HTTP_ADDR "${value}" is not valid: expected host:port, e.g. 127.0.0.1:8786 or [::1]:8786`,
+    );
     return { hostname: "127.0.0.1", port: 8786 };
   }
   return { hostname: m[1] ?? m[2], port };
 }
 
 /** Parses `BRIDGE_MAPPINGS`: comma-separated `team/channel=room@service` or `channelId=room@service`. */
-export function parseMappings(value: string | undefined, team: string | undefined, errors: string[]): MappingRefs[] {
+export function parseMappings(
+  value: string | undefined,
+  team: string | undefined,
+  errors: string[],
+): MappingRefs[] {
   if (!value) return [];
   const out: MappingRefs[] = [];
   for (const raw of value.split(",").map((s) => s.trim()).filter((s) => s !== "")) {

@@ -29,7 +29,12 @@ export interface LogOptions {
   sink?: Sink;
 }
 
-const levelMap: Record<LogLevel, TapeLevel> = { debug: "debug", info: "info", warn: "warning", error: "error" };
+const levelMap: Record<LogLevel, TapeLevel> = {
+  debug: "debug",
+  info: "info",
+  warn: "warning",
+  error: "error",
+};
 
 /** Builds the formatter that masks `secrets` in finished lines. */
 export function redactingFormatter(format: "json" | "pretty", secrets: string[]): TextFormatter {

@@ -3,7 +3,8 @@
  * retries, and records the id map.
  *
  * Loop prevention happens twice: a message is never delivered to the network it came from, and a message whose id
- * is already in the id map as something the bridge delivered is an echo of our own output and is dropped.
+ * is already in the id map is either an echo of our own output or a replay of something already bridged, and is
+ * dropped.
  *
  * @module
  */
@@ -22,6 +23,7 @@ export interface BusStats {
   retried: number;
   failed: number;
   echoesDropped: number;
+  duplicatesDropped: number;
   unmapped: number;
 }
 
@@ -42,7 +44,15 @@ export interface RetryPolicy {
  * ```
  */
 export class MessageBus {
-  readonly stats: BusStats = { received: 0, delivered: 0, retried: 0, failed: 0, echoesDropped: 0, unmapped: 0 };
+  readonly stats: BusStats = {
+    received: 0,
+    delivered: 0,
+    retried: 0,
+    failed: 0,
+    echoesDropped: 0,
+    duplicatesDropped: 0,
+    unmapped: 0,
+  };
   /** One promise chain per source channel keeps routing in arrival order. */
   private readonly inbound = new Map<string, Promise<void>>();
   /** One queue per target channel keeps delivery in order and lets one slow channel not block the others. */
@@ -100,11 +110,15 @@ export class MessageBus {
   private async route(message: BridgeMessage): Promise<void> {
     for (const id of message.ids) {
       const link = await this.store.findLink(message.network, message.channel, id);
-      if (link && link.source !== message.network) {
+      if (!link) continue;
+      if (link.source !== message.network) {
         this.stats.echoesDropped++;
         log.debug("Dropped an echo of a bridged message in {network} {channel}", { ...message });
-        return;
+      } else {
+        // Seen twice, e.g. replayed by a catch-up after a reconnect: bridged once already.
+        this.stats.duplicatesDropped++;
       }
+      return;
     }
     const mapping = await this.store.getMapping(message.network, message.channel);
     if (!mapping) {
@@ -160,13 +174,16 @@ export class MessageBus {
         }
         this.stats.retried++;
         const wait = Math.min(this.retry.maxMs, Math.max(delay, retryAfter(err)));
-        log.warn("Delivery to {target} {channel} failed (attempt {attempt}), retrying in {wait} ms: {error}", {
-          target: dm.target,
-          channel: dm.targetChannel,
-          attempt,
-          wait,
-          error: errorMessage(err),
-        });
+        log.warn(
+          "Delivery to {target} {channel} failed (attempt {attempt}), retrying in {wait} ms: {error}",
+          {
+            target: dm.target,
+            channel: dm.targetChannel,
+            attempt,
+            wait,
+            error: errorMessage(err),
+          },
+        );
         await sleep(wait, this.abort.signal);
         delay = Math.min(this.retry.maxMs, delay * 2);
       }

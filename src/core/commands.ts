@@ -55,7 +55,9 @@ export async function runCommand(manager: BridgeManager, input: CommandInput): P
 }
 
 async function map(manager: BridgeManager, input: CommandInput, args: string[]): Promise<string> {
-  if (args.length !== 1) return "Usage: `map <room@service>`, for example `map team-chat@conference.example.org`.";
+  if (args.length !== 1) {
+    return "Usage: `map <room@service>`, for example `map team-chat@conference.example.org`.";
+  }
   const { mapping, warnings } = await manager.map(input.network, input.channel, args[0], input.userId);
   const peer = manager.peerOf(input.network).network;
   let reply = `Mapped this channel to ${peer} ${mapping.channels[peer]}.`;
@@ -98,5 +100,7 @@ async function list(manager: BridgeManager): Promise<string> {
 }
 
 function describePeer(mapping: ChannelMapping, network: string): string {
-  return Object.entries(mapping.channels).filter(([n]) => n !== network).map(([n, c]) => `${n} ${c}`).join(", ");
+  return Object.entries(mapping.channels).filter(([n]) => n !== network).map(([n, c]) => `${n} ${c}`).join(
+    ", ",
+  );
 }

@@ -52,11 +52,12 @@ export class BridgeManager {
 
   /** Starts every bridge, applies static mappings and joins every mapped channel. */
   async start(): Promise<void> {
+    // Set first so that `stop` also cleans up after a start that failed half-way.
+    this.started = true;
     for (const bridge of this.bridges.values()) {
       await bridge.start(this.contextFor(bridge.network));
       log.info("Started the {network} connector", { network: bridge.network });
     }
-    this.started = true;
     for (const refs of this.opts.staticMappings ?? []) await this.applyStatic(refs);
     for (const mapping of await this.store.listMappings()) await this.joinBoth(mapping);
   }
@@ -128,7 +129,11 @@ export class BridgeManager {
     log.info("Unmapped {channels}", { channels: removed.channels });
     for (const [n, c] of Object.entries(removed.channels)) {
       await this.bridges.get(n)?.leaveChannel(c).catch((err) =>
-        log.warn("Could not leave {network} {channel}: {error}", { network: n, channel: c, error: errorMessage(err) })
+        log.warn("Could not leave {network} {channel}: {error}", {
+          network: n,
+          channel: c,
+          error: errorMessage(err),
+        })
       );
     }
     return removed;
@@ -169,13 +174,19 @@ export class BridgeManager {
       }
       const same = Object.entries(channels).every(([n, c]) => res.conflict.existing.channels[n] === c);
       if (!same) {
-        log.error("Static mapping {mapping} conflicts with an existing mapping of {network}; unmap that first", {
-          mapping: label,
-          network: res.conflict.network,
-        });
+        log.error(
+          "Static mapping {mapping} conflicts with an existing mapping of {network}; unmap that first",
+          {
+            mapping: label,
+            network: res.conflict.network,
+          },
+        );
       }
     } catch (err) {
-      log.error("Could not apply static mapping {mapping}: {error}", { mapping: label, error: errorMessage(err) });
+      log.error("Could not apply static mapping {mapping}: {error}", {
+        mapping: label,
+        error: errorMessage(err),
+      });
     }
   }
 
@@ -188,7 +199,11 @@ export class BridgeManager {
         await bridge.joinChannel(channel);
       } catch (err) {
         const text = `could not join ${network} ${channel}: ${errorMessage(err)}`;
-        log.warn("Could not join {network} {channel}: {error}", { network, channel, error: errorMessage(err) });
+        log.warn("Could not join {network} {channel}: {error}", {
+          network,
+          channel,
+          error: errorMessage(err),
+        });
         warnings.push(text);
       }
     }

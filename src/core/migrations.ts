@@ -41,7 +41,9 @@ export const MIGRATIONS: readonly Migration[] = [
 export async function migrate(kv: Deno.Kv, migrations: readonly Migration[] = MIGRATIONS): Promise<number> {
   const sorted = [...migrations].sort((a, b) => a.version - b.version);
   sorted.forEach((m, i) => {
-    if (m.version !== i + 1) throw new Error(`migration list is broken: expected version ${i + 1}, found ${m.version}`);
+    if (m.version !== i + 1) {
+      throw new Error(`migration list is broken: expected version ${i + 1}, found ${m.version}`);
+    }
   });
   const latest = sorted.at(-1)?.version ?? 0;
   const current = (await kv.get<number>(SCHEMA_VERSION_KEY)).value ?? 0;

@@ -40,7 +40,10 @@ export interface MessageLink {
 }
 
 /** Outcome of {@link Store.addMapping}. */
-export type AddMappingResult = { ok: true } | { ok: false; conflict: { network: string; existing: ChannelMapping } };
+export type AddMappingResult = { ok: true } | {
+  ok: false;
+  conflict: { network: string; existing: ChannelMapping };
+};
 
 /**
  * Typed access to the bridge state in Deno KV.

@@ -54,8 +54,8 @@ export interface XmppClient {
   start(): Promise<unknown>;
   stop(): Promise<unknown>;
   send(element: Element): Promise<void>;
-  on(event: string, listener: (...args: any[]) => void): void;
-  removeListener(event: string, listener: (...args: any[]) => void): void;
+  on(event: string, listener: (...args: never[]) => void): void;
+  removeListener(event: string, listener: (...args: never[]) => void): void;
   isSecure(): boolean;
   iqCaller: {
     request(element: Element, timeout?: number): Promise<Element>;
@@ -68,6 +68,17 @@ export interface XmppClient {
 }
 
 const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+
+/** What a stream-feature handler of xmpp.js is given. */
+interface NegotiatingEntity {
+  socket: unknown;
+  sendReceive(el: Element): Promise<Element>;
+  _attachSocket(socket: unknown): void;
+  restart(): Promise<void>;
+}
+
+/** The SASL step's callback that performs the exchange. */
+type Authenticate = (credentials: { username: string; password: string }, mechanism: string) => Promise<void>;
 
 /** Node TLS connect options for `opts`. */
 export function tlsConnectOptions(domain: string, opts: TlsOptions = {}): tls.ConnectionOptions {
@@ -110,7 +121,7 @@ export function createXmppClient(opts: XmppClientOptions): XmppClient {
   const callee = iqCallee({ middleware: mw, entity });
   const reconnector = reconnect({ entity });
 
-  features.use("starttls", NS_TLS, async ({ entity }: { entity: any }) => {
+  features.use("starttls", NS_TLS, async ({ entity }: { entity: NegotiatingEntity }) => {
     const socket = entity.socket;
     if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return;
     const answer = await entity.sendReceive(xml("starttls", { xmlns: NS_TLS }));
@@ -128,7 +139,7 @@ export function createXmppClient(opts: XmppClientOptions): XmppClient {
   const saslFactory = new SASLFactory();
   scramsha1(saslFactory);
   plain(saslFactory);
-  sasl({ streamFeatures: features, saslFactory }, async (authenticate: any, mechanisms: string[]) => {
+  sasl({ streamFeatures: features, saslFactory }, async (authenticate: Authenticate, mechanisms: string[]) => {
     // Never send PLAIN over an unencrypted stream.
     const mechanism = entity.isSecure() ? mechanisms[0] : mechanisms.find((m: string) => m !== "PLAIN");
     if (!mechanism) throw new Error("the server offers only PLAIN authentication on an unencrypted stream");

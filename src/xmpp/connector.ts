@@ -47,7 +47,12 @@ export class XmppBridge implements Bridge {
   private ctx!: BridgeContext;
   private muc!: MucRooms;
   private readonly waiters = new Map<string, Waiter>();
-  private state: BridgeHealth = { network: "xmpp", connected: false, detail: "not started", since: Date.now() };
+  private state: BridgeHealth = {
+    network: "xmpp",
+    connected: false,
+    detail: "not started",
+    since: Date.now(),
+  };
   private stopping = false;
   private everOnline = false;
   private readonly domain: string;
@@ -80,9 +85,12 @@ export class XmppBridge implements Bridge {
     } catch (err) {
       this.client.reconnect.stop();
       await this.client.stop().catch(() => {});
-      throw new BridgeError(`cannot connect to XMPP at ${this.opts.service} as ${this.opts.jid}: ${describe(err)}`, {
-        cause: err,
-      });
+      throw new BridgeError(
+        `cannot connect to XMPP at ${this.opts.service} as ${this.opts.jid}: ${describe(err)}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
@@ -123,7 +131,9 @@ export class XmppBridge implements Bridge {
       if (condition === "remote-server-not-found" || condition === "remote-server-timeout") {
         throw new BridgeError(`the server of ${room} cannot be reached (${condition})`);
       }
-      throw new BridgeError(`cannot check room ${room}: ${condition ?? errorMessage(err)}`, { transient: true });
+      throw new BridgeError(`cannot check room ${room}: ${condition ?? errorMessage(err)}`, {
+        transient: true,
+      });
     }
   }
 
@@ -132,7 +142,9 @@ export class XmppBridge implements Bridge {
     if (this.client.status !== "online") {
       // Remember the room; it is joined when the session comes (back) online.
       this.muc.rooms.set(room, { wantedNick: this.opts.mucNick, joined: false });
-      throw new BridgeError("XMPP is not connected; the room will be joined on reconnect", { transient: true });
+      throw new BridgeError("XMPP is not connected; the room will be joined on reconnect", {
+        transient: true,
+      });
     }
     await this.muc.join(room, this.opts.mucNick);
   }
@@ -186,13 +198,19 @@ export class XmppBridge implements Bridge {
 
   private onGroupchat(msg: Groupchat): void {
     const ownNick = this.muc.nickIn(msg.room);
-    const waiter = msg.originId ? this.waiters.get(msg.originId) : msg.id ? this.waiters.get(msg.id) : undefined;
+    const waiter = msg.originId
+      ? this.waiters.get(msg.originId)
+      : msg.id
+      ? this.waiters.get(msg.id)
+      : undefined;
     if (waiter && waiter.room === msg.room) {
       this.waiters.delete(msg.originId ?? msg.id!);
       clearTimeout(waiter.timer);
       if (msg.error) {
         // The room bounced our message: usually we are no longer an occupant. Rejoin, and let the bus retry.
-        waiter.reject(new BridgeError(`${msg.room} refused a message: ${msg.error.condition}`, { transient: true }));
+        waiter.reject(
+          new BridgeError(`${msg.room} refused a message: ${msg.error.condition}`, { transient: true }),
+        );
         this.rejoin(msg.room);
       } else waiter.resolve(msg.stanzaId);
       return;
@@ -234,7 +252,9 @@ export class XmppBridge implements Bridge {
     this.setState(false, `disconnected from ${this.opts.service}; reconnecting`);
     for (const w of this.waiters.values()) {
       clearTimeout(w.timer);
-      w.reject(new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }));
+      w.reject(
+        new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }),
+      );
     }
     this.waiters.clear();
     this.muc.resetAll();

@@ -107,10 +107,15 @@ export class MucRooms {
     const pending = this.pending.get(room);
     if (stanza.attrs.type === "error" && pending && pending.nick === nick) {
       const err = stanza.getChild("error");
-      const cond = err?.children.find((c: unknown) => typeof c === "object" && (c as Element).name !== "text") as
+      const cond = err?.children.find((c: unknown) =>
+        typeof c === "object" && (c as Element).name !== "text"
+      ) as
         | Element
         | undefined;
-      this.finish(room, new BridgeError(`cannot join ${room}: ${cond?.name ?? "error"}`, { transient: false }));
+      this.finish(
+        room,
+        new BridgeError(`cannot join ${room}: ${cond?.name ?? "error"}`, { transient: false }),
+      );
       return true;
     }
     const x = stanza.getChild("x", NS_MUC_USER);
@@ -154,7 +159,11 @@ export class MucRooms {
       this.pending.get(room)?.reject(new BridgeError("superseded by a newer join", { transient: true }));
       this.pending.set(room, { nick, resolve, reject, timer });
       this.send(
-        xml("presence", { to: `${room}/${nick}` }, xml("x", { xmlns: NS_MUC }, xml("history", { maxstanzas: "0" }))),
+        xml(
+          "presence",
+          { to: `${room}/${nick}` },
+          xml("x", { xmlns: NS_MUC }, xml("history", { maxstanzas: "0" })),
+        ),
       ).catch((err) => this.finish(room, new BridgeError(`cannot send join: ${err}`, { transient: true })));
     });
   }

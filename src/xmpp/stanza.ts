@@ -59,7 +59,10 @@ export function parseGroupchat(stanza: Element): Groupchat | null {
       typeof c === "object" && (c as Element).attrs?.xmlns === "urn:ietf:params:xml:ns:xmpp-stanzas" &&
       (c as Element).name !== "text"
     ) as Element | undefined;
-    error = { condition: cond?.name ?? "undefined-condition", text: errEl?.getChildText("text") ?? undefined };
+    error = {
+      condition: cond?.name ?? "undefined-condition",
+      text: errEl?.getChildText("text") ?? undefined,
+    };
   }
   return {
     room,

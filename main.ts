@@ -1,0 +1,97 @@
+/**
+ * mmxmpp's entry point: flags, configuration, logging, and a clean shutdown on SIGINT/SIGTERM.
+ *
+ * Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { getLogger } from "@logtape/logtape";
+import { helpText, loadConfig, maskedConfig, secretsOf } from "./src/config.ts";
+import { setupLogging, stopLogging } from "./src/log.ts";
+import { startBridge } from "./src/app.ts";
+import { errorMessage } from "./src/core/errors.ts";
+import { VERSION } from "./src/version.ts";
+
+/** Runs the command line; returns the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  if (args[0] === "--doctor") {
+    const { runDoctor } = await import("./doctor.ts");
+    return await runDoctor(args.slice(1), Deno.env.toObject());
+  }
+  let flags;
+  try {
+    flags = parseArgs({
+      args,
+      options: {
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+        "check-config": { type: "boolean" },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    console.error(`mmxmpp: ${errorMessage(err)}. Try mmxmpp --help.`);
+    return 2;
+  }
+  if (flags.help) {
+    console.log(helpText(VERSION));
+    return 0;
+  }
+  if (flags.version) {
+    console.log(`mmxmpp ${VERSION}`);
+    return 0;
+  }
+  const loaded = loadConfig(Deno.env.toObject(), undefined, Deno.stderr.isTerminal());
+  if (!loaded.ok) {
+    for (const e of loaded.errors) console.error(`mmxmpp: configuration error: ${e}`);
+    console.error("mmxmpp: see mmxmpp --help for every variable");
+    return 2;
+  }
+  const { config } = loaded;
+  if (flags["check-config"]) {
+    for (const w of loaded.warnings) console.error(`mmxmpp: warning: ${w}`);
+    console.log(JSON.stringify(maskedConfig(config), null, 2));
+    return 0;
+  }
+
+  await setupLogging({ level: config.log.level, format: config.log.format, secrets: secretsOf(config) });
+  const log = getLogger(["mmxmpp"]);
+  routeLibraryConsole();
+  log.info("mmxmpp {version} starting", { version: VERSION });
+  let bridge;
+  try {
+    bridge = await startBridge(config);
+  } catch (err) {
+    log.fatal("Could not start: {error}", { error: errorMessage(err) });
+    await stopLogging();
+    return 1;
+  }
+  log.info("mmxmpp is running");
+  const signal = await new Promise<string>((resolve) => {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
+  });
+  log.info("Received {signal}; shutting down", { signal });
+  // Whatever happens, exit within 5 seconds.
+  const deadline = setTimeout(() => {
+    log.error("Shutdown took longer than 5 s; exiting anyway");
+    Deno.exit(0);
+  }, 5_000);
+  await bridge.stop().catch((err) =>
+    log.error("Error while stopping: {error}", { error: errorMessage(err) })
+  );
+  clearTimeout(deadline);
+  log.info("Stopped");
+  await stopLogging();
+  return 0;
+}
+
+/** Libraries (the Mattermost websocket client) print to the console; send that to the debug log instead. */
+function routeLibraryConsole(): void {
+  const lib = getLogger(["mmxmpp", "lib"]);
+  const forward = (...args: unknown[]) => lib.debug("{text}", { text: args.map(String).join(" ") });
+  console.log = forward;
+  console.info = forward;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,83 @@
+/**
+ * Assembles a running bridge from a config: store, HTTP listener, both connectors and the manager.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { getLogger } from "@logtape/logtape";
+import type { Config } from "./config.ts";
+import { BridgeManager } from "./core/manager.ts";
+import type { RetryPolicy } from "./core/bus.ts";
+import { Store } from "./core/store.ts";
+import { HttpServer } from "./http.ts";
+import { MattermostBridge } from "./mattermost/connector.ts";
+import { XmppBridge } from "./xmpp/connector.ts";
+
+const log = getLogger(["mmxmpp"]);
+
+/** A started bridge. */
+export interface RunningBridge {
+  manager: BridgeManager;
+  http: HttpServer;
+  store: Store;
+  /** Leaves rooms, closes the websocket, the listener and the store. */
+  stop(): Promise<void>;
+}
+
+/** Knobs tests turn; production uses the defaults. */
+export interface StartOptions {
+  retry?: RetryPolicy;
+}
+
+/**
+ * Starts everything `config` describes. On failure, whatever was started is stopped again before the error is
+ * rethrown.
+ */
+export async function startBridge(config: Config, opts: StartOptions = {}): Promise<RunningBridge> {
+  if (config.xmpp.tlsInsecureSkipVerify) {
+    log.warn("XMPP_TLS_INSECURE_SKIP_VERIFY is on: the XMPP server's certificate is not checked");
+  }
+  await Deno.mkdir(dirname(config.bridge.kvPath), { recursive: true });
+  const store = await Store.open(config.bridge.kvPath);
+  const http = new HttpServer();
+  const mattermost = new MattermostBridge({
+    url: config.mattermost.url,
+    token: config.mattermost.token,
+    team: config.mattermost.team,
+    display: { mode: config.bridge.mmDisplay, nameFormat: config.bridge.xmppNameFormat },
+    publicUrl: config.bridge.publicUrl,
+    commandToken: config.mattermost.commandToken,
+    route: (method, path, handler) => http.route(method, path, handler),
+  });
+  const xmpp = new XmppBridge({
+    jid: config.xmpp.jid,
+    password: config.xmpp.password,
+    service: config.xmpp.service,
+    resource: config.xmpp.resource,
+    mucNick: config.xmpp.mucNick,
+    tls: { ca: config.xmpp.ca, insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify },
+    nameFormat: config.bridge.mmNameFormat,
+  });
+  const manager = new BridgeManager(store, [mattermost, xmpp], {
+    staticMappings: config.bridge.mappings,
+    retry: opts.retry,
+  });
+  http.route("GET", "/healthz", () => {
+    const health = manager.health();
+    const ok = health.every((h) => h.connected);
+    return Response.json({ ok, bridges: health }, { status: ok ? 200 : 503 });
+  });
+  const stop = async () => {
+    await manager.stop();
+    await http.stop();
+    store.close();
+  };
+  try {
+    await http.start(config.bridge.httpAddr);
+    await manager.start();
+  } catch (err) {
+    await stop().catch(() => {});
+    throw err;
+  }
+  return { manager, http, store, stop };
+}

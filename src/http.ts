@@ -1,0 +1,83 @@
+/**
+ * The bridge's small HTTP listener (`BRIDGE_HTTP_ADDR`): the slash-command callback, health and metrics.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["mmxmpp", "http"]);
+
+/** Handles one request. */
+export type Handler = (req: Request) => Response | Promise<Response>;
+
+/**
+ * Routes requests by method and exact path.
+ *
+ * @example
+ * ```ts
+ * const http = new HttpServer();
+ * http.route("GET", "/healthz", () => Response.json({ ok: true }));
+ * await http.start({ hostname: "127.0.0.1", port: 8786 });
+ * ```
+ */
+export class HttpServer {
+  private readonly routes = new Map<string, Handler>();
+  private server?: Deno.HttpServer<Deno.NetAddr>;
+
+  /** Adds a route; a later call for the same method and path replaces it. */
+  route(method: string, path: string, handler: Handler): void {
+    this.routes.set(`${method} ${path}`, handler);
+  }
+
+  /** The address actually bound (useful with port 0). */
+  get addr(): Deno.NetAddr | undefined {
+    return this.server?.addr;
+  }
+
+  /** Starts listening. Rejects with a clear message when the address is taken or not allowed. */
+  start(addr: { hostname: string; port: number }): Promise<void> {
+    try {
+      this.server = Deno.serve({ ...addr, onListen: () => {} }, (req) => this.handle(req));
+    } catch (err) {
+      const reason = err instanceof Deno.errors.AddrInUse
+        ? "the address is already in use"
+        : err instanceof Error
+        ? err.message
+        : String(err);
+      return Promise.reject(
+        new Error(`cannot listen on ${addr.hostname}:${addr.port} (BRIDGE_HTTP_ADDR): ${reason}`),
+      );
+    }
+    log.info("Listening on http://{hostname}:{port}", {
+      hostname: this.server.addr.hostname,
+      port: this.server.addr.port,
+    });
+    return Promise.resolve();
+  }
+
+  /** Stops listening and closes open connections. */
+  async stop(): Promise<void> {
+    await this.server?.shutdown();
+    this.server = undefined;
+  }
+
+  private async handle(req: Request): Promise<Response> {
+    const path = new URL(req.url).pathname;
+    const handler = this.routes.get(`${req.method} ${path}`);
+    if (!handler) {
+      const allowed = [...this.routes.keys()].some((k) => k.endsWith(` ${path}`));
+      return Response.json({ error: allowed ? "method not allowed" : "not found" }, {
+        status: allowed ? 405 : 404,
+      });
+    }
+    try {
+      return await handler(req);
+    } catch (err) {
+      log.error("Request to {path} failed: {error}", {
+        path,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return Response.json({ error: "internal error" }, { status: 500 });
+    }
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The Mattermost REST client: `@mattermost/client`'s Client4, plus what it cannot do by itself.
+ *
+ * Client4 cannot see HTTP 429 (it turns it into an error with neither message nor status), so requests to the
+ * configured server go through a fetch wrapper that waits out `Retry-After` and tries again. Client4 errors are
+ * turned into {@link BridgeError}s that say whether a retry can help, and never carry the token.
+ *
+ * @module
+ */
+import mm from "@mattermost/client";
+import { getLogger } from "@logtape/logtape";
+import { BridgeError } from "../core/errors.ts";
+
+const log = getLogger(["mmxmpp", "mattermost", "api"]);
+
+/** The Client4 class of `@mattermost/client`. */
+export type Client4 = InstanceType<typeof mm.Client4>;
+
+/** Base URLs whose 429 answers the fetch wrapper retries. */
+const guardedOrigins = new Set<string>();
+let installed = false;
+
+/** Most attempts for one request that keeps getting 429. */
+const MAX_RATE_LIMIT_RETRIES = 5;
+
+/**
+ * Wraps the global `fetch` (once per process) so that requests to `baseUrl` that answer 429 are retried after the
+ * server's `Retry-After` (capped at 30 s), up to five times.
+ */
+export function retryRateLimitedRequests(baseUrl: string): void {
+  guardedOrigins.add(new URL(baseUrl).origin);
+  if (installed) return;
+  installed = true;
+  const inner = globalThis.fetch;
+  globalThis.fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (!guardedOrigins.has(url.origin)) return inner(input, init);
+    for (let attempt = 1;; attempt++) {
+      const res = await inner(input, init);
+      if (res.status !== 429 || attempt > MAX_RATE_LIMIT_RETRIES) return res;
+      await res.body?.cancel();
+      const waitMs = retryAfterMs(res.headers);
+      log.warn("Mattermost rate-limited {path}; retrying in {waitMs} ms (attempt {attempt})", {
+        path: url.pathname,
+        waitMs,
+        attempt,
+      });
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  };
+}
+
+/** Milliseconds to wait according to `Retry-After` or `X-RateLimit-Reset`, between 100 ms and 30 s. */
+export function retryAfterMs(headers: Headers): number {
+  const after = Number(headers.get("Retry-After") ?? headers.get("X-RateLimit-Reset") ?? "1");
+  return Math.min(30_000, Math.max(100, Number.isFinite(after) ? after * 1000 : 1000));
+}
+
+/** Creates a Client4 for `url` authenticated with `token`. */
+export function createClient(url: string, token: string): Client4 {
+  retryRateLimitedRequests(url);
+  const client = new mm.Client4();
+  client.setUrl(url);
+  client.setToken(token);
+  client.setUserAgent?.("mmxmpp");
+  return client;
+}
+
+/**
+ * Runs one REST call and converts any failure into a BridgeError that names `what` and says whether to retry.
+ *
+ * @example
+ * ```ts
+ * const me = await call("read the bot's own account", () => client.getMe());
+ * ```
+ */
+export async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toBridgeError(what, err);
+  }
+}
+
+/** HTTP status of a Client4 error, when the server said one. */
+export function statusOf(err: unknown): number | undefined {
+  const s = (err as { status_code?: unknown; cause?: { status_code?: unknown } })?.status_code ??
+    (err as { cause?: { status_code?: unknown } })?.cause?.status_code;
+  return typeof s === "number" ? s : undefined;
+}
+
+function toBridgeError(what: string, err: unknown): BridgeError {
+  if (err instanceof BridgeError) return err;
+  const status = statusOf(err);
+  const serverId = (err as { server_error_id?: string })?.server_error_id;
+  const message = (err as { message?: string })?.message;
+  if (status === undefined) {
+    // No status: the request never got an answer (network), or Client4 could not read it (429 after retries).
+    return new BridgeError(`cannot ${what}: Mattermost did not answer usably (${message || "no response"})`, {
+      transient: true,
+      cause: err,
+    });
+  }
+  const detail = `${status}${serverId ? ` ${serverId}` : ""}${message ? `: ${message}` : ""}`;
+  const hint = status === 401
+    ? " (the token is invalid or revoked: check MM_TOKEN)"
+    : status === 403
+    ? " (the bot lacks permission: add it to the team/channel or give it the needed role)"
+    : "";
+  return new BridgeError(`cannot ${what}: Mattermost answered ${detail}${hint}`, {
+    transient: status >= 500 || status === 429 || status === 408,
+    cause: err,
+  });
+}
