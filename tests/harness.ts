@@ -1,0 +1,136 @@
+/**
+ * End-to-end test world: a real Prosody, the Mattermost stand-in, a human on each side, and the bridge started
+ * in-process from environment variables exactly as `main.ts` reads them.
+ *
+ * @module
+ */
+import { loadConfig } from "../src/config.ts";
+import { type RunningBridge, startBridge } from "../src/app.ts";
+import { type Prosody, startProsody } from "./helpers/prosody.ts";
+import { connectXmppUser, type XmppUser } from "./helpers/xmpp_user.ts";
+import { freePort } from "./helpers/ports.ts";
+import {
+  type MattermostStandIn,
+  type Post,
+  startMattermostStandIn,
+  type TestUser,
+} from "./mm_server/server.ts";
+
+/** Everything an end-to-end test needs. */
+export interface World {
+  prosody: Prosody;
+  mm: MattermostStandIn;
+  /** A human Mattermost user who posts in `channel`. */
+  bob: TestUser;
+  /** A mapped pair: Mattermost channel and XMPP room. */
+  channel: { id: string; name: string };
+  room: string;
+  /** A human XMPP user, joined to `room` as "alice". */
+  alice: XmppUser;
+  kvPath: string;
+  httpPort: number;
+  /** The bridge's environment, with `extra` on top. */
+  env(extra?: Record<string, string>): Record<string, string>;
+  /** Starts the bridge from `env(extra)`; remembered so that `stop` stops it. */
+  startBridge(extra?: Record<string, string>): Promise<RunningBridge>;
+  /** Stops the bridge, the users and the servers, and removes temp files. */
+  stop(): Promise<void>;
+}
+
+/** Password of every test account. */
+export const PASSWORD = "s3cret-Pa55word!";
+
+/** Starts a world. `mapped` sets BRIDGE_MAPPINGS for the channel/room pair (default true). */
+export async function startWorld(opts: { mapped?: boolean } = {}): Promise<World> {
+  const prosody = await startProsody();
+  const mm = await startMattermostStandIn();
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-e2e-" });
+  await prosody.register("bridge", PASSWORD);
+  await prosody.register("alice", PASSWORD);
+  const bob = mm.createUser("bob");
+  const channel = mm.createChannel("town-hall", { displayName: "Town Hall" });
+  mm.addMember(channel.id, bob.id);
+  const room = "hall@conference.localhost";
+  const alice = await connectXmppUser(prosody, "alice", PASSWORD, "phone");
+  await alice.joinRoom(room, "alice");
+  const httpPort = freePort();
+  const kvPath = `${dir}/state.kv`;
+  const bridges: RunningBridge[] = [];
+
+  const env = (extra: Record<string, string> = {}) => ({
+    MM_URL: mm.url,
+    MM_TOKEN: mm.bot.token,
+    MM_TEAM: mm.team.name,
+    XMPP_JID: "bridge@localhost",
+    XMPP_PASSWORD: PASSWORD,
+    XMPP_SERVICE: prosody.service,
+    XMPP_CA_FILE: prosody.caFile,
+    XMPP_MUC_NICK: "bridge",
+    BRIDGE_KV_PATH: kvPath,
+    BRIDGE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+    BRIDGE_PUBLIC_URL: `http://127.0.0.1:${httpPort}`,
+    ...(opts.mapped === false ? {} : { BRIDGE_MAPPINGS: `${mm.team.name}/${channel.name}=${room}` }),
+    ...extra,
+  });
+
+  return {
+    prosody,
+    mm,
+    bob,
+    channel,
+    room,
+    alice,
+    kvPath,
+    httpPort,
+    env,
+    async startBridge(extra) {
+      const loaded = loadConfig(env(extra));
+      if (!loaded.ok) throw new Error(`bad test config: ${loaded.errors.join("; ")}`);
+      const bridge = await startBridge(loaded.config, { retry: { initialMs: 100, maxMs: 1_000 } });
+      bridges.push(bridge);
+      const stop = bridge.stop;
+      // Stopping twice (a test, then the world) must be harmless.
+      let stopped: Promise<void> | undefined;
+      bridge.stop = () => stopped ??= stop();
+      return bridge;
+    },
+    async stop() {
+      for (const b of bridges) await b.stop().catch(() => {});
+      await alice.stop().catch(() => {});
+      await mm.close();
+      await prosody.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Waits until `predicate` holds, polling every 20 ms; throws `what` after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000) {
+  const end = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Waits until `channelId` has at least `count` posts matching `match`; returns those, in order. */
+export async function postsMatching(
+  mm: MattermostStandIn,
+  channelId: string,
+  match: (p: Post) => boolean,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<Post[]> {
+  let found: Post[] = [];
+  await waitFor(
+    () => (found = mm.posts(channelId).filter(match)).length >= count,
+    `${count} matching post(s)`,
+    timeoutMs,
+  )
+    .catch((err) => {
+      throw new Error(
+        `${err.message}; have: ${JSON.stringify(mm.posts(channelId).map((p) => p.message.slice(0, 80)))}`,
+      );
+    });
+  return found;
+}
