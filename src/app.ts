@@ -64,8 +64,9 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
   });
   http.route("GET", "/healthz", () => {
     const health = manager.health();
-    const ok = health.every((h) => h.connected);
-    return Response.json({ ok, bridges: health }, { status: ok ? 200 : 503 });
+    const ready = manager.isReady();
+    const ok = ready && health.every((h) => h.connected);
+    return Response.json({ ok, ready, bridges: health }, { status: ok ? 200 : 503 });
   });
   const stop = async () => {
     await manager.stop();

@@ -44,6 +44,7 @@ export class BridgeManager {
   readonly bus: MessageBus;
   private readonly bridges: Map<string, Bridge>;
   private started = false;
+  private ready = false;
 
   constructor(private readonly store: Store, bridges: Bridge[], private readonly opts: ManagerOptions = {}) {
     this.bridges = new Map(bridges.map((b) => [b.network, b]));
@@ -60,12 +61,19 @@ export class BridgeManager {
     }
     for (const refs of this.opts.staticMappings ?? []) await this.applyStatic(refs);
     for (const mapping of await this.store.listMappings()) await this.joinBoth(mapping);
+    this.ready = true;
+  }
+
+  /** True once `start` has connected every bridge and joined every mapped channel, until `stop`. */
+  isReady(): boolean {
+    return this.ready;
   }
 
   /** Lets queued messages go out (up to `graceMs`), then stops the bus and every bridge. */
   async stop(graceMs = 2_000): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    this.ready = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       this.bus.drain(),

@@ -139,13 +139,16 @@ export function createXmppClient(opts: XmppClientOptions): XmppClient {
   const saslFactory = new SASLFactory();
   scramsha1(saslFactory);
   plain(saslFactory);
-  sasl({ streamFeatures: features, saslFactory }, async (authenticate: Authenticate, mechanisms: string[]) => {
-    // Never send PLAIN over an unencrypted stream.
-    const mechanism = entity.isSecure() ? mechanisms[0] : mechanisms.find((m: string) => m !== "PLAIN");
-    if (!mechanism) throw new Error("the server offers only PLAIN authentication on an unencrypted stream");
-    negotiated.mechanism = mechanism;
-    await authenticate({ username: opts.username, password: opts.password }, mechanism);
-  });
+  sasl(
+    { streamFeatures: features, saslFactory },
+    async (authenticate: Authenticate, mechanisms: string[]) => {
+      // Never send PLAIN over an unencrypted stream.
+      const mechanism = entity.isSecure() ? mechanisms[0] : mechanisms.find((m: string) => m !== "PLAIN");
+      if (!mechanism) throw new Error("the server offers only PLAIN authentication on an unencrypted stream");
+      negotiated.mechanism = mechanism;
+      await authenticate({ username: opts.username, password: opts.password }, mechanism);
+    },
+  );
   resourceBinding({ iqCaller: caller, streamFeatures: features }, opts.resource);
   callee.get("urn:xmpp:ping", "ping", () => ({}));
 
