@@ -12,6 +12,7 @@ import { freePort } from "./helpers/ports.ts";
 import {
   type MattermostStandIn,
   type Post,
+  type StandInOptions,
   startMattermostStandIn,
   type TestUser,
 } from "./mm_server/server.ts";
@@ -40,10 +41,15 @@ export interface World {
 /** Password of every test account. */
 export const PASSWORD = "s3cret-Pa55word!";
 
-/** Starts a world. `mapped` sets BRIDGE_MAPPINGS for the channel/room pair (default true). */
-export async function startWorld(opts: { mapped?: boolean } = {}): Promise<World> {
+/**
+ * Starts a world. `mapped` sets BRIDGE_MAPPINGS for the channel/room pair (default true); `mattermost` configures
+ * the stand-in.
+ */
+export async function startWorld(
+  opts: { mapped?: boolean; mattermost?: StandInOptions } = {},
+): Promise<World> {
   const prosody = await startProsody();
-  const mm = await startMattermostStandIn();
+  const mm = await startMattermostStandIn(opts.mattermost);
   const dir = await Deno.makeTempDir({ prefix: "mmxmpp-e2e-" });
   await prosody.register("bridge", PASSWORD);
   await prosody.register("alice", PASSWORD);
