@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { migrate, type Migration, MIGRATIONS, SCHEMA_VERSION_KEY } from "../src/core/migrations.ts";
+import { Store } from "../src/core/store.ts";
+
+/** Opens a fresh KV file, runs `fn`, then closes it and removes the file. */
+async function withKv(fn: (kv: Deno.Kv, path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-migrations-" });
+  const path = `${dir}/state.kv`;
+  const kv = await Deno.openKv(path);
+  try {
+    await fn(kv, path);
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Migrations 1..n whose `up` appends its version to `ran` and writes a marker key. */
+function recording(n: number, ran: number[]): Migration[] {
+  return Array.from({ length: n }, (_, i) => ({
+    version: i + 1,
+    name: `step ${i + 1}`,
+    up: async (kv: Deno.Kv) => {
+      ran.push(i + 1);
+      await kv.set(["test_marker", i + 1], true);
+    },
+  }));
+}
+
+async function schemaVersion(kv: Deno.Kv): Promise<number | null> {
+  return (await kv.get<number>(SCHEMA_VERSION_KEY)).value;
+}
+
+Deno.test("migrate on a fresh KV sets schema_version to the latest known migration", async () => {
+  await withKv(async (kv) => {
+    const latest = Math.max(...MIGRATIONS.map((m) => m.version));
+    assert.equal(await schemaVersion(kv), null);
+    assert.equal(await migrate(kv), latest);
+    assert.equal(await schemaVersion(kv), latest);
+  });
+});
+
+Deno.test("migrate runs every migration of a fresh KV once, in version order", async () => {
+  await withKv(async (kv) => {
+    const ran: number[] = [];
+    // Given out of order: the runner must sort them.
+    const list = recording(3, ran);
+    assert.equal(await migrate(kv, [list[2], list[0], list[1]]), 3);
+    assert.deepEqual(ran, [1, 2, 3]);
+    assert.equal(await schemaVersion(kv), 3);
+  });
+});
+
+Deno.test("migrate applies only the pending migrations, in order, to a KV at version 1", async () => {
+  await withKv(async (kv) => {
+    await kv.set(SCHEMA_VERSION_KEY, 1);
+    const ran: number[] = [];
+    assert.equal(await migrate(kv, recording(3, ran)), 3);
+    assert.deepEqual(ran, [2, 3]);
+    assert.equal(await schemaVersion(kv), 3);
+    assert.equal((await kv.get(["test_marker", 1])).value, null);
+    assert.equal((await kv.get(["test_marker", 3])).value, true);
+  });
+});
+
+Deno.test("migrate is idempotent: a second run applies nothing", async () => {
+  await withKv(async (kv) => {
+    const ran: number[] = [];
+    await migrate(kv, recording(3, ran));
+    ran.length = 0;
+    assert.equal(await migrate(kv, recording(3, ran)), 3);
+    assert.deepEqual(ran, []);
+    assert.equal(await schemaVersion(kv), 3);
+  });
+});
+
+Deno.test("a migration added in a later release runs once on the next start", async () => {
+  await withKv(async (kv) => {
+    const ran: number[] = [];
+    await migrate(kv, recording(2, ran));
+    assert.deepEqual(ran, [1, 2]);
+    ran.length = 0;
+    await migrate(kv, recording(4, ran));
+    assert.deepEqual(ran, [3, 4]);
+    assert.equal(await schemaVersion(kv), 4);
+  });
+});
+
+Deno.test("migrate refuses a KV written by a newer mmxmpp and says what to do", async () => {
+  await withKv(async (kv) => {
+    await kv.set(SCHEMA_VERSION_KEY, 7);
+    const ran: number[] = [];
+    await assert.rejects(migrate(kv, recording(3, ran)), (err: Error) => {
+      assert.match(err.message, /schema version 7/);
+      assert.match(err.message, /up to 3/);
+      assert.match(err.message, /newer mmxmpp/);
+      assert.match(err.message, /BRIDGE_KV_PATH/);
+      return true;
+    });
+    assert.deepEqual(ran, []);
+    // The stored version is left as it was.
+    assert.equal(await schemaVersion(kv), 7);
+  });
+});
+
+Deno.test("Store.open refuses a KV file from a newer mmxmpp and leaves the file usable", async () => {
+  await withKv(async (kv, path) => {
+    const latest = Math.max(...MIGRATIONS.map((m) => m.version));
+    await kv.set(SCHEMA_VERSION_KEY, latest + 1);
+    await assert.rejects(Store.open(path), /newer mmxmpp/);
+    assert.equal(await schemaVersion(kv), latest + 1);
+  });
+});
+
+Deno.test("migrate rejects a migration list with a gap before touching the KV", async () => {
+  await withKv(async (kv) => {
+    const ran: number[] = [];
+    const [one, , three] = recording(3, ran);
+    await assert.rejects(migrate(kv, [one, three]), /migration list is broken: expected version 2, found 3/);
+    assert.deepEqual(ran, []);
+    assert.equal(await schemaVersion(kv), null);
+  });
+});
+
+Deno.test("migrate rejects a migration list that does not start at 1 or repeats a version", async () => {
+  await withKv(async (kv) => {
+    const ran: number[] = [];
+    const [one, two, three] = recording(3, ran);
+    await assert.rejects(migrate(kv, [two, three]), /expected version 1, found 2/);
+    await assert.rejects(
+      migrate(kv, [one, two, { ...two, name: "again" }, three]),
+      /expected version 3, found 2/,
+    );
+    assert.deepEqual(ran, []);
+    assert.equal(await schemaVersion(kv), null);
+  });
+});
+
+Deno.test("a failing migration stops the run, keeps the last good version, and is retried next time", async () => {
+  await withKv(async (kv) => {
+    const ran: number[] = [];
+    const list = recording(3, ran);
+    let fail = true;
+    const flaky: Migration = {
+      ...list[1],
+      up: async (k) => {
+        if (fail) throw new Error("disk full");
+        await list[1].up(k);
+      },
+    };
+    await assert.rejects(migrate(kv, [list[0], flaky, list[2]]), /disk full/);
+    assert.deepEqual(ran, [1]);
+    assert.equal(await schemaVersion(kv), 1);
+    fail = false;
+    assert.equal(await migrate(kv, [list[0], flaky, list[2]]), 3);
+    assert.deepEqual(ran, [1, 2, 3]);
+  });
+});
