@@ -124,7 +124,8 @@ export type ReadFile = (path: string) => string;
 
 /** Mattermost ids are 26 lowercase letters and digits. */
 const MM_ID = /^[a-z0-9]{26}$/;
-const BARE_JID = /^[^@/\s"&'<>:]+@[^@/\s]+$/;
+/** local@domain; a ':' in the domain would be a port, which belongs in XMPP_SERVICE. */
+const BARE_JID = /^[^@/\s"&'<>:]+@[^@/\s:]+$/;
 
 /**
  * Reads and validates the configuration from `env`. Collects every problem instead of stopping at the first, and
@@ -148,7 +149,7 @@ export function loadConfig(
     return v === undefined || v === "" ? undefined : v;
   };
   const secret = (name: string, required: boolean): string | undefined => {
-    const direct = env[name];
+    const direct = env[name]?.trim() ? env[name] : undefined;
     const file = get(`${name}_FILE`);
     if (direct && file) {
       errors.push(`${name} and ${name}_FILE are both set: set only one`);
@@ -156,15 +157,20 @@ export function loadConfig(
     }
     if (file) {
       try {
-        const value = readFile(file).trim();
-        if (!value) errors.push(`${name}_FILE: ${file} is empty`);
-        return value || undefined;
+        // Editors and `echo` add a final newline. Tokens never hold spaces; passwords may, so only that goes.
+        const raw = readFile(file);
+        const value = name.endsWith("TOKEN") ? raw.trim() : raw.replace(/\r?\n$/, "");
+        if (!value.trim()) {
+          errors.push(`${name}_FILE: ${file} is empty`);
+          return undefined;
+        }
+        return value;
       } catch (err) {
         errors.push(`${name}_FILE: cannot read ${file} (${err instanceof Error ? err.name : "error"})`);
         return undefined;
       }
     }
-    if (direct?.trim()) return direct.trim();
+    if (direct) return direct;
     if (required) errors.push(`${name} is required (or ${name}_FILE naming a file that holds it)`);
     return undefined;
   };
@@ -272,7 +278,7 @@ export function loadConfig(
         kvPath,
         httpAddr,
         publicUrl,
-        xmppNameFormat: env.BRIDGE_XMPP_NAME_FORMAT ?? "{nick} (xmpp)",
+        xmppNameFormat: env.BRIDGE_XMPP_NAME_FORMAT || "{nick} (xmpp)",
         mmNameFormat: env.BRIDGE_MM_NAME_FORMAT ?? "<{username}> ",
         mmDisplay: mmDisplay as Config["bridge"]["mmDisplay"],
       },
@@ -310,6 +316,7 @@ function parseHttpUrl(name: string, value: string | undefined, errors: string[],
     const u = new URL(value);
     if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("scheme");
     if (u.search || u.hash) throw new Error("query");
+    if (u.username || u.password) throw new Error("credentials");
     return u.toString().replace(/\/+$/, "");
   } catch {
     errors.push(

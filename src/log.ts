@@ -16,7 +16,7 @@ import {
   type Sink,
   type TextFormatter,
 } from "@logtape/logtape";
-import { DEFAULT_REDACT_FIELDS, redactByField, redactByPattern } from "@logtape/redaction";
+import { redactByField, redactByPattern } from "@logtape/redaction";
 import type { LogLevel } from "./config.ts";
 
 /** Options for {@link setupLogging}. */
@@ -39,7 +39,11 @@ const levelMap: Record<LogLevel, TapeLevel> = {
 /** Builds the formatter that masks `secrets` in finished lines. */
 export function redactingFormatter(format: "json" | "pretty", secrets: string[]): TextFormatter {
   const base = format === "json" ? jsonLinesFormatter : ansiColorFormatter;
-  const patterns = secrets.filter((s) => s.length >= 4).map((s) => ({
+  // JSON lines hold a secret as JSON escapes it (`"` → `\"`), so mask that spelling too, longest first.
+  const spellings = new Set(
+    secrets.filter((s) => s.length >= 4).flatMap((s) => [JSON.stringify(s).slice(1, -1), s]),
+  );
+  const patterns = [...spellings].sort((a, b) => b.length - a.length).map((s) => ({
     pattern: new RegExp(escapeRegExp(s), "g"),
     replacement: "***",
   }));
@@ -58,7 +62,16 @@ export async function setupLogging(opts: LogOptions): Promise<void> {
   const formatter = redactingFormatter(opts.format, opts.secrets ?? []);
   const sink = opts.sink ?? getStreamSink(Deno.stderr.writable, { formatter });
   const safe = redactByField(sink, {
-    fieldPatterns: [...DEFAULT_REDACT_FIELDS, /token/i, /passw/i, /secret/i, /authorization/i],
+    // Not LogTape's defaults: those also drop harmless fields such as `author`.
+    fieldPatterns: [
+      /token/i,
+      /passw/i,
+      /secret/i,
+      /authorization/i,
+      /cookie/i,
+      /credential/i,
+      /api[-_]?key/i,
+    ],
   });
   await configure({
     reset: true,

@@ -11,7 +11,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Bridge } from "./bridge.ts";
 import { errorMessage, isTransient } from "./errors.ts";
-import type { BridgeMessage, DirectionalMessage } from "./message.ts";
+import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
 import type { Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
@@ -57,6 +57,8 @@ export class MessageBus {
   private readonly inbound = new Map<string, Promise<void>>();
   /** One queue per target channel keeps delivery in order and lets one slow channel not block the others. */
   private readonly outbound = new Map<string, DeliveryQueue>();
+  /** Source ids of messages queued or being delivered: a copy arriving meanwhile is a duplicate too. */
+  private readonly inFlight = new Set<string>();
   private stopped = false;
   /** Aborted by `stop` so that no backoff outlives the bus. */
   private readonly abort = new AbortController();
@@ -108,6 +110,11 @@ export class MessageBus {
   }
 
   private async route(message: BridgeMessage): Promise<void> {
+    const keys = message.ids.map((id) => `${message.network}\u0000${message.channel}\u0000${id}`);
+    if (keys.some((k) => this.inFlight.has(k))) {
+      this.stats.duplicatesDropped++;
+      return;
+    }
     for (const id of message.ids) {
       const link = await this.store.findLink(message.network, message.channel, id);
       if (!link) continue;
@@ -126,20 +133,28 @@ export class MessageBus {
       log.debug("Ignored a message from unmapped {network} channel {channel}", { ...message });
       return;
     }
-    for (const [target, targetChannel] of Object.entries(mapping.channels)) {
-      if (target === message.network || !this.bridges.has(target)) continue;
-      this.enqueue({ source: message.network, target, targetChannel, message });
+    const targets = Object.entries(mapping.channels).filter(([n]) =>
+      n !== message.network && this.bridges.has(n)
+    );
+    let pending = targets.length;
+    if (pending === 0) return;
+    for (const k of keys) this.inFlight.add(k);
+    const settled = () => {
+      if (--pending === 0) { for (const k of keys) this.inFlight.delete(k); }
+    };
+    for (const [target, targetChannel] of targets) {
+      this.enqueue({ source: message.network, target, targetChannel, message }, settled);
     }
   }
 
-  private enqueue(dm: DirectionalMessage): void {
+  private enqueue(dm: DirectionalMessage, settled: () => void): void {
     const key = `${dm.target}\u0000${dm.targetChannel}`;
     let queue = this.outbound.get(key);
     if (!queue) {
       queue = new DeliveryQueue((m) => this.deliver(m));
       this.outbound.set(key, queue);
     }
-    queue.push(dm);
+    queue.push(dm, settled);
   }
 
   /** Delivers one message, retrying transient failures with backoff until it lands or the bus stops. */
@@ -148,19 +163,9 @@ export class MessageBus {
     let delay = this.retry.initialMs;
     for (let attempt = 1;; attempt++) {
       if (this.stopped) return;
+      let sent: SentRefs;
       try {
-        const sent = await bridge.send(dm);
-        this.stats.delivered++;
-        await this.store.saveLink({
-          id: crypto.randomUUID(),
-          source: dm.source,
-          refs: {
-            [dm.source]: { channel: dm.message.channel, ids: dm.message.ids },
-            [dm.target]: { channel: dm.targetChannel, ids: sent.ids },
-          },
-          createdAt: Date.now(),
-        });
-        return;
+        sent = await bridge.send(dm);
       } catch (err) {
         if (!isTransient(err)) {
           this.stats.failed++;
@@ -186,7 +191,29 @@ export class MessageBus {
         );
         await sleep(wait, this.abort.signal);
         delay = Math.min(this.retry.maxMs, delay * 2);
+        continue;
       }
+      this.stats.delivered++;
+      // The message is out: a failure to record it must not send it again.
+      await this.store.saveLink({
+        id: crypto.randomUUID(),
+        source: dm.source,
+        refs: {
+          [dm.source]: { channel: dm.message.channel, ids: dm.message.ids },
+          [dm.target]: { channel: dm.targetChannel, ids: sent.ids },
+        },
+        createdAt: Date.now(),
+      }).catch((err) =>
+        log.error(
+          "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
+          {
+            target: dm.target,
+            channel: dm.targetChannel,
+            error: errorMessage(err),
+          },
+        )
+      );
+      return;
     }
   }
 }
@@ -212,7 +239,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** A FIFO worked by one loop at a time. */
 class DeliveryQueue {
-  private readonly items: DirectionalMessage[] = [];
+  private readonly items: Array<{ message: DirectionalMessage; settled: () => void }> = [];
   private running: Promise<void> | null = null;
 
   constructor(private readonly work: (m: DirectionalMessage) => Promise<void>) {}
@@ -225,8 +252,8 @@ class DeliveryQueue {
     return this.running !== null;
   }
 
-  push(m: DirectionalMessage): void {
-    this.items.push(m);
+  push(message: DirectionalMessage, settled: () => void): void {
+    this.items.push({ message, settled });
     this.running ??= this.run();
   }
 
@@ -235,12 +262,19 @@ class DeliveryQueue {
   }
 
   clear(): void {
-    this.items.length = 0;
+    for (const item of this.items.splice(0)) item.settled();
   }
 
   private async run(): Promise<void> {
     try {
-      while (this.items.length > 0) await this.work(this.items.shift()!);
+      while (this.items.length > 0) {
+        const item = this.items.shift()!;
+        try {
+          await this.work(item.message);
+        } finally {
+          item.settled();
+        }
+      }
     } finally {
       this.running = null;
     }

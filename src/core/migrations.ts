@@ -2,7 +2,7 @@
  * Numbered schema migrations for the Deno KV store.
  *
  * The schema version lives under `["meta", "schema_version"]`. Each migration runs once, in order, and the version
- * is bumped in the same atomic commit as the migration's final write, so a crash never leaves it half-recorded.
+ * is bumped right after it; since a crash between the two reruns the migration, every `up` must be idempotent.
  *
  * @module
  */
