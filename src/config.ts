@@ -40,6 +40,21 @@ export interface Config {
     mmNameFormat: string;
     mmDisplay: "override" | "prefix";
   };
+  ghosts: {
+    /** `relay`: the bridge speaks for everyone; `ibr`: an account per user; `component`: XEP-0114 puppets. */
+    mode: "relay" | "ibr" | "component";
+    prefix: string;
+    /** Domain ghost accounts are registered on (`ibr`). */
+    domain: string;
+    nickFormat: string;
+    idleMinutes: number;
+    cleanup: boolean;
+    /** Distinguishes instances in ghost resources. */
+    nodeId: string;
+    /** Encrypts stored ghost passwords when set. */
+    secretKey?: string;
+    component?: { jid: string; secret: string; service: string };
+  };
   log: { level: LogLevel; format: "json" | "pretty" };
 }
 
@@ -109,6 +124,54 @@ export const ENV_VARS: readonly EnvVar[] = [
     name: "BRIDGE_MM_DISPLAY",
     meaning: "override (props.override_username) or prefix (bold name in the text)",
     default: "override",
+  },
+  {
+    name: "BRIDGE_GHOST_MODE",
+    meaning: "relay (the bridge speaks for everyone), ibr (an XMPP account per Mattermost user) or component",
+    default: "relay",
+  },
+  { name: "BRIDGE_GHOST_PREFIX", meaning: "localpart prefix of ghost accounts (ibr)", default: "mm_" },
+  {
+    name: "BRIDGE_GHOST_DOMAIN",
+    meaning: "domain ghost accounts are registered on (ibr)",
+    default: "XMPP_JID's domain",
+  },
+  {
+    name: "BRIDGE_GHOST_NICK_FORMAT",
+    meaning: "a ghost's nick in rooms ({username}, {displayname})",
+    default: "{username}",
+  },
+  {
+    name: "BRIDGE_GHOST_IDLE_MINUTES",
+    meaning: "disconnect an idle ghost after this many minutes (ibr)",
+    default: "30",
+  },
+  {
+    name: "BRIDGE_GHOST_CLEANUP",
+    meaning: "cancel a ghost's registration when its Mattermost user is deactivated (ibr)",
+    default: "true",
+  },
+  {
+    name: "BRIDGE_NODE_ID",
+    meaning: "instance id used in ghost resources",
+    default: "derived from the host name",
+  },
+  {
+    name: "BRIDGE_SECRET_KEY",
+    meaning: "key that encrypts stored ghost passwords (AES-GCM); keep it with your backups",
+    default: "none (stored unencrypted)",
+    secret: true,
+  },
+  {
+    name: "XMPP_COMPONENT_JID",
+    meaning: "component domain for puppets, e.g. mattermost.example.org",
+    default: "none",
+  },
+  { name: "XMPP_COMPONENT_SECRET", meaning: "the component's shared secret", default: "none", secret: true },
+  {
+    name: "XMPP_COMPONENT_SERVICE",
+    meaning: "xmpp://host:port of the component port",
+    default: "xmpp://<XMPP_SERVICE host>:5347",
   },
   { name: "LOG_LEVEL", meaning: "debug, info, warn or error", default: "info" },
   { name: "LOG_FORMAT", meaning: "json or pretty", default: "pretty on a TTY, else json" },
@@ -256,6 +319,60 @@ export function loadConfig(
     "pretty",
   ], errors);
 
+  // Ghosts
+  const ghostMode = oneOf("BRIDGE_GHOST_MODE", get("BRIDGE_GHOST_MODE")?.toLowerCase() ?? "relay", [
+    "relay",
+    "ibr",
+    "component",
+  ], errors) as Config["ghosts"]["mode"];
+  const idleText = get("BRIDGE_GHOST_IDLE_MINUTES") ?? "30";
+  const idleMinutes = Number(idleText);
+  if (!Number.isFinite(idleMinutes) || idleMinutes <= 0) {
+    errors.push(
+      `BRIDGE_GHOST_IDLE_MINUTES "${idleText}" is not valid: expected a positive number of minutes`,
+    );
+  }
+  const cleanup = parseBool("BRIDGE_GHOST_CLEANUP", get("BRIDGE_GHOST_CLEANUP"), true, errors);
+  const ghostPrefix = env.BRIDGE_GHOST_PREFIX ?? "mm_";
+  if (/[\s"&'/:<>@]/.test(ghostPrefix)) {
+    errors.push(`BRIDGE_GHOST_PREFIX "${ghostPrefix}" has a character a JID localpart cannot hold`);
+  }
+  const ghostDomain = get("BRIDGE_GHOST_DOMAIN")?.toLowerCase() ?? domain;
+  const nodeId = get("BRIDGE_NODE_ID") ?? defaultNodeId();
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) {
+    errors.push(
+      `BRIDGE_NODE_ID "${nodeId}" is not valid: expected up to 64 letters, digits, '.', '_' or '-'`,
+    );
+  }
+  const secretKey = secret("BRIDGE_SECRET_KEY", false);
+  if (secretKey !== undefined && secretKey.length < 16) {
+    errors.push("BRIDGE_SECRET_KEY is too short: use at least 16 characters (e.g. openssl rand -base64 32)");
+  }
+  let component: Config["ghosts"]["component"];
+  if (ghostMode === "component") {
+    const componentJid = get("XMPP_COMPONENT_JID")?.toLowerCase();
+    const componentSecret = secret("XMPP_COMPONENT_SECRET", true);
+    if (!componentJid) errors.push("XMPP_COMPONENT_JID is required with BRIDGE_GHOST_MODE=component");
+    else if (!/^[^@/\s:]+\.[^@/\s:]+$|^[^@/\s:.]+$/.test(componentJid)) {
+      errors.push(`XMPP_COMPONENT_JID "${componentJid}" is not a domain like mattermost.example.org`);
+    }
+    let componentService = get("XMPP_COMPONENT_SERVICE") ?? "";
+    if (!componentService && service) {
+      try {
+        componentService = `xmpp://${new URL(service).hostname}:5347`;
+      } catch { /* XMPP_SERVICE is already reported */ }
+    }
+    try {
+      const u = new URL(componentService);
+      if (u.protocol !== "xmpp:" || !u.hostname || !u.port) throw new Error("shape");
+    } catch {
+      errors.push(`XMPP_COMPONENT_SERVICE "${componentService}" is not valid: expected xmpp://host:port`);
+    }
+    if (componentJid && componentSecret) {
+      component = { jid: componentJid, secret: componentSecret, service: componentService };
+    }
+  }
+
   if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
@@ -282,9 +399,29 @@ export function loadConfig(
         mmNameFormat: env.BRIDGE_MM_NAME_FORMAT ?? "<{username}> ",
         mmDisplay: mmDisplay as Config["bridge"]["mmDisplay"],
       },
+      ghosts: {
+        mode: ghostMode,
+        prefix: ghostPrefix,
+        domain: ghostDomain,
+        nickFormat: get("BRIDGE_GHOST_NICK_FORMAT") ?? "{username}",
+        idleMinutes,
+        cleanup,
+        nodeId,
+        secretKey,
+        component,
+      },
       log: { level: level as LogLevel, format: format as Config["log"]["format"] },
     },
   };
+}
+
+/** A stable id for this machine: its host name, made resource-safe. */
+function defaultNodeId(): string {
+  let host = "node";
+  try {
+    host = Deno.hostname();
+  } catch { /* no --allow-sys: keep the fallback */ }
+  return host.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "node";
 }
 
 /** The secret values of a config, for log redaction. */

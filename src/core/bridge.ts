@@ -37,6 +37,8 @@ export interface BridgeContext {
    * `isAdmin` must come from the network's own authority, never from user input.
    */
   runCommand(input: { channel: string; userId: string; isAdmin: boolean; text: string }): Promise<string>;
+  /** Announces that a user of this network was deactivated, so that other networks retire their stand-ins. */
+  userDeactivated(userId: string): void;
 }
 
 /**
@@ -68,4 +70,18 @@ export interface Bridge {
   leaveChannel(channel: string): Promise<void>;
   /** Current connection state. Must not do network calls. */
   health(): BridgeHealth;
+}
+
+/**
+ * Optional capability: a connector that shows remote users as their own accounts (ghosts, puppets) implements this
+ * to learn when such a user is gone. The core checks for it with {@link isGhostingBridge}.
+ */
+export interface GhostingBridge extends Bridge {
+  /** `userId` of `network` was deactivated: its stand-in leaves every channel (and is cleaned up if configured). */
+  remoteUserGone(network: string, userId: string): Promise<void>;
+}
+
+/** True when `bridge` implements {@link GhostingBridge}. */
+export function isGhostingBridge(bridge: Bridge): bridge is GhostingBridge {
+  return typeof (bridge as Partial<GhostingBridge>).remoteUserGone === "function";
 }

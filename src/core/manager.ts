@@ -4,7 +4,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Bridge, BridgeContext, BridgeHealth } from "./bridge.ts";
+import { type Bridge, type BridgeContext, type BridgeHealth, isGhostingBridge } from "./bridge.ts";
 import { type BusStats, MessageBus, type RetryPolicy } from "./bus.ts";
 import { BridgeError, errorMessage } from "./errors.ts";
 import type { ChannelMapping, Store } from "./store.ts";
@@ -163,6 +163,18 @@ export class BridgeManager {
       mappedChannels: async () =>
         (await this.store.listMappings()).map((m) => m.channels[network]).filter((c): c is string => !!c),
       runCommand: (input) => runCommand(this, { network, ...input }),
+      userDeactivated: (userId) => {
+        for (const bridge of this.bridges.values()) {
+          if (bridge.network === network || !isGhostingBridge(bridge)) continue;
+          bridge.remoteUserGone(network, userId).catch((err) =>
+            log.warn("Could not retire the {network} stand-in of {userId}: {error}", {
+              network: bridge.network,
+              userId,
+              error: errorMessage(err),
+            })
+          );
+        }
+      },
     };
   }
 

@@ -5,11 +5,13 @@
  * - `["channel_map", network, channel]` → {@link ChannelMapping} (written for both sides at once)
  * - `["msg", network, channel, id]` → link id, one per identifier a network gave a message
  * - `["msg_link", linkId]` → {@link MessageLink}
+ * - `["ghost", userId]` → {@link GhostRecord}; `["ghost_jid", jid]` → userId (keeps ghost JIDs unique)
  * - `["meta", "schema_version"]` → number (see migrations.ts)
  *
  * @module
  */
 import { migrate } from "./migrations.ts";
+import type { StoredSecret } from "./secretbox.ts";
 
 /** A bridged channel pair: for each network, its channel. */
 export interface ChannelMapping {
@@ -36,6 +38,15 @@ export interface MessageLink {
   source: string;
   /** network name → where the message lives there. */
   refs: Record<string, MessageRef>;
+  createdAt: number;
+}
+
+/** The account a remote user appears as (an in-band-registered ghost). Its JID never changes once created. */
+export interface GhostRecord {
+  /** The user's id on the source network. */
+  userId: string;
+  jid: string;
+  password: StoredSecret;
   createdAt: number;
 }
 
@@ -164,6 +175,39 @@ export class Store {
       if (res.ok) return true;
     }
     return false;
+  }
+
+  // --- ghosts ---
+
+  /** The ghost of `userId`, if one was created. */
+  async getGhost(userId: string): Promise<GhostRecord | null> {
+    return (await this.kv.get<GhostRecord>(["ghost", userId])).value;
+  }
+
+  /** Which user a ghost JID belongs to, if any. */
+  async ghostOwner(jid: string): Promise<string | null> {
+    return (await this.kv.get<string>(["ghost_jid", jid])).value;
+  }
+
+  /**
+   * Records a new ghost. Fails (returns false) when the user already has one or the JID is taken, so a ghost's JID,
+   * once stored, never changes.
+   */
+  async createGhost(record: GhostRecord): Promise<boolean> {
+    const res = await this.kv.atomic()
+      .check({ key: ["ghost", record.userId], versionstamp: null })
+      .check({ key: ["ghost_jid", record.jid], versionstamp: null })
+      .set(["ghost", record.userId], record)
+      .set(["ghost_jid", record.jid], record.userId)
+      .commit();
+    return res.ok;
+  }
+
+  /** Forgets a ghost (after its registration was cancelled). */
+  async deleteGhost(userId: string): Promise<void> {
+    const record = await this.getGhost(userId);
+    if (!record) return;
+    await this.kv.atomic().delete(["ghost", userId]).delete(["ghost_jid", record.jid]).commit();
   }
 }
 

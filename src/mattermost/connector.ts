@@ -191,6 +191,12 @@ export class MattermostBridge implements Bridge {
         helloed();
       } else if (msg.event === "posted") {
         this.onPosted(msg.data);
+      } else if (msg.event === "user_updated") {
+        const user = (msg.data as { user?: { id?: string; delete_at?: number } })?.user;
+        if (user?.id && user.delete_at) {
+          log.info("Mattermost user {userId} was deactivated", { userId: user.id });
+          this.ctx.userDeactivated(user.id);
+        }
       }
     });
     // A new hello on reconnect means the server could not replay what we missed: fetch it over REST.

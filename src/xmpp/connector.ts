@@ -7,7 +7,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
+import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
@@ -16,6 +16,8 @@ import { discoInfo } from "./disco.ts";
 import { normalizeRoomJid } from "./jid.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
 import { buildGroupchat, type Groupchat, parseGroupchat } from "./stanza.ts";
+import type { GhostProvider } from "./ghosts.ts";
+import { Reflections } from "./reflections.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -31,22 +33,25 @@ export interface XmppBridgeOptions {
   nameFormat: string;
   /** How long to wait for the room to reflect a sent message. */
   reflectionTimeoutMs?: number;
+  /** Makes remote users occupants of their own (`ibr`, `component`); without it the bridge relays. */
+  ghosts?: GhostProvider;
 }
 
-interface Waiter {
-  room: string;
-  resolve: (stanzaId: string | undefined) => void;
-  reject: (err: Error) => void;
-  timer: ReturnType<typeof setTimeout>;
-}
+/** How many of our own recent origin-ids are remembered to recognise their reflections. */
+const OWN_ORIGIN_MEMORY = 10_000;
 
-/** XMPP side of the bridge (relay mode: everything is said by the bridge's own occupant). */
-export class XmppBridge implements Bridge {
+/**
+ * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
+ * remote users speak as their own occupants and the bridge's session only listens.
+ */
+export class XmppBridge implements GhostingBridge {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
   private muc!: MucRooms;
-  private readonly waiters = new Map<string, Waiter>();
+  private readonly reflections: Reflections;
+  /** Origin-ids of everything we sent, relayed or by a ghost: their reflections are ours. */
+  private readonly ownOrigins = new Set<string>();
   private state: BridgeHealth = {
     network: "xmpp",
     connected: false,
@@ -60,6 +65,7 @@ export class XmppBridge implements Bridge {
 
   constructor(private readonly opts: XmppBridgeOptions) {
     [this.local, this.domain] = opts.jid.split("@");
+    this.reflections = new Reflections(opts.reflectionTimeoutMs);
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -96,13 +102,10 @@ export class XmppBridge implements Bridge {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    await this.opts.ghosts?.stop();
     if (!this.client) return;
     this.client.reconnect.stop();
-    for (const w of this.waiters.values()) {
-      clearTimeout(w.timer);
-      w.reject(new BridgeError("the bridge is stopping", { transient: true }));
-    }
-    this.waiters.clear();
+    this.reflections.rejectAll(new BridgeError("the bridge is stopping", { transient: true }));
     this.muc?.resetAll();
     if (this.client.status === "online") {
       await Promise.all([...this.muc.rooms.keys()].map((room) => this.muc.leave(room).catch(() => {})));
@@ -150,7 +153,12 @@ export class XmppBridge implements Bridge {
   }
 
   async leaveChannel(room: string): Promise<void> {
+    await this.opts.ghosts?.leaveRoom(room);
     await this.muc.leave(room);
+  }
+
+  async remoteUserGone(_network: string, userId: string): Promise<void> {
+    await this.opts.ghosts?.retire(userId);
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
@@ -159,25 +167,24 @@ export class XmppBridge implements Bridge {
       throw new BridgeError(`not in ${room} right now`, { transient: true });
     }
     const author = dm.message.author;
+    const id = crypto.randomUUID();
+    this.rememberOwn(id);
+    if (this.opts.ghosts) {
+      const sent = await this.opts.ghosts.sendAs(author, room, dm.message.text, id);
+      if (sent) return { ids: sent.stanzaId ? [id, sent.stanzaId] : [id] };
+      // This author cannot be a ghost right now: relay the message ourselves.
+    }
     const prefix = renderTemplate(this.opts.nameFormat, {
       username: author.name,
       displayname: author.displayName ?? author.name,
     });
-    const id = crypto.randomUUID();
-    const reflected = new Promise<string | undefined>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(id);
-        reject(new BridgeError(`${room} did not reflect a sent message in time`, { transient: true }));
-      }, this.opts.reflectionTimeoutMs ?? 15_000);
-      this.waiters.set(id, { room, resolve, reject, timer });
-    });
+    const reflected = this.reflections.expect(room, id);
     try {
       await this.client.send(buildGroupchat(room, prefix + dm.message.text, id));
     } catch (err) {
-      const w = this.waiters.get(id);
-      if (w) clearTimeout(w.timer);
-      this.waiters.delete(id);
-      throw new BridgeError(`cannot send to ${room}: ${errorMessage(err)}`, { transient: true });
+      const failure = new BridgeError(`cannot send to ${room}: ${errorMessage(err)}`, { transient: true });
+      this.reflections.cancel(id, failure);
+      throw failure;
     }
     const stanzaId = await reflected;
     return { ids: stanzaId ? [id, stanzaId] : [id] };
@@ -198,25 +205,14 @@ export class XmppBridge implements Bridge {
 
   private onGroupchat(msg: Groupchat): void {
     const ownNick = this.muc.nickIn(msg.room);
-    const waiter = msg.originId
-      ? this.waiters.get(msg.originId)
-      : msg.id
-      ? this.waiters.get(msg.id)
-      : undefined;
-    if (waiter && waiter.room === msg.room) {
-      this.waiters.delete(msg.originId ?? msg.id!);
-      clearTimeout(waiter.timer);
-      if (msg.error) {
-        // The room bounced our message: usually we are no longer an occupant. Rejoin, and let the bus retry.
-        waiter.reject(
-          new BridgeError(`${msg.room} refused a message: ${msg.error.condition}`, { transient: true }),
-        );
-        this.rejoin(msg.room);
-      } else waiter.resolve(msg.stanzaId);
-      return;
-    }
+    const settled = this.reflections.settle(msg);
+    // A bounce usually means we are no longer an occupant: rejoin, and the bus retries the message.
+    if (settled === "bounced") this.rejoin(msg.room);
+    if (settled !== "unknown") return;
     if (msg.error || !this.muc.rooms.has(msg.room)) return;
-    if (ownNick !== undefined && msg.nick === ownNick) {
+    const ours = (msg.originId && this.ownOrigins.has(msg.originId)) ||
+      this.opts.ghosts?.isGhost(msg.room, msg.nick);
+    if (ours || (ownNick !== undefined && msg.nick === ownNick)) {
       // Our own message, reflected after its waiter gave up: record the room's id so later references resolve.
       if (msg.originId && msg.stanzaId) void this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId);
       return;
@@ -250,13 +246,9 @@ export class XmppBridge implements Bridge {
   private onDisconnect(): void {
     if (this.stopping) return;
     this.setState(false, `disconnected from ${this.opts.service}; reconnecting`);
-    for (const w of this.waiters.values()) {
-      clearTimeout(w.timer);
-      w.reject(
-        new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }),
-      );
-    }
-    this.waiters.clear();
+    this.reflections.rejectAll(
+      new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }),
+    );
     this.muc.resetAll();
     // Back off: 1 s, 2 s, 4 s … up to 30 s between attempts while the server stays away.
     this.client.reconnect.delay = Math.min(30_000, Math.max(1_000, this.client.reconnect.delay * 2));
@@ -273,6 +265,13 @@ export class XmppBridge implements Bridge {
     this.muc.join(room, occ.wantedNick).catch((err) =>
       log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) })
     );
+  }
+
+  private rememberOwn(originId: string): void {
+    this.ownOrigins.add(originId);
+    if (this.ownOrigins.size > OWN_ORIGIN_MEMORY) {
+      this.ownOrigins.delete(this.ownOrigins.values().next().value!);
+    }
   }
 
   private setState(connected: boolean, detail: string): void {

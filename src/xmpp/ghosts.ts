@@ -1,0 +1,61 @@
+/**
+ * How Mattermost users appear in rooms as themselves: the contract between the XMPP connector and a ghost mode.
+ *
+ * In `relay` mode there is no provider and the bridge's own occupant speaks for everyone. A provider (`ibr`: one
+ * registered account per user; `component`: puppets of an XEP-0114 component) sends as the author's own occupant,
+ * and tells the connector which occupants are its own so their reflections never loop back.
+ *
+ * @module
+ */
+
+/** The remote author a ghost stands for. */
+export interface GhostAuthor {
+  /** Stable id on the source network (Mattermost user id). */
+  id: string;
+  /** Username; the ghost's nick and JID are derived from it. */
+  name: string;
+  displayName?: string;
+}
+
+/** What a provider reports after sending. */
+export interface GhostSent {
+  /** The room-assigned XEP-0359 stanza-id of the reflection, when the room gave one. */
+  stanzaId?: string;
+}
+
+/** A ghost mode. */
+export interface GhostProvider {
+  /** Mode name for logs and status: "ibr", "component". */
+  readonly mode: string;
+  /** Connects what must be connected up front (the component); `ibr` connects lazily. */
+  start(): Promise<void>;
+  /**
+   * Sends `body` to `room` as `author`'s own occupant, with `id` as message id and origin-id, joining first when
+   * needed, and resolves when the room reflected it. Resolves null when this author cannot be a ghost right now
+   * (registration refused, not offered, pending): the connector then relays the message itself.
+   * Throws a transient BridgeError when the message should be retried.
+   */
+  sendAs(author: GhostAuthor, room: string, body: string, id: string): Promise<GhostSent | null>;
+  /** True when `nick` in `room` is one of this provider's ghosts. */
+  isGhost(room: string, nick: string): boolean;
+  /** The author was deactivated on their network: leave every room (and clean up, if configured). */
+  retire(authorId: string): Promise<void>;
+  /** The room is no longer mapped: every ghost leaves it. */
+  leaveRoom(room: string): Promise<void>;
+  /** Disconnects every ghost. Must not throw. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Makes a Mattermost username safe as an XMPP localpart (nodeprep): lowercase, and every character nodeprep forbids
+ * (space, `"&'/:<>@`) or that is not printable becomes `_`.
+ *
+ * @example
+ * ```ts
+ * nodeSafe("Alice.Smith"); // "alice.smith"
+ * ```
+ */
+export function nodeSafe(username: string): string {
+  const safe = username.normalize("NFKC").toLowerCase().replace(/[\s"&'/:<>@\p{C}]/gu, "_");
+  return safe === "" ? "_" : safe;
+}
