@@ -1,0 +1,139 @@
+/**
+ * `deno task compile` (scripts/compile.sh): the single binary that is shipped.
+ *
+ * Compiling needs `denort`, the runtime deno compile builds the executable from. It is taken from `DENORT_BIN`, or
+ * from the copy Deno caches in `$DENO_DIR/dl/release/v<version>/` after a download from dl.deno.land. Without either
+ * (no internet here) the binary test is registered as ignored, with the reason printed: it is never faked.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const script = join(root, "scripts", "compile.sh");
+
+/** Where Deno keeps downloaded denort archives, from `deno info --json`. */
+function denoDir(): string | undefined {
+  try {
+    const out = new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json"],
+      stdout: "piped",
+      stderr: "null",
+    })
+      .outputSync();
+    if (!out.success) return undefined;
+    const info = JSON.parse(new TextDecoder().decode(out.stdout)) as { denoDir?: unknown };
+    return typeof info.denoDir === "string" ? info.denoDir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Why no denort can be had, or undefined when one can. */
+function missingDenort(): string | undefined {
+  const fromEnv = Deno.env.get("DENORT_BIN");
+  if (fromEnv) return isFile(fromEnv) ? undefined : `DENORT_BIN=${fromEnv} is not a file`;
+  const dir = denoDir();
+  const cached = dir &&
+    join(dir, "dl", "release", `v${Deno.version.deno}`, `denort-${Deno.build.target}.zip`);
+  if (cached && isFile(cached)) return undefined;
+  return `no denort binary (set DENORT_BIN, or cache ${cached ?? "denort in DENO_DIR/dl"})`;
+}
+
+const skipReason = missingDenort();
+if (skipReason) console.log(`compile test skipped: ${skipReason}`);
+
+async function run(
+  cmd: string,
+  args: string[],
+  options: { env?: Record<string, string>; clearEnv?: boolean; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    env: options.env,
+    clearEnv: options.clearEnv,
+    cwd: options.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+Deno.test({
+  name: "compile: the binary prints its version and help, and rejects bad env with exit code 2",
+  ignore: skipReason !== undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "mmxmpp-compile-" });
+    try {
+      const bin = join(dir, "mmxmpp");
+      const compiled = await run("bash", [script, "--output", bin], { cwd: root, timeoutMs: 15 * 60_000 });
+      assert.equal(compiled.code, 0, `compile.sh failed:\n${compiled.stdout}\n${compiled.stderr}`);
+      assert.ok(isFile(bin), `compile.sh did not write ${bin}`);
+
+      const version = await run(bin, ["--version"], { cwd: dir });
+      assert.equal(version.code, 0, `--version exited ${version.code}: ${version.stderr}`);
+      // A denort that is really the deno CLI would print "deno 2.x" here instead.
+      assert.match(version.stdout, /^mmxmpp \S*\d+\.\d+/m, `unexpected --version output: ${version.stdout}`);
+      assert.doesNotMatch(version.stdout, /^deno /m);
+
+      const help = await run(bin, ["--help"], { cwd: dir });
+      assert.equal(help.code, 0, `--help exited ${help.code}: ${help.stderr}`);
+      for (const name of ["MM_URL", "MM_TOKEN_FILE", "XMPP_JID", "XMPP_PASSWORD_FILE", "BRIDGE_KV_PATH"]) {
+        assert.ok(help.stdout.includes(name), `--help does not list ${name}`);
+      }
+
+      // Only PATH is kept: MM_URL lacks a scheme, XMPP_JID lacks an "@", the secrets are missing.
+      const bad = await run(bin, ["--check-config"], {
+        cwd: dir,
+        clearEnv: true,
+        env: {
+          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+          MM_URL: "chat.example.org",
+          XMPP_JID: "bridge",
+        },
+      });
+      assert.equal(
+        bad.code,
+        2,
+        `--check-config with bad env exited ${bad.code}:\n${bad.stdout}\n${bad.stderr}`,
+      );
+      assert.match(bad.stderr, /MM_URL/);
+      assert.match(bad.stderr, /XMPP_JID/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("compile: a DENORT_BIN that does not exist is reported, and nothing is written", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-compile-" });
+  try {
+    const bin = join(dir, "mmxmpp");
+    const missing = join(dir, "no-such-denort");
+    const res = await run("bash", [script, "--output", bin], {
+      cwd: root,
+      env: { DENORT_BIN: missing },
+    });
+    assert.notEqual(res.code, 0);
+    assert.ok(
+      res.stderr.includes(`DENORT_BIN=${missing}`),
+      `stderr does not name DENORT_BIN:\n${res.stderr}`,
+    );
+    assert.ok(!isFile(bin), "a binary was written without a denort");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
