@@ -5,8 +5,8 @@
  * @module
  */
 import { loadConfig } from "../src/config.ts";
-import { type RunningBridge, startBridge } from "../src/app.ts";
-import { type Prosody, startProsody } from "./helpers/prosody.ts";
+import { type RunningBridge, startBridge, type StartOptions } from "../src/app.ts";
+import { type Prosody, type ProsodyOptions, startProsody } from "./helpers/prosody.ts";
 import { connectXmppUser, type XmppUser } from "./helpers/xmpp_user.ts";
 import { freePort } from "./helpers/ports.ts";
 import {
@@ -33,7 +33,7 @@ export interface World {
   /** The bridge's environment, with `extra` on top. */
   env(extra?: Record<string, string>): Record<string, string>;
   /** Starts the bridge from `env(extra)`; remembered so that `stop` stops it. */
-  startBridge(extra?: Record<string, string>): Promise<RunningBridge>;
+  startBridge(extra?: Record<string, string>, start?: StartOptions): Promise<RunningBridge>;
   /** Stops the bridge, the users and the servers, and removes temp files. */
   stop(): Promise<void>;
 }
@@ -42,8 +42,8 @@ export interface World {
 export const PASSWORD = "s3cret-Pa55word!";
 
 /**
- * Starts a world. `mapped` sets BRIDGE_MAPPINGS for the channel/room pair (default true); `mattermost` configures
- * the stand-in.
+ * Starts a world. `mapped` sets BRIDGE_MAPPINGS for the channel/room pair (default true); `mattermost` and
+ * `prosody` configure the servers.
  */
 export async function startWorld(
   opts: { mapped?: boolean; mattermost?: StandInOptions } = {},
@@ -89,10 +89,10 @@ export async function startWorld(
     kvPath,
     httpPort,
     env,
-    async startBridge(extra) {
+    async startBridge(extra, start) {
       const loaded = loadConfig(env(extra));
       if (!loaded.ok) throw new Error(`bad test config: ${loaded.errors.join("; ")}`);
-      const bridge = await startBridge(loaded.config, { retry: { initialMs: 100, maxMs: 1_000 } });
+      const bridge = await startBridge(loaded.config, { retry: { initialMs: 100, maxMs: 1_000 }, ...start });
       bridges.push(bridge);
       const stop = bridge.stop;
       // Stopping twice (a test, then the world) must be harmless.

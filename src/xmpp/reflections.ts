@@ -34,13 +34,16 @@ export class Reflections {
 
   /** Starts waiting for the reflection of `id` in `room`; rejects with a transient error on timeout. */
   expect(room: string, id: string): Promise<string | undefined> {
-    return new Promise((resolve, reject) => {
+    const pending = new Promise<string | undefined>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(id);
         reject(new BridgeError(`${room} did not reflect a sent message in time`, { transient: true }));
       }, this.timeoutMs);
       this.waiters.set(id, { room, resolve, reject, timer });
     });
+    // Marked handled: when the send itself fails, `cancel` rejects a promise nobody awaits yet.
+    pending.catch(() => {});
+    return pending;
   }
 
   /** Stops waiting for `id` with `err` (the send itself failed). */
