@@ -46,9 +46,9 @@ export const PASSWORD = "s3cret-Pa55word!";
  * `prosody` configure the servers.
  */
 export async function startWorld(
-  opts: { mapped?: boolean; mattermost?: StandInOptions } = {},
+  opts: { mapped?: boolean; mattermost?: StandInOptions; prosody?: ProsodyOptions } = {},
 ): Promise<World> {
-  const prosody = await startProsody();
+  const prosody = await startProsody(opts.prosody);
   const mm = await startMattermostStandIn(opts.mattermost);
   const dir = await Deno.makeTempDir({ prefix: "mmxmpp-e2e-" });
   await prosody.register("bridge", PASSWORD);

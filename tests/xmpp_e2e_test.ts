@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import { PASSWORD, postsMatching, startWorld, type World } from "./harness.ts";
+import { PASSWORD, postsMatching, startWorld, waitFor, type World } from "./harness.ts";
+import { xep0077 } from "../src/xmpp/xep0077.ts";
 import { connectXmppUser } from "./helpers/xmpp_user.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -8,6 +9,25 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 function command(w: World, text: string) {
   return w.mm.invokeCommand({ trigger: "xmppbridge", channelId: w.channel.id, userId: w.mm.admin.id, text });
 }
+
+Deno.test(
+  "at login the bridge discovers the server's services and enables the XEPs it offers",
+  opts,
+  async () => {
+    const w = await startWorld();
+    try {
+      const bridge = await w.startBridge();
+      await waitFor(() => bridge.xmpp.capabilities() !== undefined, "capability discovery");
+      const { caps, xeps } = bridge.xmpp.capabilities()!;
+      assert.equal(caps.muc, "conference.localhost");
+      assert.equal(caps.upload?.jid, "upload.localhost");
+      assert.ok(caps.has("jabber:iq:register"));
+      assert.ok(xeps.get(xep0077)?.registrationOpen, "registration is open on the test server");
+    } finally {
+      await w.stop();
+    }
+  },
+);
 
 Deno.test(
   "when the bridge's nick is taken it joins as another nick and still tells itself apart",

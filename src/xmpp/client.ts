@@ -4,6 +4,7 @@
  * `@xmpp/client`'s own STARTTLS step takes no TLS options; this module wires the same pieces (TCP, direct TLS,
  * SASL SCRAM-SHA-1/PLAIN, resource binding, reconnect, IQ caller/callee) with a STARTTLS step that honours a
  * custom CA and an explicit "skip verification" switch, and checks the certificate against the JID's domain.
+ * {@link createStreamClient} builds the same stream but stops before authentication, for XEP-0077 registration.
  *
  * @module
  */
@@ -47,6 +48,19 @@ export interface XmppClientOptions {
   tls?: TlsOptions;
 }
 
+/** What stream negotiation picked and saw, for logs, capabilities and the doctor. */
+export interface Negotiated {
+  /** The SASL mechanism used (authenticated clients only). */
+  mechanism?: string;
+  tlsProtocol?: string;
+  peerCertificate?: tls.PeerCertificate;
+  /**
+   * Namespaces of every stream feature the server offered on the current connection, before and after
+   * authentication, e.g. `http://jabber.org/features/iq-register` (XEP-0077) or `urn:xmpp:sm:3`.
+   */
+  streamFeatures: Set<string>;
+}
+
 /** The parts of an xmpp.js client the bridge uses. */
 export interface XmppClient {
   readonly status: string;
@@ -64,10 +78,36 @@ export interface XmppClient {
   iqCallee: { get(ns: string, name: string, handler: (ctx: unknown) => unknown): void };
   reconnect: { delay: number; stop(): void; start(): void; on(event: string, listener: () => void): void };
   /** What negotiation picked, for logs and the doctor. */
-  negotiated: { mechanism?: string; tlsProtocol?: string; peerCertificate?: tls.PeerCertificate };
+  negotiated: Negotiated;
+}
+
+/** Options for {@link createStreamClient}. */
+export interface StreamClientOptions {
+  /** `xmpp://host:port` or `xmpps://host:port`. */
+  service: string;
+  /** Domain of the server; certificates are checked against it. */
+  domain: string;
+  tls?: TlsOptions;
+}
+
+/**
+ * A stream that is negotiated up to, but not including, authentication: STARTTLS when offered, then nothing.
+ * `start()` resolves once the server has sent the features that follow TLS (SASL mechanisms, XEP-0077
+ * registration…); the stream then carries pre-authentication IQs such as XEP-0077 registration.
+ */
+export interface XmppStreamClient {
+  readonly status: string;
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+  send(element: Element): Promise<void>;
+  on(event: string, listener: (...args: never[]) => void): void;
+  isSecure(): boolean;
+  iqCaller: { request(element: Element, timeout?: number): Promise<Element> };
+  negotiated: Negotiated;
 }
 
 const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+const NS_STREAM = "http://etherx.jabber.org/streams";
 
 /** What a stream-feature handler of xmpp.js is given. */
 interface NegotiatingEntity {
@@ -101,40 +141,9 @@ export function tlsConnectOptions(domain: string, opts: TlsOptions = {}): tls.Co
  * ```
  */
 export function createXmppClient(opts: XmppClientOptions): XmppClient {
-  const tlsOpts = tlsConnectOptions(opts.domain, opts.tls);
-  const entity = new Client({ service: opts.service, domain: opts.domain });
-  const negotiated: XmppClient["negotiated"] = {};
-
-  // Direct TLS (xmpps://) with our options.
-  class DirectTls extends ConnectionTLS {
-    socketParameters(service: string) {
-      const params = super.socketParameters(service);
-      return params && { ...params, ...tlsOpts };
-    }
-  }
-  tcp({ entity });
-  entity.transports.push(DirectTls);
-
-  const mw = middleware({ entity });
-  const features = streamFeatures({ middleware: mw });
-  const caller = iqCaller({ middleware: mw, entity });
+  const { entity, mw, features, caller, negotiated } = negotiatingEntity(opts.service, opts.domain, opts.tls);
   const callee = iqCallee({ middleware: mw, entity });
   const reconnector = reconnect({ entity });
-
-  features.use("starttls", NS_TLS, async ({ entity }: { entity: NegotiatingEntity }) => {
-    const socket = entity.socket;
-    if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return;
-    const answer = await entity.sendReceive(xml("starttls", { xmlns: NS_TLS }));
-    if (!answer.is("proceed", NS_TLS)) throw new Error("the server refused STARTTLS");
-    const secure = new TlsSocket();
-    await new Promise<void>((resolve, reject) => {
-      secure.once("connect", () => resolve());
-      secure.once("error", (err: Error) => reject(err));
-      secure.connect({ socket, ...tlsOpts });
-    });
-    entity._attachSocket(secure);
-    await entity.restart();
-  });
 
   const saslFactory = new SASLFactory();
   scramsha1(saslFactory);
@@ -152,6 +161,82 @@ export function createXmppClient(opts: XmppClientOptions): XmppClient {
   resourceBinding({ iqCaller: caller, streamFeatures: features }, opts.resource);
   callee.get("urn:xmpp:ping", "ping", () => ({}));
 
+  return Object.assign(entity, { iqCaller: caller, iqCallee: callee, reconnect: reconnector, negotiated });
+}
+
+/**
+ * Creates (but does not start) a client that opens a stream, negotiates STARTTLS when the server offers it (with
+ * the same TLS options as {@link createXmppClient}) and stops before authentication: it never sends SASL. For
+ * XEP-0077 registration of a new account. It does not reconnect; stop it when done.
+ *
+ * @example
+ * ```ts
+ * const stream = createStreamClient({ service: "xmpp://chat.example.org:5222", domain: "example.org" });
+ * await stream.start();
+ * const form = await stream.iqCaller.request(xml("iq", { type: "get" }, xml("query", { xmlns: "jabber:iq:register" })));
+ * await stream.stop();
+ * ```
+ */
+export function createStreamClient(opts: StreamClientOptions): XmppStreamClient {
+  const { entity, mw, caller, negotiated } = negotiatingEntity(opts.service, opts.domain, opts.tls);
+  // Runs after the STARTTLS step, which consumes the features that offer it: these features are the last before
+  // authentication, so the stream is as far as it goes.
+  mw.use(
+    (
+      { stanza, entity }: { stanza: Element; entity: { _ready(resumed: boolean): void } },
+      next: () => unknown,
+    ) => {
+      if (!stanza.is("features", NS_STREAM)) return next();
+      entity._ready(false);
+    },
+  );
+  return Object.assign(entity, { iqCaller: caller, negotiated });
+}
+
+/**
+ * An xmpp.js entity with the transports (TCP, direct TLS with our options), middleware, IQ caller and our STARTTLS
+ * step, which records what was negotiated.
+ */
+function negotiatingEntity(service: string, domain: string, tlsOptions?: TlsOptions) {
+  const tlsOpts = tlsConnectOptions(domain, tlsOptions);
+  const entity = new Client({ service, domain });
+  const negotiated: Negotiated = { streamFeatures: new Set() };
+
+  // Direct TLS (xmpps://) with our options.
+  class DirectTls extends ConnectionTLS {
+    socketParameters(service: string) {
+      const params = super.socketParameters(service);
+      return params && { ...params, ...tlsOpts };
+    }
+  }
+  tcp({ entity });
+  entity.transports.push(DirectTls);
+
+  entity.on("connecting", () => negotiated.streamFeatures.clear());
+  entity.on("element", (el: Element) => {
+    if (!el.is("features", NS_STREAM)) return;
+    for (const feature of el.getChildElements()) negotiated.streamFeatures.add(String(feature.getNS()));
+  });
+
+  const mw = middleware({ entity });
+  const features = streamFeatures({ middleware: mw });
+  const caller = iqCaller({ middleware: mw, entity });
+
+  features.use("starttls", NS_TLS, async ({ entity }: { entity: NegotiatingEntity }) => {
+    const socket = entity.socket;
+    if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return;
+    const answer = await entity.sendReceive(xml("starttls", { xmlns: NS_TLS }));
+    if (!answer.is("proceed", NS_TLS)) throw new Error("the server refused STARTTLS");
+    const secure = new TlsSocket();
+    await new Promise<void>((resolve, reject) => {
+      secure.once("connect", () => resolve());
+      secure.once("error", (err: Error) => reject(err));
+      secure.connect({ socket, ...tlsOpts });
+    });
+    entity._attachSocket(secure);
+    await entity.restart();
+  });
+
   entity.on("online", () => {
     const raw = entity.socket?.socket;
     if (raw instanceof tls.TLSSocket) {
@@ -160,5 +245,5 @@ export function createXmppClient(opts: XmppClientOptions): XmppClient {
     }
   });
 
-  return Object.assign(entity, { iqCaller: caller, iqCallee: callee, reconnect: reconnector, negotiated });
+  return { entity, mw, features, caller, negotiated };
 }

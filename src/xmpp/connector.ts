@@ -18,6 +18,7 @@ import { type LeaveReason, MucRooms } from "./muc.ts";
 import { buildGroupchat, type Groupchat, parseGroupchat } from "./stanza.ts";
 import type { GhostProvider } from "./ghosts.ts";
 import { Reflections } from "./reflections.ts";
+import { discoverXeps, type SessionXeps } from "./xeps.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -52,6 +53,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly reflections: Reflections;
   /** Origin-ids of everything we sent, relayed or by a ghost: their reflections are ours. */
   private readonly ownOrigins = new Set<string>();
+  /** The server's capabilities and the XEP modules it enables; found once per process, after the first login. */
+  private xeps?: SessionXeps;
   private state: BridgeHealth = {
     network: "xmpp",
     connected: false,
@@ -93,10 +96,12 @@ export class XmppBridge implements GhostingBridge {
       await this.client.stop().catch(() => {});
       throw new BridgeError(
         `cannot connect to XMPP at ${this.opts.service} as ${this.opts.jid}: ${describe(err)}`,
-        {
-          cause: err,
-        },
+        { cause: err },
       );
+    }
+    if (this.opts.ghosts) {
+      await this.opts.ghosts.start();
+      log.info("Mattermost users appear as themselves ({mode} mode)", { mode: this.opts.ghosts.mode });
     }
   }
 
@@ -230,8 +235,25 @@ export class XmppBridge implements GhostingBridge {
     });
   }
 
+  /** Capabilities discovered on the bridge's session, once known. */
+  capabilities(): SessionXeps | undefined {
+    return this.xeps;
+  }
+
   private async onOnline(jid: string): Promise<void> {
     this.setState(true, `connected as ${jid}`);
+    // In the background, so that a slow service does not hold up rejoining; retried on the next login if it failed.
+    if (!this.xeps) {
+      discoverXeps(this.client, {
+        service: this.opts.service,
+        domain: this.domain,
+        tls: this.opts.tls,
+        protectedJids: [this.opts.jid],
+      }).then(
+        (found) => this.xeps = found,
+        (err) => log.warn("XMPP capability discovery failed: {error}", { error: errorMessage(err) }),
+      );
+    }
     const rooms = this.muc.resetAll();
     if (this.everOnline) log.info("XMPP session is back; rejoining {count} room(s)", { count: rooms.length });
     this.everOnline = true;
