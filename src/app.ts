@@ -12,6 +12,10 @@ import { Store } from "./core/store.ts";
 import { HttpServer } from "./http.ts";
 import { MattermostBridge } from "./mattermost/connector.ts";
 import { XmppBridge } from "./xmpp/connector.ts";
+import type { GhostProvider } from "./xmpp/ghosts.ts";
+import { IbrGhosts, xep0077Registrar } from "./xmpp/ibr_ghosts.ts";
+import { ComponentPuppets } from "./xmpp/puppets.ts";
+import { SecretBox } from "./core/secretbox.ts";
 
 const log = getLogger(["mmxmpp"]);
 
@@ -20,6 +24,8 @@ export interface RunningBridge {
   manager: BridgeManager;
   http: HttpServer;
   store: Store;
+  xmpp: XmppBridge;
+  mattermost: MattermostBridge;
   /** Leaves rooms, closes the websocket, the listener and the store. */
   stop(): Promise<void>;
 }
@@ -27,6 +33,8 @@ export interface RunningBridge {
 /** Knobs tests turn; production uses the defaults. */
 export interface StartOptions {
   retry?: RetryPolicy;
+  /** First wait before retrying a rate-limited ghost registration. */
+  ghostRegistrationRetryMs?: number;
 }
 
 /**
@@ -49,6 +57,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     commandToken: config.mattermost.commandToken,
     route: (method, path, handler) => http.route(method, path, handler),
   });
+  const ghosts = await createGhosts(config, store, opts);
   const xmpp = new XmppBridge({
     jid: config.xmpp.jid,
     password: config.xmpp.password,
@@ -57,6 +66,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     mucNick: config.xmpp.mucNick,
     tls: { ca: config.xmpp.ca, insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify },
     nameFormat: config.bridge.mmNameFormat,
+    ghosts,
   });
   const manager = new BridgeManager(store, [mattermost, xmpp], {
     staticMappings: config.bridge.mappings,
@@ -80,5 +90,43 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     await stop().catch(() => {});
     throw err;
   }
-  return { manager, http, store, stop };
+  return { manager, http, store, xmpp, mattermost, stop };
+}
+
+/** The ghost provider `config.ghosts.mode` asks for; none in relay mode. */
+async function createGhosts(
+  config: Config,
+  store: Store,
+  opts: StartOptions,
+): Promise<GhostProvider | undefined> {
+  const tls = { ca: config.xmpp.ca, insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify };
+  const g = config.ghosts;
+  if (g.mode === "ibr") {
+    const box = await SecretBox.create(g.secretKey);
+    if (!box.encrypting) log.warn("BRIDGE_SECRET_KEY is not set: ghost passwords are stored unencrypted");
+    return new IbrGhosts({
+      store,
+      box,
+      registrar: xep0077Registrar({ service: config.xmpp.service, domain: g.domain, tls }, config.xmpp.jid),
+      service: config.xmpp.service,
+      domain: g.domain,
+      prefix: g.prefix,
+      nickFormat: g.nickFormat,
+      resource: `${config.xmpp.resource}-${g.nodeId}`,
+      tls,
+      idleMs: g.idleMinutes * 60_000,
+      cleanup: g.cleanup,
+      registrationRetryMs: opts.ghostRegistrationRetryMs,
+    });
+  }
+  if (g.mode === "component" && g.component) {
+    return new ComponentPuppets({
+      service: g.component.service,
+      domain: g.component.jid,
+      secret: g.component.secret,
+      nickFormat: g.nickFormat,
+      resource: `${config.xmpp.resource}-${g.nodeId}`,
+    });
+  }
+  return undefined;
 }

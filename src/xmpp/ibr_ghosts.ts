@@ -19,6 +19,7 @@ import { type GhostAuthor, type GhostProvider, type GhostSent, nodeSafe } from "
 import { MucRooms } from "./muc.ts";
 import { Reflections } from "./reflections.ts";
 import { buildGroupchat, parseGroupchat } from "./stanza.ts";
+import { cancelRegistration, register, RegistrationError, type RegistrationServer } from "./xep0077.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "ghosts"]);
 
@@ -34,6 +35,31 @@ export interface Registrar {
   ): Promise<{ ok: true } | { ok: false; reason: RegistrationFailure; message: string }>;
   /** Cancels the registration of the account `client` is logged in as, from that session. */
   cancel(client: XmppClient): Promise<void>;
+}
+
+/**
+ * The {@link Registrar} backed by XEP-0077 on `server`. `protectedJid` (the bridge's own account) can never be
+ * cancelled through it.
+ */
+export function xep0077Registrar(server: RegistrationServer, protectedJid: string): Registrar {
+  return {
+    async register(username, password) {
+      try {
+        await register({ ...server, username, password });
+        return { ok: true };
+      } catch (err) {
+        if (!(err instanceof RegistrationError)) throw err;
+        // An unreachable server is retried like a rate limit: the registration is never dropped.
+        const reason = err.reason === "unreachable"
+          ? "rate-limited"
+          : err.reason === "taken" || err.reason === "disabled" || err.reason === "rate-limited"
+          ? err.reason
+          : "failed";
+        return { ok: false, reason, message: err.message };
+      }
+    },
+    cancel: (client) => cancelRegistration(client, { protectedJids: [protectedJid] }),
+  };
 }
 
 /** Settings of {@link IbrGhosts}. */
