@@ -1,123 +1,91 @@
 /**
- * `mmxmpp --doctor`: checks that the configured servers are reachable and the credentials work.
+ * `mmxmpp --doctor`: checks the XMPP server and Mattermost the bridge is configured for, one step per line.
  *
- * Each step prints one line with a mark and its time, and a "what to do" line when it fails.
- * Exit code 0 when every step passed, 1 otherwise, 2 for bad flags or configuration.
+ * Each step prints a mark (✓ passed, ✗ failed, – skipped) and its time, and a "what to do" line when it fails;
+ * a summary follows. `--json` prints the same as JSON. Steps that need a failed step are skipped. Secrets are
+ * masked in everything printed.
+ *
+ * Exit code 0 when no step failed, 1 otherwise, 2 for bad flags or configuration.
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { loadConfig } from "./src/config.ts";
-import { createXmppClient } from "./src/xmpp/client.ts";
-import { createClient } from "./src/mattermost/api.ts";
 import { errorMessage } from "./src/core/errors.ts";
+import { DOCTOR_HELP, doctorSettings, parseDoctorFlags } from "./src/doctor/options.ts";
+import { Checkup, formatStep, formatSummary, masker, reportJson } from "./src/doctor/report.ts";
+import { xmppSteps } from "./src/doctor/xmpp_steps.ts";
+import { mattermostSteps } from "./src/doctor/mattermost_steps.ts";
 
-/** One diagnostic step's outcome. */
-export interface StepResult {
-  name: string;
-  ok: boolean;
-  ms: number;
-  detail: string;
-  fix?: string;
+/** Where the doctor writes; tests substitute it. */
+export interface DoctorOutput {
+  out(line: string): void;
+  err(line: string): void;
 }
 
-/** Runs the doctor with `args` and `env`; returns the exit code. */
-export async function runDoctor(args: string[], env: Record<string, string | undefined>): Promise<number> {
+const consoleOutput: DoctorOutput = { out: (l) => console.log(l), err: (l) => console.error(l) };
+
+/**
+ * Runs the doctor with `args` and `env`; returns the exit code.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await runDoctor(["--skip-mattermost"], Deno.env.toObject()));
+ * ```
+ */
+export async function runDoctor(
+  args: string[],
+  env: Record<string, string | undefined>,
+  output: DoctorOutput = consoleOutput,
+): Promise<number> {
   let flags;
   try {
-    flags = parseArgs({
-      args,
-      options: {
-        json: { type: "boolean" },
-        "skip-mattermost": { type: "boolean" },
-        help: { type: "boolean" },
-      },
-      strict: true,
-    }).values;
+    flags = parseDoctorFlags(args);
   } catch (err) {
-    console.error(`mmxmpp --doctor: ${errorMessage(err)}`);
+    output.err(`mmxmpp --doctor: ${errorMessage(err)}. Try mmxmpp --doctor --help.`);
     return 2;
   }
   if (flags.help) {
-    console.log(
-      "Usage: mmxmpp --doctor [--json] [--skip-mattermost]\nChecks the servers configured in the environment.",
-    );
+    output.out(DOCTOR_HELP);
     return 0;
   }
-  const loaded = loadConfig(env);
-  if (!loaded.ok) {
-    for (const e of loaded.errors) console.error(`mmxmpp --doctor: configuration error: ${e}`);
+  const resolved = doctorSettings(flags, env);
+  const given = [env.XMPP_PASSWORD, env.MM_TOKEN, env.MM_COMMAND_TOKEN, flags.password];
+  let mask = masker(given);
+  if (!resolved.ok) {
+    for (const e of resolved.errors) output.err(mask(`mmxmpp --doctor: ${e}`));
+    if (flags.json) output.out(JSON.stringify({ ok: false, errors: resolved.errors.map(mask) }, null, 2));
     return 2;
   }
-  const { config } = loaded;
-  const results: StepResult[] = [];
-  const step = async (name: string, fix: string, fn: () => Promise<string>) => {
-    const t0 = performance.now();
-    try {
-      const detail = await fn();
-      results.push({ name, ok: true, ms: performance.now() - t0, detail });
-    } catch (err) {
-      results.push({ name, ok: false, ms: performance.now() - t0, detail: errorMessage(err), fix });
-    }
-    if (!flags.json) printStep(results.at(-1)!);
-  };
+  const s = resolved.settings;
+  const { config } = s;
+  // Secrets read from _FILE variables are known only now.
+  mask = masker([...given, config.xmpp.password, config.mattermost.token, config.mattermost.commandToken]);
+  const show = (line: string) => output.out(mask(line));
+  for (const w of s.warnings) output.err(`mmxmpp --doctor: warning: ${w}`);
 
-  await step("XMPP login", "check XMPP_JID, XMPP_PASSWORD, XMPP_SERVICE and the TLS settings", async () => {
-    const [local, domain] = config.xmpp.jid.split("@");
-    const client = createXmppClient({
-      service: config.xmpp.service,
-      domain,
-      username: local,
-      password: config.xmpp.password,
-      resource: `${config.xmpp.resource}-doctor`,
-      tls: { ca: config.xmpp.ca, insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify },
-    });
-    client.reconnect.stop();
-    let failure: unknown;
-    client.on("error", (err: unknown) => failure ??= err);
-    try {
-      await withTimeout(client.start(), 15_000, `no answer from ${config.xmpp.service}`);
-      const secure = client.isSecure() ? `TLS ${client.negotiated.tlsProtocol ?? ""}`.trim() : "unencrypted";
-      return `${config.xmpp.jid} via ${config.xmpp.service}, ${secure}, SASL ${client.negotiated.mechanism}`;
-    } catch (err) {
-      throw new Error(describeXmpp(failure ?? err));
-    } finally {
-      await client.stop().catch(() => {});
-    }
+  const checkup = new Checkup((r) => {
+    if (!flags.json) { for (const line of formatStep(r)) show(line); }
   });
-
-  if (!flags["skip-mattermost"]) {
-    await step("Mattermost token", "check MM_URL and MM_TOKEN (a bot or personal access token)", async () => {
-      const client = createClient(config.mattermost.url, config.mattermost.token);
-      const me = await client.getMe();
-      return `${config.mattermost.url} as ${me.username}${me.is_bot ? " (bot)" : ""}, roles ${me.roles}`;
-    });
+  if (!flags.json) {
+    show(
+      `mmxmpp doctor: XMPP ${config.xmpp.jid} via ${config.xmpp.service}` +
+        (s.skipMattermost ? "; Mattermost skipped" : `; Mattermost ${config.mattermost.url}`),
+    );
   }
 
-  const failed = results.filter((r) => !r.ok).length;
-  if (flags.json) console.log(JSON.stringify({ ok: failed === 0, steps: results }, null, 2));
-  else console.log(`\n${results.length - failed} passed, ${failed} failed`);
-  return failed === 0 ? 0 : 1;
-}
+  const xmpp = xmppSteps(s);
+  try {
+    for (const step of xmpp.steps) await checkup.run(step);
+  } finally {
+    await xmpp.close();
+  }
+  if (!s.skipMattermost) {
+    for (const step of mattermostSteps(s)) await checkup.run(step);
+  }
 
-function printStep(r: StepResult): void {
-  console.log(`${r.ok ? "✓" : "✗"} ${r.name} (${Math.round(r.ms)} ms): ${r.detail}`);
-  if (!r.ok && r.fix) console.log(`  → what to do: ${r.fix}`);
-}
-
-function describeXmpp(err: unknown): string {
-  const e = err as { condition?: string; code?: string; message?: string };
-  if (e?.condition === "not-authorized") return "the server refused the password (not-authorized)";
-  if (e?.code === "ECONNREFUSED") return "connection refused";
-  return e?.condition ?? e?.message ?? String(err);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, text: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => timer = setTimeout(() => reject(new Error(text)), ms)),
-  ]);
+  const summary = checkup.summary();
+  if (flags.json) show(JSON.stringify(reportJson(checkup), null, 2));
+  else show(formatSummary(summary));
+  return summary.failed === 0 ? 0 : 1;
 }
 
 if (import.meta.main) Deno.exit(await runDoctor(Deno.args, Deno.env.toObject()));

@@ -1,0 +1,240 @@
+/**
+ * The doctor's Mattermost steps: the server answers (and its version), the token (and the bot's roles), the
+ * websocket's `hello`, each mapped channel, posting overrides, and the slash command's callback URL.
+ *
+ * @module
+ */
+import { call, type Client4, createClient, statusOf } from "../mattermost/api.ts";
+import { CALLBACK_PATH } from "../mattermost/slash.ts";
+import { errorMessage } from "../core/errors.ts";
+import type { DoctorSettings } from "./options.ts";
+import { StepFailure, type StepSpec } from "./report.ts";
+
+const MM_ID = /^[a-z0-9]{26}$/;
+const TIMEOUT_MS = 10_000;
+
+interface Me {
+  id: string;
+  username: string;
+  is_bot?: boolean;
+  roles: string;
+}
+
+/**
+ * Builds the Mattermost steps for `s`.
+ *
+ * @example
+ * ```ts
+ * for (const step of mattermostSteps(settings)) await checkup.run(step);
+ * ```
+ */
+export function mattermostSteps(s: DoctorSettings): StepSpec[] {
+  const mm = s.config.mattermost;
+  const base = mm.url;
+  let client: Client4 | undefined;
+  let me: Me | undefined;
+
+  return [
+    {
+      id: "mattermost.reachable",
+      name: "Mattermost reachable",
+      fix: "check MM_URL (the address Mattermost opens at in a browser), DNS, proxies and firewalls",
+      run: async () => {
+        const res = await timedFetch(`${base}/api/v4/system/ping`).catch((err) => {
+          throw new StepFailure(`cannot reach ${base}: ${errorMessage(err)}`);
+        });
+        const body = await res.json().catch(() => undefined);
+        if (!res.ok || body?.status !== "OK") {
+          throw new StepFailure(
+            `${base}/api/v4/system/ping answered HTTP ${res.status}${
+              body ? "" : " without JSON"
+            }: not Mattermost?`,
+            "MM_URL must be Mattermost's base URL, e.g. https://chat.example.org (no /api/v4, no team)",
+          );
+        }
+        // X-Version-Id is "major.minor.patch.build.hash.enterprise".
+        const version = res.headers.get("X-Version-Id")?.split(".").slice(0, 3).join(".") ?? "unknown";
+        return { detail: `${base} answers, server version ${version}` };
+      },
+    },
+    {
+      id: "mattermost.token",
+      name: "Mattermost token",
+      fix: "check MM_TOKEN (a bot or personal access token; System Console → Integrations → Bot Accounts)",
+      needs: ["mattermost.reachable"],
+      run: async () => {
+        client = createClient(base, mm.token);
+        me = await call("read the bot's own account (/users/me)", () => client!.getMe()) as Me;
+        return {
+          detail: `${base} as ${me.username}${me.is_bot ? " (bot)" : " (not a bot)"}, roles ${me.roles}`,
+        };
+      },
+    },
+    {
+      id: "mattermost.websocket",
+      name: "Mattermost websocket",
+      fix: "the proxy in front of Mattermost must pass websocket upgrades on /api/v4/websocket",
+      needs: ["mattermost.token"],
+      run: () => websocketHello(base, mm.token),
+    },
+    {
+      id: "mattermost.channels",
+      name: "Mattermost mapped channels",
+      fix: "check BRIDGE_MAPPINGS",
+      needs: ["mattermost.token"],
+      skip: s.config.bridge.mappings.length === 0
+        ? "no BRIDGE_MAPPINGS (mappings made with /xmppbridge map are listed by /xmppbridge list)"
+        : undefined,
+      run: () => mappedChannels(client!, me!, s),
+    },
+    {
+      id: "mattermost.overrides",
+      name: "Mattermost posting overrides",
+      fix:
+        "System Console → Integrations → Integration Management → Enable integrations to override usernames " +
+        "(ServiceSettings.EnablePostUsernameOverride = true), or set BRIDGE_MM_DISPLAY=prefix",
+      needs: ["mattermost.reachable"],
+      run: async () => {
+        const res = await timedFetch(`${base}/api/v4/config/client?format=old`);
+        if (!res.ok) throw new Error(`GET /api/v4/config/client answered HTTP ${res.status}`);
+        const cfg = await res.json() as Record<string, string>;
+        const username = cfg.EnablePostUsernameOverride === "true";
+        const icon = cfg.EnablePostIconOverride === "true"
+          ? "icon override allowed too"
+          : "icon override off";
+        if (s.config.bridge.mmDisplay === "prefix") {
+          return {
+            detail: `not needed (BRIDGE_MM_DISPLAY=prefix); username override is ${username ? "on" : "off"}`,
+          };
+        }
+        if (!username) {
+          throw new StepFailure(
+            "EnablePostUsernameOverride is off: XMPP users would all show as the bot",
+          );
+        }
+        return { detail: `EnablePostUsernameOverride is on (${icon})` };
+      },
+    },
+    {
+      id: "mattermost.command",
+      name: "Mattermost command callback",
+      fix:
+        "start the bridge (it serves the callback on BRIDGE_HTTP_ADDR) and make BRIDGE_PUBLIC_URL reach it",
+      skip: s.config.bridge.publicUrl ? undefined : "BRIDGE_PUBLIC_URL is not set",
+      run: () => commandCallback(s.config.bridge.publicUrl! + CALLBACK_PATH),
+    },
+  ];
+}
+
+async function timedFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return await fetch(url, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS) });
+}
+
+/** Opens the websocket authenticated by header (as the bridge does) and waits for `hello`. */
+function websocketHello(base: string, token: string): Promise<{ detail: string }> {
+  const url = `${base.replace(/^http/, "ws")}/api/v4/websocket`;
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } });
+    const t0 = performance.now();
+    const done = (fn: () => void) => {
+      clearTimeout(timer);
+      ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.close();
+      fn();
+    };
+    const timer = setTimeout(
+      () => done(() => reject(new StepFailure(`no hello from ${url} within ${TIMEOUT_MS / 1000} s`))),
+      TIMEOUT_MS,
+    );
+    ws.onmessage = (ev) => {
+      let msg: { event?: string; data?: { server_version?: string } };
+      try {
+        msg = JSON.parse(String(ev.data));
+      } catch {
+        return;
+      }
+      if (msg.event !== "hello") return;
+      const version = msg.data?.server_version?.split(".").slice(0, 3).join(".");
+      done(() =>
+        resolve({
+          detail: `hello after ${Math.round(performance.now() - t0)} ms${
+            version ? ` (server ${version})` : ""
+          }`,
+        })
+      );
+    };
+    ws.onerror = (ev) =>
+      done(() => reject(new StepFailure(`cannot open ${url}: ${(ev as ErrorEvent).message ?? "error"}`)));
+    ws.onclose = (ev) =>
+      done(() =>
+        reject(
+          new StepFailure(`${url} closed before hello (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`),
+        )
+      );
+  });
+}
+
+/** Each static mapping's channel: found, readable, and the bot a member. */
+async function mappedChannels(client: Client4, me: Me, s: DoctorSettings): Promise<{ detail: string }> {
+  const ok: string[] = [];
+  const problems: string[] = [];
+  let fix: string | undefined;
+  for (const mapping of s.config.bridge.mappings) {
+    const ref = mapping.mattermost;
+    const [team, name] = ref.includes("/") ? ref.split("/", 2) : [s.config.mattermost.team, ref];
+    let channel: { id: string; type: string; name: string };
+    try {
+      channel = MM_ID.test(ref)
+        ? await client.getChannel(ref)
+        : await client.getChannelByNameAndTeamName(team!, name);
+    } catch (err) {
+      const status = statusOf(err);
+      problems.push(
+        status === 404 || status === 403
+          ? `${ref}: not found, or not visible to ${me.username} (HTTP ${status})`
+          : `${ref}: ${errorMessage(err)}`,
+      );
+      fix ??=
+        `check the channel in BRIDGE_MAPPINGS, and that ${me.username} is in its team (and, for a private ` +
+        `channel, invited with /invite @${me.username})`;
+      continue;
+    }
+    try {
+      await client.getChannelMember(channel.id, me.id);
+      ok.push(ref);
+    } catch (err) {
+      const status = statusOf(err);
+      if (status !== 404 && status !== 403) {
+        problems.push(`${ref}: membership check failed (${errorMessage(err)})`);
+        continue;
+      }
+      problems.push(`${ref}: ${me.username} is not a member`);
+      fix ??= channel.type === "P"
+        ? `invite the bot in each channel named: /invite @${me.username}`
+        : `start the bridge once (it joins public channels itself) or /invite @${me.username}`;
+    }
+  }
+  if (problems.length > 0) throw new StepFailure(problems.join("; "), fix);
+  return { detail: `${ok.length} channel(s) readable, ${me.username} a member of each: ${ok.join(", ")}` };
+}
+
+/** Any HTTP answer from the callback URL counts: Mattermost only needs to reach it. */
+async function commandCallback(url: string): Promise<{ detail: string }> {
+  const res = await timedFetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: "",
+  }).catch((err) => {
+    throw new StepFailure(`nothing answers at ${url} from this host: ${errorMessage(err)}`);
+  });
+  await res.body?.cancel();
+  const note = res.status === 401
+    ? "the bridge refuses calls without the command token, as it should"
+    : res.status === 404
+    ? "reachable, but the path is not served: is BRIDGE_PUBLIC_URL the bridge's address?"
+    : "reachable";
+  return {
+    detail: `${url} answers HTTP ${res.status} (${note}); Mattermost must reach it too ` +
+      "(AllowedUntrustedInternalConnections for private addresses)",
+  };
+}
