@@ -10,6 +10,7 @@ import { BridgeManager } from "./core/manager.ts";
 import type { RetryPolicy } from "./core/bus.ts";
 import { Store } from "./core/store.ts";
 import { HttpServer } from "./http.ts";
+import { renderMetrics } from "./metrics.ts";
 import { MattermostBridge } from "./mattermost/connector.ts";
 import { XmppBridge } from "./xmpp/connector.ts";
 import type { GhostProvider } from "./xmpp/ghosts.ts";
@@ -78,6 +79,10 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     const ok = ready && health.every((h) => h.connected);
     return Response.json({ ok, ready, bridges: health }, { status: ok ? 200 : 503 });
   });
+  http.route("GET", "/metrics", async () =>
+    new Response(await renderMetrics(manager), {
+      headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
+    }));
   const stop = async () => {
     await manager.stop();
     await http.stop();

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { MappingRefs } from "./core/manager.ts";
 
 /** Log verbosity. */
@@ -338,7 +339,7 @@ export function loadConfig(
     errors.push(`BRIDGE_GHOST_PREFIX "${ghostPrefix}" has a character a JID localpart cannot hold`);
   }
   const ghostDomain = get("BRIDGE_GHOST_DOMAIN")?.toLowerCase() ?? domain;
-  const nodeId = get("BRIDGE_NODE_ID") ?? defaultNodeId();
+  const nodeId = get("BRIDGE_NODE_ID") ?? defaultNodeId(kvPath);
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) {
     errors.push(
       `BRIDGE_NODE_ID "${nodeId}" is not valid: expected up to 64 letters, digits, '.', '_' or '-'`,
@@ -415,13 +416,17 @@ export function loadConfig(
   };
 }
 
-/** A stable id for this machine: its host name, made resource-safe. */
-function defaultNodeId(): string {
+/**
+ * A stable id for this instance: the host name plus a short hash of the state file, so that two instances on one
+ * host (each with its own state) never share a ghost resource.
+ */
+function defaultNodeId(kvPath: string): string {
   let host = "node";
   try {
     host = Deno.hostname();
   } catch { /* no --allow-sys: keep the fallback */ }
-  return host.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "node";
+  const safe = host.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 48) || "node";
+  return `${safe}-${createHash("sha256").update(kvPath).digest("hex").slice(0, 6)}`;
 }
 
 /** The secret values of a config, for log redaction. */

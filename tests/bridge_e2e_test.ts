@@ -51,6 +51,11 @@ Deno.test("50 messages each way arrive once, in order, and nothing is echoed bac
     const stats = bridge.manager.stats();
     assert.equal(stats.delivered, 100);
     assert.equal(stats.failed, 0);
+    const metrics = await (await fetch(`http://127.0.0.1:${w.httpPort}/metrics`)).text();
+    assert.match(metrics, /^mmxmpp_messages_delivered_total 100$/m);
+    assert.match(metrics, /^mmxmpp_messages_received_total 100$/m);
+    assert.match(metrics, /^mmxmpp_connected\{network="xmpp"\} 1$/m);
+    assert.match(metrics, /^mmxmpp_mappings 1$/m);
   } finally {
     await w.stop();
   }
