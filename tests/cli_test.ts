@@ -1,19 +1,7 @@
 import assert from "node:assert/strict";
-import { PASSWORD, startWorld, waitFor } from "./harness.ts";
+import { PASSWORD, runMain, startWorld, waitFor } from "./harness.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function runMain(args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 const GOOD_ENV = {
   MM_URL: "https://chat.example.org",

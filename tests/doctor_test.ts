@@ -1,29 +1,13 @@
 import assert from "node:assert/strict";
-import { PASSWORD, startWorld } from "./harness.ts";
+import { type MainRun, PASSWORD, runMain, startWorld } from "./harness.ts";
 import { startProsody } from "./helpers/prosody.ts";
 import { runDoctor } from "../doctor.ts";
 import { doctorSettings, parseDoctorFlags } from "../src/doctor/options.ts";
 import type { Element } from "@xmpp/xml";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `mmxmpp --doctor` as its own process, with exactly `env`. */
-async function doctor(env: Record<string, string>, args: string[] = []): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "--doctor", ...args],
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+function doctor(env: Record<string, string>, args: string[] = []): Promise<MainRun> {
+  return runMain(["--doctor", ...args], env);
 }
 
 /** The mark (✓ ✗ –) of the step called `name`, or undefined when it is not in the output. */
@@ -77,7 +61,7 @@ Deno.test("--doctor against real Prosody and the Mattermost stand-in", {
   // Serves the command callback and makes the bot a member of the mapped channel, as a deployment would.
   await w.startBridge();
   const secrets = [PASSWORD, w.mm.bot.token];
-  const runs: Run[] = [];
+  const runs: MainRun[] = [];
   const dms: string[] = [];
   const stopWatching = w.alice.onStanza((s: Element) => {
     if (s.is("message") && s.attrs.type === "chat") dms.push(String(s.getChildText("body")));

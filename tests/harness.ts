@@ -140,3 +140,23 @@ export async function postsMatching(
     });
   return found;
 }
+
+/** What a run of `main.ts` as its own process printed. */
+export interface MainRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `main.ts` with `args` as its own process, with exactly `env` (plus NO_COLOR). */
+export async function runMain(args: string[], env: Record<string, string>): Promise<MainRun> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", new URL("../main.ts", import.meta.url).pathname, ...args],
+    env: { NO_COLOR: "1", ...env },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
