@@ -162,3 +162,28 @@ Deno.test(
     }
   },
 );
+
+Deno.test("two users reusing the same message id are both bridged", opts, async () => {
+  const w = await startWorld();
+  try {
+    await w.startBridge();
+    const { connectXmppUser } = await import("./helpers/xmpp_user.ts");
+    const carol = await connectXmppUser(w.prosody, "alice", "s3cret-Pa55word!", "carol");
+    try {
+      await carol.joinRoom(w.room, "carol");
+      // Naive clients number their messages; the ids collide across senders and must not merge messages.
+      await w.alice.sendGroupchat(w.room, "from alice", { id: "1", originId: false });
+      // Two senders' messages have no order until the room has seen the first.
+      await carol.waitForMessages(w.room, (m) => m.body === "from alice", 1);
+      await carol.sendGroupchat(w.room, "from carol", { id: "1", originId: false });
+      await w.alice.waitForMessages(w.room, (m) => m.body === "from carol", 1);
+      await w.alice.sendGroupchat(w.room, "alice again", { id: "2", originId: false });
+      const posts = await postsMatching(w.mm, w.channel.id, (p) => p.user_id === w.mm.bot.id, 3);
+      assert.deepEqual(posts.map((p) => p.message), ["from alice", "from carol", "alice again"]);
+    } finally {
+      await carol.stop();
+    }
+  } finally {
+    await w.stop();
+  }
+});

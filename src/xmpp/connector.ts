@@ -223,7 +223,10 @@ export class XmppBridge implements GhostingBridge {
       return;
     }
     if (msg.delayed || msg.body === undefined || msg.body === "" || msg.nick === "") return;
-    const ids = [...new Set([msg.stanzaId, msg.originId, msg.id].filter((x): x is string => !!x))];
+    // The room's stanza-id is unique in the room; ids the sender chose are not (some clients count "1", "2" …), so
+    // they are kept qualified by the sender's nick, which is also how corrections (XEP-0308) refer to them.
+    const senderIds = [msg.originId, msg.id].filter((x): x is string => !!x).map((x) => `${msg.nick}/${x}`);
+    const ids = [...new Set([msg.stanzaId, ...senderIds].filter((x): x is string => !!x))];
     log.debug("Received from {room}/{nick}: {body}", { room: msg.room, nick: msg.nick, body: msg.body });
     this.ctx.receive({
       network: this.network,
