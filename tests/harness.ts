@@ -101,11 +101,17 @@ export async function startWorld(
       return bridge;
     },
     async stop() {
-      for (const b of bridges) await b.stop().catch(() => {});
-      await alice.stop().catch(() => {});
-      await mm.close();
-      await prosody.stop();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      // Each step runs even when an earlier one fails, so no server outlives the test.
+      const steps = [
+        ...bridges.map((b) => () => withTimeout(b.stop(), 10_000, "the bridge to stop")),
+        () => alice.stop(),
+        () => mm.close(),
+        () => prosody.stop(),
+        () => Deno.remove(dir, { recursive: true }),
+      ];
+      const errors: unknown[] = [];
+      for (const step of steps) await step().catch((err) => errors.push(err));
+      if (errors.length > 0) throw new AggregateError(errors, "the test world did not stop cleanly");
     },
   };
 }
@@ -159,4 +165,14 @@ export async function runMain(args: string[], env: Record<string, string>): Prom
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) =>
+      timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)
+    ),
+  ]);
 }
