@@ -153,3 +153,9 @@ Deno.test("retryAfterMs stays between 100 ms and 30 s", () => {
   assert.equal(retryAfterMs(new Headers({ "Retry-After": "30" })), 30_000);
   assert.equal(retryAfterMs(new Headers({ "Retry-After": "29.5" })), 29_500);
 });
+
+Deno.test("a post without text (files only) is not bridged as an empty message", () => {
+  const post = { id: "p", channel_id: "c", user_id: "u", message: " \n", type: "", create_at: 1 };
+  assert.equal(isBridgeable(post, "bot"), false);
+  assert.equal(isBridgeable({ ...post, message: "hi" }, "bot"), true);
+});

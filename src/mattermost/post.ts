@@ -43,12 +43,12 @@ export function parsePostedEvent(data: unknown): Post | null {
 }
 
 /**
- * Whether a post should be bridged at all: normal posts by someone other than the bridge, not created by the
- * bridge, not deleted.
+ * Whether a post should be bridged at all: normal posts with text, by someone other than the bridge, not created
+ * by the bridge, not deleted. (A post with only files has no text; files are not bridged yet.)
  */
 export function isBridgeable(post: Post, botUserId: string): boolean {
   return (post.type ?? "") === "" && post.user_id !== botUserId && !post.props?.[BRIDGE_MARKER_PROP] &&
-    !post.delete_at;
+    !post.delete_at && post.message.trim() !== "";
 }
 
 /** How the bridge shows a remote author on Mattermost. */
