@@ -12,15 +12,16 @@
  */
 import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
-import type { Bridge, BridgeContext, BridgeHealth } from "../src/core/bridge.ts";
+import type { Bridge } from "../src/core/bridge.ts";
 import { MessageBus } from "../src/core/bus.ts";
-import type { BridgeMessage, DirectionalMessage, SentRefs } from "../src/core/message.ts";
+import type { BridgeMessage } from "../src/core/message.ts";
 import { Store } from "../src/core/store.ts";
 import { loadConfig, secretsOf } from "../src/config.ts";
 import { type RunningBridge, startBridge } from "../src/app.ts";
 import { setupLogging } from "../src/log.ts";
 import { startWorld, type World } from "../tests/harness.ts";
 import { freePort } from "../tests/helpers/ports.ts";
+import { FakeBridge } from "../tests/helpers/fake_bridge.ts";
 import type { Element } from "@xmpp/xml";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
@@ -78,37 +79,6 @@ function lat(samples: number[]): { median_ms: number; p95_ms: number; mean_ms: n
 
 // ---------------------------------------------------------------------------------------------------------------
 // 1. core bus with a real Store and two fake bridges
-
-/** A connector that delivers instantly and tells the bench when `send` is called. */
-class FakeBridge implements Bridge {
-  onSend: ((dm: DirectionalMessage) => void) | undefined;
-  private sent = 0;
-  constructor(readonly network: string) {}
-  start(_ctx: BridgeContext): Promise<void> {
-    return Promise.resolve();
-  }
-  stop(): Promise<void> {
-    return Promise.resolve();
-  }
-  send(dm: DirectionalMessage): Promise<SentRefs> {
-    this.onSend?.(dm);
-    const n = this.sent++;
-    // Two ids, like an XMPP send (origin-id and the room's stanza-id).
-    return Promise.resolve({ ids: [`${this.network}-origin-${n}`, `${this.network}-stanza-${n}`] });
-  }
-  resolveChannel(ref: string): Promise<string> {
-    return Promise.resolve(ref);
-  }
-  joinChannel(): Promise<void> {
-    return Promise.resolve();
-  }
-  leaveChannel(): Promise<void> {
-    return Promise.resolve();
-  }
-  health(): BridgeHealth {
-    return { network: this.network, connected: true, detail: "fake", since: 0 };
-  }
-}
 
 interface BusVariantResult {
   /** Sequential: publish, wait until fully handled, next. */
@@ -185,7 +155,10 @@ async function benchBus(): Promise<Record<string, unknown>> {
       for (let i = 0; i < SIZES.busMessages; i++) {
         const m = message(v.channel);
         let sentAt = 0;
-        left.onSend = right.onSend = () => sentAt = performance.now();
+        left.behave = right.behave = () => {
+          sentAt = performance.now();
+          return Promise.resolve();
+        };
         const t0 = performance.now();
         bus.publish(m);
         await bus.drain();
@@ -196,7 +169,7 @@ async function benchBus(): Promise<Record<string, unknown>> {
         }
         toDone.push(t2 - t0);
       }
-      left.onSend = right.onSend = undefined;
+      left.behave = right.behave = () => Promise.resolve();
       const burst = Array.from({ length: SIZES.busMessages }, () => message(v.channel));
       const t0 = performance.now();
       for (const m of burst) bus.publish(m);

@@ -1,54 +1,16 @@
 import assert from "node:assert/strict";
-import type { Bridge, BridgeContext, BridgeHealth } from "../src/core/bridge.ts";
+import type { Bridge } from "../src/core/bridge.ts";
 import { MessageBus, type RetryPolicy } from "../src/core/bus.ts";
 import { BridgeError } from "../src/core/errors.ts";
-import type { BridgeMessage, DirectionalMessage, SentRefs } from "../src/core/message.ts";
+import type { BridgeMessage, DirectionalMessage } from "../src/core/message.ts";
 import { Store } from "../src/core/store.ts";
+import { FakeBridge } from "./helpers/fake_bridge.ts";
 
 const MM = "mattermost";
 const XMPP = "xmpp";
 const CHAN = "chan1";
 const ROOM = "room@conference.example.org";
 const FAST: RetryPolicy = { initialMs: 5, maxMs: 20 };
-
-/**
- * An in-memory network for the protocol-agnostic core. `behave` decides per call what `send` does: return normally,
- * throw, or wait first. Each delivery gets ids `<network>-<n>` and `<network>-<n>-alt`.
- */
-class FakeBridge implements Bridge {
-  readonly sent: DirectionalMessage[] = [];
-  /** Every call to send, including failed ones. */
-  calls = 0;
-  behave: (dm: DirectionalMessage, call: number) => Promise<void> = () => Promise.resolve();
-
-  constructor(readonly network: string) {}
-
-  start(_ctx: BridgeContext): Promise<void> {
-    return Promise.resolve();
-  }
-  stop(): Promise<void> {
-    return Promise.resolve();
-  }
-  async send(dm: DirectionalMessage): Promise<SentRefs> {
-    const call = ++this.calls;
-    await this.behave(dm, call);
-    this.sent.push(dm);
-    const n = this.sent.length;
-    return { ids: [`${this.network}-${n}`, `${this.network}-${n}-alt`] };
-  }
-  resolveChannel(ref: string): Promise<string> {
-    return Promise.resolve(ref);
-  }
-  joinChannel(): Promise<void> {
-    return Promise.resolve();
-  }
-  leaveChannel(): Promise<void> {
-    return Promise.resolve();
-  }
-  health(): BridgeHealth {
-    return { network: this.network, connected: true, detail: "fake", since: 0 };
-  }
-}
 
 interface Rig {
   store: Store;
