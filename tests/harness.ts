@@ -5,6 +5,7 @@
  * @module
  */
 import { loadConfig } from "../src/config.ts";
+import { deadline } from "../src/core/deadline.ts";
 import { type RunningBridge, startBridge, type StartOptions } from "../src/app.ts";
 import { type Prosody, type ProsodyOptions, startProsody } from "./helpers/prosody.ts";
 import { connectXmppUser, type XmppUser } from "./helpers/xmpp_user.ts";
@@ -103,7 +104,9 @@ export async function startWorld(
     async stop() {
       // Each step runs even when an earlier one fails, so no server outlives the test.
       const steps = [
-        ...bridges.map((b) => () => withTimeout(b.stop(), 10_000, "the bridge to stop")),
+        ...bridges.map((b) => () =>
+          deadline(b.stop(), 10_000, () => new Error("timed out waiting for the bridge to stop"))
+        ),
         () => alice.stop(),
         () => mm.close(),
         () => prosody.stop(),
@@ -165,14 +168,4 @@ export async function runMain(args: string[], env: Record<string, string>): Prom
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) =>
-      timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)
-    ),
-  ]);
 }

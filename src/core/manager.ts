@@ -9,6 +9,7 @@ import { type BusStats, MessageBus, type RetryPolicy } from "./bus.ts";
 import { BridgeError, errorMessage } from "./errors.ts";
 import type { ChannelMapping, Store } from "./store.ts";
 import { runCommand } from "./commands.ts";
+import { settleWithin } from "./deadline.ts";
 
 const log = getLogger(["mmxmpp", "manager"]);
 
@@ -74,12 +75,7 @@ export class BridgeManager {
     if (!this.started) return;
     this.started = false;
     this.ready = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.bus.drain(),
-      new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
-    ]);
-    clearTimeout(timer);
+    await settleWithin(this.bus.drain(), graceMs);
     this.bus.stop();
     await Promise.all([...this.bridges.values()].map((b) => b.stop()));
   }

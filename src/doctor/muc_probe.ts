@@ -3,11 +3,11 @@
  *
  * @module
  */
-import { xml } from "@xmpp/client-core";
 import type { Element, XmppClient } from "../xmpp/client.ts";
 import { MucRooms } from "../xmpp/muc.ts";
-import { NS_SID } from "../xmpp/stanza.ts";
+import { buildGroupchat, errorCondition, NS_SID } from "../xmpp/stanza.ts";
 import { errorMessage } from "../core/errors.ts";
+import { deadline } from "../core/deadline.ts";
 import { StepFailure } from "./report.ts";
 
 /** What a round trip measured. */
@@ -49,7 +49,7 @@ export async function mucRoundTrip(
     const originId = stanza.getChild("origin-id", NS_SID)?.attrs.id;
     if (stanza.attrs.id !== id && originId !== id) return;
     if (stanza.attrs.type === "error") {
-      bounced(new StepFailure(`the room refused the message (${condition(stanza)})`));
+      bounced(new StepFailure(`the room refused the message (${errorCondition(stanza) ?? "error"})`));
     } else reflected(performance.now());
   };
   client.on("stanza", onStanza);
@@ -66,38 +66,15 @@ export async function mucRoundTrip(
     joined = true;
     const joinMs = performance.now() - t0;
     const sentAt = performance.now();
-    await client.send(
-      xml(
-        "message",
-        { to: room, type: "groupchat", id },
-        xml("body", {}, text),
-        xml("origin-id", { xmlns: NS_SID, id }),
-      ),
-    );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const at = await Promise.race([
+    await client.send(buildGroupchat(room, text, id));
+    const at = await deadline(
       reflection,
-      new Promise<never>((_, reject) =>
-        timer = setTimeout(
-          () => reject(new StepFailure(`${room} did not reflect the message within ${timeoutMs / 1000} s`)),
-          timeoutMs,
-        )
-      ),
-    ]).finally(() => clearTimeout(timer));
+      timeoutMs,
+      () => new StepFailure(`${room} did not reflect the message within ${timeoutMs / 1000} s`),
+    );
     return { nick: got, joinMs, roundTripMs: at - sentAt };
   } finally {
     client.removeListener("stanza", onStanza as never);
     if (joined) await rooms.leave(room).catch(() => {});
   }
-}
-
-/** The defined condition of an error stanza, e.g. "forbidden". */
-export function condition(stanza: Element): string {
-  const error = stanza.getChild("error");
-  const cond = error?.children.find((c: unknown) =>
-    typeof c === "object" && (c as Element).name !== "text"
-  ) as
-    | Element
-    | undefined;
-  return cond?.name ?? "error";
 }

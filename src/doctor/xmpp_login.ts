@@ -4,6 +4,7 @@
  * @module
  */
 import { createXmppClient, type Element, type XmppClient, type XmppClientOptions } from "../xmpp/client.ts";
+import { deadline } from "../core/deadline.ts";
 import { StepFailure } from "./report.ts";
 
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -63,24 +64,17 @@ export async function login(
   });
   let failure: unknown;
   client.on("error", (err: never) => failure ??= err);
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([
+    await deadline(
       client.start(),
-      new Promise((_, reject) =>
-        timer = setTimeout(
-          () => reject(new Error(`no answer from ${opts.service} within ${timeoutMs / 1000} s`)),
-          timeoutMs,
-        )
-      ),
-    ]);
+      timeoutMs,
+      () => new Error(`no answer from ${opts.service} within ${timeoutMs / 1000} s`),
+    );
     at.online = performance.now();
   } catch (err) {
     await client.stop().catch(() => {});
     const phase: LoginPhase = at.success ? "bind" : at.auth ? "auth" : "connect";
     throw explain(failure ?? err, phase, account, passwordSetting);
-  } finally {
-    clearTimeout(timer);
   }
   return {
     client,

@@ -12,7 +12,8 @@ import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";
 import { certificateSummary, connectTcp, endpointOf, probeTls } from "./tls_probe.ts";
 import { type Login, login, LoginError } from "./xmpp_login.ts";
-import { condition, mucRoundTrip } from "./muc_probe.ts";
+import { mucRoundTrip } from "./muc_probe.ts";
+import { errorCondition } from "../xmpp/stanza.ts";
 import { xep0077Step } from "./xep0077_step.ts";
 import { NS_REGISTER_FEATURE } from "../xmpp/xep0077.ts";
 
@@ -187,8 +188,9 @@ async function directMessage(session: Login, to: string): Promise<{ detail: stri
       if (!stanza.is("message") || String(stanza.attrs.from ?? "").split("/")[0].toLowerCase() !== bare) {
         return;
       }
-      if (stanza.attrs.type === "error" && stanza.attrs.id === id) resolve(`error:${condition(stanza)}`);
-      else if (stanza.getChild("received", NS_RECEIPTS)?.attrs.id === id) resolve("receipt");
+      if (stanza.attrs.type === "error" && stanza.attrs.id === id) {
+        resolve(`error:${errorCondition(stanza) ?? "error"}`);
+      } else if (stanza.getChild("received", NS_RECEIPTS)?.attrs.id === id) resolve("receipt");
     };
   });
   session.client.on("stanza", onStanza as never);

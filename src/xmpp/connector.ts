@@ -8,6 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
+import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
@@ -115,7 +116,7 @@ export class XmppBridge implements GhostingBridge {
     if (this.client.status === "online") {
       await Promise.all([...this.muc.rooms.keys()].map((room) => this.muc.leave(room).catch(() => {})));
     }
-    await Promise.race([this.client.stop().catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
+    await settleWithin(this.client.stop(), 2_000);
     this.setState(false, "stopped");
   }
 

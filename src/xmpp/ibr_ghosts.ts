@@ -10,6 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
+import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import { randomPassword, type SecretBox } from "../core/secretbox.ts";
 import type { GhostRecord, Store } from "../core/store.ts";
@@ -342,6 +343,6 @@ export class IbrGhosts implements GhostProvider {
     if (session.client.status === "online") {
       await Promise.all([...session.muc.rooms.keys()].map((r) => session.muc.leave(r).catch(() => {})));
     }
-    await Promise.race([session.client.stop().catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
+    await settleWithin(session.client.stop(), 2_000);
   }
 }

@@ -10,6 +10,7 @@ import { xml } from "@xmpp/client-core";
 import { getLogger } from "@logtape/logtape";
 import type { Element } from "./client.ts";
 import { BridgeError } from "../core/errors.ts";
+import { errorCondition } from "./stanza.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "muc"]);
 const NS_MUC = "http://jabber.org/protocol/muc";
@@ -106,15 +107,9 @@ export class MucRooms {
     const nick = from.slice(slash + 1);
     const pending = this.pending.get(room);
     if (stanza.attrs.type === "error" && pending && pending.nick === nick) {
-      const err = stanza.getChild("error");
-      const cond = err?.children.find((c: unknown) =>
-        typeof c === "object" && (c as Element).name !== "text"
-      ) as
-        | Element
-        | undefined;
       this.finish(
         room,
-        new BridgeError(`cannot join ${room}: ${cond?.name ?? "error"}`, { transient: false }),
+        new BridgeError(`cannot join ${room}: ${errorCondition(stanza) ?? "error"}`, { transient: false }),
       );
       return true;
     }

@@ -13,6 +13,7 @@ import type { Element } from "./client.ts";
 export const NS_SID = "urn:xmpp:sid:0";
 const NS_DELAY = "urn:xmpp:delay";
 const NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0";
+const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /** A groupchat message, parsed. */
 export interface Groupchat {
@@ -52,18 +53,12 @@ export function parseGroupchat(stanza: Element): Groupchat | null {
   );
   const delay = stanza.getChild("delay", NS_DELAY);
   const stamp = delay ? Date.parse(String(delay.attrs.stamp)) : undefined;
-  let error: Groupchat["error"];
-  if (type === "error") {
-    const errEl = stanza.getChild("error");
-    const cond = errEl?.children.find((c: unknown) =>
-      typeof c === "object" && (c as Element).attrs?.xmlns === "urn:ietf:params:xml:ns:xmpp-stanzas" &&
-      (c as Element).name !== "text"
-    ) as Element | undefined;
-    error = {
-      condition: cond?.name ?? "undefined-condition",
-      text: errEl?.getChildText("text") ?? undefined,
-    };
-  }
+  const error: Groupchat["error"] = type === "error"
+    ? {
+      condition: errorCondition(stanza) ?? "undefined-condition",
+      text: stanza.getChild("error")?.getChildText("text") ?? undefined,
+    }
+    : undefined;
   return {
     room,
     nick,
@@ -77,6 +72,14 @@ export function parseGroupchat(stanza: Element): Groupchat | null {
     stamp: Number.isFinite(stamp) ? stamp : undefined,
     error,
   };
+}
+
+/** The defined condition of an error stanza (`conflict`, `forbidden` …), if it names one. */
+export function errorCondition(stanza: Element): string | undefined {
+  const cond = stanza.getChild("error")?.children.find((c: unknown) =>
+    typeof c === "object" && (c as Element).attrs?.xmlns === NS_STANZAS && (c as Element).name !== "text"
+  ) as Element | undefined;
+  return cond?.name;
 }
 
 /** Builds a groupchat message whose `id` and XEP-0359 `origin-id` are both `id`. */

@@ -12,6 +12,7 @@
  * @module
  */
 import { xml } from "@xmpp/client-core";
+import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import {
   createStreamClient,
@@ -347,12 +348,8 @@ async function withStream<T>(
   let failure: unknown;
   // An entity without an error listener throws; errors during start surface through start().
   stream.on("error", (err: never) => failure ??= err);
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([
-      stream.start(),
-      new Promise((_, reject) => timer = setTimeout(() => reject(new Error("timed out")), timeoutOf(opts))),
-    ]).catch((err) => {
+    await deadline(stream.start(), timeoutOf(opts), () => new Error("timed out")).catch((err) => {
       throw new RegistrationError(
         "unreachable",
         `cannot open a stream to ${opts.service} for ${opts.domain}: ${describe(failure ?? err)}`,
@@ -367,7 +364,6 @@ async function withStream<T>(
     }
     return await fn(stream);
   } finally {
-    clearTimeout(timer);
     await stream.stop().catch(() => {});
   }
 }
