@@ -122,3 +122,31 @@ Deno.test("a static mapping from BRIDGE_MAPPINGS bridges without any command", o
     await w.stop();
   }
 });
+
+Deno.test(
+  "map in a private channel the bot is not in keeps the mapping and says to /invite the bot",
+  opts,
+  async () => {
+    const w = await startWorld({ mapped: false });
+    try {
+      const secret = w.mm.createChannel("secret-plans", { type: "P" });
+      w.mm.addMember(secret.id, w.mm.admin.id);
+      const bridge = await w.startBridge();
+      const res = await w.mm.invokeCommand({
+        trigger: "xmppbridge",
+        channelId: secret.id,
+        userId: w.mm.admin.id,
+        text: `map ${w.room}`,
+      });
+      const text = replyText(res.body);
+      assert.match(text, /Mapped this channel to xmpp hall@conference\.localhost\./);
+      assert.match(
+        text,
+        /the bot cannot join channel \w+ by itself \(a private channel\?\): add it in Mattermost with \/invite/,
+      );
+      assert.equal((await bridge.manager.listMappings()).length, 1);
+    } finally {
+      await w.stop();
+    }
+  },
+);

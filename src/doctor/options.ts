@@ -28,18 +28,16 @@ export interface DoctorFlags {
 }
 
 /** What the doctor checks, and with which settings. */
-export interface DoctorSettings {
+export interface DoctorSettings extends
+  Pick<
+    DoctorFlags,
+    "testMuc" | "testDm" | "testXep0077" | "testRoomExists" | "verbose" | "skipMattermost"
+  > {
   config: Config;
   /** The resource the doctor binds; random by default so that it never replaces another session. */
   resource: string;
   /** Room for the MUC and XEP-0077 steps. */
   testRoom?: string;
-  testMuc: boolean;
-  testDm?: string;
-  testXep0077: boolean;
-  testRoomExists?: string;
-  verbose: boolean;
-  skipMattermost: boolean;
   /** Warnings for stderr (e.g. a password on the command line). */
   warnings: string[];
 }

@@ -68,17 +68,24 @@ export function createClient(url: string, token: string): Client4 {
 
 /**
  * Runs one REST call and converts any failure into a BridgeError that names `what` and says whether to retry.
+ * `explain` replaces the message for the HTTP statuses it lists (those errors are permanent).
  *
  * @example
  * ```ts
  * const me = await call("read the bot's own account", () => client.getMe());
+ * await call("find channel x", () => client.getChannel("x"), { 404: "no such channel" });
  * ```
  */
-export async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+export async function call<T>(
+  what: string,
+  fn: () => Promise<T>,
+  explain: Partial<Record<number, string>> = {},
+): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw toBridgeError(what, err);
+    const text = explain[statusOf(err) ?? 0];
+    throw text ? new BridgeError(text, { cause: err }) : toBridgeError(what, err);
   }
 }
 

@@ -10,6 +10,7 @@
 import mm from "@mattermost/client";
 import { getLogger } from "@logtape/logtape";
 import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
+import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { call, type Client4, createClient, statusOf } from "./api.ts";
@@ -104,45 +105,40 @@ export class MattermostBridge implements Bridge {
   async resolveChannel(ref: string): Promise<string> {
     const trimmed = ref.trim();
     if (MM_ID.test(trimmed)) {
-      const channel = await call(`find channel ${trimmed}`, () => this.client.getChannel(trimmed)).catch(
-        (err) => {
-          throw notFound(err, `no channel has the id ${trimmed}, or the bot cannot see it`);
-        },
-      );
+      const unseen = `no channel has the id ${trimmed}, or the bot cannot see it`;
+      const channel = await call(`find channel ${trimmed}`, () => this.client.getChannel(trimmed), {
+        403: unseen,
+        404: unseen,
+      });
       return channel.id;
     }
     const [team, name] = trimmed.includes("/") ? trimmed.split("/", 2) : [this.opts.team, trimmed];
     if (!team || !name) throw new BridgeError(`"${trimmed}" is not team/channel or a channel id`);
+    const unseen = `channel ${team}/${name} does not exist, or the bot is not in team ${team}`;
     const channel = await call(
       `find channel ${team}/${name}`,
       () => this.client.getChannelByNameAndTeamName(team, name),
-    ).catch((err) => {
-      throw notFound(err, `channel ${team}/${name} does not exist, or the bot is not in team ${team}`);
-    });
+      { 403: unseen, 404: unseen },
+    );
     return channel.id;
   }
 
   async joinChannel(channelId: string): Promise<void> {
     this.seen.set(channelId, Math.max(this.seen.get(channelId) ?? 0, Date.now()));
-    try {
-      await this.client.getChannelMember(channelId, this.botId);
-      return;
-    } catch (err) {
-      const status = statusOf(err);
-      if (status !== 404 && status !== 403) {
-        throw await call("check the bot's membership", () => Promise.reject(err));
-      }
-    }
-    await call(`add the bot to channel ${channelId}`, () => this.client.addToChannel(this.botId, channelId))
-      .catch(
-        (err) => {
-          throw statusOf(err.cause) === 403 || /403/.test(err.message)
-            ? new BridgeError(
-              `the bot cannot join channel ${channelId} by itself (a private channel?): add it in Mattermost with /invite`,
-            )
-            : err;
-        },
-      );
+    // Mattermost answers 403 (not a member, so not allowed to look) or 404 when the bot is not in the channel.
+    const member = await call(
+      "check the bot's membership",
+      () =>
+        this.client.getChannelMember(channelId, this.botId).then(() => true, (err) => {
+          if (statusOf(err) === 403 || statusOf(err) === 404) return false;
+          throw err;
+        }),
+    );
+    if (member) return;
+    await call(`add the bot to channel ${channelId}`, () => this.client.addToChannel(this.botId, channelId), {
+      403:
+        `the bot cannot join channel ${channelId} by itself (a private channel?): add it in Mattermost with /invite`,
+    });
     log.info("Joined Mattermost channel {channel}", { channel: channelId });
   }
 
@@ -207,16 +203,10 @@ export class MattermostBridge implements Bridge {
       this.setState(false, `websocket closed (${failures} failed attempt(s)); reconnecting`);
     });
     ws.initialize(this.opts.url.replace(/^http/, "ws") + "/api/v4/websocket");
-    let timer: ReturnType<typeof setTimeout>;
-    return Promise.race([
-      firstHello.finally(() => clearTimeout(timer)),
-      new Promise<void>((_, reject) =>
-        timer = setTimeout(() => {
-          closeWebsocket(ws);
-          reject(new BridgeError(`no websocket hello from ${this.opts.url} (is /api/v4/websocket proxied?)`));
-        }, this.opts.helloTimeoutMs ?? 15_000)
-      ),
-    ]);
+    return deadline(firstHello, this.opts.helloTimeoutMs ?? 15_000, () => {
+      closeWebsocket(ws);
+      return new BridgeError(`no websocket hello from ${this.opts.url} (is /api/v4/websocket proxied?)`);
+    });
   }
 
   private onPosted(data: unknown): void {
@@ -308,10 +298,4 @@ function closeWebsocket(ws: InstanceType<typeof mm.WebSocketClient>): void {
 function displayName(user: User): string {
   const full = [user.first_name, user.last_name].filter(Boolean).join(" ");
   return user.nickname || full || user.username;
-}
-
-function notFound(err: unknown, text: string): BridgeError {
-  const status = statusOf((err as { cause?: unknown })?.cause);
-  if (err instanceof BridgeError && err.transient) return err;
-  return status === 404 || status === 403 ? new BridgeError(text) : (err as BridgeError);
 }
