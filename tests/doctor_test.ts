@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type MainRun, PASSWORD, runMain, startWorld } from "./harness.ts";
 import { startProsody } from "./helpers/prosody.ts";
+import { startMattermostStandIn } from "./mm_server/server.ts";
 import { runDoctor } from "../doctor.ts";
 import { doctorSettings, parseDoctorFlags } from "../src/doctor/options.ts";
 import type { Element } from "@xmpp/xml";
@@ -40,6 +41,7 @@ const MATTERMOST_STEPS = [
   "Mattermost websocket",
   "Mattermost mapped channels",
   "Mattermost posting overrides",
+  "Mattermost slash command permission",
   "Mattermost command callback",
 ];
 
@@ -56,7 +58,11 @@ Deno.test("--doctor against real Prosody and the Mattermost stand-in", {
   sanitizeOps: false,
   sanitizeResources: false,
 }, async (t) => {
-  const [w, closed] = await Promise.all([startWorld(), startProsody({ allowRegistration: false })]);
+  const [w, closed] = await Promise.all([
+    // Team admin: the bot may manage slash commands, so every Mattermost step passes.
+    startWorld({ mattermost: { botTeamRole: "admin" } }),
+    startProsody({ allowRegistration: false }),
+  ]);
   await closed.register("bridge", PASSWORD);
   // Serves the command callback and makes the bot a member of the mapped channel, as a deployment would.
   await w.startBridge();
@@ -161,9 +167,13 @@ Deno.test("--doctor against real Prosody and the Mattermost stand-in", {
       );
       assert.match(
         full.stdout,
+        /^✓ Mattermost slash command permission \(\d+ ms\): xmppbridge may manage slash commands in testteam; \/xmppbridge calls testteam: http:\/\/127\.0\.0\.1:\d+\/mattermost\/command$/m,
+      );
+      assert.match(
+        full.stdout,
         /^✓ Mattermost command callback \(\d+ ms\): http:\/\/127\.0\.0\.1:\d+\/mattermost\/command answers HTTP 401/m,
       );
-      assert.match(full.stdout, /^15 passed, 0 failed, 0 skipped$/m);
+      assert.match(full.stdout, /^16 passed, 0 failed, 0 skipped$/m);
       // The messages really went out: alice saw the test messages in the room and the direct message.
       assert.ok(
         w.alice.messages.some((m) => m.nick === "bridge-doctor" && /MUC round-trip test/.test(m.body ?? "")),
@@ -298,6 +308,56 @@ Deno.test("--doctor against real Prosody and the Mattermost stand-in", {
     await accepting;
     await w.stop();
     await closed.stop();
+  }
+});
+
+Deno.test("--doctor: a bot with default roles or outside the team gets its own step saying what to do", {
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const [w, outside] = await Promise.all([startWorld(), startMattermostStandIn({ botTeamRole: "none" })]);
+  try {
+    // The bridge itself starts with default roles (it only warns); the doctor runs next to it.
+    await w.startBridge();
+    const env = w.env({ XMPP_CA_FILE: "" });
+    const [noPermission, byHand, notInTeam] = await Promise.all([
+      doctor(env, ["--insecure-skip-verify"]),
+      doctor({ ...env, MM_COMMAND_TOKEN: "byhandtoken0123456789abcde" }, ["--insecure-skip-verify"]),
+      doctor({ ...env, MM_URL: outside.url, MM_TOKEN: outside.bot.token, BRIDGE_MAPPINGS: "" }, [
+        "--insecure-skip-verify",
+      ]),
+    ]);
+    assert.equal(noPermission.code, 1, noPermission.stdout);
+    assert.match(
+      lines(noPermission.stdout, "Mattermost slash command permission"),
+      /^✗ Mattermost slash command permission \(\d+ ms\): xmppbridge lacks the permission manage_slash_commands in team testteam \(HTTP 403\): the bridge cannot register \/xmppbridge.*\n {2}→ what to do: either give the bot the permission manage_slash_commands in team testteam \(e\.g\. make it a team admin.*or create \/xmppbridge by hand .*set MM_COMMAND_TOKEN/,
+    );
+    // The override check asks with the bot's session, so it sees the setting (anonymous callers do not).
+    assert.match(
+      noPermission.stdout,
+      /^✓ Mattermost posting overrides \(\d+ ms\): EnablePostUsernameOverride is on/m,
+    );
+    assert.match(noPermission.stdout, /^\d+ passed, 1 failed, \d+ skipped$/m);
+
+    assert.equal(byHand.code, 0, byHand.stdout);
+    assert.match(
+      byHand.stdout,
+      /^✓ Mattermost slash command permission \(\d+ ms\): xmppbridge lacks the permission manage_slash_commands in team testteam \(HTTP 403\); the command made by hand is accepted with MM_COMMAND_TOKEN/m,
+    );
+
+    assert.equal(notInTeam.code, 1, notInTeam.stdout);
+    assert.match(
+      lines(notInTeam.stdout, "Mattermost slash command permission"),
+      /^✗ .*: team testteam \(MM_TEAM\) does not exist or xmppbridge is not a member \(HTTP 403\)\n {2}→ what to do: add xmppbridge to team testteam/,
+    );
+    for (const run of [noPermission, byHand, notInTeam]) {
+      for (const secret of [PASSWORD, w.mm.bot.token, outside.bot.token, "byhandtoken0123456789abcde"]) {
+        assert.ok(!(run.stdout + run.stderr).includes(secret), "a secret leaked");
+      }
+    }
+  } finally {
+    await w.stop();
+    await outside.close();
   }
 });
 

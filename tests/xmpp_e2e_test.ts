@@ -114,7 +114,8 @@ Deno.test("a wrong XMPP password fails the start with a clear message and no sec
 });
 
 Deno.test("map keeps the mapping and warns when the bridge is banned from the room", opts, async () => {
-  const w = await startWorld({ mapped: false });
+  // Team admin, so that the bridge may register /xmppbridge.
+  const w = await startWorld({ mapped: false, mattermost: { botTeamRole: "admin" } });
   try {
     w.mm.addMember(w.channel.id, w.mm.admin.id);
     // alice created the room, so she owns it: ban the bridge's account.

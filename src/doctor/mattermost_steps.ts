@@ -1,11 +1,12 @@
 /**
  * The doctor's Mattermost steps: the server answers (and its version), the token (and the bot's roles), the
- * websocket's `hello`, each mapped channel, posting overrides, and the slash command's callback URL.
+ * websocket's `hello`, each mapped channel, posting overrides, the bot's right to manage the slash command, and
+ * the command's callback URL.
  *
  * @module
  */
 import { call, type Client4, createClient, statusOf } from "../mattermost/api.ts";
-import { CALLBACK_PATH } from "../mattermost/slash.ts";
+import { CALLBACK_PATH, MANAGE_PERMISSION, managePermissionFix, TRIGGER } from "../mattermost/slash.ts";
 import { errorMessage } from "../core/errors.ts";
 import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";
@@ -93,11 +94,13 @@ export function mattermostSteps(s: DoctorSettings): StepSpec[] {
       fix:
         "System Console → Integrations → Integration Management → Enable integrations to override usernames " +
         "(ServiceSettings.EnablePostUsernameOverride = true), or set BRIDGE_MM_DISPLAY=prefix",
-      needs: ["mattermost.reachable"],
+      needs: ["mattermost.token"],
       run: async () => {
-        const res = await timedFetch(`${base}/api/v4/config/client?format=old`);
-        if (!res.ok) throw new Error(`GET /api/v4/config/client answered HTTP ${res.status}`);
-        const cfg = await res.json() as Record<string, string>;
+        // With the bot's session: anonymous callers get the limited config, which lacks the override settings.
+        const cfg = await call(
+          "read the client configuration (/config/client)",
+          () => client!.getClientConfig(),
+        ) as unknown as Record<string, string>;
         const username = cfg.EnablePostUsernameOverride === "true";
         const icon = cfg.EnablePostIconOverride === "true"
           ? "icon override allowed too"
@@ -114,6 +117,19 @@ export function mattermostSteps(s: DoctorSettings): StepSpec[] {
         }
         return { detail: `EnablePostUsernameOverride is on (${icon})` };
       },
+    },
+    {
+      id: "mattermost.command_permission",
+      name: "Mattermost slash command permission",
+      fix: managePermissionFix(
+        mm.team,
+        s.config.bridge.publicUrl ? s.config.bridge.publicUrl + CALLBACK_PATH : undefined,
+      ),
+      needs: ["mattermost.token"],
+      skip: !s.config.bridge.publicUrl && mm.commandToken
+        ? "MM_COMMAND_TOKEN is set and BRIDGE_PUBLIC_URL is not: only the command made by hand is used"
+        : undefined,
+      run: () => commandPermission(client!, me!, s),
     },
     {
       id: "mattermost.command",
@@ -216,6 +232,66 @@ async function mappedChannels(client: Client4, me: Me, s: DoctorSettings): Promi
   }
   if (problems.length > 0) throw new StepFailure(problems.join("; "), fix);
   return { detail: `${ok.length} channel(s) readable, ${me.username} a member of each: ${ok.join(", ")}` };
+}
+
+/**
+ * Whether the bot may list (and so register, and read the token of) slash commands in its team: what
+ * `BRIDGE_PUBLIC_URL` and token rotation need. A bot has `system_user` + `team_user`, which lack
+ * `manage_slash_commands`; a team admin has it.
+ */
+async function commandPermission(client: Client4, me: Me, s: DoctorSettings): Promise<{ detail: string }> {
+  const teamName = s.config.mattermost.team;
+  let teams: { id: string; name: string }[];
+  try {
+    teams = teamName ? [await client.getTeamByName(teamName)] : await client.getMyTeams();
+  } catch (err) {
+    const status = statusOf(err);
+    if (status === 403 || status === 404) {
+      throw new StepFailure(
+        `team ${teamName} (MM_TEAM) does not exist or ${me.username} is not a member (HTTP ${status})`,
+        `add ${me.username} to team ${teamName} (System Console → User Management → Teams → ${teamName} → ` +
+          "Add Members), or correct MM_TEAM",
+      );
+    }
+    throw err;
+  }
+  if (teams.length === 0) {
+    throw new StepFailure(
+      `${me.username} is in no team`,
+      `add ${me.username} to the team of the mapped channels`,
+    );
+  }
+  const found: string[] = [];
+  for (const team of teams) {
+    let commands: { trigger: string; url: string }[];
+    try {
+      commands = await client.getCustomTeamCommands(team.id);
+    } catch (err) {
+      const status = statusOf(err);
+      if (status !== 403) throw err;
+      const lacks =
+        `${me.username} lacks the permission ${MANAGE_PERMISSION} in team ${team.name} (HTTP 403)`;
+      if (s.config.mattermost.commandToken) {
+        return {
+          detail: `${lacks}; the command made by hand is accepted with MM_COMMAND_TOKEN (a regenerated ` +
+            "token needs MM_COMMAND_TOKEN updated and a restart)",
+        };
+      }
+      throw new StepFailure(
+        `${lacks}: the bridge cannot register /${TRIGGER} or read its token, so it runs without the command`,
+      );
+    }
+    for (const c of commands) if (c.trigger === TRIGGER) found.push(`${team.name}: ${c.url}`);
+  }
+  const names = teams.map((t) => t.name).join(", ");
+  return {
+    detail: `${me.username} may manage slash commands in ${names}; ` +
+      (found.length > 0
+        ? `/${TRIGGER} calls ${found.join("; ")}`
+        : s.config.bridge.publicUrl
+        ? `/${TRIGGER} is not registered yet (the bridge creates it when it starts)`
+        : `no /${TRIGGER} command yet: create it by hand or set BRIDGE_PUBLIC_URL`),
+  };
 }
 
 /** Any HTTP answer from the callback URL counts: Mattermost only needs to reach it. */

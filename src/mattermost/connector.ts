@@ -87,7 +87,10 @@ export class MattermostBridge implements Bridge {
         run: (input) => this.ctx.runCommand(input),
       });
       await command.setup();
-      this.opts.route("POST", CALLBACK_PATH, (req) => command.handle(req));
+      // GET for commands an admin created by hand with method GET.
+      for (const method of ["POST", "GET"]) {
+        this.opts.route(method, CALLBACK_PATH, (req) => command.handle(req));
+      }
     }
   }
 

@@ -5,14 +5,13 @@
  * @module
  */
 
-import { AppError, invalidParam, invalidUrlParam, notFound, permissionError } from "./app_error.ts";
+import { AppError, invalidBodyParam, invalidParam, invalidUrlParam, permissionError } from "./app_error.ts";
 import type { App } from "./app.ts";
 import { newEvent } from "./events.ts";
 import { isValidId, newId } from "./ids.ts";
 import type { Channel, Command, User } from "./model.ts";
-import { canManageSlashCommands, hasChannelPermission } from "./permissions.ts";
+import { hasChannelPermission, hasTeamPermission } from "./permissions.ts";
 import { createPost, postView } from "./posts.ts";
-import { isSystemAdmin } from "./store.ts";
 
 /** Triggers of the server's built-in commands; a custom command may not reuse them. */
 const BUILT_IN_TRIGGERS = new Set([
@@ -61,35 +60,41 @@ function invalidCommand(field: string): AppError {
   return new AppError(`model.command.is_valid.${field}.app_error`, `Invalid ${field}.`, 400);
 }
 
+/** `c.SetCommandNotFoundError()`: also what a caller without the permission gets, so ids do not leak. */
+function commandNotFound(): AppError {
+  return new AppError("store.sql_command.save.get.app_error", "Unable to get the command.", 404);
+}
+
+/** `model.IsValidHTTPURL`: an `http://` or `https://` prefix and a host. */
 function isHttpUrl(value: string): boolean {
+  if (!value.startsWith("http://") && !value.startsWith("https://")) return false;
   try {
-    const url = new URL(value);
-    return url.protocol === "http:" || url.protocol === "https:";
+    return new URL(value).host !== "";
   } catch {
     return false;
   }
 }
 
-/** Normalize and check the user-settable fields of a command (`Command.IsValid`). */
-function validateFields(
-  input: Record<string, unknown>,
-): Omit<
+/** Go's `len()` counts bytes. */
+function byteLength(s: string): number {
+  return new TextEncoder().encode(s).length;
+}
+
+/** Lengths of the `Commands` table's columns the model does not check (`000012_create_commands.up.sql`). */
+const COLUMN_LIMITS = { username: 64, icon_url: 1024, auto_complete_desc: 1024, auto_complete_hint: 1024 };
+
+type CommandFields = Omit<
   Command,
   "id" | "token" | "create_at" | "update_at" | "delete_at" | "creator_id" | "team_id" | "plugin_id"
-> {
+>;
+
+/** The user-settable fields of a command as sent, trigger lowercased (`createCommand`/`UpdateCommand`). */
+function readFields(input: Record<string, unknown>): CommandFields {
   const str = (key: string) => (typeof input[key] === "string" ? input[key] as string : "");
-  const trigger = str("trigger").toLowerCase();
-  if (trigger.length < 1 || trigger.length > 128 || trigger.startsWith("/") || trigger.includes(" ")) {
-    throw invalidCommand("trigger");
-  }
-  const url = str("url");
-  if (url.length > 1024 || !isHttpUrl(url)) throw invalidCommand("url");
-  const method = str("method");
-  if (method !== "P" && method !== "G") throw invalidCommand("method");
-  const fields = {
-    trigger,
-    url,
-    method: method as "P" | "G",
+  return {
+    trigger: str("trigger").toLowerCase(),
+    url: str("url"),
+    method: str("method") as "P" | "G",
     username: str("username"),
     icon_url: str("icon_url"),
     auto_complete: input.auto_complete === true,
@@ -98,29 +103,55 @@ function validateFields(
     display_name: str("display_name"),
     description: str("description"),
   };
-  if (fields.display_name.length > 64) throw invalidCommand("display_name");
-  if (fields.description.length > 128) throw invalidCommand("description");
-  if (fields.username.length > 64) throw invalidCommand("username");
-  if (fields.icon_url.length > 1024) throw invalidCommand("icon_url");
-  return fields;
+}
+
+/**
+ * `Command.IsValid` (400 `model.command.is_valid.*`), then the database's column lengths, which the model
+ * leaves unchecked: too long a username, icon URL or autocomplete text fails the insert (500 `internalId`).
+ */
+function validateFields(teamId: string, fields: CommandFields, internalId: string): void {
+  if (!isValidId(teamId)) throw invalidCommand("team_id");
+  const trigger = byteLength(fields.trigger);
+  if (trigger < 1 || trigger > 128 || fields.trigger.startsWith("/") || fields.trigger.includes(" ")) {
+    throw invalidCommand("trigger");
+  }
+  if (fields.url === "" || byteLength(fields.url) > 1024) throw invalidCommand("url");
+  if (!isHttpUrl(fields.url)) throw invalidCommand("url_http");
+  if (fields.method !== "P" && fields.method !== "G") throw invalidCommand("method");
+  if (byteLength(fields.display_name) > 64) throw invalidCommand("display_name");
+  if (byteLength(fields.description) > 128) throw invalidCommand("description");
+  for (const [key, max] of Object.entries(COLUMN_LIMITS)) {
+    if ([...fields[key as keyof typeof COLUMN_LIMITS]].length > max) {
+      throw new AppError(internalId, "We couldn't save the command.", 500, `${key}: value too long`);
+    }
+  }
+}
+
+/** `validateCommandTriggerUniqueness`: built-in triggers and the team's other commands are taken. */
+function requireUniqueTrigger(app: App, teamId: string, trigger: string, exceptId = ""): void {
+  if (
+    BUILT_IN_TRIGGERS.has(trigger) ||
+    teamCommands(app, teamId).some((c) => c.id !== exceptId && c.trigger === trigger)
+  ) {
+    throw new AppError(
+      "api.command.duplicate_trigger.app_error",
+      "This trigger word is already in use.",
+      400,
+    );
+  }
 }
 
 function requireEnabled(app: App): void {
   if (!app.config.enableCommands) throw commandsDisabled();
 }
 
-function requireManage(app: App, actor: User, teamId: string): void {
-  if (!isSystemAdmin(actor) && !app.store.isTeamMember(teamId, actor.id)) {
-    throw permissionError("manage_slash_commands");
-  }
-  if (!canManageSlashCommands(actor)) throw permissionError("manage_slash_commands");
-}
-
-/** A live command by id, or 404. */
+/**
+ * A live command by id, as `GetCommand`; any failure, commands being disabled included, is the API's 404.
+ */
 export function requireCommand(app: App, commandId: string): Command {
   if (!isValidId(commandId)) throw invalidUrlParam("command_id");
   const cmd = app.store.commands.get(commandId);
-  if (!cmd || cmd.delete_at !== 0) throw notFound("app.command.getcommand.app_error", "command");
+  if (!app.config.enableCommands || !cmd || cmd.delete_at !== 0) throw commandNotFound();
   return cmd;
 }
 
@@ -129,26 +160,41 @@ export function teamCommands(app: App, teamId: string): Command[] {
   return [...app.store.commands.values()].filter((c) => c.team_id === teamId && c.delete_at === 0);
 }
 
+/** `Command.Sanitize`: what a command looks like in the autocomplete listing. */
+function sanitized(cmd: Command): Command {
+  return { ...cmd, token: "", creator_id: "", method: "" as "P", url: "", username: "", icon_url: "" };
+}
+
 /**
- * Create a command (`POST /commands`): the trigger is lowercased and must not start with `/`, contain a
- * space, or repeat a built-in or another command of the team (400). Returns it with its new `token`.
+ * `GET /commands?team_id=…`: 400 without a team id, 403 without `view_team`. With `custom_only=true` it
+ * needs `manage_slash_commands` (403) and returns the team's commands with their tokens; without, callers
+ * who lack it see only autocomplete commands, sanitized (the built-in ones are not modelled).
+ */
+export function listCommands(app: App, actor: User, teamId: string, customOnly: boolean): Command[] {
+  if (teamId === "") throw invalidParam("team_id");
+  if (!hasTeamPermission(app.store, actor, teamId, "view_team")) throw permissionError("view_team");
+  const mayManage = hasTeamPermission(app.store, actor, teamId, "manage_slash_commands");
+  if (customOnly) {
+    if (!mayManage) throw permissionError("manage_slash_commands");
+    return teamCommands(app, teamId).map((c) => ({ ...c }));
+  }
+  return teamCommands(app, teamId).filter((c) => mayManage || c.auto_complete).map(sanitized);
+}
+
+/**
+ * Create a command (`POST /commands`): `manage_slash_commands` in the team first (403, also for an empty
+ * team id), then 501 when commands are disabled, then the lowercased trigger must not repeat a built-in or
+ * another command of the team (400), then `Command.IsValid`. Returns it with its new `token`.
  */
 export function createCommand(app: App, actor: User, input: Record<string, unknown>): Command {
-  requireEnabled(app);
   const teamId = typeof input.team_id === "string" ? input.team_id : "";
-  if (!isValidId(teamId) || !app.store.teams.has(teamId)) throw invalidParam("team_id");
-  requireManage(app, actor, teamId);
-  const fields = validateFields(input);
-  if (
-    BUILT_IN_TRIGGERS.has(fields.trigger) ||
-    teamCommands(app, teamId).some((c) => c.trigger === fields.trigger)
-  ) {
-    throw new AppError(
-      "api.command.duplicate_trigger.app_error",
-      "This trigger word is already in use.",
-      400,
-    );
+  if (!hasTeamPermission(app.store, actor, teamId, "manage_slash_commands")) {
+    throw permissionError("manage_slash_commands");
   }
+  requireEnabled(app);
+  const fields = readFields(input);
+  requireUniqueTrigger(app, teamId, fields.trigger);
+  validateFields(teamId, fields, "app.command.createcommand.internal_error");
   const now = app.store.clock.now();
   const cmd: Command = {
     id: newId(),
@@ -165,16 +211,33 @@ export function createCommand(app: App, actor: User, input: Record<string, unkno
   return { ...cmd };
 }
 
-function requireOwnOrOthers(app: App, actor: User, cmd: Command): void {
-  requireManage(app, actor, cmd.team_id);
-  if (cmd.creator_id !== actor.id && !isSystemAdmin(actor)) {
-    throw permissionError("manage_others_slash_commands");
+/**
+ * The checks shared by get, update, delete and token regeneration: without `manage_slash_commands` in the
+ * command's team the command "does not exist" (404, so its existence does not leak); someone else's needs
+ * `manage_others_slash_commands` (403, or 404 for `notFoundForOthers`).
+ */
+function requireManage(app: App, actor: User, cmd: Command, notFoundForOthers = false): void {
+  if (!hasTeamPermission(app.store, actor, cmd.team_id, "manage_slash_commands")) throw commandNotFound();
+  if (
+    cmd.creator_id !== actor.id &&
+    !hasTeamPermission(app.store, actor, cmd.team_id, "manage_others_slash_commands")
+  ) {
+    throw notFoundForOthers ? commandNotFound() : permissionError("manage_others_slash_commands");
   }
 }
 
+/** Read one command (`GET /commands/{id}`), token included; 404 for callers who may not manage it. */
+export function getCommand(app: App, actor: User, commandId: string): Command {
+  const cmd = requireCommand(app, commandId);
+  if (!hasTeamPermission(app.store, actor, cmd.team_id, "view_team")) throw commandNotFound();
+  requireManage(app, actor, cmd, true);
+  return { ...cmd };
+}
+
 /**
- * Update a command (`PUT /commands/{id}`): the body's `id` must match and `team_id` cannot change;
- * token, creator and creation time are kept. Others' commands need admin.
+ * Update a command (`PUT /commands/{id}`): the body's `id` must match (400), the command must exist (404),
+ * `team_id` cannot change (400, checked before the permission), then {@link requireManage}. Every settable
+ * field is replaced by the body's; token, creator and creation time are kept.
  */
 export function updateCommand(
   app: App,
@@ -182,30 +245,36 @@ export function updateCommand(
   commandId: string,
   input: Record<string, unknown>,
 ): Command {
-  requireEnabled(app);
+  if (!isValidId(commandId)) throw invalidUrlParam("command_id");
+  if (input.id !== commandId) throw invalidBodyParam("command");
   const cmd = requireCommand(app, commandId);
-  if (input.id !== commandId) throw invalidParam("command_id");
-  requireOwnOrOthers(app, actor, cmd);
   if (input.team_id !== cmd.team_id) {
     throw new AppError("api.command.team_mismatch.app_error", "Unable to update commands across teams.", 400);
   }
-  Object.assign(cmd, validateFields(input), { update_at: app.store.clock.now() });
+  requireManage(app, actor, cmd);
+  const fields = readFields(input);
+  requireUniqueTrigger(app, cmd.team_id, fields.trigger, cmd.id);
+  validateFields(cmd.team_id, fields, "app.command.updatecommand.internal_error");
+  Object.assign(cmd, fields, { update_at: app.store.clock.now() });
   return { ...cmd };
 }
 
-/** Delete a command (`DELETE /commands/{id}`). */
+/** Delete a command (`DELETE /commands/{id}`): 404 without `manage_slash_commands`. */
 export function deleteCommand(app: App, actor: User, commandId: string): void {
-  requireEnabled(app);
   const cmd = requireCommand(app, commandId);
-  requireOwnOrOthers(app, actor, cmd);
+  requireManage(app, actor, cmd);
   cmd.delete_at = app.store.clock.now();
 }
 
-/** Give a command a new token (`PUT /commands/{id}/regen_token`). */
+/**
+ * Give a command a new token (`PUT /commands/{id}/regen_token`, what "Regenerate Token" in Integrations →
+ * Slash Commands calls): the old token stops working at once. 404 without `manage_slash_commands`.
+ */
 export function regenCommandToken(app: App, actor: User, commandId: string): string {
   const cmd = requireCommand(app, commandId);
-  requireOwnOrOthers(app, actor, cmd);
+  requireManage(app, actor, cmd);
   cmd.token = newId();
+  cmd.update_at = app.store.clock.now();
   return cmd.token;
 }
 

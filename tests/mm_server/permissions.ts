@@ -56,9 +56,60 @@ export function requireSystemAdmin(user: User, permission = "manage_system"): vo
 }
 
 /**
- * `manage_slash_commands`: admins, and bots — the stand-in grants it to bots the way an admin would
- * grant it to the bridge's bot account; plain users lack it (the default since integrations are admin-only).
+ * Team-scoped permissions of the default roles (`model/role.go` `MakeDefaultRoles`), as far as the stand-in
+ * checks them. `team_user` and `system_user` — what a bot gets — lack `manage_slash_commands`; only
+ * `team_admin` (and `system_admin`, which has every permission) has it.
  */
-export function canManageSlashCommands(user: User): boolean {
-  return isSystemAdmin(user) || user.is_bot;
+const TEAM_ROLE_PERMISSIONS: Record<string, readonly string[]> = {
+  team_user: [
+    "list_team_channels",
+    "join_public_channels",
+    "read_public_channel",
+    "view_team",
+    "create_public_channel",
+    "create_private_channel",
+    "invite_user",
+    "add_user_to_team",
+  ],
+  team_admin: [
+    "remove_user_from_team",
+    "manage_team",
+    "import_team",
+    "manage_team_roles",
+    "manage_channel_roles",
+    "manage_others_incoming_webhooks",
+    "manage_others_outgoing_webhooks",
+    "manage_slash_commands",
+    "manage_others_slash_commands",
+    "manage_incoming_webhooks",
+    "manage_outgoing_webhooks",
+    "convert_public_channel_to_private",
+    "convert_private_channel_to_public",
+    "delete_post",
+    "delete_others_posts",
+  ],
+  system_user: [
+    "list_public_teams",
+    "join_public_teams",
+    "create_direct_channel",
+    "create_group_channel",
+    "view_members",
+    "create_team",
+  ],
+};
+
+function rolesGrant(roles: string, permission: string): boolean {
+  return roles.split(" ").some((role) => TEAM_ROLE_PERMISSIONS[role]?.includes(permission));
+}
+
+/**
+ * `SessionHasPermissionToTeam`: false for an empty team id; true for a system admin; otherwise the roles
+ * of the user's live membership in that team, then the user's system roles, must grant it.
+ */
+export function hasTeamPermission(store: Store, user: User, teamId: string, permission: string): boolean {
+  if (teamId === "") return false;
+  if (isSystemAdmin(user)) return true;
+  const member = store.teamMembers.get(teamId)?.get(user.id);
+  if (member && member.delete_at === 0 && rolesGrant(member.roles, permission)) return true;
+  return rolesGrant(user.roles, permission);
 }

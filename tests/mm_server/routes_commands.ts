@@ -4,20 +4,19 @@
  * @module
  */
 
-import { AppError, invalidParam, permissionError } from "./app_error.ts";
+import { AppError, permissionError } from "./app_error.ts";
 import {
   createCommand,
   deleteCommand,
+  getCommand,
+  listCommands,
   regenCommandToken,
   resolveCommand,
   runCommand,
-  teamCommands,
   updateCommand,
 } from "./commands.ts";
 import { json, readJsonObject, requireUser, statusOk } from "./http.ts";
 import { idParam } from "./lookup.ts";
-import { isValidId } from "./ids.ts";
-import { canManageSlashCommands } from "./permissions.ts";
 import type { Router } from "./router.ts";
 
 /** Register the slash command routes. */
@@ -31,11 +30,16 @@ export function registerCommandRoutes(router: Router): void {
   router.add("GET", "/commands", (ctx) => {
     const actor = requireUser(ctx);
     const teamId = ctx.url.searchParams.get("team_id") ?? "";
-    if (!isValidId(teamId)) throw invalidParam("team_id");
-    const customOnly = ctx.url.searchParams.get("custom_only") === "true";
-    const mayManage = canManageSlashCommands(actor) && ctx.app.store.isTeamMember(teamId, actor.id);
-    if (customOnly && !mayManage) throw permissionError("manage_slash_commands");
-    return json(200, mayManage ? teamCommands(ctx.app, teamId) : []);
+    // strconv.ParseBool's spellings of true.
+    const customOnly = ["1", "t", "T", "true", "TRUE", "True"].includes(
+      ctx.url.searchParams.get("custom_only") ?? "",
+    );
+    return json(200, listCommands(ctx.app, actor, teamId, customOnly));
+  });
+
+  router.add("GET", "/commands/:command_id", (ctx) => {
+    const actor = requireUser(ctx);
+    return json(200, getCommand(ctx.app, actor, ctx.params.command_id));
   });
 
   router.add("PUT", "/commands/:command_id", async (ctx) => {
@@ -47,12 +51,12 @@ export function registerCommandRoutes(router: Router): void {
 
   router.add("PUT", "/commands/:command_id/regen_token", (ctx) => {
     const actor = requireUser(ctx);
-    return json(200, { token: regenCommandToken(ctx.app, actor, idParam(ctx, "command_id")) });
+    return json(200, { token: regenCommandToken(ctx.app, actor, ctx.params.command_id) });
   });
 
   router.add("DELETE", "/commands/:command_id", (ctx) => {
     const actor = requireUser(ctx);
-    deleteCommand(ctx.app, actor, idParam(ctx, "command_id"));
+    deleteCommand(ctx.app, actor, ctx.params.command_id);
     return statusOk();
   });
 

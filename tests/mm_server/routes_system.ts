@@ -36,18 +36,28 @@ export function registerSystemRoutes(router: Router): void {
       );
     }
     const c = ctx.app.config;
-    return json(200, {
+    // config/client.go: GenerateLimitedClientConfig for anonymous callers, GenerateClientConfig (a superset)
+    // for a session. An unknown token counts as anonymous here, as on any route that needs no session.
+    const limited: Record<string, string> = {
       Version: c.version,
       BuildNumber: "0",
       SiteURL: c.siteUrl,
       SiteName: "Mattermost",
+      EnableBotAccountCreation: "true",
+      EnableCustomEmoji: "true",
+      // Added by LimitedClientConfigWithComputed.
+      NoAccounts: "false",
+    };
+    if (!ctx.user) return json(200, limited);
+    return json(200, {
+      ...limited,
       EnablePostUsernameOverride: String(c.enablePostUsernameOverride),
       EnablePostIconOverride: String(c.enablePostIconOverride),
       EnableUserAccessTokens: String(c.enableUserAccessTokens),
       EnableCommands: String(c.enableCommands),
-      EnableCustomEmoji: "true",
       EnableFileAttachments: "true",
       MaxFileSize: String(c.maxFileSize),
+      // Added by ClientConfigWithComputed.
       MaxPostSize: "16383",
       ExperimentalEnableHardenedMode: "false",
       TeammateNameDisplay: "username",

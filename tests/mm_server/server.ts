@@ -76,6 +76,12 @@ export interface StandInOptions {
   websocketAuthTimeoutMs?: number;
   /** How long a dropped WebSocket's connection id (and its queued events) is kept for resumption (default 5 min). */
   websocketRetentionMs?: number;
+  /**
+   * The bot's place in the team. `"member"` (default) is what adding a bot to a team gives: `team_user`, and
+   * with `system_user` no `manage_slash_commands`. `"admin"` makes it team admin, the way an admin grants
+   * the bridge the right to register its command; `"none"` leaves it outside the team.
+   */
+  botTeamRole?: "member" | "admin" | "none";
 }
 
 /** A user the tests can act as. */
@@ -113,7 +119,10 @@ export interface MattermostStandIn {
   readonly team: { id: string; name: string };
   /** A system admin (`roles: "system_admin system_user"`). */
   readonly admin: TestUser;
-  /** The bridge's bot account (`xmppbridge`, `is_bot`), on the team but in no channel. */
+  /**
+   * The bridge's bot account (`xmppbridge`, `is_bot`, roles `system_user`), in no channel; a plain team member
+   * unless {@link StandInOptions.botTeamRole} says otherwise.
+   */
   readonly bot: TestUser;
   /** Every HTTP request handled, in order. */
   readonly requestLog: RequestLogEntry[];
@@ -289,7 +298,11 @@ class StandIn implements MattermostStandIn {
       bot_description: "XMPP bridge",
       first_name: "XMPP Bridge",
     });
-    insertTeamMember(this.#store, team.id, botUser.id);
+    const botRole = opts.botTeamRole ?? "member";
+    if (botRole !== "none") {
+      const member = insertTeamMember(this.#store, team.id, botUser.id);
+      if (botRole === "admin") Object.assign(member, { roles: "team_user team_admin", scheme_admin: true });
+    }
     this.bot = {
       id: botUser.id,
       username: botUser.username,

@@ -3,16 +3,21 @@ import { apiFetch, clientFor, connectClient, draft, rejectsWith, withStandIn } f
 
 const NO_OPTS = {};
 
-Deno.test("ping and the client config need no session; config values are strings", async () => {
+Deno.test("ping and the client config need no session; anonymous callers get the limited config", async () => {
   await withStandIn(NO_OPTS, async (server) => {
     const anonymous = clientFor(server, "");
     const ping = await anonymous.ping(false);
     assert.equal(ping.status, "OK");
-    const config = await anonymous.getClientConfig();
+    const limited = await anonymous.getClientConfig();
+    assert.equal(limited.SiteURL, server.url);
+    assert.match(limited.Version, /^\d+\.\d+\.\d+$/);
+    assert.equal(limited.EnablePostUsernameOverride, undefined, "not in GenerateLimitedClientConfig");
+    assert.equal(limited.EnablePostIconOverride, undefined);
+    assert.deepEqual(await clientFor(server, "no-such-token").getClientConfig(), limited);
+    const config = await clientFor(server, server.bot.token).getClientConfig();
     assert.equal(config.EnablePostUsernameOverride, "true");
     assert.equal(config.EnablePostIconOverride, "true");
     assert.equal(config.SiteURL, server.url);
-    assert.match(config.Version, /^\d+\.\d+\.\d+$/);
     const newFormat = await apiFetch(server, "GET", "/config/client");
     assert.equal(newFormat.status, 501);
     await newFormat.body?.cancel();
