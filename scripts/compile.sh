@@ -9,7 +9,12 @@
 # Environment:
 #   DENORT_BIN        path to an unpacked `denort` binary of this Deno version (and of TARGET). Without it,
 #                     `deno compile` uses the copy cached in Deno's directory, or downloads it from dl.deno.land.
-#   COMPILE_TIMEOUT   seconds before a hanging compile (e.g. a stalled download) is stopped (default 900)
+#   COMPILE_TIMEOUT   seconds before a hanging compile is stopped (default 900)
+#   COMPILE_STALL_SECONDS  a denort download that receives nothing for this long fails (default 30)
+#   DENORT_DOWNLOAD_BASE   where denort archives are downloaded from (default https://dl.deno.land/release)
+#
+# The binary is checked before the script succeeds: it must answer `--version` with "mmxmpp ..." (skipped, with a
+# note, when cross-compiling for another target). Ctrl-C stops every child and removes partial files.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,9 +24,9 @@ output=${OUTPUT:-}
 usage() {
 	local code=${1:-2}
 	if [[ $code -eq 0 ]]; then
-		sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 	else
-		sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+		sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	fi
 	exit "$code"
 }
@@ -93,16 +98,13 @@ fi
 args+=(--include "$root/doctor.ts" "$root/main.ts")
 
 explain_denort() {
-	local deno_dir cache_dir
-	deno_dir=$(deno info --json 2>/dev/null | sed -n 's/^ *"denoDir": *"\(.*\)",\{0,1\}$/\1/p' | head -n1)
-	cache_dir="${deno_dir:-\$DENO_DIR}/dl/release/v${deno_version}"
 	cat >&2 <<EOF
 
 compile.sh: 'deno compile' could not get its base binary, denort, so no executable was written.
   deno compile builds the executable from 'denort' (the Deno runtime without the CLI tools). When denort is not
-  cached in ${cache_dir}/ it downloads
-    https://dl.deno.land/release/v${deno_version}/denort-${effective_target}.zip
-  and that download failed (no internet access, or dl.deno.land is not reachable; HTTPS_PROXY is honoured).
+  cached in ${cache_dir}/ it is downloaded from
+    ${download_url}
+  and that download failed (no internet access, or the host is not reachable; HTTPS_PROXY is honoured).
   Provide denort yourself, then run this again:
     1. on a machine with internet, fetch denort-${effective_target}.zip of the Deno v${deno_version} release
        (the URL above, or https://github.com/denoland/deno/releases/tag/v${deno_version});
@@ -112,17 +114,104 @@ compile.sh: 'deno compile' could not get its base binary, denort, so no executab
 EOF
 }
 
-cd "$root"
+deno_dir=$(deno info --json 2>/dev/null | sed -n 's/^ *"denoDir": *"\(.*\)",\{0,1\}$/\1/p' | head -n1)
+cache_dir="${deno_dir:-${DENO_DIR:-$HOME/.cache/deno}}/dl/release/v${deno_version}"
+cached_zip="$cache_dir/denort-${effective_target}.zip"
+download_url="${DENORT_DOWNLOAD_BASE:-https://dl.deno.land/release}/v${deno_version}/denort-${effective_target}.zip"
+stall_seconds=${COMPILE_STALL_SECONDS:-30}
+
+# Everything this run creates, so that a failure or Ctrl-C leaves nothing behind.
 errlog=$(mktemp)
-trap 'rm -f "$errlog"' EXIT
+partial=""
+child=""
+finished=0
+compiling=0
+cleanup() {
+	rm -f "$errlog"
+	[[ -z $partial ]] || rm -f "$partial"
+	if [[ $compiling -eq 1 && $finished -ne 1 ]]; then rm -f "$output"; fi
+}
+on_signal() {
+	trap - INT TERM
+	echo "compile.sh: interrupted; stopping and removing partial files" >&2
+	if [[ -n $child ]]; then
+		kill -TERM "$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+	fi
+	cleanup
+	exit "$1"
+}
+trap cleanup EXIT
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+# Runs a command in the background and waits for it, so that a signal reaches the trap at once (bash runs traps
+# only between commands, and `wait` is interruptible where a foreground command is not). Sets $status.
+run_child() {
+	"$@" &
+	child=$!
+	set +e
+	wait "$child"
+	status=$?
+	set -e
+	child=""
+}
+
+# Downloads denort into Deno's cache with stall detection: deno compile's own download has no timeout of its own,
+# so a stalled connection would hang until COMPILE_TIMEOUT.
+fetch_denort() {
+	if [[ -n ${DENORT_BIN:-} || -f $cached_zip ]] || ! command -v curl >/dev/null 2>&1; then
+		return 0
+	fi
+	mkdir -p "$cache_dir"
+	partial=$(mktemp "$cache_dir/.denort-download.XXXXXX")
+	echo "compile.sh: downloading ${download_url} (fails if nothing arrives for ${stall_seconds} s)" >&2
+	run_child curl --fail --location --silent --show-error --connect-timeout 15 \
+		--speed-limit 1 --speed-time "$stall_seconds" --output "$partial" "$download_url"
+	if [[ $status -ne 0 ]]; then
+		if [[ $status -eq 28 ]]; then
+			echo "compile.sh: the denort download stalled: nothing arrived for ${stall_seconds} s (COMPILE_STALL_SECONDS)." >&2
+		else
+			echo "compile.sh: the denort download failed (curl exit code $status)." >&2
+		fi
+		explain_denort
+		exit 1
+	fi
+	mv "$partial" "$cached_zip"
+	partial=""
+}
+
+# The written binary must be mmxmpp: a DENORT_BIN that is not denort (the deno CLI, another program) still
+# "compiles", into something that ignores the embedded program.
+verify_binary() {
+	if [[ $effective_target != "$host_target" ]]; then
+		echo "compile.sh: not running the ${effective_target} binary on ${host_target}; its --version is unchecked" >&2
+		return 0
+	fi
+	local said
+	said=$(timeout 30 "$output" --version 2>&1 </dev/null) || true
+	if [[ $said != "mmxmpp "* ]]; then
+		echo "compile.sh: the written binary is not mmxmpp: \`$output --version\` printed:" >&2
+		printf '%s\n' "${said:-(nothing)}" | head -n 3 | sed 's/^/    /' >&2
+		if [[ -n ${DENORT_BIN:-} ]]; then
+			echo "  DENORT_BIN=$DENORT_BIN is not denort ${deno_version} for ${effective_target}." >&2
+		fi
+		echo "  The binary was removed." >&2
+		exit 1
+	fi
+	echo "compile.sh: $output --version: $said" >&2
+}
+
+cd "$root"
+fetch_denort
 echo "compile.sh: deno ${args[*]}" >&2
-set +e
-# stderr goes to the terminal and to a file, so a failure can be explained; stdout stays stdout (fd 3).
-{ timeout --kill-after=10 "${COMPILE_TIMEOUT:-900}" deno "${args[@]}" 2>&1 1>&3 3>&- | tee "$errlog" >&2; } 3>&1
-status=${PIPESTATUS[0]}
-set -e
+# stderr goes to the terminal and to a file, so that a failure can be explained.
+compiling=1
+run_child timeout --kill-after=10 "${COMPILE_TIMEOUT:-900}" deno "${args[@]}" 2> >(tee "$errlog" >&2)
 
 if [[ $status -eq 0 ]]; then
+	verify_binary
+	finished=1
 	echo "compile.sh: wrote $output" >&2
 	exit 0
 fi

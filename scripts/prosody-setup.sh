@@ -21,10 +21,14 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 DIR [C2S_PORT] [COMPONENT_PORT] [HTTP_PORT]" >&2
+	echo "usage: $0 DIR [C2S_PORT] [COMPONENT_PORT] [HTTP_PORT]   ($0 --help for more)" >&2
 	exit 2
 }
 
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+	sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+	exit 0
+fi
 [[ $# -ge 1 && $# -le 4 ]] || usage
 dir=$1
 c2s_port=${2:-${PROSODY_C2S_PORT:-5222}}
@@ -163,4 +167,26 @@ if [[ $(id -u) -eq 0 ]] && id prosody >/dev/null 2>&1; then
 	chown -R prosody:prosody "$dir"
 fi
 chmod 600 "$dir/localhost.key"
-echo "$dir/prosody.cfg.lua"
+
+if [[ $(id -u) -eq 0 ]]; then run_as="runuser -u prosody -- "; else run_as=""; fi
+cat <<EOF
+Wrote $dir/prosody.cfg.lua (loopback only; a throwaway server for trying mmxmpp out).
+
+Next steps:
+  1. Start Prosody in the foreground (it refuses to run as root, hence runuser):
+       ${run_as}prosody --config $dir/prosody.cfg.lua -F
+  2. In another terminal, create the bridge's account and one for yourself:
+       ${run_as}prosodyctl --config $dir/prosody.cfg.lua register bridge localhost 'BRIDGE-PASSWORD'
+       ${run_as}prosodyctl --config $dir/prosody.cfg.lua register alice localhost 'YOUR-PASSWORD'
+  3. Give the bridge these settings (plus MM_URL, MM_TOKEN and a mapping to a room on conference.localhost):
+       XMPP_JID=bridge@localhost
+       XMPP_PASSWORD='BRIDGE-PASSWORD'
+       XMPP_SERVICE=xmpp://127.0.0.1:$c2s_port
+       XMPP_CA_FILE=$dir/localhost.crt
+       BRIDGE_MAPPINGS=team/channel=hall@conference.localhost
+     For BRIDGE_GHOST_MODE=component also:
+       XMPP_COMPONENT_JID=bridge.localhost
+       XMPP_COMPONENT_SERVICE=xmpp://127.0.0.1:$component_port
+       XMPP_COMPONENT_SECRET='$component_secret'
+  4. Log in with any XMPP client as alice@localhost at 127.0.0.1:$c2s_port (trust $dir/localhost.crt).
+EOF

@@ -137,3 +137,142 @@ Deno.test("compile: a DENORT_BIN that does not exist is reported, and nothing is
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("compile: a DENORT_BIN that is not denort fails the build and leaves no binary", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-compile-" });
+  try {
+    // Any executable "compiles": deno compile appends the program to it. The result ignores the program.
+    const fake = join(dir, "denort");
+    await Deno.copyFile("/bin/true", fake);
+    await Deno.chmod(fake, 0o755);
+    const bin = join(dir, "mmxmpp");
+    const res = await run("bash", [script, "--output", bin], {
+      cwd: root,
+      env: { DENORT_BIN: fake },
+      timeoutMs: 5 * 60_000,
+    });
+    assert.equal(res.code, 1, `compile.sh exited ${res.code}:\n${res.stderr}`);
+    assert.match(res.stderr, /the written binary is not mmxmpp/);
+    assert.ok(res.stderr.includes(`DENORT_BIN=${fake} is not denort`), res.stderr);
+    assert.ok(!isFile(bin), "the wrong binary was left in place");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A server that accepts connections and never answers, as a stalled download would. */
+function stallingServer(): { url: string; accepted: () => number; close: () => void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  (async () => {
+    try {
+      for await (const conn of listener) conns.push(conn);
+    } catch { /* closed */ }
+  })();
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    accepted: () => conns.length,
+    close: () => {
+      listener.close();
+      for (const c of conns) c.close();
+    },
+  };
+}
+
+/** Pids of processes whose command line contains `marker` (other than this test). */
+function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (cmdline.includes(marker)) found.push(Number(entry.name));
+    } catch { /* exited meanwhile */ }
+  }
+  return found;
+}
+
+/** Environment for a compile that must download denort into an empty Deno cache, from `base`. */
+async function downloadEnv(base: string, stallSeconds: number) {
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-compile-" });
+  const tmp = join(dir, "tmp");
+  await Deno.mkdir(tmp);
+  return {
+    dir,
+    tmp,
+    env: {
+      DENO_DIR: join(dir, "deno"),
+      TMPDIR: tmp,
+      DENORT_BIN: "",
+      DENORT_DOWNLOAD_BASE: base,
+      COMPILE_STALL_SECONDS: String(stallSeconds),
+    },
+  };
+}
+
+Deno.test({
+  name: "compile: a stalled denort download fails after COMPILE_STALL_SECONDS, saying so",
+  ignore: !isFile("/usr/bin/curl"),
+  async fn() {
+    const server = stallingServer();
+    const { dir, tmp, env } = await downloadEnv(server.url, 2);
+    try {
+      const bin = join(dir, "mmxmpp");
+      const started = Date.now();
+      const res = await run("bash", [script, "--output", bin], { cwd: root, env, timeoutMs: 60_000 });
+      const seconds = (Date.now() - started) / 1000;
+      assert.equal(res.code, 1, res.stderr);
+      assert.ok(server.accepted() >= 1, "the download never reached the server");
+      assert.match(res.stderr, /stalled: nothing arrived for 2 s \(COMPILE_STALL_SECONDS\)/);
+      assert.match(res.stderr, /DENORT_BIN=\/path\/to\/denort/);
+      assert.ok(seconds < 30, `the stalled download took ${seconds} s to fail`);
+      assert.deepEqual([...Deno.readDirSync(tmp)], [], "temporary files were left behind");
+      const cache = join(env.DENO_DIR, "dl", "release", `v${Deno.version.deno}`);
+      assert.deepEqual([...Deno.readDirSync(cache)], [], "a partial download was left in the cache");
+      assert.ok(!isFile(bin));
+    } finally {
+      server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "compile: Ctrl-C stops the build at once, leaving no temporary file and no child process",
+  ignore: !isFile("/usr/bin/curl"),
+  async fn() {
+    const server = stallingServer();
+    const { dir, tmp, env } = await downloadEnv(server.url, 120);
+    const marker = new URL(server.url).port;
+    try {
+      const child = new Deno.Command("bash", {
+        args: [script, "--output", join(dir, "mmxmpp")],
+        cwd: root,
+        env,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const end = Date.now() + 30_000;
+      while (server.accepted() === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(server.accepted() >= 1, "the download never started");
+      assert.ok(processesWith(`127.0.0.1:${marker}`).length > 0, "no download process was seen");
+
+      const interrupted = Date.now();
+      child.kill("SIGINT");
+      const out = await child.output();
+      const seconds = (Date.now() - interrupted) / 1000;
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 130, stderr);
+      assert.ok(seconds < 5, `compile.sh took ${seconds} s to stop after SIGINT`);
+      assert.match(stderr, /interrupted; stopping and removing partial files/);
+      assert.deepEqual(processesWith(`127.0.0.1:${marker}`), [], "a child process outlived compile.sh");
+      assert.deepEqual([...Deno.readDirSync(tmp)], [], "temporary files were left behind");
+      const cache = join(env.DENO_DIR, "dl", "release", `v${Deno.version.deno}`);
+      assert.deepEqual([...Deno.readDirSync(cache)], [], "a partial download was left in the cache");
+    } finally {
+      server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
