@@ -22,6 +22,12 @@ const MAX_FILE_IDS_RUNES = 300;
 /** How long `pending_post_id` de-duplicates a retried create (the server's `PendingPostIDsCacheTTL`). */
 const PENDING_POST_TTL_MS = 30_000;
 
+/**
+ * Types `Post.IsValid` accepts that are not `system_*` (refused earlier through REST), besides `custom_*`:
+ * a `/me` action is `me`. The feature-flagged `card` and `burn_on_read` are left out (flags off).
+ */
+const REST_POST_TYPES = new Set(["", "me", "slack_attachment", "add_bot_teams_channels", "reminder"]);
+
 /** The body of `POST /posts`. */
 export interface NewPost {
   channel_id?: string;
@@ -198,6 +204,9 @@ export function createPost(app: App, author: User, input: NewPost, setOnline = t
   const { store } = app;
   const channel = typeof input.channel_id === "string" ? store.channels.get(input.channel_id) : undefined;
   if (!channel || !hasChannelPermission(store, author, channel)) throw permissionError("create_post");
+  const type = typeof input.type === "string" ? input.type : "";
+  // CreatePostAsUser: system messages are the server's own, never created through REST.
+  if (type.startsWith("system_")) throw invalidParam("post.type");
   if (channel.delete_at !== 0) {
     throw new AppError(
       "api.post.create_post.can_not_post_to_deleted.error",
@@ -229,9 +238,8 @@ export function createPost(app: App, author: User, input: NewPost, setOnline = t
   }
   const message = typeof input.message === "string" ? input.message : "";
   checkMessageLength(message);
-  const type = typeof input.type === "string" ? input.type : "";
-  if (type !== "" && !type.startsWith("custom_") && !type.startsWith("system_")) {
-    throw new AppError("model.post.is_valid.type.app_error", "Invalid type.", 400);
+  if (!REST_POST_TYPES.has(type) && !type.startsWith("custom_")) {
+    throw new AppError("model.post.is_valid.type.app_error", "Invalid type.", 400, `id=${type}`);
   }
   const fileIds = Array.isArray(input.file_ids) ? input.file_ids.map(String) : [];
   if ([...JSON.stringify(fileIds)].length > MAX_FILE_IDS_RUNES) {

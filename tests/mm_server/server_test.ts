@@ -109,6 +109,50 @@ Deno.test("a message over 16383 code points is refused with 400, never truncated
   });
 });
 
+Deno.test("a bot may create the post types the server accepts through REST: me, custom_*, slack_attachment", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    for (const type of ["", "me", "custom_poll", "slack_attachment", "reminder", "add_bot_teams_channels"]) {
+      const post = await bot.createPost(draft({ channel_id: channel.id, message: `*${type}*`, type }));
+      assert.equal(post.type, type);
+      assert.equal(server.post(post.id)?.type, type);
+    }
+    assert.equal(server.posts(channel.id).length, 6);
+  });
+});
+
+Deno.test("system_* types are refused through REST (400 invalid_param post.type), unknown types by IsValid", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    for (const type of ["system_join_channel", "system_generic", "system_header_change", "system_anything"]) {
+      await rejectsWith(
+        bot.createPost(draft({ channel_id: channel.id, message: "forged", type })),
+        400,
+        "api.context.invalid_param.app_error",
+      );
+    }
+    for (const type of ["action", "ME", "custom", "card"]) {
+      await rejectsWith(
+        bot.createPost(draft({ channel_id: channel.id, message: "odd", type })),
+        400,
+        "model.post.is_valid.type.app_error",
+      );
+    }
+    // CreatePostAsUser checks the type before the channel's deletion, after the permission check.
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: "a".repeat(26), message: "x", type: "system_generic" })),
+      403,
+      "api.context.permissions.app_error",
+    );
+    const stored = server.posts(channel.id, { includeSystem: true }).map((p) => p.message);
+    assert.ok(!stored.includes("forged") && !stored.includes("odd"), JSON.stringify(stored));
+  });
+});
+
 Deno.test("a post without channel_id, or to an unknown channel, is refused with 403 like the real server", async () => {
   await withStandIn(NO_OPTS, async (server) => {
     const bot = clientFor(server, server.bot.token);
