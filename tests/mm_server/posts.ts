@@ -10,6 +10,7 @@ import type { App } from "./app.ts";
 import { newEvent } from "./events.ts";
 import { attachFiles } from "./files.ts";
 import { newId } from "./ids.ts";
+import { explicitMentions } from "./mentions.ts";
 import type { Channel, Post, PostList, User } from "./model.ts";
 import { hasChannelPermission } from "./permissions.ts";
 import { isSystemAdmin, type Store } from "./store.ts";
@@ -100,26 +101,21 @@ export function postList(store: Store, ordered: Post[], extra: Post[] = []): Pos
   };
 }
 
-/** Usernames mentioned in a message: `@name`, where a trailing `.`, `-` or `_` is not part of the name. */
-function mentionedNames(message: string): Set<string> {
-  const names = new Set<string>();
-  for (const match of message.matchAll(/(?:^|[^a-z0-9.\-_@])@([a-z0-9.\-_]+)/gi)) {
-    names.add(match[1].toLowerCase().replace(/[.\-_]+$/, ""));
-  }
-  return names;
-}
-
-/** Ids of channel members a post notifies: explicit `@username`, or everyone for `@channel`/`@all`/`@here`. */
+/**
+ * Ids of channel members a post notifies, counted like the server (`mentions.ts`): `@username`, everyone for
+ * `@channel`/`@all`, the online members for `@here`.
+ */
 function mentionedUserIds(app: App, post: Post, channel: Channel): string[] {
-  const names = mentionedNames(post.message);
   const members = app.store.channelMemberIds(channel.id).filter((id) => id !== post.user_id);
-  const everyone = names.has("channel") || names.has("all");
-  return members.filter((id) => {
+  const keywords = new Map<string, string[]>();
+  for (const id of members) {
     const user = app.store.users.get(id);
-    if (!user) return false;
-    if (everyone || names.has(user.username)) return true;
-    return names.has("here") && app.isConnected(id);
-  });
+    if (user) keywords.set(`@${user.username.toLowerCase()}`, [id]);
+  }
+  const found = explicitMentions(post.message, keywords);
+  return members.filter((id) =>
+    found.ids.has(id) || found.channel || found.all || (found.here && app.isConnected(id))
+  );
 }
 
 /** Publish `posted` with the data the real server attaches (`post` is a JSON string). */

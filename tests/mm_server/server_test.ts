@@ -153,6 +153,34 @@ Deno.test("system_* types are refused through REST (400 invalid_param post.type)
   });
 });
 
+Deno.test("posted.mentions counts @channel like the server: not in code, still after a backslash", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    const alice = server.createUser("alice");
+    const carol = server.createUser("carol");
+    for (const u of [server.bot.id, alice.id, carol.id]) server.addMember(channel.id, u);
+    const ws = connectClient(server, carol.token);
+    try {
+      await ws.waitFor((m) => m.event === "hello");
+      const mentionsOf = async (message: string) => {
+        const post = await server.postAs(alice.id, channel.id, message);
+        const event = await ws.waitFor((m) => m.event === "posted" && JSON.parse(m.data.post).id === post.id);
+        return event.data.mentions ? JSON.parse(event.data.mentions).sort() : [];
+      };
+      const everyone = await mentionsOf("@channel hi");
+      assert.ok(everyone.includes(server.bot.id) && everyone.includes(carol.id), "every other member");
+      assert.ok(!everyone.includes(alice.id), "not the author");
+      assert.deepEqual(await mentionsOf("\\@all, hi"), everyone);
+      assert.deepEqual(await mentionsOf("@here."), [carol.id], "only the connected member");
+      assert.deepEqual(await mentionsOf("`@channel` and @channels"), []);
+      assert.deepEqual(await mentionsOf("```\n@all\n```"), []);
+      assert.deepEqual(await mentionsOf("cc @carol."), [carol.id]);
+    } finally {
+      ws.close();
+    }
+  });
+});
+
 Deno.test("a post without channel_id, or to an unknown channel, is refused with 403 like the real server", async () => {
   await withStandIn(NO_OPTS, async (server) => {
     const bot = clientFor(server, server.bot.token);
