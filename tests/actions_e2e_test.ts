@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { postsMatching, startWorld, type World } from "./harness.ts";
+import { connectClient } from "./mm_server/test_support.ts";
+import { explicitMentions } from "./mm_server/mentions.ts";
 
 // xmpp.js and the Mattermost websocket client keep internal timers that outlive a test by a few ms.
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -68,6 +70,45 @@ Deno.test(
       assert.equal(post.type, "me");
       assert.equal(post.message, "*nods back*");
     } finally {
+      await w.stop();
+    }
+  },
+);
+
+Deno.test(
+  "@channel, @all and @here from XMPP notify nobody unless BRIDGE_ALLOW_CHANNEL_MENTIONS=true",
+  opts,
+  async () => {
+    const w = await startWorld();
+    const bob = connectClient(w.mm, w.bob.token);
+    try {
+      await bob.waitFor((m) => m.event === "hello");
+      /** The `mentions` of the `posted` event bob gets for the bridged copy of `text`. */
+      const mentionsFor = async (text: string) => {
+        await w.alice.sendGroupchat(w.room, text);
+        const event = await bob.waitFor(
+          (m) => m.event === "posted" && JSON.parse(m.data.post).message.replaceAll("\u2060", "") === text,
+          10_000,
+        );
+        const post = JSON.parse(event.data.post);
+        return { post, mentions: event.data.mentions ? JSON.parse(event.data.mentions) : [] };
+      };
+
+      let bridge = await w.startBridge();
+      const typed = "@channel lunch? \\@all, (@HERE) cc @bob";
+      const { post, mentions } = await mentionsFor(typed);
+      assert.deepEqual(mentions, [w.bob.id], "only bob, by name");
+      const counted = explicitMentions(post.message);
+      assert.ok(!counted.channel && !counted.all && !counted.here, post.message);
+      assert.equal(post.message.replaceAll("\u2060", ""), typed, "reads as typed");
+
+      await bridge.stop();
+      bridge = await w.startBridge({ BRIDGE_ALLOW_CHANNEL_MENTIONS: "true" });
+      const allowed = await mentionsFor("@channel meeting now");
+      assert.equal(allowed.post.message, "@channel meeting now");
+      assert.ok(allowed.mentions.includes(w.bob.id), "bob is notified through @channel");
+    } finally {
+      bob.close();
       await w.stop();
     }
   },

@@ -4,6 +4,7 @@
  * @module
  */
 import { renderTemplate, runeLength, splitRunes } from "../core/text.ts";
+import { neutralizeChannelMentions } from "./mentions.ts";
 
 /** Longest message Mattermost accepts, in runes (code points). */
 export const MAX_POST_RUNES = 16_383;
@@ -77,6 +78,8 @@ export interface DisplayOptions {
   mode: "override" | "prefix";
   /** Template for the remote author's name, e.g. `{nick} (xmpp)`. */
   nameFormat: string;
+  /** Let `@channel`, `@all` and `@here` from the other network notify the channel (off: they are defused). */
+  allowChannelMentions?: boolean;
 }
 
 /** One post to create. */
@@ -108,6 +111,7 @@ export function renderPosts(
   opts: DisplayOptions,
 ): PostDraft[] {
   const { author } = message;
+  const defuse = opts.allowChannelMentions ? (s: string) => s : neutralizeChannelMentions;
   const name = renderTemplate(opts.nameFormat, {
     nick: author.name,
     username: author.name,
@@ -119,12 +123,12 @@ export function renderPosts(
     props.from_webhook = "true";
     props.override_username = name;
   } else {
-    prefix = `**${escapeMarkdown(name)}** `;
+    prefix = `**${defuse(escapeMarkdown(name))}** `;
   }
   const type = message.action ? ACTION_POST_TYPE : "";
   const wrap = message.action ? emphasize : (s: string) => s;
   const room = MAX_POST_RUNES - runeLength(prefix) - (message.action ? 2 : 0);
-  return splitRunes(message.text, room).map((piece) => ({
+  return splitRunes(defuse(message.text), room).map((piece) => ({
     message: prefix + wrap(piece),
     type,
     props: { ...props },
