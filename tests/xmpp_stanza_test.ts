@@ -208,7 +208,7 @@ Deno.test("normalizeRoomJid rejects what is not room@service with a BridgeError 
 Deno.test("parseBody reads a XEP-0245 /me body as an action, and nothing else", () => {
   assert.deepEqual(parseBody("/me waves 👋"), { text: "waves 👋", action: true });
   assert.deepEqual(parseBody("/me  two spaces"), { text: " two spaces", action: true });
-  for (const body of ["/me", "/me ", "/meow", "/ME shouts", " /me indented", "say /me"]) {
+  for (const body of ["/me", "/me ", "/me  \n ", "/meow", "/ME shouts", " /me indented", "say /me"]) {
     assert.deepEqual(parseBody(body), { text: body }, body);
   }
 });

@@ -96,7 +96,8 @@ export function buildGroupchat(room: string, body: string, id: string): Element 
 const ME = "/me ";
 
 /**
- * Reads a groupchat body for the message model: `/me waves` is the action "waves".
+ * Reads a groupchat body for the message model: `/me waves` is the action "waves"; `/me` with nothing after it
+ * is no action, just text.
  *
  * @example
  * ```ts
@@ -105,9 +106,8 @@ const ME = "/me ";
  * ```
  */
 export function parseBody(body: string): { text: string; action?: true } {
-  return body.startsWith(ME) && body.length > ME.length
-    ? { text: body.slice(ME.length), action: true }
-    : { text: body };
+  const text = body.slice(ME.length);
+  return body.startsWith(ME) && text.trim() !== "" ? { text, action: true } : { text: body };
 }
 
 /**
