@@ -171,6 +171,7 @@ Deno.test("a post without text (files only) is not bridged as an empty message",
 
 Deno.test("a /me post (type me) is bridged; integrations' own types are not", () => {
   assert.equal(isBridgeable(post({ type: "me", message: "*waves*" }), BOT), true);
+  assert.equal(isBridgeable(post({ type: "me", message: "**" }), BOT), false, "a bare /me says nothing");
   assert.equal(isBridgeable(post({ type: "custom_poll" }), BOT), false);
   assert.equal(isBridgeable(post({ type: "slack_attachment" }), BOT), false);
 });

@@ -48,13 +48,13 @@ export const ACTION_POST_TYPE = "me";
 
 /**
  * Whether a post should be bridged at all: normal posts and `/me` actions with text, by someone other than the
- * bridge, not created by the bridge, not deleted. (A post with only files has no text; files are not bridged
- * yet.) System messages (`system_*`) and integrations' own types are not chat.
+ * bridge, not created by the bridge, not deleted. (A post with only files, or a bare `/me`, has no text; files
+ * are not bridged yet.) System messages (`system_*`) and integrations' own types are not chat.
  */
 export function isBridgeable(post: Post, botUserId: string): boolean {
   const type = post.type ?? "";
   return (type === "" || type === ACTION_POST_TYPE) && post.user_id !== botUserId &&
-    !post.props?.[BRIDGE_MARKER_PROP] && !post.delete_at && post.message.trim() !== "";
+    !post.props?.[BRIDGE_MARKER_PROP] && !post.delete_at && postText(post).text.trim() !== "";
 }
 
 /**
