@@ -53,7 +53,11 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     url: config.mattermost.url,
     token: config.mattermost.token,
     team: config.mattermost.team,
-    display: { mode: config.bridge.mmDisplay, nameFormat: config.bridge.xmppNameFormat },
+    display: {
+      mode: config.bridge.mmDisplay,
+      nameFormat: config.bridge.xmppNameFormat,
+      allowChannelMentions: config.bridge.allowChannelMentions,
+    },
     publicUrl: config.bridge.publicUrl,
     commandToken: config.mattermost.commandToken,
     route: (method, path, handler) => http.route(method, path, handler),

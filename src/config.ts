@@ -40,6 +40,8 @@ export interface Config {
     xmppNameFormat: string;
     mmNameFormat: string;
     mmDisplay: "override" | "prefix";
+    /** `@channel`, `@all` and `@here` from XMPP notify the Mattermost channel (else they are defused). */
+    allowChannelMentions: boolean;
   };
   ghosts: {
     /** `relay`: the bridge speaks for everyone; `ibr`: an account per user; `component`: XEP-0114 puppets. */
@@ -125,6 +127,11 @@ export const ENV_VARS: readonly EnvVar[] = [
     name: "BRIDGE_MM_DISPLAY",
     meaning: "override (props.override_username) or prefix (bold name in the text)",
     default: "override",
+  },
+  {
+    name: "BRIDGE_ALLOW_CHANNEL_MENTIONS",
+    meaning: "true lets @channel, @all and @here from XMPP notify the whole Mattermost channel",
+    default: "false",
   },
   {
     name: "BRIDGE_GHOST_MODE",
@@ -309,6 +316,12 @@ export function loadConfig(
     ["override", "prefix"],
     errors,
   );
+  const allowChannelMentions = parseBool(
+    "BRIDGE_ALLOW_CHANNEL_MENTIONS",
+    get("BRIDGE_ALLOW_CHANNEL_MENTIONS"),
+    false,
+    errors,
+  );
   const level = oneOf("LOG_LEVEL", get("LOG_LEVEL")?.toLowerCase() ?? "info", [
     "debug",
     "info",
@@ -399,6 +412,7 @@ export function loadConfig(
         xmppNameFormat: env.BRIDGE_XMPP_NAME_FORMAT || "{nick} (xmpp)",
         mmNameFormat: env.BRIDGE_MM_NAME_FORMAT ?? "<{username}> ",
         mmDisplay: mmDisplay as Config["bridge"]["mmDisplay"],
+        allowChannelMentions,
       },
       ghosts: {
         mode: ghostMode,

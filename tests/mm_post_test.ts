@@ -7,6 +7,7 @@ import {
   MAX_POST_RUNES,
   parsePostedEvent,
   type Post,
+  postText,
   renderPosts,
 } from "../src/mattermost/post.ts";
 
@@ -71,12 +72,13 @@ Deno.test("isBridgeable rejects deleted posts", () => {
 });
 
 Deno.test("override mode posts as the remote author: from_webhook, override_username and the marker", () => {
-  const drafts = renderPosts("hi *there*", { name: "alice" }, "xmpp", {
+  const drafts = renderPosts({ text: "hi *there*", author: { name: "alice" } }, "xmpp", {
     mode: "override",
     nameFormat: "{nick} (xmpp)",
   });
   assert.deepEqual(drafts, [{
     message: "hi *there*",
+    type: "",
     props: { from_webhook: "true", override_username: "alice (xmpp)", [BRIDGE_MARKER_PROP]: "xmpp" },
   }]);
 });
@@ -84,14 +86,18 @@ Deno.test("override mode posts as the remote author: from_webhook, override_user
 Deno.test("the name template can use the display name, falling back to the handle", () => {
   const opts = { mode: "override" as const, nameFormat: "{displayname} [{username}]" };
   assert.equal(
-    renderPosts("x", { name: "bob", displayName: "Bob B" }, "xmpp", opts)[0].props.override_username,
+    renderPosts({ text: "x", author: { name: "bob", displayName: "Bob B" } }, "xmpp", opts)[0].props
+      .override_username,
     "Bob B [bob]",
   );
-  assert.equal(renderPosts("x", { name: "bob" }, "xmpp", opts)[0].props.override_username, "bob [bob]");
+  assert.equal(
+    renderPosts({ text: "x", author: { name: "bob" } }, "xmpp", opts)[0].props.override_username,
+    "bob [bob]",
+  );
 });
 
 Deno.test("prefix mode puts the escaped name in bold in the message and sets no override", () => {
-  const drafts = renderPosts("hello", { name: "a_b*c" }, "xmpp", {
+  const drafts = renderPosts({ text: "hello", author: { name: "a_b*c" } }, "xmpp", {
     mode: "prefix",
     nameFormat: "{nick} (xmpp)",
   });
@@ -102,7 +108,10 @@ Deno.test("prefix mode puts the escaped name in bold in the message and sets no 
 
 Deno.test("a 20,000-rune text becomes 2 posts within the limit that join back to the text (override)", () => {
   const text = "😀".repeat(20_000);
-  const drafts = renderPosts(text, { name: "alice" }, "xmpp", { mode: "override", nameFormat: "{nick}" });
+  const drafts = renderPosts({ text, author: { name: "alice" } }, "xmpp", {
+    mode: "override",
+    nameFormat: "{nick}",
+  });
   assert.equal(drafts.length, 2);
   for (const d of drafts) {
     assert.ok(runeLength(d.message) <= MAX_POST_RUNES, `${runeLength(d.message)} runes`);
@@ -119,7 +128,7 @@ Deno.test("a 20,000-rune text becomes 2 posts within the limit, prefix included,
   assert.equal(runeLength(text), 20_000);
   const name = "bob";
   const prefix = `**${name}** `;
-  const drafts = renderPosts(text, { name }, "xmpp", { mode: "prefix", nameFormat: "{nick}" });
+  const drafts = renderPosts({ text, author: { name } }, "xmpp", { mode: "prefix", nameFormat: "{nick}" });
   assert.equal(drafts.length, 2);
   for (const d of drafts) {
     assert.ok(runeLength(d.message) <= MAX_POST_RUNES, `${runeLength(d.message)} runes`);
@@ -129,7 +138,7 @@ Deno.test("a 20,000-rune text becomes 2 posts within the limit, prefix included,
 });
 
 Deno.test("each split post gets its own props object", () => {
-  const drafts = renderPosts("a".repeat(20_000), { name: "x" }, "xmpp", {
+  const drafts = renderPosts({ text: "a".repeat(20_000), author: { name: "x" } }, "xmpp", {
     mode: "override",
     nameFormat: "{nick}",
   });
@@ -158,4 +167,58 @@ Deno.test("a post without text (files only) is not bridged as an empty message",
   const post = { id: "p", channel_id: "c", user_id: "u", message: " \n", type: "", create_at: 1 };
   assert.equal(isBridgeable(post, "bot"), false);
   assert.equal(isBridgeable({ ...post, message: "hi" }, "bot"), true);
+});
+
+Deno.test("a /me post (type me) is bridged; integrations' own types are not", () => {
+  assert.equal(isBridgeable(post({ type: "me", message: "*waves*" }), BOT), true);
+  assert.equal(isBridgeable(post({ type: "me", message: "**" }), BOT), false, "a bare /me says nothing");
+  assert.equal(isBridgeable(post({ type: "custom_poll" }), BOT), false);
+  assert.equal(isBridgeable(post({ type: "slack_attachment" }), BOT), false);
+});
+
+Deno.test("postText reads a me post as an action without the server's *…*", () => {
+  assert.deepEqual(postText({ type: "me", message: "*waves at **you***" }), {
+    text: "waves at **you**",
+    action: true,
+  });
+  assert.deepEqual(postText({ type: "me", message: "shrugs" }), { text: "shrugs", action: true });
+  assert.deepEqual(postText({ type: "", message: "*just emphasis*" }), { text: "*just emphasis*" });
+});
+
+Deno.test("an action becomes a me post in *…*, with the override name", () => {
+  const drafts = renderPosts({ text: "waves", author: { name: "alice" }, action: true }, "xmpp", {
+    mode: "override",
+    nameFormat: "{nick} (xmpp)",
+  });
+  assert.deepEqual(drafts, [{
+    message: "*waves*",
+    type: "me",
+    props: { from_webhook: "true", override_username: "alice (xmpp)", [BRIDGE_MARKER_PROP]: "xmpp" },
+  }]);
+});
+
+Deno.test("in prefix mode an action keeps the bold name outside the emphasis", () => {
+  const drafts = renderPosts({ text: "waves\n", author: { name: "alice" }, action: true }, "xmpp", {
+    mode: "prefix",
+    nameFormat: "{nick}",
+  });
+  assert.deepEqual(drafts.map((d) => [d.type, d.message]), [["me", "**alice** *waves*\n"]]);
+});
+
+Deno.test("a long action is split into me posts within the limit, each in *…*", () => {
+  const text = "ab ".repeat(7_000);
+  const drafts = renderPosts({ text, author: { name: "bob" }, action: true }, "xmpp", {
+    mode: "prefix",
+    nameFormat: "{nick}",
+  });
+  assert.equal(drafts.length, 2);
+  const inner: string[] = [];
+  for (const d of drafts) {
+    assert.ok(runeLength(d.message) <= MAX_POST_RUNES, `${runeLength(d.message)} runes`);
+    assert.equal(d.type, "me");
+    const m = /^\*\*bob\*\* \*([^]*)\*(\s*)$/.exec(d.message);
+    assert.ok(m, d.message.slice(0, 30));
+    inner.push(m[1] + m[2]);
+  }
+  assert.equal(inner.join(""), text);
 });

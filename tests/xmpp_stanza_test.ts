@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import { BridgeError } from "../src/core/errors.ts";
 import { normalizeRoomJid } from "../src/xmpp/jid.ts";
-import { buildGroupchat, NS_SID, parseGroupchat } from "../src/xmpp/stanza.ts";
+import { buildGroupchat, NS_SID, parseBody, parseGroupchat, renderBody } from "../src/xmpp/stanza.ts";
 
 const ROOM = "room@conference.example.org";
 const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -203,4 +203,20 @@ Deno.test("normalizeRoomJid rejects what is not room@service with a BridgeError 
       return true;
     }, `accepted ${JSON.stringify(bad)}`);
   }
+});
+
+Deno.test("parseBody reads a XEP-0245 /me body as an action, and nothing else", () => {
+  assert.deepEqual(parseBody("/me waves 👋"), { text: "waves 👋", action: true });
+  assert.deepEqual(parseBody("/me  two spaces"), { text: " two spaces", action: true });
+  for (const body of ["/me", "/me ", "/me  \n ", "/meow", "/ME shouts", " /me indented", "say /me"]) {
+    assert.deepEqual(parseBody(body), { text: body }, body);
+  }
+});
+
+Deno.test("renderBody: /me from a ghost, * name from the relay, prefix for a relayed message", () => {
+  assert.equal(renderBody("waves", { action: true }), "/me waves");
+  assert.equal(renderBody("hi", {}), "hi");
+  const relayedAs = { prefix: "<bob> ", name: "bob" };
+  assert.equal(renderBody("waves", { action: true, relayedAs }), "* bob waves");
+  assert.equal(renderBody("hi", { relayedAs }), "<bob> hi");
 });

@@ -31,6 +31,11 @@ export interface BridgeMessage {
   author: Author;
   /** Plain text (Mattermost markdown passes through unchanged). */
   text: string;
+  /**
+   * The text is an action the author did ("waves"), not something said: Mattermost's `/me`, XMPP's `/me `
+   * (XEP-0245). `text` holds the action without either network's marker.
+   */
+  action?: boolean;
   /** Milliseconds since the epoch, as stamped by the source. */
   timestamp: number;
 }

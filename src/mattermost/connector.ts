@@ -14,7 +14,14 @@ import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { call, type Client4, createClient, statusOf } from "./api.ts";
-import { type DisplayOptions, isBridgeable, parsePostedEvent, type Post, renderPosts } from "./post.ts";
+import {
+  type DisplayOptions,
+  isBridgeable,
+  parsePostedEvent,
+  type Post,
+  postText,
+  renderPosts,
+} from "./post.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
@@ -151,13 +158,14 @@ export class MattermostBridge implements Bridge {
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
-    const drafts = renderPosts(dm.message.text, dm.message.author, dm.source, this.opts.display);
+    const drafts = renderPosts(dm.message, dm.source, this.opts.display);
     const done = this.progress.get(dm) ?? [];
     this.progress.set(dm, done);
     for (const draft of drafts.slice(done.length)) {
       const body = {
         channel_id: dm.targetChannel,
         message: draft.message,
+        type: draft.type,
         props: draft.props,
         // Lets the server recognise a retried create whose first answer got lost.
         pending_post_id: `${this.botId}:${this.nextPendingStamp()}`,
@@ -239,7 +247,7 @@ export class MattermostBridge implements Bridge {
         name: user?.username ?? post.user_id,
         displayName: user ? displayName(user) : undefined,
       },
-      text: post.message,
+      ...postText(post),
       timestamp: post.create_at,
     });
   }

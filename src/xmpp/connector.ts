@@ -16,7 +16,7 @@ import { createXmppClient, type Element, type TlsOptions, type XmppClient } from
 import { discoInfo } from "./disco.ts";
 import { normalizeRoomJid } from "./jid.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
-import { buildGroupchat, type Groupchat, parseGroupchat } from "./stanza.ts";
+import { buildGroupchat, type Groupchat, parseBody, parseGroupchat, renderBody } from "./stanza.ts";
 import type { GhostProvider } from "./ghosts.ts";
 import { Reflections } from "./reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps.ts";
@@ -175,18 +175,22 @@ export class XmppBridge implements GhostingBridge {
     const author = dm.message.author;
     const id = crypto.randomUUID();
     this.rememberOwn(id);
+    const { text, action } = dm.message;
     if (this.opts.ghosts) {
-      const sent = await this.opts.ghosts.sendAs(author, room, dm.message.text, id);
+      const sent = await this.opts.ghosts.sendAs(author, room, renderBody(text, { action }), id);
       if (sent) return { ids: sent.stanzaId ? [id, sent.stanzaId] : [id] };
       // This author cannot be a ghost right now: relay the message ourselves.
     }
-    const prefix = renderTemplate(this.opts.nameFormat, {
-      username: author.name,
-      displayname: author.displayName ?? author.name,
-    });
+    const relayedAs = {
+      prefix: renderTemplate(this.opts.nameFormat, {
+        username: author.name,
+        displayname: author.displayName ?? author.name,
+      }),
+      name: relayedName(this.opts.nameFormat, author),
+    };
     const reflected = this.reflections.expect(room, id);
     try {
-      await this.client.send(buildGroupchat(room, prefix + dm.message.text, id));
+      await this.client.send(buildGroupchat(room, renderBody(text, { action, relayedAs }), id));
     } catch (err) {
       const failure = new BridgeError(`cannot send to ${room}: ${errorMessage(err)}`, { transient: true });
       this.reflections.cancel(id, failure);
@@ -234,7 +238,7 @@ export class XmppBridge implements GhostingBridge {
       channel: msg.room,
       ids,
       author: { id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
-      text: msg.body,
+      ...parseBody(msg.body),
       timestamp: Date.now(),
     });
   }
@@ -305,6 +309,15 @@ export class XmppBridge implements GhostingBridge {
       this.state = { network: this.network, connected, detail, since: Date.now() };
     }
   }
+}
+
+/**
+ * The author's name in a relayed action (`* name waves`): the display name when the name template shows only
+ * that, else the username, as a message's prefix would show them.
+ */
+function relayedName(nameFormat: string, author: { name: string; displayName?: string }): string {
+  const displayOnly = nameFormat.includes("{displayname}") && !nameFormat.includes("{username}");
+  return displayOnly ? author.displayName ?? author.name : author.name;
 }
 
 function describe(err: unknown): string {

@@ -91,3 +91,34 @@ export function buildGroupchat(room: string, body: string, id: string): Element 
     xml("origin-id", { xmlns: NS_SID, id }),
   );
 }
+
+/** XEP-0245: a body that starts with this is an action by its sender ("/me waves" shows as "* alice waves"). */
+const ME = "/me ";
+
+/**
+ * Reads a groupchat body for the message model: `/me waves` is the action "waves"; `/me` with nothing after it
+ * is no action, just text.
+ *
+ * @example
+ * ```ts
+ * parseBody("/me waves"); // { text: "waves", action: true }
+ * parseBody("/meow");     // { text: "/meow" }
+ * ```
+ */
+export function parseBody(body: string): { text: string; action?: true } {
+  const text = body.slice(ME.length);
+  return body.startsWith(ME) && text.trim() !== "" ? { text, action: true } : { text: body };
+}
+
+/**
+ * The body that carries `text` in a room. Sent by the author's own occupant (a ghost), an action is `/me text`
+ * and clients show it with the sender's nick. Relayed by the bridge's occupant, whose nick is not the author's,
+ * it is the conventional `* name text`; a message gets `prefix`.
+ */
+export function renderBody(
+  text: string,
+  opts: { action?: boolean; relayedAs?: { prefix: string; name: string } },
+): string {
+  if (!opts.relayedAs) return opts.action ? ME + text : text;
+  return opts.action ? `* ${opts.relayedAs.name} ${text}` : opts.relayedAs.prefix + text;
+}

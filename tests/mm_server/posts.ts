@@ -10,6 +10,7 @@ import type { App } from "./app.ts";
 import { newEvent } from "./events.ts";
 import { attachFiles } from "./files.ts";
 import { newId } from "./ids.ts";
+import { explicitMentions } from "./mentions.ts";
 import type { Channel, Post, PostList, User } from "./model.ts";
 import { hasChannelPermission } from "./permissions.ts";
 import { isSystemAdmin, type Store } from "./store.ts";
@@ -21,6 +22,12 @@ export const MAX_POST_RUNES = 16383;
 const MAX_FILE_IDS_RUNES = 300;
 /** How long `pending_post_id` de-duplicates a retried create (the server's `PendingPostIDsCacheTTL`). */
 const PENDING_POST_TTL_MS = 30_000;
+
+/**
+ * Types `Post.IsValid` accepts that are not `system_*` (refused earlier through REST), besides `custom_*`:
+ * a `/me` action is `me`. The feature-flagged `card` and `burn_on_read` are left out (flags off).
+ */
+const REST_POST_TYPES = new Set(["", "me", "slack_attachment", "add_bot_teams_channels", "reminder"]);
 
 /** The body of `POST /posts`. */
 export interface NewPost {
@@ -94,26 +101,21 @@ export function postList(store: Store, ordered: Post[], extra: Post[] = []): Pos
   };
 }
 
-/** Usernames mentioned in a message: `@name`, where a trailing `.`, `-` or `_` is not part of the name. */
-function mentionedNames(message: string): Set<string> {
-  const names = new Set<string>();
-  for (const match of message.matchAll(/(?:^|[^a-z0-9.\-_@])@([a-z0-9.\-_]+)/gi)) {
-    names.add(match[1].toLowerCase().replace(/[.\-_]+$/, ""));
-  }
-  return names;
-}
-
-/** Ids of channel members a post notifies: explicit `@username`, or everyone for `@channel`/`@all`/`@here`. */
+/**
+ * Ids of channel members a post notifies, counted like the server (`mentions.ts`): `@username`, everyone for
+ * `@channel`/`@all`, the online members for `@here`.
+ */
 function mentionedUserIds(app: App, post: Post, channel: Channel): string[] {
-  const names = mentionedNames(post.message);
   const members = app.store.channelMemberIds(channel.id).filter((id) => id !== post.user_id);
-  const everyone = names.has("channel") || names.has("all");
-  return members.filter((id) => {
+  const keywords = new Map<string, string[]>();
+  for (const id of members) {
     const user = app.store.users.get(id);
-    if (!user) return false;
-    if (everyone || names.has(user.username)) return true;
-    return names.has("here") && app.isConnected(id);
-  });
+    if (user) keywords.set(`@${user.username.toLowerCase()}`, [id]);
+  }
+  const found = explicitMentions(post.message, keywords);
+  return members.filter((id) =>
+    found.ids.has(id) || found.channel || found.all || (found.here && app.isConnected(id))
+  );
 }
 
 /** Publish `posted` with the data the real server attaches (`post` is a JSON string). */
@@ -198,6 +200,9 @@ export function createPost(app: App, author: User, input: NewPost, setOnline = t
   const { store } = app;
   const channel = typeof input.channel_id === "string" ? store.channels.get(input.channel_id) : undefined;
   if (!channel || !hasChannelPermission(store, author, channel)) throw permissionError("create_post");
+  const type = typeof input.type === "string" ? input.type : "";
+  // CreatePostAsUser: system messages are the server's own, never created through REST.
+  if (type.startsWith("system_")) throw invalidParam("post.type");
   if (channel.delete_at !== 0) {
     throw new AppError(
       "api.post.create_post.can_not_post_to_deleted.error",
@@ -229,9 +234,8 @@ export function createPost(app: App, author: User, input: NewPost, setOnline = t
   }
   const message = typeof input.message === "string" ? input.message : "";
   checkMessageLength(message);
-  const type = typeof input.type === "string" ? input.type : "";
-  if (type !== "" && !type.startsWith("custom_") && !type.startsWith("system_")) {
-    throw new AppError("model.post.is_valid.type.app_error", "Invalid type.", 400);
+  if (!REST_POST_TYPES.has(type) && !type.startsWith("custom_")) {
+    throw new AppError("model.post.is_valid.type.app_error", "Invalid type.", 400, `id=${type}`);
   }
   const fileIds = Array.isArray(input.file_ids) ? input.file_ids.map(String) : [];
   if ([...JSON.stringify(fileIds)].length > MAX_FILE_IDS_RUNES) {

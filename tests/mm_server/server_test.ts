@@ -114,6 +114,78 @@ Deno.test("a message over 16383 code points is refused with 400, never truncated
   });
 });
 
+Deno.test("a bot may create the post types the server accepts through REST: me, custom_*, slack_attachment", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    for (const type of ["", "me", "custom_poll", "slack_attachment", "reminder", "add_bot_teams_channels"]) {
+      const post = await bot.createPost(draft({ channel_id: channel.id, message: `*${type}*`, type }));
+      assert.equal(post.type, type);
+      assert.equal(server.post(post.id)?.type, type);
+    }
+    assert.equal(server.posts(channel.id).length, 6);
+  });
+});
+
+Deno.test("system_* types are refused through REST (400 invalid_param post.type), unknown types by IsValid", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    for (const type of ["system_join_channel", "system_generic", "system_header_change", "system_anything"]) {
+      await rejectsWith(
+        bot.createPost(draft({ channel_id: channel.id, message: "forged", type })),
+        400,
+        "api.context.invalid_param.app_error",
+      );
+    }
+    for (const type of ["action", "ME", "custom", "card"]) {
+      await rejectsWith(
+        bot.createPost(draft({ channel_id: channel.id, message: "odd", type })),
+        400,
+        "model.post.is_valid.type.app_error",
+      );
+    }
+    // CreatePostAsUser checks the type before the channel's deletion, after the permission check.
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: "a".repeat(26), message: "x", type: "system_generic" })),
+      403,
+      "api.context.permissions.app_error",
+    );
+    const stored = server.posts(channel.id, { includeSystem: true }).map((p) => p.message);
+    assert.ok(!stored.includes("forged") && !stored.includes("odd"), JSON.stringify(stored));
+  });
+});
+
+Deno.test("posted.mentions counts @channel like the server: not in code, still after a backslash", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    const alice = server.createUser("alice");
+    const carol = server.createUser("carol");
+    for (const u of [server.bot.id, alice.id, carol.id]) server.addMember(channel.id, u);
+    const ws = connectClient(server, carol.token);
+    try {
+      await ws.waitFor((m) => m.event === "hello");
+      const mentionsOf = async (message: string) => {
+        const post = await server.postAs(alice.id, channel.id, message);
+        const event = await ws.waitFor((m) => m.event === "posted" && JSON.parse(m.data.post).id === post.id);
+        return event.data.mentions ? JSON.parse(event.data.mentions).sort() : [];
+      };
+      const everyone = await mentionsOf("@channel hi");
+      assert.ok(everyone.includes(server.bot.id) && everyone.includes(carol.id), "every other member");
+      assert.ok(!everyone.includes(alice.id), "not the author");
+      assert.deepEqual(await mentionsOf("\\@all, hi"), everyone);
+      assert.deepEqual(await mentionsOf("@here."), [carol.id], "only the connected member");
+      assert.deepEqual(await mentionsOf("`@channel` and @channels"), []);
+      assert.deepEqual(await mentionsOf("```\n@all\n```"), []);
+      assert.deepEqual(await mentionsOf("cc @carol."), [carol.id]);
+    } finally {
+      ws.close();
+    }
+  });
+});
+
 Deno.test("a post without channel_id, or to an unknown channel, is refused with 403 like the real server", async () => {
   await withStandIn(NO_OPTS, async (server) => {
     const bot = clientFor(server, server.bot.token);
