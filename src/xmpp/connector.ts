@@ -173,7 +173,8 @@ export class XmppBridge implements GhostingBridge {
       throw new BridgeError(`not in ${room} right now`, { transient: true });
     }
     const author = dm.message.author;
-    const id = crypto.randomUUID();
+    // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
+    const id = dm.deliveryId;
     this.rememberOwn(id);
     if (this.opts.ghosts) {
       const sent = await this.opts.ghosts.sendAs(author, room, dm.message.text, id);
@@ -236,6 +237,7 @@ export class XmppBridge implements GhostingBridge {
       author: { id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
       text: msg.body,
       timestamp: Date.now(),
+      deliveryId: msg.originId,
     });
   }
 
