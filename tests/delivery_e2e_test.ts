@@ -133,3 +133,31 @@ for (const layer of ["filter", "deliveryId"] as const) {
     }
   });
 }
+
+for (const layer of ["filter", "deliveryId"] as const) {
+  const alone = layer === "filter" ? "delivery id" : "connector filter";
+  Deno.test(
+    `XMPP ghosts: with only the ${alone} guarding, 50 Mattermost posts come back as 0 echoes`,
+    opts,
+    async () => {
+      const w = await startWorld();
+      try {
+        const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" });
+        bridge.xmpp.echoGuards[layer] = false;
+        const sent = Array.from({ length: 50 }, (_, i) => `mm ${i}`);
+        for (const text of sent) await w.mm.postAs(w.bob.id, w.channel.id, text);
+        // The ghost's messages reach the bridge's own session too, from a nick that is not the bridge's.
+        const got = await w.alice.waitForMessages(w.room, (m) => m.nick === "bob", 50, 30_000);
+        assert.deepEqual(got.map((m) => m.body), sent);
+        // Sent after alice saw all 50, so the room hands it to the bridge after them, on the same ordered path.
+        await w.alice.sendGroupchat(w.room, "sentinel");
+        await postsMatching(w.mm, w.channel.id, (p) => p.message === "sentinel", 1, 10_000);
+        await bridge.manager.bus.drain();
+        assert.deepEqual(bridgePosts(w), ["sentinel"]);
+        if (layer === "filter") assert.equal(bridge.manager.stats().echoesDropped, 50);
+      } finally {
+        await w.stop();
+      }
+    },
+  );
+}
