@@ -187,3 +187,28 @@ Deno.test("two users reusing the same message id are both bridged", opts, async 
     await w.stop();
   }
 });
+
+Deno.test(
+  "posts by the bridge's own account and posts carrying the bridge marker are not bridged to the room",
+  opts,
+  async () => {
+    const w = await startWorld();
+    try {
+      await w.startBridge();
+      // Made outside the bridge (no pending_post_id, no marker): only the bot's user id tells it apart, as for the
+      // bridge's own posts replayed by a catch-up after a restart.
+      await w.mm.postAs(w.mm.bot.id, w.channel.id, "by the bridge's account");
+      // From another user but marked, as a second bridge instance's posts would be: only the marker tells.
+      await w.mm.postAs(w.bob.id, w.channel.id, "marked as bridged", { props: { mmxmpp_bridged: "xmpp" } });
+      // Posted after both, on the same ordered path: once the room has it, the two would have arrived before it.
+      await w.mm.postAs(w.bob.id, w.channel.id, "sentinel");
+      await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> sentinel", 1, 10_000);
+      assert.deepEqual(
+        w.alice.messages.filter((m) => m.nick === "bridge").map((m) => m.body),
+        ["<bob> sentinel"],
+      );
+    } finally {
+      await w.stop();
+    }
+  },
+);

@@ -82,7 +82,9 @@ Deno.test("a message is delivered to the mapped channel of the other network and
     bus.publish(msg);
     await bus.drain();
     assert.equal(xmpp.sent.length, 1);
-    assert.deepEqual(xmpp.sent[0], { source: MM, target: XMPP, targetChannel: ROOM, message: msg });
+    const { deliveryId, ...routed } = xmpp.sent[0];
+    assert.deepEqual(routed, { source: MM, target: XMPP, targetChannel: ROOM, message: msg });
+    assert.match(deliveryId, /^[0-9a-f-]{36}$/);
     assert.equal(mm.sent.length, 0);
     assert.equal(bus.stats.received, 1);
     assert.equal(bus.stats.delivered, 1);
@@ -92,7 +94,9 @@ Deno.test("a message is delivered to the mapped channel of the other network and
     bus.publish(reply);
     await bus.drain();
     assert.equal(mm.sent.length, 1);
-    assert.deepEqual(mm.sent[0], { source: XMPP, target: MM, targetChannel: CHAN, message: reply });
+    const { deliveryId: replyDelivery, ...routedReply } = mm.sent[0];
+    assert.deepEqual(routedReply, { source: XMPP, target: MM, targetChannel: CHAN, message: reply });
+    assert.notEqual(replyDelivery, deliveryId);
     assert.equal(xmpp.sent.length, 1);
     assert.equal(bus.stats.delivered, 2);
   });
@@ -255,6 +259,45 @@ Deno.test("transient failures are retried and the message is delivered exactly o
     assert.equal(bus.stats.retried, failures);
     assert.equal(bus.stats.delivered, 1);
     assert.equal(bus.stats.failed, 0);
+  });
+});
+
+Deno.test("every retry of a delivery carries the same delivery id; each target gets its own", async () => {
+  await withBus(FAST, async ({ xmpp, bus }) => {
+    const seen: string[] = [];
+    xmpp.behave = (dm, call) => {
+      seen.push(dm.deliveryId);
+      return call < 3 ? Promise.reject(new BridgeError("down", { transient: true })) : Promise.resolve();
+    };
+    bus.publish(mmPost("post1"));
+    bus.publish(mmPost("post2"));
+    await bus.drain();
+    assert.equal(seen.length, 4);
+    assert.equal(new Set(seen.slice(0, 3)).size, 1, "three attempts of post1, one id");
+    assert.notEqual(seen[3], seen[0]);
+  });
+});
+
+Deno.test("a message carrying the delivery id of our delivery is an echo, even while the send is still running", async () => {
+  await withBus(FAST, async ({ mm, xmpp, bus }) => {
+    let release!: () => void;
+    const sending = new Promise<void>((r) => release = r);
+    let inFlight: DirectionalMessage | undefined;
+    xmpp.behave = (dm) => {
+      inFlight = dm;
+      return sending;
+    };
+    bus.publish(mmPost("post1"));
+    await waitFor("the send to start", () => inFlight !== undefined);
+    // The room reflects the delivery before its send returns: no id-map link exists yet.
+    bus.publish({ ...groupchat(["stanza-9"], "text of post1"), deliveryId: inFlight!.deliveryId });
+    // A message with a delivery id that is not ours is bridged.
+    bus.publish({ ...groupchat(["stanza-10"], "hello"), deliveryId: "not-ours" });
+    await waitFor("the other message", () => mm.sent.length === 1);
+    release();
+    await bus.drain();
+    assert.equal(bus.stats.echoesDropped, 1);
+    assert.deepEqual(mm.sent.map((d) => d.message.text), ["hello"]);
   });
 });
 

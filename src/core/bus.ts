@@ -2,9 +2,10 @@
  * The message bus: routes each received message to the mapped channel on every other network, in order, with
  * retries, and records the id map.
  *
- * Loop prevention happens twice: a message is never delivered to the network it came from, and a message whose id
- * is already in the id map is either an echo of our own output or a replay of something already bridged, and is
- * dropped.
+ * Loop prevention happens three times: a message is never delivered to the network it came from; a message that
+ * carries the delivery id of one of our own recent deliveries is its echo (recorded before sending, so this holds
+ * even when the echo arrives before the send returns); and a message whose id is already in the id map is either
+ * an echo of our own output or a replay of something already bridged. Such messages are dropped.
  *
  * @module
  */
@@ -15,6 +16,9 @@ import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
 import type { Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
+
+/** How many recent delivery ids are remembered to recognise their echoes. */
+const OWN_DELIVERY_MEMORY = 10_000;
 
 /** Counters the bus keeps; exported as metrics. */
 export interface BusStats {
@@ -59,6 +63,8 @@ export class MessageBus {
   private readonly outbound = new Map<string, DeliveryQueue>();
   /** Source ids of messages queued or being delivered: a copy arriving meanwhile is a duplicate too. */
   private readonly inFlight = new Set<string>();
+  /** `network, channel, delivery id` of our recent deliveries, oldest first: a message carrying one is an echo. */
+  private readonly ownDeliveries = new Set<string>();
   private stopped = false;
   /** Aborted by `stop` so that no backoff outlives the bus. */
   private readonly abort = new AbortController();
@@ -110,6 +116,14 @@ export class MessageBus {
   }
 
   private async route(message: BridgeMessage): Promise<void> {
+    if (
+      message.deliveryId &&
+      this.ownDeliveries.has(deliveryKey(message.network, message.channel, message.deliveryId))
+    ) {
+      this.stats.echoesDropped++;
+      log.debug("Dropped the echo of our own delivery in {network} {channel}", { ...message });
+      return;
+    }
     const keys = message.ids.map((id) => `${message.network}\u0000${message.channel}\u0000${id}`);
     if (keys.some((k) => this.inFlight.has(k))) {
       this.stats.duplicatesDropped++;
@@ -143,7 +157,15 @@ export class MessageBus {
       if (--pending === 0) { for (const k of keys) this.inFlight.delete(k); }
     };
     for (const [target, targetChannel] of targets) {
-      this.enqueue({ source: message.network, target, targetChannel, message }, settled);
+      const dm = { source: message.network, target, targetChannel, message, deliveryId: crypto.randomUUID() };
+      this.enqueue(dm, settled);
+    }
+  }
+
+  private rememberDelivery(key: string): void {
+    this.ownDeliveries.add(key);
+    if (this.ownDeliveries.size > OWN_DELIVERY_MEMORY) {
+      this.ownDeliveries.delete(this.ownDeliveries.values().next().value!);
     }
   }
 
@@ -160,6 +182,7 @@ export class MessageBus {
   /** Delivers one message, retrying transient failures with backoff until it lands or the bus stops. */
   private async deliver(dm: DirectionalMessage): Promise<void> {
     const bridge = this.bridges.get(dm.target)!;
+    this.rememberDelivery(deliveryKey(dm.target, dm.targetChannel, dm.deliveryId));
     let delay = this.retry.initialMs;
     for (let attempt = 1;; attempt++) {
       if (this.stopped) return;
@@ -216,6 +239,10 @@ export class MessageBus {
       return;
     }
   }
+}
+
+function deliveryKey(network: string, channel: string, deliveryId: string): string {
+  return `${network}\u0000${channel}\u0000${deliveryId}`;
 }
 
 function retryAfter(err: unknown): number {

@@ -38,6 +38,11 @@ export interface BridgeMessage {
   action?: boolean;
   /** Milliseconds since the epoch, as stamped by the source. */
   timestamp: number;
+  /**
+   * The stable id the network reflected back from a send (see {@link DirectionalMessage.deliveryId}), when the
+   * connector found one: it lets the bus recognise its own delivery before the send has even returned.
+   */
+  deliveryId?: string;
 }
 
 /** A message on its way to one target network and channel. */
@@ -49,6 +54,11 @@ export interface DirectionalMessage {
   /** Channel on the target network. */
   targetChannel: string;
   message: BridgeMessage;
+  /**
+   * Chosen once by the bus and the same on every retry. The connector sends it along in a form the network echoes
+   * back and can deduplicate on (Mattermost's `pending_post_id`, XMPP's origin-id).
+   */
+  deliveryId: string;
 }
 
 /** What a target network reports after delivering a message: the ids it created, in order. */

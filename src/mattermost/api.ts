@@ -1,9 +1,11 @@
 /**
  * The Mattermost REST client: `@mattermost/client`'s Client4, plus what it cannot do by itself.
  *
- * Client4 cannot see HTTP 429 (it turns it into an error with neither message nor status), so requests to the
- * configured server go through a fetch wrapper that waits out `Retry-After` and tries again. Client4 errors are
- * turned into {@link BridgeError}s that say whether a retry can help, and never carry the token.
+ * Client4 reads an error's status from its JSON body, so an error with any other body (the 429 text, a proxy's
+ * HTML page) reaches us with no status at all. Requests to the configured server therefore go through a fetch
+ * wrapper that waits out `Retry-After` on 429 and turns any other error body without a status into Mattermost's
+ * JSON error shape carrying the HTTP status. Client4 errors are turned into {@link BridgeError}s that say whether a
+ * retry can help (by HTTP status), and never carry the token.
  *
  * @module
  */
@@ -25,7 +27,7 @@ const MAX_RATE_LIMIT_RETRIES = 5;
 
 /**
  * Wraps the global `fetch` (once per process) so that requests to `baseUrl` that answer 429 are retried after the
- * server's `Retry-After` (capped at 30 s), up to five times.
+ * server's `Retry-After` (capped at 30 s), up to five times, and error answers always tell Client4 their status.
  */
 export function retryRateLimitedRequests(baseUrl: string): void {
   guardedOrigins.add(new URL(baseUrl).origin);
@@ -37,7 +39,7 @@ export function retryRateLimitedRequests(baseUrl: string): void {
     if (!guardedOrigins.has(url.origin)) return inner(input, init);
     for (let attempt = 1;; attempt++) {
       const res = await inner(input, init);
-      if (res.status !== 429 || attempt > MAX_RATE_LIMIT_RETRIES) return res;
+      if (res.status !== 429 || attempt > MAX_RATE_LIMIT_RETRIES) return withErrorStatus(res, url.pathname);
       await res.body?.cancel();
       const waitMs = retryAfterMs(res.headers);
       log.warn("Mattermost rate-limited {path}; retrying in {waitMs} ms (attempt {attempt})", {
@@ -48,6 +50,45 @@ export function retryRateLimitedRequests(baseUrl: string): void {
       await new Promise((r) => setTimeout(r, waitMs));
     }
   };
+}
+
+/**
+ * An error answer Client4 can classify: a Mattermost JSON error passes as it is; any other body (a proxy's HTML
+ * page, the rate limiter's text) becomes `{id, message, status_code}` with the HTTP status, because Client4 reads
+ * the status only from a JSON body.
+ */
+async function withErrorStatus(res: Response, path: string): Promise<Response> {
+  if (res.ok || res.status < 400) return res;
+  const text = await res.text().catch(() => "");
+  if (res.headers.get("Content-Type") === "application/json") {
+    try {
+      const body = JSON.parse(text);
+      if (typeof body?.status_code === "number") return rebuilt(res, text);
+    } catch {
+      // Not JSON after all: described below like any other body.
+    }
+  }
+  const kind = res.headers.get("Content-Type")?.split(";")[0] || "no content type";
+  log.warn("Mattermost answered {path} with HTTP {status} and a {kind} body instead of a Mattermost error", {
+    path,
+    status: res.status,
+    kind,
+  });
+  return rebuilt(
+    res,
+    JSON.stringify({
+      id: "",
+      message: `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""} with a ${kind} body`,
+      status_code: res.status,
+    }),
+  );
+}
+
+function rebuilt(res: Response, body: string): Response {
+  const headers = new Headers(res.headers);
+  headers.set("Content-Type", "application/json");
+  headers.delete("Content-Length");
+  return new Response(body, { status: res.status, statusText: res.statusText, headers });
 }
 
 /** Milliseconds to wait according to `Retry-After` or `X-RateLimit-Reset`, between 100 ms and 30 s. */
@@ -102,7 +143,7 @@ function toBridgeError(what: string, err: unknown): BridgeError {
   const serverId = (err as { server_error_id?: string })?.server_error_id;
   const message = (err as { message?: string })?.message;
   if (status === undefined) {
-    // No status: the request never got an answer (network), or Client4 could not read it (429 after retries).
+    // No status: the request never got an answer (network), or its answer broke off before Client4 could read it.
     return new BridgeError(`cannot ${what}: Mattermost did not answer usably (${message || "no response"})`, {
       transient: true,
       cause: err,

@@ -71,7 +71,12 @@ export class MattermostBridge implements Bridge {
   private readonly startedAt = Date.now();
   /** Posts already created for a message whose later pieces failed, so a retry does not repeat them. */
   private readonly progress = new WeakMap<DirectionalMessage, string[]>();
-  private lastPending = 0;
+  /**
+   * Test-only: the two safeguards against echoes of the bridge's own posts, so that a test can show each works
+   * alone. `filter` drops posts by the bot or carrying the bridge marker; `deliveryId` hands the bus the delivery id
+   * found in an incoming post's `pending_post_id`.
+   */
+  readonly echoGuards = { filter: true, deliveryId: true };
 
   constructor(private readonly opts: MattermostBridgeOptions) {}
 
@@ -161,14 +166,15 @@ export class MattermostBridge implements Bridge {
     const drafts = renderPosts(dm.message, dm.source, this.opts.display);
     const done = this.progress.get(dm) ?? [];
     this.progress.set(dm, done);
-    for (const draft of drafts.slice(done.length)) {
+    for (let piece = done.length; piece < drafts.length; piece++) {
       const body = {
         channel_id: dm.targetChannel,
-        message: draft.message,
-        type: draft.type,
-        props: draft.props,
-        // Lets the server recognise a retried create whose first answer got lost.
-        pending_post_id: `${this.botId}:${this.nextPendingStamp()}`,
+        message: drafts[piece].message,
+        type: drafts[piece].type,
+        props: drafts[piece].props,
+        // The same on every retry of this piece: the server answers a repeated create within 30 s with the post
+        // the first one made, so a create whose answer got lost is not posted twice.
+        pending_post_id: pendingPostId(this.botId, dm.deliveryId, piece),
       };
       const post = await call(
         `post to channel ${dm.targetChannel}`,
@@ -177,11 +183,6 @@ export class MattermostBridge implements Bridge {
       done.push(post.id);
     }
     return { ids: [...done] };
-  }
-
-  private nextPendingStamp(): number {
-    this.lastPending = Math.max(Date.now(), this.lastPending + 1);
-    return this.lastPending;
   }
 
   private connectWebsocket(username: string): Promise<void> {
@@ -231,7 +232,10 @@ export class MattermostBridge implements Bridge {
 
   private async handlePost(post: Post): Promise<void> {
     this.seen.set(post.channel_id, Math.max(this.seen.get(post.channel_id) ?? 0, post.create_at));
-    if (!isBridgeable(post, this.botId)) return;
+    const bridgeable = this.echoGuards.filter
+      ? isBridgeable(post, this.botId)
+      : isBridgeable({ ...post, props: {} }, "");
+    if (!bridgeable) return;
     const user = await this.user(post.user_id);
     log.debug("Received post {postId} in {channel}: {message}", {
       postId: post.id,
@@ -249,6 +253,7 @@ export class MattermostBridge implements Bridge {
       },
       ...postText(post),
       timestamp: post.create_at,
+      deliveryId: this.echoGuards.deliveryId ? deliveryIdOf(post.pending_post_id, this.botId) : undefined,
     });
   }
 
@@ -304,6 +309,20 @@ function closeWebsocket(ws: InstanceType<typeof mm.WebSocketClient>): void {
     conn.close();
     (ws as unknown as { conn: WebSocket | null }).conn = null;
   }
+}
+
+/**
+ * The `pending_post_id` of one piece of a delivery: the server takes any string and deduplicates on the exact value,
+ * whoever sends it, so the bot's id in front keeps it apart from other clients' (the webapp sends `user id:ms`).
+ */
+function pendingPostId(botId: string, deliveryId: string, piece: number): string {
+  return `${botId}:${deliveryId}:${piece}`;
+}
+
+/** The delivery id in a `pending_post_id` the bot made with {@link pendingPostId}, if it is one. */
+function deliveryIdOf(pending: string | undefined, botId: string): string | undefined {
+  const [user, deliveryId, piece] = pending?.split(":") ?? [];
+  return user === botId && deliveryId && piece !== undefined ? deliveryId : undefined;
 }
 
 function displayName(user: User): string {

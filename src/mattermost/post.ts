@@ -24,6 +24,8 @@ export interface Post {
   update_at?: number;
   delete_at?: number;
   props?: Record<string, unknown>;
+  /** Only in a `posted` event (and the create's answer): the creating client's `pending_post_id`. */
+  pending_post_id?: string;
 }
 
 /** Parses the `post` field of a `posted` event, which Mattermost sends as a JSON string. Null when malformed. */

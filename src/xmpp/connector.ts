@@ -54,6 +54,11 @@ export class XmppBridge implements GhostingBridge {
   private readonly reflections: Reflections;
   /** Origin-ids of everything we sent, relayed or by a ghost: their reflections are ours. */
   private readonly ownOrigins = new Set<string>();
+  /**
+   * Test-only: the two safeguards against echoes of the bridge's own messages, so that a test can show each works
+   * alone. `filter` drops our own origin-ids, ghosts and the bridge's nick; `deliveryId` hands the bus the origin-id.
+   */
+  readonly echoGuards = { filter: true, deliveryId: true };
   /** The server's capabilities and the XEP modules it enables; found once per process, after the first login. */
   private xeps?: SessionXeps;
   private state: BridgeHealth = {
@@ -173,7 +178,8 @@ export class XmppBridge implements GhostingBridge {
       throw new BridgeError(`not in ${room} right now`, { transient: true });
     }
     const author = dm.message.author;
-    const id = crypto.randomUUID();
+    // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
+    const id = dm.deliveryId;
     this.rememberOwn(id);
     const { text, action } = dm.message;
     if (this.opts.ghosts) {
@@ -222,7 +228,7 @@ export class XmppBridge implements GhostingBridge {
     if (msg.error || !this.muc.rooms.has(msg.room)) return;
     const ours = (msg.originId && this.ownOrigins.has(msg.originId)) ||
       this.opts.ghosts?.isGhost(msg.room, msg.nick);
-    if (ours || (ownNick !== undefined && msg.nick === ownNick)) {
+    if (this.echoGuards.filter && (ours || (ownNick !== undefined && msg.nick === ownNick))) {
       // Our own message, reflected after its waiter gave up: record the room's id so later references resolve.
       if (msg.originId && msg.stanzaId) void this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId);
       return;
@@ -240,6 +246,7 @@ export class XmppBridge implements GhostingBridge {
       author: { id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
       ...parseBody(msg.body),
       timestamp: Date.now(),
+      deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
     });
   }
 

@@ -8,10 +8,14 @@
 import type { WsEvent } from "./events.ts";
 import type { Store } from "./store.ts";
 
-/** Rate limit settings (`RateLimitSettings.PerSec` / `MaxBurst`), per token. */
+/** Rate limit settings (`RateLimitSettings`). */
 export interface RateLimitConfig {
   perSecond: number;
   burst: number;
+  /** `VaryByRemoteAddr`: one bucket per client address (default true, as on the server). */
+  varyByRemoteAddr?: boolean;
+  /** `VaryByUser`: one bucket per session token (default false, as on the server). */
+  varyByUser?: boolean;
 }
 
 /** The parts of the server configuration the stand-in honours; mutable while the server runs. */
@@ -46,4 +50,8 @@ export interface App {
   publish(event: WsEvent): void;
   /** Whether the user currently has an open, authenticated WebSocket (used for `@here`). */
   isConnected(userId: string): boolean;
+  /** How long a `pending_post_id` de-duplicates creates (`pendingPostIDsCacheTTL`, 30 s). */
+  pendingPostIdTtlMs: number;
+  /** Test hook: while set, `POST /posts` waits for it after claiming its `pending_post_id` (a create in flight). */
+  holdCreate?: () => Promise<void>;
 }

@@ -9,7 +9,7 @@ import { AppError, sessionExpired } from "./app_error.ts";
 import type { App } from "./app.ts";
 import { errorResponse, type RequestContext, requestToken } from "./http.ts";
 import { newId } from "./ids.ts";
-import type { RateLimiter } from "./rate_limit.ts";
+import { type RateLimiter, rateLimitKey } from "./rate_limit.ts";
 import type { Router } from "./router.ts";
 import { handleWebSocket, type WebSocketDeps } from "./websocket.ts";
 
@@ -105,7 +105,7 @@ export function createHandler(deps: HandlerDeps): Deno.ServeHandler<Deno.NetAddr
     let rateHeaders: Record<string, string> = {};
     const limit = deps.app.config.rateLimit;
     if (limit) {
-      const key = requestToken(req, url)?.token ?? info.remoteAddr.hostname;
+      const key = rateLimitKey(limit, requestToken(req, url)?.token, info.remoteAddr.hostname);
       const result = deps.limiter.take(limit, key);
       rateHeaders = result.headers;
       if (result.limited) {

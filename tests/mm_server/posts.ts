@@ -12,7 +12,7 @@ import { attachFiles } from "./files.ts";
 import { newId } from "./ids.ts";
 import { explicitMentions } from "./mentions.ts";
 import type { Channel, Post, PostList, User } from "./model.ts";
-import { hasChannelPermission } from "./permissions.ts";
+import { canReadChannel, hasChannelPermission } from "./permissions.ts";
 import { isSystemAdmin, type Store } from "./store.ts";
 import { setStatus } from "./users.ts";
 
@@ -20,8 +20,8 @@ import { setStatus } from "./users.ts";
 export const MAX_POST_RUNES = 16383;
 /** `file_ids` serialized as JSON may not exceed this many runes (about 10 files). */
 const MAX_FILE_IDS_RUNES = 300;
-/** How long `pending_post_id` de-duplicates a retried create (the server's `PendingPostIDsCacheTTL`). */
-const PENDING_POST_TTL_MS = 30_000;
+/** How long `pending_post_id` de-duplicates a retried create (the server's `pendingPostIDsCacheTTL`). */
+export const PENDING_POST_TTL_MS = 30_000;
 
 /**
  * Types `Post.IsValid` accepts that are not `system_*` (refused earlier through REST), besides `custom_*`:
@@ -60,14 +60,14 @@ function checkMessageLength(message: string): void {
 }
 
 /**
- * Keep `override_username`/`override_icon_url` only where the real server would show them: the matching
- * `EnablePost…Override` setting is on and the post says `from_webhook: "true"`.
+ * `Post.SanitizeProps` (model/post.go): only `add_channel_member` and `force_notification` are dropped.
+ * `override_username`/`override_icon_url` are kept as sent; the display rules apply when they are shown
+ * (`sender_name`, the webapp), not when they are stored.
  */
-function sanitizeOverrideProps(app: App, props: Record<string, unknown>): Record<string, unknown> {
+function sanitizeProps(props: Record<string, unknown>): Record<string, unknown> {
   const out = { ...props };
-  const fromWebhook = out.from_webhook === "true";
-  if (!(app.config.enablePostUsernameOverride && fromWebhook)) delete out.override_username;
-  if (!(app.config.enablePostIconOverride && fromWebhook)) delete out.override_icon_url;
+  delete out.add_channel_member;
+  delete out.force_notification;
   return out;
 }
 
@@ -118,13 +118,26 @@ function mentionedUserIds(app: App, post: Post, channel: Channel): string[] {
   );
 }
 
-/** Publish `posted` with the data the real server attaches (`post` is a JSON string). */
-function publishPosted(app: App, post: Post, channel: Channel, setOnline: boolean): void {
-  const author = app.store.users.get(post.user_id);
+/**
+ * `PostNotification.GetSenderName` (app/notification.go): the override name only where overrides are
+ * allowed (`EnablePostUsernameOverride`), outside direct messages, on a post with `from_webhook: "true"`.
+ */
+function senderName(app: App, post: Post, channel: Channel): string {
   const override = post.props.override_username;
-  const senderName = typeof override === "string" && override !== ""
-    ? override
-    : `@${author?.username ?? ""}`;
+  if (
+    app.config.enablePostUsernameOverride && channel.type !== "D" && post.props.from_webhook === "true" &&
+    typeof override === "string"
+  ) {
+    return override;
+  }
+  return `@${app.store.users.get(post.user_id)?.username ?? ""}`;
+}
+
+/**
+ * Publish `posted` with the data the real server attaches (`post` is a JSON string). The event's post
+ * still carries the create's `pending_post_id`, which is never stored.
+ */
+function publishPosted(app: App, post: Post, channel: Channel, setOnline: boolean, pendingId: string): void {
   const data: Record<string, unknown> = {
     channel_display_name: channel.display_name,
     channel_name: channel.name,
@@ -139,15 +152,15 @@ function publishPosted(app: App, post: Post, channel: Channel, setOnline: boolea
     data.otherFile = "true";
     if (files.some((f) => f.mime_type.startsWith("image/"))) data.image = "true";
   }
-  data.post = JSON.stringify(postView(app.store, post));
-  data.sender_name = senderName;
+  data.post = JSON.stringify({ ...postView(app.store, post), pending_post_id: pendingId });
+  data.sender_name = senderName(app, post, channel);
   data.set_online = setOnline;
   data.team_id = channel.team_id;
   app.publish(newEvent("posted", data, { channelId: channel.id }));
 }
 
 /** Store a post and publish `posted`; shared by user posts and system messages. */
-function savePost(app: App, post: Post, channel: Channel, setOnline: boolean): Post {
+function savePost(app: App, post: Post, channel: Channel, setOnline: boolean, pendingId = ""): Post {
   const { store } = app;
   store.posts.set(post.id, post);
   const ids = store.channelPosts.get(channel.id) ?? [];
@@ -163,7 +176,7 @@ function savePost(app: App, post: Post, channel: Channel, setOnline: boolean): P
     const root = store.posts.get(post.root_id);
     if (root) root.update_at = post.create_at;
   }
-  publishPosted(app, post, channel, setOnline);
+  publishPosted(app, post, channel, setOnline, pendingId);
   return post;
 }
 
@@ -191,12 +204,54 @@ function blankPost(store: Store, userId: string, channelId: string): Post {
   };
 }
 
+/** A create that passed the checks before de-duplication; see {@link beginCreatePost}. */
+export interface PostCreation {
+  /** The post an earlier create with the same `pending_post_id` made: the answer, nothing new is created. */
+  found?: Post;
+  /** Runs the rest of the create (validation, save, `posted`); the pending id is released if it fails. */
+  finish(): Post;
+}
+
 /**
- * Create a post as `author`, exactly as `POST /posts` does: permission (403 unless a channel member or
- * admin — also for a missing or unknown `channel_id`), thread checks, the 16,383-rune limit, override-prop
- * rules, `from_bot` for bots, file attachment, `pending_post_id` de-duplication and the `posted` event.
+ * `deduplicateCreatePost` (app/post.go): the cache is keyed by the exact `pending_post_id`, whoever sends
+ * it. The first create claims the id ("in flight") and, once saved, records its post for 30 s from the
+ * save; a create arriving while the first is in flight gets 500 `…deduplicate_create_post.pending`; one
+ * arriving later gets the first post back — unless the sender may not read it (then it is ignored and a
+ * new post is created), or it is gone (500 `…failed_to_get`).
  */
-export function createPost(app: App, author: User, input: NewPost, setOnline = true): Post {
+function deduplicate(app: App, author: User, pendingId: string): Post | undefined {
+  const { store } = app;
+  const seen = store.pendingPostIds.get(pendingId);
+  if (!seen || Date.now() - seen.at >= app.pendingPostIdTtlMs) {
+    store.pendingPostIds.set(pendingId, { postId: "", at: Date.now() });
+    return undefined;
+  }
+  if (seen.postId === "") {
+    throw new AppError(
+      "api.post.deduplicate_create_post.pending",
+      "Rejected post since another client is making the same request.",
+      500,
+    );
+  }
+  const post = store.posts.get(seen.postId);
+  if (!post || post.delete_at !== 0) {
+    throw new AppError(
+      "api.post.deduplicate_create_post.failed_to_get",
+      "Failed to fetch original post after deduplicating a client repeating the same request.",
+      500,
+    );
+  }
+  if (!canReadChannel(store, author, store.channels.get(post.channel_id)!)) return undefined;
+  return postView(store, post);
+}
+
+/**
+ * The first half of `POST /posts`, up to de-duplication: permission (403 unless a channel member or admin
+ * — also for a missing or unknown `channel_id`), the deleted-channel check and the `pending_post_id`
+ * cache. `finish` does the rest: thread checks, the 16,383-rune limit, `from_bot` for bots, file
+ * attachment, saving and the `posted` event. Split so that a test can hold a create in flight.
+ */
+export function beginCreatePost(app: App, author: User, input: NewPost, setOnline = true): PostCreation {
   const { store } = app;
   const channel = typeof input.channel_id === "string" ? store.channels.get(input.channel_id) : undefined;
   if (!channel || !hasChannelPermission(store, author, channel)) throw permissionError("create_post");
@@ -210,14 +265,35 @@ export function createPost(app: App, author: User, input: NewPost, setOnline = t
       400,
     );
   }
-
   const pendingId = typeof input.pending_post_id === "string" ? input.pending_post_id : "";
-  const pending = store.pendingPostIds;
-  const seen = pendingId ? pending.get(`${author.id}:${pendingId}`) : undefined;
-  if (seen && Date.now() - seen.at < PENDING_POST_TTL_MS) {
-    return postView(store, store.posts.get(seen.postId)!);
-  }
+  const found = pendingId ? deduplicate(app, author, pendingId) : undefined;
+  if (found) return { found, finish: () => found };
+  return {
+    finish() {
+      try {
+        const post = validatedPost(app, author, channel, input);
+        if (setOnline) setStatus(app, author.id, "online");
+        savePost(app, post, channel, setOnline, pendingId);
+        if (pendingId) store.pendingPostIds.set(pendingId, { postId: post.id, at: Date.now() });
+        return { ...postView(store, post), pending_post_id: pendingId };
+      } catch (err) {
+        // The server forgets the claim of a create that failed, so that a retry can create the post.
+        if (pendingId) store.pendingPostIds.delete(pendingId);
+        throw err;
+      }
+    },
+  };
+}
 
+/** Create a post as `author`, exactly as `POST /posts` does (see {@link beginCreatePost}). */
+export function createPost(app: App, author: User, input: NewPost, setOnline = true): Post {
+  const creation = beginCreatePost(app, author, input, setOnline);
+  return creation.found ?? creation.finish();
+}
+
+/** The checks `CreatePost` and `Post.IsValid` make after de-duplication, and the post they build. */
+function validatedPost(app: App, author: User, channel: Channel, input: NewPost): Post {
+  const { store } = app;
   const rootId = typeof input.root_id === "string" ? input.root_id : "";
   if (rootId) {
     const root = store.posts.get(rootId);
@@ -234,6 +310,7 @@ export function createPost(app: App, author: User, input: NewPost, setOnline = t
   }
   const message = typeof input.message === "string" ? input.message : "";
   checkMessageLength(message);
+  const type = typeof input.type === "string" ? input.type : "";
   if (!REST_POST_TYPES.has(type) && !type.startsWith("custom_")) {
     throw new AppError("model.post.is_valid.type.app_error", "Invalid type.", 400, `id=${type}`);
   }
@@ -249,16 +326,11 @@ export function createPost(app: App, author: User, input: NewPost, setOnline = t
   post.root_id = rootId;
   post.message = message;
   post.type = type;
-  post.pending_post_id = pendingId;
-  post.props = sanitizeOverrideProps(app, input.props ?? {});
+  post.props = sanitizeProps(input.props ?? {});
   if (author.is_bot) post.props.from_bot = "true";
   const attached = attachFiles(store, fileIds, post);
   if (attached.length) post.file_ids = attached;
-
-  if (pendingId) pending.set(`${author.id}:${pendingId}`, { postId: post.id, at: Date.now() });
-  if (setOnline) setStatus(app, author.id, "online");
-  savePost(app, post, channel, setOnline);
-  return postView(store, post);
+  return post;
 }
 
 /** What a system message needs; the server writes these for joins, leaves and channel changes. */
@@ -321,7 +393,7 @@ export function patchPost(app: App, actor: User, postId: string, patch: PostPatc
     post.edit_at = now;
   }
   if (patch.props && typeof patch.props === "object") {
-    post.props = sanitizeOverrideProps(app, patch.props);
+    post.props = { ...patch.props };
   }
   if (Array.isArray(patch.file_ids)) {
     const attached = attachFiles(app.store, patch.file_ids.map(String), post);

@@ -1,12 +1,22 @@
 /**
- * Request rate limiting like the server's `RateLimiter` (throttled's GCRA with `PerSec` and `MaxBurst`,
- * varied by token): every response carries `X-RateLimit-*` headers; an exhausted key gets 429 with a
- * `text/plain` body and `Retry-After`.
+ * Request rate limiting like the server's `RateLimiter` (app/ratelimit.go: throttled's GCRA with `PerSec`
+ * and `MaxBurst`, keyed by remote address unless configured otherwise): every response carries
+ * `X-RateLimit-*` headers; an exhausted key gets 429 with a `text/plain` body and `Retry-After`.
  *
  * @module
  */
 
 import type { RateLimitConfig } from "./app.ts";
+
+/**
+ * `RateLimiter.GenerateKey`: with `VaryByUser` the request's token (the address when it has none), else with
+ * `VaryByRemoteAddr` (the default) the remote address, else one bucket for everyone.
+ */
+export function rateLimitKey(config: RateLimitConfig, token: string | undefined, remoteAddr: string): string {
+  const byAddr = config.varyByRemoteAddr ?? true;
+  if (config.varyByUser) return token ?? (byAddr ? remoteAddr : "");
+  return byAddr ? remoteAddr : "";
+}
 
 interface Bucket {
   tokens: number;

@@ -10,7 +10,7 @@ import { channelParam, idParam } from "./lookup.ts";
 import type { Post } from "./model.ts";
 import { requireReadChannel } from "./permissions.ts";
 import {
-  createPost,
+  beginCreatePost,
   deletePost,
   type NewPost,
   patchPost,
@@ -25,11 +25,9 @@ import type { Router } from "./router.ts";
 import type { RequestContext } from "./http.ts";
 import { isSystemAdmin } from "./store.ts";
 
-/** Go's `strconv.ParseBool`, used for `?set_online=`. */
-function parseBool(raw: string): boolean | undefined {
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(raw)) return true;
-  if (["0", "f", "F", "FALSE", "false", "False"].includes(raw)) return false;
-  return undefined;
+/** `?set_online=` as api4/post.go reads it: Go's `strconv.ParseBool`, and true when absent or invalid. */
+function setOnlineParam(raw: string | null): boolean {
+  return !["0", "f", "F", "FALSE", "false", "False"].includes(raw ?? "");
 }
 
 /** The post named by `:post_id`, readable by the caller (404 before 403, like `GetPostIfAuthorized`). */
@@ -47,10 +45,11 @@ export function registerPostRoutes(router: Router): void {
   router.add("POST", "/posts", async (ctx) => {
     const actor = requireUser(ctx);
     const body = await readJsonObject(ctx, "post");
-    const raw = ctx.url.searchParams.get("set_online");
-    const setOnline = raw === null || raw === "" ? true : parseBool(raw);
-    if (setOnline === undefined) throw invalidUrlParam("set_online");
-    return json(201, createPost(ctx.app, actor, body as NewPost, setOnline));
+    const setOnline = setOnlineParam(ctx.url.searchParams.get("set_online"));
+    const creation = beginCreatePost(ctx.app, actor, body as NewPost, setOnline);
+    if (creation.found) return json(201, creation.found);
+    await ctx.app.holdCreate?.();
+    return json(201, creation.finish());
   });
 
   router.add("GET", "/posts/:post_id", (ctx) => json(200, postView(ctx.app.store, readablePost(ctx))));

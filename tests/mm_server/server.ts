@@ -82,7 +82,18 @@ export interface StandInOptions {
    * the bridge the right to register its command; `"none"` leaves it outside the team.
    */
   botTeamRole?: "member" | "admin" | "none";
+  /** How long a `pending_post_id` de-duplicates creates (default 30 s, the server's `pendingPostIDsCacheTTL`). */
+  pendingPostIdTtlMs?: number;
 }
+
+/** A misbehaviour of `POST /api/v4/posts` a test switches on with {@link MattermostStandIn.failPostCreates}. */
+export type PostCreateFault =
+  /** The post is created, then the connection breaks before the answer's body: the client cannot tell. */
+  | { kind: "lose-answer" }
+  /** Nothing is created; the server answers 500 `app.post.save.app_error`, as when its database fails. */
+  | { kind: "server-error" }
+  /** Nothing is created; a reverse proxy in front answers `status` with an HTML page (no JSON, no `status_code`). */
+  | { kind: "proxy-error"; status: number };
 
 /** A user the tests can act as. */
 export interface TestUser {
@@ -174,7 +185,19 @@ export interface MattermostStandIn {
   dropWebsockets(): void;
   /** Close every WebSocket and forget all connection ids, as a server restart would: reconnects get a new `hello`. */
   restartWebsocketSessions(): void;
-  /** Turn rate limiting on (per token) or off. */
+  // --- Test hooks: misbehaviour on demand, to see how a client copes. ---
+  /**
+   * The next `times` (default 1) creates through `POST /posts`, after letting `skip` (default 0) pass
+   * normally, misbehave as `fault` says. Creates made with {@link postAs} are not affected.
+   */
+  failPostCreates(fault: PostCreateFault, opts?: { skip?: number; times?: number }): void;
+  /**
+   * Holds every `POST /posts` in flight after it claimed its `pending_post_id`, until `release` is called;
+   * `held()` counts the creates waiting.
+   */
+  holdPostCreates(): { held(): number; release(): void };
+
+  /** Turn rate limiting on or off. */
   setRateLimit(limit: RateLimitConfig | null): void;
   /** Change settings while running (e.g. `enablePostUsernameOverride`). */
   setConfig(patch: Partial<Omit<ServerConfig, "version">>): void;
@@ -242,6 +265,7 @@ class StandIn implements MattermostStandIn {
         for (const waiter of this.#waiters) waiter.check();
       },
       isConnected: (userId) => this.#hub.isConnected(userId),
+      pendingPostIdTtlMs: opts.pendingPostIdTtlMs ?? 30_000,
     };
     const versionId = `${VERSION}.0.${crypto.randomUUID().replaceAll("-", "")}.false`;
     this.#ws = {
@@ -259,16 +283,17 @@ class StandIn implements MattermostStandIn {
     registerPostRoutes(router);
     registerFileRoutes(router);
     registerCommandRoutes(router);
+    const handler = createHandler({
+      app: this.#app,
+      router,
+      limiter: this.#limiter,
+      websocket: this.#ws,
+      versionId,
+      log: this.requestLog,
+    });
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
-      createHandler({
-        app: this.#app,
-        router,
-        limiter: this.#limiter,
-        websocket: this.#ws,
-        versionId,
-        log: this.requestLog,
-      }),
+      (req, info) => this.#withFaults(req, info, handler),
     );
     this.url = `http://127.0.0.1:${this.#server.addr.port}`;
     this.config.siteUrl ||= this.url;
@@ -487,6 +512,75 @@ class StandIn implements MattermostStandIn {
         // Not open yet: the upgrade never completed.
       }
     }
+  }
+
+  // --- Test hooks ---
+
+  /** Faults still to come, in order: each lets `skip` creates pass, then misbehaves once. */
+  readonly #createFaults: Array<{ fault: PostCreateFault; skip: number }> = [];
+
+  failPostCreates(fault: PostCreateFault, opts: { skip?: number; times?: number } = {}): void {
+    for (let i = 0; i < (opts.times ?? 1); i++) {
+      this.#createFaults.push({ fault, skip: i === 0 ? opts.skip ?? 0 : 0 });
+    }
+  }
+
+  holdPostCreates(): { held(): number; release(): void } {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => open = resolve);
+    let held = 0;
+    const hold = async () => {
+      held++;
+      await gate;
+      held--;
+    };
+    this.#app.holdCreate = hold;
+    return {
+      held: () => held,
+      release: () => {
+        if (this.#app.holdCreate === hold) this.#app.holdCreate = undefined;
+        open();
+      },
+    };
+  }
+
+  async #withFaults(
+    req: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+    handler: Deno.ServeHandler<Deno.NetAddr>,
+  ): Promise<Response> {
+    const next = this.#createFaults[0];
+    if (!next || req.method !== "POST" || new URL(req.url).pathname !== "/api/v4/posts") {
+      return handler(req, info);
+    }
+    if (next.skip > 0) {
+      next.skip--;
+      return handler(req, info);
+    }
+    this.#createFaults.shift();
+    const { fault } = next;
+    if (fault.kind === "proxy-error") {
+      this.requestLog.push({ method: req.method, path: "/api/v4/posts", query: "", status: fault.status });
+      return new Response(`<html><body><h1>${fault.status}</h1>nginx</body></html>\n`, {
+        status: fault.status,
+        headers: { "Content-Type": "text/html" },
+      });
+    }
+    if (fault.kind === "server-error") {
+      this.requestLog.push({ method: req.method, path: "/api/v4/posts", query: "", status: 500 });
+      return Response.json({
+        id: "app.post.save.app_error",
+        message: "Unable to save the post.",
+        detailed_error: "",
+        request_id: "",
+        status_code: 500,
+      }, { status: 500 });
+    }
+    const answer = await handler(req, info);
+    await answer.body?.cancel();
+    // Headers go out, then the body fails: the connection breaks in the middle of the answer.
+    const broken = new ReadableStream({ pull: (c) => c.error(new Error("connection lost (test hook)")) });
+    return new Response(broken, { status: answer.status, headers: answer.headers });
   }
 
   setRateLimit(limit: RateLimitConfig | null): void {

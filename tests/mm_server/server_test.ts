@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { apiFetch, clientFor, connectClient, draft, rejectsWith, withStandIn } from "./test_support.ts";
+import {
+  apiFetch,
+  clientFor,
+  connectClient,
+  draft,
+  rejectsWith,
+  until,
+  withStandIn,
+} from "./test_support.ts";
 
 const NO_OPTS = {};
 
@@ -273,32 +281,49 @@ Deno.test("a JSON body whose Content-Type is not exactly application/json gets 4
   });
 });
 
-Deno.test("override_username/override_icon_url survive only when enabled and from_webhook is true", async () => {
+Deno.test("override props are stored as sent; sender_name uses the override only where the server allows", async () => {
   const props = { override_username: "romeo", override_icon_url: "http://x/a.png" };
+  for (const enabled of [true, false]) {
+    await withStandIn({ enablePostUsernameOverride: enabled }, async (server) => {
+      const channel = server.createChannel("bridged");
+      server.addMember(channel.id, server.bot.id);
+      const bot = clientFor(server, server.bot.token);
+      const watcher = connectClient(server, server.admin.token);
+      try {
+        await watcher.waitFor((m) => m.event === "hello");
+        const withWebhook = await bot.createPost(
+          draft({ channel_id: channel.id, message: "a", props: { ...props, from_webhook: "true" } }),
+        );
+        const without = await bot.createPost(draft({ channel_id: channel.id, message: "b", props }));
+        for (const post of [withWebhook, without, server.post(withWebhook.id)!, server.post(without.id)!]) {
+          assert.equal(post.props.override_username, "romeo");
+          assert.equal(post.props.override_icon_url, "http://x/a.png");
+        }
+        const senderOf = async (postId: string) =>
+          (await watcher.waitFor((m) => m.event === "posted" && JSON.parse(m.data.post).id === postId))
+            .data.sender_name;
+        assert.equal(await senderOf(withWebhook.id), enabled ? "romeo" : "@xmppbridge");
+        assert.equal(await senderOf(without.id), "@xmppbridge");
+      } finally {
+        watcher.close();
+      }
+    });
+  }
+});
+
+Deno.test("an invalid set_online is ignored (the post is created, the author set online)", async () => {
   await withStandIn(NO_OPTS, async (server) => {
     const channel = server.createChannel("bridged");
     server.addMember(channel.id, server.bot.id);
-    const bot = clientFor(server, server.bot.token);
-    const withWebhook = await bot.createPost(
-      draft({ channel_id: channel.id, message: "a", props: { ...props, from_webhook: "true" } }),
-    );
-    assert.equal(withWebhook.props.override_username, "romeo");
-    assert.equal(withWebhook.props.override_icon_url, "http://x/a.png");
-    const without = await bot.createPost(draft({ channel_id: channel.id, message: "b", props }));
-    assert.equal(without.props.override_username, undefined);
-    assert.equal(without.props.override_icon_url, undefined);
-  });
-  await withStandIn({ enablePostUsernameOverride: false, enablePostIconOverride: false }, async (server) => {
-    const channel = server.createChannel("bridged");
-    server.addMember(channel.id, server.bot.id);
-    const bot = clientFor(server, server.bot.token);
-    assert.equal((await bot.getClientConfig()).EnablePostUsernameOverride, "false");
-    const post = await bot.createPost(
-      draft({ channel_id: channel.id, message: "a", props: { ...props, from_webhook: "true" } }),
-    );
-    assert.equal(post.props.override_username, undefined);
-    assert.equal(post.props.override_icon_url, undefined);
-    assert.equal(post.props.from_webhook, "true");
+    const resp = await apiFetch(server, "POST", "/posts?set_online=maybe", {
+      token: server.bot.token,
+      body: JSON.stringify({ channel_id: channel.id, message: "hi" }),
+      contentType: "application/json",
+    });
+    assert.equal(resp.status, 201);
+    assert.equal((await resp.json()).message, "hi");
+    const status = await clientFor(server, server.admin.token).getStatus(server.bot.id);
+    assert.equal(status.status, "online");
   });
 });
 
@@ -637,9 +662,9 @@ Deno.test("rate limiting answers 429 with a text/plain body and the X-RateLimit 
     assert.ok(Number(limited.headers.get("retry-after")) >= 1);
     assert.ok(Number(limited.headers.get("x-ratelimit-reset")) >= 1);
     assert.equal(await limited.text(), "limit exceeded\n");
-    // Another token has its own bucket.
+    // Keyed by remote address (VaryByRemoteAddr, the default): another token from the same address is limited too.
     const other = await apiFetch(server, "GET", "/users/me", { token: server.admin.token });
-    assert.equal(other.status, 200);
+    assert.equal(other.status, 429);
     await other.body?.cancel();
     server.setRateLimit(null);
     const free = await apiFetch(server, "GET", "/users/me", { token: server.bot.token });
@@ -649,19 +674,126 @@ Deno.test("rate limiting answers 429 with a text/plain body and the X-RateLimit 
   });
 });
 
+Deno.test("with VaryByUser each token has its own rate-limit bucket", async () => {
+  await withStandIn({ rateLimit: { perSecond: 1, burst: 0, varyByUser: true } }, async (server) => {
+    const statuses: number[] = [];
+    for (const token of [server.bot.token, server.bot.token, server.admin.token]) {
+      const resp = await apiFetch(server, "GET", "/users/me", { token });
+      statuses.push(resp.status);
+      await resp.body?.cancel();
+    }
+    assert.deepEqual(statuses, [200, 429, 200]);
+  });
+});
+
 Deno.test("a retried create with the same pending_post_id returns the first post", async () => {
   await withStandIn(NO_OPTS, async (server) => {
     const channel = server.createChannel("bridged");
     server.addMember(channel.id, server.bot.id);
     const bot = clientFor(server, server.bot.token);
-    const first = await bot.createPost(
-      draft({ channel_id: channel.id, message: "once", pending_post_id: "p1" }),
-    );
-    const retry = await bot.createPost(
-      draft({ channel_id: channel.id, message: "once", pending_post_id: "p1" }),
-    );
-    assert.equal(retry.id, first.id);
+    const watcher = connectClient(server, server.admin.token);
+    try {
+      await watcher.waitFor((m) => m.event === "hello");
+      const pendingId = `${server.bot.id}:1700000000000`;
+      const first = await bot.createPost(
+        draft({ channel_id: channel.id, message: "once", pending_post_id: pendingId }),
+      );
+      assert.equal(first.pending_post_id, pendingId);
+      const posted = await watcher.waitFor((m) => m.event === "posted");
+      assert.equal(JSON.parse(posted.data.post).pending_post_id, pendingId);
+      const retry = await bot.createPost(
+        draft({ channel_id: channel.id, message: "once", pending_post_id: pendingId }),
+      );
+      assert.equal(retry.id, first.id);
+      assert.equal(server.posts(channel.id).length, 1);
+      // Not stored: reading the post back has no pending_post_id.
+      assert.equal((await bot.getPost(first.id)).pending_post_id, "");
+      // Exact match only.
+      await bot.createPost(
+        draft({ channel_id: channel.id, message: "twice", pending_post_id: `${pendingId}0` }),
+      );
+      assert.equal(server.posts(channel.id).length, 2);
+    } finally {
+      watcher.close();
+    }
+  });
+});
+
+Deno.test("a create whose pending_post_id is still in flight gets 500 deduplicate_create_post.pending", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const body = draft({ channel_id: channel.id, message: "slow", pending_post_id: "p-slow" });
+    const hold = server.holdPostCreates();
+    const first = bot.createPost(body);
+    await until(() => hold.held() === 1, 3000, "the first create to be in flight");
+    await rejectsWith(bot.createPost(body), 500, "api.post.deduplicate_create_post.pending");
+    hold.release();
+    const created = await first;
+    assert.equal((await bot.createPost(body)).id, created.id);
     assert.equal(server.posts(channel.id).length, 1);
+  });
+});
+
+Deno.test("a failed create releases its pending_post_id; the id is keyed globally but needs read access", async () => {
+  await withStandIn({ pendingPostIdTtlMs: 300 }, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: channel.id, message: "x".repeat(16384), pending_post_id: "p1" })),
+      400,
+    );
+    const ok = await bot.createPost(
+      draft({ channel_id: channel.id, message: "fits", pending_post_id: "p1" }),
+    );
+    assert.equal(ok.message, "fits");
+    // Another user sending the same id where they cannot read the first post gets a post of their own.
+    const secret = server.createChannel("secret", { type: "P" });
+    server.addMember(secret.id, server.bot.id);
+    const inSecret = await bot.createPost(
+      draft({ channel_id: secret.id, message: "s", pending_post_id: "p2" }),
+    );
+    const carol = server.createUser("carol");
+    server.addMember(channel.id, carol.id);
+    const carols = await clientFor(server, carol.token).createPost(
+      draft({ channel_id: channel.id, message: "c", pending_post_id: "p2" }),
+    );
+    assert.notEqual(carols.id, inSecret.id);
+    // One who can read it gets the first post back, whoever made it.
+    const again = await clientFor(server, server.admin.token).createPost(
+      draft({ channel_id: channel.id, message: "other", pending_post_id: "p1" }),
+    );
+    assert.equal(again.id, ok.id);
+    // After the TTL the id creates a new post.
+    await new Promise((r) => setTimeout(r, 400));
+    const late = await bot.createPost(
+      draft({ channel_id: channel.id, message: "fits", pending_post_id: "p1" }),
+    );
+    assert.notEqual(late.id, ok.id);
+  });
+});
+
+Deno.test("test hooks: a lost answer still creates the post; a proxy error creates nothing", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    server.failPostCreates({ kind: "lose-answer" });
+    await assert.rejects(bot.createPost(draft({ channel_id: channel.id, message: "lost" })));
+    assert.deepEqual(server.posts(channel.id).map((p) => p.message), ["lost"]);
+    server.failPostCreates({ kind: "proxy-error", status: 502 }, { skip: 1 });
+    await bot.createPost(draft({ channel_id: channel.id, message: "passes" }));
+    const resp = await apiFetch(server, "POST", "/posts", {
+      token: server.bot.token,
+      body: JSON.stringify({ channel_id: channel.id, message: "refused" }),
+      contentType: "application/json",
+    });
+    assert.equal(resp.status, 502);
+    assert.equal(resp.headers.get("content-type"), "text/html");
+    await resp.body?.cancel();
+    assert.deepEqual(server.posts(channel.id).map((p) => p.message), ["lost", "passes"]);
   });
 });
 

@@ -63,7 +63,7 @@ export class Store {
   readonly files: Map<string, StoredFile> = new Map();
   /** Slash commands by id. */
   readonly commands: Map<string, Command> = new Map();
-  /** `user id:pending_post_id` → the post it created, to de-duplicate retried creates. */
+  /** `pending_post_id` → the post it created ("" while in flight) and when, to de-duplicate retried creates. */
   readonly pendingPostIds: Map<string, { postId: string; at: number }> = new Map();
   /** Presence by user id; users without an entry are offline. */
   readonly statuses: Map<string, Status> = new Map();
