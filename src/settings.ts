@@ -406,6 +406,7 @@ export const SETTINGS = {
     doc: "json or pretty",
     notes: "json under systemd; read it with journalctl -u mmxmpp.",
     defaultDoc: "pretty on a TTY, else json",
+    example: "json",
     parse: oneOf(["json", "pretty"] as const),
   }),
 } as const;
