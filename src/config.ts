@@ -228,19 +228,33 @@ export function maskText(text: string, secrets: readonly string[]): string {
   return secretSpellings(secrets).reduce((out, spelling) => out.replaceAll(spelling, "***"), text);
 }
 
+/** How text escapes a string it quotes: JSON (log lines, --json), and Deno.inspect (the pretty log format). */
+const ESCAPES = [
+  (s: string) => JSON.stringify(s).slice(1, -1),
+  (s: string) => Deno.inspect(s).slice(1, -1),
+];
+
 /**
- * The ways each secret can appear in printed text, longest first: as is, escaped inside a JSON string, and
- * URL-encoded. Secrets under 4 characters are left out, so that a very short one does not mask ordinary words.
+ * The ways each secret can appear in printed text, longest first: as is, URL-encoded, and escaped as a quoted
+ * string up to three levels deep (a JSON log line quoting an error that quotes a JSON body). Secrets under 4
+ * characters are left out, so that a very short one does not mask ordinary words.
  *
  * @example
  * ```ts
- * secretSpellings(['pa"ss word']); // ['pa%22ss%20word', 'pa\\"ss word', 'pa"ss word']
+ * secretSpellings(["pa\"ss word"]); // [..., "pa\\\"ss word", "pa%22ss%20word", "pa\"ss word"]
  * ```
  */
 export function secretSpellings(secrets: readonly string[]): string[] {
-  const spellings = secrets.filter((s) => s.length >= 4)
-    .flatMap((s) => [s, JSON.stringify(s).slice(1, -1), encodeURIComponent(s)]);
-  return [...new Set(spellings)].sort((a, b) => b.length - a.length);
+  const spellings = new Set<string>();
+  for (const secret of secrets.filter((s) => s.length >= 4)) {
+    spellings.add(secret).add(encodeURIComponent(secret));
+    let level = [secret];
+    for (let depth = 0; depth < 3; depth++) {
+      level = [...new Set(level.flatMap((s) => ESCAPES.map((escape) => escape(s))))];
+      for (const s of level) spellings.add(s);
+    }
+  }
+  return [...spellings].sort((a, b) => b.length - a.length);
 }
 
 /** Parses `BRIDGE_MAPPINGS`: comma-separated `team/channel=room@service` or `channelId=room@service`. */
