@@ -1,18 +1,12 @@
 /**
- * Configuration from environment variables: the documented contract, its validation, and a masked view.
+ * The bridge's configuration, built from the environment through the settings schema (settings.ts): the checks
+ * that involve more than one variable, computed defaults, `--help`, and the masked views of secrets.
  *
  * @module
  */
 import { createHash } from "node:crypto";
 import type { MappingRefs } from "./core/manager.ts";
-import {
-  BARE_JID,
-  componentServiceUrl,
-  documentedVariables,
-  MM_ID,
-  readSettings,
-  requiredMessage,
-} from "./settings.ts";
+import { BARE_JID, documentedVariables, MM_ID, readSettings, requiredMessage } from "./settings.ts";
 
 /** Log verbosity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -113,23 +107,15 @@ export function loadConfig(
   }
   let component: Config["ghosts"]["component"];
   if (v.BRIDGE_GHOST_MODE === "component") {
-    if (!env.XMPP_COMPONENT_JID?.trim()) {
+    // Optional in the other modes, required in this one (unless already reported as invalid).
+    const reported = (name: string) => errors.some((e) => e.startsWith(name));
+    if (v.XMPP_COMPONENT_JID === undefined && !reported("XMPP_COMPONENT_JID")) {
       errors.push("XMPP_COMPONENT_JID is required with BRIDGE_GHOST_MODE=component");
     }
-    if (v.XMPP_COMPONENT_SECRET === undefined && !errors.some((e) => e.startsWith("XMPP_COMPONENT_SECRET"))) {
+    if (v.XMPP_COMPONENT_SECRET === undefined && !reported("XMPP_COMPONENT_SECRET")) {
       errors.push(requiredMessage("XMPP_COMPONENT_SECRET"));
     }
-    let componentService = v.XMPP_COMPONENT_SERVICE;
-    if (!env.XMPP_COMPONENT_SERVICE?.trim()) {
-      let host = "";
-      try {
-        host = new URL(service).hostname;
-      } catch { /* XMPP_SERVICE is already reported */ }
-      componentService = componentServiceUrl(`xmpp://${host}:5347`, "XMPP_COMPONENT_SERVICE", {
-        problem: (m) => errors.push(m),
-        readFile,
-      });
-    }
+    const componentService = v.XMPP_COMPONENT_SERVICE ?? componentServiceOf(service);
     if (v.XMPP_COMPONENT_JID && v.XMPP_COMPONENT_SECRET && componentService) {
       component = { jid: v.XMPP_COMPONENT_JID, secret: v.XMPP_COMPONENT_SECRET, service: componentService };
     }
@@ -176,6 +162,16 @@ export function loadConfig(
       secrets: unique(secrets),
     },
   };
+}
+
+/** The default component service: port 5347 on the XMPP server's host (none when there is no valid host). */
+function componentServiceOf(service: string): string | undefined {
+  try {
+    const host = new URL(service).hostname;
+    return host ? `xmpp://${host}:5347` : undefined;
+  } catch {
+    return undefined; // XMPP_SERVICE or XMPP_JID is already reported
+  }
 }
 
 function unique(values: string[]): string[] {

@@ -98,7 +98,7 @@ function xmppServiceUrl(value: string, name: string, ctx: ParseContext): string 
 }
 
 /** Checks an `xmpp://host:port` URL (the component port; no TLS, no default port). */
-export function componentServiceUrl(value: string, name: string, ctx: ParseContext): string | undefined {
+function componentServiceUrl(value: string, name: string, ctx: ParseContext): string | undefined {
   try {
     const u = new URL(value);
     if (u.protocol !== "xmpp:" || !u.hostname || !u.port) throw new Error("shape");

@@ -547,4 +547,15 @@ Deno.test("component mode needs XMPP_COMPONENT_JID and XMPP_COMPONENT_SECRET, ea
     secret: "c0mp0nent-S3CRET",
     service: "xmpp://example.org:5347",
   });
+  // The default component port is on XMPP_SERVICE's host; an explicit service must be xmpp://host:port.
+  assert.equal(
+    ok({ ...fullEnv(), XMPP_SERVICE: "xmpps://xmpp.example.net" }).ghosts.component?.service,
+    "xmpp://xmpp.example.net:5347",
+  );
+  for (const bad of ["xmpps://h:1", "xmpp://h", "h:5347"]) {
+    assert.match(
+      oneErrorAbout(errorsOf({ ...fullEnv(), XMPP_COMPONENT_SERVICE: bad }), "XMPP_COMPONENT_SERVICE"),
+      /expected xmpp:\/\/host:port/,
+    );
+  }
 });
