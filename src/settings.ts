@@ -425,9 +425,6 @@ export interface DocumentedVariable {
   doc: string;
   /** The default as people read it: "required", the default text, or a description. */
   default: string;
-  secret: boolean;
-  /** For `X_FILE`: `X`. */
-  fileOf?: string;
 }
 
 /** Every setting with its name, in schema order. */
@@ -447,15 +444,12 @@ export function documentedVariables(): DocumentedVariable[] {
       name: s.name,
       doc: s.doc,
       default: s.required ? "required" : s.default ?? s.defaultDoc ?? "none",
-      secret: !!s.secret,
     };
     if (!s.secret) return [own];
     return [own, {
       name: `${s.name}_FILE`,
       doc: `file holding ${s.name} (instead of ${s.name})`,
       default: "none",
-      secret: false,
-      fileOf: s.name,
     }];
   });
 }
