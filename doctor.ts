@@ -10,6 +10,8 @@
  * @module
  */
 import { errorMessage } from "./src/core/errors.ts";
+import { secretsOf } from "./src/config.ts";
+import { secretsIn } from "./src/settings.ts";
 import { DOCTOR_HELP, doctorSettings, parseDoctorFlags } from "./src/doctor/options.ts";
 import { Checkup, formatStep, formatSummary, masker, reportJson } from "./src/doctor/report.ts";
 import { xmppSteps } from "./src/doctor/xmpp_steps.ts";
@@ -48,8 +50,9 @@ export async function runDoctor(
     return 0;
   }
   const resolved = doctorSettings(flags, env);
-  const given = [env.XMPP_PASSWORD, env.MM_TOKEN, env.MM_COMMAND_TOKEN, flags.password];
-  let mask = masker(given);
+  // Every secret of the schema: as given (even those --skip-mattermost sets aside) and as read from _FILE.
+  const given = [...secretsIn(env), flags.password];
+  const mask = masker([...given, ...(resolved.ok ? secretsOf(resolved.settings.config) : resolved.secrets)]);
   if (!resolved.ok) {
     for (const e of resolved.errors) output.err(mask(`mmxmpp --doctor: ${e}`));
     if (flags.json) output.out(JSON.stringify({ ok: false, errors: resolved.errors.map(mask) }, null, 2));
@@ -57,10 +60,8 @@ export async function runDoctor(
   }
   const s = resolved.settings;
   const { config } = s;
-  // Secrets read from _FILE variables are known only now.
-  mask = masker([...given, config.xmpp.password, config.mattermost.token, config.mattermost.commandToken]);
   const show = (line: string) => output.out(mask(line));
-  for (const w of s.warnings) output.err(`mmxmpp --doctor: warning: ${w}`);
+  for (const w of s.warnings) output.err(mask(`mmxmpp --doctor: warning: ${w}`));
 
   const checkup = new Checkup((r) => {
     if (!flags.json) { for (const line of formatStep(r)) show(line); }

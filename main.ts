@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { getLogger } from "@logtape/logtape";
-import { helpText, loadConfig, maskedConfig, secretsOf } from "./src/config.ts";
+import { helpText, loadConfig, maskedConfig, maskText, secretsOf } from "./src/config.ts";
 import { setupLogging, stopLogging } from "./src/log.ts";
 import { startBridge } from "./src/app.ts";
 import { errorMessage } from "./src/core/errors.ts";
@@ -44,13 +44,15 @@ export async function main(args: string[]): Promise<number> {
   }
   const loaded = loadConfig(Deno.env.toObject(), undefined, Deno.stderr.isTerminal());
   if (!loaded.ok) {
-    for (const e of loaded.errors) console.error(`mmxmpp: configuration error: ${e}`);
+    for (const e of loaded.errors) {
+      console.error(maskText(`mmxmpp: configuration error: ${e}`, loaded.secrets));
+    }
     console.error("mmxmpp: see mmxmpp --help for every variable");
     return 2;
   }
   const { config } = loaded;
   if (flags["check-config"]) {
-    for (const w of loaded.warnings) console.error(`mmxmpp: warning: ${w}`);
+    for (const w of loaded.warnings) console.error(maskText(`mmxmpp: warning: ${w}`, config.secrets));
     console.log(JSON.stringify(maskedConfig(config), null, 2));
     return 0;
   }
@@ -59,6 +61,7 @@ export async function main(args: string[]): Promise<number> {
   const log = getLogger(["mmxmpp"]);
   routeLibraryConsole();
   log.info("mmxmpp {version} starting", { version: VERSION });
+  for (const warning of loaded.warnings) log.warn("Configuration: {warning}", { warning });
   let bridge;
   try {
     bridge = await startBridge(config);

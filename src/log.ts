@@ -17,7 +17,7 @@ import {
   type TextFormatter,
 } from "@logtape/logtape";
 import { redactByField, redactByPattern } from "@logtape/redaction";
-import type { LogLevel } from "./config.ts";
+import { type LogLevel, secretSpellings } from "./config.ts";
 
 /** Options for {@link setupLogging}. */
 export interface LogOptions {
@@ -39,11 +39,8 @@ const levelMap: Record<LogLevel, TapeLevel> = {
 /** Builds the formatter that masks `secrets` in finished lines. */
 export function redactingFormatter(format: "json" | "pretty", secrets: string[]): TextFormatter {
   const base = format === "json" ? jsonLinesFormatter : ansiColorFormatter;
-  // JSON lines hold a secret as JSON escapes it (`"` → `\"`), so mask that spelling too, longest first.
-  const spellings = new Set(
-    secrets.filter((s) => s.length >= 4).flatMap((s) => [JSON.stringify(s).slice(1, -1), s]),
-  );
-  const patterns = [...spellings].sort((a, b) => b.length - a.length).map((s) => ({
+  // JSON lines hold a secret as JSON escapes it (`"` → `\"`) and URLs hold it encoded: mask every spelling.
+  const patterns = secretSpellings(secrets).map((s) => ({
     pattern: new RegExp(escapeRegExp(s), "g"),
     replacement: "***",
   }));

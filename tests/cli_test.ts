@@ -39,6 +39,20 @@ Deno.test("--check-config prints the effective config with secrets masked", asyn
   assert.ok(!stdout.includes(GOOD_ENV.MM_TOKEN) && !stdout.includes(GOOD_ENV.XMPP_PASSWORD));
 });
 
+Deno.test("--check-config warns on stderr about an unknown variable, naming the closest known one", async () => {
+  const { code, stdout, stderr } = await runMain(["--check-config"], {
+    ...GOOD_ENV,
+    BRIDGE_GHOST_PREFX: "x_",
+    LOG_LEVEL: "warning",
+  });
+  assert.equal(code, 0, stderr);
+  assert.match(
+    stderr,
+    /^mmxmpp: warning: BRIDGE_GHOST_PREFX is not a variable mmxmpp knows \(ignored\); did you mean BRIDGE_GHOST_PREFIX\?$/m,
+  );
+  assert.equal(JSON.parse(stdout).log.level, "warn");
+});
+
 Deno.test("--help lists every variable and --version prints the version", async () => {
   const help = await runMain(["--help"], {});
   assert.equal(help.code, 0);
@@ -72,6 +86,8 @@ Deno.test(
         LOG_FORMAT: "json",
         LOG_LEVEL: Deno.env.get("DEBUG_LEVEL") ?? "info",
         NO_COLOR: "1",
+        // A typo: the bridge starts and says so in its log.
+        XMPP_MUC_NIKC: "bridge",
       },
       stdin: "null",
       stdout: "piped",
@@ -106,6 +122,10 @@ Deno.test(
       assert.ok(lines.length > 3);
       for (const line of lines) JSON.parse(line); // every line is structured
       assert.match(log, /Received \\"SIGTERM\\"; shutting down/);
+      assert.match(
+        log,
+        /"level":"WARN".*XMPP_MUC_NIKC is not a variable mmxmpp knows.*did you mean XMPP_MUC_NICK/,
+      );
       assert.ok(!log.includes(w.mm.bot.token), "the Mattermost token is never logged");
       assert.ok(!log.includes(PASSWORD), "the XMPP password is never logged");
       assert.ok(!log.includes(secretText), "message text is not logged at info level");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type Config, loadConfig, maskedConfig, type ReadFile, secretsOf } from "../src/config.ts";
+import { secretNames, settingList } from "../src/settings.ts";
 
 const TOKEN = "tok3n-VALUE-9f8e7d6c5b4a";
 const PASSWORD = "p4ss-W0RD-a1b2c3";
@@ -437,4 +438,124 @@ Deno.test({
     const line = oneErrorAbout(errorsOf({ ...baseEnv(), XMPP_JID: "bridge@example.org:5222" }), "XMPP_JID");
     assert.match(line, /not a bare JID/);
   },
+});
+
+/** Every variable the schema holds, each set to a valid value, in component mode so that every secret is read. */
+function fullEnv(): Record<string, string> {
+  return {
+    ...baseEnv() as Record<string, string>,
+    MM_TEAM: "myteam",
+    MM_COMMAND_TOKEN: CMD_TOKEN,
+    BRIDGE_PUBLIC_URL: "http://bridge.internal:8786",
+    BRIDGE_MAPPINGS: "myteam/town=town@conference.example.org",
+    BRIDGE_GHOST_MODE: "component",
+    BRIDGE_SECRET_KEY: "k3y-0123456789-abcdef",
+    XMPP_COMPONENT_JID: "mm.example.org",
+    XMPP_COMPONENT_SECRET: "c0mp0nent-S3CRET",
+  };
+}
+
+Deno.test("every variable whose name says it is a secret is flagged secret in the schema", () => {
+  const looksSecret = settingList().filter((s) => /TOKEN|PASSW|SECRET|KEY/.test(s.name));
+  assert.ok(looksSecret.length >= 5, looksSecret.map((s) => s.name).join());
+  for (const s of looksSecret) assert.equal(s.secret, true, `${s.name} must be flagged secret`);
+});
+
+Deno.test("every secret of the schema, given directly or in its _FILE, is in secretsOf and masked", () => {
+  for (const name of secretNames()) {
+    const value = `${name.toLowerCase()}-marker-0123456789`;
+    const direct = ok({ ...fullEnv(), [name]: value });
+    const fromFile = ok(
+      { ...fullEnv(), [name]: undefined, [`${name}_FILE`]: "/run/credentials/x" },
+      fakeFiles({ "/run/credentials/x": `${value}\n` }),
+    );
+    for (const config of [direct, fromFile]) {
+      assert.ok(JSON.stringify(config).includes(value), `${name} is loaded into the config`);
+      assert.ok(secretsOf(config).includes(value), `${name} is in secretsOf`);
+      assert.ok(!JSON.stringify(maskedConfig(config)).includes(value), `${name} is masked by maskedConfig`);
+    }
+  }
+});
+
+Deno.test("a secret that fails a check is still handed back for masking", () => {
+  const res = loadConfig({ ...baseEnv(), BRIDGE_SECRET_KEY: "short-key" }, noFiles);
+  assert.equal(res.ok, false);
+  if (res.ok) return;
+  assert.ok(res.secrets.includes("short-key") && res.secrets.includes(TOKEN), res.secrets.join());
+  assertNoSecret(res.errors.join("\n"), ["short-key", TOKEN, PASSWORD]);
+});
+
+Deno.test("an empty or blank value acts as unset (the default), for every variable that is not required", () => {
+  const outcome = (env: Record<string, string | undefined>) => {
+    const res = loadConfig(env, noFiles);
+    return res.ok ? JSON.stringify(maskedConfig(res.config)) : res.errors.join("\n");
+  };
+  for (const s of settingList().filter((s) => !s.required)) {
+    for (const empty of ["", "  "]) {
+      assert.equal(
+        outcome({ ...fullEnv(), [s.name]: empty }),
+        outcome({ ...fullEnv(), [s.name]: undefined }),
+        `${s.name}=${JSON.stringify(empty)} must act as unset`,
+      );
+    }
+  }
+  const blank = ok({
+    ...baseEnv(),
+    BRIDGE_GHOST_PREFIX: "",
+    BRIDGE_MM_NAME_FORMAT: "",
+    BRIDGE_XMPP_NAME_FORMAT: " ",
+  });
+  assert.equal(blank.ghosts.prefix, "mm_");
+  assert.equal(blank.bridge.mmNameFormat, "<{username}> ");
+  assert.equal(blank.bridge.xmppNameFormat, "{nick} (xmpp)");
+});
+
+Deno.test("LOG_LEVEL=warning is read as warn, in any case", () => {
+  for (const level of ["warning", "WARNING", "Warn"]) {
+    assert.equal(ok({ ...baseEnv(), LOG_LEVEL: level }).log.level, "warn", level);
+  }
+  assert.match(oneErrorAbout(errorsOf({ ...baseEnv(), LOG_LEVEL: "warnings" }), "LOG_LEVEL"), /"warnings"/);
+});
+
+Deno.test("an unknown MM_, XMPP_ or BRIDGE_ variable gets a warning naming the closest known one", () => {
+  const res = loadConfig({
+    ...baseEnv(),
+    MM_TOKNE: "value-of-a-typo-0123",
+    XMPP_PASWORD_FILE: "/run/pw",
+    BRIDGE_GHOST_PREFX: "x_",
+    BRIDGE_SECRET_KEY_FILE: "/k",
+    LOG_LEVELS: "debug",
+    HOME: "/root",
+    STATE_DIRECTORY: "/var/lib/mmxmpp",
+  }, fakeFiles({ "/k": "a-key-long-enough-0123" }));
+  assert.ok(res.ok, !res.ok ? res.errors.join("\n") : "");
+  assert.deepEqual(res.warnings, [
+    "BRIDGE_GHOST_PREFX is not a variable mmxmpp knows (ignored); did you mean BRIDGE_GHOST_PREFIX?",
+    "MM_TOKNE is not a variable mmxmpp knows (ignored); did you mean MM_TOKEN?",
+    "XMPP_PASWORD_FILE is not a variable mmxmpp knows (ignored); did you mean XMPP_PASSWORD_FILE?",
+  ]);
+  assert.ok(!res.warnings.join("\n").includes("value-of-a-typo"), "the value is never quoted");
+});
+
+Deno.test("component mode needs XMPP_COMPONENT_JID and XMPP_COMPONENT_SECRET, each named", () => {
+  const errors = errorsOf({ ...baseEnv(), BRIDGE_GHOST_MODE: "component" });
+  assert.match(oneErrorAbout(errors, "XMPP_COMPONENT_JID"), /required with BRIDGE_GHOST_MODE=component/);
+  assert.match(oneErrorAbout(errors, "XMPP_COMPONENT_SECRET"), /required \(or XMPP_COMPONENT_SECRET_FILE/);
+  const config = ok(fullEnv());
+  assert.deepEqual(config.ghosts.component, {
+    jid: "mm.example.org",
+    secret: "c0mp0nent-S3CRET",
+    service: "xmpp://example.org:5347",
+  });
+  // The default component port is on XMPP_SERVICE's host; an explicit service must be xmpp://host:port.
+  assert.equal(
+    ok({ ...fullEnv(), XMPP_SERVICE: "xmpps://xmpp.example.net" }).ghosts.component?.service,
+    "xmpp://xmpp.example.net:5347",
+  );
+  for (const bad of ["xmpps://h:1", "xmpp://h", "h:5347"]) {
+    assert.match(
+      oneErrorAbout(errorsOf({ ...fullEnv(), XMPP_COMPONENT_SERVICE: bad }), "XMPP_COMPONENT_SERVICE"),
+      /expected xmpp:\/\/host:port/,
+    );
+  }
 });

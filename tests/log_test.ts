@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { getLogger, type LogRecord } from "@logtape/logtape";
 import { redactingFormatter, setupLogging, stopLogging } from "../src/log.ts";
+import { loadConfig, secretsOf } from "../src/config.ts";
+import { secretNames } from "../src/settings.ts";
 
 const SECRET = "s3cr3t-T0KEN-abcdef123456";
 
@@ -120,4 +122,28 @@ Deno.test("stopLogging detaches the sink", async () => {
   await stopLogging();
   getLogger(["mmxmpp", "test"]).info("after");
   assert.deepEqual(records.map((r) => r.message.join("")), ["before"]);
+});
+
+Deno.test("every secret of the schema is masked in log lines: as is, JSON-escaped and URL-encoded", () => {
+  const marker = (name: string) => `mk-${name}-&=%+/"\\`;
+  const env: Record<string, string> = {
+    MM_URL: "https://chat.example.org",
+    XMPP_JID: "bridge@example.org",
+    BRIDGE_GHOST_MODE: "component",
+    XMPP_COMPONENT_JID: "mm.example.org",
+  };
+  // MM tokens hold no whitespace; the markers hold none either.
+  for (const name of secretNames()) env[name] = marker(name);
+  const loaded = loadConfig(env, () => "");
+  assert.ok(loaded.ok, !loaded.ok ? loaded.errors.join("\n") : "");
+  for (const format of ["json", "pretty"] as const) {
+    const format_ = redactingFormatter(format, secretsOf(loaded.config));
+    for (const name of secretNames()) {
+      const value = marker(name);
+      const text = `raw ${value} url ${encodeURIComponent(value)} json ${JSON.stringify({ v: value })}`;
+      const line = format_(record(["failed: ", text, ""], { detail: text }));
+      assert.ok(!line.includes(`mk-${name}`), `${name} leaked (${format}): ${line}`);
+      assert.ok(line.includes("***"), line);
+    }
+  }
 });

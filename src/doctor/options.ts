@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { jid as parseJid } from "@xmpp/client-core";
-import { type Config, loadConfig } from "../config.ts";
+import { type Config, loadConfig, secretsOf } from "../config.ts";
 import { normalizeRoomJid } from "../xmpp/jid.ts";
 import { errorMessage } from "../core/errors.ts";
 
@@ -110,7 +110,14 @@ export function parseDoctorFlags(args: string[]): DoctorFlags {
 }
 
 /** Settings, or one line per problem (bad flag values or configuration). */
-export type SettingsResult = { ok: true; settings: DoctorSettings } | { ok: false; errors: string[] };
+export type SettingsResult =
+  | { ok: true; settings: DoctorSettings }
+  | {
+    ok: false;
+    errors: string[];
+    /** Secret values that were read (see settings.ts), to mask in what is printed. */
+    secrets: string[];
+  };
 
 /** Mattermost variables that play no part when Mattermost is skipped. */
 const MATTERMOST_ONLY = [
@@ -182,7 +189,9 @@ export function doctorSettings(flags: DoctorFlags, env: Record<string, string | 
   if (flags.testDm !== undefined && !isUserJid(flags.testDm)) {
     errors.push(`--test-dm: "${flags.testDm}" is not a JID like user@example.org`);
   }
-  if (errors.length > 0 || !loaded.ok) return { ok: false, errors };
+  if (errors.length > 0 || !loaded.ok) {
+    return { ok: false, errors, secrets: loaded.ok ? secretsOf(loaded.config) : loaded.secrets };
+  }
   const config = loaded.config;
   return {
     ok: true,

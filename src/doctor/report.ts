@@ -5,6 +5,7 @@
  * @module
  */
 import { errorMessage } from "../core/errors.ts";
+import { secretSpellings } from "../config.ts";
 
 /** How a step ended. */
 export type StepStatus = "pass" | "fail" | "skip";
@@ -159,8 +160,7 @@ export function reportJson(checkup: Checkup): unknown {
  * ```
  */
 export function masker(secrets: Array<string | undefined>): (text: string) => string {
-  // Very short values would mask ordinary words; the doctor's secrets are never that short.
-  const values = [...new Set(secrets.filter((s): s is string => !!s && s.length >= 4))]
-    .sort((a, b) => b.length - a.length);
-  return (text) => values.reduce((out, secret) => out.replaceAll(secret, "***"), text);
+  // Every spelling: --json output holds a secret JSON-escaped.
+  const spellings = secretSpellings(secrets.filter((s): s is string => !!s));
+  return (text) => spellings.reduce((out, spelling) => out.replaceAll(spelling, "***"), text);
 }
