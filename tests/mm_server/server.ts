@@ -80,6 +80,8 @@ export interface StandInOptions {
    * WebSockets whose last activity is older than one interval. Tests drive it with `runWebsocketReaper`.
    */
   websocketReaperIntervalMs?: number;
+  /** How far the server's clock (post times) is from the machine's, e.g. -3_600_000 for an hour behind. */
+  clockOffsetMs?: number;
 }
 
 /** A user the tests can act as. */
@@ -229,7 +231,7 @@ class StandIn implements MattermostStandIn {
   readonly bot: TestUser;
   readonly requestLog: RequestLogEntry[] = [];
   readonly config: ServerConfig;
-  readonly #store = new Store();
+  readonly #store: Store;
   readonly #hub: Hub;
   readonly #app: App;
   readonly #limiter = new RateLimiter();
@@ -250,6 +252,7 @@ class StandIn implements MattermostStandIn {
       allowedUntrustedInternalConnections: opts.allowedUntrustedInternalConnections ??
         ["127.0.0.1", "localhost", "::1"],
     };
+    this.#store = new Store(opts.clockOffsetMs);
     this.#hub = new Hub(this.#store, opts.websocketReaperIntervalMs);
     this.#app = {
       store: this.#store,
