@@ -153,6 +153,8 @@ export interface MattermostSocketOptions {
   token: string;
   reconnect?: ReconnectPolicy;
   events: SocketEvents;
+  /** Opens the socket (default: a WebSocket with the token in the `Authorization` header); tests pass a fake. */
+  connect?: (url: string, token: string) => WebSocket;
 }
 
 /**
@@ -171,10 +173,10 @@ export class MattermostSocket {
 
   constructor(private readonly opts: MattermostSocketOptions) {
     const policy = opts.reconnect ?? DEFAULT_RECONNECT;
-    const token = opts.token;
+    const connect = opts.connect ??
+      ((url: string, token: string) => new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } }));
     this.client = new mm.WebSocketClient({
-      newWebSocketFn: (url: string) =>
-        guardFrames(new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } })),
+      newWebSocketFn: (url: string) => guardFrames(connect(url, opts.token)),
       minWebSocketRetryTime: policy.minMs,
       maxWebSocketRetryTime: policy.maxMs,
       reconnectJitterRange: policy.jitterMs,
