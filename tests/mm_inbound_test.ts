@@ -8,6 +8,7 @@ import type { BridgeContext } from "../src/core/bridge.ts";
 import type { BridgeMessage } from "../src/core/message.ts";
 import { MattermostBridge, type MattermostBridgeOptions } from "../src/mattermost/connector.ts";
 import { waitFor } from "./harness.ts";
+import { MALFORMED_EVENTS, RAW_MALFORMED_FRAMES } from "./helpers/malformed_frames.ts";
 import { type MattermostStandIn, type StandInOptions, startMattermostStandIn } from "./mm_server/server.ts";
 
 /** What a test drives: the stand-in, a mapped channel with bob in it, and the connector with what it received. */
@@ -250,43 +251,6 @@ Deno.test("after a long outage the websocket is back within the capped backoff",
     await waitFor(() => r.bridge.health().connected, "the websocket back", 3_000);
   });
 });
-
-/** Frames no Mattermost server sends, but a proxy, a plugin or a bug can: sent raw, outside the numbering. */
-export const RAW_MALFORMED_FRAMES = [
-  "null",
-  "42",
-  '"just a string"',
-  "[1,2,3]",
-  "true",
-  "",
-  "{not json",
-  '{"seq_reply":"__proto__"}',
-  '{"seq_reply":"__defineGetter__"}',
-  '{"event":"hello","seq":0}',
-  '{"event":"hello","seq":0,"data":{"connection_id":7}}',
-  '{"event":"posted"}',
-  '{"event":42,"seq":1}',
-  "x".repeat(4_000_000),
-];
-
-/** Events with a well-formed envelope and malformed content: numbered and queued like real ones. */
-export const MALFORMED_EVENTS: Array<[string, unknown]> = [
-  ["posted", undefined],
-  ["posted", null],
-  ["posted", []],
-  ["posted", "a string"],
-  ["posted", { post: "not json {" }],
-  ["posted", { post: "null" }],
-  ["posted", { post: 42 }],
-  ["posted", { post: JSON.stringify([1, 2]) }],
-  ["posted", {
-    post: JSON.stringify({ id: 5, channel_id: null, user_id: [], message: { a: 1 }, create_at: "x" }),
-  }],
-  ["user_updated", { user: "not a user" }],
-  ["user_updated", { user: null }],
-  ["custom_plugin_event", { blob: "y".repeat(1_000_000) }],
-  ["hello_world", 17],
-];
 
 Deno.test(
   "malformed websocket frames are skipped without a crash, and the next real post is bridged",
