@@ -48,6 +48,28 @@ Deno.test("parsePostedEvent returns null when the post is not a string or lacks 
   assert.equal(parsePostedEvent({ post: JSON.stringify([post()]) }), null);
 });
 
+Deno.test("parsePostedEvent leaves out fields of the wrong type instead of trusting them", () => {
+  const raw = {
+    ...post(),
+    create_at: "abc",
+    update_at: Infinity,
+    delete_at: null,
+    root_id: 5,
+    type: ["x"],
+    props: "not an object",
+  };
+  const parsed = parsePostedEvent({ post: JSON.stringify(raw) })!;
+  assert.deepEqual(parsed, {
+    id: raw.id,
+    channel_id: raw.channel_id,
+    user_id: raw.user_id,
+    message: raw.message,
+    type: "",
+  });
+  assert.equal(parsePostedEvent({ post: JSON.stringify({ ...post(), user_id: 7 }) }), null);
+  assert.equal(parsePostedEvent({ post: JSON.stringify({ ...post(), id: "" }) }), null);
+});
+
 Deno.test("isBridgeable accepts a normal post by another user", () => {
   assert.equal(isBridgeable(post(), BOT), true);
   assert.equal(isBridgeable(post({ delete_at: 0, props: { other: "x" } }), BOT), true);

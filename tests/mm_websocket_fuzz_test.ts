@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parsePost, parsePostedEvent } from "../src/mattermost/post.ts";
-import { isRecord, MattermostSocket, parseFrame } from "../src/mattermost/websocket.ts";
+import { DEFAULT_RECONNECT, isRecord, MattermostSocket, parseFrame } from "../src/mattermost/websocket.ts";
 
 const RUNS = { numRuns: 400, interruptAfterTimeLimit: 10_000 };
 
@@ -187,3 +187,8 @@ for (
     assert.equal(parseFrame(raw).kind, "invalid");
   });
 }
+
+Deno.test("the default reconnect wait, jitter included, never exceeds 30 s", () => {
+  assert.ok(DEFAULT_RECONNECT.maxMs + DEFAULT_RECONNECT.jitterMs <= 30_000);
+  assert.ok(DEFAULT_RECONNECT.minMs <= DEFAULT_RECONNECT.maxMs);
+});
