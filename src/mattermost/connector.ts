@@ -322,6 +322,7 @@ export class MattermostBridge implements Bridge {
       if (failed.length > 0) throw new BridgeError(`catch-up failed for ${failed.join(", ")}`);
       this.catchUpDelay = retry.initialMs;
     } catch (err) {
+      if (this.stopped) return; // stop() is waiting for this catch-up: no timer may outlive it
       const waitMs = this.catchUpDelay;
       this.catchUpDelay = Math.min(retry.maxMs, waitMs * 2);
       log.warn("Catch-up after a websocket gap failed; retrying in {waitMs} ms: {error}", {
