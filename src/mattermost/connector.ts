@@ -171,7 +171,11 @@ export class MattermostBridge implements Bridge {
         `read the newest post of channel ${channelId}`,
         () => this.client.getPosts(channelId, 0, 1),
       );
-      this.cursors.seed(channelId, postsInOrder(list)[0]?.create_at ?? 0);
+      const empty = ((list as { order?: unknown[] }).order ?? []).length === 0;
+      const newest = postsInOrder(list)[0]?.create_at;
+      // An empty channel starts at 0: everything posted from now on is new.
+      if (!empty && newest === undefined) throw new BridgeError("its newest post has no valid create_at");
+      this.cursors.seed(channelId, newest ?? 0);
     } catch (err) {
       log.warn("Could not read the newest post of {channel}; catch-up starts from the local clock: {error}", {
         channel: channelId,
