@@ -226,6 +226,29 @@ Deno.test("the inactivity reaper forgets a dropped connection idle for over 5 mi
   });
 });
 
+Deno.test("a REST call by the session keeps its connected socket from the reaper, measured from the call", async () => {
+  await withStandIn({}, async (server) => {
+    const first = await openRaw(server, "", bearer(server.bot.token));
+    const hello = await first.next();
+    await first.next(); // status_change, seq 1
+    await new Promise((r) => setTimeout(r, 50)); // the call comes measurably later than the socket attached
+    const beforeCall = Date.now();
+    await clientFor(server, server.bot.token).getMe();
+    server.dropWebsockets();
+    await first.closed;
+    // Less than 5 minutes after the call, though more than 5 minutes after the socket attached.
+    server.runWebsocketReaper(beforeCall + 5 * 60_000 - 1);
+    const second = await openRaw(
+      server,
+      `?connection_id=${hello.data.connection_id}&sequence_number=2`,
+      bearer(server.bot.token),
+    );
+    const next = await second.next();
+    assert.notEqual(next.event, "hello", "the REST activity kept the connection");
+    await second.close();
+  });
+});
+
 Deno.test("events published while a reconnect takes its connection back are lost, and the resume sends no hello", async () => {
   await withStandIn({}, async (server) => {
     const { channel, alice } = bridgedChannel(server);
