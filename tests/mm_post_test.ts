@@ -26,7 +26,8 @@ function post(overrides: Partial<Post> = {}): Post {
 }
 
 Deno.test("parsePostedEvent reads the post from the JSON string of a posted event", () => {
-  const p = post({ root_id: "", props: { a: 1 } });
+  // pending_post_id is how the bus recognises the bridge's own posts: the parser must keep it.
+  const p = post({ root_id: "", props: { a: 1 }, pending_post_id: "botid:delivery:0" });
   const parsed = parsePostedEvent({ channel_display_name: "Town", post: JSON.stringify(p), team_id: "t" });
   assert.deepEqual(parsed, p);
 });
@@ -47,6 +48,28 @@ Deno.test("parsePostedEvent returns null when the post is not a string or lacks 
   assert.equal(parsePostedEvent({ post: JSON.stringify(noMessage) }), null);
   assert.equal(parsePostedEvent({ post: JSON.stringify({ ...post(), channel_id: 7 }) }), null);
   assert.equal(parsePostedEvent({ post: JSON.stringify([post()]) }), null);
+});
+
+Deno.test("parsePostedEvent leaves out fields of the wrong type instead of trusting them", () => {
+  const raw = {
+    ...post(),
+    create_at: "abc",
+    update_at: Infinity,
+    delete_at: null,
+    root_id: 5,
+    type: ["x"],
+    props: "not an object",
+  };
+  const parsed = parsePostedEvent({ post: JSON.stringify(raw) })!;
+  assert.deepEqual(parsed, {
+    id: raw.id,
+    channel_id: raw.channel_id,
+    user_id: raw.user_id,
+    message: raw.message,
+    type: "",
+  });
+  assert.equal(parsePostedEvent({ post: JSON.stringify({ ...post(), user_id: 7 }) }), null);
+  assert.equal(parsePostedEvent({ post: JSON.stringify({ ...post(), id: "" }) }), null);
 });
 
 Deno.test("isBridgeable accepts a normal post by another user", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { postsMatching, startWorld, waitFor } from "./harness.ts";
+import { MALFORMED_EVENTS, RAW_MALFORMED_FRAMES } from "./helpers/malformed_frames.ts";
 import { connectXmppUser } from "./helpers/xmpp_user.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -95,6 +96,47 @@ Deno.test(
       const bodies = w.alice.messages.filter((m) => m.nick === "bridge").map((m) => m.body);
       assert.deepEqual(bodies, ["<bob> warm-up", "<bob> lost 1", "<bob> lost 2", "<bob> live again"]);
     } finally {
+      await w.stop();
+    }
+  },
+);
+
+Deno.test(
+  "the bridge process survives malformed websocket frames and bridges the next post",
+  opts,
+  async () => {
+    const w = await startWorld();
+    const proc = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", new URL("../main.ts", import.meta.url).pathname],
+      env: { ...w.env(), LOG_FORMAT: "json", NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    const healthy = async () => {
+      const res = await fetch(`http://127.0.0.1:${w.httpPort}/healthz`).catch(() => null);
+      await res?.body?.cancel();
+      return res?.status === 200;
+    };
+    try {
+      await waitFor(healthy, "the bridge to report healthy", 20_000);
+      await waitFor(() => w.mm.websocketCount(w.mm.bot.id) === 1, "the bridge's websocket");
+      for (const frame of RAW_MALFORMED_FRAMES) w.mm.sendRawWebsocketFrame(w.mm.bot.id, frame);
+      for (const [event, data] of MALFORMED_EVENTS) w.mm.sendWebsocketEvent(w.mm.bot.id, event, data);
+      await w.mm.postAs(w.bob.id, w.channel.id, "after the garbage");
+      await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> after the garbage", 1, 15_000);
+      assert.ok(await healthy(), "still healthy");
+      proc.kill("SIGTERM");
+      assert.equal((await proc.status).code, 0, "it was alive and shut down cleanly");
+      const [stdout, stderr] = await output;
+      assert.match(stdout + stderr, /Skipped a websocket frame that is not a Mattermost event/);
+    } finally {
+      try {
+        proc.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await proc.status;
+      await output.catch(() => {});
       await w.stop();
     }
   },

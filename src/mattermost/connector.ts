@@ -1,19 +1,20 @@
 /**
  * The Mattermost connector: the bot's REST client and websocket, relaying between mapped channels and the bus.
  *
- * The websocket is authenticated at open (Authorization header), so after a short drop the server replays missed
- * events; when it cannot (new `hello`), the connector catches up over REST with `?since=` for every mapped channel,
- * and the bus drops whatever was already bridged.
+ * The websocket is authenticated at open (Authorization header), so after a short drop the server replays what it
+ * still queued. That queue can be gone (inactivity reaper, restart, another cluster node) or miss events published
+ * while the connection was being handed back, so after every reconnect the connector also catches up over REST
+ * (`?since=`, with a safety margin, for every mapped channel) and the bus drops whatever was already bridged.
  *
  * @module
  */
-import mm from "@mattermost/client";
 import { getLogger } from "@logtape/logtape";
 import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { call, type Client4, createClient, statusOf } from "./api.ts";
+import { PostCursors, postsInOrder, postsSince } from "./catch_up.ts";
 import {
   type DisplayOptions,
   isBridgeable,
@@ -23,6 +24,7 @@ import {
   renderPosts,
 } from "./post.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
+import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
 const MM_ID = /^[a-z0-9]{26}$/;
@@ -40,6 +42,15 @@ export interface MattermostBridgeOptions {
   route?: (method: string, path: string, handler: (req: Request) => Promise<Response>) => void;
   /** How long to wait for the websocket's first `hello`. */
   helloTimeoutMs?: number;
+  /** Websocket reconnect timing (default: capped at 30 s). */
+  reconnect?: ReconnectPolicy;
+  /**
+   * How far before the newest post seen a catch-up asks again (default 60 s): `create_at` is neither unique nor
+   * committed in order across cluster nodes; the bus drops what was already bridged.
+   */
+  catchUpMarginMs?: number;
+  /** Backoff of a failed catch-up (default 1 s doubling to 60 s). */
+  catchUpRetry?: { initialMs: number; maxMs: number };
 }
 
 interface User {
@@ -54,7 +65,7 @@ interface User {
 export class MattermostBridge implements Bridge {
   readonly network = "mattermost";
   private client!: Client4;
-  private ws?: InstanceType<typeof mm.WebSocketClient>;
+  private socket?: MattermostSocket;
   private ctx!: BridgeContext;
   private botId = "";
   private state: BridgeHealth = {
@@ -63,12 +74,14 @@ export class MattermostBridge implements Bridge {
     detail: "not started",
     since: Date.now(),
   };
-  /** Posted events are handled one at a time so that user look-ups cannot reorder them. */
+  /** Posted events and catch-ups run one at a time, in order, so that user look-ups cannot reorder them. */
   private inbound: Promise<void> = Promise.resolve();
   private readonly users = new Map<string, { user: User; at: number }>();
-  /** Newest `create_at` seen per channel: where catch-up starts. */
-  private readonly seen = new Map<string, number>();
-  private readonly startedAt = Date.now();
+  /** Where each channel's catch-up starts. */
+  private readonly cursors = new PostCursors();
+  private catchUpTimer?: ReturnType<typeof setTimeout>;
+  private catchUpDelay: number;
+  private stopped = false;
   /** Posts already created for a message whose later pieces failed, so a retry does not repeat them. */
   private readonly progress = new WeakMap<DirectionalMessage, string[]>();
   /**
@@ -78,7 +91,9 @@ export class MattermostBridge implements Bridge {
    */
   readonly echoGuards = { filter: true, deliveryId: true };
 
-  constructor(private readonly opts: MattermostBridgeOptions) {}
+  constructor(private readonly opts: MattermostBridgeOptions) {
+    this.catchUpDelay = opts.catchUpRetry?.initialMs ?? 1_000;
+  }
 
   async start(ctx: BridgeContext): Promise<void> {
     this.ctx = ctx;
@@ -107,8 +122,10 @@ export class MattermostBridge implements Bridge {
   }
 
   async stop(): Promise<void> {
-    if (this.ws) closeWebsocket(this.ws);
-    this.ws = undefined;
+    this.stopped = true;
+    clearTimeout(this.catchUpTimer);
+    this.socket?.close();
+    this.socket = undefined;
     await this.inbound;
     this.setState(false, "stopped");
   }
@@ -139,7 +156,6 @@ export class MattermostBridge implements Bridge {
   }
 
   async joinChannel(channelId: string): Promise<void> {
-    this.seen.set(channelId, Math.max(this.seen.get(channelId) ?? 0, Date.now()));
     // Mattermost answers 403 (not a member, so not allowed to look) or 404 when the bot is not in the channel.
     const member = await call(
       "check the bot's membership",
@@ -149,12 +165,39 @@ export class MattermostBridge implements Bridge {
           throw err;
         }),
     );
-    if (member) return;
-    await call(`add the bot to channel ${channelId}`, () => this.client.addToChannel(this.botId, channelId), {
-      403:
-        `the bot cannot join channel ${channelId} by itself (a private channel?): add it in Mattermost with /invite`,
-    });
-    log.info("Joined Mattermost channel {channel}", { channel: channelId });
+    if (!member) {
+      await call(
+        `add the bot to channel ${channelId}`,
+        () => this.client.addToChannel(this.botId, channelId),
+        {
+          403:
+            `the bot cannot join channel ${channelId} by itself (a private channel?): add it in Mattermost with /invite`,
+        },
+      );
+      log.info("Joined Mattermost channel {channel}", { channel: channelId });
+    }
+    await this.seedCursor(channelId);
+  }
+
+  /** Starts the channel's catch-up cursor at its newest post, in the server's time (our clock may differ). */
+  private async seedCursor(channelId: string): Promise<void> {
+    try {
+      const list = await call(
+        `read the newest post of channel ${channelId}`,
+        () => this.client.getPosts(channelId, 0, 1),
+      );
+      const empty = ((list as { order?: unknown[] }).order ?? []).length === 0;
+      const newest = postsInOrder(list)[0]?.create_at;
+      // An empty channel starts at 0: everything posted from now on is new.
+      if (!empty && newest === undefined) throw new BridgeError("its newest post has no valid create_at");
+      this.cursors.seed(channelId, newest ?? 0);
+    } catch (err) {
+      log.warn("Could not read the newest post of {channel}; catch-up starts from the local clock: {error}", {
+        channel: channelId,
+        error: errorMessage(err),
+      });
+      this.cursors.seed(channelId, Date.now());
+    }
   }
 
   /** Mattermost channels are left alone on unmap: an admin may still want the bot there. */
@@ -186,38 +229,46 @@ export class MattermostBridge implements Bridge {
   }
 
   private connectWebsocket(username: string): Promise<void> {
-    const token = this.opts.token;
-    const ws = new mm.WebSocketClient({
-      newWebSocketFn: (url: string) => new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } }),
-    });
-    this.ws = ws;
-    let helloed: () => void;
+    let helloed!: () => void;
     const firstHello = new Promise<void>((resolve) => helloed = resolve);
-    ws.addMessageListener((msg: { event?: string; data?: unknown }) => {
-      if (msg.event === "hello") {
-        this.setState(true, `connected as ${username}`);
-        helloed();
-      } else if (msg.event === "posted") {
-        this.onPosted(msg.data);
-      } else if (msg.event === "user_updated") {
-        const user = (msg.data as { user?: { id?: string; delete_at?: number } })?.user;
-        if (user?.id && user.delete_at) {
-          log.info("Mattermost user {userId} was deactivated", { userId: user.id });
-          this.ctx.userDeactivated(user.id);
-        }
-      }
+    const socket = new MattermostSocket({
+      url: this.opts.url.replace(/^http/, "ws") + "/api/v4/websocket",
+      token: this.opts.token,
+      reconnect: this.opts.reconnect,
+      events: {
+        onEvent: (event, data) => {
+          if (event === "hello") {
+            this.setState(true, `connected as ${username}`);
+            helloed();
+          } else if (event === "posted") {
+            this.onPosted(data);
+          } else if (event === "user_updated") {
+            this.onUserUpdated(data);
+          }
+        },
+        // No hello follows a lossless resume, and a resume replays only what the server still had queued: mark
+        // the connection up here, and fetch the gap over REST every time.
+        onReconnect: () => {
+          this.setState(true, `connected as ${username}`);
+          this.enqueue("catch-up", () => this.catchUp());
+        },
+        onClose: (failures) => {
+          this.setState(false, `websocket closed (${failures} failed attempt(s)); reconnecting`);
+        },
+      },
     });
-    // A new hello on reconnect means the server could not replay what we missed: fetch it over REST.
-    ws.addMissedMessageListener(() => {
-      this.inbound = this.inbound.then(() => this.catchUp());
-    });
-    ws.addCloseListener((failures: number) => {
-      this.setState(false, `websocket closed (${failures} failed attempt(s)); reconnecting`);
-    });
-    ws.initialize(this.opts.url.replace(/^http/, "ws") + "/api/v4/websocket");
+    this.socket = socket;
+    socket.open();
     return deadline(firstHello, this.opts.helloTimeoutMs ?? 15_000, () => {
-      closeWebsocket(ws);
+      socket.close();
       return new BridgeError(`no websocket hello from ${this.opts.url} (is /api/v4/websocket proxied?)`);
+    });
+  }
+
+  /** Runs `step` after everything queued before it; a failed step is logged and never stops the ones after it. */
+  private enqueue(what: string, step: () => Promise<void>): void {
+    this.inbound = this.inbound.then(step).catch((err) => {
+      log.error("Handling Mattermost {what} failed: {error}", { what, error: errorMessage(err) });
     });
   }
 
@@ -227,11 +278,23 @@ export class MattermostBridge implements Bridge {
       log.warn("Ignored a malformed posted event");
       return;
     }
-    this.inbound = this.inbound.then(() => this.handlePost(post));
+    this.enqueue("post", () => this.handlePost(post));
+  }
+
+  private onUserUpdated(data: Record<string, unknown>): void {
+    const user = data.user;
+    if (!isRecord(user) || typeof user.id !== "string") {
+      log.warn("Ignored a malformed user_updated event");
+      return;
+    }
+    if (typeof user.delete_at === "number" && user.delete_at > 0) {
+      log.info("Mattermost user {userId} was deactivated", { userId: user.id });
+      this.ctx.userDeactivated(user.id);
+    }
   }
 
   private async handlePost(post: Post): Promise<void> {
-    this.seen.set(post.channel_id, Math.max(this.seen.get(post.channel_id) ?? 0, post.create_at));
+    this.cursors.advance(post.channel_id, post.create_at);
     const bridgeable = this.echoGuards.filter
       ? isBridgeable(post, this.botId)
       : isBridgeable({ ...post, props: {} }, "");
@@ -252,32 +315,59 @@ export class MattermostBridge implements Bridge {
         displayName: user ? displayName(user) : undefined,
       },
       ...postText(post),
-      timestamp: post.create_at,
+      timestamp: post.create_at ?? Date.now(),
       deliveryId: this.echoGuards.deliveryId ? deliveryIdOf(post.pending_post_id, this.botId) : undefined,
     });
   }
 
+  /**
+   * Fetches what every mapped channel got since its cursor (minus the margin) and handles it in order. A failure
+   * is retried with backoff, on the inbound queue, so live posts keep flowing meanwhile.
+   */
   private async catchUp(): Promise<void> {
-    const channels = await this.ctx.mappedChannels();
-    for (const channel of channels) {
-      const since = this.seen.get(channel) ?? this.startedAt;
-      try {
-        const list = await call(
-          `catch up on channel ${channel}`,
-          () => this.client.getPostsSince(channel, since),
-        );
-        const posts = Object.values(list.posts as Record<string, Post>)
-          .filter((p) => p.create_at > since)
-          .sort((a, b) => a.create_at - b.create_at);
-        log.info("Caught up {count} post(s) in {channel} after a websocket gap", {
-          count: posts.length,
-          channel,
-        });
-        for (const post of posts) await this.handlePost(post);
-      } catch (err) {
-        log.error("Catch-up of {channel} failed: {error}", { channel, error: errorMessage(err) });
+    clearTimeout(this.catchUpTimer);
+    this.catchUpTimer = undefined;
+    if (this.stopped) return;
+    const retry = this.opts.catchUpRetry ?? { initialMs: 1_000, maxMs: 60_000 };
+    try {
+      const failed: string[] = [];
+      for (const channel of await this.ctx.mappedChannels()) {
+        try {
+          await this.catchUpChannel(channel);
+        } catch (err) {
+          failed.push(channel);
+          log.warn("Catch-up of {channel} failed: {error}", { channel, error: errorMessage(err) });
+        }
       }
+      if (failed.length > 0) throw new BridgeError(`catch-up failed for ${failed.join(", ")}`);
+      this.catchUpDelay = retry.initialMs;
+    } catch (err) {
+      if (this.stopped) return; // stop() is waiting for this catch-up: no timer may outlive it
+      const waitMs = this.catchUpDelay;
+      this.catchUpDelay = Math.min(retry.maxMs, waitMs * 2);
+      log.warn("Catch-up after a websocket gap failed; retrying in {waitMs} ms: {error}", {
+        waitMs,
+        error: errorMessage(err),
+      });
+      this.catchUpTimer = setTimeout(() => this.enqueue("catch-up", () => this.catchUp()), waitMs);
     }
+  }
+
+  private async catchUpChannel(channel: string): Promise<void> {
+    const cursor = this.cursors.get(channel);
+    if (!cursor) return; // not joined yet: its join seeds the cursor
+    // The server treats since <= 0 as "no since" and lists pages instead.
+    const since = Math.max(1, cursor.seen - (this.opts.catchUpMarginMs ?? 60_000));
+    const after = Math.max(since, cursor.floor);
+    const posts = (await postsSince(this.client, channel, since))
+      .filter((p) => p.create_at !== undefined && p.create_at > after);
+    if (posts.length > 0) {
+      log.info("Caught up {count} post(s) in {channel} after a websocket gap", {
+        count: posts.length,
+        channel,
+      });
+    }
+    for (const post of posts) await this.handlePost(post);
   }
 
   private async user(id: string): Promise<User | undefined> {
@@ -297,17 +387,6 @@ export class MattermostBridge implements Bridge {
     if (this.state.connected !== connected || this.state.detail !== detail) {
       this.state = { network: this.network, connected, detail, since: Date.now() };
     }
-  }
-}
-
-/** Closes for good, also while still connecting (Client4's `close` only handles an open socket). */
-function closeWebsocket(ws: InstanceType<typeof mm.WebSocketClient>): void {
-  ws.close();
-  const conn = (ws as unknown as { conn: WebSocket | null }).conn;
-  if (conn) {
-    conn.onclose = null;
-    conn.close();
-    (ws as unknown as { conn: WebSocket | null }).conn = null;
   }
 }
 

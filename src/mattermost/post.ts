@@ -12,7 +12,7 @@ export const MAX_POST_RUNES = 16_383;
 /** Prop that marks posts the bridge created; its value names the source network. */
 export const BRIDGE_MARKER_PROP = "mmxmpp_bridged";
 
-/** The fields of a Mattermost post the bridge reads. */
+/** The fields of a Mattermost post the bridge reads, each of the type the server sends (checked at the edge). */
 export interface Post {
   id: string;
   channel_id: string;
@@ -20,7 +20,8 @@ export interface Post {
   root_id?: string;
   message: string;
   type: string;
-  create_at: number;
+  /** Absent when the value received was not a finite number: it then neither dates the message nor moves a cursor. */
+  create_at?: number;
   update_at?: number;
   delete_at?: number;
   props?: Record<string, unknown>;
@@ -28,18 +29,45 @@ export interface Post {
   pending_post_id?: string;
 }
 
+/**
+ * Reads a post as sent by Mattermost (a REST answer, or the parsed `post` of an event). Null unless `id`,
+ * `channel_id`, `user_id` and `message` are strings; any other field of the wrong type is left out, never trusted.
+ *
+ * @example
+ * ```ts
+ * parsePost({ id: "p", channel_id: "c", user_id: "u", message: "hi", create_at: "abc" }); // no create_at
+ * parsePost(null); // null
+ * ```
+ */
+export function parsePost(value: unknown): Post | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const raw = value as Record<string, unknown>;
+  const { id, channel_id, user_id, message } = raw;
+  if (
+    typeof id !== "string" || id === "" || typeof channel_id !== "string" || channel_id === "" ||
+    typeof user_id !== "string" || typeof message !== "string"
+  ) {
+    return null;
+  }
+  const post: Post = { id, channel_id, user_id, message, type: typeof raw.type === "string" ? raw.type : "" };
+  if (typeof raw.root_id === "string") post.root_id = raw.root_id;
+  if (typeof raw.pending_post_id === "string") post.pending_post_id = raw.pending_post_id;
+  for (const key of ["create_at", "update_at", "delete_at"] as const) {
+    const time = raw[key];
+    if (typeof time === "number" && Number.isFinite(time)) post[key] = time;
+  }
+  if (typeof raw.props === "object" && raw.props !== null && !Array.isArray(raw.props)) {
+    post.props = raw.props as Record<string, unknown>;
+  }
+  return post;
+}
+
 /** Parses the `post` field of a `posted` event, which Mattermost sends as a JSON string. Null when malformed. */
 export function parsePostedEvent(data: unknown): Post | null {
-  const raw = (data as { post?: unknown })?.post;
+  const raw = (typeof data === "object" && data !== null) ? (data as { post?: unknown }).post : undefined;
   if (typeof raw !== "string") return null;
   try {
-    const post = JSON.parse(raw) as Post;
-    if (
-      typeof post?.id !== "string" || typeof post.channel_id !== "string" || typeof post.message !== "string"
-    ) {
-      return null;
-    }
-    return post;
+    return parsePost(JSON.parse(raw));
   } catch {
     return null;
   }

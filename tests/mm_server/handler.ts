@@ -76,6 +76,8 @@ async function routeRest(deps: HandlerDeps, req: Request, url: URL, requestId: s
     const match = deps.router.match(req.method, path);
     if (!match) throw new AppError("api.context.404.app_error", "Sorry, we could not find the page.", 404);
     authenticate(ctx, !ANONYMOUS_ROUTES.has(path));
+    // The session's activity keeps its connected websockets from the inactivity reaper (UpdateActivity).
+    if (ctx.token) deps.websocket.hub.touch(ctx.token);
     ctx.params = match.params;
     return await match.handler(ctx);
   } catch (err) {

@@ -1,8 +1,10 @@
 /**
  * The WebSocket hub: every connection the server knows, live or recently dropped, and delivery of
- * events to them. Mirrors the Go server's `Hub`/`WebConn`: each connection id numbers its events from 0,
- * keeps the last 128 it sent (the "dead queue") and, while disconnected, queues up to 256 new ones (the
- * "active queue") so a client that reconnects with `connection_id` + `sequence_number` loses nothing.
+ * events to them. Mirrors the Go server's `Hub`/`WebConn` (app/platform/web_hub.go, web_conn.go): each
+ * connection id numbers its events from 0, keeps the last 128 it sent (the "dead queue") and, while
+ * disconnected, queues up to 256 new ones (the "active queue") so a client that reconnects with
+ * `connection_id` + `sequence_number` loses nothing — unless the inactivity reaper forgot the connection
+ * first, or the events were published while a reconnect was being handed the connection back.
  *
  * @module
  */
@@ -15,6 +17,8 @@ import { isSystemAdmin, type Store } from "./store.ts";
 export const DEAD_QUEUE_SIZE = 128;
 /** `sendQueueSize` in the Go server: a disconnected connection overflowing it is forgotten. */
 export const SEND_QUEUE_SIZE = 256;
+/** `inactiveConnReaperInterval`: how often the reaper runs, and how stale an inactive connection must be. */
+export const REAPER_INTERVAL_MS = 5 * 60_000;
 
 /** An event that was written, with the sequence number it went out with. */
 interface SentEvent {
@@ -40,8 +44,11 @@ export class WebConn {
   pending: WsEvent[] = [];
   /** How many times a reconnect resumed this connection id. */
   reuseCount = 0;
-  /** When the socket went away (0 while connected). */
-  inactiveSince = 0;
+  /**
+   * `lastUserActivityAt`: when a socket last (re)attached, or the session's last REST activity while attached.
+   * The reaper keys on it, so a connection idle before it dropped can be forgotten right away.
+   */
+  lastActivityAt = Date.now();
   /** Closes a socket that never authenticates. */
   authTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -71,12 +78,35 @@ export function helloEvent(conn: WebConn, serverVersion: string, hostname: strin
  */
 export class Hub {
   readonly #store: Store;
-  readonly #retentionMs: number;
+  readonly #reaperIntervalMs: number;
   readonly #conns = new Set<WebConn>();
+  readonly #reaper: ReturnType<typeof setInterval>;
 
-  constructor(store: Store, retentionMs: number) {
+  /** Starts the reaper's tick, every `reaperIntervalMs` (5 min on the real server); {@link stop} ends it. */
+  constructor(store: Store, reaperIntervalMs: number = REAPER_INTERVAL_MS) {
     this.#store = store;
-    this.#retentionMs = retentionMs;
+    this.#reaperIntervalMs = reaperIntervalMs;
+    this.#reaper = setInterval(() => this.reap(), reaperIntervalMs);
+  }
+
+  /** Stop the reaper's tick. */
+  stop(): void {
+    clearInterval(this.#reaper);
+  }
+
+  /**
+   * One tick of the inactivity reaper (`RemoveInactiveConnections`): forget every disconnected connection
+   * whose last activity is more than the interval before `now`. Tests pass a later `now` instead of waiting.
+   */
+  reap(now: number = Date.now()): void {
+    for (const conn of this.all()) {
+      if (!conn.active && now - conn.lastActivityAt > this.#reaperIntervalMs) this.remove(conn);
+    }
+  }
+
+  /** A REST call by the session with `token` counts as activity for its connected sockets (`UpdateActivity`). */
+  touch(token: string, now: number = Date.now()): void {
+    for (const conn of this.all()) if (conn.active && conn.token === token) conn.lastActivityAt = now;
   }
 
   /** Track a connection. */
@@ -107,7 +137,6 @@ export class Hub {
    * longer has it.
    */
   takeInactive(userId: string, connectionId: string): WebConn | undefined {
-    this.#expire();
     const conn = this.all().find((c) => !c.active && c.userId === userId && c.connectionId === connectionId);
     if (conn) this.#conns.delete(conn);
     return conn;
@@ -115,7 +144,6 @@ export class Hub {
 
   /** Deliver an event to every connection it is for, queueing it for disconnected ones. */
   broadcast(event: WsEvent): void {
-    this.#expire();
     for (const conn of this.all()) {
       if (!this.#shouldSend(conn, event)) continue;
       if (conn.active && conn.pending.length === 0) {
@@ -134,6 +162,13 @@ export class Hub {
     conn.deadQueue.push({ seq, event });
     if (conn.deadQueue.length > DEAD_QUEUE_SIZE) conn.deadQueue.shift();
     this.#send(conn, encodeEvent(event, seq));
+  }
+
+  /** Test hook: write `text` as it is to the user's connected sockets (no numbering, no queue). */
+  sendRaw(userId: string, text: string): number {
+    const conns = this.all().filter((c) => c.active && c.userId === userId);
+    for (const conn of conns) this.#send(conn, text);
+    return conns.length;
   }
 
   /** Send a reply (`seq_reply`), which is never numbered nor kept for replay. */
@@ -174,12 +209,6 @@ export class Hub {
 
   #send(conn: WebConn, text: string): void {
     if (conn.socket?.readyState === WebSocket.OPEN) conn.socket.send(text);
-  }
-
-  /** Forget connections disconnected longer than the retention time (the Go hub's inactive reaper). */
-  #expire(): void {
-    const cutoff = Date.now() - this.#retentionMs;
-    for (const conn of this.all()) if (!conn.active && conn.inactiveSince < cutoff) this.remove(conn);
   }
 
   #shouldSend(conn: WebConn, event: WsEvent): boolean {

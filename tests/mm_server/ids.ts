@@ -48,9 +48,12 @@ export function isValidId(value: unknown): value is string {
 export class Clock {
   #last = 0;
 
+  /** `offsetMs` shifts the clock from the machine's, like a server whose clock differs from its clients'. */
+  constructor(readonly offsetMs = 0) {}
+
   /** The current time in ms, strictly greater than any value returned before. */
   now(): number {
-    this.#last = Math.max(Date.now(), this.#last + 1);
+    this.#last = Math.max(Date.now() + this.offsetMs, this.#last + 1);
     return this.#last;
   }
 }

@@ -438,12 +438,22 @@ export function deletePost(app: App, actor: User, postId: string): void {
   );
 }
 
+/** `LIMIT 1000` of the server's `GetPostsSince`. */
+export const POSTS_SINCE_LIMIT = 1000;
+
 /**
  * Posts of a channel changed after `since` (`update_at > since`, strictly, deleted ones included), newest
- * first, at most 1000; roots of returned replies are added to `posts` but not to `order`.
+ * first; roots of returned replies are added to `posts` but not to `order`. Like the Go store
+ * (store/sqlstore/post_store.go: a CTE `LIMIT 1000` with no ORDER BY), when more changed it answers an
+ * arbitrary 1000 of them: here a random pick, so a client cannot rely on which.
  */
 export function postsSince(store: Store, channelId: string, since: number): PostList {
-  const changed = store.postsOf(channelId).filter((p) => p.update_at > since).reverse().slice(0, 1000);
+  let changed = store.postsOf(channelId).filter((p) => p.update_at > since);
+  if (changed.length > POSTS_SINCE_LIMIT) {
+    const picked = new Set(shuffled(changed).slice(0, POSTS_SINCE_LIMIT));
+    changed = changed.filter((p) => picked.has(p));
+  }
+  changed = changed.sort((a, b) => b.create_at - a.create_at);
   const roots = changed
     .filter((p) => p.root_id && !changed.some((c) => c.id === p.root_id))
     .map((p) => store.posts.get(p.root_id)!)
@@ -460,4 +470,14 @@ export function postsPage(store: Store, channelId: string, page: number, perPage
     .map((p) => store.posts.get(p.root_id)!)
     .filter((p) => p !== undefined && p.delete_at === 0);
   return postList(store, slice, roots);
+}
+
+/** A copy of `items` in random order (Fisher–Yates). */
+function shuffled<T>(items: T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy;
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { invalidUrlParam, notFound } from "./app_error.ts";
+import { invalidParam, invalidUrlParam, notFound } from "./app_error.ts";
 import { intParam, json, readJsonObject, requireUser, statusOk } from "./http.ts";
 import { channelParam, idParam } from "./lookup.ts";
 import type { Post } from "./model.ts";
@@ -83,9 +83,11 @@ export function registerPostRoutes(router: Router): void {
     const actor = requireUser(ctx);
     const channel = channelParam(ctx);
     requireReadChannel(ctx.app.store, actor, channel);
-    const since = ctx.url.searchParams.get("since");
-    if (since !== null && since !== "") {
-      if (!/^\d+$/.test(since)) throw invalidUrlParam("since");
+    // strconv.ParseInt: an optional sign and digits; only since > 0 asks for changes, anything else lists
+    // pages (api4/post.go getPostsForChannel).
+    const since = ctx.url.searchParams.get("since") ?? "";
+    if (since !== "" && !/^[+-]?\d{1,19}$/.test(since)) throw invalidParam("since");
+    if (since !== "" && Number(since) > 0) {
       return json(200, postsSince(ctx.app.store, channel.id, Number(since)));
     }
     const page = intParam(ctx.url, "page", 0);

@@ -30,6 +30,7 @@ import {
 } from "./channels.ts";
 import { type CommandCallResult, resolveCommand, runCommand } from "./commands.ts";
 import { createHandler, type RequestLogEntry } from "./handler.ts";
+import { newEvent } from "./events.ts";
 import { Hub } from "./hub.ts";
 import type { Channel, ChannelType, Command, Post, User } from "./model.ts";
 import { createPost, deletePost, patchPost, postView } from "./posts.ts";
@@ -74,8 +75,6 @@ export interface StandInOptions {
   allowedUntrustedInternalConnections?: string[];
   /** How long an unauthenticated WebSocket may stay open (default 5000 ms, as the server's auth ticker). */
   websocketAuthTimeoutMs?: number;
-  /** How long a dropped WebSocket's connection id (and its queued events) is kept for resumption (default 5 min). */
-  websocketRetentionMs?: number;
   /**
    * The bot's place in the team. `"member"` (default) is what adding a bot to a team gives: `team_user`, and
    * with `system_user` no `manage_slash_commands`. `"admin"` makes it team admin, the way an admin grants
@@ -84,6 +83,13 @@ export interface StandInOptions {
   botTeamRole?: "member" | "admin" | "none";
   /** How long a `pending_post_id` de-duplicates creates (default 30 s, the server's `pendingPostIDsCacheTTL`). */
   pendingPostIdTtlMs?: number;
+  /**
+   * The inactivity reaper's tick (default 5 min, `inactiveConnReaperInterval`): each tick forgets dropped
+   * WebSockets whose last activity is older than one interval. Tests drive it with `runWebsocketReaper`.
+   */
+  websocketReaperIntervalMs?: number;
+  /** How far the server's clock (post times) is from the machine's, e.g. -3_600_000 for an hour behind. */
+  clockOffsetMs?: number;
 }
 
 /** A misbehaviour of `POST /api/v4/posts` a test switches on with {@link MattermostStandIn.failPostCreates}. */
@@ -197,6 +203,28 @@ export interface MattermostStandIn {
    */
   holdPostCreates(): { held(): number; release(): void };
 
+  /**
+   * Run one tick of the inactivity reaper as if the time were `now` (default: the real time), e.g.
+   * `Date.now() + 6 * 60_000` to forget every dropped connection idle for over 5 minutes by then.
+   */
+  runWebsocketReaper(now?: number): void;
+  /**
+   * Run `fn` once, when the next reconnect has taken its connection id back and before its new socket is
+   * registered: what `fn` publishes is lost to that connection, and its resume still looks lossless (no
+   * `hello`), as between the Go hub's `CheckConn` and `Register`.
+   */
+  beforeNextWebsocketResume(fn: () => void): void;
+  /** Answer WebSocket upgrades with 503 (a server down behind its proxy) until called with false. */
+  refuseWebsockets(refuse: boolean): void;
+  /** Upgrades refused by {@link refuseWebsockets} so far. */
+  readonly refusedWebsockets: number;
+  /** Test hook: send `text` as one raw frame to every connected socket of the user; returns how many. */
+  sendRawWebsocketFrame(userId: string, text: string): number;
+  /**
+   * Test hook: publish an event with any `data` (even malformed) to the user's sockets, numbered and queued
+   * like a real one.
+   */
+  sendWebsocketEvent(userId: string, event: string, data: unknown): void;
   /** Turn rate limiting on or off. */
   setRateLimit(limit: RateLimitConfig | null): void;
   /** Change settings while running (e.g. `enablePostUsernameOverride`). */
@@ -235,7 +263,7 @@ class StandIn implements MattermostStandIn {
   readonly bot: TestUser;
   readonly requestLog: RequestLogEntry[] = [];
   readonly config: ServerConfig;
-  readonly #store = new Store();
+  readonly #store: Store;
   readonly #hub: Hub;
   readonly #app: App;
   readonly #limiter = new RateLimiter();
@@ -256,7 +284,8 @@ class StandIn implements MattermostStandIn {
       allowedUntrustedInternalConnections: opts.allowedUntrustedInternalConnections ??
         ["127.0.0.1", "localhost", "::1"],
     };
-    this.#hub = new Hub(this.#store, opts.websocketRetentionMs ?? 5 * 60_000);
+    this.#store = new Store(opts.clockOffsetMs);
+    this.#hub = new Hub(this.#store, opts.websocketReaperIntervalMs);
     this.#app = {
       store: this.#store,
       config: this.config,
@@ -275,6 +304,7 @@ class StandIn implements MattermostStandIn {
       hostname: hostname(),
       authTimeoutMs: opts.websocketAuthTimeoutMs ?? 5000,
       sockets: new Map(),
+      refuse: { on: false, count: 0 },
     };
     const router = new Router();
     registerSystemRoutes(router);
@@ -503,6 +533,30 @@ class StandIn implements MattermostStandIn {
     this.#closeSockets("server restart");
   }
 
+  runWebsocketReaper(now?: number): void {
+    this.#hub.reap(now);
+  }
+
+  beforeNextWebsocketResume(fn: () => void): void {
+    this.#ws.beforeNextResume = fn;
+  }
+
+  refuseWebsockets(refuse: boolean): void {
+    this.#ws.refuse.on = refuse;
+  }
+
+  get refusedWebsockets(): number {
+    return this.#ws.refuse.count;
+  }
+
+  sendRawWebsocketFrame(userId: string, text: string): number {
+    return this.#hub.sendRaw(userId, text);
+  }
+
+  sendWebsocketEvent(userId: string, event: string, data: unknown): void {
+    this.#app.publish(newEvent(event, data as Record<string, unknown>, { userId }));
+  }
+
   /** Close every socket from the server side (1001 going away). */
   #closeSockets(reason: string): void {
     for (const socket of this.#ws.sockets.keys()) {
@@ -597,6 +651,7 @@ class StandIn implements MattermostStandIn {
     for (const waiter of [...this.#waiters]) waiter.cancel();
     const closing = [...this.#ws.sockets.values()];
     this.restartWebsocketSessions();
+    this.#hub.stop();
     let fallback: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       Promise.all(closing),

@@ -38,7 +38,11 @@ export interface StoredFile {
  */
 export class Store {
   /** Source of every timestamp, strictly increasing. */
-  readonly clock: Clock = new Clock();
+  readonly clock: Clock;
+
+  constructor(clockOffsetMs = 0) {
+    this.clock = new Clock(clockOffsetMs);
+  }
   /** Users by id. */
   readonly users: Map<string, User> = new Map();
   /** Session or personal-access tokens → user id. */

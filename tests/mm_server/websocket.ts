@@ -26,6 +26,14 @@ export interface WebSocketDeps {
   authTimeoutMs: number;
   /** Every socket ever upgraded and not yet closed, with a promise that settles when it closes. */
   sockets: Map<WebSocket, Promise<void>>;
+  /** Test control: answer upgrades with 503, as a proxy does while the server is down. */
+  refuse: { on: boolean; count: number };
+  /**
+   * Test control: run once when a reconnect has taken its connection back from the hub and before the new
+   * socket is registered; events published meanwhile are not queued for it (as between the Go hub's
+   * `CheckConn` and `Register`), and the resume still looks lossless.
+   */
+  beforeNextResume?: () => void;
 }
 
 function failReply(seq: unknown, err: AppError): Record<string, unknown> {
@@ -36,7 +44,6 @@ function failReply(seq: unknown, err: AppError): Record<string, unknown> {
 export function detach(deps: WebSocketDeps, conn: WebConn): void {
   clearTimeout(conn.authTimer);
   conn.socket = null;
-  conn.inactiveSince = Date.now();
   if (!conn.userId) {
     deps.hub.remove(conn);
     return;
@@ -58,6 +65,10 @@ export function handleWebSocket(deps: WebSocketDeps, req: Request, url: URL): Re
     });
   }
   const { app, hub } = deps;
+  if (deps.refuse.on) {
+    deps.refuse.count++;
+    return new Response("Service Unavailable\n", { status: 503 });
+  }
   // An unknown token does not fail the upgrade (the route does not require a session): the socket just
   // starts unauthenticated and must answer the challenge.
   const token = requestToken(req, url)?.token;
@@ -76,6 +87,9 @@ export function handleWebSocket(deps: WebSocketDeps, req: Request, url: URL): Re
       if (conn) {
         conn.reuseCount++;
         resumeFrom = Number(seqRaw);
+        const hook = deps.beforeNextResume;
+        deps.beforeNextResume = undefined;
+        hook?.();
       }
     }
   }
@@ -99,7 +113,7 @@ export function handleWebSocket(deps: WebSocketDeps, req: Request, url: URL): Re
       return;
     }
     conn.socket = socket;
-    conn.inactiveSince = 0;
+    conn.lastActivityAt = Date.now(); // NewWebConn sets lastUserActivityAt, also for a resumed connection
     hub.add(conn);
     if (!conn.userId) {
       conn.authTimer = setTimeout(() => socket.close(), deps.authTimeoutMs);

@@ -175,8 +175,8 @@ Deno.test("reconnecting with connection_id and sequence_number replays missed ev
   });
 });
 
-Deno.test("a sequence number the server cannot serve, or an expired connection, gets a new connection id and hello", async () => {
-  await withStandIn({ websocketRetentionMs: 100 }, async (server) => {
+Deno.test("a sequence number the server cannot serve gets a new connection id and hello", async () => {
+  await withStandIn({}, async (server) => {
     const first = await openRaw(server, "", bearer(server.bot.token));
     const hello = await first.next();
     server.dropWebsockets();
@@ -190,19 +190,93 @@ Deno.test("a sequence number the server cannot serve, or an expired connection, 
     assert.equal(fresh.event, "hello");
     assert.equal(fresh.seq, 0);
     assert.notEqual(fresh.data.connection_id, hello.data.connection_id);
-    server.dropWebsockets();
-    await ahead.closed;
+    await ahead.close();
+  });
+});
 
-    await new Promise((r) => setTimeout(r, 150));
-    const late = await openRaw(
+Deno.test("the inactivity reaper forgets a dropped connection idle for over 5 minutes at its tick, not before", async () => {
+  await withStandIn({}, async (server) => {
+    const first = await openRaw(server, "", bearer(server.bot.token));
+    const hello = await first.next();
+    await first.next(); // status_change, seq 1
+    server.dropWebsockets();
+    await first.closed;
+    const attachedAt = Date.now();
+    server.runWebsocketReaper(attachedAt + 4 * 60_000);
+    const resume = `?connection_id=${hello.data.connection_id}&sequence_number=2`;
+    const second = await openRaw(server, resume, bearer(server.bot.token));
+    const replayed = await second.next();
+    assert.notEqual(replayed.event, "hello", "4 minutes idle: still resumable");
+    assert.equal(replayed.seq, 2);
+    const lastSeq = (await readUntil(second, (m) => m.event === "status_change")).at(-1)!.seq;
+    server.dropWebsockets();
+    await second.closed;
+
+    server.runWebsocketReaper(Date.now() + 5 * 60_000 + 1_000);
+    const third = await openRaw(
       server,
-      `?connection_id=${fresh.data.connection_id}&sequence_number=1`,
+      `?connection_id=${hello.data.connection_id}&sequence_number=${lastSeq + 1}`,
       bearer(server.bot.token),
     );
-    const again = await late.next();
+    const again = await third.next();
     assert.equal(again.event, "hello");
-    assert.notEqual(again.data.connection_id, fresh.data.connection_id);
-    await late.close();
+    assert.equal(again.seq, 0);
+    assert.notEqual(again.data.connection_id, hello.data.connection_id);
+    await third.close();
+  });
+});
+
+Deno.test("a REST call by the session keeps its connected socket from the reaper, measured from the call", async () => {
+  await withStandIn({}, async (server) => {
+    const first = await openRaw(server, "", bearer(server.bot.token));
+    const hello = await first.next();
+    await first.next(); // status_change, seq 1
+    await new Promise((r) => setTimeout(r, 50)); // the call comes measurably later than the socket attached
+    const beforeCall = Date.now();
+    await clientFor(server, server.bot.token).getMe();
+    server.dropWebsockets();
+    await first.closed;
+    // Less than 5 minutes after the call, though more than 5 minutes after the socket attached.
+    server.runWebsocketReaper(beforeCall + 5 * 60_000 - 1);
+    const second = await openRaw(
+      server,
+      `?connection_id=${hello.data.connection_id}&sequence_number=2`,
+      bearer(server.bot.token),
+    );
+    const next = await second.next();
+    assert.notEqual(next.event, "hello", "the REST activity kept the connection");
+    await second.close();
+  });
+});
+
+Deno.test("events published while a reconnect takes its connection back are lost, and the resume sends no hello", async () => {
+  await withStandIn({}, async (server) => {
+    const { channel, alice } = bridgedChannel(server);
+    const first = await openRaw(server, "", bearer(server.bot.token));
+    const hello = await first.next();
+    await first.next(); // status_change, seq 1
+    server.dropWebsockets();
+    await first.closed;
+    const queued = await server.postAs(alice.id, channel.id, "queued while away");
+    server.beforeNextWebsocketResume(() => {
+      server.postAs(alice.id, channel.id, "in the hand-over window");
+    });
+    const second = await openRaw(
+      server,
+      `?connection_id=${hello.data.connection_id}&sequence_number=2`,
+      bearer(server.bot.token),
+    );
+    await server.postAs(alice.id, channel.id, "after the resume");
+    const seen = await readUntil(
+      second,
+      (m) => m.event === "posted" && m.data.post.includes("after the resume"),
+    );
+    assert.ok(!seen.some((m) => m.event === "hello"));
+    const posts = seen.filter((m) => m.event === "posted").map((m) => JSON.parse(m.data.post));
+    assert.deepEqual(posts.map((p) => p.message), ["queued while away", "after the resume"]);
+    assert.equal(posts[0].id, queued.id);
+    assert.equal(server.posts(channel.id).length, 3, "the lost post exists: only REST can find it");
+    await second.close();
   });
 });
 

@@ -1,0 +1,222 @@
+/**
+ * The bot's Mattermost websocket: `@mattermost/client`'s WebSocketClient with every frame checked before the client
+ * sees it, a reconnect backoff capped at 30 s, and the connection's life reported through plain callbacks.
+ *
+ * The client's own message handler trusts the network: it `JSON.parse`s every frame unguarded and reads
+ * `msg.seq_reply` and `msg.data.connection_id` without checking, so one `null` or non-JSON frame (a proxy, a plugin,
+ * a bug) would throw out of the socket's event handler and end the process. {@link parseFrame} decides what the
+ * client may see; anything else is logged and skipped.
+ *
+ * @module
+ */
+import mm from "@mattermost/client";
+import { getLogger } from "@logtape/logtape";
+import { errorMessage } from "../core/errors.ts";
+
+const log = getLogger(["mmxmpp", "mattermost", "websocket"]);
+
+/** How the websocket reconnects: first waits of `minMs`, never more than `maxMs + jitterMs`. */
+export interface ReconnectPolicy {
+  minMs: number;
+  maxMs: number;
+  jitterMs: number;
+}
+
+/**
+ * The client's defaults grow to 5 minutes (`maxWebSocketRetryTime: 300000`) after seven failures, which can leave
+ * the bridge deaf that long after the server is back; this caps every wait at 30 s, jitter included.
+ */
+export const DEFAULT_RECONNECT: ReconnectPolicy = { minMs: 3_000, maxMs: 28_000, jitterMs: 2_000 };
+
+/** Failures before the client starts growing its wait (`min * failures²`); its own default. */
+const FAILURES_BEFORE_BACKOFF = 7;
+
+/** A server event in the stream, numbered by `seq`. */
+export interface EventFrame {
+  kind: "event";
+  event: string;
+  seq: number;
+  data: Record<string, unknown>;
+}
+
+/** An answer to a request the client sent. */
+export interface ReplyFrame {
+  kind: "reply";
+  seqReply: number;
+}
+
+/** What {@link parseFrame} makes of a frame. */
+export type Frame = EventFrame | ReplyFrame | { kind: "invalid"; reason: string };
+
+/** True for a plain JSON object (not null, not an array). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isSeq(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * Classifies one websocket frame as the server would send it: an event (`event` string, `seq` counter, `data`
+ * object; a `hello` also names its `connection_id`) or a reply (`seq_reply` ≥ 1, which is all the client keys its
+ * callbacks by). Never throws.
+ *
+ * @example
+ * ```ts
+ * parseFrame('{"event":"hello","seq":0,"data":{"connection_id":"abc"}}').kind; // "event"
+ * parseFrame("null"); // { kind: "invalid", reason: "not a JSON object" }
+ * ```
+ */
+export function parseFrame(raw: unknown): Frame {
+  if (typeof raw !== "string") return { kind: "invalid", reason: "not a text frame" };
+  let msg: unknown;
+  try {
+    msg = JSON.parse(raw);
+  } catch {
+    return { kind: "invalid", reason: "not JSON" };
+  }
+  if (!isRecord(msg)) return { kind: "invalid", reason: "not a JSON object" };
+  if ("seq_reply" in msg) {
+    const seqReply = msg.seq_reply;
+    // Only an integer the client could have sent: "__proto__" would make it call Object.prototype.
+    return isSeq(seqReply) && seqReply >= 1
+      ? { kind: "reply", seqReply }
+      : { kind: "invalid", reason: "a reply whose seq_reply is not a request number" };
+  }
+  if (typeof msg.event !== "string" || msg.event === "") return { kind: "invalid", reason: "no event name" };
+  if (!isSeq(msg.seq)) return { kind: "invalid", reason: "no sequence number" };
+  const data = isRecord(msg.data) ? msg.data : {};
+  if (msg.event === "hello" && typeof data.connection_id !== "string") {
+    return { kind: "invalid", reason: "a hello without connection_id" };
+  }
+  return { kind: "event", event: msg.event, seq: msg.seq, data };
+}
+
+/**
+ * Hands a frame to the client's message handler only when {@link parseFrame} accepts it, and never lets the handler
+ * throw out of the socket's event loop. Returns whether the frame was handed on.
+ */
+export function deliverFrame(
+  data: unknown,
+  handler: ((ev: MessageEvent) => unknown) | null,
+  ev: MessageEvent,
+) {
+  const frame = parseFrame(data);
+  if (frame.kind === "invalid") {
+    log.warn("Skipped a websocket frame that is not a Mattermost event: {reason} ({size} characters)", {
+      reason: frame.reason,
+      size: typeof data === "string" ? data.length : 0,
+    });
+    return false;
+  }
+  try {
+    handler?.(ev);
+  } catch (err) {
+    log.error("Handling a websocket {kind} failed: {error}", { kind: frame.kind, error: errorMessage(err) });
+  }
+  return true;
+}
+
+/**
+ * Wraps a WebSocket so that the `onmessage` handler the client installs only ever sees frames {@link deliverFrame}
+ * lets through.
+ */
+export function guardFrames<T extends EventTarget>(socket: T): T {
+  let handler: ((ev: MessageEvent) => unknown) | null = null;
+  socket.addEventListener(
+    "message",
+    (ev) => deliverFrame((ev as MessageEvent).data, handler, ev as MessageEvent),
+  );
+  Object.defineProperty(socket, "onmessage", {
+    configurable: true,
+    get: () => handler,
+    set: (h: ((ev: MessageEvent) => unknown) | null) => handler = h,
+  });
+  return socket;
+}
+
+/** What {@link MattermostSocket} reports. Callbacks must not throw (a throw is logged and swallowed). */
+export interface SocketEvents {
+  /** An event, in sequence; `data` is always an object but its fields are unchecked. */
+  onEvent(event: string, data: Record<string, unknown>): void;
+  /** The socket opened again after a close; resumed or not, events may have been lost meanwhile. */
+  onReconnect(): void;
+  /** The socket closed; `failures` counts attempts since it was last open. */
+  onClose(failures: number): void;
+}
+
+/** Settings of {@link MattermostSocket}. */
+export interface MattermostSocketOptions {
+  /** `ws(s)://host/api/v4/websocket`. */
+  url: string;
+  token: string;
+  reconnect?: ReconnectPolicy;
+  events: SocketEvents;
+  /** Opens the socket (default: a WebSocket with the token in the `Authorization` header); tests pass a fake. */
+  connect?: (url: string, token: string) => WebSocket;
+}
+
+/**
+ * One reconnecting, guarded websocket to Mattermost, authenticated at open by the `Authorization` header (only such
+ * a socket can resume its connection id and get missed events replayed).
+ *
+ * @example
+ * ```ts
+ * const socket = new MattermostSocket({ url, token, events: { onEvent, onReconnect, onClose } });
+ * socket.open();
+ * socket.close();
+ * ```
+ */
+export class MattermostSocket {
+  private readonly client: InstanceType<typeof mm.WebSocketClient>;
+
+  constructor(private readonly opts: MattermostSocketOptions) {
+    const policy = opts.reconnect ?? DEFAULT_RECONNECT;
+    const connect = opts.connect ??
+      ((url: string, token: string) => new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } }));
+    this.client = new mm.WebSocketClient({
+      newWebSocketFn: (url: string) => guardFrames(connect(url, opts.token)),
+      minWebSocketRetryTime: policy.minMs,
+      maxWebSocketRetryTime: policy.maxMs,
+      reconnectJitterRange: policy.jitterMs,
+      maxWebSocketFails: FAILURES_BEFORE_BACKOFF,
+    });
+    const { events } = opts;
+    this.client.addMessageListener((msg) => {
+      const { event, data } = msg as { event?: unknown; data?: unknown };
+      if (typeof event !== "string") return;
+      guarded("event", () => events.onEvent(event, isRecord(data) ? data : {}));
+    });
+    // The client only records the hello's connection id (and restarts its sequence on a new one) when a
+    // missed-message listener exists; without one every resume would be refused and the socket would loop. The
+    // gap itself is handled on reconnect.
+    this.client.addMissedMessageListener(() => {});
+    this.client.addReconnectListener(() => guarded("reconnect", () => events.onReconnect()));
+    this.client.addCloseListener((failures: number) => guarded("close", () => events.onClose(failures)));
+  }
+
+  /** Starts connecting; reconnects by itself until {@link close}. */
+  open(): void {
+    this.client.initialize(this.opts.url);
+  }
+
+  /** Closes for good, also while still connecting (the client's `close` only handles an open socket). */
+  close(): void {
+    this.client.close();
+    const inner = this.client as unknown as { conn: WebSocket | null };
+    if (inner.conn) {
+      inner.conn.onclose = null;
+      inner.conn.close();
+      inner.conn = null;
+    }
+  }
+}
+
+function guarded(what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.error("The websocket {what} handler failed: {error}", { what, error: errorMessage(err) });
+  }
+}
