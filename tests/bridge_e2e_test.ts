@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { postsMatching, startWorld } from "./harness.ts";
+import { type Post, startMattermostStandIn } from "./mm_server/server.ts";
 
 // xmpp.js and the Mattermost websocket client keep internal timers that outlive a test by a few ms.
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -104,6 +105,78 @@ Deno.test("a 20,000-rune XMPP message arrives as ordered posts within Mattermost
     await w.stop();
   }
 });
+
+/** Mattermost's post limit in runes (model.PostMessageMaxRunesV2), pinned here, not imported from the bridge. */
+const LIMIT = 16_383;
+
+/** `n` runes without a space or line break: cycling CJK ideographs, so that any lost or repeated run shows. */
+function cjk(n: number): string {
+  return Array.from({ length: n }, (_, i) => String.fromCodePoint(0x4e00 + (i * 7) % 20_000)).join("");
+}
+
+/** `n` runes of one long URL whose query is base64 (no space or line break anywhere). */
+function longUrl(n: number): string {
+  const head = "https://example.org/download?blob=";
+  const bytes = new Uint8Array(n);
+  for (let i = 0; i < n; i++) bytes[i] = (i * 31 + 7) % 256;
+  return (head + btoa(String.fromCharCode(...bytes.subarray(0, n)))).slice(0, n);
+}
+
+Deno.test("the stand-in, like Mattermost, accepts a 16,383-rune post and refuses a 16,384-rune one", async () => {
+  const mm = await startMattermostStandIn();
+  try {
+    const bob = mm.createUser("bob");
+    const channel = mm.createChannel("limits");
+    mm.addMember(channel.id, bob.id);
+    const post = (message: string) =>
+      fetch(`${mm.url}/api/v4/posts`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${bob.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ channel_id: channel.id, message }),
+      });
+    const ok = await post(cjk(LIMIT));
+    assert.equal(ok.status, 201, await ok.text());
+    const tooLong = await post(cjk(LIMIT + 1));
+    assert.equal(tooLong.status, 400);
+    assert.equal((await tooLong.json()).id, "model.post.is_valid.message_length.app_error");
+  } finally {
+    await mm.close();
+  }
+});
+
+Deno.test(
+  "an XMPP message of exactly 16,383 runes without spaces is one post; 16,384 runes are two, nothing lost",
+  opts,
+  async () => {
+    const w = await startWorld();
+    try {
+      await w.startBridge();
+      const fromBridge = (p: Post) => p.user_id === w.mm.bot.id;
+      const cases = [cjk(LIMIT), cjk(LIMIT + 1), longUrl(LIMIT), longUrl(LIMIT + 1)];
+      for (const text of cases) assert.ok(!/\s/.test(text));
+      assert.deepEqual(cases.map((t) => [...t].length), [LIMIT, LIMIT + 1, LIMIT, LIMIT + 1]);
+      let seen = 0;
+      for (const text of cases) {
+        const expected = [...text].length > LIMIT ? 2 : 1;
+        await w.alice.sendGroupchat(w.room, text);
+        const posts = (await postsMatching(w.mm, w.channel.id, fromBridge, seen + expected, 15_000)).slice(
+          seen,
+        );
+        seen += expected;
+        assert.equal(posts.length, expected, `${[...text].length} runes become ${expected} post(s)`);
+        assert.equal(posts.map((p) => p.message).join(""), text, "nothing lost, nothing added, in order");
+        if (expected === 2) {
+          assert.equal([...posts[0].message].length, LIMIT, "the hard cut fills the first post to the limit");
+        }
+      }
+      // Nothing more arrives: no retry of a refused piece, no extra post.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(w.mm.posts(w.channel.id).filter(fromBridge).length, seen);
+    } finally {
+      await w.stop();
+    }
+  },
+);
 
 Deno.test("the id map links a post to the room's stanza-id and back", opts, async () => {
   const w = await startWorld();
