@@ -110,6 +110,17 @@ function longUrl(n: number): string {
   return (head + btoa(String.fromCharCode(...bytes.subarray(0, n)))).slice(0, n);
 }
 
+/** Where two texts first differ, in runes, or undefined when they are equal. */
+function firstDifference(got: string, want: string): string | undefined {
+  const [g, w] = [[...got], [...want]];
+  const i = g.findIndex((rune, at) => rune !== w[at]);
+  const at = i >= 0 ? i : g.length !== w.length ? Math.min(g.length, w.length) : -1;
+  if (at < 0) return undefined;
+  const show = (rune?: string) =>
+    rune === undefined ? "the end" : `U+${rune.codePointAt(0)!.toString(16).toUpperCase()}`;
+  return `rune ${at} of ${w.length} is ${show(g[at])}, expected ${show(w[at])} (got ${g.length} runes)`;
+}
+
 Deno.test("the stand-in, like Mattermost, accepts a 16,383-rune post and refuses a 16,384-rune one", async () => {
   const mm = await startMattermostStandIn();
   try {
@@ -152,7 +163,8 @@ Deno.test(
         );
         seen += expected;
         assert.equal(posts.length, expected, `${[...text].length} runes become ${expected} post(s)`);
-        assert.equal(posts.map((p) => p.message).join(""), text, "nothing lost, nothing added, in order");
+        const diff = firstDifference(posts.map((p) => p.message).join(""), text);
+        assert.equal(diff, undefined, `nothing lost, nothing added, in order: ${diff}`);
         if (expected === 2) {
           assert.equal([...posts[0].message].length, LIMIT, "the hard cut fills the first post to the limit");
         }

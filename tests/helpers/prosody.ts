@@ -3,6 +3,8 @@
  *
  * The configuration comes from `scripts/prosody-setup.sh`; see that script for what the server offers
  * (`localhost`, MUC at `conference.localhost`, upload at `upload.localhost`, component `bridge.localhost`).
+ * On top of it the MUC service loads a small test module that records join requests and can ignore a request
+ * for no history, and {@linkcode ProsodyOptions} can turn off STARTTLS and SCRAM.
  *
  * @module
  */
