@@ -71,7 +71,10 @@ Deno.test("a banned bridge does not rejoin and says so in one clear log line", o
     );
     const line = records.find((r) => r.message.join("").startsWith("Banned from"))!;
     assert.equal(line.properties.room, w.room);
-    assert.match(line.message.join(""), /not rejoining; lift the ban on bridge@localhost, then restart the bridge/);
+    assert.match(
+      line.message.join(""),
+      /not rejoining; lift the ban on bridge@localhost, then restart the bridge/,
+    );
     // A kick is followed by a rejoin after 2 s; give a ban twice that before concluding there is none.
     await new Promise((r) => setTimeout(r, 4_000));
     const joins = w.prosody.mucJoinRequests().filter((j) => j.from.startsWith("bridge@localhost/"));
