@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { postsMatching, startWorld } from "./harness.ts";
+import { xml } from "@xmpp/client-core";
+import { PASSWORD, postsMatching, startWorld } from "./harness.ts";
+import { connectXmppUser } from "./helpers/xmpp_user.ts";
+import { type Post, startMattermostStandIn } from "./mm_server/server.ts";
 
 // xmpp.js and the Mattermost websocket client keep internal timers that outlive a test by a few ms.
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -61,7 +64,7 @@ Deno.test("50 messages each way arrive once, in order, and nothing is echoed bac
   }
 });
 
-Deno.test("an unmapped channel and an unmapped room stay silent", opts, async () => {
+Deno.test("an unmapped channel stays silent and an unmapped room is never joined", opts, async () => {
   const w = await startWorld();
   try {
     const bridge = await w.startBridge();
@@ -72,38 +75,108 @@ Deno.test("an unmapped channel and an unmapped room stay silent", opts, async ()
     await w.alice.joinRoom(otherRoom, "alice");
     await w.mm.postAs(w.bob.id, other.id, "not for XMPP");
     await w.alice.sendGroupchat(otherRoom, "not for Mattermost");
-    // A mapped message after them proves the bridge was live while they went by.
+    // A mapped message each way after them proves the bridge was live while they went by.
     await w.mm.postAs(w.bob.id, w.channel.id, "mapped");
     await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> mapped", 1, 10_000);
+    await w.alice.sendGroupchat(w.room, "mapped too");
+    await postsMatching(w.mm, w.channel.id, (p) => p.message === "mapped too", 1, 10_000);
     await bridge.manager.bus.drain();
-    await w.alice.expectSilence(otherRoom, (m) => m.nick === "bridge", 500);
+    // The bot is a member of the other channel, so its posts reach the bridge, which must drop them: counted.
+    assert.equal(bridge.manager.stats().unmapped, 1);
     assert.equal(w.alice.messages.filter((m) => m.body?.includes("not for XMPP")).length, 0);
     assert.equal(w.mm.posts(other.id).filter((p) => p.user_id === w.mm.bot.id).length, 0);
-    // The bot is a member of the other channel, so its posts reach the bridge, which must drop them.
-    assert.ok(bridge.manager.stats().unmapped >= 1);
+    assert.equal(w.mm.posts(w.channel.id).filter((p) => p.message.includes("not for Mattermost")).length, 0);
+    // The bridge hears only rooms it joins: it asked to join the mapped room and nothing else.
+    const joins = w.prosody.mucJoinRequests().filter((j) => j.from.startsWith("bridge@localhost/"));
+    assert.deepEqual(joins.map((j) => j.to.split("/")[0]), [w.room]);
   } finally {
     await w.stop();
   }
 });
 
-Deno.test("a 20,000-rune XMPP message arrives as ordered posts within Mattermost's limit", opts, async () => {
-  const w = await startWorld();
+/** Mattermost's post limit in runes (model.PostMessageMaxRunesV2), pinned here, not imported from the bridge. */
+const LIMIT = 16_383;
+
+/** `n` runes without a space or line break: cycling CJK ideographs, so that any lost or repeated run shows. */
+function cjk(n: number): string {
+  return Array.from({ length: n }, (_, i) => String.fromCodePoint(0x4e00 + (i * 7) % 20_000)).join("");
+}
+
+/** `n` runes of one long URL whose query is base64 (no space or line break anywhere). */
+function longUrl(n: number): string {
+  const head = "https://example.org/download?blob=";
+  const bytes = new Uint8Array(n);
+  for (let i = 0; i < n; i++) bytes[i] = (i * 31 + 7) % 256;
+  return (head + btoa(String.fromCharCode(...bytes.subarray(0, n)))).slice(0, n);
+}
+
+/** Where two texts first differ, in runes, or undefined when they are equal. */
+function firstDifference(got: string, want: string): string | undefined {
+  const [g, w] = [[...got], [...want]];
+  const i = g.findIndex((rune, at) => rune !== w[at]);
+  const at = i >= 0 ? i : g.length !== w.length ? Math.min(g.length, w.length) : -1;
+  if (at < 0) return undefined;
+  const show = (rune?: string) =>
+    rune === undefined ? "the end" : `U+${rune.codePointAt(0)!.toString(16).toUpperCase()}`;
+  return `rune ${at} of ${w.length} is ${show(g[at])}, expected ${show(w[at])} (got ${g.length} runes)`;
+}
+
+Deno.test("the stand-in, like Mattermost, accepts a 16,383-rune post and refuses a 16,384-rune one", async () => {
+  const mm = await startMattermostStandIn();
   try {
-    await w.startBridge();
-    const line = "🚀 rocket science is the art of the possible.\n";
-    let text = "";
-    while ([...text].length < 20_000) text += line;
-    text = [...text].slice(0, 20_000).join("");
-    await w.alice.sendGroupchat(w.room, text);
-    const posts = await postsMatching(w.mm, w.channel.id, (p) => p.user_id === w.mm.bot.id, 2, 10_000);
-    assert.equal(posts.length, 2);
-    for (const p of posts) assert.ok([...p.message].length <= 16_383);
-    assert.equal(posts.map((p) => p.message).join(""), text);
-    assert.ok(posts[0].create_at < posts[1].create_at);
+    const bob = mm.createUser("bob");
+    const channel = mm.createChannel("limits");
+    mm.addMember(channel.id, bob.id);
+    const post = (message: string) =>
+      fetch(`${mm.url}/api/v4/posts`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${bob.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ channel_id: channel.id, message }),
+      });
+    const ok = await post(cjk(LIMIT));
+    assert.equal(ok.status, 201, await ok.text());
+    const tooLong = await post(cjk(LIMIT + 1));
+    assert.equal(tooLong.status, 400);
+    assert.equal((await tooLong.json()).id, "model.post.is_valid.message_length.app_error");
   } finally {
-    await w.stop();
+    await mm.close();
   }
 });
+
+Deno.test(
+  "an XMPP message of exactly 16,383 runes without spaces is one post; 16,384 runes are two, nothing lost",
+  opts,
+  async () => {
+    const w = await startWorld();
+    try {
+      await w.startBridge();
+      const fromBridge = (p: Post) => p.user_id === w.mm.bot.id;
+      const cases = [cjk(LIMIT), cjk(LIMIT + 1), longUrl(LIMIT), longUrl(LIMIT + 1)];
+      for (const text of cases) assert.ok(!/\s/.test(text));
+      assert.deepEqual(cases.map((t) => [...t].length), [LIMIT, LIMIT + 1, LIMIT, LIMIT + 1]);
+      let seen = 0;
+      for (const text of cases) {
+        const expected = [...text].length > LIMIT ? 2 : 1;
+        await w.alice.sendGroupchat(w.room, text);
+        const posts = (await postsMatching(w.mm, w.channel.id, fromBridge, seen + expected, 15_000)).slice(
+          seen,
+        );
+        seen += expected;
+        assert.equal(posts.length, expected, `${[...text].length} runes become ${expected} post(s)`);
+        const diff = firstDifference(posts.map((p) => p.message).join(""), text);
+        assert.equal(diff, undefined, `nothing lost, nothing added, in order: ${diff}`);
+        if (expected === 2) {
+          assert.equal([...posts[0].message].length, LIMIT, "the hard cut fills the first post to the limit");
+        }
+      }
+      // Nothing more arrives: no retry of a refused piece, no extra post.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(w.mm.posts(w.channel.id).filter(fromBridge).length, seen);
+    } finally {
+      await w.stop();
+    }
+  },
+);
 
 Deno.test("the id map links a post to the room's stanza-id and back", opts, async () => {
   const w = await startWorld();
@@ -135,15 +208,25 @@ Deno.test("the id map links a post to the room's stanza-id and back", opts, asyn
 });
 
 Deno.test(
-  "history replayed at join, subject changes and bodiless messages are not bridged",
+  "history the room replays at join, subject changes and bodiless messages are not bridged",
   opts,
   async () => {
-    const w = await startWorld();
+    // This room sends history even to a joiner that asks for none, so only the bridge's delayed filter is left.
+    const w = await startWorld({ prosody: { mucIgnoresHistoryLimit: true } });
     try {
-      // History that exists before the bridge joins.
-      await w.alice.sendGroupchat(w.room, "old history");
+      await w.alice.sendGroupchat(w.room, "old history 1");
+      await w.alice.sendGroupchat(w.room, "old history 2");
+      // A control: the room does replay it to a joiner that asks for no history.
+      const probe = await connectXmppUser(w.prosody, "alice", PASSWORD, "probe");
+      try {
+        await probe.joinRoom(w.room, "probe", { maxstanzas: 0 });
+        const replayed = await probe.waitForMessages(w.room, (m) => m.delayed, 2);
+        assert.deepEqual(replayed.map((m) => m.body), ["old history 1", "old history 2"]);
+      } finally {
+        await probe.stop();
+      }
+
       const bridge = await w.startBridge();
-      const { xml } = await import("@xmpp/client-core");
       await w.alice.send(xml("message", { type: "groupchat", to: w.room }, xml("subject", {}, "New topic")));
       await w.alice.send(
         xml(
@@ -163,12 +246,26 @@ Deno.test(
   },
 );
 
+Deno.test("the bridge asks for no history when it joins a room", opts, async () => {
+  const w = await startWorld();
+  try {
+    await w.startBridge();
+    await w.mm.postAs(w.bob.id, w.channel.id, "joined?");
+    await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> joined?", 1, 10_000);
+    const joins = w.prosody.mucJoinRequests().filter((j) => j.from.startsWith("bridge@localhost/"));
+    assert.deepEqual(joins.map((j) => j.to), [`${w.room}/bridge`]);
+    // What the room received, as the room serialized it: <x xmlns='…/muc'><history maxstanzas='0'/></x>.
+    assert.match(joins[0].x, /<history\b[^>]*\bmaxstanzas=['"]0['"]/, joins[0].x);
+  } finally {
+    await w.stop();
+  }
+});
+
 Deno.test("two users reusing the same message id are both bridged", opts, async () => {
   const w = await startWorld();
   try {
     await w.startBridge();
-    const { connectXmppUser } = await import("./helpers/xmpp_user.ts");
-    const carol = await connectXmppUser(w.prosody, "alice", "s3cret-Pa55word!", "carol");
+    const carol = await connectXmppUser(w.prosody, "alice", PASSWORD, "carol");
     try {
       await carol.joinRoom(w.room, "carol");
       // Naive clients number their messages; the ids collide across senders and must not merge messages.

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { PASSWORD, runMain, startWorld, waitFor } from "./harness.ts";
+import { deadline } from "../src/core/deadline.ts";
+import { connectXmppUser } from "./helpers/xmpp_user.ts";
+import { PASSWORD, runMain, startWorld, waitFor, type World } from "./harness.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -110,6 +112,15 @@ Deno.test(
       await w.mm.postAs(w.bob.id, w.channel.id, secretText);
       await w.alice.waitForMessages(w.room, (m) => m.body === `<bob> ${secretText}`, 1, 10_000);
 
+      // The presence the room sends when the bridge's occupant goes; a dropped connection says "Disconnected: …".
+      const left = new Promise<string | undefined>((resolve) => {
+        const off = w.alice.onStanza((s) => {
+          if (s.is("presence") && s.attrs.from === `${w.room}/bridge` && s.attrs.type === "unavailable") {
+            off();
+            resolve(s.getChildText("status") ?? undefined);
+          }
+        });
+      });
       const t0 = performance.now();
       proc.kill("SIGTERM");
       const status = await proc.status;
@@ -129,7 +140,14 @@ Deno.test(
       assert.ok(!log.includes(w.mm.bot.token), "the Mattermost token is never logged");
       assert.ok(!log.includes(PASSWORD), "the XMPP password is never logged");
       assert.ok(!log.includes(secretText), "message text is not logged at info level");
-      // It left the room: alice saw the bridge's unavailable presence... or at least it is no longer connected.
+      // It left the room on the way out, cleanly: alice saw the bridge's unavailable presence, with no
+      // "Disconnected" status as when a connection drops without closing its session.
+      const leftStatus = await deadline(
+        left,
+        2_000,
+        () => new Error("alice never saw the bridge leave the room"),
+      );
+      assert.equal(leftStatus, undefined, `the bridge left with status ${leftStatus}`);
     } finally {
       try {
         proc.kill("SIGKILL");
@@ -138,6 +156,66 @@ Deno.test(
       if (Deno.env.get("DEBUG_LEVEL")) console.error(await stderr);
       await stderr.catch(() => {});
       await stdout.catch(() => {});
+      await w.stop();
+    }
+  },
+);
+
+/** Starts `main.ts` as its own process with the world's environment; its output is collected. */
+function spawnBridge(w: World) {
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN],
+    env: { ...w.env(), LOG_FORMAT: "json", NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  return { proc, output };
+}
+
+/** The status of `GET /healthz`, or 0 when nothing answers. */
+async function healthz(w: World): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${w.httpPort}/healthz`).catch(() => null);
+  await res?.body?.cancel();
+  return res?.status ?? 0;
+}
+
+Deno.test(
+  "the real process's /healthz is 503 while the XMPP server is down and 200 again once it is back",
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    const w = await startWorld();
+    const { proc, output } = spawnBridge(w);
+    try {
+      await waitFor(async () => await healthz(w) === 200, "the bridge to report healthy", 20_000);
+      await w.prosody.kill();
+      await waitFor(async () => await healthz(w) === 503, "/healthz to report the outage", 10_000);
+      const down = await (await fetch(`http://127.0.0.1:${w.httpPort}/healthz`)).json();
+      assert.equal(down.ok, false);
+      assert.equal(down.bridges.find((b: { network: string }) => b.network === "xmpp")?.connected, false);
+      assert.equal(
+        down.bridges.find((b: { network: string }) => b.network === "mattermost")?.connected,
+        true,
+      );
+
+      await w.prosody.restart();
+      await waitFor(async () => await healthz(w) === 200, "/healthz to recover", 30_000);
+      // Recovered for real: a post reaches the room again.
+      const alice = await connectXmppUser(w.prosody, "alice", PASSWORD, "again");
+      try {
+        await alice.joinRoom(w.room, "alice2");
+        await w.mm.postAs(w.bob.id, w.channel.id, "after the outage");
+        await alice.waitForMessages(w.room, (m) => m.body === "<bob> after the outage", 1, 15_000);
+      } finally {
+        await alice.stop();
+      }
+    } finally {
+      try {
+        proc.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await proc.status;
+      await output;
       await w.stop();
     }
   },

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createXmppClient } from "../src/xmpp/client.ts";
 import { PASSWORD, postsMatching, startWorld, waitFor, type World } from "./harness.ts";
+import { redactingFormatter, setupLogging, stopLogging } from "../src/log.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const SECRET_KEY = "a-long-random-key-for-the-tests-0123456789";
@@ -208,6 +209,115 @@ Deno.test(
       );
       const link = await bridge.store.findLink("xmpp", w.room, msg.stanzaId!);
       assert.ok(link, "the puppet's message is in the id map by its stanza-id");
+    } finally {
+      await w.stop();
+    }
+  },
+);
+
+/** Changes `userId`'s nickname through the REST API, as a profile edit in the web app does. */
+async function editProfile(w: World, userId: string, token: string, nickname: string) {
+  const res = await fetch(`${w.mm.url}/api/v4/users/${userId}/patch`, {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ nickname }),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
+/** Decodes unpadded base64url. */
+function fromBase64Url(s: string): Uint8Array {
+  return Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+}
+
+Deno.test(
+  "ibr: each ghost gets its own random 32-byte password, and none reaches the logs",
+  opts,
+  async () => {
+    const lines: string[] = [];
+    const format = redactingFormatter("json", []);
+    await setupLogging({ level: "debug", format: "json", sink: (r) => lines.push(format(r)) });
+    const w = await startWorld();
+    try {
+      const carol = w.mm.createUser("carol");
+      w.mm.addMember(w.channel.id, carol.id);
+      // No BRIDGE_SECRET_KEY: the store then holds the passwords as they are, for this test to read.
+      const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" });
+      await w.mm.postAs(w.bob.id, w.channel.id, "bob here");
+      await w.mm.postAs(carol.id, w.channel.id, "carol here");
+      await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" || m.nick === "carol", 2, 20_000);
+      await w.alice.sendGroupchat(w.room, "hello both");
+      await postsMatching(w.mm, w.channel.id, (p) => p.message === "hello both", 1);
+
+      const ghosts = [await bridge.store.getGhost(w.bob.id), await bridge.store.getGhost(carol.id)];
+      const passwords = ghosts.map((g) => {
+        assert.equal(g?.password.alg, "none");
+        return g!.password.data;
+      });
+      assert.notEqual(passwords[0], passwords[1], "each ghost has its own password");
+      for (const password of passwords) {
+        // 32 random bytes, base64url without padding: 43 characters.
+        assert.match(password, /^[A-Za-z0-9_-]{43}$/);
+        const bytes = fromBase64Url(password);
+        assert.equal(bytes.length, 32);
+        // 32 random bytes have about 30 distinct values; a constant or counter-like password has few.
+        assert.ok(new Set(bytes).size >= 20, `only ${new Set(bytes).size} distinct bytes in ${password}`);
+      }
+      assert.equal(await tryLogin(w, "mm_bob", passwords[0]), "ok");
+      assert.equal(await tryLogin(w, "mm_carol", passwords[1]), "ok");
+
+      await bridge.stop();
+      // The capture saw the whole run, debug included: registration, message text, shutdown.
+      assert.ok(
+        lines.some((l) => l.includes("Registered ghost") && l.includes("mm_carol@localhost")),
+        "registration logged",
+      );
+      assert.ok(
+        lines.some((l) => l.includes('"level":"DEBUG"') && l.includes("hello both")),
+        "debug captured",
+      );
+      for (const password of passwords) {
+        const hits = lines.filter((l) => l.includes(password));
+        assert.deepEqual(hits, [], "a ghost password appears in the log");
+      }
+    } finally {
+      await w.stop();
+      await stopLogging();
+    }
+  },
+);
+
+Deno.test(
+  "ibr: a profile edit leaves the ghost and its account alone; a deactivation retires only that user",
+  opts,
+  async () => {
+    const w = await startWorld();
+    try {
+      const carol = w.mm.createUser("carol");
+      w.mm.addMember(w.channel.id, carol.id);
+      const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" });
+      await w.mm.postAs(w.bob.id, w.channel.id, "bob here");
+      await w.mm.postAs(carol.id, w.channel.id, "carol here");
+      await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" || m.nick === "carol", 2, 20_000);
+      const bobGhost = await bridge.store.getGhost(w.bob.id);
+      assert.ok(bobGhost);
+
+      // bob edits his profile: the server publishes user_updated with delete_at 0.
+      await editProfile(w, w.bob.id, w.bob.token, "Bobby");
+      // carol is deactivated after it; once her ghost is retired, bob's event has long been handled.
+      await deactivate(w, carol.id);
+      await waitFor(
+        async () => (await bridge.store.getGhost(carol.id)) === null,
+        "carol's ghost retired",
+        15_000,
+      );
+      assert.equal(await tryLogin(w, "mm_carol", "x"), "not-authorized");
+
+      assert.deepEqual(await bridge.store.getGhost(w.bob.id), bobGhost, "bob's ghost record is kept");
+      assert.equal(await tryLogin(w, "mm_bob", bobGhost.password.data), "ok", "bob's account still exists");
+      await w.mm.postAs(w.bob.id, w.channel.id, "still bob");
+      const [msg] = await w.alice.waitForMessages(w.room, (m) => m.body === "still bob", 1, 15_000);
+      assert.equal(msg.nick, "bob", "bob still speaks as his ghost");
     } finally {
       await w.stop();
     }

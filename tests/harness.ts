@@ -50,16 +50,27 @@ export async function startWorld(
   opts: { mapped?: boolean; mattermost?: StandInOptions; prosody?: ProsodyOptions } = {},
 ): Promise<World> {
   const prosody = await startProsody(opts.prosody);
-  const mm = await startMattermostStandIn(opts.mattermost);
-  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-e2e-" });
-  await prosody.register("bridge", PASSWORD);
-  await prosody.register("alice", PASSWORD);
+  // What is started before the world is complete is stopped again when a later step fails.
+  const started: Array<() => Promise<void>> = [() => prosody.stop()];
+  let mm: MattermostStandIn, dir: string, alice: XmppUser;
+  try {
+    mm = await startMattermostStandIn(opts.mattermost);
+    started.push(() => mm.close());
+    dir = await Deno.makeTempDir({ prefix: "mmxmpp-e2e-" });
+    started.push(() => Deno.remove(dir, { recursive: true }));
+    await prosody.register("bridge", PASSWORD);
+    await prosody.register("alice", PASSWORD);
+    alice = await connectXmppUser(prosody, "alice", PASSWORD, "phone");
+    started.push(() => alice.stop());
+    await alice.joinRoom("hall@conference.localhost", "alice");
+  } catch (err) {
+    for (const stop of started.reverse()) await stop().catch(() => {});
+    throw err;
+  }
   const bob = mm.createUser("bob");
   const channel = mm.createChannel("town-hall", { displayName: "Town Hall" });
   mm.addMember(channel.id, bob.id);
   const room = "hall@conference.localhost";
-  const alice = await connectXmppUser(prosody, "alice", PASSWORD, "phone");
-  await alice.joinRoom(room, "alice");
   const httpPort = freePort();
   const kvPath = `${dir}/state.kv`;
   const bridges: RunningBridge[] = [];

@@ -292,7 +292,15 @@ export class XmppBridge implements GhostingBridge {
   }
 
   private onLeft(room: string, reason: LeaveReason): void {
-    if (this.stopping || reason === "banned" || reason === "left") return;
+    if (this.stopping) return;
+    if (reason === "banned") {
+      log.error("Banned from {room}: not rejoining; lift the ban on {jid}, then restart the bridge", {
+        room,
+        jid: this.opts.jid,
+      });
+      return;
+    }
+    if (reason === "left") return;
     setTimeout(() => this.rejoin(room), 2_000);
   }
 

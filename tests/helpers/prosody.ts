@@ -3,6 +3,8 @@
  *
  * The configuration comes from `scripts/prosody-setup.sh`; see that script for what the server offers
  * (`localhost`, MUC at `conference.localhost`, upload at `upload.localhost`, component `bridge.localhost`).
+ * On top of it the MUC service loads a small test module that records join requests and can ignore a request
+ * for no history, and {@linkcode ProsodyOptions} can turn off STARTTLS and SCRAM.
  *
  * @module
  */
@@ -19,6 +21,28 @@ export interface ProsodyOptions {
   componentSecret?: string;
   /** Prosody log level (default: env `PROSODY_LOG_LEVEL`, else "info"). */
   logLevel?: "debug" | "info";
+  /** Whether STARTTLS is offered on c2s (default true); false leaves every client stream unencrypted. */
+  starttls?: boolean;
+  /**
+   * SASL mechanisms offered to clients: "default" (SCRAM and PLAIN) or "plain-only" (SCRAM disabled). PLAIN is
+   * allowed on unencrypted streams in every case (`allow_unencrypted_plain_auth`).
+   */
+  saslMechanisms?: "default" | "plain-only";
+  /**
+   * Make the MUC service send history on join even when the joiner asks for none (`maxstanzas="0"`), as a
+   * server that ignores the request would (default false).
+   */
+  mucIgnoresHistoryLimit?: boolean;
+}
+
+/** A MUC join request as the MUC service received it, recorded by the test module (see {@linkcode Prosody}). */
+export interface MucJoinRequest {
+  /** Full JID of the joining client. */
+  from: string;
+  /** `room@service/nick`. */
+  to: string;
+  /** The request's `<x xmlns="http://jabber.org/protocol/muc">` element, serialized. */
+  x: string;
 }
 
 /** A running (or killed) Prosody started by {@linkcode startProsody}. */
@@ -62,7 +86,30 @@ export interface Prosody {
   restart(): Promise<void>;
   /** The last lines of Prosody's log and console output, for error messages. */
   logTail(lines?: number): string;
+  /** Every MUC join request (presence with `<x xmlns="…/muc">`) the MUC service received so far, in order. */
+  mucJoinRequests(): MucJoinRequest[];
 }
+
+/**
+ * A Prosody module for the MUC service: it logs each join request as one line (read by `mucJoinRequests`), and
+ * with `mmxmpp_test_ignore_history_limit` it turns a request for no history into one for the default history.
+ */
+const MUC_TEST_MODULE =
+  `-- Written by mmxmpp's tests/helpers/prosody.ts: observes and bends MUC joins for tests.
+local ignore_history_limit = module:get_option_boolean("mmxmpp_test_ignore_history_limit", false);
+
+module:hook("presence/full", function(event)
+	local stanza = event.stanza;
+	local x = stanza:get_child("x", "http://jabber.org/protocol/muc");
+	if x and stanza.attr.type == nil then
+		module:log("info", "mmxmpp-test-join from=%s to=%s x=%s", stanza.attr.from, stanza.attr.to, tostring(x));
+	end
+end, 1000);
+
+module:hook("muc-get-history", function(event)
+	if ignore_history_limit and event.maxstanzas == 0 then event.maxstanzas = 20; end
+end, 1000);
+`;
 
 const SETUP_SCRIPT = new URL("../../scripts/prosody-setup.sh", import.meta.url).pathname;
 const START_TIMEOUT_MS = 10_000;
@@ -146,6 +193,7 @@ async function writeConfig(
   if (code !== 0) {
     throw new Error(`prosody-setup.sh failed (exit ${code}): ${new TextDecoder().decode(stderr).trim()}`);
   }
+  await addTestOptions(dir, opts);
   if (isRoot) {
     const readable = await new Deno.Command("runuser", {
       args: ["-u", "prosody", "--", "test", "-r", `${dir}/prosody.cfg.lua`],
@@ -158,6 +206,31 @@ async function writeConfig(
       );
     }
   }
+}
+
+/** Adds what the setup script does not offer: the MUC test module and the options that turn off TLS or SCRAM. */
+async function addTestOptions(dir: string, opts: ProsodyOptions): Promise<void> {
+  const plugins = `${dir}/plugins`;
+  await Deno.mkdir(plugins, { recursive: true });
+  await Deno.writeTextFile(`${plugins}/mod_mmxmpp_test_muc.lua`, MUC_TEST_MODULE);
+  const file = `${dir}/prosody.cfg.lua`;
+  let config = await Deno.readTextFile(file);
+  const mucModules = `\tmodules_enabled = { "muc_mam" }\n`;
+  if (!config.includes(mucModules)) throw new Error(`${file} has no line ${JSON.stringify(mucModules)}`);
+  config = config.replace(
+    mucModules,
+    `\tmodules_enabled = { "muc_mam"; "mmxmpp_test_muc" }\n` +
+      `\tmmxmpp_test_ignore_history_limit = ${opts.mucIgnoresHistoryLimit ?? false}\n`,
+  );
+  // Global options go before the first host section.
+  const global = [`plugin_paths = { ${JSON.stringify(plugins)} }`];
+  if (opts.starttls === false) global.push(`modules_disabled = { "tls" }`);
+  if (opts.saslMechanisms === "plain-only") {
+    global.push(
+      `disable_sasl_mechanisms = { "DIGEST-MD5"; "SCRAM-SHA-1"; "SCRAM-SHA-1-PLUS"; "SCRAM-SHA-256"; "SCRAM-SHA-256-PLUS" }`,
+    );
+  }
+  await Deno.writeTextFile(file, `${global.join("\n")}\n\n${config}`);
 }
 
 /** The command line running Prosody in the foreground; as root through runuser, since Prosody refuses root. */
@@ -308,6 +381,16 @@ class ProsodyServer {
     return `--- ${this.#logFile} (tail) ---\n${log}` + (output ? `\n--- console ---\n${output}` : "");
   }
 
+  mucJoinRequests(): MucJoinRequest[] {
+    const found = [];
+    for (
+      const match of readFrom(this.#logFile, 0).matchAll(/mmxmpp-test-join from=(\S+) to=(\S+) x=(.*)$/gm)
+    ) {
+      found.push({ from: match[1], to: match[2], x: match[3] });
+    }
+    return found;
+  }
+
   async prosodyctl(...args: string[]): Promise<void> {
     const command = isRoot
       ? ["runuser", "-u", "prosody", "--", "prosodyctl", "--config", this.config, ...args]
@@ -345,6 +428,7 @@ class ProsodyServer {
       kill: () => this.kill(),
       restart: () => this.restart(),
       logTail: (lines) => this.logTail(lines),
+      mucJoinRequests: () => this.mucJoinRequests(),
     };
   }
 }

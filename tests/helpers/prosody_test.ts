@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { xml } from "@xmpp/client";
 import { type Prosody, startProsody } from "./prosody.ts";
+import { deadline } from "../../src/core/deadline.ts";
 import { connectXmppUser, StanzaError, type XmppUser } from "./xmpp_user.ts";
 
 /** Starts Prosody with accounts alice and bob, runs `fn`, and stops everything whatever happens. */
@@ -98,8 +99,20 @@ Deno.test("joining with a nick already in the room fails with conflict", async (
       (error) => error instanceof StanzaError && error.condition === "conflict",
     );
     await bob.joinRoom("lobby", "Sam2");
+    // Leaving is seen by the other occupant.
+    const samLeft = new Promise<void>((resolve) => {
+      const off = bob.onStanza((s) => {
+        if (
+          s.is("presence") && s.attrs.from === "lobby@conference.localhost/Sam" &&
+          s.attrs.type === "unavailable"
+        ) {
+          off();
+          resolve();
+        }
+      });
+    });
     await alice.leaveRoom("lobby");
-    await bob.expectSilence("lobby", () => true, 200);
+    await deadline(samLeft, 5_000, () => new Error("bob did not see Sam leave"));
   });
 });
 

@@ -122,6 +122,20 @@ export function registerUserRoutes(router: Router): void {
     return statusOk();
   });
 
+  // app/user.go: PatchUser → UpdateUser → sendUpdatedUserEvent publishes `user_updated` (delete_at stays 0).
+  router.add("PUT", "/users/:user_id/patch", async (ctx) => {
+    const actor = requireUser(ctx);
+    const target = userParam(ctx);
+    const body = await readJsonObject(ctx, "user");
+    if (actor.id !== target.id && !isSystemAdmin(actor)) throw permissionError("edit_other_users");
+    for (const field of ["nickname", "first_name", "last_name", "position"] as const) {
+      if (typeof body[field] === "string") target[field] = body[field];
+    }
+    target.update_at = ctx.app.store.clock.now();
+    ctx.app.publish(newEvent("user_updated", { user: userView(target) }));
+    return json(200, userView(target, actor));
+  });
+
   router.add("POST", "/users/:user_id/tokens", async (ctx) => {
     const actor = requireUser(ctx);
     if (!ctx.app.config.enableUserAccessTokens) {
