@@ -34,6 +34,8 @@ export interface Config {
   };
   bridge: {
     mappings: MappingRefs[];
+    /** Whether a static mapping may create its XMPP room (`BRIDGE_CREATE_ROOMS`). */
+    createRooms: boolean;
     kvPath: string;
     httpAddr: { hostname: string; port: number };
     publicUrl?: string;
@@ -99,6 +101,12 @@ export const ENV_VARS: readonly EnvVar[] = [
     name: "BRIDGE_MAPPINGS",
     meaning: "static mappings, comma-separated team/channel=room@service or channelId=room@service",
     default: "none",
+  },
+  {
+    name: "BRIDGE_CREATE_ROOMS",
+    meaning:
+      "true lets a static mapping create its XMPP room when it does not exist (else the start says so)",
+    default: "false",
   },
   {
     name: "BRIDGE_KV_PATH",
@@ -296,6 +304,7 @@ export function loadConfig(
 
   // Bridge
   const mappings = parseMappings(get("BRIDGE_MAPPINGS"), team, errors);
+  const createRooms = parseBool("BRIDGE_CREATE_ROOMS", get("BRIDGE_CREATE_ROOMS"), false, errors);
   const stateDir = get("STATE_DIRECTORY")?.split(":")[0];
   const kvPath = get("BRIDGE_KV_PATH") ?? (stateDir ? `${stateDir}/mmxmpp.kv` : "./data/mmxmpp.kv");
   const httpAddr = parseAddr(get("BRIDGE_HTTP_ADDR") ?? "127.0.0.1:8786", errors);
@@ -393,6 +402,7 @@ export function loadConfig(
       },
       bridge: {
         mappings,
+        createRooms,
         kvPath,
         httpAddr,
         publicUrl,
@@ -496,7 +506,10 @@ function parseAddr(value: string, errors: string[]): { hostname: string; port: n
   return { hostname: m[1] ?? m[2], port };
 }
 
-/** Parses `BRIDGE_MAPPINGS`: comma-separated `team/channel=room@service` or `channelId=room@service`. */
+/**
+ * Parses `BRIDGE_MAPPINGS`: comma-separated `team/channel=room@service` or `channelId=room@service`. An entry that
+ * maps a channel or a room an earlier entry already maps is an error.
+ */
 export function parseMappings(
   value: string | undefined,
   team: string | undefined,
@@ -504,6 +517,8 @@ export function parseMappings(
 ): MappingRefs[] {
   if (!value) return [];
   const out: MappingRefs[] = [];
+  /** "network channel" → the entry that maps it. */
+  const seen = new Map<string, string>();
   for (const raw of value.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
     const parts = raw.split("=");
     const left = parts[0]?.trim() ?? "";
@@ -522,6 +537,19 @@ export function parseMappings(
       );
       continue;
     }
+    // The same channel or room twice would fight over it: each side of a mapping belongs to one mapping only.
+    const channel = (left.includes("/") || MM_ID.test(left) ? left : `${team}/${left}`).toLowerCase();
+    const clash = seen.get(`mattermost ${channel}`) ?? seen.get(`xmpp ${right}`);
+    if (clash) {
+      const what = seen.get(`mattermost ${channel}`) ? `channel ${channel}` : `room ${right}`;
+      errors.push(
+        `BRIDGE_MAPPINGS entries "${clash}" and "${raw}" both map ${what}: a channel and a room can each be in ` +
+          "one mapping only; keep one of the entries",
+      );
+      continue;
+    }
+    seen.set(`mattermost ${channel}`, raw);
+    seen.set(`xmpp ${right}`, raw);
     out.push({ mattermost: left, xmpp: right });
   }
   return out;
@@ -543,6 +571,7 @@ export function helpText(version: string): string {
     "Environment (each secret X may instead be read from the file named by X_FILE):",
     ...ENV_VARS.map((v) => `  ${v.name.padEnd(width)}  ${v.meaning} [default: ${v.default}]`),
     "",
-    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.",
+    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration, 3 credentials refused (MM_TOKEN, " +
+    "XMPP_PASSWORD). A server that cannot be reached at start is retried, not an exit.",
   ].join("\n");
 }
