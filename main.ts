@@ -15,6 +15,10 @@ import { VERSION } from "./src/version.ts";
 
 /** Runs the command line; returns the process exit code. */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "mappings") {
+    const { runMappings } = await import("./src/cli/mappings.ts");
+    return await runMappings(args.slice(1), Deno.env.toObject());
+  }
   if (args[0] === "--doctor") {
     const { runDoctor } = await import("./doctor.ts");
     return await runDoctor(args.slice(1), Deno.env.toObject());
