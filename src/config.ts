@@ -104,8 +104,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   },
   {
     name: "BRIDGE_CREATE_ROOMS",
-    meaning:
-      "true lets a static mapping create its XMPP room when it does not exist (else the start says so)",
+    meaning: "true: a static mapping may create its missing XMPP room (else the start reports it)",
     default: "false",
   },
   {
