@@ -130,3 +130,53 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "static mappings stored before they recorded their entry are adopted when configured and removed otherwise",
+  opts,
+  async () => {
+    const w = await startWorld({ mapped: false });
+    try {
+      const ops = w.mm.createChannel("ops");
+      // As an older version stored them: static, without `source`.
+      const store = await Store.open(w.kvPath);
+      try {
+        for (const [channel, room] of [[w.channel.id, w.room], [ops.id, "ops@conference.localhost"]]) {
+          const res = await store.addMapping({
+            channels: { mattermost: channel, xmpp: room },
+            origin: "static",
+            createdAt: 1,
+          });
+          assert.ok(res.ok);
+        }
+      } finally {
+        store.close();
+      }
+      const entry = `${w.mm.team.name}/${w.channel.name}=${w.room}`;
+      const bridge = await w.startBridge({ BRIDGE_MAPPINGS: entry });
+      assert.deepEqual(await bridge.manager.listMappings(), [{
+        channels: { mattermost: w.channel.id, xmpp: w.room },
+        origin: "static",
+        source: { mattermost: `${w.mm.team.name}/${w.channel.name}`, xmpp: w.room },
+        createdAt: 1,
+      }]);
+      await w.mm.postAs(w.bob.id, w.channel.id, "adopted");
+      await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> adopted", 1, 10_000);
+
+      // Unmapping a static mapping by command says that the next start brings it back.
+      w.mm.addMember(w.channel.id, w.mm.admin.id);
+      const reply = await w.mm.invokeCommand({
+        trigger: "xmppbridge",
+        channelId: w.channel.id,
+        userId: w.mm.admin.id,
+        text: "unmap",
+      });
+      assert.match(
+        (reply.body as { text: string }).text,
+        /comes from BRIDGE_MAPPINGS: remove the entry there too/,
+      );
+    } finally {
+      await w.stop();
+    }
+  },
+);

@@ -238,7 +238,8 @@ export class BridgeManager {
     for (let attempt = 1;; attempt++) {
       signal.throwIfAborted();
       try {
-        await bridge.start(this.contextFor(bridge.network));
+        // A connect that hangs (a firewall dropping packets) must not hold up a SIGTERM.
+        await Promise.race([bridge.start(this.contextFor(bridge.network)), aborted(signal)]);
         this.connecting.delete(bridge.network);
         log.info("Started the {network} connector", { network: bridge.network });
         return;
@@ -421,6 +422,14 @@ function describeBlocker(network: string, channel: string, existing: ChannelMapp
   return `${network} ${channel} is already in the mapping ${pair} (${how}). Remove that mapping with ` +
     `\`/xmppbridge unmap\` in its Mattermost channel, or \`mmxmpp mappings unmap ${channel}\` while the bridge ` +
     "is stopped, then restart; or remove this entry from BRIDGE_MAPPINGS";
+}
+
+/** Rejects as soon as `signal` aborts; never resolves. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
 }
 
 /** Waits `ms`, or rejects as soon as `signal` aborts. */
