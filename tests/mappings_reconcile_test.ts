@@ -180,3 +180,26 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a static entry equal to a mapping made by command is fine and leaves it a command mapping",
+  opts,
+  async () => {
+    const w = await startWorld({ mapped: false });
+    try {
+      const first = await w.startBridge();
+      await first.manager.map("mattermost", w.channel.id, w.room, w.mm.admin.id);
+      await first.stop();
+      const second = await w.startBridge({
+        BRIDGE_MAPPINGS: `${w.mm.team.name}/${w.channel.name}=${w.room}`,
+      });
+      assert.deepEqual(second.manager.mappingFailures(), []);
+      const res = await fetch(`http://127.0.0.1:${w.httpPort}/healthz`);
+      assert.equal(res.status, 200, await res.text());
+      const [mapping] = await second.manager.listMappings();
+      assert.equal(mapping.origin, "command");
+    } finally {
+      await w.stop();
+    }
+  },
+);

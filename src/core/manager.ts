@@ -337,6 +337,11 @@ export class BridgeManager {
         log.info("Applied static mapping {mapping}", { mapping: label });
         continue;
       }
+      if (sameChannels(res.conflict.existing.channels, channels)) {
+        // An admin mapped the very same pair by command: nothing to apply, and that mapping stays theirs.
+        log.info("Static mapping {mapping} is already mapped by command", { mapping: label });
+        continue;
+      }
       fail(
         refs,
         describeBlocker(res.conflict.network, channels[res.conflict.network], res.conflict.existing),
