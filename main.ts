@@ -1,7 +1,7 @@
 /**
  * mmxmpp's entry point: flags, configuration, logging, and a clean shutdown on SIGINT/SIGTERM.
  *
- * Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.
+ * Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration, 3 credentials refused (see `EXIT` in app.ts).
  *
  * @module
  */
@@ -9,12 +9,16 @@ import { parseArgs } from "node:util";
 import { getLogger } from "@logtape/logtape";
 import { helpText, loadConfig, maskedConfig, maskText, secretsOf } from "./src/config.ts";
 import { setupLogging, stopLogging } from "./src/log.ts";
-import { startBridge } from "./src/app.ts";
+import { EXIT, exitCodeOf, startBridge } from "./src/app.ts";
 import { errorMessage } from "./src/core/errors.ts";
 import { VERSION } from "./src/version.ts";
 
 /** Runs the command line; returns the process exit code. */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "mappings") {
+    const { runMappings } = await import("./src/cli/mappings.ts");
+    return await runMappings(args.slice(1), Deno.env.toObject());
+  }
   if (args[0] === "--doctor") {
     const { runDoctor } = await import("./doctor.ts");
     return await runDoctor(args.slice(1), Deno.env.toObject());
@@ -62,19 +66,31 @@ export async function main(args: string[]): Promise<number> {
   routeLibraryConsole();
   log.info("mmxmpp {version} starting", { version: VERSION });
   for (const warning of loaded.warnings) log.warn("Configuration: {warning}", { warning });
+  // Listening from the start: a server that is down at start is retried, and SIGTERM must end that wait too.
+  const stopping = new AbortController();
+  const signal = new Promise<string>((resolve) => {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(sig, () => {
+        stopping.abort(new Error(`received ${sig}`));
+        resolve(sig);
+      });
+    }
+  });
   let bridge;
   try {
-    bridge = await startBridge(config);
+    bridge = await startBridge(config, { signal: stopping.signal });
   } catch (err) {
+    if (stopping.signal.aborted) {
+      log.info("Received {signal} while starting; stopped", { signal: await signal });
+      await stopLogging();
+      return EXIT.ok;
+    }
     log.fatal("Could not start: {error}", { error: errorMessage(err) });
     await stopLogging();
-    return 1;
+    return exitCodeOf(err);
   }
   log.info("mmxmpp is running");
-  const signal = await new Promise<string>((resolve) => {
-    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
-  });
-  log.info("Received {signal}; shutting down", { signal });
+  log.info("Received {signal}; shutting down", { signal: await signal });
   // Whatever happens, exit within 5 seconds.
   const deadline = setTimeout(() => {
     log.error("Shutdown took longer than 5 s; exiting anyway");

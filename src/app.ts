@@ -17,6 +17,8 @@ import type { GhostProvider } from "./xmpp/ghosts.ts";
 import { IbrGhosts, xep0077Registrar } from "./xmpp/ibr_ghosts.ts";
 import { ComponentPuppets } from "./xmpp/puppets.ts";
 import { SecretBox } from "./core/secretbox.ts";
+import { BridgeError } from "./core/errors.ts";
+import { statusOf } from "./mattermost/api.ts";
 
 const log = getLogger(["mmxmpp"]);
 
@@ -34,13 +36,18 @@ export interface RunningBridge {
 /** Knobs tests turn; production uses the defaults. */
 export interface StartOptions {
   retry?: RetryPolicy;
+  /** Waits between attempts to reach a server that is down at start (default 1 s doubling to 30 s). */
+  startRetry?: RetryPolicy;
+  /** Gives up a start that is still waiting for a server (SIGTERM): `startBridge` then rejects with its reason. */
+  signal?: AbortSignal;
   /** First wait before retrying a rate-limited ghost registration. */
   ghostRegistrationRetryMs?: number;
 }
 
 /**
- * Starts everything `config` describes. On failure, whatever was started is stopped again before the error is
- * rethrown.
+ * Starts everything `config` describes. The HTTP listener comes first, so `/healthz` answers (503) while a server
+ * that cannot be reached yet is retried. On a permanent failure, whatever was started is stopped again before the
+ * error is rethrown; {@link exitCodeOf} tells the exit code.
  */
 export async function startBridge(config: Config, opts: StartOptions = {}): Promise<RunningBridge> {
   if (config.xmpp.tlsInsecureSkipVerify) {
@@ -75,13 +82,16 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
   });
   const manager = new BridgeManager(store, [mattermost, xmpp], {
     staticMappings: config.bridge.mappings,
+    createMissingChannels: config.bridge.createRooms,
     retry: opts.retry,
+    startRetry: opts.startRetry,
   });
   http.route("GET", "/healthz", () => {
     const health = manager.health();
     const ready = manager.isReady();
-    const ok = ready && health.every((h) => h.connected);
-    return Response.json({ ok, ready, bridges: health }, { status: ok ? 200 : 503 });
+    const failedMappings = manager.mappingFailures();
+    const ok = ready && health.every((h) => h.connected) && failedMappings.length === 0;
+    return Response.json({ ok, ready, bridges: health, failedMappings }, { status: ok ? 200 : 503 });
   });
   http.route("GET", "/metrics", async () =>
     new Response(await renderMetrics(manager), {
@@ -94,12 +104,27 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
   };
   try {
     await http.start(config.bridge.httpAddr);
-    await manager.start();
+    await manager.start(opts.signal);
   } catch (err) {
     await stop().catch(() => {});
     throw err;
   }
   return { manager, http, store, xmpp, mattermost, stop };
+}
+
+/** Exit codes of `main.ts`; `--help` and the README list them. */
+export const EXIT = { ok: 0, failure: 1, configuration: 2, credentials: 3 } as const;
+
+/**
+ * The exit code for an error `startBridge` threw: a refused account (MM_TOKEN, XMPP_PASSWORD) is
+ * {@link EXIT}.credentials, settings a server rejects (not a Mattermost at MM_URL, an untrusted certificate) are
+ * {@link EXIT}.configuration, anything else is a runtime failure. A server that cannot be reached never ends here:
+ * it is retried.
+ */
+export function exitCodeOf(err: unknown): number {
+  if (!(err instanceof BridgeError)) return EXIT.failure;
+  if (err.kind === "credentials" || statusOf(err) === 401) return EXIT.credentials;
+  return err.transient ? EXIT.failure : EXIT.configuration;
 }
 
 /** The ghost provider `config.ghosts.mode` asks for; none in relay mode. */

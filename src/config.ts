@@ -36,6 +36,8 @@ export interface Config {
   };
   bridge: {
     mappings: MappingRefs[];
+    /** Whether a static mapping may create its XMPP room (`BRIDGE_CREATE_ROOMS`). */
+    createRooms: boolean;
     kvPath: string;
     httpAddr: { hostname: string; port: number };
     publicUrl?: string;
@@ -142,6 +144,7 @@ export function loadConfig(
       },
       bridge: {
         mappings,
+        createRooms: v.BRIDGE_CREATE_ROOMS!,
         kvPath,
         httpAddr: v.BRIDGE_HTTP_ADDR!,
         publicUrl: v.BRIDGE_PUBLIC_URL,
@@ -256,7 +259,10 @@ export function secretSpellings(secrets: readonly string[]): string[] {
   return [...spellings].sort((a, b) => b.length - a.length);
 }
 
-/** Parses `BRIDGE_MAPPINGS`: comma-separated `team/channel=room@service` or `channelId=room@service`. */
+/**
+ * Parses `BRIDGE_MAPPINGS`: comma-separated `team/channel=room@service` or `channelId=room@service`. An entry that
+ * maps a channel or a room an earlier entry already maps is an error.
+ */
 export function parseMappings(
   value: string | undefined,
   team: string | undefined,
@@ -264,6 +270,8 @@ export function parseMappings(
 ): MappingRefs[] {
   if (!value) return [];
   const out: MappingRefs[] = [];
+  /** "network channel" → the entry that maps it. */
+  const seen = new Map<string, string>();
   for (const raw of value.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
     const parts = raw.split("=");
     const left = parts[0]?.trim() ?? "";
@@ -282,6 +290,19 @@ export function parseMappings(
       );
       continue;
     }
+    // The same channel or room twice would fight over it: each side of a mapping belongs to one mapping only.
+    const channel = (left.includes("/") || MM_ID.test(left) ? left : `${team}/${left}`).toLowerCase();
+    const clash = seen.get(`mattermost ${channel}`) ?? seen.get(`xmpp ${right}`);
+    if (clash) {
+      const what = seen.get(`mattermost ${channel}`) ? `channel ${channel}` : `room ${right}`;
+      errors.push(
+        `BRIDGE_MAPPINGS entries "${clash}" and "${raw}" both map ${what}: a channel and a room can each be in ` +
+          "one mapping only; keep one of the entries",
+      );
+      continue;
+    }
+    seen.set(`mattermost ${channel}`, raw);
+    seen.set(`xmpp ${right}`, raw);
     out.push({ mattermost: left, xmpp: right });
   }
   return out;
@@ -295,16 +316,19 @@ export function helpText(version: string): string {
     `mmxmpp ${version}: a bridge between Mattermost channels and XMPP multi-user chat rooms`,
     "",
     "Usage: mmxmpp [--help] [--version] [--check-config] [--doctor [doctor flags]]",
+    "       mmxmpp mappings list|unmap CHANNEL_OR_ROOM [--kv PATH]",
     "",
     "  --help           show this text",
     "  --version        print the version",
     "  --check-config   validate the environment, print the effective config (secrets masked) and exit",
     "  --doctor         diagnose the deployment (mmxmpp --doctor --help for its flags)",
+    "  mappings         list or remove mappings in the state file, offline (mmxmpp mappings --help)",
     "",
     "Environment (an empty variable takes its default; each secret X may instead be read from the file named by",
     "X_FILE):",
     ...vars.map((v) => `  ${v.name.padEnd(width)}  ${v.doc} [default: ${v.default}]`),
     "",
-    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration.",
+    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration, 3 credentials refused (MM_TOKEN, " +
+    "XMPP_PASSWORD). A server that cannot be reached at start is retried, not an exit.",
   ].join("\n");
 }

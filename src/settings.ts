@@ -249,6 +249,13 @@ export const SETTINGS = {
     // Checked in loadConfig, where MM_TEAM is known.
     parse: text,
   }),
+  BRIDGE_CREATE_ROOMS: setting({
+    section: "Bridge",
+    doc: "true: a static mapping may create its missing XMPP room (else the start reports it)",
+    notes: "Off by default, so that a typo in BRIDGE_MAPPINGS is reported instead of creating a room.",
+    default: "false",
+    parse: bool,
+  }),
   BRIDGE_KV_PATH: setting({
     section: "Bridge",
     doc: "Deno KV state file",

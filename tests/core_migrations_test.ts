@@ -156,3 +156,39 @@ Deno.test("a failing migration stops the run, keeps the last good version, and i
     assert.deepEqual(ran, [1, 2, 3]);
   });
 });
+
+Deno.test("migration 2 gives a mapping of unknown origin the origin 'command' and keeps static ones", async () => {
+  await withKv(async (kv, path) => {
+    await kv.set(SCHEMA_VERSION_KEY, 1);
+    // As a version-1 store may hold them: one mapping without an origin, one static without its entry.
+    const unknown = { channels: { mattermost: "c1", xmpp: "a@muc.example.org" }, createdAt: 1 };
+    const legacyStatic = {
+      channels: { mattermost: "c2", xmpp: "b@muc.example.org" },
+      origin: "static",
+      createdAt: 2,
+    };
+    for (const [n, c] of Object.entries(unknown.channels)) await kv.set(["channel_map", n, c], unknown);
+    for (const [n, c] of Object.entries(legacyStatic.channels)) {
+      await kv.set(["channel_map", n, c], legacyStatic);
+    }
+
+    const store = await Store.open(path);
+    try {
+      assert.ok((await schemaVersion(kv))! >= 2);
+      assert.deepEqual(await store.getMapping("xmpp", "a@muc.example.org"), {
+        ...unknown,
+        origin: "command",
+      });
+      assert.deepEqual(await store.getMapping("mattermost", "c1"), { ...unknown, origin: "command" });
+      assert.deepEqual(await store.getMapping("mattermost", "c2"), legacyStatic);
+    } finally {
+      store.close();
+    }
+    // Idempotent: running the step again changes nothing.
+    await MIGRATIONS[1].up(kv);
+    assert.equal(
+      (await kv.get<{ origin: string }>(["channel_map", "mattermost", "c1"])).value?.origin,
+      "command",
+    );
+  });
+});

@@ -68,7 +68,11 @@ async function map(manager: BridgeManager, input: CommandInput, args: string[]):
 async function unmap(manager: BridgeManager, input: CommandInput): Promise<string> {
   const removed = await manager.unmap(input.network, input.channel);
   if (!removed) return "This channel is not mapped.";
-  return `Unmapped this channel from ${describePeer(removed, input.network)}.`;
+  const reply = `Unmapped this channel from ${describePeer(removed, input.network)}.`;
+  // Static mappings follow BRIDGE_MAPPINGS at every start: without this, the unmap silently comes undone.
+  return removed.origin === "static"
+    ? `${reply} It comes from BRIDGE_MAPPINGS: remove the entry there too, or the next start maps it again.`
+    : reply;
 }
 
 async function status(manager: BridgeManager, input: CommandInput): Promise<string> {

@@ -5,6 +5,12 @@
  */
 
 /**
+ * Why a failure cannot be retried, when a connector knows: the server refused the account (`credentials`) or the
+ * settings point at something that cannot work (`configuration`). The entry point turns it into an exit code.
+ */
+export type FailureKind = "credentials" | "configuration";
+
+/**
  * An error whose message is written for the person who has to act on it.
  *
  * `transient` marks failures worth retrying (network down, rate-limited, server error);
@@ -20,12 +26,18 @@ export class BridgeError extends Error {
   readonly transient: boolean;
   /** Milliseconds the peer asked us to wait before retrying, when it said. */
   readonly retryAfterMs?: number;
+  /** What is wrong, for a permanent failure whose cause a connector could tell. */
+  readonly kind?: FailureKind;
 
-  constructor(message: string, opts: { transient?: boolean; retryAfterMs?: number; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    opts: { transient?: boolean; retryAfterMs?: number; kind?: FailureKind; cause?: unknown } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.name = "BridgeError";
     this.transient = opts.transient ?? false;
     this.retryAfterMs = opts.retryAfterMs;
+    this.kind = opts.kind;
   }
 }
 

@@ -25,6 +25,21 @@ export const MIGRATIONS: readonly Migration[] = [
     // Version 1 is the first layout: nothing existed before it, so there is nothing to convert.
     up: () => Promise.resolve(),
   },
+  {
+    version: 2,
+    name: "channel_map: every mapping has an origin; static ones may name their BRIDGE_MAPPINGS entry",
+    // Static mappings now carry `source` (their BRIDGE_MAPPINGS entry); those stored before cannot get one here,
+    // since the environment is not known to a migration: the next start adopts them when they equal a configured
+    // entry and removes them otherwise (see BridgeManager). A mapping without a known origin cannot be told apart
+    // from an admin's work, so it becomes "command": never removed by a start, only by an unmap.
+    up: async (kv) => {
+      for await (const entry of kv.list<Record<string, unknown>>({ prefix: ["channel_map"] })) {
+        const origin = entry.value?.origin;
+        if (origin === "static" || origin === "command") continue;
+        await kv.atomic().check(entry).set(entry.key, { ...entry.value, origin: "command" }).commit();
+      }
+    },
+  },
 ];
 
 /**

@@ -17,8 +17,16 @@ import type { StoredSecret } from "./secretbox.ts";
 export interface ChannelMapping {
   /** network name → channel id on that network (exactly two entries). */
   channels: Record<string, string>;
-  /** How the mapping was made. Static mappings come from `BRIDGE_MAPPINGS`. */
+  /**
+   * How the mapping was made. Static mappings come from `BRIDGE_MAPPINGS` and follow it at every start; mappings
+   * made by command stay until unmapped.
+   */
   origin: "static" | "command";
+  /**
+   * For a static mapping: the `BRIDGE_MAPPINGS` entry it was made from (network → reference as configured), which
+   * tells at the next start whether the entry is still there. Absent on static mappings stored before schema 2.
+   */
+  source?: Record<string, string>;
   /** Who made it (a user id on the network where the command was typed), when known. */
   createdBy?: string;
   createdAt: number;

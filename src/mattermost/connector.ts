@@ -113,7 +113,11 @@ export class MattermostBridge implements Bridge {
         staticToken: this.opts.commandToken,
         run: (input) => this.ctx.runCommand(input),
       });
-      await command.setup();
+      // A failed start leaves no websocket behind, so that it can be tried again.
+      await command.setup().catch(async (err) => {
+        await this.stop();
+        throw err;
+      });
       // GET for commands an admin created by hand with method GET.
       for (const method of ["POST", "GET"]) {
         this.opts.route(method, CALLBACK_PATH, (req) => command.handle(req));

@@ -9,7 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
 import { settleWithin } from "../core/deadline.ts";
-import { BridgeError, errorMessage } from "../core/errors.ts";
+import { BridgeError, errorMessage, type FailureKind } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
@@ -95,6 +95,7 @@ export class XmppBridge implements GhostingBridge {
     this.client.on("error", (err: Error) => {
       if (!this.stopping) log.warn("XMPP connection error: {error}", { error: errorMessage(err) });
     });
+    this.stopping = false;
     try {
       await this.client.start();
     } catch (err) {
@@ -102,11 +103,18 @@ export class XmppBridge implements GhostingBridge {
       await this.client.stop().catch(() => {});
       throw new BridgeError(
         `cannot connect to XMPP at ${this.opts.service} as ${this.opts.jid}: ${describe(err)}`,
-        { cause: err },
+        { cause: err, ...classify(err) },
       );
     }
     if (this.opts.ghosts) {
-      await this.opts.ghosts.start();
+      try {
+        await this.opts.ghosts.start();
+      } catch (err) {
+        // Leave nothing running, so that the start can be tried again.
+        this.client.reconnect.stop();
+        await settleWithin(this.client.stop(), 2_000);
+        throw err;
+      }
       log.info("Mattermost users appear as themselves ({mode} mode)", { mode: this.opts.ghosts.mode });
     }
   }
@@ -333,6 +341,41 @@ export class XmppBridge implements GhostingBridge {
 function relayedName(nameFormat: string, author: { name: string; displayName?: string }): string {
   const displayOnly = nameFormat.includes("{displayname}") && !nameFormat.includes("{username}");
   return displayOnly ? author.displayName ?? author.name : author.name;
+}
+
+/** Socket errors that mean "not reachable right now": worth retrying, as after a disconnect. */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+]);
+
+/** Whether a failed login is worth retrying, and if not, whether the account or the settings are at fault. */
+function classify(err: unknown): { transient: boolean; kind?: FailureKind } {
+  const e = err as { condition?: string; code?: string; name?: string };
+  if (e?.condition === "not-authorized" || e?.condition === "account-disabled") {
+    return { transient: false, kind: "credentials" };
+  }
+  // A server shutting down or overloaded, a stream that timed out, a socket that could not connect.
+  if (
+    (e?.code && UNREACHABLE.has(e.code)) || e?.name === "TimeoutError" ||
+    [
+      "system-shutdown",
+      "internal-server-error",
+      "remote-connection-failed",
+      "temporary-auth-failure",
+      "connection-timeout",
+    ]
+      .includes(e?.condition ?? "")
+  ) return { transient: true };
+  return { transient: false, kind: "configuration" };
 }
 
 function describe(err: unknown): string {
