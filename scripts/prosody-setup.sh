@@ -8,6 +8,8 @@
 #   conference.localhost   MUC, anyone may create rooms, every groupchat message gets a XEP-0359 stanza-id
 #   upload.localhost       XEP-0363 HTTP file upload at http://127.0.0.1:HTTP_PORT/
 #   bridge.localhost       XEP-0114 component (mmxmpp) on COMPONENT_PORT
+#   example.test           a second account host, for clients that find the server by DNS SRV (RFC 6761's
+#                          .test names reach a resolver; *.localhost names never do)
 #
 # Run it:   runuser -u prosody -- prosody --config DIR/prosody.cfg.lua -F
 # Accounts: runuser -u prosody -- prosodyctl --config DIR/prosody.cfg.lua register alice localhost secret
@@ -71,7 +73,7 @@ if [[ ! -s $dir/localhost.crt || ! -s $dir/localhost.key ]]; then
 	openssl req -x509 -newkey rsa:2048 -nodes -days 30 \
 		-keyout "$dir/localhost.key" -out "$dir/localhost.crt" \
 		-subj /CN=localhost \
-		-addext subjectAltName=DNS:localhost,DNS:conference.localhost,DNS:upload.localhost,IP:127.0.0.1 \
+		-addext subjectAltName=DNS:localhost,DNS:conference.localhost,DNS:upload.localhost,DNS:example.test,IP:127.0.0.1 \
 		-addext basicConstraints=critical,CA:FALSE \
 		-addext keyUsage=critical,digitalSignature,keyEncipherment \
 		-addext extendedKeyUsage=serverAuth \
@@ -144,6 +146,12 @@ modules_enabled = {
 }
 
 VirtualHost "localhost"
+	ssl = {
+		certificate = $(lua_string "$dir/localhost.crt");
+		key = $(lua_string "$dir/localhost.key");
+	}
+
+VirtualHost "example.test"
 	ssl = {
 		certificate = $(lua_string "$dir/localhost.crt");
 		key = $(lua_string "$dir/localhost.key");

@@ -16,6 +16,7 @@ import { XmppBridge } from "./xmpp/connector.ts";
 import type { GhostProvider } from "./xmpp/ghosts.ts";
 import { IbrGhosts, xep0077Registrar } from "./xmpp/ibr_ghosts.ts";
 import { ComponentPuppets } from "./xmpp/puppets.ts";
+import { chooseService } from "./xmpp/srv.ts";
 import { SecretBox } from "./core/secretbox.ts";
 import { BridgeError } from "./core/errors.ts";
 import { statusOf } from "./mattermost/api.ts";
@@ -42,6 +43,8 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** First wait before retrying a rate-limited ghost registration. */
   ghostRegistrationRetryMs?: number;
+  /** The DNS server for SRV discovery when XMPP_SERVICE is unset (tests run their own); the system's by default. */
+  dnsNameServer?: { ipAddr: string; port: number };
 }
 
 /**
@@ -52,6 +55,10 @@ export interface StartOptions {
 export async function startBridge(config: Config, opts: StartOptions = {}): Promise<RunningBridge> {
   if (config.xmpp.tlsInsecureSkipVerify) {
     log.warn("XMPP_TLS_INSECURE_SKIP_VERIFY is on: the XMPP server's certificate is not checked");
+  }
+  if (config.xmpp.discoverService) {
+    const service = await chooseService(config.xmpp.domain, { nameServer: opts.dnsNameServer });
+    config = { ...config, xmpp: { ...config.xmpp, service } };
   }
   await Deno.mkdir(dirname(config.bridge.kvPath), { recursive: true });
   const store = await Store.open(config.bridge.kvPath);

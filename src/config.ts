@@ -25,6 +25,11 @@ export interface Config {
     password: string;
     /** `xmpp://host:port` (STARTTLS) or `xmpps://host:port` (direct TLS). */
     service: string;
+    /**
+     * XMPP_SERVICE was not set: the service is found by DNS SRV at start ({@link service} is then the fallback,
+     * the JID's domain on port 5222).
+     */
+    discoverService: boolean;
     /** Domain of the JID; the name TLS certificates are checked against. */
     domain: string;
     resource: string;
@@ -135,6 +140,7 @@ export function loadConfig(
         jid: v.XMPP_JID!.jid,
         password: v.XMPP_PASSWORD!,
         service,
+        discoverService: v.XMPP_SERVICE === undefined,
         domain,
         resource: v.XMPP_RESOURCE!,
         mucNick: v.XMPP_MUC_NICK ?? v.XMPP_JID!.local,

@@ -205,7 +205,9 @@ export const SETTINGS = {
   XMPP_SERVICE: setting({
     section: "XMPP",
     doc: "xmpp://host:port (STARTTLS) or xmpps://host:port (direct TLS)",
-    defaultDoc: "xmpp://<JID domain>:5222",
+    defaultDoc: "found by DNS SRV for the JID's domain, else xmpp://<JID domain>:5222",
+    notes:
+      "Unset, the bridge looks up _xmpps-client._tcp and _xmpp-client._tcp SRV records at start (RFC 6120).",
     example: "xmpp://xmpp.example.org:5222",
     parse: xmppServiceUrl,
   }),

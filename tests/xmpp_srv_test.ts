@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { discoverServices, NoXmppServiceError, orderRecords } from "../src/xmpp/srv.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
+import { freePort } from "./helpers/ports.ts";
+import { deadline } from "../src/core/deadline.ts";
+import { PASSWORD, postsMatching, startWorld } from "./harness.ts";
 
 Deno.test("SRV: records of both kinds are merged by priority, direct TLS first on a tie", async () => {
   const dns = await startDnsServer({
@@ -66,4 +69,45 @@ Deno.test("SRV: within one priority the weighted choice follows the weights", ()
     heavyFirst > 2800 && heavyFirst < 3200,
     `heavy first ${heavyFirst} of 4000 times, expected ~3000`,
   );
+});
+
+Deno.test({
+  name: "SRV: without XMPP_SERVICE the bridge finds Prosody by DNS SRV and bridges both ways",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const w = await startWorld();
+    const port = new URL(w.prosody.service).port;
+    const dns = await startDnsServer({
+      // A dead candidate first, at a better priority: the bridge must skip it.
+      "_xmpp-client._tcp.example.test": [
+        { priority: 0, weight: 0, port: freePort(), target: "127.0.0.1" },
+        { priority: 10, weight: 0, port: Number(port), target: "127.0.0.1" },
+      ],
+    });
+    try {
+      // The bridge's account lives on example.test, a host that only DNS SRV leads to.
+      await w.prosody.registerOn("example.test", "srvbridge", PASSWORD);
+      const stopping = new AbortController();
+      await deadline(
+        w.startBridge(
+          { XMPP_SERVICE: "", XMPP_JID: "srvbridge@example.test" },
+          { dnsNameServer: dns.nameServer, signal: stopping.signal },
+        ),
+        20_000,
+        () => {
+          stopping.abort();
+          return new Error("the bridge did not connect within 20 s");
+        },
+      );
+      assert.ok(dns.queries.includes("_xmpp-client._tcp.example.test"), "no SRV query was made");
+      await w.alice.sendGroupchat(w.room, "found you by SRV");
+      await postsMatching(w.mm, w.channel.id, (p) => p.message === "found you by SRV", 1);
+      await w.mm.postAs(w.bob.id, w.channel.id, "and back");
+      await w.alice.waitForMessages(w.room, (m) => m.body?.endsWith("and back") ?? false);
+    } finally {
+      await dns.close();
+      await w.stop();
+    }
+  },
 });

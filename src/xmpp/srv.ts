@@ -112,3 +112,56 @@ export function orderRecords<T extends { priority: number; weight: number; tls: 
   }
   return out;
 }
+
+/**
+ * The service to connect to for clients of `domain`: the first SRV candidate that accepts a TCP connection, else
+ * the first candidate (connecting to it is then retried like any unreachable server).
+ *
+ * @example
+ * ```ts
+ * const service = await chooseService("example.org"); // "xmpps://xmpp.example.org:5223"
+ * ```
+ */
+export async function chooseService(
+  domain: string,
+  opts: SrvOptions & { probeMs?: number } = {},
+): Promise<string> {
+  const candidates = await discoverServices(domain, opts);
+  if (candidates[0].source === "fallback") {
+    log.info("No XMPP SRV records for {domain}; using {service}", { domain, service: candidates[0].service });
+    return candidates[0].service;
+  }
+  for (const candidate of candidates) {
+    if (await reachable(candidate.service, opts.probeMs ?? 5_000)) {
+      log.info("XMPP service for {domain} found by DNS SRV: {service}", {
+        domain,
+        service: candidate.service,
+      });
+      return candidate.service;
+    }
+    log.warn("XMPP SRV candidate {service} for {domain} is not reachable; trying the next", {
+      domain,
+      service: candidate.service,
+    });
+  }
+  log.warn("No XMPP SRV candidate for {domain} is reachable now; will keep trying {service}", {
+    domain,
+    service: candidates[0].service,
+  });
+  return candidates[0].service;
+}
+
+async function reachable(service: string, timeoutMs: number): Promise<boolean> {
+  const u = new URL(service);
+  const timer = AbortSignal.timeout(timeoutMs);
+  try {
+    const conn = await Promise.race([
+      Deno.connect({ hostname: u.hostname, port: Number(u.port) }),
+      new Promise<never>((_, reject) => timer.addEventListener("abort", () => reject(timer.reason))),
+    ]);
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -73,6 +73,8 @@ export interface Prosody {
   readonly caFile: string;
   /** Creates the account `user@localhost` with prosodyctl. Works while the server runs or is stopped. */
   register(user: string, password: string): Promise<void>;
+  /** Creates the account `user@host` on another virtual host of this server (`example.test`). */
+  registerOn(host: "example.test", user: string, password: string): Promise<void>;
   /** Deletes the account `user@localhost` with prosodyctl. */
   unregister(user: string): Promise<void>;
   /** Stops the server gracefully (SIGKILL after a timeout) and removes {@linkcode Prosody.dir}. Idempotent. */
@@ -423,6 +425,7 @@ class ProsodyServer {
       componentService: `xmpp://127.0.0.1:${ports.component}`,
       caFile: `${dir}/localhost.crt`,
       register: (user, password) => this.prosodyctl("register", user, "localhost", password),
+      registerOn: (host, user, password) => this.prosodyctl("register", user, host, password),
       unregister: (user) => this.prosodyctl("deluser", `${user}@localhost`),
       stop: () => this.remove(),
       kill: () => this.kill(),
