@@ -252,7 +252,7 @@ Deno.test("a bot outside the team: the bridge starts and says to add it to the t
         text.join("\n"),
       );
       assert.ok(
-        text.some((t) => /static mapping .*the bot is not in team testteam/.test(t)),
+        text.some((t) => /static mapping .*the bot is not in team testteam/i.test(t)),
         text.join("\n"),
       );
     });

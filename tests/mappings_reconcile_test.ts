@@ -50,7 +50,7 @@ Deno.test(
   "a static mapping follows BRIDGE_MAPPINGS across restarts of the real process; a command mapping is left alone",
   opts,
   async () => {
-    const w = await startWorld({ mapped: false });
+    const w = await startWorld({ mapped: false, mattermost: { botTeamRole: "admin" } });
     try {
       await w.prosody.register("carol", PASSWORD);
       const team = w.mm.team.name;
@@ -135,7 +135,7 @@ Deno.test(
   "static mappings stored before they recorded their entry are adopted when configured and removed otherwise",
   opts,
   async () => {
-    const w = await startWorld({ mapped: false });
+    const w = await startWorld({ mapped: false, mattermost: { botTeamRole: "admin" } });
     try {
       const ops = w.mm.createChannel("ops");
       // As an older version stored them: static, without `source`.
