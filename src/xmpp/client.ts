@@ -226,9 +226,10 @@ function negotiatingEntity(service: string, domain: string, tlsOptions?: TlsOpti
   const features = streamFeatures({ middleware: mw });
   const caller = iqCaller({ middleware: mw, entity });
 
-  features.use("starttls", NS_TLS, async ({ entity }: { entity: NegotiatingEntity }) => {
+  features.use("starttls", NS_TLS, async ({ entity }: { entity: NegotiatingEntity }, next: () => unknown) => {
     const socket = entity.socket;
-    if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return;
+    // Already encrypted (xmpps://): a server behind a TLS-terminating proxy still offers STARTTLS; go on to SASL.
+    if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return next();
     const answer = await entity.sendReceive(xml("starttls", { xmlns: NS_TLS }));
     if (!answer.is("proceed", NS_TLS)) throw new Error("the server refused STARTTLS");
     const secure = new TlsSocket();
