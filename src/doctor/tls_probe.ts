@@ -269,8 +269,10 @@ class StreamReader {
   private buffer = "";
   private wake = () => {};
   private failure?: Error;
+  // One decoder in stream mode: a character cut across two reads must not become U+FFFD.
+  private readonly decoder = new TextDecoder();
   private readonly onData = (chunk: Uint8Array) => {
-    this.buffer += new TextDecoder().decode(chunk);
+    this.buffer += this.decoder.decode(chunk, { stream: true });
     this.wake();
   };
   private readonly onEnd = (err?: Error) => {

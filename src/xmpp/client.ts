@@ -24,6 +24,7 @@ import plain from "@xmpp/sasl-plain";
 import resourceBinding from "@xmpp/resource-binding";
 import net from "node:net";
 import tls from "node:tls";
+import { decodeUtf8Streaming } from "./utf8_stream.ts";
 
 /** An xmpp.js element. */
 export type Element = ReturnType<typeof xml>;
@@ -193,13 +194,16 @@ export function createStreamClient(opts: StreamClientOptions): XmppStreamClient 
   return Object.assign(entity, { iqCaller: caller, negotiated });
 }
 
+/** xmpp.js's client, decoding what it reads with a streaming UTF-8 decoder (every transport, after STARTTLS too). */
+const StreamingClient = decodeUtf8Streaming(Client);
+
 /**
  * An xmpp.js entity with the transports (TCP, direct TLS with our options), middleware, IQ caller and our STARTTLS
  * step, which records what was negotiated.
  */
 function negotiatingEntity(service: string, domain: string, tlsOptions?: TlsOptions) {
   const tlsOpts = tlsConnectOptions(domain, tlsOptions);
-  const entity = new Client({ service, domain });
+  const entity = new StreamingClient({ service, domain });
   const negotiated: Negotiated = { streamFeatures: new Set() };
 
   // Direct TLS (xmpps://) with our options.
@@ -222,9 +226,10 @@ function negotiatingEntity(service: string, domain: string, tlsOptions?: TlsOpti
   const features = streamFeatures({ middleware: mw });
   const caller = iqCaller({ middleware: mw, entity });
 
-  features.use("starttls", NS_TLS, async ({ entity }: { entity: NegotiatingEntity }) => {
+  features.use("starttls", NS_TLS, async ({ entity }: { entity: NegotiatingEntity }, next: () => unknown) => {
     const socket = entity.socket;
-    if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return;
+    // Already encrypted (xmpps://): a server behind a TLS-terminating proxy still offers STARTTLS; go on to SASL.
+    if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return next();
     const answer = await entity.sendReceive(xml("starttls", { xmlns: NS_TLS }));
     if (!answer.is("proceed", NS_TLS)) throw new Error("the server refused STARTTLS");
     const secure = new TlsSocket();

@@ -17,6 +17,7 @@ import reconnect from "@xmpp/reconnect";
 import xml from "@xmpp/xml";
 import { BridgeError } from "../core/errors.ts";
 import type { Element } from "./client.ts";
+import { decodeUtf8Streaming } from "./utf8_stream.ts";
 
 const NS_COMPONENT = "jabber:component:accept";
 const DEFAULT_PORT = 5347;
@@ -88,14 +89,19 @@ interface TcpStream {
   start(): Promise<unknown>;
   stop(): Promise<unknown>;
   disconnect(): Promise<unknown>;
+  _attachSocket(socket: unknown): void;
+  _onData(data: unknown): void;
 }
 const TcpStream = ConnectionTCP as unknown as {
   new (options: TcpStream["options"]): TcpStream;
   prototype: TcpStream;
 };
 
-/** The TCP stream of xmpp.js in the component namespace, with the XEP-0114 handshake in place of SASL. */
-class ComponentStream extends TcpStream {
+/**
+ * The TCP stream of xmpp.js in the component namespace, with the XEP-0114 handshake in place of SASL, decoding what
+ * it reads with a streaming UTF-8 decoder.
+ */
+class ComponentStream extends decodeUtf8Streaming(TcpStream) {
   constructor(options: { service: string; domain: string }, secret: string) {
     super(options);
     this.on("open", (header: Element) => this.#handshake(String(header.attrs.id ?? ""), secret));

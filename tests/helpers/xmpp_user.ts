@@ -158,6 +158,7 @@ export async function connectXmppUser(
     password,
     resource: options.resource,
   });
+  decodeStreaming(xmpp);
   const user = new TestUser(xmpp, prosody.mucDomain, options.reconnect ?? false);
   try {
     await xmpp.start();
@@ -171,6 +172,24 @@ export async function connectXmppUser(
 
 // deno-lint-ignore no-explicit-any
 type XmppClient = any; // @xmpp/client ships no type declarations
+
+/**
+ * Makes `xmpp` decode what it reads with a streaming UTF-8 decoder, one per socket. @xmpp/connection 0.14 decodes
+ * each chunk on its own, which turns a character cut across two reads into U+FFFD, so long non-ASCII messages
+ * would now and then arrive corrupted at this user. Must run before `start()`, which binds `_onData` as the
+ * socket listener. (mmxmpp's own fix is src/xmpp/utf8_stream.ts; this user stays independent of it.)
+ */
+function decodeStreaming(xmpp: XmppClient): void {
+  let decoder = new TextDecoder();
+  const attachSocket = xmpp._attachSocket.bind(xmpp);
+  const onData = xmpp._onData.bind(xmpp);
+  xmpp._attachSocket = (socket: unknown) => {
+    decoder = new TextDecoder();
+    attachSocket(socket);
+  };
+  xmpp._onData = (data: unknown) =>
+    onData(data instanceof Uint8Array ? decoder.decode(data, { stream: true }) : data);
+}
 
 interface Joined {
   nick: string;
