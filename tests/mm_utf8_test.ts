@@ -31,6 +31,14 @@ Deno.test(
       await fromBridge(`<bob> ${MIXED}`);
       assert.ok(proxy.cuts - cuts >= 40, `only ${proxy.cuts - cuts} cuts`);
 
+      // A new websocket session: the missed post is caught up over REST (see resilience_e2e_test.ts). Before the
+      // long post below, because a catch-up fetches again what came shortly before (a margin), and cutting 50 KB
+      // inside every character would take minutes.
+      cuts = proxy.cuts;
+      w.mm.restartWebsocketSessions();
+      await w.mm.postAs(w.bob.id, w.channel.id, `missed ${MIXED}`);
+      await fromBridge(`<bob> missed ${MIXED}`);
+      assert.ok(proxy.cuts - cuts >= 40, `only ${proxy.cuts - cuts} cuts`);
       // The longest post Mattermost allows, ~50 KB of multi-byte text, cut every ~2 KB.
       proxy.minSpacing = 2_000;
       const line = "中文和日本語のテキスト 😀🎉 éàüß Ελληνικά\n";
@@ -39,14 +47,6 @@ Deno.test(
       await w.mm.postAs(w.bob.id, w.channel.id, long);
       await fromBridge(`<bob> ${long}`);
       assert.ok(proxy.cuts - cuts >= 20, `only ${proxy.cuts - cuts} cuts`);
-
-      // A new websocket session: the missed post is caught up over REST (see resilience_e2e_test.ts).
-      proxy.minSpacing = 1;
-      cuts = proxy.cuts;
-      w.mm.restartWebsocketSessions();
-      await w.mm.postAs(w.bob.id, w.channel.id, `missed ${MIXED}`);
-      await fromBridge(`<bob> missed ${MIXED}`);
-      assert.ok(proxy.cuts - cuts >= 40, `only ${proxy.cuts - cuts} cuts`);
     } finally {
       await proxy.close();
       await w.stop();
