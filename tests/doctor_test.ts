@@ -647,3 +647,60 @@ Deno.test("--doctor: the component handshake passes, or names the secret, the do
     await prosody.stop();
   }
 });
+
+Deno.test("--doctor against Prosody's STARTTLS and direct-TLS ports says which scheme each one speaks", {
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const prosody = await startProsody();
+  try {
+    // Give this Prosody a direct-TLS c2s port too (the setup script leaves c2s_direct_tls_ports empty).
+    const directPort = freePort();
+    const config = `${prosody.dir}/prosody.cfg.lua`;
+    const text = await Deno.readTextFile(config);
+    assert.ok(text.includes("c2s_direct_tls_ports = {}"), "the setup script's config changed");
+    await Deno.writeTextFile(
+      config,
+      text.replace("c2s_direct_tls_ports = {}", `c2s_direct_tls_ports = { ${directPort} }`),
+    );
+    await prosody.restart();
+    await prosody.register("bridge", PASSWORD);
+    const env = {
+      XMPP_JID: "bridge@localhost",
+      XMPP_PASSWORD: PASSWORD,
+      XMPP_CA_FILE: prosody.caFile,
+      XMPP_SERVICE: prosody.service,
+    };
+    const starttls = `127.0.0.1:${prosody.c2sPort}`;
+    const direct = `127.0.0.1:${directPort}`;
+    const [rightDirect, xmppsOnStarttls, plainOnDirect] = await Promise.all([
+      doctor(env, ["--skip-mattermost", "--server", `xmpps://${direct}`]),
+      doctor(env, ["--skip-mattermost", "--server", `xmpps://${starttls}`]),
+      doctor(env, ["--skip-mattermost", "--server", direct]),
+    ]);
+    assert.equal(rightDirect.code, 0, rightDirect.stdout + rightDirect.stderr);
+    assert.match(rightDirect.stdout, /^✓ XMPP TLS \(\d+ ms\): TLSv1\.[23] via direct TLS;/m);
+    assert.equal(mark(rightDirect.stdout, "XMPP SASL"), "✓");
+
+    assert.equal(xmppsOnStarttls.code, 1, xmppsOnStarttls.stdout);
+    assert.match(
+      lines(xmppsOnStarttls.stdout, "XMPP TLS"),
+      new RegExp(
+        `^✗ XMPP TLS \\(\\d+ ms\\): ${starttls} answered the TLS handshake in plain XMPP .*\\n {2}→ what to do: ` +
+          `this port speaks STARTTLS: use xmpp://${starttls} in XMPP_SERVICE \\(or --server ${starttls}\\)`,
+      ),
+    );
+    // Prosody resets a plain stream header on its direct-TLS port without a byte; a second connection shows TLS.
+    assert.equal(plainOnDirect.code, 1, plainOnDirect.stdout);
+    assert.match(
+      lines(plainOnDirect.stdout, "XMPP TLS"),
+      new RegExp(
+        `^✗ XMPP TLS \\(\\d+ ms\\): ${direct} closed the connection on the XMPP stream header without a word, ` +
+          `and completes a TLS handshake: it is a direct-TLS port.*\\n {2}→ what to do: ` +
+          `this port speaks direct TLS: use xmpps://${direct} in XMPP_SERVICE \\(or --server xmpps://${direct}\\)`,
+      ),
+    );
+  } finally {
+    await prosody.stop();
+  }
+});

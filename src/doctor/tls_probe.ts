@@ -166,7 +166,12 @@ function hostPort(ep: Endpoint): string {
  * The failure for a port that speaks the other way of starting TLS than `XMPP_SERVICE` says, with the service URL
  * (and `--server` value) to use instead.
  */
-function wrongScheme(ep: Endpoint, speaks: "STARTTLS" | "direct TLS"): StepFailure {
+function wrongScheme(
+  ep: Endpoint,
+  speaks: "STARTTLS" | "direct TLS",
+  /** What the port did with the stream header, for "direct TLS". */
+  seen = "answered the XMPP stream header with TLS",
+): StepFailure {
   const where = hostPort(ep);
   return speaks === "STARTTLS"
     ? new StepFailure(
@@ -176,7 +181,7 @@ function wrongScheme(ep: Endpoint, speaks: "STARTTLS" | "direct TLS"): StepFailu
         "xmpps:// is for a direct-TLS port (usually 5223)",
     )
     : new StepFailure(
-      `${where} answered the XMPP stream header with TLS: it is a direct-TLS port, and xmpp:// (or HOST:PORT) ` +
+      `${where} ${seen}: it is a direct-TLS port, and xmpp:// (or HOST:PORT) ` +
         "expects plain XMPP with STARTTLS",
       `this port speaks direct TLS: use xmpps://${where} in XMPP_SERVICE (or --server xmpps://${where}); ` +
         "xmpp:// is for a STARTTLS port (usually 5222)",
@@ -244,7 +249,13 @@ async function startTls(socket: net.Socket, ep: Endpoint, domain: string): Promi
     const features = await reader.until(/<\/stream:features>|<stream:features\s*\/>|<\/stream:error>/)
       .catch(async (err) => {
         // Closed without a word: a direct-TLS port may do that to a plain stream header instead of an alert.
-        if (reader.silent && await answersTls(ep, domain)) throw wrongScheme(ep, "direct TLS");
+        if (reader.silent && await answersTls(ep, domain)) {
+          throw wrongScheme(
+            ep,
+            "direct TLS",
+            "closed the connection on the XMPP stream header without a word, and completes a TLS handshake",
+          );
+        }
         throw err;
       });
     const streamError = /<stream:error>\s*<([a-z-]+)/.exec(features)?.[1];
