@@ -81,9 +81,8 @@ export function xep0077Step(s: DoctorSettings, tls: TlsOptions): StepSpec {
         const rtt = Math.round(trip.roundTripMs);
         return {
           detail:
-            `registered ${jid}, logged in, joined ${roomLabel(room, s, trip.destroyed)} (message reflected ` +
-            `after ${rtt} ms), ` +
-            "cancelled the registration; login now fails (not-authorized)",
+            `registered ${jid}, logged in, joined ${roomLabel(room, s, trip.destroyed)}, message reflected ` +
+            `after ${rtt} ms; cancelled the registration; login now fails (not-authorized)`,
         };
       } catch (err) {
         if (cancelled) throw err;
