@@ -648,20 +648,26 @@ Deno.test("--doctor: the component handshake passes, or names the secret, the do
   }
 });
 
-Deno.test("--doctor against Prosody's STARTTLS and direct-TLS ports says which scheme each one speaks", {
+Deno.test("--doctor against a Prosody with a direct-TLS port and restricted room creation says what to do", {
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
   const prosody = await startProsody();
   try {
-    // Give this Prosody a direct-TLS c2s port too (the setup script leaves c2s_direct_tls_ports empty).
+    // Give this Prosody a direct-TLS c2s port too (the setup script leaves c2s_direct_tls_ports empty), and
+    // let only admins create rooms.
     const directPort = freePort();
     const config = `${prosody.dir}/prosody.cfg.lua`;
     const text = await Deno.readTextFile(config);
-    assert.ok(text.includes("c2s_direct_tls_ports = {}"), "the setup script's config changed");
+    const restrict = "\trestrict_room_creation = false\n";
+    assert.ok(
+      text.includes("c2s_direct_tls_ports = {}") && text.includes(restrict),
+      "the setup script's config changed",
+    );
     await Deno.writeTextFile(
       config,
-      text.replace("c2s_direct_tls_ports = {}", `c2s_direct_tls_ports = { ${directPort} }`),
+      text.replace("c2s_direct_tls_ports = {}", `c2s_direct_tls_ports = { ${directPort} }`)
+        .replace(restrict, "\trestrict_room_creation = true\n"),
     );
     await prosody.restart();
     await prosody.register("bridge", PASSWORD);
@@ -673,11 +679,20 @@ Deno.test("--doctor against Prosody's STARTTLS and direct-TLS ports says which s
     };
     const starttls = `127.0.0.1:${prosody.c2sPort}`;
     const direct = `127.0.0.1:${directPort}`;
-    const [rightDirect, xmppsOnStarttls, plainOnDirect] = await Promise.all([
+    const [rightDirect, xmppsOnStarttls, plainOnDirect, noRooms] = await Promise.all([
       doctor(env, ["--skip-mattermost", "--server", `xmpps://${direct}`]),
       doctor(env, ["--skip-mattermost", "--server", `xmpps://${starttls}`]),
       doctor(env, ["--skip-mattermost", "--server", direct]),
+      doctor({ ...env, BRIDGE_MAPPINGS: "town=hall@conference.localhost", MM_TEAM: "t" }, [
+        "--skip-mattermost",
+        "--test-muc",
+      ]),
     ]);
+    assert.equal(noRooms.code, 1, noRooms.stdout + noRooms.stderr);
+    assert.match(
+      lines(noRooms.stdout, "XMPP MUC round trip"),
+      /^✗ XMPP MUC round trip \(\d+ ms\): cannot join the throwaway room mmxmpp-doctor-[0-9a-f]{8}@conference\.localhost: not-allowed\n {2}→ what to do: conference\.localhost does not let this account create rooms: allow it \(Prosody: restrict_room_creation\), or give --test-room an existing room/,
+    );
     assert.equal(rightDirect.code, 0, rightDirect.stdout + rightDirect.stderr);
     assert.match(rightDirect.stdout, /^✓ XMPP TLS \(\d+ ms\): TLSv1\.[23] via direct TLS;/m);
     assert.equal(mark(rightDirect.stdout, "XMPP SASL"), "✓");

@@ -145,10 +145,10 @@ export async function mucRoundTrip(
   try {
     const t0 = performance.now();
     const got = await rooms.join(room, nick).catch((err) => {
+      const why = errorMessage(err).replace(/^cannot join [^:]+: /, "");
       throw new StepFailure(
-        `cannot join ${room}: ${errorMessage(err).replace(/^cannot join [^:]+: /, "")}`,
-        "check that the room JID is right and that the room lets this account in (members-only rooms need it " +
-          "as a member)",
+        `cannot join ${probe.throwaway ? "the throwaway room " : ""}${room}: ${why}`,
+        joinFix(probe, why),
       );
     });
     joined = true;
@@ -168,6 +168,18 @@ export async function mucRoundTrip(
     client.removeListener("stanza", onStanza as never);
     if (joined) await rooms.leave(room).catch(() => {});
   }
+}
+
+function joinFix(probe: ProbeRoom, why: string): string {
+  const service = probe.jid.split("@")[1];
+  if (!probe.throwaway) {
+    return "check that the room JID is right and that the room lets this account in (members-only rooms need " +
+      "it as a member)";
+  }
+  return /not-allowed|forbidden/.test(why)
+    ? `${service} does not let this account create rooms: allow it (Prosody: restrict_room_creation), or give ` +
+      "--test-room an existing room it may join that is not bridged"
+    : `check the MUC service ${service}, or give --test-room an existing room that is not bridged`;
 }
 
 /**
