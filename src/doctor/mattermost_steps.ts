@@ -190,15 +190,20 @@ function websocketHello(base: string, token: string): Promise<{ detail: string }
   });
 }
 
-/** Each static mapping's channel: found, readable, and the bot a member. */
+/**
+ * Each static mapping's channel: found, readable, and the bot a member. A public channel the bot is not in yet is
+ * only a note when the bot is in its team: the bridge joins public channels by itself at start (the team role
+ * `team_user` grants `join_public_channels`); a private one needs an invitation.
+ */
 async function mappedChannels(client: Client4, me: Me, s: DoctorSettings): Promise<{ detail: string }> {
-  const ok: string[] = [];
+  const members: string[] = [];
+  const joinable: string[] = [];
   const problems: string[] = [];
   let fix: string | undefined;
   for (const mapping of s.config.bridge.mappings) {
     const ref = mapping.mattermost;
     const [team, name] = ref.includes("/") ? ref.split("/", 2) : [s.config.mattermost.team, ref];
-    let channel: { id: string; type: string; name: string };
+    let channel: { id: string; type: string; name: string; team_id: string };
     try {
       channel = MM_ID.test(ref)
         ? await client.getChannel(ref)
@@ -215,23 +220,53 @@ async function mappedChannels(client: Client4, me: Me, s: DoctorSettings): Promi
         `channel, invited with /invite @${me.username})`;
       continue;
     }
-    try {
-      await client.getChannelMember(channel.id, me.id);
-      ok.push(ref);
-    } catch (err) {
-      const status = statusOf(err);
-      if (status !== 404 && status !== 403) {
-        problems.push(`${ref}: membership check failed (${errorMessage(err)})`);
-        continue;
-      }
-      problems.push(`${ref}: ${me.username} is not a member`);
-      fix ??= channel.type === "P"
-        ? `invite the bot in each channel named: /invite @${me.username}`
-        : `start the bridge once (it joins public channels itself) or /invite @${me.username}`;
+    const member = await isMember(() => client.getChannelMember(channel.id, me.id));
+    if (member === true) {
+      members.push(ref);
+      continue;
+    }
+    if (member !== false) {
+      problems.push(`${ref}: membership check failed (${member})`);
+      continue;
+    }
+    if (channel.type !== "O") {
+      problems.push(`${ref}: ${me.username} is not a member of this private channel`);
+      fix ??= `invite the bot in each private channel named: /invite @${me.username}`;
+      continue;
+    }
+    // Joining a public channel takes membership of its team (the server refuses to add anyone else).
+    const inTeam = await isMember(() => client.getTeamMember(channel.team_id, me.id));
+    if (inTeam === true) joinable.push(ref);
+    else {
+      problems.push(
+        `${ref}: ${me.username} is neither a member of this channel nor of its team` +
+          (inTeam === false ? "" : ` (${inTeam})`),
+      );
+      fix ??= `add ${me.username} to the channel's team (System Console → User Management → Teams), or ` +
+        `/invite @${me.username} in the channel`;
     }
   }
   if (problems.length > 0) throw new StepFailure(problems.join("; "), fix);
-  return { detail: `${ok.length} channel(s) readable, ${me.username} a member of each: ${ok.join(", ")}` };
+  const count = members.length + joinable.length;
+  if (joinable.length === 0) {
+    return { detail: `${count} channel(s) readable, ${me.username} a member of each: ${members.join(", ")}` };
+  }
+  return {
+    detail: `${count} channel(s) readable` +
+      (members.length > 0 ? `, ${me.username} a member of ${members.join(", ")}` : "") +
+      `; note: ${me.username} is not in ${
+        joinable.join(", ")
+      } yet, a public channel of its team: the bridge ` +
+      "will join it at start",
+  };
+}
+
+/** True for a membership, false when the server says there is none (403/404), else the error's message. */
+function isMember(lookup: () => Promise<unknown>): Promise<boolean | string> {
+  return lookup().then(() => true, (err) => {
+    const status = statusOf(err);
+    return status === 403 || status === 404 ? false : errorMessage(err);
+  });
 }
 
 /**

@@ -36,8 +36,12 @@ export interface DoctorSettings extends
   config: Config;
   /** The resource the doctor binds; random by default so that it never replaces another session. */
   resource: string;
-  /** Room for the MUC and XEP-0077 steps. */
+  /** Room for the MUC and XEP-0077 steps, when `--test-room` names one; else each uses a throwaway room. */
   testRoom?: string;
+  /** True when {@link DoctorSettings.testRoom} is mapped in BRIDGE_MAPPINGS: probe messages get bridged there. */
+  testRoomMapped: boolean;
+  /** The MUC service of the first mapped room, where throwaway rooms go; else the server's is discovered. */
+  mucService?: string;
   /** Warnings for stderr (e.g. a password on the command line). */
   warnings: string[];
 }
@@ -48,13 +52,17 @@ export const DOCTOR_HELP = `Usage: mmxmpp --doctor [flags]
 Checks the XMPP server and Mattermost configured in the environment (the same variables as the bridge), one
 step per line. Flags override the environment.
 
-  --server HOST[:PORT]|URL   XMPP server to connect to: host:port (STARTTLS), or xmpp:// / xmpps:// (direct TLS)
-                             [XMPP_SERVICE]
+  --server HOST:PORT|URL     XMPP server to connect to [XMPP_SERVICE]. HOST:PORT or xmpp://HOST:PORT means
+                             plain XMPP upgraded with STARTTLS (usually port 5222); xmpps://HOST:PORT means
+                             direct TLS from the first byte (usually port 5223)
   --username JID|LOCAL       account to log in as; a bare localpart takes XMPP_JID's domain [XMPP_JID]
   --password PASSWORD        its password [XMPP_PASSWORD]. Visible to other users of this machine (ps): prefer
                              XMPP_PASSWORD or XMPP_PASSWORD_FILE
   --resource RESOURCE        resource to bind [XMPP_RESOURCE-doctor-RANDOM: never replaces another session]
-  --test-room ROOM@SERVICE   room for --test-muc and --test-xep0077 [the first room in BRIDGE_MAPPINGS]
+  --test-room ROOM@SERVICE   room for --test-muc and --test-xep0077 [a throwaway room mmxmpp-doctor-RANDOM on
+                             the MUC service of the first mapped room (or the server's MUC service), created
+                             for the test and destroyed after it]. A mapped room gets the test messages
+                             bridged to Mattermost
   --test-muc                 join the test room, send a message and time its reflection
   --test-dm JID              send a chat message to JID; passes when no error comes back within 2 s
   --test-xep0077             register a temporary account in-band, log in, join the test room, send a message,
@@ -176,16 +184,16 @@ export function doctorSettings(flags: DoctorFlags, env: Record<string, string | 
       return undefined;
     }
   };
-  const testRoom = room("--test-room", flags.testRoom) ??
-    (loaded.ok ? loaded.config.bridge.mappings[0]?.xmpp : undefined);
-  const testRoomExists = room("--test-room-exists", flags.testRoomExists);
-  if ((flags.testMuc || flags.testXep0077) && !testRoom && loaded.ok) {
-    errors.push(
-      `${
-        flags.testMuc ? "--test-muc" : "--test-xep0077"
-      } needs a room: give --test-room room@service (or set BRIDGE_MAPPINGS)`,
+  const testRoom = room("--test-room", flags.testRoom);
+  const mappedRooms = loaded.ok ? loaded.config.bridge.mappings.map((m) => m.xmpp.toLowerCase()) : [];
+  const testRoomMapped = testRoom !== undefined && mappedRooms.includes(testRoom.toLowerCase());
+  if (testRoomMapped && (flags.testMuc || flags.testXep0077)) {
+    warnings.push(
+      `--test-room ${testRoom} is mapped in BRIDGE_MAPPINGS: the probe messages will be bridged to Mattermost ` +
+        "(leave --test-room out for a throwaway room)",
     );
   }
+  const testRoomExists = room("--test-room-exists", flags.testRoomExists);
   if (flags.testDm !== undefined && !isUserJid(flags.testDm)) {
     errors.push(`--test-dm: "${flags.testDm}" is not a JID like user@example.org`);
   }
@@ -199,6 +207,8 @@ export function doctorSettings(flags: DoctorFlags, env: Record<string, string | 
       config,
       resource: flags.resource ?? `${config.xmpp.resource}-doctor-${crypto.randomUUID().slice(0, 8)}`,
       testRoom,
+      testRoomMapped,
+      mucService: mappedRooms[0]?.split("@")[1],
       testMuc: flags.testMuc,
       testDm: flags.testDm,
       testXep0077: flags.testXep0077,

@@ -140,8 +140,12 @@ export async function probeTls(
     timeoutMs,
   );
   try {
-    if (!ep.directTls) await startTls(socket, domain);
-    const secure = await handshake(socket, domain, opts);
+    if (!ep.directTls) await startTls(socket, ep, domain);
+    const secure = await handshake(socket, domain, opts).catch(async (err) => {
+      // A TLS handshake against a plain XMPP port fails on its first answer; name the scheme that port speaks.
+      if (ep.directTls && await answersPlainXmpp(ep, domain)) throw wrongScheme(ep, "STARTTLS");
+      throw err;
+    });
     try {
       return describe(secure, ep, domain, opts);
     } finally {
@@ -153,15 +157,107 @@ export async function probeTls(
   }
 }
 
-/** Opens a stream, checks that STARTTLS is offered and asks for it. */
-async function startTls(socket: net.Socket, domain: string): Promise<void> {
-  const reader = new StreamReader(socket);
-  try {
-    socket.write(
-      `<?xml version='1.0'?><stream:stream to='${escapeAttr(domain)}' version='1.0' xml:lang='en' ` +
-        `xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
+/** `host:port`, with brackets around an IPv6 address. */
+function hostPort(ep: Endpoint): string {
+  return `${ep.host.includes(":") ? `[${ep.host}]` : ep.host}:${ep.port}`;
+}
+
+/**
+ * The failure for a port that speaks the other way of starting TLS than `XMPP_SERVICE` says, with the service URL
+ * (and `--server` value) to use instead.
+ */
+function wrongScheme(
+  ep: Endpoint,
+  speaks: "STARTTLS" | "direct TLS",
+  /** What the port did with the stream header, for "direct TLS". */
+  seen = "answered the XMPP stream header with TLS",
+): StepFailure {
+  const where = hostPort(ep);
+  return speaks === "STARTTLS"
+    ? new StepFailure(
+      `${where} answered the TLS handshake in plain XMPP (<stream:stream>), not with TLS: it is a STARTTLS port, ` +
+        "and xmpps:// expects direct TLS",
+      `this port speaks STARTTLS: use xmpp://${where} in XMPP_SERVICE (or --server ${where}); ` +
+        "xmpps:// is for a direct-TLS port (usually 5223)",
+    )
+    : new StepFailure(
+      `${where} ${seen}: it is a direct-TLS port, and xmpp:// (or HOST:PORT) ` +
+        "expects plain XMPP with STARTTLS",
+      `this port speaks direct TLS: use xmpps://${where} in XMPP_SERVICE (or --server xmpps://${where}); ` +
+        "xmpp:// is for a STARTTLS port (usually 5222)",
     );
-    const features = await reader.until(/<\/stream:features>|<stream:features\s*\/>|<\/stream:error>/);
+}
+
+const STREAM_HEADER = (domain: string) =>
+  `<?xml version='1.0'?><stream:stream to='${escapeAttr(domain)}' version='1.0' xml:lang='en' ` +
+  `xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
+
+/** True when `bytes` start a TLS record (alert or handshake, version 3.x): what a direct-TLS port sends back. */
+function isTlsRecord(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && (bytes[0] === 0x15 || bytes[0] === 0x16) && bytes[1] === 0x03;
+}
+
+/** Whether `ep` answers a plain XMPP stream header with XML, on a fresh connection (a diagnosis after a failure). */
+function answersPlainXmpp(ep: Endpoint, domain: string, timeoutMs = 3_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    let text = "";
+    const socket = net.connect({ host: ep.host, port: ep.port }, () => socket.write(STREAM_HEADER(domain)));
+    const done = (answer: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.on("data", (chunk: Uint8Array) => {
+      text += new TextDecoder().decode(chunk);
+      if (/<\?xml|<stream:stream/.test(text)) done(true);
+    });
+    socket.on("error", () => done(false));
+    socket.on("close", () => done(false));
+  });
+}
+
+/** Whether `ep` completes a TLS handshake on a fresh connection (a diagnosis after a failure). */
+function answersTls(ep: Endpoint, domain: string, timeoutMs = 3_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const secure = tls.connect({
+      host: ep.host,
+      port: ep.port,
+      servername: domain,
+      rejectUnauthorized: false,
+    });
+    const done = (answer: boolean) => {
+      clearTimeout(timer);
+      secure.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    secure.once("secureConnect", () => done(true));
+    secure.once("error", () => done(false));
+    secure.once("close", () => done(false));
+  });
+}
+
+/** Opens a stream, checks that STARTTLS is offered and asks for it. */
+async function startTls(socket: net.Socket, ep: Endpoint, domain: string): Promise<void> {
+  const reader = new StreamReader(
+    socket,
+    (first) => isTlsRecord(first) ? wrongScheme(ep, "direct TLS") : undefined,
+  );
+  try {
+    socket.write(STREAM_HEADER(domain));
+    const features = await reader.until(/<\/stream:features>|<stream:features\s*\/>|<\/stream:error>/)
+      .catch(async (err) => {
+        // Closed without a word: a direct-TLS port may do that to a plain stream header instead of an alert.
+        if (reader.silent && await answersTls(ep, domain)) {
+          throw wrongScheme(
+            ep,
+            "direct TLS",
+            "closed the connection on the XMPP stream header without a word, and completes a TLS handshake",
+          );
+        }
+        throw err;
+      });
     const streamError = /<stream:error>\s*<([a-z-]+)/.exec(features)?.[1];
     if (streamError) {
       throw streamError === "host-unknown"
@@ -271,7 +367,16 @@ class StreamReader {
   private failure?: Error;
   // One decoder in stream mode: a character cut across two reads must not become U+FFFD.
   private readonly decoder = new TextDecoder();
+  /** What `sniff` made of the first bytes: not XMPP, so fail before matching anything. */
+  private rejected?: Error;
+  /** True until the server sends anything. */
+  silent = true;
   private readonly onData = (chunk: Uint8Array) => {
+    if (this.silent) {
+      this.silent = false;
+      // Not XML at all: fail at once instead of waiting for a pattern that cannot come.
+      this.rejected = this.sniff(chunk);
+    }
     this.buffer += this.decoder.decode(chunk, { stream: true });
     this.wake();
   };
@@ -280,7 +385,11 @@ class StreamReader {
     this.wake();
   };
 
-  constructor(private readonly socket: net.Socket) {
+  /** `sniff` looks at the server's first bytes and returns the error to fail with when they are not XMPP. */
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly sniff: (first: Uint8Array) => Error | undefined = () => undefined,
+  ) {
     socket.on("data", this.onData);
     socket.on("error", this.onEnd);
     socket.on("close", this.onEnd);
@@ -289,6 +398,7 @@ class StreamReader {
   /** Resolves with what was read up to and including `pattern`, and keeps the rest. */
   async until(pattern: RegExp): Promise<string> {
     for (;;) {
+      if (this.rejected) throw this.rejected;
       const m = pattern.exec(this.buffer);
       if (m) {
         const end = m.index + m[0].length;

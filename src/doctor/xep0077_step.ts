@@ -11,7 +11,7 @@ import { errorMessage } from "../core/errors.ts";
 import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";
 import { type Login, login, LoginError } from "./xmpp_login.ts";
-import { mucRoundTrip } from "./muc_probe.ts";
+import { mucRoundTrip, probeRoom, roomLabel } from "./muc_probe.ts";
 
 /**
  * The step. It needs only the server and the test room, but runs after the bridge's own login so that a wrong
@@ -46,9 +46,10 @@ export function xep0077Step(s: DoctorSettings, tls: TlsOptions): StepSpec {
         session = await signIn().catch((err) => {
           throw new StepFailure(`${jid} was registered but cannot log in: ${errorMessage(err)}`);
         });
+        const room = await probeRoom(session.client, x.domain, s.testRoom, s.mucService);
         const trip = await mucRoundTrip(
           session.client,
-          s.testRoom!,
+          room,
           username,
           "mmxmpp doctor: XEP-0077 test account, please ignore",
         );
@@ -79,8 +80,9 @@ export function xep0077Step(s: DoctorSettings, tls: TlsOptions): StepSpec {
         }
         const rtt = Math.round(trip.roundTripMs);
         return {
-          detail: `registered ${jid}, logged in, joined ${s.testRoom} (message reflected after ${rtt} ms), ` +
-            "cancelled the registration; login now fails (not-authorized)",
+          detail:
+            `registered ${jid}, logged in, joined ${roomLabel(room, s, trip.destroyed)}, message reflected ` +
+            `after ${rtt} ms; cancelled the registration; login now fails (not-authorized)`,
         };
       } catch (err) {
         if (cancelled) throw err;

@@ -1,6 +1,6 @@
 /**
- * The doctor's XMPP steps: TCP, TLS, SASL, bind, disco#info, XEP-0077, MUC round trip, a direct message, and
- * whether rooms exist. Later steps need earlier ones and are skipped when those failed.
+ * The doctor's XMPP steps: TCP, TLS, SASL, bind, disco#info, XEP-0077, MUC round trip, a direct message, whether
+ * rooms exist, and the XEP-0114 component handshake. Later steps need earlier ones and are skipped when those failed.
  *
  * @module
  */
@@ -12,10 +12,11 @@ import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";
 import { certificateSummary, connectTcp, endpointOf, probeTls } from "./tls_probe.ts";
 import { type Login, login, LoginError } from "./xmpp_login.ts";
-import { mucRoundTrip } from "./muc_probe.ts";
+import { mucRoundTrip, probeRoom, roomLabel } from "./muc_probe.ts";
 import { errorCondition } from "../xmpp/stanza.ts";
 import { xep0077Step } from "./xep0077_step.ts";
 import { NS_REGISTER_FEATURE } from "../xmpp/xep0077.ts";
+import { componentStep } from "./component_step.ts";
 
 /** How long a direct message may take to bounce. */
 const DM_BOUNCE_WAIT_MS = 2_000;
@@ -138,16 +139,19 @@ export function xmppSteps(s: DoctorSettings): XmppSteps {
       needs: ["xmpp.bind"],
       skip: s.testMuc ? undefined : "not requested (--test-muc)",
       run: async () => {
+        const room = await probeRoom(session!.client, x.domain, s.testRoom, s.mucService);
         const trip = await mucRoundTrip(
           session!.client,
-          s.testRoom!,
+          room,
           `${x.mucNick}-doctor`,
           "mmxmpp doctor: MUC round-trip test, please ignore",
         );
         return {
           detail:
-            `joined ${s.testRoom} as ${trip.nick} in ${Math.round(trip.joinMs)} ms; own message reflected ` +
-            `after ${Math.round(trip.roundTripMs)} ms`,
+            `joined ${roomLabel(room, s, trip.destroyed)} as ${trip.nick} in ${
+              Math.round(trip.joinMs)
+            } ms; ` +
+            `own message reflected after ${Math.round(trip.roundTripMs)} ms`,
         };
       },
     },
@@ -167,6 +171,7 @@ export function xmppSteps(s: DoctorSettings): XmppSteps {
       skip: s.testRoomExists ? undefined : "not requested (--test-room-exists ROOM)",
       run: () => roomExists(session!, s.testRoomExists!),
     },
+    componentStep(s),
   ];
 
   return {

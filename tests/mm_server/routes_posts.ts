@@ -4,7 +4,7 @@
  * @module
  */
 
-import { invalidParam, invalidUrlParam, notFound } from "./app_error.ts";
+import { invalidParam, notFound } from "./app_error.ts";
 import { intParam, json, readJsonObject, requireUser, statusOk } from "./http.ts";
 import { channelParam, idParam } from "./lookup.ts";
 import type { Post } from "./model.ts";

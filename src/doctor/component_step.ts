@@ -1,0 +1,101 @@
+/**
+ * The doctor's component step: with `BRIDGE_GHOST_MODE=component`, connect to `XMPP_COMPONENT_SERVICE` as
+ * `XMPP_COMPONENT_JID` and perform the XEP-0114 handshake with `XMPP_COMPONENT_SECRET`, through the bridge's own
+ * component connection (src/xmpp/component.ts), then disconnect.
+ *
+ * @module
+ */
+import { XmppComponent } from "../xmpp/component.ts";
+import { deadline } from "../core/deadline.ts";
+import { errorMessage } from "../core/errors.ts";
+import type { DoctorSettings } from "./options.ts";
+import { StepFailure, type StepSpec } from "./report.ts";
+
+const TIMEOUT_MS = 10_000;
+
+/**
+ * The step; skipped (with the reason) unless the ghost mode is `component`.
+ *
+ * @example
+ * ```ts
+ * await checkup.run(componentStep(settings));
+ * ```
+ */
+export function componentStep(s: DoctorSettings): StepSpec {
+  const { mode, component } = s.config.ghosts;
+  return {
+    id: "xmpp.component",
+    name: "XMPP component handshake",
+    fix: "check XMPP_COMPONENT_SERVICE, XMPP_COMPONENT_JID and XMPP_COMPONENT_SECRET against the server's " +
+      "Component section",
+    skip: mode !== "component" || !component
+      ? `BRIDGE_GHOST_MODE is ${mode}, not component: the bridge connects no component`
+      : undefined,
+    run: async () => {
+      const { jid, secret, service } = component!;
+      const connection = new XmppComponent({ service, domain: jid, secret });
+      try {
+        await deadline(
+          connection.start(),
+          TIMEOUT_MS,
+          () => new StepFailure(`no answer from ${service} within ${TIMEOUT_MS / 1000} s`, portFix(service)),
+        );
+      } catch (err) {
+        const cause = (err as { cause?: { condition?: string } }).cause;
+        // Prosody checks the secret before it looks for another connection: a conflict means the secret is right.
+        if (cause?.condition === "conflict") {
+          return {
+            detail:
+              `${jid} at ${service}: the secret is accepted, but another connection (the running bridge?) ` +
+              "holds the component, so the server refused a second one (conflict)",
+          };
+        }
+        throw explain(err, jid, service);
+      } finally {
+        await connection.stop();
+      }
+      return { detail: `${jid} accepted by ${service} (XEP-0114 handshake with XMPP_COMPONENT_SECRET)` };
+    },
+  };
+}
+
+/** The component's failure, written for the person who configured it; the secret is never part of it. */
+function explain(err: unknown, jid: string, service: string): StepFailure {
+  if (err instanceof StepFailure) return err;
+  const cause = (err as { cause?: { condition?: string; code?: string } }).cause;
+  switch (cause?.condition) {
+    case "not-authorized":
+      return new StepFailure(
+        `the server refused the handshake for ${jid} (not-authorized)`,
+        `XMPP_COMPONENT_SECRET does not match the server's component_secret for ${jid}: copy it from the ` +
+          `server's Component "${jid}" section (Prosody: component_secret)`,
+      );
+    case "host-unknown":
+    case "improper-addressing":
+      return new StepFailure(
+        `the server answered ${cause.condition}: it has no component ${jid} on this port`,
+        `the server knows no component named ${jid}: check XMPP_COMPONENT_JID, or add it to the server ` +
+          `(Prosody: Component "${jid}" with component_secret) and reload it`,
+      );
+  }
+  if (cause?.code === "ECONNREFUSED") {
+    return new StepFailure(`${hostPort(service)} refused the connection`, portFix(service));
+  }
+  if (cause?.code === "ENOTFOUND" || cause?.code === "EAI_AGAIN") {
+    return new StepFailure(
+      `cannot resolve ${new URL(service).hostname} (${cause.code})`,
+      "check the host in XMPP_COMPONENT_SERVICE",
+    );
+  }
+  return new StepFailure(`the component connection failed: ${errorMessage(err)}`);
+}
+
+function hostPort(service: string): string {
+  const u = new URL(service);
+  return `${u.hostname}:${u.port || 5347}`;
+}
+
+function portFix(service: string): string {
+  return `check XMPP_COMPONENT_SERVICE (${service}): is the component port (5347) open on loopback? ` +
+    "(Prosody: component_ports and component_interfaces; the default service is port 5347 on XMPP_SERVICE's host)";
+}
