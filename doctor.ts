@@ -15,6 +15,7 @@ import { secretsIn } from "./src/settings.ts";
 import { DOCTOR_HELP, doctorSettings, parseDoctorFlags } from "./src/doctor/options.ts";
 import { Checkup, formatStep, formatSummary, masker, reportJson } from "./src/doctor/report.ts";
 import { xmppSteps } from "./src/doctor/xmpp_steps.ts";
+import { chooseService } from "./src/xmpp/srv.ts";
 import { mattermostSteps } from "./src/doctor/mattermost_steps.ts";
 
 /** Where the doctor writes; tests substitute it. */
@@ -59,6 +60,13 @@ export async function runDoctor(
     return 2;
   }
   const s = resolved.settings;
+  let how = "";
+  if (s.config.xmpp.discoverService) {
+    // As the bridge does at start: XMPP_SERVICE unset means DNS SRV, then the JID's domain on 5222.
+    const found = await chooseService(s.config.xmpp.domain);
+    s.config = { ...s.config, xmpp: { ...s.config.xmpp, service: found.service } };
+    how = found.source === "srv" ? " (found by DNS SRV)" : " (no DNS SRV records: the JID's domain)";
+  }
   const { config } = s;
   const show = (line: string) => output.out(mask(line));
   for (const w of s.warnings) output.err(mask(`mmxmpp --doctor: warning: ${w}`));
@@ -68,7 +76,7 @@ export async function runDoctor(
   });
   if (!flags.json) {
     show(
-      `mmxmpp doctor: XMPP ${config.xmpp.jid} via ${config.xmpp.service}` +
+      `mmxmpp doctor: XMPP ${config.xmpp.jid} via ${config.xmpp.service}${how}` +
         (s.skipMattermost ? "; Mattermost skipped" : `; Mattermost ${config.mattermost.url}`),
     );
   }

@@ -57,7 +57,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     log.warn("XMPP_TLS_INSECURE_SKIP_VERIFY is on: the XMPP server's certificate is not checked");
   }
   if (config.xmpp.discoverService) {
-    const service = await chooseService(config.xmpp.domain, { nameServer: opts.dnsNameServer });
+    const { service } = await chooseService(config.xmpp.domain, { nameServer: opts.dnsNameServer });
     config = { ...config, xmpp: { ...config.xmpp, service } };
   }
   await Deno.mkdir(dirname(config.bridge.kvPath), { recursive: true });

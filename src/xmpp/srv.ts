@@ -119,17 +119,17 @@ export function orderRecords<T extends { priority: number; weight: number; tls: 
  *
  * @example
  * ```ts
- * const service = await chooseService("example.org"); // "xmpps://xmpp.example.org:5223"
+ * const { service } = await chooseService("example.org"); // "xmpps://xmpp.example.org:5223"
  * ```
  */
 export async function chooseService(
   domain: string,
   opts: SrvOptions & { probeMs?: number } = {},
-): Promise<string> {
+): Promise<ServiceCandidate> {
   const candidates = await discoverServices(domain, opts);
   if (candidates[0].source === "fallback") {
     log.info("No XMPP SRV records for {domain}; using {service}", { domain, service: candidates[0].service });
-    return candidates[0].service;
+    return candidates[0];
   }
   for (const candidate of candidates) {
     if (await reachable(candidate.service, opts.probeMs ?? 5_000)) {
@@ -137,7 +137,7 @@ export async function chooseService(
         domain,
         service: candidate.service,
       });
-      return candidate.service;
+      return candidate;
     }
     log.warn("XMPP SRV candidate {service} for {domain} is not reachable; trying the next", {
       domain,
@@ -148,7 +148,7 @@ export async function chooseService(
     domain,
     service: candidates[0].service,
   });
-  return candidates[0].service;
+  return candidates[0];
 }
 
 async function reachable(service: string, timeoutMs: number): Promise<boolean> {
