@@ -83,7 +83,11 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     service: config.xmpp.service,
     resource: config.xmpp.resource,
     mucNick: config.xmpp.mucNick,
-    tls: { ca: config.xmpp.ca, insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify },
+    tls: {
+      ca: config.xmpp.ca,
+      insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify,
+      allowUnencrypted: config.xmpp.allowUnencrypted,
+    },
     nameFormat: config.bridge.mmNameFormat,
     ghosts,
   });
@@ -140,7 +144,11 @@ async function createGhosts(
   store: Store,
   opts: StartOptions,
 ): Promise<GhostProvider | undefined> {
-  const tls = { ca: config.xmpp.ca, insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify };
+  const tls = {
+    ca: config.xmpp.ca,
+    insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify,
+    allowUnencrypted: config.xmpp.allowUnencrypted,
+  };
   const g = config.ghosts;
   if (g.mode === "ibr") {
     const box = await SecretBox.create(g.secretKey);

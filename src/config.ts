@@ -35,6 +35,8 @@ export interface Config {
     resource: string;
     mucNick: string;
     tlsInsecureSkipVerify: boolean;
+    /** Log in even over a stream without TLS (`XMPP_ALLOW_UNENCRYPTED`); never with PLAIN. */
+    allowUnencrypted: boolean;
     caFile?: string;
     /** PEM text of `caFile`. */
     ca?: string;
@@ -145,6 +147,7 @@ export function loadConfig(
         resource: v.XMPP_RESOURCE!,
         mucNick: v.XMPP_MUC_NICK ?? v.XMPP_JID!.local,
         tlsInsecureSkipVerify: v.XMPP_TLS_INSECURE_SKIP_VERIFY!,
+        allowUnencrypted: v.XMPP_ALLOW_UNENCRYPTED!,
         caFile: v.XMPP_CA_FILE?.path,
         ca: v.XMPP_CA_FILE?.pem,
       },

@@ -232,6 +232,14 @@ export const SETTINGS = {
     default: "false",
     parse: bool,
   }),
+  XMPP_ALLOW_UNENCRYPTED: setting({
+    section: "XMPP",
+    doc: "true lets the bridge log in over a stream the server offers no TLS for (SCRAM only, never PLAIN)",
+    notes:
+      "Only for a server on a trusted network (e.g. loopback): anyone on the path can read every message.",
+    default: "false",
+    parse: bool,
+  }),
   XMPP_CA_FILE: setting({
     section: "XMPP",
     doc: "extra CA certificate (PEM) to trust for XMPP",

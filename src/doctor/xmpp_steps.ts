@@ -40,7 +40,11 @@ export interface XmppSteps {
 export function xmppSteps(s: DoctorSettings): XmppSteps {
   const x = s.config.xmpp;
   const ep = endpointOf(x.service);
-  const tlsOpts = { ca: x.ca, insecureSkipVerify: x.tlsInsecureSkipVerify };
+  const tlsOpts = {
+    ca: x.ca,
+    insecureSkipVerify: x.tlsInsecureSkipVerify,
+    allowUnencrypted: x.allowUnencrypted,
+  };
   const username = x.jid.split("@")[0];
   const trust = x.tlsInsecureSkipVerify
     ? "NOT checked (insecure skip verify)"

@@ -35,6 +35,11 @@ export interface TlsOptions {
   ca?: string;
   /** Accept any certificate. Only for testing; the caller warns. */
   insecureSkipVerify?: boolean;
+  /**
+   * Log in even when the server offers no TLS (`XMPP_ALLOW_UNENCRYPTED`). Without it, a stream that is still
+   * unencrypted when authentication starts (no STARTTLS offered, or the offer stripped on the way) is refused.
+   */
+  allowUnencrypted?: boolean;
 }
 
 /** Options for {@link createXmppClient}. */
@@ -152,6 +157,13 @@ export function createXmppClient(opts: XmppClientOptions): XmppClient {
   sasl(
     { streamFeatures: features, saslFactory },
     async (authenticate: Authenticate, mechanisms: string[]) => {
+      if (!entity.isSecure() && !opts.tls?.allowUnencrypted) {
+        throw new Error(
+          "the server offered no TLS (no STARTTLS), so the bridge will not log in over this unencrypted " +
+            "connection: enable TLS on the server, use xmpps://, or set XMPP_ALLOW_UNENCRYPTED=true for a " +
+            "server on a trusted network",
+        );
+      }
       // Never send PLAIN over an unencrypted stream.
       const mechanism = entity.isSecure() ? mechanisms[0] : mechanisms.find((m: string) => m !== "PLAIN");
       if (!mechanism) throw new Error("the server offers only PLAIN authentication on an unencrypted stream");
