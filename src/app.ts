@@ -74,6 +74,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     },
     publicUrl: config.bridge.publicUrl,
     commandToken: config.mattermost.commandToken,
+    catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
     route: (method, path, handler) => http.route(method, path, handler),
   });
   const ghosts = await createGhosts(config, store, opts);

@@ -45,6 +45,8 @@ export interface Config {
     mappings: MappingRefs[];
     /** Whether a static mapping may create its XMPP room (`BRIDGE_CREATE_ROOMS`). */
     createRooms: boolean;
+    /** How far back the catch-up at start reaches (`BRIDGE_CATCHUP_MAX_AGE`), in ms. */
+    catchUpMaxAgeMs: number;
     kvPath: string;
     httpAddr: { hostname: string; port: number };
     publicUrl?: string;
@@ -154,6 +156,7 @@ export function loadConfig(
       bridge: {
         mappings,
         createRooms: v.BRIDGE_CREATE_ROOMS!,
+        catchUpMaxAgeMs: v.BRIDGE_CATCHUP_MAX_AGE!,
         kvPath,
         httpAddr: v.BRIDGE_HTTP_ADDR!,
         publicUrl: v.BRIDGE_PUBLIC_URL,

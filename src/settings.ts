@@ -63,6 +63,23 @@ function httpUrl(value: string, name: string, ctx: ParseContext): string | undef
   }
 }
 
+/** A duration such as `90s`, `30m`, `24h` or `2d` (a number alone is seconds), in milliseconds. */
+function duration(value: string, name: string, ctx: ParseContext): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$/i.exec(value);
+  const ms = m
+    ? Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+      (m[2] ?? "s").toLowerCase() as "s" | "m" | "h" | "d"
+    ]
+    : NaN;
+  if (!Number.isFinite(ms) || ms <= 0) {
+    ctx.problem(
+      `${name} "${value}" is not a duration: expected e.g. 90m, 24h or 2d (a number alone is seconds)`,
+    );
+    return undefined;
+  }
+  return ms;
+}
+
 function bool(value: string, name: string, ctx: ParseContext): boolean | undefined {
   const v = value.toLowerCase();
   if (["true", "1", "yes", "on"].includes(v)) return true;
@@ -265,6 +282,13 @@ export const SETTINGS = {
     notes: "Off by default, so that a typo in BRIDGE_MAPPINGS is reported instead of creating a room.",
     default: "false",
     parse: bool,
+  }),
+  BRIDGE_CATCHUP_MAX_AGE: setting({
+    section: "Bridge",
+    doc: "how far back posts made while the bridge was down are caught up at start (e.g. 90m, 24h, 2d)",
+    notes: "Older ones are counted in a warning, not bridged. A number alone is seconds.",
+    default: "24h",
+    parse: duration,
   }),
   BRIDGE_KV_PATH: setting({
     section: "Bridge",

@@ -62,6 +62,9 @@ async function withRig(
     mappedChannels: () => rig.mapped(),
     runCommand: () => Promise.resolve(""),
     userDeactivated: () => {},
+    // A bridge that never ran before: no stored positions.
+    loadCursor: () => Promise.resolve(undefined),
+    saveCursor: () => {},
   };
   opts.before?.(rig);
   try {

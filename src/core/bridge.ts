@@ -39,6 +39,16 @@ export interface BridgeContext {
   runCommand(input: { channel: string; userId: string; isAdmin: boolean; text: string }): Promise<string>;
   /** Announces that a user of this network was deactivated, so that other networks retire their stand-ins. */
   userDeactivated(userId: string): void;
+  /**
+   * How far `channel` was read before this process started (in the network's own position, e.g. a post's
+   * `create_at`), or undefined when it never was: where a catch-up of what was said meanwhile starts.
+   */
+  loadCursor(channel: string): Promise<number | undefined>;
+  /**
+   * Records that `channel` was read up to `position`, after handing what came before it to `receive`. Only moves
+   * forward; written to the store in batches.
+   */
+  saveCursor(channel: string, position: number): void;
 }
 
 /**

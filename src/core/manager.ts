@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { Cursors } from "./cursors.ts";
 import { getLogger } from "@logtape/logtape";
 import { type Bridge, type BridgeContext, type BridgeHealth, isGhostingBridge } from "./bridge.ts";
 import { type BusStats, MessageBus, type RetryPolicy } from "./bus.ts";
@@ -62,6 +63,8 @@ export function mappingLabel(refs: MappingRefs): string {
  */
 export class BridgeManager {
   readonly bus: MessageBus;
+  /** How far each channel was read, kept across restarts. */
+  readonly cursors: Cursors;
   private readonly bridges: Map<string, Bridge>;
   private started = false;
   private ready = false;
@@ -74,6 +77,7 @@ export class BridgeManager {
   constructor(private readonly store: Store, bridges: Bridge[], private readonly opts: ManagerOptions = {}) {
     this.bridges = new Map(bridges.map((b) => [b.network, b]));
     this.bus = new MessageBus(store, this.bridges, opts.retry);
+    this.cursors = new Cursors(store);
   }
 
   /**
@@ -131,6 +135,7 @@ export class BridgeManager {
     await settleWithin(this.bus.drain(), graceMs);
     this.bus.stop();
     await Promise.all([...this.bridges.values()].map((b) => b.stop()));
+    await this.cursors.stop();
   }
 
   /** Health of every bridge; one that `start` is still trying to reach says why it is not connected yet. */
@@ -216,6 +221,8 @@ export class BridgeManager {
       mappedChannels: async () =>
         (await this.store.listMappings()).map((m) => m.channels[network]).filter((c): c is string => !!c),
       runCommand: (input) => runCommand(this, { network, ...input }),
+      loadCursor: (channel) => this.cursors.load(network, channel),
+      saveCursor: (channel, position) => this.cursors.advance(network, channel, position),
       userDeactivated: (userId) => {
         for (const bridge of this.bridges.values()) {
           if (bridge.network === network || !isGhostingBridge(bridge)) continue;

@@ -6,6 +6,8 @@
  * - `["msg", network, channel, id]` → link id, one per identifier a network gave a message
  * - `["msg_link", linkId]` → {@link MessageLink}
  * - `["ghost", userId]` → {@link GhostRecord}; `["ghost_jid", jid]` → userId (keeps ghost JIDs unique)
+ * - `["cursor", network, channel]` → number: how far the channel was read, in the network's own position (e.g.
+ *   Mattermost's `create_at`), so that what was said while the bridge was down is caught up at start
  * - `["meta", "schema_version"]` → number (see migrations.ts)
  *
  * @module
@@ -188,6 +190,19 @@ export class Store {
   // --- ghosts ---
 
   /** The ghost of `userId`, if one was created. */
+  /** How far `channel` of `network` was read, or undefined when the bridge never recorded it. */
+  async getCursor(network: string, channel: string): Promise<number | undefined> {
+    const value = (await this.kv.get<number>(cursorKey(network, channel))).value;
+    return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+  }
+
+  /** Records several channels' cursors of `network` in one atomic commit. */
+  async setCursors(network: string, cursors: ReadonlyMap<string, number>): Promise<void> {
+    const op = this.kv.atomic();
+    for (const [channel, position] of cursors) op.set(cursorKey(network, channel), position);
+    await op.commit();
+  }
+
   async getGhost(userId: string): Promise<GhostRecord | null> {
     return (await this.kv.get<GhostRecord>(["ghost", userId])).value;
   }
@@ -229,4 +244,8 @@ function msgKey(network: string, channel: string, id: string): Deno.KvKey {
 
 function linkKey(linkId: string): Deno.KvKey {
   return ["msg_link", linkId];
+}
+
+function cursorKey(network: string, channel: string): Deno.KvKey {
+  return ["cursor", network, channel];
 }

@@ -51,6 +51,11 @@ export interface MattermostBridgeOptions {
   catchUpMarginMs?: number;
   /** Backoff of a failed catch-up (default 1 s doubling to 60 s). */
   catchUpRetry?: { initialMs: number; maxMs: number };
+  /**
+   * How far back the catch-up at start reaches for posts made while the bridge was down (default 24 h,
+   * `BRIDGE_CATCHUP_MAX_AGE`); older ones are counted in a warning and not bridged.
+   */
+  catchUpMaxAgeMs?: number;
 }
 
 interface User {
@@ -80,6 +85,9 @@ export class MattermostBridge implements Bridge {
   /** Where each channel's catch-up starts. */
   private readonly cursors = new PostCursors();
   private catchUpTimer?: ReturnType<typeof setTimeout>;
+  /** Channels whose posts from while the bridge was down are still being fetched. */
+  private readonly resuming = new Set<string>();
+  private readonly resumeTimers = new Set<ReturnType<typeof setTimeout>>();
   private catchUpDelay: number;
   private stopped = false;
   /** Posts already created for a message whose later pieces failed, so a retry does not repeat them. */
@@ -128,6 +136,8 @@ export class MattermostBridge implements Bridge {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.catchUpTimer);
+    for (const timer of this.resumeTimers) clearTimeout(timer);
+    this.resumeTimers.clear();
     this.socket?.close();
     this.socket = undefined;
     await this.inbound;
@@ -185,6 +195,24 @@ export class MattermostBridge implements Bridge {
 
   /** Starts the channel's catch-up cursor at its newest post, in the server's time (our clock may differ). */
   private async seedCursor(channelId: string): Promise<void> {
+    const stored = await this.ctx.loadCursor(channelId).catch((err) => {
+      log.warn("Could not read how far {channel} was read before: {error}", {
+        channel: channelId,
+        error: errorMessage(err),
+      });
+      return undefined;
+    });
+    await this.seedFromServer(channelId);
+    const newest = this.cursors.get(channelId)?.floor;
+    if (stored !== undefined && newest !== undefined && stored < newest) {
+      // Posts were made while the bridge was down: fetch them before anything newer is recorded as read.
+      this.resuming.add(channelId);
+      this.enqueue("catch-up", () => this.resume(channelId, stored, newest));
+    }
+  }
+
+  /** Starts the channel's live cursor at its newest post (in the server's time). */
+  private async seedFromServer(channelId: string): Promise<void> {
     try {
       const list = await call(
         `read the newest post of channel ${channelId}`,
@@ -297,7 +325,18 @@ export class MattermostBridge implements Bridge {
     }
   }
 
-  private async handlePost(post: Post): Promise<void> {
+  private async handlePost(post: Post, resumed = false): Promise<void> {
+    try {
+      await this.relayPost(post);
+    } finally {
+      // Recorded as read once handed to the core; not while the channel's older posts are still being fetched.
+      if (post.create_at !== undefined && (resumed || !this.resuming.has(post.channel_id))) {
+        this.ctx.saveCursor(post.channel_id, post.create_at);
+      }
+    }
+  }
+
+  private async relayPost(post: Post): Promise<void> {
     this.cursors.advance(post.channel_id, post.create_at);
     const bridgeable = this.echoGuards.filter
       ? isBridgeable(post, this.botId)
@@ -355,6 +394,52 @@ export class MattermostBridge implements Bridge {
       });
       this.catchUpTimer = setTimeout(() => this.enqueue("catch-up", () => this.catchUp()), waitMs);
     }
+  }
+
+  /**
+   * Bridges what `channel` got while the bridge was down: posts after `stored` (less the margin) up to `newest`,
+   * those within the maximum age; older ones are counted and skipped. A failure is retried with backoff.
+   */
+  private async resume(channel: string, stored: number, newest: number, delayMs = 1_000): Promise<void> {
+    if (this.stopped) return;
+    const since = Math.max(1, stored - (this.opts.catchUpMarginMs ?? 60_000));
+    const cutoff = newest - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
+    let posts: Post[];
+    try {
+      posts = (await postsSince(this.client, channel, since))
+        .filter((p) => p.create_at !== undefined && p.create_at > since && p.create_at <= newest);
+    } catch (err) {
+      log.warn(
+        "Could not fetch what {channel} got while the bridge was down; retrying in {waitMs} ms: {error}",
+        {
+          channel,
+          waitMs: delayMs,
+          error: errorMessage(err),
+        },
+      );
+      const timer = setTimeout(() => {
+        this.resumeTimers.delete(timer);
+        this.enqueue("catch-up", () => this.resume(channel, stored, newest, Math.min(60_000, delayMs * 2)));
+      }, delayMs);
+      this.resumeTimers.add(timer);
+      return;
+    }
+    const old = posts.filter((p) => p.create_at! <= cutoff && p.create_at! > stored);
+    if (old.length > 0) {
+      log.warn(
+        "Skipped {count} post(s) in {channel} made while the bridge was down and older than " +
+          "BRIDGE_CATCHUP_MAX_AGE ({maxAgeMs} ms before the newest)",
+        { count: old.length, channel, maxAgeMs: newest - cutoff },
+      );
+    }
+    const fresh = posts.filter((p) => p.create_at! > cutoff);
+    log.info("Caught up {count} post(s) in {channel} made while the bridge was down", {
+      count: fresh.filter((p) => p.create_at! > stored).length,
+      channel,
+    });
+    for (const post of fresh) await this.handlePost(post, true);
+    this.resuming.delete(channel);
+    this.ctx.saveCursor(channel, newest);
   }
 
   private async catchUpChannel(channel: string): Promise<void> {
