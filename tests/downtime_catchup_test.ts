@@ -3,7 +3,7 @@
  * was read to is kept in the state file (Deno KV), and the start fetches what came after it, in order, once.
  */
 import assert from "node:assert/strict";
-import { startWorld } from "./harness.ts";
+import { postsMatching, startWorld } from "./harness.ts";
 import { captureLogs } from "./helpers/log_capture.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -71,6 +71,49 @@ Deno.test(
         assert.equal(skipped.level, "warning");
       });
       assert.equal(w.alice.messages.filter((m) => m.body?.includes("too old")).length, 0);
+    } finally {
+      await w.stop();
+    }
+  },
+);
+
+Deno.test(
+  "messages said in the room while the bridge is down come from its archive after the restart",
+  opts,
+  async () => {
+    const w = await startWorld();
+    try {
+      const first = await w.startBridge();
+      await w.alice.sendGroupchat(w.room, "before the restart");
+      await postsMatching(w.mm, w.channel.id, (p) => p.message === "before the restart", 1);
+      await first.stop();
+
+      // More than the 20 messages of history a room replays at join: only the archive has them all.
+      const missed = Array.from({ length: 30 }, (_, i) => `said in the room while down ${i}`);
+      for (const text of missed) await w.alice.sendGroupchat(w.room, text);
+
+      await captureLogs(async (records) => {
+        await w.startBridge();
+        const got = await postsMatching(
+          w.mm,
+          w.channel.id,
+          (p) => p.message.startsWith("said in the room"),
+          30,
+          20_000,
+        );
+        assert.deepEqual(got.map((p) => p.message), missed);
+        const fetched = records.find((r) => String(r.rawMessage).startsWith("Fetched {count} message(s)"));
+        assert.ok(fetched, "the archive catch-up was not logged");
+      });
+      // Nothing twice, nothing from before the stop again, and live messages still flow.
+      await w.alice.sendGroupchat(w.room, "after the restart");
+      await postsMatching(w.mm, w.channel.id, (p) => p.message === "after the restart", 1);
+      const messages = w.mm.posts(w.channel.id).filter((p) => p.user_id === w.mm.bot.id).map((p) =>
+        p.message
+      );
+      assert.equal(messages.filter((m) => m === "before the restart").length, 1, messages.join("\n"));
+      assert.equal(new Set(messages).size, messages.length, `a message came twice:\n${messages.join("\n")}`);
+      console.log(`downtime catch-up (XMPP): 30 of 30 missed messages bridged, in order, 0 duplicated`);
     } finally {
       await w.stop();
     }

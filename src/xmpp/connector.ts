@@ -20,6 +20,7 @@ import { buildGroupchat, type Groupchat, parseBody, parseGroupchat, renderBody }
 import type { GhostProvider } from "./ghosts.ts";
 import { Reflections } from "./reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps.ts";
+import { fetchRoomArchive, NS_MAM } from "./xep0313.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -37,7 +38,15 @@ export interface XmppBridgeOptions {
   reflectionTimeoutMs?: number;
   /** Makes remote users occupants of their own (`ibr`, `component`); without it the bridge relays. */
   ghosts?: GhostProvider;
+  /**
+   * How far back a catch-up from a room's archive reaches after the bridge was away (default 24 h,
+   * `BRIDGE_CATCHUP_MAX_AGE`); older messages are counted in a warning and not bridged.
+   */
+  catchUpMaxAgeMs?: number;
 }
+
+/** How much earlier than the last message seen a catch-up asks the archive from: clocks differ. */
+const CATCH_UP_MARGIN_MS = 60_000;
 
 /** How many of our own recent origin-ids are remembered to recognise their reflections. */
 const OWN_ORIGIN_MEMORY = 10_000;
@@ -69,6 +78,10 @@ export class XmppBridge implements GhostingBridge {
   };
   private stopping = false;
   private everOnline = false;
+  /** Per room, the time of the newest message seen (the room's stamp, else our clock): where a catch-up starts. */
+  private readonly lastSeen = new Map<string, number>();
+  /** Live messages held while a room's archive is fetched, so that they are handed on after what came before. */
+  private readonly buffering = new Map<string, Groupchat[]>();
   private readonly domain: string;
   private readonly local: string;
 
@@ -168,7 +181,74 @@ export class XmppBridge implements GhostingBridge {
         transient: true,
       });
     }
-    await this.muc.join(room, this.opts.mucNick);
+    const position = this.lastSeen.get(room) ?? await this.ctx.loadCursor(room).catch(() => undefined);
+    await this.joinAndCatchUp(room, this.opts.mucNick, position);
+  }
+
+  /** Joins `room` and then fetches what it archived since `position` (when known), holding live messages meanwhile. */
+  private async joinAndCatchUp(room: string, nick: string, position: number | undefined): Promise<void> {
+    if (position !== undefined) this.buffering.set(room, []);
+    try {
+      await this.muc.join(room, nick);
+    } catch (err) {
+      this.buffering.delete(room);
+      throw err;
+    }
+    void this.catchUpRoom(room, position);
+  }
+
+  /**
+   * Hands on what `room` archived (XEP-0313) since `position` less a margin, then the live messages held
+   * meanwhile; the id map drops what was already bridged. Without a position (never read) or an archive, only
+   * the held messages.
+   */
+  private async catchUpRoom(room: string, position: number | undefined): Promise<void> {
+    try {
+      if (position === undefined) return;
+      const info = await discoInfo(this.client, room).catch(() => undefined);
+      if (!info?.features.has(NS_MAM)) {
+        log.info(
+          "{room} keeps no archive (XEP-0313): what was said there while the bridge was away is not fetched",
+          {
+            room,
+          },
+        );
+        return;
+      }
+      const cutoff = Date.now() - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
+      const archived = await fetchRoomArchive(this.client, room, { start: position - CATCH_UP_MARGIN_MS });
+      let caughtUp = 0;
+      let tooOld = 0;
+      for (const item of archived) {
+        const parsed = parseGroupchat(item.message);
+        if (!parsed || parsed.room !== room || parsed.error) continue;
+        const msg: Groupchat = { ...parsed, stanzaId: item.archiveId, stamp: item.stamp ?? parsed.stamp };
+        if ((msg.stamp ?? Date.now()) < cutoff) {
+          if ((msg.stamp ?? 0) > position) tooOld++;
+          continue;
+        }
+        if (this.onGroupchat(msg, true)) caughtUp++;
+      }
+      if (tooOld > 0) {
+        log.warn(
+          "Skipped {count} message(s) in {room} from while the bridge was away, older than BRIDGE_CATCHUP_MAX_AGE",
+          { count: tooOld, room },
+        );
+      }
+      log.info("Fetched {count} message(s) of {room} from its archive after the bridge was away", {
+        count: caughtUp,
+        room,
+      });
+    } catch (err) {
+      log.warn("Could not fetch what {room} archived while the bridge was away: {error}", {
+        room,
+        error: errorMessage(err),
+      });
+    } finally {
+      const held = this.buffering.get(room) ?? [];
+      this.buffering.delete(room);
+      for (const msg of held) this.onGroupchat(msg);
+    }
   }
 
   async leaveChannel(room: string): Promise<void> {
@@ -227,21 +307,33 @@ export class XmppBridge implements GhostingBridge {
     }
   }
 
-  private onGroupchat(msg: Groupchat): void {
+  /** Relays one message of a room; `archived` ones come from its archive (XEP-0313). True when handed to the core. */
+  private onGroupchat(msg: Groupchat, archived = false): boolean {
     const ownNick = this.muc.nickIn(msg.room);
-    const settled = this.reflections.settle(msg);
-    // A bounce usually means we are no longer an occupant: rejoin, and the bus retries the message.
-    if (settled === "bounced") this.rejoin(msg.room);
-    if (settled !== "unknown") return;
-    if (msg.error || !this.muc.rooms.has(msg.room)) return;
+    if (!archived) {
+      const settled = this.reflections.settle(msg);
+      // A bounce usually means we are no longer an occupant: rejoin, and the bus retries the message.
+      if (settled === "bounced") this.rejoin(msg.room);
+      if (settled !== "unknown") return false;
+    }
+    if (msg.error || !this.muc.rooms.has(msg.room)) return false;
+    const held = this.buffering.get(msg.room);
+    if (held && !archived) {
+      held.push(msg);
+      return false;
+    }
+    if (!msg.delayed || archived) this.recordPosition(msg.room, msg.stamp ?? Date.now());
     const ours = (msg.originId && this.ownOrigins.has(msg.originId)) ||
       this.opts.ghosts?.isGhost(msg.room, msg.nick);
     if (this.echoGuards.filter && (ours || (ownNick !== undefined && msg.nick === ownNick))) {
       // Our own message, reflected after its waiter gave up: record the room's id so later references resolve.
       if (msg.originId && msg.stanzaId) void this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId);
-      return;
+      return false;
     }
-    if (msg.delayed || msg.body === undefined || msg.body === "" || msg.nick === "") return;
+    // History the room replays at join is never bridged: what was missed comes from the archive instead.
+    if ((msg.delayed && !archived) || msg.body === undefined || msg.body === "" || msg.nick === "") {
+      return false;
+    }
     // The room's stanza-id is unique in the room; ids the sender chose are not (some clients count "1", "2" …), so
     // they are kept qualified by the sender's nick, which is also how corrections (XEP-0308) refer to them.
     const senderIds = [msg.originId, msg.id].filter((x): x is string => !!x).map((x) => `${msg.nick}/${x}`);
@@ -253,9 +345,17 @@ export class XmppBridge implements GhostingBridge {
       ids,
       author: { id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
       ...parseBody(msg.body),
-      timestamp: Date.now(),
+      timestamp: archived ? msg.stamp ?? Date.now() : Date.now(),
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
     });
+    return true;
+  }
+
+  /** Remembers how far `room` was read, here and (in batches) in the store. */
+  private recordPosition(room: string, time: number): void {
+    if (!Number.isFinite(time) || time <= (this.lastSeen.get(room) ?? -Infinity)) return;
+    this.lastSeen.set(room, time);
+    this.ctx.saveCursor(room, time);
   }
 
   /** Capabilities discovered on the bridge's session, once known. */
@@ -281,8 +381,9 @@ export class XmppBridge implements GhostingBridge {
     if (this.everOnline) log.info("XMPP session is back; rejoining {count} room(s)", { count: rooms.length });
     this.everOnline = true;
     this.client.reconnect.delay = 1_000;
+    // What the rooms said while the session was away comes from their archives.
     for (const [room, nick] of rooms) {
-      await this.muc.join(room, nick).catch((err) =>
+      await this.joinAndCatchUp(room, nick, this.lastSeen.get(room)).catch((err) =>
         log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) })
       );
     }
@@ -315,7 +416,7 @@ export class XmppBridge implements GhostingBridge {
   private rejoin(room: string): void {
     const occ = this.muc.rooms.get(room);
     if (!occ || this.stopping || this.client.status !== "online") return;
-    this.muc.join(room, occ.wantedNick).catch((err) =>
+    this.joinAndCatchUp(room, occ.wantedNick, this.lastSeen.get(room)).catch((err) =>
       log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) })
     );
   }
