@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Bridge } from "../src/core/bridge.ts";
-import { MessageBus, type RetryPolicy } from "../src/core/bus.ts";
+import { deliveryIdFor, MessageBus, type RetryPolicy } from "../src/core/bus.ts";
 import { BridgeError } from "../src/core/errors.ts";
 import type { BridgeMessage, DirectionalMessage } from "../src/core/message.ts";
 import { Store } from "../src/core/store.ts";
@@ -84,7 +84,7 @@ Deno.test("a message is delivered to the mapped channel of the other network and
     assert.equal(xmpp.sent.length, 1);
     const { deliveryId, ...routed } = xmpp.sent[0];
     assert.deepEqual(routed, { source: MM, target: XMPP, targetChannel: ROOM, message: msg });
-    assert.match(deliveryId, /^[0-9a-f-]{36}$/);
+    assert.equal(deliveryId, deliveryIdFor(msg, XMPP), "the delivery id is derived from the message");
     assert.equal(mm.sent.length, 0);
     assert.equal(bus.stats.received, 1);
     assert.equal(bus.stats.delivered, 1);
@@ -384,4 +384,33 @@ Deno.test({
       assert.equal(xmpp.sent.length, 1);
     });
   },
+});
+
+Deno.test("publish settles true once delivered, true for a dropped duplicate, and false for what a stop abandoned", async () => {
+  await withBus(FAST, async ({ bus, xmpp }) => {
+    assert.equal(await bus.publish(mmPost("p1")), true);
+    assert.equal(xmpp.sent.length, 1, "settled before the delivery");
+    assert.equal(await bus.publish(mmPost("p1")), true, "a duplicate needs no delivery: it is settled");
+    assert.equal(await bus.publish(mmPost("x", "elsewhere", "unmapped")), true);
+
+    // The next delivery hangs until the bus stops: the message behind it is abandoned, not settled.
+    let release!: () => void;
+    xmpp.behave = () => new Promise<void>((r) => release = r);
+    const hanging = bus.publish(mmPost("p2"));
+    const behind = bus.publish(mmPost("p3"));
+    await sleep(20);
+    bus.stop();
+    release();
+    assert.equal(await behind, false);
+    assert.equal(await bus.publish(mmPost("p4")), false, "a stopped bus accepts nothing");
+    await hanging;
+  });
+});
+
+Deno.test("a message gets the same delivery id every time it is routed, so a replay after a crash is recognised", () => {
+  const a = deliveryIdFor(mmPost("p1"), XMPP);
+  assert.equal(deliveryIdFor(mmPost("p1", "other text"), XMPP), a);
+  assert.notEqual(deliveryIdFor(mmPost("p2"), XMPP), a);
+  assert.notEqual(deliveryIdFor(mmPost("p1"), "other-network"), a);
+  assert.match(a, /^[A-Za-z0-9_-]{22}$/);
 });

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import type { Bridge } from "./bridge.ts";
 import { errorMessage, isTransient } from "./errors.ts";
@@ -75,13 +76,22 @@ export class MessageBus {
     private readonly retry: RetryPolicy = { initialMs: 500, maxMs: 30_000 },
   ) {}
 
-  /** Accepts a message from a connector. Never throws; routing happens in the background, in order. */
-  publish(message: BridgeMessage): void {
-    if (this.stopped) return;
+  /**
+   * Accepts a message from a connector. Never throws; routing and delivery happen in the background, in order.
+   * The promise tells when the message is settled: true once it was delivered everywhere it goes, given up on for
+   * good, or dropped (an echo, a duplicate, an unmapped channel); false when the bus stopped first or the message
+   * could not be routed. A connector's read position may move past the message only on true.
+   */
+  publish(message: BridgeMessage): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
     this.stats.received++;
     const key = `${message.network}\u0000${message.channel}`;
     const prev = this.inbound.get(key) ?? Promise.resolve();
-    const next = prev.then(() => this.route(message)).catch((err) => {
+    let done: Promise<boolean> = Promise.resolve(false);
+    const next = prev.then(async () => {
+      done = (await this.route(message)).settled;
+    }).catch((err) => {
+      done = Promise.resolve(false);
       log.error("Could not route a message from {network} {channel}: {error}", {
         network: message.network,
         channel: message.channel,
@@ -92,6 +102,7 @@ export class MessageBus {
     next.then(() => {
       if (this.inbound.get(key) === next) this.inbound.delete(key);
     });
+    return next.then(() => done);
   }
 
   /** Messages waiting for delivery, over all channels. */
@@ -115,19 +126,23 @@ export class MessageBus {
     for (const q of this.outbound.values()) q.clear();
   }
 
-  private async route(message: BridgeMessage): Promise<void> {
+  /**
+   * Routes one message into the delivery queues of its targets; resolves (once routed) with a promise of its
+   * settlement, see {@link publish}.
+   */
+  private async route(message: BridgeMessage): Promise<{ settled: Promise<boolean> }> {
     if (
       message.deliveryId &&
       this.ownDeliveries.has(deliveryKey(message.network, message.channel, message.deliveryId))
     ) {
       this.stats.echoesDropped++;
       log.debug("Dropped the echo of our own delivery in {network} {channel}", { ...message });
-      return;
+      return DROPPED;
     }
     const keys = message.ids.map((id) => `${message.network}\u0000${message.channel}\u0000${id}`);
     if (keys.some((k) => this.inFlight.has(k))) {
       this.stats.duplicatesDropped++;
-      return;
+      return DROPPED;
     }
     for (const id of message.ids) {
       const link = await this.store.findLink(message.network, message.channel, id);
@@ -139,27 +154,40 @@ export class MessageBus {
         // Seen twice, e.g. replayed by a catch-up after a reconnect: bridged once already.
         this.stats.duplicatesDropped++;
       }
-      return;
+      return DROPPED;
     }
     const mapping = await this.store.getMapping(message.network, message.channel);
     if (!mapping) {
       this.stats.unmapped++;
       log.debug("Ignored a message from unmapped {network} channel {channel}", { ...message });
-      return;
+      return DROPPED;
     }
     const targets = Object.entries(mapping.channels).filter(([n]) =>
       n !== message.network && this.bridges.has(n)
     );
     let pending = targets.length;
-    if (pending === 0) return;
+    if (pending === 0) return DROPPED;
     for (const k of keys) this.inFlight.add(k);
-    const settled = () => {
-      if (--pending === 0) { for (const k of keys) this.inFlight.delete(k); }
+    let allHandled = true;
+    let resolve!: (handled: boolean) => void;
+    const settledAll = new Promise<boolean>((r) => resolve = r);
+    const settled = (handled: boolean) => {
+      allHandled &&= handled;
+      if (--pending > 0) return;
+      for (const k of keys) this.inFlight.delete(k);
+      resolve(allHandled);
     };
     for (const [target, targetChannel] of targets) {
-      const dm = { source: message.network, target, targetChannel, message, deliveryId: crypto.randomUUID() };
+      const dm = {
+        source: message.network,
+        target,
+        targetChannel,
+        message,
+        deliveryId: deliveryIdFor(message, target),
+      };
       this.enqueue(dm, settled);
     }
+    return { settled: settledAll };
   }
 
   private rememberDelivery(key: string): void {
@@ -169,7 +197,7 @@ export class MessageBus {
     }
   }
 
-  private enqueue(dm: DirectionalMessage, settled: () => void): void {
+  private enqueue(dm: DirectionalMessage, settled: (handled: boolean) => void): void {
     const key = `${dm.target}\u0000${dm.targetChannel}`;
     let queue = this.outbound.get(key);
     if (!queue) {
@@ -179,13 +207,16 @@ export class MessageBus {
     queue.push(dm, settled);
   }
 
-  /** Delivers one message, retrying transient failures with backoff until it lands or the bus stops. */
-  private async deliver(dm: DirectionalMessage): Promise<void> {
+  /**
+   * Delivers one message, retrying transient failures with backoff until it lands or the bus stops. True when it
+   * landed or was given up on for good; false when the bus stopped first.
+   */
+  private async deliver(dm: DirectionalMessage): Promise<boolean> {
     const bridge = this.bridges.get(dm.target)!;
     this.rememberDelivery(deliveryKey(dm.target, dm.targetChannel, dm.deliveryId));
     let delay = this.retry.initialMs;
     for (let attempt = 1;; attempt++) {
-      if (this.stopped) return;
+      if (this.stopped) return false;
       let sent: SentRefs;
       try {
         sent = await bridge.send(dm);
@@ -198,7 +229,7 @@ export class MessageBus {
             channel: dm.targetChannel,
             error: errorMessage(err),
           });
-          return;
+          return true;
         }
         this.stats.retried++;
         const wait = Math.min(this.retry.maxMs, Math.max(delay, retryAfter(err)));
@@ -236,10 +267,25 @@ export class MessageBus {
           },
         )
       );
-      return;
+      return true;
     }
   }
 }
+
+/**
+ * The delivery id of `message` to `target`: derived from the message's own id, so that the same message fetched
+ * again after a restart (a catch-up replays what was not confirmed) is sent with the same id, and a server that
+ * deduplicates by it (Mattermost's `pending_post_id`) recognises a create whose answer the crash lost.
+ */
+export function deliveryIdFor(message: BridgeMessage, target: string): string {
+  return createHash("sha256")
+    .update([message.network, message.channel, message.ids[0] ?? crypto.randomUUID(), target].join("\u0000"))
+    .digest("base64url")
+    .slice(0, 22);
+}
+
+/** What {@link MessageBus.route} answers for a message that needs no delivery. */
+const DROPPED = { settled: Promise.resolve(true) };
 
 function deliveryKey(network: string, channel: string, deliveryId: string): string {
   return `${network}\u0000${channel}\u0000${deliveryId}`;
@@ -264,12 +310,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** A FIFO worked by one loop at a time. */
+/** A FIFO worked by one loop at a time; `settled(handled)` follows each item's work (false when cleared). */
 class DeliveryQueue {
-  private readonly items: Array<{ message: DirectionalMessage; settled: () => void }> = [];
+  private readonly items: Array<{ message: DirectionalMessage; settled: (handled: boolean) => void }> = [];
   private running: Promise<void> | null = null;
 
-  constructor(private readonly work: (m: DirectionalMessage) => Promise<void>) {}
+  constructor(private readonly work: (m: DirectionalMessage) => Promise<boolean>) {}
 
   get length(): number {
     return this.items.length;
@@ -279,7 +325,7 @@ class DeliveryQueue {
     return this.running !== null;
   }
 
-  push(message: DirectionalMessage, settled: () => void): void {
+  push(message: DirectionalMessage, settled: (handled: boolean) => void): void {
     this.items.push({ message, settled });
     this.running ??= this.run();
   }
@@ -289,17 +335,18 @@ class DeliveryQueue {
   }
 
   clear(): void {
-    for (const item of this.items.splice(0)) item.settled();
+    for (const item of this.items.splice(0)) item.settled(false);
   }
 
   private async run(): Promise<void> {
     try {
       while (this.items.length > 0) {
         const item = this.items.shift()!;
+        let handled = false;
         try {
-          await this.work(item.message);
+          handled = await this.work(item.message);
         } finally {
-          item.settled();
+          item.settled(handled);
         }
       }
     } finally {

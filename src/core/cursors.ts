@@ -41,10 +41,17 @@ export class Cursors {
 
   /** Moves `channel` forward to `position`; a position that is not a finite number, or not ahead, is ignored. */
   advance(network: string, channel: string, position: number): void {
+    const first = !this.known.has(`${network}\u0000${channel}`);
     if (!Number.isFinite(position) || !this.remember(network, channel, position)) return;
     let forNetwork = this.pending.get(network);
     if (!forNetwork) this.pending.set(network, forNetwork = new Map());
     forNetwork.set(channel, position);
+    // A channel's first position is written at once: without it, a crash right after the start would leave
+    // nothing to catch up from.
+    if (first) {
+      void this.flush();
+      return;
+    }
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       void this.flush();

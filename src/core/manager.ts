@@ -65,6 +65,8 @@ export class BridgeManager {
   readonly bus: MessageBus;
   /** How far each channel was read, kept across restarts. */
   readonly cursors: Cursors;
+  /** Per source channel, the settlement of the last message received from it (see `MessageBus.publish`). */
+  private readonly lastReceived = new Map<string, Promise<boolean>>();
   private readonly bridges: Map<string, Bridge>;
   private started = false;
   private ready = false;
@@ -214,7 +216,9 @@ export class BridgeManager {
 
   private contextFor(network: string): BridgeContext {
     return {
-      receive: (message) => this.bus.publish(message),
+      receive: (message) => {
+        this.lastReceived.set(`${network}\u0000${message.channel}`, this.bus.publish(message));
+      },
       addMessageAlias: async (channel, knownId, newId) => {
         await this.store.addAlias(network, channel, knownId, newId);
       },
@@ -222,7 +226,14 @@ export class BridgeManager {
         (await this.store.listMappings()).map((m) => m.channels[network]).filter((c): c is string => !!c),
       runCommand: (input) => runCommand(this, { network, ...input }),
       loadCursor: (channel) => this.cursors.load(network, channel),
-      saveCursor: (channel, position) => this.cursors.advance(network, channel, position),
+      // A channel is read past a message only once that message is delivered (or dropped, or given up on): after a
+      // crash or a stop with messages still queued, the next catch-up fetches them again.
+      saveCursor: (channel, position) => {
+        const last = this.lastReceived.get(`${network}\u0000${channel}`) ?? Promise.resolve(true);
+        last.then((handled) => {
+          if (handled) this.cursors.advance(network, channel, position);
+        });
+      },
       userDeactivated: (userId) => {
         for (const bridge of this.bridges.values()) {
           if (bridge.network === network || !isGhostingBridge(bridge)) continue;

@@ -204,6 +204,8 @@ export class MattermostBridge implements Bridge {
     });
     await this.seedFromServer(channelId);
     const newest = this.cursors.get(channelId)?.floor;
+    // Never read before: reading starts at the newest post, recorded at once (a crash soon after is caught up).
+    if (stored === undefined && newest !== undefined) this.ctx.saveCursor(channelId, newest);
     if (stored !== undefined && newest !== undefined && stored < newest) {
       // Posts were made while the bridge was down: fetch them before anything newer is recorded as read.
       this.resuming.add(channelId);

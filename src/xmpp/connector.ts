@@ -182,6 +182,8 @@ export class XmppBridge implements GhostingBridge {
       });
     }
     const position = this.lastSeen.get(room) ?? await this.ctx.loadCursor(room).catch(() => undefined);
+    // Never read before: reading starts now, recorded at once so that a crash soon after is caught up from here.
+    if (position === undefined) this.recordPosition(room, Date.now());
     await this.joinAndCatchUp(room, this.opts.mucNick, position);
   }
 

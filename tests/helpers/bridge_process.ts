@@ -23,6 +23,8 @@ export interface BridgeProcess {
   waitForLog(pattern: RegExp, count?: number, timeoutMs?: number): Promise<void>;
   /** SIGTERM, then the exit code (SIGKILL after 10 s). Idempotent. */
   stop(): Promise<number>;
+  /** SIGKILL at once, as a crash or the OOM killer would; then the exit code. */
+  kill(): Promise<number>;
 }
 
 /** The `/healthz` answer. */
@@ -108,6 +110,12 @@ export function spawnBridge(env: Record<string, string>, httpPort: number): Brid
         await proc.status;
         clearTimeout(timer);
       }
+      return await exited;
+    },
+    async kill() {
+      try {
+        proc.kill("SIGKILL");
+      } catch { /* already gone */ }
       return await exited;
     },
   };
