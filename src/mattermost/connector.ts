@@ -13,7 +13,8 @@ import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
-import { call, type Client4, createClient, statusOf } from "./api.ts";
+import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
+import { BASE_URL_HINT, describeFailure, explainUnreachable } from "./explain.ts";
 import { PostCursors, postsInOrder, postsSince } from "./catch_up.ts";
 import {
   type DisplayOptions,
@@ -98,7 +99,12 @@ export class MattermostBridge implements Bridge {
   async start(ctx: BridgeContext): Promise<void> {
     this.ctx = ctx;
     this.client = createClient(this.opts.url, this.opts.token);
-    const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe());
+    // Waiting cannot fix MM_URL or a certificate: such a failure ends the start, with what to do.
+    const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe(), {
+      404: `cannot log in to ${this.opts.url}: it answered 404 for /api/v4/users/me; ${BASE_URL_HINT}`,
+    }).catch((err) => {
+      throw settingsFailure(err);
+    });
     this.botId = me.id;
     log.info("Logged in to Mattermost as {username} ({kind})", {
       username: me.username,
@@ -235,8 +241,11 @@ export class MattermostBridge implements Bridge {
   private connectWebsocket(username: string): Promise<void> {
     let helloed!: () => void;
     const firstHello = new Promise<void>((resolve) => helloed = resolve);
+    const url = this.opts.url.replace(/^http/, "ws") + "/api/v4/websocket";
+    /** Why the last attempt to open the websocket failed, for the start failure and /healthz. */
+    let lastError: string | undefined;
     const socket = new MattermostSocket({
-      url: this.opts.url.replace(/^http/, "ws") + "/api/v4/websocket",
+      url,
       token: this.opts.token,
       reconnect: this.opts.reconnect,
       events: {
@@ -257,7 +266,11 @@ export class MattermostBridge implements Bridge {
           this.enqueue("catch-up", () => this.catchUp());
         },
         onClose: (failures) => {
-          this.setState(false, `websocket closed (${failures} failed attempt(s)); reconnecting`);
+          const why = lastError ? `: ${lastError}` : "";
+          this.setState(false, `websocket closed (${failures} failed attempt(s))${why}; reconnecting`);
+        },
+        onError: (err) => {
+          lastError = describeFailure(explainUnreachable(err, url));
         },
       },
     });
@@ -265,7 +278,9 @@ export class MattermostBridge implements Bridge {
     socket.open();
     return deadline(firstHello, this.opts.helloTimeoutMs ?? 15_000, () => {
       socket.close();
-      return new BridgeError(`no websocket hello from ${this.opts.url} (is /api/v4/websocket proxied?)`);
+      const why = lastError ??
+        "the proxy in front of Mattermost must pass websocket upgrades on /api/v4/websocket";
+      return new BridgeError(`no websocket hello from ${url}: ${why}`, { kind: "configuration" });
     });
   }
 
