@@ -10,6 +10,7 @@
  * @module
  */
 import { errorMessage } from "./src/core/errors.ts";
+import { commandName } from "./src/cli/command.ts";
 import { secretsOf } from "./src/config.ts";
 import { secretsIn } from "./src/settings.ts";
 import { DOCTOR_HELP, doctorSettings, parseDoctorFlags } from "./src/doctor/options.ts";
@@ -42,7 +43,7 @@ export async function runDoctor(
   try {
     flags = parseDoctorFlags(args);
   } catch (err) {
-    output.err(`mmxmpp --doctor: ${errorMessage(err)}. Try mmxmpp --doctor --help.`);
+    output.err(`mmxmpp --doctor: ${errorMessage(err)}. Try ${commandName()} --doctor --help.`);
     return 2;
   }
   if (flags.help) {

@@ -9,6 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { commandName } from "./command.ts";
 import { type ChannelMapping, Store } from "../core/store.ts";
 import { errorMessage } from "../core/errors.ts";
 
@@ -53,7 +54,7 @@ export async function runMappings(args: string[], env: Record<string, string | u
       strict: true,
     });
   } catch (err) {
-    console.error(`mmxmpp mappings: ${errorMessage(err)}. Try mmxmpp mappings --help.`);
+    console.error(`mmxmpp mappings: ${errorMessage(err)}. Try ${commandName()} mappings --help.`);
     return EXIT.usage;
   }
   const { values, positionals } = parsed;
