@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
 import { migrate } from "./migrations.ts";
 import type { StoredSecret } from "./secretbox.ts";
 
@@ -58,6 +59,41 @@ export interface GhostRecord {
   createdAt: number;
 }
 
+const log = getLogger(["mmxmpp", "store"]);
+
+/** SQLite's companions of a database file in WAL mode. */
+const COMPANIONS = ["-wal", "-shm"];
+
+/**
+ * Makes the KV file at `path` owner-only before it is opened: a new file is created empty with mode 0600 (SQLite
+ * takes an empty file as a new database, and gives its `-wal` and `-shm` files the database file's mode); an
+ * existing file, or a companion left behind, with a looser mode is tightened, with a warning.
+ */
+async function restrictFileModes(path: string): Promise<void> {
+  if (path === ":memory:" || path === "" || Deno.build.os === "windows") return;
+  try {
+    await Deno.writeFile(path, new Uint8Array(), { createNew: true, mode: 0o600 });
+    // The mode given at creation is masked by the umask; set it exactly.
+    await Deno.chmod(path, 0o600);
+    return;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  for (const file of [path, ...COMPANIONS.map((c) => path + c)]) {
+    const mode = await Deno.stat(file).then((s) => s.mode, () => null);
+    if (mode === null || (mode & 0o077) === 0) continue;
+    await Deno.chmod(file, mode & 0o700);
+    log.warn(
+      "{file} was open to other users (mode {mode}); it can hold ghost passwords: changed it to 0{newMode}",
+      {
+        file,
+        mode: `0${(mode & 0o777).toString(8)}`,
+        newMode: (mode & 0o700).toString(8),
+      },
+    );
+  }
+}
+
 /** Outcome of {@link Store.addMapping}. */
 export type AddMappingResult = { ok: true } | {
   ok: false;
@@ -77,8 +113,12 @@ export type AddMappingResult = { ok: true } | {
 export class Store {
   private constructor(private readonly kv: Deno.Kv) {}
 
-  /** Opens (creating if needed) the KV file at `path` and runs pending migrations. */
+  /**
+   * Opens (creating if needed) the KV file at `path` and runs pending migrations. The file and SQLite's `-wal` and
+   * `-shm` companions are readable by the owner only (0600), whatever the umask: they can hold ghost passwords.
+   */
   static async open(path: string): Promise<Store> {
+    await restrictFileModes(path);
     const kv = await Deno.openKv(path);
     try {
       await migrate(kv);
