@@ -118,9 +118,9 @@ export async function main(args: string[]): Promise<number> {
       await stopLogging();
       return EXIT.ok;
     }
-    log.fatal("Could not start: {error}. Run `{doctor}` for a full check", {
+    // The command is part of the text, not a placeholder: a placeholder's value is shown quoted.
+    log.fatal(`Could not start: {error}. Run \`${command} --doctor\` for a full check`, {
       error: errorMessage(err),
-      doctor: `${command} --doctor`,
     });
     await stopLogging();
     return exitCodeOf(err);
