@@ -199,7 +199,9 @@ export const SETTINGS = {
   MM_URL: setting({
     section: "Mattermost",
     doc: "Mattermost base URL, e.g. https://chat.example.org",
-    notes: "With the scheme.",
+    notes:
+      "With the scheme; no query, no credentials. A trailing /api/v4 is cut (with a warning). Behind a private " +
+      "CA, point DENO_CERT at its PEM file.",
     required: true,
     example: "https://chat.example.org",
     parse: httpUrl,
@@ -298,7 +300,7 @@ export const SETTINGS = {
   }),
   BRIDGE_KV_PATH: setting({
     section: "Bridge",
-    doc: "Deno KV state file",
+    doc: "Deno KV state file (created 0600, with its -wal and -shm)",
     notes: "With the systemd unit, $STATE_DIRECTORY is /var/lib/mmxmpp, the only writable place it has.",
     defaultDoc: "$STATE_DIRECTORY/mmxmpp.kv under systemd, else ./data/mmxmpp.kv",
     example: "/var/lib/mmxmpp/mmxmpp.kv",
