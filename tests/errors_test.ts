@@ -7,6 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { BridgeError } from "../src/core/errors.ts";
 import { Store } from "../src/core/store.ts";
 import { call, createClient } from "../src/mattermost/api.ts";
@@ -259,15 +260,36 @@ Deno.test(
       const kv = await Deno.openKv(old);
       kv.close();
       Deno.chmodSync(old, 0o644);
-      const reopened = await Store.open(old);
+      const warnings: string[] = [];
+      await configure({
+        reset: true,
+        sinks: { buffer: (r: LogRecord) => r.level === "warning" && warnings.push(renderMessage(r)) },
+        loggers: [
+          { category: ["mmxmpp"], lowestLevel: "debug", sinks: ["buffer"] },
+          { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+        ],
+      });
       try {
-        assert.equal(mode(old), "600");
-        assert.equal(mode(`${old}-wal`), "600");
+        const reopened = await Store.open(old);
+        try {
+          assert.equal(mode(old), "600");
+          assert.equal(mode(`${old}-wal`), "600");
+        } finally {
+          reopened.close();
+        }
       } finally {
-        reopened.close();
+        await reset();
       }
+      assert.deepEqual(warnings, [
+        `${old} was open to other users (mode 0644); it can hold ghost passwords: changed it to 0600`,
+      ]);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
   },
 );
+
+/** A log record's message with its values in place. */
+function renderMessage(r: LogRecord): string {
+  return r.message.map((part) => String(part)).join("");
+}

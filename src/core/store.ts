@@ -82,14 +82,23 @@ async function restrictFileModes(path: string): Promise<void> {
   for (const file of [path, ...COMPANIONS.map((c) => path + c)]) {
     const mode = await Deno.stat(file).then((s) => s.mode, () => null);
     if (mode === null || (mode & 0o077) === 0) continue;
-    await Deno.chmod(file, mode & 0o700);
+    const shown = { file, mode: `0${(mode & 0o777).toString(8)}`, newMode: `0${(mode & 0o700).toString(8)}` };
+    try {
+      await Deno.chmod(file, mode & 0o700);
+    } catch (err) {
+      // Not the owner: the file still opens; say what to run.
+      log.warn(
+        "{file} is open to other users (mode {mode}) and could not be changed ({error}): chmod 600 it",
+        {
+          ...shown,
+          error: err instanceof Error ? err.message : String(err),
+        },
+      );
+      continue;
+    }
     log.warn(
-      "{file} was open to other users (mode {mode}); it can hold ghost passwords: changed it to 0{newMode}",
-      {
-        file,
-        mode: `0${(mode & 0o777).toString(8)}`,
-        newMode: (mode & 0o700).toString(8),
-      },
+      "{file} was open to other users (mode {mode}); it can hold ghost passwords: changed it to {newMode}",
+      shown,
     );
   }
 }
