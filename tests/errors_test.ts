@@ -15,6 +15,7 @@ import { MattermostBridge } from "../src/mattermost/connector.ts";
 import { commandName } from "../src/cli/command.ts";
 import { login, LoginError } from "../src/doctor/xmpp_login.ts";
 import { XmppBridge } from "../src/xmpp/connector.ts";
+import { register } from "../src/xmpp/xep0077.ts";
 import { freePort } from "./helpers/ports.ts";
 import { startProsody } from "./helpers/prosody.ts";
 import { startMattermostStandIn } from "./mm_server/server.ts";
@@ -147,6 +148,22 @@ Deno.test("an XMPP start failure names the root cause and the setting: refused, 
           `(127.0.0.1:${port}); is the XMPP server running, and are the host and port in XMPP_SERVICE right?`,
       );
       assert.equal(err.transient, true);
+    });
+    await t.step("in-band registration (ghosts) says the same", async () => {
+      const port = freePort();
+      await assert.rejects(
+        register({ service: `xmpp://127.0.0.1:${port}`, domain: "localhost", username: "x", password: "y" }),
+        (err: Error) => {
+          assert.match(
+            err.message,
+            new RegExp(
+              `: connection refused \\(127\\.0\\.0\\.1:${port}\\); is the XMPP server running, and are the host ` +
+                "and port in XMPP_SERVICE right\\?$",
+            ),
+          );
+          return true;
+        },
+      );
     });
     await t.step("DNS", async () => {
       const err = await start("xmpp://chat.example.invalid:5222");
