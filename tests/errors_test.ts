@@ -110,6 +110,11 @@ Deno.test("a Mattermost start whose websocket upgrade is refused says so, and wh
       return true;
     });
     assert.ok(mm.refusedWebsockets > 0);
+    // /healthz shows the same reason while the socket keeps trying.
+    assert.match(
+      bridge.health().detail,
+      /^websocket closed \(\d+ failed attempt\(s\)\): .*refused the websocket upgrade \(HTTP 503\)/,
+    );
   } finally {
     await bridge.stop();
     await mm.close();
