@@ -47,7 +47,7 @@ export async function runDoctor(
     return 2;
   }
   if (flags.help) {
-    output.out(DOCTOR_HELP);
+    output.out(DOCTOR_HELP.replace(/^Usage: mmxmpp /, `Usage: ${commandName()} `));
     return 0;
   }
   const resolved = doctorSettings(flags, env);

@@ -259,7 +259,7 @@ Deno.test("--doctor and its flags are accepted in any order; --check-config with
     for (const args of [["--help", "--doctor"], ["--doctor", "--help"]]) {
       const run = await runMain(args, {});
       assert.equal(run.code, 0);
-      assert.match(run.stdout, /^Usage: mmxmpp --doctor \[flags\]/);
+      assert.match(run.stdout, /^Usage: deno task start --doctor \[flags\]/);
     }
   });
   await t.step("--check-config and --doctor together are refused, naming both", async () => {
@@ -286,6 +286,10 @@ Deno.test("--doctor and its flags are accepted in any order; --check-config with
     assert.match(doctorUnknown.stderr, /Try deno task start --doctor --help\.$/m);
     const help = await runMain(["--help"], {});
     assert.match(help.stdout, /^Usage: deno task start \[--help\]/m);
+    const mappings = await runMain(["mappings", "--help"], {});
+    assert.match(mappings.stdout, /^Usage: deno task start mappings list/m);
+    const mappingsUnknown = await runMain(["mappings", "--frobnicate"], {});
+    assert.match(mappingsUnknown.stderr, /Try deno task start mappings --help\.$/m);
     const bad = await runMain([], {});
     assert.match(bad.stderr, /^mmxmpp: see deno task start --help for every variable$/m);
   });
