@@ -15,9 +15,8 @@ import { VERSION } from "./src/version.ts";
 import { commandName } from "./src/cli/command.ts";
 import { httpAddrProblem, kvPathProblem } from "./src/preflight.ts";
 
-/** Flags of `--doctor`: given without `--doctor`, they are named as such instead of "unknown option". */
-const DOCTOR_ONLY =
-  /^--(server|username|password|resource|test-[a-z0-9-]+|verbose|insecure-skip-verify|json|skip-mattermost)(=|$)|^-v$/;
+/** The bridge's own flags; anything else may be the doctor's. */
+const MAIN_FLAGS = ["--help", "-h", "--version", "-V", "--check-config"];
 
 /** Runs the command line; returns the process exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -53,13 +52,21 @@ export async function main(args: string[]): Promise<number> {
       strict: true,
     }).values;
   } catch (err) {
-    const doctorFlag = args.slice(0, end).find((a) => DOCTOR_ONLY.test(a));
+    // Flags the doctor would take, given without --doctor: say so instead of "unknown option".
+    const rest = args.filter((a) => !MAIN_FLAGS.includes(a));
+    const { parseDoctorFlags } = await import("./src/doctor/options.ts");
+    const forDoctor = (() => {
+      try {
+        parseDoctorFlags(rest);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
     console.error(
-      doctorFlag
-        ? `mmxmpp: ${
-          doctorFlag.split("=")[0]
-        } is a flag of --doctor: run \`${command} --doctor ${doctorFlag}\`. ` +
-          `Try ${command} --doctor --help.`
+      forDoctor
+        ? `mmxmpp: ${rest.join(" ")}: flags of --doctor, which is not given: run ` +
+          `\`${command} --doctor ${rest.join(" ")}\`. Try ${command} --doctor --help.`
         : `mmxmpp: ${errorMessage(err)}. Try ${command} --help.`,
     );
     return EXIT.configuration;

@@ -276,7 +276,15 @@ Deno.test("--doctor and its flags are accepted in any order; --check-config with
   await t.step("a doctor flag without --doctor is named as one", async () => {
     const run = await runMain(["--check-config", "--json"], env);
     assert.equal(run.code, 2);
-    assert.match(run.stderr, /--json is a flag of --doctor: run `deno task start --doctor --json`/);
+    assert.match(
+      run.stderr,
+      /^mmxmpp: --json: flags of --doctor, which is not given: run `deno task start --doctor --json`/m,
+    );
+    const two = await runMain(["--server", "xmpp.example.org:5222", "--verbose"], env);
+    assert.match(
+      two.stderr,
+      /^mmxmpp: --server xmpp\.example\.org:5222 --verbose: flags of --doctor, which is not given: run `deno task start --doctor --server xmpp\.example\.org:5222 --verbose`/m,
+    );
   });
   await t.step("hints name the command that was run (deno task start from a checkout)", async () => {
     const unknown = await runMain(["--frobnicate"], {});
