@@ -61,8 +61,10 @@ export function listenProblem(
     addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname
   }:${addr.port}`;
   if (err instanceof Deno.errors.AddrInUse) {
-    return `${where}: the port is already in use by another process (another mmxmpp?); see which with ` +
-      `\`ss -ltnp 'sport = :${addr.port}'\`, stop it or set ${variable} to a free port`;
+    const holder = listenerOf(addr.port);
+    return `${where}: the port is already in use by ${holder ?? "another process (another mmxmpp?)"}; ` +
+      (holder ? "" : `see which with \`ss -ltnp 'sport = :${addr.port}'\`, `) +
+      `stop it or set ${variable} to a free port`;
   }
   if (err instanceof Deno.errors.AddrNotAvailable) {
     return `${where}: ${addr.hostname} is not an address of this machine; use one of its addresses, 127.0.0.1 ` +
@@ -88,6 +90,37 @@ export function httpAddrProblem(addr: { hostname: string; port: number }): strin
   } catch (err) {
     return listenProblem(err, addr);
   }
+}
+
+/**
+ * The process listening on TCP `port`, as "process 1234 (name)", when Linux's /proc tells (only processes this user
+ * may inspect); undefined elsewhere or when it cannot be found.
+ */
+export function listenerOf(port: number): string | undefined {
+  try {
+    const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+    const inodes = new Set<string>();
+    for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+      for (const line of Deno.readTextFileSync(table).split("\n").slice(1)) {
+        const f = line.trim().split(/\s+/);
+        // local_address is ADDR:PORT in hex; state 0A is LISTEN; field 9 is the socket's inode.
+        if (f[1]?.endsWith(`:${hexPort}`) && f[3] === "0A") inodes.add(`socket:[${f[9]}]`);
+      }
+    }
+    if (inodes.size === 0) return undefined;
+    for (const proc of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(proc.name)) continue;
+      try {
+        for (const fd of Deno.readDirSync(`/proc/${proc.name}/fd`)) {
+          if (inodes.has(Deno.readLinkSync(`/proc/${proc.name}/fd/${fd.name}`))) {
+            const name = Deno.readTextFileSync(`/proc/${proc.name}/comm`).trim();
+            return `process ${proc.name} (${name})`;
+          }
+        }
+      } catch { /* gone, or not ours to inspect */ }
+    }
+  } catch { /* not Linux, or no --allow-read */ }
+  return undefined;
 }
 
 function statOf(path: string): Deno.FileInfo | undefined {

@@ -360,7 +360,7 @@ Deno.test("--check-config checks that BRIDGE_KV_PATH can be written and BRIDGE_H
       both.stderr,
       new RegExp(
         `^mmxmpp: configuration error: BRIDGE_HTTP_ADDR 127\\.0\\.0\\.1:${port}: the port is already in use by ` +
-          `another process .*ss -ltnp 'sport = :${port}'.*set BRIDGE_HTTP_ADDR to a free port$`,
+          `process ${Deno.pid} \\(deno\\); stop it or set BRIDGE_HTTP_ADDR to a free port$`,
         "m",
       ),
     );
@@ -467,7 +467,8 @@ Deno.test(
           assert.match(
             run.log,
             new RegExp(
-              `Could not start: .{0,2}BRIDGE_HTTP_ADDR 127\\.0\\.0\\.1:${port}: the port is already in use.*ss -ltnp`,
+              `Could not start: .{0,2}BRIDGE_HTTP_ADDR 127\\.0\\.0\\.1:${port}: the port is already in use by ` +
+                `process ${Deno.pid} \\(deno\\)`,
             ),
           );
           assert.match(run.log, doctorHint);
