@@ -529,11 +529,14 @@ Deno.test(
   },
 );
 
-Deno.test("the doctor's Mattermost step names the root cause of an unreachable MM_URL", async () => {
+Deno.test("the doctor's Mattermost steps name the root cause of an unreachable MM_URL and callback", async () => {
   const mmPort = freePort();
+  const callbackPort = freePort();
   const run = await runMain(["--doctor"], {
     ...GOOD_ENV,
     MM_URL: `http://127.0.0.1:${mmPort}`,
+    MM_TEAM: "myteam",
+    BRIDGE_PUBLIC_URL: `http://127.0.0.1:${callbackPort}`,
     XMPP_SERVICE: `xmpp://127.0.0.1:${freePort()}`,
   });
   assert.equal(run.code, 1);
@@ -545,6 +548,15 @@ Deno.test("the doctor's Mattermost step names the root cause of an unreachable M
       "m",
     ),
   );
+  assert.match(
+    run.stdout,
+    new RegExp(
+      `^✗ Mattermost command callback \\(\\d+ ms\\): nothing answers at http://127\\.0\\.0\\.1:${callbackPort}/` +
+        `mattermost/command from this host: connection refused \\(127\\.0\\.0\\.1:${callbackPort}\\)$`,
+      "m",
+    ),
+  );
+  assert.ok(!run.stdout.includes("fetch failed"));
 });
 
 function opts() {

@@ -305,7 +305,7 @@ async function commandCallback(url: string): Promise<{ detail: string }> {
     headers: { "Content-Type": "application/x-www-form-urlencoded" },
     body: "",
   }).catch((err) => {
-    throw new StepFailure(`nothing answers at ${url} from this host: ${errorMessage(err)}`);
+    throw new StepFailure(`nothing answers at ${url} from this host: ${explainUnreachable(err, url).reason}`);
   });
   await res.body?.cancel();
   const note = res.status === 401
