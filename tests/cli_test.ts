@@ -199,6 +199,19 @@ Deno.test(
       await waitFor(async () => await healthz(w) === 200, "the bridge to report healthy", 20_000);
       await w.prosody.kill();
       await waitFor(async () => await healthz(w) === 503, "/healthz to report the outage", 10_000);
+      // Once a reconnect attempt has failed, the detail says why.
+      const port = new URL(w.prosody.service).port;
+      await waitFor(
+        async () => {
+          const body = await (await fetch(`http://127.0.0.1:${w.httpPort}/healthz`)).json();
+          const detail = body.bridges.find((b: { network: string }) => b.network === "xmpp")?.detail ?? "";
+          return detail.includes(
+            `reconnecting: connection refused (127.0.0.1:${port}); is the XMPP server running`,
+          );
+        },
+        "/healthz to name the refused connection",
+        15_000,
+      );
       const down = await (await fetch(`http://127.0.0.1:${w.httpPort}/healthz`)).json();
       assert.equal(down.ok, false);
       assert.equal(down.bridges.find((b: { network: string }) => b.network === "xmpp")?.connected, false);

@@ -14,7 +14,7 @@ import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
 import { discoInfo } from "./disco.ts";
-import { explainXmppFailure } from "./explain.ts";
+import { explainXmppFailure, type XmppFailure } from "./explain.ts";
 import { normalizeRoomJid } from "./jid.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
 import { buildGroupchat, type Groupchat, parseBody, parseGroupchat, renderBody } from "./stanza.ts";
@@ -70,6 +70,8 @@ export class XmppBridge implements GhostingBridge {
   };
   private stopping = false;
   private everOnline = false;
+  /** Why the last connection attempt failed, until the session is back. */
+  private lastFailure?: string;
   private readonly domain: string;
   private readonly local: string;
 
@@ -94,7 +96,10 @@ export class XmppBridge implements GhostingBridge {
     this.client.on("offline", () => this.setState(false, "offline"));
     this.client.on("disconnect", () => this.onDisconnect());
     this.client.on("error", (err: Error) => {
-      if (!this.stopping) log.warn("XMPP connection error: {error}", { error: errorMessage(err) });
+      if (this.stopping) return;
+      log.warn("XMPP connection error: {error}", { error: errorMessage(err) });
+      // While reconnecting, /healthz says why the last attempt failed.
+      if (this.everOnline) this.lastFailure = oneLine(explainFor(err, this.opts));
     });
     this.stopping = false;
     try {
@@ -263,6 +268,7 @@ export class XmppBridge implements GhostingBridge {
 
   private async onOnline(jid: string): Promise<void> {
     this.setState(true, `connected as ${jid}`);
+    this.lastFailure = undefined;
     // In the background, so that a slow service does not hold up rejoining; retried on the next login if it failed.
     if (!this.xeps) {
       discoverXeps(this.client, {
@@ -288,7 +294,8 @@ export class XmppBridge implements GhostingBridge {
 
   private onDisconnect(): void {
     if (this.stopping) return;
-    this.setState(false, `disconnected from ${this.opts.service}; reconnecting`);
+    const why = this.lastFailure ? `: ${this.lastFailure}` : "";
+    this.setState(false, `disconnected from ${this.opts.service}; reconnecting${why}`);
     this.reflections.rejectAll(
       new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }),
     );
@@ -341,19 +348,30 @@ function relayedName(nameFormat: string, author: { name: string; displayName?: s
   return displayOnly ? author.displayName ?? author.name : author.name;
 }
 
-/**
- * The error a failed login at start is reported with: the root cause and what to do, and whether a retry can help
- * (a server that is down) or the account or the settings must change (an exit code then says which).
- */
-function startFailure(err: unknown, opts: XmppBridgeOptions): BridgeError {
-  const f = explainXmppFailure(err, {
+/** A connection failure of the bridge's session, explained (the root cause, and which setting to change). */
+function explainFor(err: unknown, opts: XmppBridgeOptions): XmppFailure {
+  return explainXmppFailure(err, {
     service: opts.service,
     account: opts.jid,
     passwordSetting: "XMPP_PASSWORD",
     skipVerifySetting: "XMPP_TLS_INSECURE_SKIP_VERIFY=true",
   });
-  return new BridgeError(
-    `cannot connect to XMPP at ${opts.service} as ${opts.jid}: ${f.reason}${f.fix ? `; ${f.fix}` : ""}`,
-    { cause: err, transient: f.transient, kind: f.kind },
-  );
+}
+
+/** A failure as one line: the reason, then what to do. */
+function oneLine(f: XmppFailure): string {
+  return f.fix ? `${f.reason}; ${f.fix}` : f.reason;
+}
+
+/**
+ * The error a failed login at start is reported with: the root cause and what to do, and whether a retry can help
+ * (a server that is down) or the account or the settings must change (an exit code then says which).
+ */
+function startFailure(err: unknown, opts: XmppBridgeOptions): BridgeError {
+  const f = explainFor(err, opts);
+  return new BridgeError(`cannot connect to XMPP at ${opts.service} as ${opts.jid}: ${oneLine(f)}`, {
+    cause: err,
+    transient: f.transient,
+    kind: f.kind,
+  });
 }
