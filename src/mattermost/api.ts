@@ -144,7 +144,7 @@ export function statusOf(err: unknown): number | undefined {
  * `kind: "configuration"`: retried at runtime like any network failure, it ends a start (see
  * {@link settingsFailure}).
  */
-export function toBridgeError(what: string, err: unknown): BridgeError {
+function toBridgeError(what: string, err: unknown): BridgeError {
   if (err instanceof BridgeError) return err;
   const status = statusOf(err);
   const serverId = (err as { server_error_id?: string })?.server_error_id;

@@ -251,6 +251,7 @@ export class MattermostBridge implements Bridge {
       events: {
         onEvent: (event, data) => {
           if (event === "hello") {
+            lastError = undefined;
             this.setState(true, `connected as ${username}`);
             helloed();
           } else if (event === "posted") {
@@ -262,6 +263,7 @@ export class MattermostBridge implements Bridge {
         // No hello follows a lossless resume, and a resume replays only what the server still had queued: mark
         // the connection up here, and fetch the gap over REST every time.
         onReconnect: () => {
+          lastError = undefined;
           this.setState(true, `connected as ${username}`);
           this.enqueue("catch-up", () => this.catchUp());
         },
