@@ -53,6 +53,8 @@ export class XmppBridge implements GhostingBridge {
   private ctx!: BridgeContext;
   private muc!: MucRooms;
   private readonly reflections: Reflections;
+  /** Why the last connection attempt failed, until the session is back. */
+  private lastFailure?: string;
   /** Origin-ids of everything we sent, relayed or by a ghost: their reflections are ours. */
   private readonly ownOrigins = new Set<string>();
   /**
@@ -70,8 +72,6 @@ export class XmppBridge implements GhostingBridge {
   };
   private stopping = false;
   private everOnline = false;
-  /** Why the last connection attempt failed, until the session is back. */
-  private lastFailure?: string;
   private readonly domain: string;
   private readonly local: string;
 
