@@ -10,6 +10,7 @@
  * @module
  */
 import { errorMessage } from "./src/core/errors.ts";
+import { commandName } from "./src/cli/command.ts";
 import { secretsOf } from "./src/config.ts";
 import { secretsIn } from "./src/settings.ts";
 import { DOCTOR_HELP, doctorSettings, parseDoctorFlags } from "./src/doctor/options.ts";
@@ -43,11 +44,11 @@ export async function runDoctor(
   try {
     flags = parseDoctorFlags(args);
   } catch (err) {
-    output.err(`mmxmpp --doctor: ${errorMessage(err)}. Try mmxmpp --doctor --help.`);
+    output.err(`mmxmpp --doctor: ${errorMessage(err)}. Try ${commandName()} --doctor --help.`);
     return 2;
   }
   if (flags.help) {
-    output.out(DOCTOR_HELP);
+    output.out(DOCTOR_HELP.replace(/^Usage: mmxmpp /, `Usage: ${commandName()} `));
     return 0;
   }
   const resolved = doctorSettings(flags, env);

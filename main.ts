@@ -12,16 +12,33 @@ import { setupLogging, stopLogging } from "./src/log.ts";
 import { EXIT, exitCodeOf, startBridge } from "./src/app.ts";
 import { errorMessage } from "./src/core/errors.ts";
 import { VERSION } from "./src/version.ts";
+import { commandName } from "./src/cli/command.ts";
+import { httpAddrProblem, kvPathProblem } from "./src/preflight.ts";
+
+/** The bridge's own flags; anything else may be the doctor's. */
+const MAIN_FLAGS = ["--help", "-h", "--version", "-V", "--check-config"];
 
 /** Runs the command line; returns the process exit code. */
 export async function main(args: string[]): Promise<number> {
+  const command = commandName();
   if (args[0] === "mappings") {
     const { runMappings } = await import("./src/cli/mappings.ts");
     return await runMappings(args.slice(1), Deno.env.toObject());
   }
-  if (args[0] === "--doctor") {
+  // `--doctor` may come anywhere among its flags; everything after a `--` is an argument, never a flag.
+  const end = args.includes("--") ? args.indexOf("--") : args.length;
+  const doctorAt = args.slice(0, end).indexOf("--doctor");
+  if (doctorAt >= 0) {
+    const rest = args.toSpliced(doctorAt, 1);
+    if (rest.slice(0, end - 1).includes("--check-config")) {
+      console.error(
+        `mmxmpp: --check-config and --doctor are separate checks: run \`${command} --check-config\` (the ` +
+          `settings only) or \`${command} --doctor\` (settings and servers), one at a time`,
+      );
+      return EXIT.configuration;
+    }
     const { runDoctor } = await import("./doctor.ts");
-    return await runDoctor(args.slice(1), Deno.env.toObject());
+    return await runDoctor(rest, Deno.env.toObject());
   }
   let flags;
   try {
@@ -35,11 +52,27 @@ export async function main(args: string[]): Promise<number> {
       strict: true,
     }).values;
   } catch (err) {
-    console.error(`mmxmpp: ${errorMessage(err)}. Try mmxmpp --help.`);
-    return 2;
+    // Flags the doctor would take, given without --doctor: say so instead of "unknown option".
+    const rest = args.filter((a) => !MAIN_FLAGS.includes(a));
+    const { parseDoctorFlags } = await import("./src/doctor/options.ts");
+    const forDoctor = (() => {
+      try {
+        parseDoctorFlags(rest);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    console.error(
+      forDoctor
+        ? `mmxmpp: ${rest.join(" ")}: flags of --doctor, which is not given: run ` +
+          `\`${command} --doctor ${rest.join(" ")}\`. Try ${command} --doctor --help.`
+        : `mmxmpp: ${errorMessage(err)}. Try ${command} --help.`,
+    );
+    return EXIT.configuration;
   }
   if (flags.help) {
-    console.log(helpText(VERSION));
+    console.log(helpText(VERSION, command));
     return 0;
   }
   if (flags.version) {
@@ -51,12 +84,19 @@ export async function main(args: string[]): Promise<number> {
     for (const e of loaded.errors) {
       console.error(maskText(`mmxmpp: configuration error: ${e}`, loaded.secrets));
     }
-    console.error("mmxmpp: see mmxmpp --help for every variable");
-    return 2;
+    console.error(`mmxmpp: see ${command} --help for every variable`);
+    return EXIT.configuration;
   }
   const { config } = loaded;
   if (flags["check-config"]) {
     for (const w of loaded.warnings) console.error(maskText(`mmxmpp: warning: ${w}`, config.secrets));
+    // What only this machine can tell: where the state goes and where the listener binds.
+    const problems = [kvPathProblem(config.bridge.kvPath), httpAddrProblem(config.bridge.httpAddr)]
+      .filter((p) => p !== undefined);
+    if (problems.length > 0) {
+      for (const p of problems) console.error(maskText(`mmxmpp: configuration error: ${p}`, config.secrets));
+      return EXIT.configuration;
+    }
     console.log(JSON.stringify(maskedConfig(config), null, 2));
     return 0;
   }
@@ -85,7 +125,10 @@ export async function main(args: string[]): Promise<number> {
       await stopLogging();
       return EXIT.ok;
     }
-    log.fatal("Could not start: {error}", { error: errorMessage(err) });
+    // The command is part of the text, not a placeholder: a placeholder's value is shown quoted.
+    log.fatal(`Could not start: {error}. Run \`${command} --doctor\` for a full check`, {
+      error: errorMessage(err),
+    });
     await stopLogging();
     return exitCodeOf(err);
   }

@@ -18,7 +18,8 @@ import { IbrGhosts, xep0077Registrar } from "./xmpp/ibr_ghosts.ts";
 import { ComponentPuppets } from "./xmpp/puppets.ts";
 import { chooseService } from "./xmpp/srv.ts";
 import { SecretBox } from "./core/secretbox.ts";
-import { BridgeError } from "./core/errors.ts";
+import { BridgeError, errorMessage } from "./core/errors.ts";
+import { kvPathProblem } from "./preflight.ts";
 import { statusOf } from "./mattermost/api.ts";
 
 const log = getLogger(["mmxmpp"]);
@@ -60,8 +61,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     const { service } = await chooseService(config.xmpp.domain, { nameServer: opts.dnsNameServer });
     config = { ...config, xmpp: { ...config.xmpp, service } };
   }
-  await Deno.mkdir(dirname(config.bridge.kvPath), { recursive: true });
-  const store = await Store.open(config.bridge.kvPath);
+  const store = await openStore(config.bridge.kvPath);
   const http = new HttpServer();
   const mattermost = new MattermostBridge({
     url: config.mattermost.url,
@@ -138,6 +138,21 @@ export function exitCodeOf(err: unknown): number {
   if (!(err instanceof BridgeError)) return EXIT.failure;
   if (err.kind === "credentials" || statusOf(err) === 401) return EXIT.credentials;
   return err.transient ? EXIT.failure : EXIT.configuration;
+}
+
+/** Opens the state file, creating its directory; a failure names BRIDGE_KV_PATH and what to do. */
+async function openStore(path: string): Promise<Store> {
+  const problem = kvPathProblem(path);
+  if (problem) throw new BridgeError(problem, { kind: "configuration" });
+  try {
+    if (path !== ":memory:") await Deno.mkdir(dirname(path), { recursive: true });
+    return await Store.open(path);
+  } catch (err) {
+    throw new BridgeError(`BRIDGE_KV_PATH ${path}: cannot open the state file: ${errorMessage(err)}`, {
+      kind: "configuration",
+      cause: err,
+    });
+  }
 }
 
 /** The ghost provider `config.ghosts.mode` asks for; none in relay mode. */

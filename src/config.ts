@@ -320,21 +320,24 @@ export function parseMappings(
   return out;
 }
 
-/** `--help` text listing every variable of the schema, and the `_FILE` form of each secret. */
-export function helpText(version: string): string {
+/**
+ * `--help` text listing every variable of the schema, and the `_FILE` form of each secret. `command` is how the
+ * user runs mmxmpp (see cli/command.ts).
+ */
+export function helpText(version: string, command = "mmxmpp"): string {
   const vars = documentedVariables();
   const width = Math.max(...vars.map((v) => v.name.length));
   return [
     `mmxmpp ${version}: a bridge between Mattermost channels and XMPP multi-user chat rooms`,
     "",
-    "Usage: mmxmpp [--help] [--version] [--check-config] [--doctor [doctor flags]]",
-    "       mmxmpp mappings list|unmap CHANNEL_OR_ROOM [--kv PATH]",
+    `Usage: ${command} [--help] [--version] [--check-config] [--doctor [doctor flags]]`,
+    `       ${command} mappings list|unmap CHANNEL_OR_ROOM [--kv PATH]`,
     "",
     "  --help           show this text",
     "  --version        print the version",
     "  --check-config   validate the environment, print the effective config (secrets masked) and exit",
-    "  --doctor         diagnose the deployment (mmxmpp --doctor --help for its flags)",
-    "  mappings         list or remove mappings in the state file, offline (mmxmpp mappings --help)",
+    `  --doctor         diagnose the deployment (${command} --doctor --help for its flags)`,
+    `  mappings         list or remove mappings in the state file, offline (${command} mappings --help)`,
     "",
     "Environment (an empty variable takes its default; each secret X may instead be read from the file named by",
     "X_FILE):",

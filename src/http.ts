@@ -4,6 +4,8 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { BridgeError } from "./core/errors.ts";
+import { listenProblem } from "./preflight.ts";
 
 const log = getLogger(["mmxmpp", "http"]);
 
@@ -34,19 +36,13 @@ export class HttpServer {
     return this.server?.addr;
   }
 
-  /** Starts listening. Rejects with a clear message when the address is taken or not allowed. */
+  /** Starts listening. Rejects with a BridgeError naming BRIDGE_HTTP_ADDR when the address cannot be bound. */
   start(addr: { hostname: string; port: number }): Promise<void> {
     try {
       this.server = Deno.serve({ ...addr, onListen: () => {} }, (req) => this.handle(req));
     } catch (err) {
-      const reason = err instanceof Deno.errors.AddrInUse
-        ? "the address is already in use"
-        : err instanceof Error
-        ? err.message
-        : String(err);
-      return Promise.reject(
-        new Error(`cannot listen on ${addr.hostname}:${addr.port} (BRIDGE_HTTP_ADDR): ${reason}`),
-      );
+      // The settings are at fault (or another process holds the port): waiting would not help.
+      return Promise.reject(new BridgeError(listenProblem(err, addr), { kind: "configuration", cause: err }));
     }
     log.info("Listening on http://{hostname}:{port}", {
       hostname: this.server.addr.hostname,

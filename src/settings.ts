@@ -12,6 +12,8 @@
 export interface ParseContext {
   /** Records one problem; the message names the variable and says what is expected. */
   problem(message: string): void;
+  /** Records a warning: the value was accepted, but differs from what was given or is risky. */
+  warn(message: string): void;
   readFile(path: string): string;
 }
 
@@ -48,19 +50,57 @@ export const BARE_JID = /^[^@/\s"&'<>:]+@[^@/\s:]+$/;
 
 const text = (value: string) => value;
 
+/**
+ * An http(s) base URL. Each way it can be wrong gets its own message; a Mattermost URL given with its API path
+ * (`…/api/v4`) is cut back to the base URL with a warning: nothing else can be meant, and the bridge adds the path.
+ */
 function httpUrl(value: string, name: string, ctx: ParseContext): string | undefined {
+  let u: URL;
   try {
-    const u = new URL(value);
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("scheme");
-    if (u.search || u.hash) throw new Error("query");
-    if (u.username || u.password) throw new Error("credentials");
-    return u.toString().replace(/\/+$/, "");
+    u = new URL(value);
   } catch {
     ctx.problem(
-      `${name} "${value}" is not an http(s) URL: expected e.g. https://chat.example.org (with the scheme)`,
+      URL.canParse(`https://${value}`)
+        ? `${name} "${value}" has no scheme: use https://${value} (or http:// for a server without TLS)`
+        : `${name} "${value}" is not a URL: expected e.g. https://chat.example.org`,
     );
     return undefined;
   }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    // "host:port" parses as a URL whose scheme is the host.
+    ctx.problem(
+      /^[a-z0-9.-]+:\d+(\/|$)/i.test(value)
+        ? `${name} "${value}" has no scheme: use https://${value} (or http:// for a server without TLS)`
+        : `${name} "${value}" is not an http(s) URL: expected e.g. https://chat.example.org`,
+    );
+    return undefined;
+  }
+  if (u.username || u.password) {
+    // Not quoted: the credentials may be a secret.
+    ctx.problem(
+      `${name} must not contain credentials (user:password@): ` +
+        (name === "MM_URL" ? "put the token in MM_TOKEN" : "remove them"),
+    );
+    return undefined;
+  }
+  if (u.search || u.hash || /[?#]/.test(value)) {
+    // The query is not quoted: it may hold a token.
+    const cut = `${u.origin}${u.pathname}`.replace(/\/+$/, "");
+    ctx.problem(
+      `${name} must not carry a query string or fragment: remove ${value.includes("?") ? "?…" : "#…"} ` +
+        `(use ${cut})`,
+    );
+    return undefined;
+  }
+  const base = u.toString().replace(/\/+$/, "");
+  if (name === "MM_URL" && /\/api\/v4$/i.test(base)) {
+    const cut = base.replace(/\/api\/v4$/i, "");
+    ctx.warn(
+      `${name} "${value}" ends in /api/v4: using ${cut}; set ${name}=${cut} (the bridge adds /api/v4 itself)`,
+    );
+    return cut;
+  }
+  return base;
 }
 
 /** A duration such as `90s`, `30m`, `24h` or `2d` (a number alone is seconds), in milliseconds. */
@@ -176,7 +216,9 @@ export const SETTINGS = {
   MM_URL: setting({
     section: "Mattermost",
     doc: "Mattermost base URL, e.g. https://chat.example.org",
-    notes: "With the scheme.",
+    notes:
+      "With the scheme; no query, no credentials. A trailing /api/v4 is cut (with a warning). Behind a private " +
+      "CA, point DENO_CERT at its PEM file.",
     required: true,
     example: "https://chat.example.org",
     parse: httpUrl,
@@ -292,7 +334,7 @@ export const SETTINGS = {
   }),
   BRIDGE_KV_PATH: setting({
     section: "Bridge",
-    doc: "Deno KV state file",
+    doc: "Deno KV state file (created 0600, with its -wal and -shm)",
     notes: "With the systemd unit, $STATE_DIRECTORY is /var/lib/mmxmpp, the only writable place it has.",
     defaultDoc: "$STATE_DIRECTORY/mmxmpp.kv under systemd, else ./data/mmxmpp.kv",
     example: "/var/lib/mmxmpp/mmxmpp.kv",
@@ -540,7 +582,7 @@ export function readSettings(
   const errors: string[] = [];
   const warnings: string[] = [];
   const secrets: string[] = [];
-  const ctx: ParseContext = { problem: (m) => errors.push(m), readFile };
+  const ctx: ParseContext = { problem: (m) => errors.push(m), warn: (m) => warnings.push(m), readFile };
   const values: Record<string, unknown> = {};
   for (const s of settingList()) {
     const raw = s.secret ? readSecret(env, s, readFile, errors, secrets) : given(env[s.name], s.keepSpaces);

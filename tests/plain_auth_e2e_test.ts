@@ -37,7 +37,8 @@ Deno.test(
         assert.equal(
           err.message,
           `cannot connect to XMPP at xmpp://127.0.0.1:${tap.port} as bridge@localhost: ` +
-            "the server offers only PLAIN authentication on an unencrypted stream",
+            "the server offers only PLAIN authentication on an unencrypted stream; enable TLS on the server: PLAIN " +
+            "is never sent unencrypted",
         );
         return true;
       });

@@ -63,7 +63,10 @@ Deno.test(
     try {
       const xmpp = await runMain([], { ...w.env({ XMPP_PASSWORD: "wrong-password" }), LOG_FORMAT: "json" });
       assert.equal(xmpp.code, 3, xmpp.stderr + xmpp.stdout);
-      assert.match(xmpp.stdout + xmpp.stderr, /password was refused/);
+      assert.match(
+        xmpp.stdout + xmpp.stderr,
+        /refused the password for bridge@localhost.*check XMPP_PASSWORD/,
+      );
       const mm = await runMain([], {
         ...w.env({ MM_TOKEN: "wrongtoken1234567890abcdefg" }),
         LOG_FORMAT: "json",

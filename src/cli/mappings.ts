@@ -9,14 +9,17 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { commandName } from "./command.ts";
 import { type ChannelMapping, Store } from "../core/store.ts";
 import { errorMessage } from "../core/errors.ts";
 
 /** Exit codes of this command: done, nothing to do it on (no state file, no such mapping), bad usage. */
 const EXIT = { ok: 0, notFound: 1, usage: 2 } as const;
 
-const USAGE = `Usage: mmxmpp mappings list [--json] [--kv PATH]
-       mmxmpp mappings unmap CHANNEL_OR_ROOM [--kv PATH]
+/** The usage text, naming the command the user ran. */
+const usage = (command = commandName()) =>
+  `Usage: ${command} mappings list [--json] [--kv PATH]
+       ${command} mappings unmap CHANNEL_OR_ROOM [--kv PATH]
 
 Reads or changes the bridge's mappings in its state file, without Mattermost or XMPP.
 
@@ -53,13 +56,13 @@ export async function runMappings(args: string[], env: Record<string, string | u
       strict: true,
     });
   } catch (err) {
-    console.error(`mmxmpp mappings: ${errorMessage(err)}. Try mmxmpp mappings --help.`);
+    console.error(`mmxmpp mappings: ${errorMessage(err)}. Try ${commandName()} mappings --help.`);
     return EXIT.usage;
   }
   const { values, positionals } = parsed;
   const [verb, ...rest] = positionals;
   if (values.help || verb === "help") {
-    console.log(USAGE);
+    console.log(usage());
     return EXIT.ok;
   }
   const wanted = verb === "list" ? 0 : verb === "unmap" ? 1 : -1;
@@ -71,7 +74,7 @@ export async function runMappings(args: string[], env: Record<string, string | u
       : verb === "unmap"
       ? "unmap takes one channel or room"
       : "list takes no argument";
-    console.error(`mmxmpp mappings: ${problem}.\n\n${USAGE}`);
+    console.error(`mmxmpp mappings: ${problem}.\n\n${usage()}`);
     return EXIT.usage;
   }
 

@@ -26,7 +26,10 @@ export class BridgeError extends Error {
   readonly transient: boolean;
   /** Milliseconds the peer asked us to wait before retrying, when it said. */
   readonly retryAfterMs?: number;
-  /** What is wrong, for a permanent failure whose cause a connector could tell. */
+  /**
+   * What is wrong, when a connector could tell that the account or the settings are at fault. A transient failure
+   * may carry it too (an untrusted certificate): retried while running, it still ends a start.
+   */
   readonly kind?: FailureKind;
 
   constructor(
@@ -49,4 +52,32 @@ export function isTransient(err: unknown): boolean {
 /** The message of any thrown value, for logs and replies. */
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The fields of an error (a JS Error, a node socket error, an XMPP condition) that explain it. */
+export interface ErrorLike {
+  name?: string;
+  message?: string;
+  code?: string;
+  condition?: string;
+  text?: string;
+  cause?: unknown;
+}
+
+/**
+ * The innermost error of `err`'s `cause` chain that says something, i.e. the root cause behind wrappers.
+ *
+ * @example
+ * ```ts
+ * rootError(new Error("fetch failed", { cause: new Error("Connection refused") })).message; // "Connection refused"
+ * ```
+ */
+export function rootError(err: unknown): ErrorLike {
+  let current = err as ErrorLike;
+  for (let depth = 0; depth < 10; depth++) {
+    const next = current?.cause as ErrorLike | undefined;
+    if (!next || typeof next !== "object" || !(next.message || next.code || next.condition)) break;
+    current = next;
+  }
+  return current ?? {};
 }

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
 import { migrate } from "./migrations.ts";
 import type { StoredSecret } from "./secretbox.ts";
 
@@ -60,6 +61,50 @@ export interface GhostRecord {
   createdAt: number;
 }
 
+const log = getLogger(["mmxmpp", "store"]);
+
+/** SQLite's companions of a database file in WAL mode. */
+const COMPANIONS = ["-wal", "-shm"];
+
+/**
+ * Makes the KV file at `path` owner-only before it is opened: a new file is created empty with mode 0600 (SQLite
+ * takes an empty file as a new database, and gives its `-wal` and `-shm` files the database file's mode); an
+ * existing file, or a companion left behind, with a looser mode is tightened, with a warning.
+ */
+async function restrictFileModes(path: string): Promise<void> {
+  if (path === ":memory:" || path === "" || Deno.build.os === "windows") return;
+  try {
+    await Deno.writeFile(path, new Uint8Array(), { createNew: true, mode: 0o600 });
+    // The mode given at creation is masked by the umask; set it exactly.
+    await Deno.chmod(path, 0o600);
+    return;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  for (const file of [path, ...COMPANIONS.map((c) => path + c)]) {
+    const mode = await Deno.stat(file).then((s) => s.mode, () => null);
+    if (mode === null || (mode & 0o077) === 0) continue;
+    const shown = { file, mode: `0${(mode & 0o777).toString(8)}`, newMode: `0${(mode & 0o700).toString(8)}` };
+    try {
+      await Deno.chmod(file, mode & 0o700);
+    } catch (err) {
+      // Not the owner: the file still opens; say what to run.
+      log.warn(
+        "{file} is open to other users (mode {mode}) and could not be changed ({error}): chmod 600 it",
+        {
+          ...shown,
+          error: err instanceof Error ? err.message : String(err),
+        },
+      );
+      continue;
+    }
+    log.warn(
+      "{file} was open to other users (mode {mode}); it can hold ghost passwords: changed it to {newMode}",
+      shown,
+    );
+  }
+}
+
 /** Outcome of {@link Store.addMapping}. */
 export type AddMappingResult = { ok: true } | {
   ok: false;
@@ -79,8 +124,12 @@ export type AddMappingResult = { ok: true } | {
 export class Store {
   private constructor(private readonly kv: Deno.Kv) {}
 
-  /** Opens (creating if needed) the KV file at `path` and runs pending migrations. */
+  /**
+   * Opens (creating if needed) the KV file at `path` and runs pending migrations. The file and SQLite's `-wal` and
+   * `-shm` companions are readable by the owner only (0600), whatever the umask: they can hold ghost passwords.
+   */
   static async open(path: string): Promise<Store> {
+    await restrictFileModes(path);
     const kv = await Deno.openKv(path);
     try {
       await migrate(kv);

@@ -8,6 +8,7 @@
 import { call, type Client4, createClient, statusOf } from "../mattermost/api.ts";
 import { CALLBACK_PATH, MANAGE_PERMISSION, managePermissionFix, TRIGGER } from "../mattermost/slash.ts";
 import { errorMessage } from "../core/errors.ts";
+import { explainUnreachable } from "../mattermost/explain.ts";
 import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";
 
@@ -42,7 +43,8 @@ export function mattermostSteps(s: DoctorSettings): StepSpec[] {
       fix: "check MM_URL (the address Mattermost opens at in a browser), DNS, proxies and firewalls",
       run: async () => {
         const res = await timedFetch(`${base}/api/v4/system/ping`).catch((err) => {
-          throw new StepFailure(`cannot reach ${base}: ${errorMessage(err)}`);
+          const f = explainUnreachable(err, base);
+          throw new StepFailure(`cannot reach ${base}: ${f.reason}`, f.hint);
         });
         const body = await res.json().catch(() => undefined);
         if (!res.ok || body?.status !== "OK") {
@@ -179,8 +181,10 @@ function websocketHello(base: string, token: string): Promise<{ detail: string }
         })
       );
     };
-    ws.onerror = (ev) =>
-      done(() => reject(new StepFailure(`cannot open ${url}: ${(ev as ErrorEvent).message ?? "error"}`)));
+    ws.onerror = (ev) => {
+      const f = explainUnreachable((ev as ErrorEvent).error ?? (ev as ErrorEvent).message, url);
+      done(() => reject(new StepFailure(`cannot open ${url}: ${f.reason}`, f.hint)));
+    };
     ws.onclose = (ev) =>
       done(() =>
         reject(
@@ -336,7 +340,7 @@ async function commandCallback(url: string): Promise<{ detail: string }> {
     headers: { "Content-Type": "application/x-www-form-urlencoded" },
     body: "",
   }).catch((err) => {
-    throw new StepFailure(`nothing answers at ${url} from this host: ${errorMessage(err)}`);
+    throw new StepFailure(`nothing answers at ${url} from this host: ${explainUnreachable(err, url).reason}`);
   });
   await res.body?.cancel();
   const note = res.status === 401

@@ -6,6 +6,7 @@
 import { createXmppClient, type Element, type XmppClient, type XmppClientOptions } from "../xmpp/client.ts";
 import { deadline } from "../core/deadline.ts";
 import { StepFailure } from "./report.ts";
+import { explainXmppFailure, type LoginPhase } from "../xmpp/explain.ts";
 
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
@@ -20,8 +21,7 @@ export interface Login {
   bindMs: number;
 }
 
-/** Where a login stopped. */
-export type LoginPhase = "connect" | "auth" | "bind";
+export type { LoginPhase };
 
 /** A login that did not complete: the phase it stopped in, and (for SASL) the server's condition. */
 export class LoginError extends StepFailure {
@@ -53,7 +53,6 @@ export async function login(
 ): Promise<Login> {
   const client = createXmppClient(opts);
   client.reconnect.stop();
-  const account = `${opts.username}@${opts.domain}`;
   const at: { auth?: number; success?: number; bind?: number; online?: number } = {};
   client.on("send", (el: Element) => {
     if (el.is("auth", NS_SASL)) at.auth ??= performance.now();
@@ -74,7 +73,7 @@ export async function login(
   } catch (err) {
     await client.stop().catch(() => {});
     const phase: LoginPhase = at.success ? "bind" : at.auth ? "auth" : "connect";
-    throw explain(failure ?? err, phase, account, passwordSetting);
+    throw explain(failure ?? err, phase, opts, passwordSetting);
   }
   return {
     client,
@@ -85,49 +84,20 @@ export async function login(
   };
 }
 
-function explain(err: unknown, phase: LoginPhase, account: string, passwordSetting: string): LoginError {
-  const e = err as { condition?: string; code?: string; message?: string; text?: string };
-  const condition = e?.condition;
-  const message = e?.message ?? String(err);
-  if (condition === "not-authorized") {
-    return new LoginError(
-      `the server refused the password for ${account} (not-authorized)`,
-      `check ${passwordSetting} for ${account}, and that the account exists`,
-      phase,
-      condition,
-    );
-  }
-  if (condition === "account-disabled") {
-    return new LoginError(
-      `${account} is disabled (account-disabled)`,
-      "enable the account on the server",
-      phase,
-    );
-  }
-  if (/No compatible mechanism/.test(message)) {
-    return new LoginError(
-      "the server offers no SASL mechanism the bridge speaks (SCRAM-SHA-1, PLAIN)",
-      "enable SCRAM-SHA-1 (or PLAIN over TLS) on the server",
-      phase,
-    );
-  }
-  if (/only PLAIN/.test(message)) {
-    return new LoginError(message, "enable TLS on the server: PLAIN is never sent unencrypted", phase);
-  }
-  if (/certificate|self.signed|altnames/i.test(message) || /CERT/.test(e?.code ?? "")) {
-    return new LoginError(
-      `TLS failed: ${message}`,
-      "set XMPP_CA_FILE to the server's CA certificate (or --insecure-skip-verify for a test)",
-      phase,
-    );
-  }
-  const text = condition ? `${condition}${e?.text ? ` (${e.text})` : ""}` : message;
-  return new LoginError(
-    phase === "bind" ? `binding the resource failed: ${text}` : text,
-    phase === "bind"
-      ? "check the server's log; a conflict means another session holds this resource"
-      : undefined,
+/** The shared explanation (xmpp/explain.ts), as the doctor reports it: the flags are named beside the variables. */
+function explain(
+  err: unknown,
+  phase: LoginPhase,
+  opts: XmppClientOptions,
+  passwordSetting: string,
+): LoginError {
+  const f = explainXmppFailure(err, {
+    service: opts.service,
+    account: `${opts.username}@${opts.domain}`,
+    passwordSetting,
+    skipVerifySetting: "--insecure-skip-verify",
+    serviceSetting: "XMPP_SERVICE (or --server)",
     phase,
-    condition,
-  );
+  });
+  return new LoginError(f.reason, f.fix, phase, f.condition);
 }

@@ -12,6 +12,7 @@
 import mm from "@mattermost/client";
 import { getLogger } from "@logtape/logtape";
 import { BridgeError } from "../core/errors.ts";
+import { describeFailure, explainUnreachable, statusHint } from "./explain.ts";
 
 const log = getLogger(["mmxmpp", "mattermost", "api"]);
 
@@ -137,6 +138,12 @@ export function statusOf(err: unknown): number | undefined {
   return typeof s === "number" ? s : undefined;
 }
 
+/**
+ * A Client4 or fetch failure as a BridgeError: the HTTP status with what to do, or, without an answer, the root
+ * cause. A transient failure that the settings cause (an untrusted certificate, http:// on a TLS port) carries
+ * `kind: "configuration"`: retried at runtime like any network failure, it ends a start (see
+ * {@link settingsFailure}).
+ */
 function toBridgeError(what: string, err: unknown): BridgeError {
   if (err instanceof BridgeError) return err;
   const status = statusOf(err);
@@ -144,19 +151,32 @@ function toBridgeError(what: string, err: unknown): BridgeError {
   const message = (err as { message?: string })?.message;
   if (status === undefined) {
     // No status: the request never got an answer (network), or its answer broke off before Client4 could read it.
-    return new BridgeError(`cannot ${what}: Mattermost did not answer usably (${message || "no response"})`, {
+    // Either way the reason is at the end of the error's cause chain ("fetch failed" says nothing).
+    const f = explainUnreachable(err);
+    const unread = message === "Received invalid response from the server."
+      ? "its answer could not be read: "
+      : "";
+    return new BridgeError(`cannot ${what}: ${unread}${describeFailure(f)}`, {
       transient: true,
+      kind: f.settings ? "configuration" : undefined,
       cause: err,
     });
   }
   const detail = `${status}${serverId ? ` ${serverId}` : ""}${message ? `: ${message}` : ""}`;
-  const hint = status === 401
-    ? " (the token is invalid or revoked: check MM_TOKEN)"
-    : status === 403
-    ? " (the bot lacks permission: add it to the team/channel or give it the needed role)"
-    : "";
-  return new BridgeError(`cannot ${what}: Mattermost answered ${detail}${hint}`, {
+  const hint = statusHint(status);
+  return new BridgeError(`cannot ${what}: Mattermost answered ${detail}${hint ? ` (${hint})` : ""}`, {
     transient: status >= 500 || status === 429 || status === 408,
     cause: err,
   });
+}
+
+/**
+ * `err` as a start failure: a failure the settings cause (see {@link toBridgeError}) becomes permanent, since
+ * waiting cannot fix MM_URL or a certificate; anything else is unchanged.
+ */
+export function settingsFailure(err: unknown): unknown {
+  if (err instanceof BridgeError && err.transient && err.kind === "configuration") {
+    return new BridgeError(err.message, { kind: "configuration", cause: err.cause });
+  }
+  return err;
 }

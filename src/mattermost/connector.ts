@@ -13,7 +13,8 @@ import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
-import { call, type Client4, createClient, statusOf } from "./api.ts";
+import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
+import { BASE_URL_HINT, describeFailure, explainUnreachable } from "./explain.ts";
 import { PostCursors, postsInOrder, postsSince } from "./catch_up.ts";
 import {
   type DisplayOptions,
@@ -106,7 +107,12 @@ export class MattermostBridge implements Bridge {
   async start(ctx: BridgeContext): Promise<void> {
     this.ctx = ctx;
     this.client = createClient(this.opts.url, this.opts.token);
-    const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe());
+    // Waiting cannot fix MM_URL or a certificate: such a failure ends the start, with what to do.
+    const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe(), {
+      404: `cannot log in to ${this.opts.url}: it answered 404 for /api/v4/users/me; ${BASE_URL_HINT}`,
+    }).catch((err) => {
+      throw settingsFailure(err);
+    });
     this.botId = me.id;
     log.info("Logged in to Mattermost as {username} ({kind})", {
       username: me.username,
@@ -265,13 +271,17 @@ export class MattermostBridge implements Bridge {
   private connectWebsocket(username: string): Promise<void> {
     let helloed!: () => void;
     const firstHello = new Promise<void>((resolve) => helloed = resolve);
+    const url = this.opts.url.replace(/^http/, "ws") + "/api/v4/websocket";
+    /** Why the last attempt to open the websocket failed, for the start failure and /healthz. */
+    let lastError: string | undefined;
     const socket = new MattermostSocket({
-      url: this.opts.url.replace(/^http/, "ws") + "/api/v4/websocket",
+      url,
       token: this.opts.token,
       reconnect: this.opts.reconnect,
       events: {
         onEvent: (event, data) => {
           if (event === "hello") {
+            lastError = undefined;
             this.setState(true, `connected as ${username}`);
             helloed();
           } else if (event === "posted") {
@@ -283,11 +293,16 @@ export class MattermostBridge implements Bridge {
         // No hello follows a lossless resume, and a resume replays only what the server still had queued: mark
         // the connection up here, and fetch the gap over REST every time.
         onReconnect: () => {
+          lastError = undefined;
           this.setState(true, `connected as ${username}`);
           this.enqueue("catch-up", () => this.catchUp());
         },
         onClose: (failures) => {
-          this.setState(false, `websocket closed (${failures} failed attempt(s)); reconnecting`);
+          const why = lastError ? `: ${lastError}` : "";
+          this.setState(false, `websocket closed (${failures} failed attempt(s))${why}; reconnecting`);
+        },
+        onError: (err) => {
+          lastError = describeFailure(explainUnreachable(err, url));
         },
       },
     });
@@ -295,7 +310,9 @@ export class MattermostBridge implements Bridge {
     socket.open();
     return deadline(firstHello, this.opts.helloTimeoutMs ?? 15_000, () => {
       socket.close();
-      return new BridgeError(`no websocket hello from ${this.opts.url} (is /api/v4/websocket proxied?)`);
+      const why = lastError ??
+        "the proxy in front of Mattermost must pass websocket upgrades on /api/v4/websocket";
+      return new BridgeError(`no websocket hello from ${url}: ${why}`, { kind: "configuration" });
     });
   }
 

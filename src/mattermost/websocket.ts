@@ -144,6 +144,8 @@ export interface SocketEvents {
   onReconnect(): void;
   /** The socket closed; `failures` counts attempts since it was last open. */
   onClose(failures: number): void;
+  /** An attempt to open the socket failed, or the open socket broke; `error` is what the WebSocket said. */
+  onError?(error: unknown): void;
 }
 
 /** Settings of {@link MattermostSocket}. */
@@ -194,6 +196,9 @@ export class MattermostSocket {
     this.client.addMissedMessageListener(() => {});
     this.client.addReconnectListener(() => guarded("reconnect", () => events.onReconnect()));
     this.client.addCloseListener((failures: number) => guarded("close", () => events.onClose(failures)));
+    this.client.addErrorListener((ev: Event) =>
+      guarded("error", () => events.onError?.((ev as ErrorEvent).error ?? (ev as ErrorEvent).message ?? ev))
+    );
   }
 
   /** Starts connecting; reconnects by itself until {@link close}. */

@@ -9,11 +9,12 @@
 import { getLogger } from "@logtape/logtape";
 import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
 import { settleWithin } from "../core/deadline.ts";
-import { BridgeError, errorMessage, type FailureKind } from "../core/errors.ts";
+import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
 import { discoInfo } from "./disco.ts";
+import { explainXmppFailure, type XmppFailure } from "./explain.ts";
 import { normalizeRoomJid } from "./jid.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
 import { buildGroupchat, type Groupchat, parseBody, parseGroupchat, renderBody } from "./stanza.ts";
@@ -61,6 +62,8 @@ export class XmppBridge implements GhostingBridge {
   private ctx!: BridgeContext;
   private muc!: MucRooms;
   private readonly reflections: Reflections;
+  /** Why the last connection attempt failed, until the session is back. */
+  private lastFailure?: string;
   /** Origin-ids of everything we sent, relayed or by a ghost: their reflections are ours. */
   private readonly ownOrigins = new Set<string>();
   /**
@@ -106,7 +109,10 @@ export class XmppBridge implements GhostingBridge {
     this.client.on("offline", () => this.setState(false, "offline"));
     this.client.on("disconnect", () => this.onDisconnect());
     this.client.on("error", (err: Error) => {
-      if (!this.stopping) log.warn("XMPP connection error: {error}", { error: errorMessage(err) });
+      if (this.stopping) return;
+      log.warn("XMPP connection error: {error}", { error: errorMessage(err) });
+      // While reconnecting, /healthz says why the last attempt failed.
+      if (this.everOnline) this.lastFailure = oneLine(explainFor(err, this.opts));
     });
     this.stopping = false;
     try {
@@ -114,10 +120,7 @@ export class XmppBridge implements GhostingBridge {
     } catch (err) {
       this.client.reconnect.stop();
       await this.client.stop().catch(() => {});
-      throw new BridgeError(
-        `cannot connect to XMPP at ${this.opts.service} as ${this.opts.jid}: ${describe(err)}`,
-        { cause: err, ...classify(err) },
-      );
+      throw startFailure(err, this.opts);
     }
     if (this.opts.ghosts) {
       try {
@@ -367,6 +370,7 @@ export class XmppBridge implements GhostingBridge {
 
   private async onOnline(jid: string): Promise<void> {
     this.setState(true, `connected as ${jid}`);
+    this.lastFailure = undefined;
     // In the background, so that a slow service does not hold up rejoining; retried on the next login if it failed.
     if (!this.xeps) {
       discoverXeps(this.client, {
@@ -393,7 +397,8 @@ export class XmppBridge implements GhostingBridge {
 
   private onDisconnect(): void {
     if (this.stopping) return;
-    this.setState(false, `disconnected from ${this.opts.service}; reconnecting`);
+    const why = this.lastFailure ? `: ${this.lastFailure}` : "";
+    this.setState(false, `disconnected from ${this.opts.service}; reconnecting${why}`);
     this.reflections.rejectAll(
       new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }),
     );
@@ -446,45 +451,30 @@ function relayedName(nameFormat: string, author: { name: string; displayName?: s
   return displayOnly ? author.displayName ?? author.name : author.name;
 }
 
-/** Socket errors that mean "not reachable right now": worth retrying, as after a disconnect. */
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "EPIPE",
-  "EAI_AGAIN",
-  "ENOTFOUND",
-]);
-
-/** Whether a failed login is worth retrying, and if not, whether the account or the settings are at fault. */
-function classify(err: unknown): { transient: boolean; kind?: FailureKind } {
-  const e = err as { condition?: string; code?: string; name?: string };
-  if (e?.condition === "not-authorized" || e?.condition === "account-disabled") {
-    return { transient: false, kind: "credentials" };
-  }
-  // A server shutting down or overloaded, a stream that timed out, a socket that could not connect.
-  if (
-    (e?.code && UNREACHABLE.has(e.code)) || e?.name === "TimeoutError" ||
-    [
-      "system-shutdown",
-      "internal-server-error",
-      "remote-connection-failed",
-      "temporary-auth-failure",
-      "connection-timeout",
-    ]
-      .includes(e?.condition ?? "")
-  ) return { transient: true };
-  return { transient: false, kind: "configuration" };
+/** A connection failure of the bridge's session, explained (the root cause, and which setting to change). */
+function explainFor(err: unknown, opts: XmppBridgeOptions): XmppFailure {
+  return explainXmppFailure(err, {
+    service: opts.service,
+    account: opts.jid,
+    passwordSetting: "XMPP_PASSWORD",
+    skipVerifySetting: "XMPP_TLS_INSECURE_SKIP_VERIFY=true",
+  });
 }
 
-function describe(err: unknown): string {
-  const e = err as { condition?: string; code?: string; message?: string };
-  if (e?.condition === "not-authorized") return "the password was refused (not-authorized)";
-  if (e?.code === "ECONNREFUSED") return "connection refused: is the server running and the port right?";
-  if (e?.code === "ENOTFOUND") return "the host name does not resolve";
-  return e?.condition ?? e?.message ?? String(err);
+/** A failure as one line: the reason, then what to do. */
+function oneLine(f: XmppFailure): string {
+  return f.fix ? `${f.reason}; ${f.fix}` : f.reason;
+}
+
+/**
+ * The error a failed login at start is reported with: the root cause and what to do, and whether a retry can help
+ * (a server that is down) or the account or the settings must change (an exit code then says which).
+ */
+function startFailure(err: unknown, opts: XmppBridgeOptions): BridgeError {
+  const f = explainFor(err, opts);
+  return new BridgeError(`cannot connect to XMPP at ${opts.service} as ${opts.jid}: ${oneLine(f)}`, {
+    cause: err,
+    transient: f.transient,
+    kind: f.kind,
+  });
 }

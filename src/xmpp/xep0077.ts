@@ -22,6 +22,7 @@ import {
   type XmppStreamClient,
 } from "./client.ts";
 import type { Capabilities } from "./capabilities.ts";
+import { explainXmppFailure } from "./explain.ts";
 import { type DataForm, parseDataForm } from "./disco.ts";
 import type { XepModule } from "./xep.ts";
 
@@ -352,7 +353,7 @@ async function withStream<T>(
     await deadline(stream.start(), timeoutOf(opts), () => new Error("timed out")).catch((err) => {
       throw new RegistrationError(
         "unreachable",
-        `cannot open a stream to ${opts.service} for ${opts.domain}: ${describe(failure ?? err)}`,
+        `cannot open a stream to ${opts.service} for ${opts.domain}: ${describe(failure ?? err, opts)}`,
         { cause: err },
       );
     });
@@ -417,11 +418,15 @@ function fromServerError(err: unknown, action: string, domain: string): Registra
   return new RegistrationError("failed", `${action} failed: ${condition}${said}`, opts);
 }
 
-function describe(err: unknown): string {
-  const e = err as { condition?: string; code?: string; message?: string };
-  if (e?.code === "ECONNREFUSED") return "connection refused: is the server running and the port right?";
-  if (e?.code === "ENOTFOUND") return "the host name does not resolve";
-  return e?.condition ?? e?.message ?? String(err);
+/** The root cause of a stream that did not open, and what to do (the bridge's own login says the same). */
+function describe(err: unknown, opts: RegistrationServer): string {
+  const f = explainXmppFailure(err, {
+    service: opts.service,
+    account: opts.domain,
+    passwordSetting: "the password",
+    skipVerifySetting: "XMPP_TLS_INSECURE_SKIP_VERIFY=true",
+  });
+  return f.fix ? `${f.reason}; ${f.fix}` : f.reason;
 }
 
 function bareJid(jid: string): string {

@@ -1,0 +1,179 @@
+/**
+ * Why an XMPP login failed, told so that a person can act on it: the root cause (connection refused, the DNS name,
+ * the TLS reason, the SASL condition) and the setting to change. The connector's start failures and the doctor's
+ * login step both use it, so both say the same thing.
+ *
+ * @module
+ */
+import { type FailureKind, rootError } from "../core/errors.ts";
+
+/** Where a login stopped: before authentication, during SASL, or binding the resource. */
+export type LoginPhase = "connect" | "auth" | "bind";
+
+/** What is known about the attempt, to name the settings in the hint. */
+export interface LoginAttempt {
+  /** `xmpp://host:port` or `xmpps://host:port`. */
+  service: string;
+  /** The bare JID that logged in. */
+  account: string;
+  /** Where its password comes from, e.g. "XMPP_PASSWORD". */
+  passwordSetting: string;
+  /** How to skip certificate checks where the attempt came from (a variable or a flag). */
+  skipVerifySetting: string;
+  /** Where the service address came from, e.g. "XMPP_SERVICE". */
+  serviceSetting?: string;
+  phase?: LoginPhase;
+}
+
+/** A login failure, explained. */
+export interface XmppFailure {
+  /** What went wrong, with its root cause ("connection refused (127.0.0.1:5222)"). */
+  reason: string;
+  /** What to do about it, naming the setting, when there is something to do. */
+  fix?: string;
+  /** Worth retrying as is (the server is down or unreachable right now). */
+  transient: boolean;
+  /** For a permanent failure: the account or the settings are at fault. */
+  kind?: FailureKind;
+  /** The server's condition (SASL or stream error), when it gave one. */
+  condition?: string;
+}
+
+/** Socket errors that mean "not reachable right now": worth retrying, as after a disconnect. */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+]);
+
+/** Server conditions that go away by themselves: a server shutting down, overloaded, or slow. */
+const PASSING_CONDITIONS = [
+  "system-shutdown",
+  "internal-server-error",
+  "remote-connection-failed",
+  "temporary-auth-failure",
+  "connection-timeout",
+];
+
+/**
+ * Explains a failed XMPP login.
+ *
+ * @example
+ * ```ts
+ * const f = explainXmppFailure(err, { service, account, passwordSetting: "XMPP_PASSWORD",
+ *   skipVerifySetting: "XMPP_TLS_INSECURE_SKIP_VERIFY=true" });
+ * log.error("{reason}; {fix}", f);
+ * ```
+ */
+export function explainXmppFailure(err: unknown, at: LoginAttempt): XmppFailure {
+  const e = rootError(err);
+  const condition = e.condition;
+  const code = e.code ?? "";
+  const message = e.message ?? String(err);
+  const { host, port, scheme } = endpoint(at.service);
+  const serviceSetting = at.serviceSetting ?? "XMPP_SERVICE";
+  if (condition === "not-authorized") {
+    return {
+      reason: `the server refused the password for ${at.account} (not-authorized)`,
+      fix: `check ${at.passwordSetting} for ${at.account}, and that the account exists`,
+      transient: false,
+      kind: "credentials",
+      condition,
+    };
+  }
+  if (condition === "account-disabled") {
+    return {
+      reason: `${at.account} is disabled (account-disabled)`,
+      fix: "enable the account on the server",
+      transient: false,
+      kind: "credentials",
+      condition,
+    };
+  }
+  if (code === "ECONNREFUSED") {
+    return {
+      reason: `connection refused (${host}:${port})`,
+      fix: `is the XMPP server running, and are the host and port in ${serviceSetting} right?`,
+      transient: true,
+    };
+  }
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
+    return {
+      reason: `DNS: ${code === "ENOTFOUND" ? "no such host" : "cannot resolve now"} ${host}`,
+      fix: `check the host name in ${serviceSetting} (or XMPP_JID's domain, which it defaults to)`,
+      transient: true,
+    };
+  }
+  if (/WRONG_VERSION_NUMBER|InvalidContentType|wrong version number/.test(`${code} ${message}`)) {
+    return {
+      reason: `TLS: ${host}:${port} does not speak direct TLS (${scheme}://)`,
+      fix: `use xmpp://${host}:${port} (STARTTLS, usually port 5222) in ${serviceSetting}; xmpps:// is ` +
+        "for a direct-TLS port (usually 5223)",
+      transient: false,
+      kind: "configuration",
+    };
+  }
+  if (
+    /CERT|SELF_SIGNED|LEAF_SIGNATURE|ISSUER/.test(code) || /certificate|self.signed|altnames/i.test(message)
+  ) {
+    const mismatch = /ALTNAME|altnames/i.test(`${code} ${message}`);
+    return {
+      reason: `TLS: the server's certificate is not accepted (${message}${code ? `, ${code}` : ""})`,
+      fix: mismatch
+        ? `the certificate must name XMPP_JID's domain; or set ${at.skipVerifySetting} for a test`
+        : `set XMPP_CA_FILE to the server's CA certificate (or ${at.skipVerifySetting} for a test)`,
+      transient: false,
+      kind: "configuration",
+      condition,
+    };
+  }
+  if (/No compatible mechanism/.test(message)) {
+    return {
+      reason: "the server offers no SASL mechanism the bridge speaks (SCRAM-SHA-1, PLAIN)",
+      fix: "enable SCRAM-SHA-1 (or PLAIN over TLS) on the server",
+      transient: false,
+      kind: "configuration",
+    };
+  }
+  if (/only PLAIN/.test(message)) {
+    return {
+      reason: message,
+      fix: "enable TLS on the server: PLAIN is never sent unencrypted",
+      transient: false,
+      kind: "configuration",
+    };
+  }
+  const passing = UNREACHABLE.has(code) || e.name === "TimeoutError" ||
+    PASSING_CONDITIONS.includes(condition ?? "");
+  const text = condition
+    ? `${condition}${e.text ? ` (${e.text})` : ""}`
+    : `${message}${code ? ` (${code})` : ""}`;
+  if (at.phase === "bind") {
+    return {
+      reason: `binding the resource failed: ${text}`,
+      fix: "check the server's log; a conflict means another session holds this resource",
+      transient: passing,
+      kind: passing ? undefined : "configuration",
+      condition,
+    };
+  }
+  return { reason: text, transient: passing, kind: passing ? undefined : "configuration", condition };
+}
+
+/** Host, port and scheme of a service URL, for messages. */
+function endpoint(service: string): { host: string; port: string; scheme: string } {
+  try {
+    const u = new URL(service);
+    const scheme = u.protocol.replace(":", "");
+    return { host: u.hostname, port: u.port || (scheme === "xmpps" ? "5223" : "5222"), scheme };
+  } catch {
+    return { host: service, port: "?", scheme: "xmpp" };
+  }
+}
