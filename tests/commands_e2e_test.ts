@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import type { LogRecord } from "@logtape/logtape";
 import { postsMatching, startWorld, type World } from "./harness.ts";
+import { captureLogs } from "./helpers/log_capture.ts";
 import { type ClientCommand, clientFor } from "./mm_server/test_support.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -9,24 +10,6 @@ const REGISTERING = { mapped: false, mattermost: { botTeamRole: "admin" } } as c
 
 function command(w: World, userId: string, text: string, token?: string) {
   return w.mm.invokeCommand({ trigger: "xmppbridge", channelId: w.channel.id, userId, text, token });
-}
-
-/** Records every `mmxmpp` log record (debug and up) while `fn` runs. */
-async function capturingLogs(fn: (records: LogRecord[]) => Promise<void>): Promise<void> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { buffer: (record: LogRecord) => records.push(record) },
-    loggers: [
-      { category: ["mmxmpp"], lowestLevel: "debug", sinks: ["buffer"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
-  try {
-    await fn(records);
-  } finally {
-    await reset();
-  }
 }
 
 /** A record's message with its properties filled in. */
@@ -210,7 +193,7 @@ Deno.test(
   async () => {
     const w = await startWorld();
     try {
-      await capturingLogs(async (records) => {
+      await captureLogs(async (records) => {
         await w.startBridge();
         await w.mm.postAs(w.bob.id, w.channel.id, "from mattermost");
         await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> from mattermost", 1, 10_000);
@@ -241,7 +224,7 @@ Deno.test(
 Deno.test("a bot outside the team: the bridge starts and says to add it to the team", opts, async () => {
   const w = await startWorld({ mattermost: { botTeamRole: "none" } });
   try {
-    await capturingLogs(async (records) => {
+    await captureLogs(async (records) => {
       await w.startBridge();
       const text = records.filter((r) => r.level === "warning" || r.level === "error").map(rendered);
       assert.ok(
