@@ -84,6 +84,8 @@ export async function main(args: string[]): Promise<number> {
     for (const e of loaded.errors) {
       console.error(maskText(`mmxmpp: configuration error: ${e}`, loaded.secrets));
     }
+    // A misspelt name is often why a variable is "required": say so next to the error.
+    for (const w of loaded.warnings) console.error(maskText(`mmxmpp: warning: ${w}`, loaded.secrets));
     console.error(`mmxmpp: see ${command} --help for every variable`);
     return EXIT.configuration;
   }

@@ -82,6 +82,8 @@ export type ConfigResult =
   | {
     ok: false;
     errors: string[];
+    /** Warnings found as well (e.g. a misspelt variable, often the cause of a "required" error). */
+    warnings: string[];
     /** The secret values that were read, so that whoever prints the errors can still mask them. */
     secrets: string[];
   };
@@ -134,7 +136,7 @@ export function loadConfig(
     }
   }
 
-  if (errors.length > 0) return { ok: false, errors, secrets: unique(secrets) };
+  if (errors.length > 0) return { ok: false, errors, warnings, secrets: unique(secrets) };
   return {
     ok: true,
     warnings,

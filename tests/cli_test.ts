@@ -63,6 +63,18 @@ Deno.test("--check-config warns on stderr about an unknown variable, naming the 
   assert.equal(JSON.parse(stdout).log.level, "warn");
 });
 
+Deno.test("a misspelt secret is named next to the 'required' error it causes, without its value", async () => {
+  const { XMPP_PASSWORD, ...rest } = GOOD_ENV;
+  const { code, stderr } = await runMain(["--check-config"], { ...rest, XMPP_PASSWRD: XMPP_PASSWORD });
+  assert.equal(code, 2, stderr);
+  assert.match(stderr, /^mmxmpp: configuration error: XMPP_PASSWORD is required/m);
+  assert.match(
+    stderr,
+    /^mmxmpp: warning: XMPP_PASSWRD is not a variable mmxmpp knows .*did you mean XMPP_PASSWORD\?$/m,
+  );
+  assert.ok(!stderr.includes(XMPP_PASSWORD), "the value was printed");
+});
+
 Deno.test("--help lists every variable and --version prints the version", async () => {
   const help = await runMain(["--help"], {});
   assert.equal(help.code, 0);
