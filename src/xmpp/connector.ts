@@ -4,6 +4,9 @@
  * Outgoing messages carry an XEP-0359 origin-id and are confirmed by the room's reflection, which also gives the
  * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus.
  *
+ * After every (re)join of a room read before, what it said while the bridge was away is fetched from its archive
+ * (XEP-0313), live messages held meanwhile. With a ghost provider, remote users speak as occupants of their own.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -85,6 +88,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly lastSeen = new Map<string, number>();
   /** Live messages held while a room's archive is fetched, so that they are handed on after what came before. */
   private readonly buffering = new Map<string, Groupchat[]>();
+  /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
+  private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly domain: string;
   private readonly local: string;
 
@@ -137,6 +142,8 @@ export class XmppBridge implements GhostingBridge {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const timer of this.rejoinTimers) clearTimeout(timer);
+    this.rejoinTimers.clear();
     await this.opts.ghosts?.stop();
     if (!this.client) return;
     this.client.reconnect.stop();
@@ -417,7 +424,11 @@ export class XmppBridge implements GhostingBridge {
       return;
     }
     if (reason === "left") return;
-    setTimeout(() => this.rejoin(room), 2_000);
+    const timer = setTimeout(() => {
+      this.rejoinTimers.delete(timer);
+      this.rejoin(room);
+    }, 2_000);
+    this.rejoinTimers.add(timer);
   }
 
   private rejoin(room: string): void {
