@@ -28,9 +28,9 @@ import {
 } from "./post.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
+import { MM_ID } from "../settings.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
-const MM_ID = /^[a-z0-9]{26}$/;
 
 /** Settings of {@link MattermostBridge}. */
 export interface MattermostBridgeOptions {
