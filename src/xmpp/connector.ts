@@ -339,7 +339,15 @@ export class XmppBridge implements GhostingBridge {
       this.opts.ghosts?.isGhost(msg.room, msg.nick);
     if (this.echoGuards.filter && (ours || (ownNick !== undefined && msg.nick === ownNick))) {
       // Our own message, reflected after its waiter gave up: record the room's id so later references resolve.
-      if (msg.originId && msg.stanzaId) void this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId);
+      if (msg.originId && msg.stanzaId) {
+        // In the background, from a stanza handler: a failure here must be caught, or it ends the process.
+        this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId).catch((err) =>
+          log.warn("Could not record the room's id of our message in {room}: {error}", {
+            room: msg.room,
+            error: errorMessage(err),
+          })
+        );
+      }
       return false;
     }
     // History the room replays at join is never bridged: what was missed comes from the archive instead.
