@@ -1,5 +1,6 @@
 /**
- * Assembles a running bridge from a config: store, HTTP listener, both connectors and the manager.
+ * Assembles a running bridge from a config: store, HTTP listener, both connectors and the manager; finds the XMPP
+ * server by SRV when XMPP_SERVICE is unset, and maps a failed start to the process exit code ({@link exitCodeOf}).
  *
  * @module
  */
