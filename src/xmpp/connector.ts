@@ -144,8 +144,15 @@ export class XmppBridge implements GhostingBridge {
     this.stopping = true;
     for (const timer of this.rejoinTimers) clearTimeout(timer);
     this.rejoinTimers.clear();
-    await this.opts.ghosts?.stop();
-    if (!this.client) return;
+    try {
+      await this.opts.ghosts?.stop();
+    } finally {
+      // Even when the ghosts fail to stop, the bridge's own session must not outlive stop().
+      if (this.client) await this.stopSession();
+    }
+  }
+
+  private async stopSession(): Promise<void> {
     this.client.reconnect.stop();
     this.reflections.rejectAll(new BridgeError("the bridge is stopping", { transient: true }));
     this.muc?.resetAll();
