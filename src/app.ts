@@ -1,5 +1,6 @@
 /**
- * Assembles a running bridge from a config: store, HTTP listener, both connectors and the manager.
+ * Assembles a running bridge from a config: store, HTTP listener, both connectors and the manager; finds the XMPP
+ * server by SRV when XMPP_SERVICE is unset, and maps a failed start to the process exit code ({@link exitCodeOf}).
  *
  * @module
  */
@@ -13,6 +14,7 @@ import { HttpServer } from "./http.ts";
 import { renderMetrics } from "./metrics.ts";
 import { MattermostBridge } from "./mattermost/connector.ts";
 import { XmppBridge } from "./xmpp/connector.ts";
+import type { TlsOptions } from "./xmpp/client.ts";
 import type { GhostProvider } from "./xmpp/ghosts.ts";
 import { IbrGhosts, xep0077Registrar } from "./xmpp/ibr_ghosts.ts";
 import { ComponentPuppets } from "./xmpp/puppets.ts";
@@ -84,11 +86,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     service: config.xmpp.service,
     resource: config.xmpp.resource,
     mucNick: config.xmpp.mucNick,
-    tls: {
-      ca: config.xmpp.ca,
-      insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify,
-      allowUnencrypted: config.xmpp.allowUnencrypted,
-    },
+    tls: xmppTls(config),
     nameFormat: config.bridge.mmNameFormat,
     ghosts,
     catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
@@ -155,17 +153,22 @@ async function openStore(path: string): Promise<Store> {
   }
 }
 
+/** The TLS settings of every XMPP session: the bridge's, and its ghosts'. */
+function xmppTls(config: Config): TlsOptions {
+  return {
+    ca: config.xmpp.ca,
+    insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify,
+    allowUnencrypted: config.xmpp.allowUnencrypted,
+  };
+}
+
 /** The ghost provider `config.ghosts.mode` asks for; none in relay mode. */
 async function createGhosts(
   config: Config,
   store: Store,
   opts: StartOptions,
 ): Promise<GhostProvider | undefined> {
-  const tls = {
-    ca: config.xmpp.ca,
-    insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify,
-    allowUnencrypted: config.xmpp.allowUnencrypted,
-  };
+  const tls = xmppTls(config);
   const g = config.ghosts;
   if (g.mode === "ibr") {
     const box = await SecretBox.create(g.secretKey);

@@ -115,8 +115,7 @@ export function loadConfig(
     warnings.unshift("XMPP_TLS_INSECURE_SKIP_VERIFY=true: the XMPP server's certificate is not checked");
   }
   const mappings = parseMappings(v.BRIDGE_MAPPINGS, v.MM_TEAM, errors);
-  const stateDir = env.STATE_DIRECTORY?.trim().split(":")[0];
-  const kvPath = v.BRIDGE_KV_PATH ?? (stateDir ? `${stateDir}/mmxmpp.kv` : "./data/mmxmpp.kv");
+  const kvPath = v.BRIDGE_KV_PATH ?? defaultKvPath(env);
   if (v.BRIDGE_PUBLIC_URL && !v.MM_TEAM) {
     errors.push("BRIDGE_PUBLIC_URL needs MM_TEAM: the slash command is registered in a team");
   }
@@ -196,6 +195,17 @@ function componentServiceOf(service: string): string | undefined {
 
 function unique(values: string[]): string[] {
   return [...new Set(values)];
+}
+
+/** systemd's `$STATE_DIRECTORY` (its first entry), where the unit lets the bridge write; unset outside systemd. */
+export function stateDirectory(env: Record<string, string | undefined>): string | undefined {
+  return env.STATE_DIRECTORY?.trim().split(":")[0] || undefined;
+}
+
+/** The state file when BRIDGE_KV_PATH is unset: `mmxmpp.kv` in {@link stateDirectory}, else `./data/mmxmpp.kv`. */
+export function defaultKvPath(env: Record<string, string | undefined>): string {
+  const dir = stateDirectory(env);
+  return dir ? `${dir}/mmxmpp.kv` : "./data/mmxmpp.kv";
 }
 
 /**

@@ -4,7 +4,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { BridgeError } from "./core/errors.ts";
+import { BridgeError, errorMessage } from "./core/errors.ts";
 import { listenProblem } from "./preflight.ts";
 
 const log = getLogger(["mmxmpp", "http"]);
@@ -71,7 +71,7 @@ export class HttpServer {
     } catch (err) {
       log.error("Request to {path} failed: {error}", {
         path,
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
       return Response.json({ error: "internal error" }, { status: 500 });
     }

@@ -6,6 +6,7 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
+import { errorMessage } from "./core/errors.ts";
 
 /**
  * What is wrong with `path` as the state file, or undefined when it can be used: an existing file must be readable
@@ -135,7 +136,7 @@ function reason(err: unknown): string {
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (err instanceof Deno.errors.NotFound) return "no such file or directory";
   // "Read-only file system (os error 30): open '/x'" → "Read-only file system"
-  return (err instanceof Error ? err.message : String(err)).replace(/ \(os error \d+\).*$/, "");
+  return errorMessage(err).replace(/ \(os error \d+\).*$/, "");
 }
 
 /** Who must be able to write there. */

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import type { BridgeContext } from "../src/core/bridge.ts";
+import { Cursors } from "../src/core/cursors.ts";
 import { BridgeManager } from "../src/core/manager.ts";
 import { Store } from "../src/core/store.ts";
 import { FakeBridge } from "./helpers/fake_bridge.ts";
+import { waitFor } from "./harness.ts";
 
 /** A fake network that keeps the context the core gives it, to act as a connector would. */
 class ContextBridge extends FakeBridge {
@@ -52,6 +54,25 @@ Deno.test("a channel's read position is stored only once what came before it was
     assert.equal(await store.getCursor("mattermost", "chan"), 100);
   } finally {
     await manager.stop();
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a position advanced after stop() is written at once, with no timer left behind", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-cursors-" });
+  const store = await Store.open(`${dir}/state.kv`);
+  // A batch interval no test waits out: only an immediate write can land.
+  const cursors = new Cursors(store, 3_600_000);
+  try {
+    cursors.advance("xmpp", "room@muc", 1);
+    cursors.advance("xmpp", "room@muc", 2);
+    await cursors.stop();
+    assert.equal(await store.getCursor("xmpp", "room@muc"), 2);
+    // A delivery that settled while the bridges were stopping.
+    cursors.advance("xmpp", "room@muc", 3);
+    await waitFor(async () => await store.getCursor("xmpp", "room@muc") === 3, "the late position");
+  } finally {
     store.close();
     await Deno.remove(dir, { recursive: true });
   }

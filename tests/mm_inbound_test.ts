@@ -8,6 +8,7 @@ import type { BridgeContext } from "../src/core/bridge.ts";
 import type { BridgeMessage } from "../src/core/message.ts";
 import { MattermostBridge, type MattermostBridgeOptions } from "../src/mattermost/connector.ts";
 import { waitFor } from "./harness.ts";
+import { captureLogs } from "./helpers/log_capture.ts";
 import { MALFORMED_EVENTS, RAW_MALFORMED_FRAMES } from "./helpers/malformed_frames.ts";
 import { type MattermostStandIn, type StandInOptions, startMattermostStandIn } from "./mm_server/server.ts";
 
@@ -268,5 +269,63 @@ Deno.test(
       assert.deepEqual(r.texts(), ["real post after the garbage"]);
       assert.equal(r.bridge.health().connected, true);
     });
+  },
+);
+
+Deno.test(
+  "posts made while the bridge was down whose fetch fails are retried on the catch-up backoff and then bridged",
+  opts,
+  async () => {
+    const mm = await startMattermostStandIn();
+    const bob = mm.createUser("bob");
+    const channel = mm.createChannel("secret", { type: "P" });
+    mm.addMember(channel.id, bob.id);
+    mm.addMember(channel.id, mm.bot.id);
+    const early = await mm.postAs(bob.id, channel.id, "said while the bridge was down");
+    // The stand-in's clock runs ahead within a millisecond, and the bridge, which cannot read the channel at
+    // join, takes its own clock as the newest post: let it pass the post first.
+    await waitFor(() => Date.now() > early.create_at, "the clock to pass the post");
+    const retry = { initialMs: 50, maxMs: 200 };
+    const bridge = new MattermostBridge({
+      url: mm.url,
+      token: mm.bot.token,
+      team: mm.team.name,
+      display: { mode: "prefix", nameFormat: "{nick}" },
+      reconnect: FAST,
+      catchUpRetry: retry,
+    });
+    const received: BridgeMessage[] = [];
+    const ctx: BridgeContext = {
+      receive: (m) => received.push(m),
+      addMessageAlias: () => Promise.resolve(),
+      mappedChannels: () => Promise.resolve([channel.id]),
+      runCommand: () => Promise.resolve(""),
+      userDeactivated: () => {},
+      // Read up to long ago; the bot then loses the private channel, so reading what it got since fails (403).
+      loadCursor: () => {
+        mm.removeMember(channel.id, mm.bot.id);
+        return Promise.resolve(1);
+      },
+      saveCursor: () => {},
+    };
+    try {
+      await captureLogs(async (records) => {
+        await bridge.start(ctx);
+        await bridge.joinChannel(channel.id);
+        const failed = () => records.find((r) => String(r.rawMessage).startsWith("Could not fetch what"));
+        await waitFor(() => failed() !== undefined, "the failed fetch to be logged");
+        assert.equal(
+          failed()!.properties.waitMs,
+          retry.initialMs,
+          "the first retry waits catchUpRetry.initialMs",
+        );
+        mm.addMember(channel.id, mm.bot.id);
+        await waitFor(() => received.length > 0, "the post from while the bridge was down");
+        assert.deepEqual(received.map((m) => m.text), ["said while the bridge was down"]);
+      });
+    } finally {
+      await bridge.stop();
+      await mm.close();
+    }
   },
 );

@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { commandName } from "./command.ts";
 import { type ChannelMapping, Store } from "../core/store.ts";
 import { errorMessage } from "../core/errors.ts";
+import { defaultKvPath, stateDirectory } from "../config.ts";
 
 /** Exit codes of this command: done, nothing to do it on (no state file, no such mapping), bad usage. */
 const EXIT = { ok: 0, notFound: 1, usage: 2 } as const;
@@ -127,11 +128,12 @@ function statePath(
   if (flag?.trim()) return { path: flag.trim(), from: "--kv" };
   const kvPath = env.BRIDGE_KV_PATH?.trim();
   if (kvPath) return { path: kvPath, from: "BRIDGE_KV_PATH" };
-  const stateDir = env.STATE_DIRECTORY?.trim().split(":")[0];
-  if (stateDir) {
-    return { path: `${stateDir}/mmxmpp.kv`, from: "STATE_DIRECTORY, since BRIDGE_KV_PATH is not set" };
-  }
-  return { path: "./data/mmxmpp.kv", from: "the default, since BRIDGE_KV_PATH is not set" };
+  return {
+    path: defaultKvPath(env),
+    from: stateDirectory(env)
+      ? "STATE_DIRECTORY, since BRIDGE_KV_PATH is not set"
+      : "the default, since BRIDGE_KV_PATH is not set",
+  };
 }
 
 /** Whether `target` names a side of `mapping`: a channel id or room JID, or a reference as BRIDGE_MAPPINGS has it. */

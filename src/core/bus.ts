@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import type { Bridge } from "./bridge.ts";
+import { sleep } from "./deadline.ts";
 import { errorMessage, isTransient } from "./errors.ts";
 import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
 import type { Store } from "./store.ts";
@@ -294,20 +295,6 @@ function deliveryKey(network: string, channel: string, deliveryId: string): stri
 function retryAfter(err: unknown): number {
   const ms = (err as { retryAfterMs?: unknown })?.retryAfterMs;
   return typeof ms === "number" ? ms : 0;
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
 }
 
 /** A FIFO worked by one loop at a time; `settled(handled)` follows each item's work (false when cleared). */

@@ -29,6 +29,8 @@ export class Cursors {
   private readonly known = new Map<string, number>();
   private timer?: ReturnType<typeof setTimeout>;
   private flushing: Promise<void> = Promise.resolve();
+  /** After {@link stop}, no timer may start: positions are then written at once. */
+  private stopped = false;
 
   constructor(private readonly store: Store, private readonly flushMs = 1_000) {}
 
@@ -47,8 +49,9 @@ export class Cursors {
     if (!forNetwork) this.pending.set(network, forNetwork = new Map());
     forNetwork.set(channel, position);
     // A channel's first position is written at once: without it, a crash right after the start would leave
-    // nothing to catch up from.
-    if (first) {
+    // nothing to catch up from. After stop() (a delivery that settled while the bridges were stopping) too, as
+    // nothing would clear a timer then.
+    if (first || this.stopped) {
       void this.flush();
       return;
     }
@@ -77,8 +80,9 @@ export class Cursors {
     return this.flushing;
   }
 
-  /** Writes what is pending and stops the timer; call before closing the store. */
+  /** Writes what is pending and stops the timer; later positions are written at once. Call before closing the store. */
   stop(): Promise<void> {
+    this.stopped = true;
     return this.flush();
   }
 

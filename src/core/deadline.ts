@@ -30,3 +30,26 @@ export function deadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Er
 export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
   await deadline(promise, ms, () => new Error("timed out")).catch(() => {});
 }
+
+/**
+ * Resolves after `ms`, or at once when `signal` aborts (the caller checks `signal.aborted`): a backoff wait that
+ * never outlives a stop.
+ *
+ * @example
+ * ```ts
+ * await sleep(delay, controller.signal);
+ * if (controller.signal.aborted) return;
+ * ```
+ */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}

@@ -10,7 +10,7 @@ import { type BusStats, MessageBus, type RetryPolicy } from "./bus.ts";
 import { BridgeError, errorMessage, isTransient } from "./errors.ts";
 import type { ChannelMapping, Store } from "./store.ts";
 import { runCommand } from "./commands.ts";
-import { settleWithin } from "./deadline.ts";
+import { settleWithin, sleep } from "./deadline.ts";
 
 const log = getLogger(["mmxmpp", "manager"]);
 
@@ -253,11 +253,14 @@ export class BridgeManager {
   private async connect(bridge: Bridge, signal: AbortSignal): Promise<void> {
     const policy = this.opts.startRetry ?? { initialMs: 1_000, maxMs: 30_000 };
     let delay = policy.initialMs;
+    // One abort listener for all attempts, not one per attempt; handled here too, as no race may be watching it.
+    const stopped = aborted(signal);
+    stopped.catch(() => {});
     for (let attempt = 1;; attempt++) {
       signal.throwIfAborted();
       try {
         // A connect that hangs (a firewall dropping packets) must not hold up a SIGTERM.
-        await Promise.race([bridge.start(this.contextFor(bridge.network)), aborted(signal)]);
+        await Promise.race([bridge.start(this.contextFor(bridge.network)), stopped]);
         this.connecting.delete(bridge.network);
         log.info("Started the {network} connector", { network: bridge.network });
         return;
@@ -276,6 +279,7 @@ export class BridgeManager {
           seconds,
         });
         await sleep(delay, signal);
+        signal.throwIfAborted();
         delay = Math.min(policy.maxMs, delay * 2);
       }
     }
@@ -452,20 +456,5 @@ function aborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
     if (signal.aborted) reject(signal.reason);
     else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-  });
-}
-
-/** Waits `ms`, or rejects as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -15,6 +15,7 @@
 import { getLogger } from "@logtape/logtape";
 import { migrate } from "./migrations.ts";
 import type { StoredSecret } from "./secretbox.ts";
+import { errorMessage } from "./errors.ts";
 
 /** A bridged channel pair: for each network, its channel. */
 export interface ChannelMapping {
@@ -93,7 +94,7 @@ async function restrictFileModes(path: string): Promise<void> {
         "{file} is open to other users (mode {mode}) and could not be changed ({error}): chmod 600 it",
         {
           ...shown,
-          error: err instanceof Error ? err.message : String(err),
+          error: errorMessage(err),
         },
       );
       continue;

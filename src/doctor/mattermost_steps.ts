@@ -11,8 +11,8 @@ import { errorMessage } from "../core/errors.ts";
 import { explainUnreachable } from "../mattermost/explain.ts";
 import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";
+import { MM_ID } from "../settings.ts";
 
-const MM_ID = /^[a-z0-9]{26}$/;
 const TIMEOUT_MS = 10_000;
 
 interface Me {

@@ -5,6 +5,8 @@
  * still queued. That queue can be gone (inactivity reaper, restart, another cluster node) or miss events published
  * while the connection was being handed back, so after every reconnect the connector also catches up over REST
  * (`?since=`, with a safety margin, for every mapped channel) and the bus drops whatever was already bridged.
+ * At join, a channel read before (a stored read position) first gets what it was sent while the bridge was down,
+ * up to `BRIDGE_CATCHUP_MAX_AGE` back; its read position moves on only once those posts were handed on.
  *
  * @module
  */
@@ -26,9 +28,9 @@ import {
 } from "./post.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
+import { MM_ID } from "../settings.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
-const MM_ID = /^[a-z0-9]{26}$/;
 
 /** Settings of {@link MattermostBridge}. */
 export interface MattermostBridgeOptions {
@@ -50,7 +52,7 @@ export interface MattermostBridgeOptions {
    * committed in order across cluster nodes; the bus drops what was already bridged.
    */
   catchUpMarginMs?: number;
-  /** Backoff of a failed catch-up (default 1 s doubling to 60 s). */
+  /** Backoff of a failed catch-up, after a gap or of posts made while down (default 1 s doubling to 60 s). */
   catchUpRetry?: { initialMs: number; maxMs: number };
   /**
    * How far back the catch-up at start reaches for posts made while the bridge was down (default 24 h,
@@ -101,7 +103,7 @@ export class MattermostBridge implements Bridge {
   readonly echoGuards = { filter: true, deliveryId: true };
 
   constructor(private readonly opts: MattermostBridgeOptions) {
-    this.catchUpDelay = opts.catchUpRetry?.initialMs ?? 1_000;
+    this.catchUpDelay = this.catchUpRetry().initialMs;
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -390,7 +392,7 @@ export class MattermostBridge implements Bridge {
     clearTimeout(this.catchUpTimer);
     this.catchUpTimer = undefined;
     if (this.stopped) return;
-    const retry = this.opts.catchUpRetry ?? { initialMs: 1_000, maxMs: 60_000 };
+    const retry = this.catchUpRetry();
     try {
       const failed: string[] = [];
       for (const channel of await this.ctx.mappedChannels()) {
@@ -419,8 +421,10 @@ export class MattermostBridge implements Bridge {
    * Bridges what `channel` got while the bridge was down: posts after `stored` (less the margin) up to `newest`,
    * those within the maximum age; older ones are counted and skipped. A failure is retried with backoff.
    */
-  private async resume(channel: string, stored: number, newest: number, delayMs = 1_000): Promise<void> {
+  private async resume(channel: string, stored: number, newest: number, delayMs?: number): Promise<void> {
     if (this.stopped) return;
+    const retry = this.catchUpRetry();
+    const waitMs = delayMs ?? retry.initialMs;
     const since = Math.max(1, stored - (this.opts.catchUpMarginMs ?? 60_000));
     const cutoff = newest - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
     let posts: Post[];
@@ -428,18 +432,18 @@ export class MattermostBridge implements Bridge {
       posts = (await postsSince(this.client, channel, since))
         .filter((p) => p.create_at !== undefined && p.create_at > since && p.create_at <= newest);
     } catch (err) {
+      if (this.stopped) return; // stop() is waiting for this step: no timer may outlive it
       log.warn(
         "Could not fetch what {channel} got while the bridge was down; retrying in {waitMs} ms: {error}",
-        {
-          channel,
-          waitMs: delayMs,
-          error: errorMessage(err),
-        },
+        { channel, waitMs, error: errorMessage(err) },
       );
       const timer = setTimeout(() => {
         this.resumeTimers.delete(timer);
-        this.enqueue("catch-up", () => this.resume(channel, stored, newest, Math.min(60_000, delayMs * 2)));
-      }, delayMs);
+        this.enqueue(
+          "catch-up",
+          () => this.resume(channel, stored, newest, Math.min(retry.maxMs, waitMs * 2)),
+        );
+      }, waitMs);
       this.resumeTimers.add(timer);
       return;
     }
@@ -459,6 +463,11 @@ export class MattermostBridge implements Bridge {
     for (const post of fresh) await this.handlePost(post, true);
     this.resuming.delete(channel);
     this.ctx.saveCursor(channel, newest);
+  }
+
+  /** The backoff of both catch-ups, the one after a websocket gap and the one of posts made while down. */
+  private catchUpRetry(): { initialMs: number; maxMs: number } {
+    return this.opts.catchUpRetry ?? { initialMs: 1_000, maxMs: 60_000 };
   }
 
   private async catchUpChannel(channel: string): Promise<void> {

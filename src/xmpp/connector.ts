@@ -4,6 +4,9 @@
  * Outgoing messages carry an XEP-0359 origin-id and are confirmed by the room's reflection, which also gives the
  * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus.
  *
+ * After every (re)join of a room read before, what it said while the bridge was away is fetched from its archive
+ * (XEP-0313), live messages held meanwhile. With a ghost provider, remote users speak as occupants of their own.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -85,6 +88,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly lastSeen = new Map<string, number>();
   /** Live messages held while a room's archive is fetched, so that they are handed on after what came before. */
   private readonly buffering = new Map<string, Groupchat[]>();
+  /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
+  private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly domain: string;
   private readonly local: string;
 
@@ -137,8 +142,17 @@ export class XmppBridge implements GhostingBridge {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.opts.ghosts?.stop();
-    if (!this.client) return;
+    for (const timer of this.rejoinTimers) clearTimeout(timer);
+    this.rejoinTimers.clear();
+    try {
+      await this.opts.ghosts?.stop();
+    } finally {
+      // Even when the ghosts fail to stop, the bridge's own session must not outlive stop().
+      if (this.client) await this.stopSession();
+    }
+  }
+
+  private async stopSession(): Promise<void> {
     this.client.reconnect.stop();
     this.reflections.rejectAll(new BridgeError("the bridge is stopping", { transient: true }));
     this.muc?.resetAll();
@@ -332,7 +346,15 @@ export class XmppBridge implements GhostingBridge {
       this.opts.ghosts?.isGhost(msg.room, msg.nick);
     if (this.echoGuards.filter && (ours || (ownNick !== undefined && msg.nick === ownNick))) {
       // Our own message, reflected after its waiter gave up: record the room's id so later references resolve.
-      if (msg.originId && msg.stanzaId) void this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId);
+      if (msg.originId && msg.stanzaId) {
+        // In the background, from a stanza handler: a failure here must be caught, or it ends the process.
+        this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId).catch((err) =>
+          log.warn("Could not record the room's id of our message in {room}: {error}", {
+            room: msg.room,
+            error: errorMessage(err),
+          })
+        );
+      }
       return false;
     }
     // History the room replays at join is never bridged: what was missed comes from the archive instead.
@@ -417,7 +439,11 @@ export class XmppBridge implements GhostingBridge {
       return;
     }
     if (reason === "left") return;
-    setTimeout(() => this.rejoin(room), 2_000);
+    const timer = setTimeout(() => {
+      this.rejoinTimers.delete(timer);
+      this.rejoin(room);
+    }, 2_000);
+    this.rejoinTimers.add(timer);
   }
 
   private rejoin(room: string): void {

@@ -9,6 +9,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { errorMessage } from "../core/errors.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "srv"]);
 
@@ -81,7 +82,7 @@ async function lookup(name: string, tls: boolean, opts: SrvOptions): Promise<Rec
     if (!(err instanceof Deno.errors.NotFound)) {
       log.warn("DNS SRV lookup of {name} failed: {error}", {
         name,
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
     }
     return [];

@@ -10,6 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { TlsOptions, XmppClient } from "./client.ts";
 import type { Capabilities } from "./capabilities.ts";
+import { errorMessage } from "../core/errors.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "caps"]);
 
@@ -104,7 +105,7 @@ export function enableXeps(ctx: XepContext, modules: readonly XepModule<unknown>
     } catch (err) {
       log.error("Could not enable {xep}: {error}", {
         xep: module.name,
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
     }
   }

@@ -1,0 +1,123 @@
+/**
+ * The XMPP connector against a real Prosody: a late reflection whose alias cannot be stored, and a stop whose ghost
+ * provider fails.
+ */
+import assert from "node:assert/strict";
+import type { BridgeContext } from "../src/core/bridge.ts";
+import { deliveryIdFor } from "../src/core/bus.ts";
+import type { BridgeMessage } from "../src/core/message.ts";
+import { XmppBridge } from "../src/xmpp/connector.ts";
+import { waitFor } from "./harness.ts";
+import { startProsody } from "./helpers/prosody.ts";
+import { connectXmppUser } from "./helpers/xmpp_user.ts";
+import type { Element } from "@xmpp/xml";
+import type { GhostProvider } from "../src/xmpp/ghosts.ts";
+
+const PASSWORD = "late-reflection-pw-31";
+
+Deno.test("a late reflection whose alias cannot be stored is logged, not an unhandled rejection", async () => {
+  const prosody = await startProsody();
+  await prosody.register("bridge", PASSWORD);
+  const bridge = new XmppBridge({
+    jid: "bridge@localhost",
+    password: PASSWORD,
+    service: prosody.service,
+    resource: "test",
+    mucNick: "bridge",
+    nameFormat: "<{username}> ",
+    tls: { ca: await Deno.readTextFile(prosody.caFile) },
+    // The waiter gives up before the room can reflect: the reflection then comes late.
+    reflectionTimeoutMs: 1,
+  });
+  const aliases: string[] = [];
+  const ctx: BridgeContext = {
+    receive: () => {},
+    addMessageAlias: (_room, knownId) => {
+      aliases.push(knownId);
+      return Promise.reject(new Error("the store is closed"));
+    },
+    mappedChannels: () => Promise.resolve([]),
+    runCommand: () => Promise.resolve(""),
+    userDeactivated: () => {},
+    loadCursor: () => Promise.resolve(undefined),
+    saveCursor: () => {},
+  };
+  const room = `late@${prosody.mucDomain}`;
+  try {
+    await bridge.start(ctx);
+    await waitFor(() => bridge.health().connected, "the session");
+    await bridge.joinChannel(room);
+    const message: BridgeMessage = {
+      network: "mattermost",
+      channel: "c",
+      ids: ["p1"],
+      author: { id: "u1", name: "bob" },
+      text: "hello",
+      timestamp: Date.now(),
+    };
+    const deliveryId = deliveryIdFor(message, "xmpp");
+    await assert.rejects(
+      bridge.send({ source: "mattermost", target: "xmpp", targetChannel: room, message, deliveryId }),
+    );
+    // An unhandled rejection fails the test (and would end the bridge's process).
+    await waitFor(() => aliases.includes(deliveryId), "the late reflection");
+  } finally {
+    await bridge.stop();
+    await prosody.stop();
+  }
+});
+
+Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fails to stop", async () => {
+  const prosody = await startProsody();
+  await prosody.register("bridge", PASSWORD);
+  await prosody.register("alice", PASSWORD);
+  const alice = await connectXmppUser(prosody, "alice", PASSWORD, { resource: "test" });
+  const room = `stop@${prosody.mucDomain}`;
+  const ghosts: GhostProvider = {
+    mode: "failing",
+    start: () => Promise.resolve(),
+    sendAs: () => Promise.resolve(null),
+    isGhost: () => false,
+    retire: () => Promise.resolve(),
+    leaveRoom: () => Promise.resolve(),
+    stop: () => Promise.reject(new Error("the ghosts could not stop")),
+  };
+  const bridge = new XmppBridge({
+    jid: "bridge@localhost",
+    password: PASSWORD,
+    service: prosody.service,
+    resource: "test",
+    mucNick: "bridge",
+    nameFormat: "<{username}> ",
+    tls: { ca: await Deno.readTextFile(prosody.caFile) },
+    ghosts,
+  });
+  const ctx: BridgeContext = {
+    receive: () => {},
+    addMessageAlias: () => Promise.resolve(),
+    mappedChannels: () => Promise.resolve([]),
+    runCommand: () => Promise.resolve(""),
+    userDeactivated: () => {},
+    loadCursor: () => Promise.resolve(undefined),
+    saveCursor: () => {},
+  };
+  let bridgeLeft = false;
+  try {
+    await alice.joinRoom(room, "alice");
+    alice.onStanza((s: Element) => {
+      if (s.is("presence") && s.attrs.from === `${room}/bridge` && s.attrs.type === "unavailable") {
+        bridgeLeft = true;
+      }
+    });
+    await bridge.start(ctx);
+    await waitFor(() => bridge.health().connected, "the session");
+    await bridge.joinChannel(room);
+    await assert.rejects(bridge.stop(), /the ghosts could not stop/);
+    await waitFor(() => bridgeLeft, "the bridge's occupant to leave the room");
+    assert.equal(bridge.health().detail, "stopped");
+  } finally {
+    await bridge.stop().catch(() => {});
+    await alice.stop();
+    await prosody.stop();
+  }
+});
