@@ -4,8 +4,27 @@
  * @module
  */
 import { BridgeError, errorMessage } from "./errors.ts";
-import type { BridgeManager } from "./manager.ts";
+import type { BridgeHealth } from "./bridge.ts";
 import type { ChannelMapping } from "./store.ts";
+
+/**
+ * What the commands need from the running bridge. `BridgeManager` implements it; naming it here keeps the commands
+ * from importing the manager, which imports them.
+ */
+export interface CommandHost {
+  map(
+    network: string,
+    channel: string,
+    peerRef: string,
+    createdBy?: string,
+  ): Promise<{ mapping: ChannelMapping; warnings: string[] }>;
+  unmap(network: string, channel: string): Promise<ChannelMapping | null>;
+  /** The one other network of a two-network bridge. */
+  peerOf(network: string): { network: string };
+  health(): BridgeHealth[];
+  getMapping(network: string, channel: string): Promise<ChannelMapping | null>;
+  listMappings(): Promise<ChannelMapping[]>;
+}
 
 /** A command as a connector received it. `isAdmin` comes from the network's authority, never from the text. */
 export interface CommandInput {
@@ -30,7 +49,7 @@ export const USAGE = [
  * Runs one command and returns the reply text. Never throws: every failure becomes a reply that says what went
  * wrong.
  */
-export async function runCommand(manager: BridgeManager, input: CommandInput): Promise<string> {
+export async function runCommand(manager: CommandHost, input: CommandInput): Promise<string> {
   if (!input.isAdmin) return "Only system admins may use bridge commands.";
   const [verb = "", ...args] = input.text.trim().split(/\s+/).filter((w) => w !== "");
   try {
@@ -54,7 +73,7 @@ export async function runCommand(manager: BridgeManager, input: CommandInput): P
   }
 }
 
-async function map(manager: BridgeManager, input: CommandInput, args: string[]): Promise<string> {
+async function map(manager: CommandHost, input: CommandInput, args: string[]): Promise<string> {
   if (args.length !== 1) {
     return "Usage: `map <room@service>`, for example `map team-chat@conference.example.org`.";
   }
@@ -65,7 +84,7 @@ async function map(manager: BridgeManager, input: CommandInput, args: string[]):
   return reply;
 }
 
-async function unmap(manager: BridgeManager, input: CommandInput): Promise<string> {
+async function unmap(manager: CommandHost, input: CommandInput): Promise<string> {
   const removed = await manager.unmap(input.network, input.channel);
   if (!removed) return "This channel is not mapped.";
   const reply = `Unmapped this channel from ${describePeer(removed, input.network)}.`;
@@ -75,7 +94,7 @@ async function unmap(manager: BridgeManager, input: CommandInput): Promise<strin
     : reply;
 }
 
-async function status(manager: BridgeManager, input: CommandInput): Promise<string> {
+async function status(manager: CommandHost, input: CommandInput): Promise<string> {
   const lines = manager.health().map((h) =>
     `- ${h.network}: ${h.connected ? "connected" : "disconnected"} (${h.detail}) since ${
       new Date(h.since).toISOString()
@@ -92,7 +111,7 @@ async function status(manager: BridgeManager, input: CommandInput): Promise<stri
   return lines.join("\n");
 }
 
-async function list(manager: BridgeManager): Promise<string> {
+async function list(manager: CommandHost): Promise<string> {
   const mappings = await manager.listMappings();
   if (mappings.length === 0) return "No mappings.";
   return [
