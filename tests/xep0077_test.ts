@@ -4,8 +4,6 @@ import {
   cancelRegistration,
   changePassword,
   getRegistrationFields,
-  NS_REGISTER,
-  NS_REGISTER_FEATURE,
   register,
   RegistrationError,
   type RegistrationFailureReason,
@@ -14,6 +12,7 @@ import {
   type Xep0077Api,
 } from "../src/xmpp/xep0077.ts";
 import { discoverXeps } from "../src/xmpp/xeps.ts";
+import { NS_REGISTER, NS_REGISTER_FEATURE } from "../src/xmpp/ns.ts";
 import { type Prosody, type ProsodyOptions, startProsody } from "./helpers/prosody.ts";
 import { freePort } from "./helpers/ports.ts";
 

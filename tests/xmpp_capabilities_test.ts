@@ -4,7 +4,8 @@ import { xml } from "@xmpp/client-core";
 import { createXmppClient, type Element, type XmppClient } from "../src/xmpp/client.ts";
 import { type Capabilities, capabilities, discoverCapabilities } from "../src/xmpp/capabilities.ts";
 import { enableXeps, type XepModule } from "../src/xmpp/xep.ts";
-import { NS_REGISTER, NS_REGISTER_FEATURE, xep0077 } from "../src/xmpp/xep0077.ts";
+import { xep0077 } from "../src/xmpp/xep0077.ts";
+import { NS_REGISTER, NS_REGISTER_FEATURE } from "../src/xmpp/ns.ts";
 import { discoverXeps } from "../src/xmpp/xeps.ts";
 import { type Prosody, type ProsodyOptions, startProsody } from "./helpers/prosody.ts";
 

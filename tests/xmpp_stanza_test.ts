@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import { BridgeError } from "../src/core/errors.ts";
 import { normalizeRoomJid } from "../src/xmpp/jid.ts";
-import { buildGroupchat, NS_SID, parseBody, parseGroupchat, renderBody } from "../src/xmpp/stanza.ts";
+import { buildGroupchat, parseBody, parseGroupchat, renderBody } from "../src/xmpp/stanza.ts";
+import { NS_SID } from "../src/xmpp/ns.ts";
 
 const ROOM = "room@conference.example.org";
 const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";

@@ -9,14 +9,11 @@ import { xml } from "@xmpp/client-core";
 import type { Element, XmppClient } from "../xmpp/client.ts";
 import { discoInfo, discoItems } from "../xmpp/disco.ts";
 import { MucRooms } from "../xmpp/muc.ts";
-import { buildGroupchat, errorCondition, NS_SID } from "../xmpp/stanza.ts";
+import { buildGroupchat, errorCondition } from "../xmpp/stanza.ts";
 import { errorMessage } from "../core/errors.ts";
 import { deadline } from "../core/deadline.ts";
 import { StepFailure } from "./report.ts";
-
-const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
-const NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner";
-const NS_DATA = "jabber:x:data";
+import { NS_DATA, NS_MUC_OWNER, NS_MUC_ROOMCONFIG, NS_MUC_USER, NS_SID } from "../xmpp/ns.ts";
 
 /** The room a live probe uses. */
 export interface ProbeRoom {
@@ -199,7 +196,7 @@ async function configureThrowaway(client: XmppClient, room: string, timeoutMs: n
         xml(
           "x",
           { xmlns: NS_DATA, type: "submit" },
-          field("FORM_TYPE", "http://jabber.org/protocol/muc#roomconfig", "hidden"),
+          field("FORM_TYPE", NS_MUC_ROOMCONFIG, "hidden"),
           field("muc#roomconfig_publicroom", "0"),
           field("muc#roomconfig_persistentroom", "0"),
         ),

@@ -9,8 +9,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { tlsConnectOptions, type TlsOptions } from "../xmpp/client.ts";
 import { StepFailure } from "./report.ts";
-
-const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+import { NS_TLS } from "../xmpp/ns.ts";
 
 /** Where to connect, from `XMPP_SERVICE`. */
 export interface Endpoint {

@@ -7,9 +7,7 @@ import { createXmppClient, type Element, type XmppClient, type XmppClientOptions
 import { deadline } from "../core/deadline.ts";
 import { StepFailure } from "./report.ts";
 import { explainXmppFailure, type LoginPhase } from "../xmpp/explain.ts";
-
-const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
-const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+import { NS_BIND, NS_SASL } from "../xmpp/ns.ts";
 
 /** A session that is online. Stop it with `client.stop()`. */
 export interface Login {

@@ -15,12 +15,12 @@ import { type Login, login, LoginError } from "./xmpp_login.ts";
 import { mucRoundTrip, probeRoom, roomLabel } from "./muc_probe.ts";
 import { errorCondition } from "../xmpp/stanza.ts";
 import { xep0077Step } from "./xep0077_step.ts";
-import { NS_REGISTER_FEATURE } from "../xmpp/xep0077.ts";
+
 import { componentStep } from "./component_step.ts";
+import { NS_RECEIPTS, NS_REGISTER_FEATURE } from "../xmpp/ns.ts";
 
 /** How long a direct message may take to bounce. */
 const DM_BOUNCE_WAIT_MS = 2_000;
-const NS_RECEIPTS = "urn:xmpp:receipts";
 
 /** XMPP steps, sharing one session; call `close` when done, whatever happened. */
 export interface XmppSteps {

@@ -9,11 +9,9 @@ import { getLogger } from "@logtape/logtape";
 import { errorMessage } from "../core/errors.ts";
 import type { Negotiated } from "./client.ts";
 import { type DiscoInfo, discoInfo, discoItems, formValue, type IqRequester } from "./disco.ts";
+import { NS_MUC, NS_UPLOAD } from "./ns.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "caps"]);
-
-const NS_MUC = "http://jabber.org/protocol/muc";
-const NS_UPLOAD = "urn:xmpp:http:upload:0";
 
 /** One service of the server (a disco#items entry) and what it answered to disco#info. */
 export interface ServiceInfo {

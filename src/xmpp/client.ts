@@ -25,6 +25,7 @@ import resourceBinding from "@xmpp/resource-binding";
 import net from "node:net";
 import tls from "node:tls";
 import { decodeUtf8Streaming } from "./utf8_stream.ts";
+import { NS_PING, NS_STREAM, NS_TLS } from "./ns.ts";
 
 /** An xmpp.js element. */
 export type Element = ReturnType<typeof xml>;
@@ -112,9 +113,6 @@ export interface XmppStreamClient {
   negotiated: Negotiated;
 }
 
-const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
-const NS_STREAM = "http://etherx.jabber.org/streams";
-
 /** What a stream-feature handler of xmpp.js is given. */
 interface NegotiatingEntity {
   socket: unknown;
@@ -172,7 +170,7 @@ export function createXmppClient(opts: XmppClientOptions): XmppClient {
     },
   );
   resourceBinding({ iqCaller: caller, streamFeatures: features }, opts.resource);
-  callee.get("urn:xmpp:ping", "ping", () => ({}));
+  callee.get(NS_PING, "ping", () => ({}));
 
   return Object.assign(entity, { iqCaller: caller, iqCallee: callee, reconnect: reconnector, negotiated });
 }

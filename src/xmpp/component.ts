@@ -18,8 +18,8 @@ import xml from "@xmpp/xml";
 import { BridgeError } from "../core/errors.ts";
 import type { Element } from "./client.ts";
 import { decodeUtf8Streaming } from "./utf8_stream.ts";
+import { NS_COMPONENT } from "./ns.ts";
 
-const NS_COMPONENT = "jabber:component:accept";
 const DEFAULT_PORT = 5347;
 
 /** Settings of {@link XmppComponent}. */

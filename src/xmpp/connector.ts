@@ -24,7 +24,8 @@ import { buildGroupchat, type Groupchat, parseBody, parseGroupchat, renderBody }
 import type { GhostProvider } from "./ghosts.ts";
 import { Reflections } from "./reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps.ts";
-import { fetchRoomArchive, NS_MAM } from "./xep0313.ts";
+import { fetchRoomArchive } from "./xep0313.ts";
+import { NS_MAM } from "./ns.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 

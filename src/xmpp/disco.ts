@@ -6,10 +6,7 @@
  */
 import { xml } from "@xmpp/client-core";
 import type { Element } from "./client.ts";
-
-const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
-const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
-const NS_DATA = "jabber:x:data";
+import { NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS } from "./ns.ts";
 
 /** What {@link discoInfo} and {@link discoItems} need of a client: an IQ caller. */
 export interface IqRequester {

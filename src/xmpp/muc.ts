@@ -11,10 +11,9 @@ import { getLogger } from "@logtape/logtape";
 import type { Element } from "./client.ts";
 import { BridgeError } from "../core/errors.ts";
 import { errorCondition } from "./stanza.ts";
+import { NS_MUC, NS_MUC_USER } from "./ns.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "muc"]);
-const NS_MUC = "http://jabber.org/protocol/muc";
-const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
 
 /** Our state in one room. */
 export interface Occupancy {

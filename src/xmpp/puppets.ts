@@ -18,10 +18,8 @@ import { type GhostAuthor, type GhostProvider, type GhostSent, nodeSafe } from "
 import { type LeaveReason, MucRooms } from "./muc.ts";
 import { Reflections } from "./reflections.ts";
 import { buildGroupchat, parseGroupchat } from "./stanza.ts";
+import { NS_DISCO_INFO, NS_MUC, NS_PING } from "./ns.ts";
 
-const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
-const NS_MUC = "http://jabber.org/protocol/muc";
-const NS_PING = "urn:xmpp:ping";
 const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING];
 /** How many rooms are rejoined at once after a reconnection. */
 const REJOIN_CONCURRENCY = 8;

@@ -8,12 +8,9 @@
  */
 import { xml } from "@xmpp/client-core";
 import type { Element } from "./client.ts";
+import { NS_DELAY, NS_OCCUPANT_ID, NS_SID, NS_STANZAS } from "./ns.ts";
 
 /** XEP-0359 namespace. */
-export const NS_SID = "urn:xmpp:sid:0";
-const NS_DELAY = "urn:xmpp:delay";
-const NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0";
-const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /** A groupchat message, parsed. */
 export interface Groupchat {

@@ -25,12 +25,10 @@ import type { Capabilities } from "./capabilities.ts";
 import { explainXmppFailure } from "./explain.ts";
 import { type DataForm, parseDataForm } from "./disco.ts";
 import type { XepModule } from "./xep.ts";
+import { NS_DATA, NS_REGISTER, NS_REGISTER_FEATURE } from "./ns.ts";
 
 /** The XEP-0077 IQ namespace, also the disco#info feature. */
-export const NS_REGISTER = "jabber:iq:register";
 /** The stream feature a server offers on an unauthenticated stream when it accepts new registrations. */
-export const NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register";
-const NS_DATA = "jabber:x:data";
 
 /** How long to wait after a rate-limited registration when the server does not say (XEP-0077 has no field). */
 export const RATE_LIMIT_RETRY_MS = 60_000;

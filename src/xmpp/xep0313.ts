@@ -10,13 +10,9 @@
  */
 import { xml } from "@xmpp/client-core";
 import type { Element, XmppClient } from "./client.ts";
+import { NS_DATA, NS_DELAY, NS_FORWARD, NS_MAM, NS_RSM } from "./ns.ts";
 
 /** The MAM namespace (version 2). */
-export const NS_MAM = "urn:xmpp:mam:2";
-const NS_RSM = "http://jabber.org/protocol/rsm";
-const NS_FORWARD = "urn:xmpp:forward:0";
-const NS_DELAY = "urn:xmpp:delay";
-const NS_DATA = "jabber:x:data";
 
 /** One archived message of a room. */
 export interface ArchivedMessage {

@@ -1,0 +1,77 @@
+/**
+ * The XML namespaces the bridge speaks, in one table: every module imports them from here.
+ *
+ * @module
+ */
+
+/** RFC 6120 stream element namespace. */
+export const NS_STREAM = "http://etherx.jabber.org/streams";
+
+/** RFC 6120 STARTTLS. */
+export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+
+/** RFC 6120 SASL. */
+export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+
+/** RFC 6120 stanza error conditions. */
+export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/** RFC 6120 resource binding. */
+export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+
+/** XEP-0114 external components (the accept stream). */
+export const NS_COMPONENT = "jabber:component:accept";
+
+/** XEP-0030 service discovery, info. */
+export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
+
+/** XEP-0030 service discovery, items. */
+export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
+
+/** XEP-0004 data forms. */
+export const NS_DATA = "jabber:x:data";
+
+/** XEP-0059 result set management. */
+export const NS_RSM = "http://jabber.org/protocol/rsm";
+
+/** XEP-0077 in-band registration (the query). */
+export const NS_REGISTER = "jabber:iq:register";
+
+/** XEP-0077 in-band registration (the stream feature). */
+export const NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register";
+
+/** XEP-0045 multi-user chat (joining). */
+export const NS_MUC = "http://jabber.org/protocol/muc";
+
+/** XEP-0045 multi-user chat (occupant information). */
+export const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
+
+/** XEP-0045 room configuration form (its FORM_TYPE). */
+export const NS_MUC_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig";
+
+/** XEP-0045 multi-user chat (room configuration and destruction). */
+export const NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner";
+
+/** XEP-0199 ping. */
+export const NS_PING = "urn:xmpp:ping";
+
+/** XEP-0203 delayed delivery. */
+export const NS_DELAY = "urn:xmpp:delay";
+
+/** XEP-0297 stanza forwarding. */
+export const NS_FORWARD = "urn:xmpp:forward:0";
+
+/** XEP-0313 message archive management, version 2. */
+export const NS_MAM = "urn:xmpp:mam:2";
+
+/** XEP-0359 unique and stable stanza ids (stanza-id, origin-id). */
+export const NS_SID = "urn:xmpp:sid:0";
+
+/** XEP-0363 HTTP file upload. */
+export const NS_UPLOAD = "urn:xmpp:http:upload:0";
+
+/** XEP-0184 message delivery receipts. */
+export const NS_RECEIPTS = "urn:xmpp:receipts";
+
+/** XEP-0421 anonymous unique occupant identifiers. */
+export const NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0";
