@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
 import { deadline } from "../src/core/deadline.ts";
 import { connectXmppUser } from "./helpers/xmpp_user.ts";
-import { PASSWORD, runMain, startWorld, waitFor, type World } from "./harness.ts";
+import { PASSWORD, runMain, startWorld, waitFor } from "./harness.ts";
 import { spawnBridge as spawnMain } from "./helpers/bridge_process.ts";
 import { freePort } from "./helpers/ports.ts";
 import { startProsody } from "./helpers/prosody.ts";
 import { startMattermostStandIn } from "./mm_server/server.ts";
 import { selfSignedCert } from "./helpers/tls.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 const GOOD_ENV = {
   MM_URL: "https://chat.example.org",
@@ -101,33 +99,14 @@ Deno.test(
   { sanitizeOps: false, sanitizeResources: false },
   async () => {
     const w = await startWorld();
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", MAIN],
-      env: {
-        ...w.env(),
-        LOG_FORMAT: "json",
-        LOG_LEVEL: Deno.env.get("DEBUG_LEVEL") ?? "info",
-        NO_COLOR: "1",
-        // A typo: the bridge starts and says so in its log.
-        XMPP_MUC_NIKC: "bridge",
-      },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stderr = new Response(proc.stderr).text();
-    const stdout = new Response(proc.stdout).text();
+    const bridge = spawnMain({
+      ...w.env(),
+      LOG_LEVEL: Deno.env.get("DEBUG_LEVEL") ?? "info",
+      // A typo: the bridge starts and says so in its log.
+      XMPP_MUC_NIKC: "bridge",
+    }, w.httpPort);
     try {
-      await waitFor(
-        async () => {
-          const res = await fetch(`http://127.0.0.1:${w.httpPort}/healthz`).catch(() => null);
-          const ok = res?.status === 200;
-          await res?.body?.cancel();
-          return ok;
-        },
-        "the bridge to report healthy",
-        20_000,
-      );
+      await bridge.waitForHealth(200);
       const secretText = "confidential-message-body-4711";
       await w.mm.postAs(w.bob.id, w.channel.id, secretText);
       await w.alice.waitForMessages(w.room, (m) => m.body === `<bob> ${secretText}`, 1, 10_000);
@@ -142,13 +121,12 @@ Deno.test(
         });
       });
       const t0 = performance.now();
-      proc.kill("SIGTERM");
-      const status = await proc.status;
+      const code = await bridge.stop();
       const elapsed = performance.now() - t0;
-      assert.equal(status.code, 0);
+      assert.equal(code, 0);
       assert.ok(elapsed < 5_000, `stopped in ${Math.round(elapsed)} ms`);
 
-      const log = (await stderr) + (await stdout);
+      const log = bridge.log();
       const lines = log.split("\n").filter((l) => l.trim() !== "");
       assert.ok(lines.length > 3);
       for (const line of lines) JSON.parse(line); // every line is structured
@@ -169,48 +147,23 @@ Deno.test(
       );
       assert.equal(leftStatus, undefined, `the bridge left with status ${leftStatus}`);
     } finally {
-      try {
-        proc.kill("SIGKILL");
-      } catch { /* already exited */ }
-      await proc.status;
-      if (Deno.env.get("DEBUG_LEVEL")) console.error(await stderr);
-      await stderr.catch(() => {});
-      await stdout.catch(() => {});
+      await bridge.kill();
+      if (Deno.env.get("DEBUG_LEVEL")) console.error(bridge.log());
       await w.stop();
     }
   },
 );
-
-/** Starts `main.ts` as its own process with the world's environment; its output is collected. */
-function spawnBridge(w: World) {
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN],
-    env: { ...w.env(), LOG_FORMAT: "json", NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-  return { proc, output };
-}
-
-/** The status of `GET /healthz`, or 0 when nothing answers. */
-async function healthz(w: World): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${w.httpPort}/healthz`).catch(() => null);
-  await res?.body?.cancel();
-  return res?.status ?? 0;
-}
 
 Deno.test(
   "the real process's /healthz is 503 while the XMPP server is down and 200 again once it is back",
   { sanitizeOps: false, sanitizeResources: false },
   async () => {
     const w = await startWorld();
-    const { proc, output } = spawnBridge(w);
+    const bridge = spawnMain(w.env(), w.httpPort);
     try {
-      await waitFor(async () => await healthz(w) === 200, "the bridge to report healthy", 20_000);
+      await bridge.waitForHealth(200);
       await w.prosody.kill();
-      await waitFor(async () => await healthz(w) === 503, "/healthz to report the outage", 10_000);
+      await bridge.waitForHealth(503, { timeoutMs: 10_000 });
       // Once a reconnect attempt has failed, the detail says why.
       const port = new URL(w.prosody.service).port;
       await waitFor(
@@ -233,7 +186,7 @@ Deno.test(
       );
 
       await w.prosody.restart();
-      await waitFor(async () => await healthz(w) === 200, "/healthz to recover", 30_000);
+      await bridge.waitForHealth(200, { timeoutMs: 30_000 });
       // Recovered for real: a post reaches the room again.
       const alice = await connectXmppUser(w.prosody, "alice", PASSWORD, "again");
       try {
@@ -244,11 +197,7 @@ Deno.test(
         await alice.stop();
       }
     } finally {
-      try {
-        proc.kill("SIGKILL");
-      } catch { /* already exited */ }
-      await proc.status;
-      await output;
+      await bridge.kill();
       await w.stop();
     }
   },

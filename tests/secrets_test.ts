@@ -7,12 +7,11 @@
  * checked).
  */
 import assert from "node:assert/strict";
-import { type MainRun, runMain, startWorld, waitFor, type World } from "./harness.ts";
+import { type MainRun, runMain, startWorld, type World } from "./harness.ts";
+import { spawnBridge } from "./helpers/bridge_process.ts";
 import { loadConfig, secretsOf } from "../src/config.ts";
 import { settingList } from "../src/settings.ts";
 import { masker } from "../src/doctor/report.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /**
  * The variables to mark: those the schema flags secret, and any whose name says it is one, so that a variable
@@ -110,36 +109,15 @@ async function runBridge(
   env: Record<string, string>,
   during: () => Promise<void>,
 ): Promise<string> {
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN],
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(proc.stderr).text();
-  const stdout = new Response(proc.stdout).text();
+  const bridge = spawnBridge(env, w.httpPort);
   try {
-    await waitFor(
-      async () => {
-        const res = await fetch(`http://127.0.0.1:${w.httpPort}/healthz`).catch(() => null);
-        await res?.body?.cancel();
-        return res?.status === 200;
-      },
-      "the bridge to report healthy",
-      30_000,
-    );
+    await bridge.waitForHealth(200, { timeoutMs: 30_000 });
     await during();
-    proc.kill("SIGTERM");
-    assert.equal((await proc.status).code, 0);
+    assert.equal(await bridge.stop(), 0);
   } finally {
-    try {
-      proc.kill("SIGKILL");
-    } catch { /* already exited */ }
-    await proc.status;
+    await bridge.kill();
   }
-  return (await stderr) + (await stdout);
+  return bridge.log();
 }
 
 Deno.test("no secret of the schema is ever printed, given directly or in a _FILE", {
