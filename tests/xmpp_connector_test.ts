@@ -6,19 +6,18 @@ import assert from "node:assert/strict";
 import type { BridgeContext } from "../src/core/bridge.ts";
 import { deliveryIdFor } from "../src/core/bus.ts";
 import type { BridgeMessage } from "../src/core/message.ts";
-import { XmppBridge } from "../src/xmpp/connector.ts";
+import { XmppBridge, type XmppBridgeOptions } from "../src/xmpp/connector.ts";
 import { waitFor } from "./harness.ts";
-import { startProsody } from "./helpers/prosody.ts";
+import { type Prosody, startProsody } from "./helpers/prosody.ts";
 import { connectXmppUser } from "./helpers/xmpp_user.ts";
 import type { Element } from "@xmpp/xml";
 import type { GhostProvider } from "../src/xmpp/ghosts.ts";
 
 const PASSWORD = "late-reflection-pw-31";
 
-Deno.test("a late reflection whose alias cannot be stored is logged, not an unhandled rejection", async () => {
-  const prosody = await startProsody();
-  await prosody.register("bridge", PASSWORD);
-  const bridge = new XmppBridge({
+/** The bridge's XMPP connector for `bridge@localhost` on `prosody`, with `extra` options. */
+async function bridgeOn(prosody: Prosody, extra: Partial<XmppBridgeOptions>): Promise<XmppBridge> {
+  return new XmppBridge({
     jid: "bridge@localhost",
     password: PASSWORD,
     service: prosody.service,
@@ -26,9 +25,15 @@ Deno.test("a late reflection whose alias cannot be stored is logged, not an unha
     mucNick: "bridge",
     nameFormat: "<{username}> ",
     tls: { ca: await Deno.readTextFile(prosody.caFile) },
-    // The waiter gives up before the room can reflect: the reflection then comes late.
-    reflectionTimeoutMs: 1,
+    ...extra,
   });
+}
+
+Deno.test("a late reflection whose alias cannot be stored is logged, not an unhandled rejection", async () => {
+  const prosody = await startProsody();
+  await prosody.register("bridge", PASSWORD);
+  // The waiter gives up before the room can reflect: the reflection then comes late.
+  const bridge = await bridgeOn(prosody, { reflectionTimeoutMs: 1 });
   const aliases: string[] = [];
   const ctx: BridgeContext = {
     receive: () => {},
@@ -82,16 +87,7 @@ Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fa
     leaveRoom: () => Promise.resolve(),
     stop: () => Promise.reject(new Error("the ghosts could not stop")),
   };
-  const bridge = new XmppBridge({
-    jid: "bridge@localhost",
-    password: PASSWORD,
-    service: prosody.service,
-    resource: "test",
-    mucNick: "bridge",
-    nameFormat: "<{username}> ",
-    tls: { ca: await Deno.readTextFile(prosody.caFile) },
-    ghosts,
-  });
+  const bridge = await bridgeOn(prosody, { ghosts });
   const ctx: BridgeContext = {
     receive: () => {},
     addMessageAlias: () => Promise.resolve(),
