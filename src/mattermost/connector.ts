@@ -425,7 +425,7 @@ export class MattermostBridge implements Bridge {
     if (this.stopped) return;
     const retry = this.catchUpRetry();
     const waitMs = delayMs ?? retry.initialMs;
-    const since = Math.max(1, stored - (this.opts.catchUpMarginMs ?? 60_000));
+    const since = this.sinceBefore(stored);
     const cutoff = newest - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
     let posts: Post[];
     try {
@@ -465,6 +465,14 @@ export class MattermostBridge implements Bridge {
     this.ctx.saveCursor(channel, newest);
   }
 
+  /**
+   * Where a catch-up from `position` asks from: the margin earlier (`create_at` is neither unique nor committed in
+   * order), and never below 1, since the server treats `since <= 0` as "no since" and lists pages instead.
+   */
+  private sinceBefore(position: number): number {
+    return Math.max(1, position - (this.opts.catchUpMarginMs ?? 60_000));
+  }
+
   /** The backoff of both catch-ups, the one after a websocket gap and the one of posts made while down. */
   private catchUpRetry(): { initialMs: number; maxMs: number } {
     return this.opts.catchUpRetry ?? { initialMs: 1_000, maxMs: 60_000 };
@@ -473,8 +481,7 @@ export class MattermostBridge implements Bridge {
   private async catchUpChannel(channel: string): Promise<void> {
     const cursor = this.cursors.get(channel);
     if (!cursor) return; // not joined yet: its join seeds the cursor
-    // The server treats since <= 0 as "no since" and lists pages instead.
-    const since = Math.max(1, cursor.seen - (this.opts.catchUpMarginMs ?? 60_000));
+    const since = this.sinceBefore(cursor.seen);
     const after = Math.max(since, cursor.floor);
     const posts = (await postsSince(this.client, channel, since))
       .filter((p) => p.create_at !== undefined && p.create_at > after);
