@@ -73,11 +73,11 @@ export async function main(args: string[]): Promise<number> {
   }
   if (flags.help) {
     console.log(helpText(VERSION, command));
-    return 0;
+    return EXIT.ok;
   }
   if (flags.version) {
     console.log(`mmxmpp ${VERSION}`);
-    return 0;
+    return EXIT.ok;
   }
   const loaded = loadConfig(Deno.env.toObject(), undefined, Deno.stderr.isTerminal());
   if (!loaded.ok) {
@@ -100,7 +100,7 @@ export async function main(args: string[]): Promise<number> {
       return EXIT.configuration;
     }
     console.log(JSON.stringify(maskedConfig(config), null, 2));
-    return 0;
+    return EXIT.ok;
   }
 
   await setupLogging({ level: config.log.level, format: config.log.format, secrets: secretsOf(config) });
@@ -147,7 +147,7 @@ export async function main(args: string[]): Promise<number> {
   clearTimeout(deadline);
   log.info("Stopped");
   await stopLogging();
-  return 0;
+  return EXIT.ok;
 }
 
 /** Libraries (the Mattermost websocket client) print to the console; send that to the debug log instead. */

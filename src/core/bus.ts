@@ -134,13 +134,13 @@ export class MessageBus {
   private async route(message: BridgeMessage): Promise<{ settled: Promise<boolean> }> {
     if (
       message.deliveryId &&
-      this.ownDeliveries.has(deliveryKey(message.network, message.channel, message.deliveryId))
+      this.ownDeliveries.has(idKey(message.network, message.channel, message.deliveryId))
     ) {
       this.stats.echoesDropped++;
       log.debug("Dropped the echo of our own delivery in {network} {channel}", { ...message });
       return DROPPED;
     }
-    const keys = message.ids.map((id) => `${message.network}\u0000${message.channel}\u0000${id}`);
+    const keys = message.ids.map((id) => idKey(message.network, message.channel, id));
     if (keys.some((k) => this.inFlight.has(k))) {
       this.stats.duplicatesDropped++;
       return DROPPED;
@@ -214,7 +214,7 @@ export class MessageBus {
    */
   private async deliver(dm: DirectionalMessage): Promise<boolean> {
     const bridge = this.bridges.get(dm.target)!;
-    this.rememberDelivery(deliveryKey(dm.target, dm.targetChannel, dm.deliveryId));
+    this.rememberDelivery(idKey(dm.target, dm.targetChannel, dm.deliveryId));
     let delay = this.retry.initialMs;
     for (let attempt = 1;; attempt++) {
       if (this.stopped) return false;
@@ -288,8 +288,9 @@ export function deliveryIdFor(message: BridgeMessage, target: string): string {
 /** What {@link MessageBus.route} answers for a message that needs no delivery. */
 const DROPPED = { settled: Promise.resolve(true) };
 
-function deliveryKey(network: string, channel: string, deliveryId: string): string {
-  return `${network}\u0000${channel}\u0000${deliveryId}`;
+/** One key for an id within a network's channel: a message id (in flight) or a delivery id (our own output). */
+function idKey(network: string, channel: string, id: string): string {
+  return `${network}\u0000${channel}\u0000${id}`;
 }
 
 function retryAfter(err: unknown): number {
