@@ -196,7 +196,7 @@ Deno.test("a wrong component secret is refused with a clear error that does not 
       assert.ok(err instanceof BridgeError);
       assert.match(
         err.message,
-        /the server refused the component secret \(not-authorized\): check XMPP_COMPONENT_SECRET/,
+        /the server refused the handshake for bridge\.localhost \(not-authorized\): XMPP_COMPONENT_SECRET does not match/,
       );
       assert.ok(!err.transient);
       for (const text of [err.message, err.stack ?? "", String(err.cause), JSON.stringify(err)]) {

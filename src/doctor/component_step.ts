@@ -7,7 +7,7 @@
  */
 import { XmppComponent } from "../xmpp/component.ts";
 import { deadline } from "../core/deadline.ts";
-import { errorMessage } from "../core/errors.ts";
+import { explainComponentFailure } from "../xmpp/explain.ts";
 import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";
 
@@ -62,37 +62,8 @@ export function componentStep(s: DoctorSettings): StepSpec {
 /** The component's failure, written for the person who configured it; the secret is never part of it. */
 function explain(err: unknown, jid: string, service: string): StepFailure {
   if (err instanceof StepFailure) return err;
-  const cause = (err as { cause?: { condition?: string; code?: string } }).cause;
-  switch (cause?.condition) {
-    case "not-authorized":
-      return new StepFailure(
-        `the server refused the handshake for ${jid} (not-authorized)`,
-        `XMPP_COMPONENT_SECRET does not match the server's component_secret for ${jid}: copy it from the ` +
-          `server's Component "${jid}" section (Prosody: component_secret)`,
-      );
-    case "host-unknown":
-    case "improper-addressing":
-      return new StepFailure(
-        `the server answered ${cause.condition}: it has no component ${jid} on this port`,
-        `the server knows no component named ${jid}: check XMPP_COMPONENT_JID, or add it to the server ` +
-          `(Prosody: Component "${jid}" with component_secret) and reload it`,
-      );
-  }
-  if (cause?.code === "ECONNREFUSED") {
-    return new StepFailure(`${hostPort(service)} refused the connection`, portFix(service));
-  }
-  if (cause?.code === "ENOTFOUND" || cause?.code === "EAI_AGAIN") {
-    return new StepFailure(
-      `cannot resolve ${new URL(service).hostname} (${cause.code})`,
-      "check the host in XMPP_COMPONENT_SERVICE",
-    );
-  }
-  return new StepFailure(`the component connection failed: ${errorMessage(err)}`);
-}
-
-function hostPort(service: string): string {
-  const u = new URL(service);
-  return `${u.hostname}:${u.port || 5347}`;
+  const f = explainComponentFailure(err, { jid, service });
+  return new StepFailure(f.reason, f.fix);
 }
 
 function portFix(service: string): string {

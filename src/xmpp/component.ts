@@ -16,6 +16,7 @@ import iqCallee from "@xmpp/iq/callee.js";
 import reconnect from "@xmpp/reconnect";
 import xml from "@xmpp/xml";
 import { BridgeError } from "../core/errors.ts";
+import { explainComponentFailure } from "./explain.ts";
 import type { Element } from "./client.ts";
 import { decodeUtf8Streaming } from "./utf8_stream.ts";
 import { NS_COMPONENT } from "./ns.ts";
@@ -149,50 +150,19 @@ class ComponentStream extends decodeUtf8Streaming(TcpStream) {
 ComponentStream.prototype.NS = NS_COMPONENT;
 
 /**
- * Explains a component connection failure for the person who configured it. The secret never appears: the server's
- * refusal only names its condition.
+ * A component connection failure as the {@link BridgeError} the bridge raises: the reason and what to do, from
+ * {@link explainComponentFailure}, shared with the doctor. The secret never appears.
  *
  * @example
  * ```ts
- * describeComponentError({ condition: "not-authorized" }, "bridge.example.org").message;
- * // "the server refused the component secret (not-authorized): check XMPP_COMPONENT_SECRET"
+ * describeComponentError({ condition: "not-authorized" }, "bridge.example.org", service).message;
+ * // "the server refused the handshake for bridge.example.org (not-authorized): XMPP_COMPONENT_SECRET does not …"
  * ```
  */
-export function describeComponentError(err: unknown, domain: string): BridgeError {
+export function describeComponentError(err: unknown, domain: string, service: string): BridgeError {
   if (err instanceof BridgeError) return err;
-  const e = err as { condition?: string; code?: string; message?: string; name?: string };
-  const explained = (message: string, transient: boolean) =>
-    new BridgeError(message, { transient, cause: err });
-  switch (e?.condition) {
-    case "not-authorized":
-      return explained(
-        "the server refused the component secret (not-authorized): check XMPP_COMPONENT_SECRET",
-        false,
-      );
-    case "host-unknown":
-    case "improper-addressing":
-      return explained(
-        `the server has no component ${domain} (${e.condition}): check XMPP_COMPONENT_JID and the server's ` +
-          `Component section`,
-        false,
-      );
-    case "conflict":
-      return explained(
-        `another connection already serves ${domain} (conflict): is a second bridge running?`,
-        true,
-      );
-  }
-  if (e?.code === "ECONNREFUSED") {
-    return explained(
-      "connection refused: is the server running, and is XMPP_COMPONENT_SERVICE's port its component port?",
-      true,
-    );
-  }
-  if (e?.code === "ENOTFOUND") {
-    return explained("the host name in XMPP_COMPONENT_SERVICE does not resolve", true);
-  }
-  if (e?.name === "TimeoutError") return explained("the server did not answer in time", true);
-  return explained(e?.condition ?? e?.message ?? String(err), true);
+  const f = explainComponentFailure(err, { jid: domain, service });
+  return new BridgeError(f.fix ? `${f.reason}: ${f.fix}` : f.reason, { transient: f.transient, cause: err });
 }
 
 /**
@@ -209,6 +179,8 @@ export function describeComponentError(err: unknown, domain: string): BridgeErro
  */
 export class XmppComponent {
   readonly domain: string;
+  /** `xmpp://host:port` of the server's component port. */
+  readonly service: string;
   /** Sends IQs and awaits their answers. */
   readonly iqCaller: { request(iq: Element, timeoutMs?: number): Promise<Element> };
   /** Routes incoming IQ get/set to handlers; anything unhandled is answered `service-unavailable`. */
@@ -225,6 +197,7 @@ export class XmppComponent {
 
   constructor(opts: XmppComponentOptions) {
     this.domain = opts.domain;
+    this.service = opts.service;
     this.#firstDelay = this.#nextDelay = opts.reconnectDelayMs ?? 1_000;
     this.#maxDelay = opts.maxReconnectDelayMs ?? 30_000;
     this.#stream = new ComponentStream({ service: opts.service, domain: opts.domain }, opts.secret);
@@ -251,7 +224,10 @@ export class XmppComponent {
   on<E extends keyof XmppComponentEvents>(event: E, listener: XmppComponentEvents[E]): void {
     if (event === "error") {
       const explain = listener as XmppComponentEvents["error"];
-      this.#stream.on("error", (err: unknown) => explain(describeComponentError(err, this.domain)));
+      this.#stream.on(
+        "error",
+        (err: unknown) => explain(describeComponentError(err, this.domain, this.service)),
+      );
     } else this.#stream.on(event, listener);
   }
 
@@ -273,7 +249,7 @@ export class XmppComponent {
       await this.#stream.start();
     } catch (err) {
       await this.stop();
-      throw describeComponentError(err, this.domain);
+      throw describeComponentError(err, this.domain, this.service);
     }
   }
 

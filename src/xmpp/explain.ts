@@ -177,3 +177,86 @@ function endpoint(service: string): { host: string; port: string; scheme: string
     return { host: service, port: "?", scheme: "xmpp" };
   }
 }
+
+/**
+ * Explains a failed XEP-0114 component connection as `jid` at `service`: the bridge's component and the doctor's
+ * component step both use it, so both say the same thing. The secret never appears: the server's refusal only names
+ * its condition. Accepts the raw error or one wrapping it as `cause`.
+ *
+ * @example
+ * ```ts
+ * explainComponentFailure({ condition: "not-authorized" }, { jid: "bridge.example.org", service }).reason;
+ * // "the server refused the handshake for bridge.example.org (not-authorized)"
+ * ```
+ */
+export function explainComponentFailure(err: unknown, at: { jid: string; service: string }): XmppFailure {
+  const outer = err as { condition?: string; code?: string; name?: string; cause?: unknown };
+  const e = (outer?.condition || outer?.code ? outer : (outer?.cause ?? outer)) as {
+    condition?: string;
+    code?: string;
+    message?: string;
+    name?: string;
+  };
+  const { jid, service } = at;
+  const { host, port } = componentEndpoint(service);
+  const portFix =
+    `check XMPP_COMPONENT_SERVICE (${service}): is the component port (5347) open on loopback? ` +
+    "(Prosody: component_ports and component_interfaces; the default service is port 5347 on XMPP_SERVICE's host)";
+  switch (e?.condition) {
+    case "not-authorized":
+      return {
+        reason: `the server refused the handshake for ${jid} (not-authorized)`,
+        fix:
+          `XMPP_COMPONENT_SECRET does not match the server's component_secret for ${jid}: copy it from the ` +
+          `server's Component "${jid}" section (Prosody: component_secret)`,
+        transient: false,
+        kind: "configuration",
+        condition: e.condition,
+      };
+    case "host-unknown":
+    case "improper-addressing":
+      return {
+        reason: `the server answered ${e.condition}: it has no component ${jid} on this port`,
+        fix:
+          `the server knows no component named ${jid}: check XMPP_COMPONENT_JID, or add it to the server ` +
+          `(Prosody: Component "${jid}" with component_secret) and reload it`,
+        transient: false,
+        kind: "configuration",
+        condition: e.condition,
+      };
+    case "conflict":
+      return {
+        reason: `another connection already serves ${jid} (conflict)`,
+        fix: "is a second bridge (or the doctor next to a running bridge) connected as this component?",
+        transient: true,
+        condition: e.condition,
+      };
+  }
+  if (e?.code === "ECONNREFUSED") {
+    return { reason: `${host}:${port} refused the connection`, fix: portFix, transient: true };
+  }
+  if (e?.code === "ENOTFOUND" || e?.code === "EAI_AGAIN") {
+    return {
+      reason: `cannot resolve ${host} (${e.code})`,
+      fix: "check the host in XMPP_COMPONENT_SERVICE",
+      transient: true,
+    };
+  }
+  if (e?.name === "TimeoutError") {
+    return { reason: `${host}:${port} did not answer in time`, transient: true };
+  }
+  return {
+    reason: `the component connection failed: ${e?.condition ?? e?.message ?? String(err)}`,
+    transient: true,
+    condition: e?.condition,
+  };
+}
+
+function componentEndpoint(service: string): { host: string; port: string } {
+  try {
+    const u = new URL(service);
+    return { host: u.hostname, port: u.port || "5347" };
+  } catch {
+    return { host: service, port: "5347" };
+  }
+}
