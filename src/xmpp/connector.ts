@@ -5,7 +5,8 @@
  * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus.
  *
  * After every (re)join of a room read before, what it said while the bridge was away is fetched from its archive
- * (XEP-0313), live messages held meanwhile. With a ghost provider, remote users speak as occupants of their own.
+ * (XEP-0313), live messages held meanwhile. With a ghost provider, remote users speak as occupants of their own:
+ * each voice is an intent (src/xmpp/intent.ts), and the connector builds every stanza once, for whichever speaks.
  *
  * @module
  */
@@ -22,6 +23,7 @@ import { normalizeRoomJid } from "./jid.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
 import { buildGroupchat, type Groupchat, parseBody, parseGroupchat, renderBody } from "./stanza.ts";
 import type { GhostProvider } from "./ghosts.ts";
+import { type Intent, SessionIntent } from "./intent.ts";
 import { Reflections } from "./reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps.ts";
 import { fetchRoomArchive } from "./xep0313.ts";
@@ -75,6 +77,13 @@ export class XmppBridge implements GhostingBridge {
    * alone. `filter` drops our own origin-ids, ghosts and the bridge's nick; `deliveryId` hands the bus the origin-id.
    */
   readonly echoGuards = { filter: true, deliveryId: true };
+  /**
+   * Steps that add to every message this connector sends, whichever voice speaks it (the relay, a ghost, a puppet):
+   * an element a feature needs is added here once, in the order the steps were registered.
+   */
+  readonly outgoing: Array<(stanza: Element, dm: DirectionalMessage) => void> = [];
+  /** The bridge's own occupant, which relays everyone without a voice of their own. */
+  private relay!: Intent;
   /** The server's capabilities and the XEP modules it enables; found once per process, after the first login. */
   private xeps?: SessionXeps;
   private state: BridgeHealth = {
@@ -110,6 +119,7 @@ export class XmppBridge implements GhostingBridge {
       tls: this.opts.tls,
     });
     this.muc = new MucRooms((el) => this.client.send(el), (room, reason) => this.onLeft(room, reason));
+    this.relay = new SessionIntent(this.client, this.muc, this.reflections);
     this.client.on("stanza", (stanza: Element) => this.onStanza(stanza));
     this.client.on("online", (jid: unknown) => this.onOnline(String(jid)));
     this.client.on("offline", () => this.setState(false, "offline"));
@@ -289,29 +299,30 @@ export class XmppBridge implements GhostingBridge {
     // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
     const id = dm.deliveryId;
     this.rememberOwn(id);
-    const { text, action } = dm.message;
-    if (this.opts.ghosts) {
-      const sent = await this.opts.ghosts.sendAs(author, room, renderBody(text, { action }), id);
-      if (sent) return { ids: sent.stanzaId ? [id, sent.stanzaId] : [id] };
-      // This author cannot be a ghost right now: relay the message ourselves.
-    }
-    const relayedAs = {
-      prefix: renderTemplate(this.opts.nameFormat, {
-        username: author.name,
-        displayname: author.displayName ?? author.name,
-      }),
-      name: relayedName(this.opts.nameFormat, author),
-    };
-    const reflected = this.reflections.expect(room, id);
-    try {
-      await this.client.send(buildGroupchat(room, renderBody(text, { action, relayedAs }), id));
-    } catch (err) {
-      const failure = new BridgeError(`cannot send to ${room}: ${errorMessage(err)}`, { transient: true });
-      this.reflections.cancel(id, failure);
-      throw failure;
-    }
-    const stanzaId = await reflected;
+    // The author's own voice when a ghost mode gives one; else the bridge's occupant relays the message.
+    const ghost = await this.opts.ghosts?.intentFor(author) ?? null;
+    const stanza = this.groupchatFor(dm, ghost === null);
+    const intent = ghost ?? this.relay;
+    await intent.ensureJoined(room);
+    const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, id);
     return { ids: stanzaId ? [id, stanzaId] : [id] };
+  }
+
+  /** The one stanza `dm` is sent as, by whichever voice speaks it; `relayed` names the author in the body. */
+  private groupchatFor(dm: DirectionalMessage, relayed: boolean): Element {
+    const { text, action, author } = dm.message;
+    const relayedAs = relayed
+      ? {
+        prefix: renderTemplate(this.opts.nameFormat, {
+          username: author.name,
+          displayname: author.displayName ?? author.name,
+        }),
+        name: relayedName(this.opts.nameFormat, author),
+      }
+      : undefined;
+    const stanza = buildGroupchat(dm.targetChannel, renderBody(text, { action, relayedAs }), dm.deliveryId);
+    for (const step of this.outgoing) step(stanza, dm);
+    return stanza;
   }
 
   private onStanza(stanza: Element): void {
