@@ -5,8 +5,9 @@
  * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus.
  *
  * After every (re)join of a room read before, what it said while the bridge was away is fetched from its archive
- * (XEP-0313), live messages held meanwhile. With a ghost provider, remote users speak as occupants of their own:
- * each voice is an intent (src/xmpp/intent.ts), and the connector builds every stanza once, for whichever speaks.
+ * (XEP-0313), or, when it keeps none, asked for as the history its join replays (since the last message seen);
+ * live messages are held meanwhile. With a ghost provider, remote users speak as occupants of their own: each voice
+ * is an intent (src/xmpp/intent.ts), and the connector builds every stanza once, for whichever speaks.
  *
  * @module
  */
@@ -55,6 +56,18 @@ export interface XmppBridgeOptions {
 /** How much earlier than the last message seen a catch-up asks the archive from: clocks differ. */
 const CATCH_UP_MARGIN_MS = 60_000;
 
+/** How long after a join a room's replayed history may take before live messages are handed on regardless. */
+const HISTORY_END_TIMEOUT_MS = 10_000;
+
+/** History a room replays after our join: what came so far, and its end. */
+interface Replay {
+  items: Groupchat[];
+  /** Ends the replay: the room's subject came, or the join failed. */
+  end(): void;
+  /** Resolves with the replayed messages once {@link Replay.end} is called, or after a while without it. */
+  ended(): Promise<Groupchat[]>;
+}
+
 /** How many of our own recent origin-ids are remembered to recognise their reflections. */
 const OWN_ORIGIN_MEMORY = 10_000;
 
@@ -98,6 +111,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly lastSeen = new Map<string, number>();
   /** Live messages held while a room's archive is fetched, so that they are handed on after what came before. */
   private readonly buffering = new Map<string, Groupchat[]>();
+  /** History being replayed by rooms without an archive, after our join. */
+  private readonly replays = new Map<string, Replay>();
   /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly domain: string;
@@ -166,6 +181,7 @@ export class XmppBridge implements GhostingBridge {
   private async stopSession(): Promise<void> {
     this.client.reconnect.stop();
     this.reflections.rejectAll(new BridgeError("the bridge is stopping", { transient: true }));
+    for (const replay of [...this.replays.values()]) replay.end();
     this.muc?.resetAll();
     if (this.client.status === "online") {
       await Promise.all([...this.muc.rooms.keys()].map((room) => this.muc.leave(room).catch(() => {})));
@@ -215,46 +231,105 @@ export class XmppBridge implements GhostingBridge {
     await this.joinAndCatchUp(room, this.opts.mucNick, position);
   }
 
-  /** Joins `room` and then fetches what it archived since `position` (when known), holding live messages meanwhile. */
+  /**
+   * Joins `room` and catches up on what it said since `position` (when known), holding live messages meanwhile:
+   * from its archive (XEP-0313) when it keeps one, else from the history it replays at join (XEP-0045 §7.2.15).
+   */
   private async joinAndCatchUp(room: string, nick: string, position: number | undefined): Promise<void> {
-    if (position !== undefined) this.buffering.set(room, []);
-    try {
+    if (position === undefined) {
       await this.muc.join(room, nick);
+      return;
+    }
+    const since = position - CATCH_UP_MARGIN_MS;
+    const held: Groupchat[] = [];
+    this.buffering.set(room, held);
+    let missed: Promise<{ from: string; items: Groupchat[] }>;
+    let replay: Replay | undefined;
+    try {
+      if (await this.keepsArchive(room)) {
+        await this.muc.join(room, nick);
+        missed = fetchRoomArchive(this.client, room, { start: since }).then((archived) => ({
+          from: "archive",
+          items: archived.flatMap((item) => {
+            const parsed = parseGroupchat(item.message);
+            if (!parsed || parsed.room !== room || parsed.error) return [];
+            return [{ ...parsed, stanzaId: item.archiveId, stamp: item.stamp ?? parsed.stamp }];
+          }),
+        }));
+      } else {
+        log.info("{room} keeps no archive (XEP-0313): catching up from the history it replays at join", {
+          room,
+        });
+        replay = this.expectHistory(room);
+        await this.muc.join(room, nick, { historySince: since });
+        missed = replay.ended().then((items) => ({ from: "history", items }));
+      }
     } catch (err) {
-      this.buffering.delete(room);
+      replay?.end();
+      if (this.buffering.get(room) === held) this.buffering.delete(room);
       throw err;
     }
-    void this.catchUpRoom(room, position);
+    void this.catchUpRoom(room, position, missed, held);
+  }
+
+  /** Whether `room` offers XEP-0313; a room that does not answer is treated as keeping none. */
+  private async keepsArchive(room: string): Promise<boolean> {
+    const info = await discoInfo(this.client, room).catch(() => undefined);
+    return info?.features.has(NS_MAM) ?? false;
   }
 
   /**
-   * Hands on what `room` archived (XEP-0313) since `position` less a margin, then the live messages held
-   * meanwhile; the id map drops what was already bridged. Without a position (never read) or an archive, only
-   * the held messages.
+   * Starts collecting the history `room` replays after our join (delayed messages, before the room's subject,
+   * which always comes last); {@link Replay.ended} gives them once the subject came, or after a while without it.
    */
-  private async catchUpRoom(room: string, position: number | undefined): Promise<void> {
+  private expectHistory(room: string): Replay {
+    const items: Groupchat[] = [];
+    let resolve!: (items: Groupchat[]) => void;
+    const done = new Promise<Groupchat[]>((r) => resolve = r);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let finished = false;
+    const replay: Replay = {
+      items,
+      end: () => {
+        finished = true;
+        clearTimeout(timer);
+        if (this.replays.get(room) === replay) this.replays.delete(room);
+        resolve(items);
+      },
+      ended: () => {
+        // Counted from the join: a room that never sends its subject does not hold live messages for long.
+        if (!finished) timer ??= setTimeout(() => replay.end(), HISTORY_END_TIMEOUT_MS);
+        return done;
+      },
+    };
+    this.replays.get(room)?.end();
+    this.replays.set(room, replay);
+    return replay;
+  }
+
+  /**
+   * Hands on what `room` said since `position` less a margin (`missed`, oldest first), then the live messages
+   * `held` meanwhile; the id map drops what was already bridged, and what is older than BRIDGE_CATCHUP_MAX_AGE is
+   * counted in a warning instead.
+   */
+  private async catchUpRoom(
+    room: string,
+    position: number,
+    missed: Promise<{ from: string; items: Groupchat[] }>,
+    held: Groupchat[],
+  ): Promise<void> {
     try {
-      if (position === undefined) return;
-      const info = await discoInfo(this.client, room).catch(() => undefined);
-      if (!info?.features.has(NS_MAM)) {
-        log.info(
-          "{room} keeps no archive (XEP-0313): what was said there while the bridge was away is not fetched",
-          {
-            room,
-          },
-        );
-        return;
-      }
+      const { from, items } = await missed;
+      const since = position - CATCH_UP_MARGIN_MS;
       const cutoff = Date.now() - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
-      const archived = await fetchRoomArchive(this.client, room, { start: position - CATCH_UP_MARGIN_MS });
       let caughtUp = 0;
       let tooOld = 0;
-      for (const item of archived) {
-        const parsed = parseGroupchat(item.message);
-        if (!parsed || parsed.room !== room || parsed.error) continue;
-        const msg: Groupchat = { ...parsed, stanzaId: item.archiveId, stamp: item.stamp ?? parsed.stamp };
-        if ((msg.stamp ?? Date.now()) < cutoff) {
-          if ((msg.stamp ?? 0) > position) tooOld++;
+      for (const msg of items) {
+        const stamp = msg.stamp ?? Date.now();
+        // A room may replay more than was asked for; what came before is not missed.
+        if (stamp < since) continue;
+        if (stamp < cutoff) {
+          if (stamp > position) tooOld++;
           continue;
         }
         if (this.onGroupchat(msg, true)) caughtUp++;
@@ -265,18 +340,18 @@ export class XmppBridge implements GhostingBridge {
           { count: tooOld, room },
         );
       }
-      log.info("Fetched {count} message(s) of {room} from its archive after the bridge was away", {
+      log.info("Fetched {count} message(s) of {room} from its {from} after the bridge was away", {
         count: caughtUp,
         room,
+        from,
       });
     } catch (err) {
-      log.warn("Could not fetch what {room} archived while the bridge was away: {error}", {
+      log.warn("Could not fetch what {room} said while the bridge was away: {error}", {
         room,
         error: errorMessage(err),
       });
     } finally {
-      const held = this.buffering.get(room) ?? [];
-      this.buffering.delete(room);
+      if (this.buffering.get(room) === held) this.buffering.delete(room);
       for (const msg of held) this.onGroupchat(msg);
     }
   }
@@ -338,22 +413,32 @@ export class XmppBridge implements GhostingBridge {
     }
   }
 
-  /** Relays one message of a room; `archived` ones come from its archive (XEP-0313). True when handed to the core. */
-  private onGroupchat(msg: Groupchat, archived = false): boolean {
+  /**
+   * Relays one message of a room; `caughtUp` ones come from a catch-up (its archive, or the history it replayed at
+   * our join). True when handed to the core.
+   */
+  private onGroupchat(msg: Groupchat, caughtUp = false): boolean {
     const ownNick = this.muc.nickIn(msg.room);
-    if (!archived) {
+    if (!caughtUp) {
       const settled = this.reflections.settle(msg);
       // A bounce usually means we are no longer an occupant: rejoin, and the bus retries the message.
       if (settled === "bounced") this.rejoin(msg.room);
       if (settled !== "unknown") return false;
     }
     if (msg.error || !this.muc.rooms.has(msg.room)) return false;
+    const replay = caughtUp ? undefined : this.replays.get(msg.room);
+    if (replay) {
+      // The room's subject comes after the history it replays at join: the catch-up can go on.
+      if (msg.subject !== undefined && msg.body === undefined) replay.end();
+      else if (msg.delayed) replay.items.push(msg);
+      if (msg.delayed || msg.subject !== undefined) return false;
+    }
     const held = this.buffering.get(msg.room);
-    if (held && !archived) {
+    if (held && !caughtUp) {
       held.push(msg);
       return false;
     }
-    if (!msg.delayed || archived) this.recordPosition(msg.room, msg.stamp ?? Date.now());
+    if (!msg.delayed || caughtUp) this.recordPosition(msg.room, msg.stamp ?? Date.now());
     const ours = (msg.originId && this.ownOrigins.has(msg.originId)) ||
       this.opts.ghosts?.isGhost(msg.room, msg.nick);
     if (this.echoGuards.filter && (ours || (ownNick !== undefined && msg.nick === ownNick))) {
@@ -369,8 +454,8 @@ export class XmppBridge implements GhostingBridge {
       }
       return false;
     }
-    // History the room replays at join is never bridged: what was missed comes from the archive instead.
-    if ((msg.delayed && !archived) || msg.body === undefined || msg.body === "" || msg.nick === "") {
+    // History the room replays at join is bridged only through a catch-up, which knows what was missed.
+    if ((msg.delayed && !caughtUp) || msg.body === undefined || msg.body === "" || msg.nick === "") {
       return false;
     }
     // The room's stanza-id is unique in the room; ids the sender chose are not (some clients count "1", "2" …), so
@@ -384,7 +469,7 @@ export class XmppBridge implements GhostingBridge {
       ids,
       author: { id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
       ...parseBody(msg.body),
-      timestamp: archived ? msg.stamp ?? Date.now() : Date.now(),
+      timestamp: caughtUp ? msg.stamp ?? Date.now() : Date.now(),
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
     });
     return true;
