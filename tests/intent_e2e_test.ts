@@ -5,7 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
+import { BridgeError } from "../src/core/errors.ts";
+import { ComponentPuppets } from "../src/xmpp/puppets.ts";
+import { buildGroupchat } from "../src/xmpp/stanza.ts";
 import { startWorld } from "./harness.ts";
+import { startProsody } from "./helpers/prosody.ts";
+import { connectXmppUser } from "./helpers/xmpp_user.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const NS_MARK = "urn:mmxmpp:test:mark";
@@ -57,3 +62,53 @@ Deno.test(
     }
   },
 );
+
+Deno.test("sending ahead resolves once written; the room's answer comes apart, a refusal included", async () => {
+  const prosody = await startProsody();
+  const puppets = new ComponentPuppets({
+    service: prosody.componentService,
+    domain: prosody.componentDomain,
+    secret: prosody.componentSecret,
+    reflectionTimeoutMs: 5_000,
+  });
+  await prosody.register("alice", "alice-password");
+  const alice = await connectXmppUser(prosody, "alice", "alice-password", { resource: "test" });
+  const room = `ahead@${prosody.mucDomain}`;
+  try {
+    await alice.joinRoom(room, "alice");
+    await puppets.start();
+    const bob = await puppets.intentFor({ id: "mm-user-bob", name: "bob" });
+    await bob.ensureJoined(room);
+    // Three written back to back before any answer is awaited: each is confirmed by its own reflection.
+    const ids = ["ahead-1", "ahead-2", "ahead-3"];
+    const written = [];
+    for (const id of ids) written.push(await bob.sendAhead(room, buildGroupchat(room, id, id), id));
+    const reflected = await Promise.all(written.map((w) => w.reflected));
+    const seen = await alice.waitForMessages(room, (m) => m.nick === "bob", 3);
+    assert.deepEqual(seen.map((m) => m.body), ids);
+    assert.deepEqual(reflected.map((r) => r.stanzaId), seen.map((m) => m.stanzaId));
+
+    // Without voice the write still succeeds; only the reflection, the room's answer, fails.
+    await alice.iq(
+      xml(
+        "iq",
+        { type: "set", to: room },
+        xml(
+          "query",
+          { xmlns: "http://jabber.org/protocol/muc#admin" },
+          xml("item", { nick: "bob", role: "visitor" }),
+        ),
+      ),
+    );
+    const refused = await bob.sendAhead(room, buildGroupchat(room, "muted", "ahead-4"), "ahead-4");
+    await assert.rejects(refused.reflected, (err: BridgeError) => {
+      assert.ok(err instanceof BridgeError && err.transient);
+      assert.match(err.message, /refused a message: forbidden/);
+      return true;
+    });
+  } finally {
+    await puppets.stop();
+    await alice.stop();
+    await prosody.stop();
+  }
+});
