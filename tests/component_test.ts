@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import type { Element } from "@xmpp/xml";
 import { BridgeError } from "../src/core/errors.ts";
+import type { GhostAuthor } from "../src/xmpp/ghosts.ts";
 import { ComponentPuppets } from "../src/xmpp/puppets.ts";
+import { buildGroupchat } from "../src/xmpp/stanza.ts";
 import { type Prosody, startProsody } from "./helpers/prosody.ts";
 import { connectXmppUser, type XmppUser } from "./helpers/xmpp_user.ts";
 
@@ -73,6 +75,19 @@ function presenceFrom(
   });
 }
 
+/** Says `body` in `room` as `author`'s puppet, as the connector does: its intent joins, sends, awaits the reflection. */
+async function sendAs(
+  puppets: ComponentPuppets,
+  author: GhostAuthor,
+  room: string,
+  body: string,
+  id: string,
+) {
+  const intent = await puppets.intentFor(author);
+  await intent.ensureJoined(room);
+  return await intent.sendAwaitingReflection(room, buildGroupchat(room, body, id), id);
+}
+
 const available = (presence: Element) => presence.attrs.type === undefined;
 const unavailable = (presence: Element) => presence.attrs.type === "unavailable";
 
@@ -83,8 +98,8 @@ function statusCodes(presence: Element): string[] {
 Deno.test("puppets speak in the room under their own nicks, confirmed by the room's stanza-id", async () => {
   await withWorld(async ({ alice, room, puppets }) => {
     const bobJoined = presenceFrom(alice, `${room}/bob`, available);
-    const bobSent = await puppets.sendAs(BOB, room, "hello from bob", "origin-bob-1");
-    const carolSent = await puppets.sendAs(CAROL, room, "and from carol", "origin-carol-1");
+    const bobSent = await sendAs(puppets, BOB, room, "hello from bob", "origin-bob-1");
+    const carolSent = await sendAs(puppets, CAROL, room, "and from carol", "origin-carol-1");
     // alice owns the room, so she sees the occupant's real JID: the puppet's own.
     const item = (await bobJoined).getChild("x", NS_MUC_USER)?.getChild("item");
     assert.equal(item?.attrs.jid, "bob@bridge.localhost/mmxmpp");
@@ -106,7 +121,7 @@ Deno.test("puppets speak in the room under their own nicks, confirmed by the roo
     assert.ok(!puppets.isGhost(`other@conference.localhost`, "bob"));
 
     // A second message needs no second join.
-    const second = await puppets.sendAs(BOB, room, "again", "origin-bob-2");
+    const second = await sendAs(puppets, BOB, room, "again", "origin-bob-2");
     const [again] = await alice.waitForMessages(room, (m) => m.originId === "origin-bob-2");
     assert.equal(again.nick, "bob");
     assert.equal(second.stanzaId, again.stanzaId);
@@ -125,7 +140,7 @@ Deno.test("the nick format can use the display name", async () => {
     });
     await named.start();
     try {
-      await named.sendAs(BOB, room, "by display name", "origin-named");
+      await sendAs(named, BOB, room, "by display name", "origin-named");
       const [msg] = await alice.waitForMessages(room, (m) => m.originId === "origin-named");
       assert.equal(msg.nick, "Bob Builder (mm)");
       assert.ok(named.isGhost(room, "Bob Builder (mm)"));
@@ -137,7 +152,7 @@ Deno.test("the nick format can use the display name", async () => {
 
 Deno.test("the component answers disco#info for itself and its puppets, and service-unavailable otherwise", async () => {
   await withWorld(async ({ prosody, alice, room, puppets }) => {
-    await puppets.sendAs(BOB, room, "so that bob exists", "origin-disco");
+    await sendAs(puppets, BOB, room, "so that bob exists", "origin-disco");
     const disco = (to: string) =>
       alice.iq(xml("iq", { type: "get", to }, xml("query", { xmlns: NS_DISCO_INFO })));
 
@@ -214,9 +229,9 @@ Deno.test("a retired puppet leaves every room, and leaveRoom makes every puppet 
   await withWorld(async ({ alice, room, puppets }) => {
     const other = `other@conference.localhost`;
     await alice.joinRoom(other, "alice");
-    await puppets.sendAs(BOB, room, "bob in lobby", "origin-r1");
-    await puppets.sendAs(BOB, other, "bob in other", "origin-r2");
-    await puppets.sendAs(CAROL, room, "carol in lobby", "origin-r3");
+    await sendAs(puppets, BOB, room, "bob in lobby", "origin-r1");
+    await sendAs(puppets, BOB, other, "bob in other", "origin-r2");
+    await sendAs(puppets, CAROL, room, "carol in lobby", "origin-r3");
 
     const bobLeftLobby = presenceFrom(alice, `${room}/bob`, unavailable);
     const bobLeftOther = presenceFrom(alice, `${other}/bob`, unavailable);
@@ -231,14 +246,14 @@ Deno.test("a retired puppet leaves every room, and leaveRoom makes every puppet 
     assert.ok(!puppets.isGhost(room, "carol"));
 
     // Both come back with their next message.
-    await puppets.sendAs(BOB, room, "bob is back", "origin-r4");
+    await sendAs(puppets, BOB, room, "bob is back", "origin-r4");
     await alice.waitForMessages(room, (m) => m.originId === "origin-r4" && m.nick === "bob");
   });
 });
 
 Deno.test("a kicked puppet joins again with its next message", async () => {
   await withWorld(async ({ alice, room, puppets }) => {
-    await puppets.sendAs(BOB, room, "before the kick", "origin-k1");
+    await sendAs(puppets, BOB, room, "before the kick", "origin-k1");
     const kicked = presenceFrom(alice, `${room}/bob`, unavailable);
     // alice created the room, so she owns it and may kick.
     await alice.iq(
@@ -255,7 +270,7 @@ Deno.test("a kicked puppet joins again with its next message", async () => {
     assert.ok(statusCodes(await kicked).includes("307"));
 
     const rejoined = presenceFrom(alice, `${room}/bob`, available);
-    const sent = await puppets.sendAs(BOB, room, "after the kick", "origin-k2");
+    const sent = await sendAs(puppets, BOB, room, "after the kick", "origin-k2");
     await rejoined;
     const [msg] = await alice.waitForMessages(room, (m) => m.originId === "origin-k2");
     assert.equal(msg.nick, "bob");
@@ -265,7 +280,7 @@ Deno.test("a kicked puppet joins again with its next message", async () => {
 
 Deno.test("a message the room refuses fails transiently, and the puppet joins again for the next", async () => {
   await withWorld(async ({ alice, room, puppets }) => {
-    await puppets.sendAs(BOB, room, "with voice", "origin-v1");
+    await sendAs(puppets, BOB, room, "with voice", "origin-v1");
     const setRole = (role: string) =>
       alice.iq(
         xml(
@@ -276,7 +291,7 @@ Deno.test("a message the room refuses fails transiently, and the puppet joins ag
       );
     await setRole("visitor");
     await assert.rejects(
-      () => puppets.sendAs(BOB, room, "without voice", "origin-v2"),
+      () => sendAs(puppets, BOB, room, "without voice", "origin-v2"),
       (err: BridgeError) => {
         assert.ok(err instanceof BridgeError && err.transient);
         assert.match(err.message, /refused a message: forbidden/);
@@ -284,7 +299,7 @@ Deno.test("a message the room refuses fails transiently, and the puppet joins ag
       },
     );
     await setRole("participant");
-    const sent = await puppets.sendAs(BOB, room, "voice again", "origin-v3");
+    const sent = await sendAs(puppets, BOB, room, "voice again", "origin-v3");
     const [msg] = await alice.waitForMessages(room, (m) => m.originId === "origin-v3");
     assert.equal(msg.nick, "bob");
     assert.equal(sent.stanzaId, msg.stanzaId);
@@ -294,12 +309,12 @@ Deno.test("a message the room refuses fails transiently, and the puppet joins ag
 
 Deno.test("after the server restarts, puppets rejoin their rooms and speak again", async () => {
   await withWorld(async ({ prosody, alice, room, puppets }) => {
-    await puppets.sendAs(BOB, room, "before the crash", "origin-c1");
-    await puppets.sendAs(CAROL, room, "me too", "origin-c2");
+    await sendAs(puppets, BOB, room, "before the crash", "origin-c1");
+    await sendAs(puppets, CAROL, room, "me too", "origin-c2");
     await prosody.kill();
 
     await assert.rejects(
-      () => puppets.sendAs(BOB, room, "while down", "origin-c3"),
+      () => sendAs(puppets, BOB, room, "while down", "origin-c3"),
       (err: BridgeError) => err instanceof BridgeError && err.transient,
     );
 
@@ -309,7 +324,7 @@ Deno.test("after the server restarts, puppets rejoin their rooms and speak again
     await prosody.restart();
     await Promise.all([bobBack, carolBack]);
 
-    const sent = await puppets.sendAs(BOB, room, "after the crash", "origin-c4");
+    const sent = await sendAs(puppets, BOB, room, "after the crash", "origin-c4");
     const [msg] = await alice.waitForMessages(room, (m) => m.originId === "origin-c4", 1, 10_000);
     assert.equal(msg.nick, "bob");
     assert.equal(sent.stanzaId, msg.stanzaId);
@@ -318,8 +333,8 @@ Deno.test("after the server restarts, puppets rejoin their rooms and speak again
 
 Deno.test("stop makes every puppet leave and closes the component", async () => {
   await withWorld(async ({ alice, room, puppets }) => {
-    await puppets.sendAs(BOB, room, "bye", "origin-s1");
-    await puppets.sendAs(CAROL, room, "bye too", "origin-s2");
+    await sendAs(puppets, BOB, room, "bye", "origin-s1");
+    await sendAs(puppets, CAROL, room, "bye too", "origin-s2");
     const left = Promise.all([
       presenceFrom(alice, `${room}/bob`, unavailable),
       presenceFrom(alice, `${room}/carol`, unavailable),
@@ -327,7 +342,7 @@ Deno.test("stop makes every puppet leave and closes the component", async () => 
     await puppets.stop();
     await left;
     await assert.rejects(
-      () => puppets.sendAs(BOB, room, "after stop", "origin-s3"),
+      () => sendAs(puppets, BOB, room, "after stop", "origin-s3"),
       (err: BridgeError) => err instanceof BridgeError && err.transient,
     );
   });

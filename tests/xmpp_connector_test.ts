@@ -81,7 +81,7 @@ Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fa
   const ghosts: GhostProvider = {
     mode: "failing",
     start: () => Promise.resolve(),
-    sendAs: () => Promise.resolve(null),
+    intentFor: () => Promise.resolve(null),
     isGhost: () => false,
     retire: () => Promise.resolve(),
     leaveRoom: () => Promise.resolve(),

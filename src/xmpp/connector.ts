@@ -5,7 +5,9 @@
  * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus.
  *
  * After every (re)join of a room read before, what it said while the bridge was away is fetched from its archive
- * (XEP-0313), live messages held meanwhile. With a ghost provider, remote users speak as occupants of their own.
+ * (XEP-0313), or, when it keeps none, asked for as the history its join replays (since the last message seen);
+ * live messages are held meanwhile. With a ghost provider, remote users speak as occupants of their own: each voice
+ * is an intent (src/xmpp/intent.ts), and the connector builds every stanza once, for whichever speaks.
  *
  * @module
  */
@@ -22,6 +24,7 @@ import { normalizeRoomJid } from "./jid.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
 import { buildGroupchat, type Groupchat, parseBody, parseGroupchat, renderBody } from "./stanza.ts";
 import type { GhostProvider } from "./ghosts.ts";
+import { type Intent, SessionIntent } from "./intent.ts";
 import { Reflections } from "./reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps.ts";
 import { fetchRoomArchive } from "./xep0313.ts";
@@ -53,6 +56,18 @@ export interface XmppBridgeOptions {
 /** How much earlier than the last message seen a catch-up asks the archive from: clocks differ. */
 const CATCH_UP_MARGIN_MS = 60_000;
 
+/** How long after a join a room's replayed history may take before live messages are handed on regardless. */
+const HISTORY_END_TIMEOUT_MS = 10_000;
+
+/** History a room replays after our join: what came so far, and its end. */
+interface Replay {
+  items: Groupchat[];
+  /** Ends the replay: the room's subject came, or the join failed. */
+  end(): void;
+  /** Resolves with the replayed messages once {@link Replay.end} is called, or after a while without it. */
+  ended(): Promise<Groupchat[]>;
+}
+
 /** How many of our own recent origin-ids are remembered to recognise their reflections. */
 const OWN_ORIGIN_MEMORY = 10_000;
 
@@ -75,6 +90,13 @@ export class XmppBridge implements GhostingBridge {
    * alone. `filter` drops our own origin-ids, ghosts and the bridge's nick; `deliveryId` hands the bus the origin-id.
    */
   readonly echoGuards = { filter: true, deliveryId: true };
+  /**
+   * Steps that add to every message this connector sends, whichever voice speaks it (the relay, a ghost, a puppet):
+   * an element a feature needs is added here once, in the order the steps were registered.
+   */
+  readonly outgoing: Array<(stanza: Element, dm: DirectionalMessage) => void> = [];
+  /** The bridge's own occupant, which relays everyone without a voice of their own. */
+  private relay!: Intent;
   /** The server's capabilities and the XEP modules it enables; found once per process, after the first login. */
   private xeps?: SessionXeps;
   private state: BridgeHealth = {
@@ -89,6 +111,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly lastSeen = new Map<string, number>();
   /** Live messages held while a room's archive is fetched, so that they are handed on after what came before. */
   private readonly buffering = new Map<string, Groupchat[]>();
+  /** History being replayed by rooms without an archive, after our join. */
+  private readonly replays = new Map<string, Replay>();
   /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly domain: string;
@@ -110,6 +134,7 @@ export class XmppBridge implements GhostingBridge {
       tls: this.opts.tls,
     });
     this.muc = new MucRooms((el) => this.client.send(el), (room, reason) => this.onLeft(room, reason));
+    this.relay = new SessionIntent(this.client, this.muc, this.reflections);
     this.client.on("stanza", (stanza: Element) => this.onStanza(stanza));
     this.client.on("online", (jid: unknown) => this.onOnline(String(jid)));
     this.client.on("offline", () => this.setState(false, "offline"));
@@ -156,6 +181,7 @@ export class XmppBridge implements GhostingBridge {
   private async stopSession(): Promise<void> {
     this.client.reconnect.stop();
     this.reflections.rejectAll(new BridgeError("the bridge is stopping", { transient: true }));
+    for (const replay of [...this.replays.values()]) replay.end();
     this.muc?.resetAll();
     if (this.client.status === "online") {
       await Promise.all([...this.muc.rooms.keys()].map((room) => this.muc.leave(room).catch(() => {})));
@@ -205,46 +231,105 @@ export class XmppBridge implements GhostingBridge {
     await this.joinAndCatchUp(room, this.opts.mucNick, position);
   }
 
-  /** Joins `room` and then fetches what it archived since `position` (when known), holding live messages meanwhile. */
+  /**
+   * Joins `room` and catches up on what it said since `position` (when known), holding live messages meanwhile:
+   * from its archive (XEP-0313) when it keeps one, else from the history it replays at join (XEP-0045 §7.2.15).
+   */
   private async joinAndCatchUp(room: string, nick: string, position: number | undefined): Promise<void> {
-    if (position !== undefined) this.buffering.set(room, []);
-    try {
+    if (position === undefined) {
       await this.muc.join(room, nick);
+      return;
+    }
+    const since = position - CATCH_UP_MARGIN_MS;
+    const held: Groupchat[] = [];
+    this.buffering.set(room, held);
+    let missed: Promise<{ from: string; items: Groupchat[] }>;
+    let replay: Replay | undefined;
+    try {
+      if (await this.keepsArchive(room)) {
+        await this.muc.join(room, nick);
+        missed = fetchRoomArchive(this.client, room, { start: since }).then((archived) => ({
+          from: "archive",
+          items: archived.flatMap((item) => {
+            const parsed = parseGroupchat(item.message);
+            if (!parsed || parsed.room !== room || parsed.error) return [];
+            return [{ ...parsed, stanzaId: item.archiveId, stamp: item.stamp ?? parsed.stamp }];
+          }),
+        }));
+      } else {
+        log.info("{room} keeps no archive (XEP-0313): catching up from the history it replays at join", {
+          room,
+        });
+        replay = this.expectHistory(room);
+        await this.muc.join(room, nick, { historySince: since });
+        missed = replay.ended().then((items) => ({ from: "history", items }));
+      }
     } catch (err) {
-      this.buffering.delete(room);
+      replay?.end();
+      if (this.buffering.get(room) === held) this.buffering.delete(room);
       throw err;
     }
-    void this.catchUpRoom(room, position);
+    void this.catchUpRoom(room, position, missed, held);
+  }
+
+  /** Whether `room` offers XEP-0313; a room that does not answer is treated as keeping none. */
+  private async keepsArchive(room: string): Promise<boolean> {
+    const info = await discoInfo(this.client, room).catch(() => undefined);
+    return info?.features.has(NS_MAM) ?? false;
   }
 
   /**
-   * Hands on what `room` archived (XEP-0313) since `position` less a margin, then the live messages held
-   * meanwhile; the id map drops what was already bridged. Without a position (never read) or an archive, only
-   * the held messages.
+   * Starts collecting the history `room` replays after our join (delayed messages, before the room's subject,
+   * which always comes last); {@link Replay.ended} gives them once the subject came, or after a while without it.
    */
-  private async catchUpRoom(room: string, position: number | undefined): Promise<void> {
+  private expectHistory(room: string): Replay {
+    const items: Groupchat[] = [];
+    let resolve!: (items: Groupchat[]) => void;
+    const done = new Promise<Groupchat[]>((r) => resolve = r);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let finished = false;
+    const replay: Replay = {
+      items,
+      end: () => {
+        finished = true;
+        clearTimeout(timer);
+        if (this.replays.get(room) === replay) this.replays.delete(room);
+        resolve(items);
+      },
+      ended: () => {
+        // Counted from the join: a room that never sends its subject does not hold live messages for long.
+        if (!finished) timer ??= setTimeout(() => replay.end(), HISTORY_END_TIMEOUT_MS);
+        return done;
+      },
+    };
+    this.replays.get(room)?.end();
+    this.replays.set(room, replay);
+    return replay;
+  }
+
+  /**
+   * Hands on what `room` said since `position` less a margin (`missed`, oldest first), then the live messages
+   * `held` meanwhile; the id map drops what was already bridged, and what is older than BRIDGE_CATCHUP_MAX_AGE is
+   * counted in a warning instead.
+   */
+  private async catchUpRoom(
+    room: string,
+    position: number,
+    missed: Promise<{ from: string; items: Groupchat[] }>,
+    held: Groupchat[],
+  ): Promise<void> {
     try {
-      if (position === undefined) return;
-      const info = await discoInfo(this.client, room).catch(() => undefined);
-      if (!info?.features.has(NS_MAM)) {
-        log.info(
-          "{room} keeps no archive (XEP-0313): what was said there while the bridge was away is not fetched",
-          {
-            room,
-          },
-        );
-        return;
-      }
+      const { from, items } = await missed;
+      const since = position - CATCH_UP_MARGIN_MS;
       const cutoff = Date.now() - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
-      const archived = await fetchRoomArchive(this.client, room, { start: position - CATCH_UP_MARGIN_MS });
       let caughtUp = 0;
       let tooOld = 0;
-      for (const item of archived) {
-        const parsed = parseGroupchat(item.message);
-        if (!parsed || parsed.room !== room || parsed.error) continue;
-        const msg: Groupchat = { ...parsed, stanzaId: item.archiveId, stamp: item.stamp ?? parsed.stamp };
-        if ((msg.stamp ?? Date.now()) < cutoff) {
-          if ((msg.stamp ?? 0) > position) tooOld++;
+      for (const msg of items) {
+        const stamp = msg.stamp ?? Date.now();
+        // A room may replay more than was asked for; what came before is not missed.
+        if (stamp < since) continue;
+        if (stamp < cutoff) {
+          if (stamp > position) tooOld++;
           continue;
         }
         if (this.onGroupchat(msg, true)) caughtUp++;
@@ -255,18 +340,18 @@ export class XmppBridge implements GhostingBridge {
           { count: tooOld, room },
         );
       }
-      log.info("Fetched {count} message(s) of {room} from its archive after the bridge was away", {
+      log.info("Fetched {count} message(s) of {room} from its {from} after the bridge was away", {
         count: caughtUp,
         room,
+        from,
       });
     } catch (err) {
-      log.warn("Could not fetch what {room} archived while the bridge was away: {error}", {
+      log.warn("Could not fetch what {room} said while the bridge was away: {error}", {
         room,
         error: errorMessage(err),
       });
     } finally {
-      const held = this.buffering.get(room) ?? [];
-      this.buffering.delete(room);
+      if (this.buffering.get(room) === held) this.buffering.delete(room);
       for (const msg of held) this.onGroupchat(msg);
     }
   }
@@ -289,29 +374,30 @@ export class XmppBridge implements GhostingBridge {
     // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
     const id = dm.deliveryId;
     this.rememberOwn(id);
-    const { text, action } = dm.message;
-    if (this.opts.ghosts) {
-      const sent = await this.opts.ghosts.sendAs(author, room, renderBody(text, { action }), id);
-      if (sent) return { ids: sent.stanzaId ? [id, sent.stanzaId] : [id] };
-      // This author cannot be a ghost right now: relay the message ourselves.
-    }
-    const relayedAs = {
-      prefix: renderTemplate(this.opts.nameFormat, {
-        username: author.name,
-        displayname: author.displayName ?? author.name,
-      }),
-      name: relayedName(this.opts.nameFormat, author),
-    };
-    const reflected = this.reflections.expect(room, id);
-    try {
-      await this.client.send(buildGroupchat(room, renderBody(text, { action, relayedAs }), id));
-    } catch (err) {
-      const failure = new BridgeError(`cannot send to ${room}: ${errorMessage(err)}`, { transient: true });
-      this.reflections.cancel(id, failure);
-      throw failure;
-    }
-    const stanzaId = await reflected;
+    // The author's own voice when a ghost mode gives one; else the bridge's occupant relays the message.
+    const ghost = await this.opts.ghosts?.intentFor(author) ?? null;
+    const stanza = this.groupchatFor(dm, ghost === null);
+    const intent = ghost ?? this.relay;
+    await intent.ensureJoined(room);
+    const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, id);
     return { ids: stanzaId ? [id, stanzaId] : [id] };
+  }
+
+  /** The one stanza `dm` is sent as, by whichever voice speaks it; `relayed` names the author in the body. */
+  private groupchatFor(dm: DirectionalMessage, relayed: boolean): Element {
+    const { text, action, author } = dm.message;
+    const relayedAs = relayed
+      ? {
+        prefix: renderTemplate(this.opts.nameFormat, {
+          username: author.name,
+          displayname: author.displayName ?? author.name,
+        }),
+        name: relayedName(this.opts.nameFormat, author),
+      }
+      : undefined;
+    const stanza = buildGroupchat(dm.targetChannel, renderBody(text, { action, relayedAs }), dm.deliveryId);
+    for (const step of this.outgoing) step(stanza, dm);
+    return stanza;
   }
 
   private onStanza(stanza: Element): void {
@@ -327,22 +413,32 @@ export class XmppBridge implements GhostingBridge {
     }
   }
 
-  /** Relays one message of a room; `archived` ones come from its archive (XEP-0313). True when handed to the core. */
-  private onGroupchat(msg: Groupchat, archived = false): boolean {
+  /**
+   * Relays one message of a room; `caughtUp` ones come from a catch-up (its archive, or the history it replayed at
+   * our join). True when handed to the core.
+   */
+  private onGroupchat(msg: Groupchat, caughtUp = false): boolean {
     const ownNick = this.muc.nickIn(msg.room);
-    if (!archived) {
+    if (!caughtUp) {
       const settled = this.reflections.settle(msg);
       // A bounce usually means we are no longer an occupant: rejoin, and the bus retries the message.
       if (settled === "bounced") this.rejoin(msg.room);
       if (settled !== "unknown") return false;
     }
     if (msg.error || !this.muc.rooms.has(msg.room)) return false;
+    const replay = caughtUp ? undefined : this.replays.get(msg.room);
+    if (replay) {
+      // The room's subject comes after the history it replays at join: the catch-up can go on.
+      if (msg.subject !== undefined && msg.body === undefined) replay.end();
+      else if (msg.delayed) replay.items.push(msg);
+      if (msg.delayed || msg.subject !== undefined) return false;
+    }
     const held = this.buffering.get(msg.room);
-    if (held && !archived) {
+    if (held && !caughtUp) {
       held.push(msg);
       return false;
     }
-    if (!msg.delayed || archived) this.recordPosition(msg.room, msg.stamp ?? Date.now());
+    if (!msg.delayed || caughtUp) this.recordPosition(msg.room, msg.stamp ?? Date.now());
     const ours = (msg.originId && this.ownOrigins.has(msg.originId)) ||
       this.opts.ghosts?.isGhost(msg.room, msg.nick);
     if (this.echoGuards.filter && (ours || (ownNick !== undefined && msg.nick === ownNick))) {
@@ -358,8 +454,8 @@ export class XmppBridge implements GhostingBridge {
       }
       return false;
     }
-    // History the room replays at join is never bridged: what was missed comes from the archive instead.
-    if ((msg.delayed && !archived) || msg.body === undefined || msg.body === "" || msg.nick === "") {
+    // History the room replays at join is bridged only through a catch-up, which knows what was missed.
+    if ((msg.delayed && !caughtUp) || msg.body === undefined || msg.body === "" || msg.nick === "") {
       return false;
     }
     // The room's stanza-id is unique in the room; ids the sender chose are not (some clients count "1", "2" …), so
@@ -373,7 +469,7 @@ export class XmppBridge implements GhostingBridge {
       ids,
       author: { id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
       ...parseBody(msg.body),
-      timestamp: archived ? msg.stamp ?? Date.now() : Date.now(),
+      timestamp: caughtUp ? msg.stamp ?? Date.now() : Date.now(),
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
     });
     return true;

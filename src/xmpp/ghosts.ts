@@ -2,11 +2,13 @@
  * How Mattermost users appear in rooms as themselves: the contract between the XMPP connector and a ghost mode.
  *
  * In `relay` mode there is no provider and the bridge's own occupant speaks for everyone. A provider (`ibr`: one
- * registered account per user; `component`: puppets of an XEP-0114 component) sends as the author's own occupant,
- * and tells the connector which occupants are its own so their reflections never loop back.
+ * registered account per user; `component`: puppets of an XEP-0114 component) gives the connector the author's own
+ * voice (an {@link Intent}) to send the stanza it built through, and tells it which occupants are its own so their
+ * reflections never loop back.
  *
  * @module
  */
+import type { Intent } from "./intent.ts";
 
 /** The remote author a ghost stands for. */
 export interface GhostAuthor {
@@ -17,12 +19,6 @@ export interface GhostAuthor {
   displayName?: string;
 }
 
-/** What a provider reports after sending. */
-export interface GhostSent {
-  /** The room-assigned XEP-0359 stanza-id of the reflection, when the room gave one. */
-  stanzaId?: string;
-}
-
 /** A ghost mode. */
 export interface GhostProvider {
   /** Mode name for logs and status: "ibr", "component". */
@@ -30,12 +26,12 @@ export interface GhostProvider {
   /** Connects what must be connected up front (the component); `ibr` connects lazily. */
   start(): Promise<void>;
   /**
-   * Sends `body` to `room` as `author`'s own occupant, with `id` as message id and origin-id, joining first when
-   * needed, and resolves when the room reflected it. Resolves null when this author cannot be a ghost right now
-   * (registration refused, not offered, pending): the connector then relays the message itself.
-   * Throws a transient BridgeError when the message should be retried.
+   * The voice `author` speaks with, connecting (and registering) it first when needed; it joins a room on
+   * {@link Intent.ensureJoined}. Resolves null when this author cannot be a ghost right now (registration refused,
+   * not offered, pending): the connector then relays the message itself. Throws a transient BridgeError when the
+   * message should be retried.
    */
-  sendAs(author: GhostAuthor, room: string, body: string, id: string): Promise<GhostSent | null>;
+  intentFor(author: GhostAuthor): Promise<Intent | null>;
   /** True when `nick` in `room` is one of this provider's ghosts. */
   isGhost(room: string, nick: string): boolean;
   /** The author was deactivated on their network: leave every room (and clean up, if configured). */

@@ -16,10 +16,11 @@ import { randomPassword, type SecretBox } from "../core/secretbox.ts";
 import type { GhostRecord, Store } from "../core/store.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
-import { type GhostAuthor, type GhostProvider, type GhostSent, nodeSafe } from "./ghosts.ts";
+import { type GhostAuthor, type GhostProvider, nodeSafe } from "./ghosts.ts";
+import { type Intent, SessionIntent } from "./intent.ts";
 import { MucRooms } from "./muc.ts";
 import { Reflections } from "./reflections.ts";
-import { buildGroupchat, parseGroupchat } from "./stanza.ts";
+import { parseGroupchat } from "./stanza.ts";
 import { cancelRegistration, register, RegistrationError, type RegistrationServer } from "./xep0077.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "ghosts"]);
@@ -89,6 +90,8 @@ export interface IbrGhostOptions {
 class GhostSession {
   readonly muc: MucRooms;
   readonly reflections: Reflections;
+  /** The ghost's voice in rooms. */
+  readonly intent: SessionIntent;
   lastActive = Date.now();
 
   constructor(
@@ -99,6 +102,7 @@ class GhostSession {
   ) {
     this.reflections = new Reflections(timeoutMs);
     this.muc = new MucRooms((el: Element) => client.send(el));
+    this.intent = new SessionIntent(client, this.muc, this.reflections);
     client.on("stanza", (stanza: Element) => {
       if (stanza.is("presence")) this.muc.handlePresence(stanza);
       else {
@@ -132,28 +136,16 @@ export class IbrGhosts implements GhostProvider {
     return Promise.resolve();
   }
 
-  async sendAs(author: GhostAuthor, room: string, body: string, id: string): Promise<GhostSent | null> {
+  async intentFor(author: GhostAuthor): Promise<Intent | null> {
     const session = await this.session(author);
     if (!session) return null;
     session.lastActive = Date.now();
-    if (!session.muc.nickIn(room)) {
-      const nick = renderTemplate(this.opts.nickFormat, {
-        username: author.name,
-        displayname: author.displayName ?? author.name,
-      });
-      await session.muc.join(room, nick);
-    }
-    const reflected = session.reflections.expect(room, id);
-    try {
-      await session.client.send(buildGroupchat(room, body, id));
-    } catch (err) {
-      const failure = new BridgeError(`ghost ${session.jid} cannot send: ${errorMessage(err)}`, {
-        transient: true,
-      });
-      session.reflections.cancel(id, failure);
-      throw failure;
-    }
-    return { stanzaId: await reflected };
+    // The nick follows the author's current name; it is used on the next join.
+    session.intent.joinAs = renderTemplate(this.opts.nickFormat, {
+      username: author.name,
+      displayname: author.displayName ?? author.name,
+    });
+    return session.intent;
   }
 
   isGhost(room: string, nick: string): boolean {

@@ -1,5 +1,6 @@
 /**
- * XEP-0045 multi-user chat: joining with history suppressed, nick conflicts, and tracking our occupancy.
+ * XEP-0045 multi-user chat: joining (with history suppressed, or since a time), nick conflicts, and tracking our
+ * occupancy.
  *
  * The join is done when our own presence comes back with status 110. A kick (307) or a room shutdown makes us
  * leave; the owner of this object decides whether to join again.
@@ -55,13 +56,16 @@ export class MucRooms {
     return occ?.joined ? occ.nick : undefined;
   }
 
-  /** Joins `room` as `nick` (or a variant of it when taken), without history. */
-  async join(room: string, nick: string): Promise<string> {
+  /**
+   * Joins `room` as `nick` (or a variant of it when taken), without history, or with what the room said since
+   * `opts.historySince` (ms since the epoch; XEP-0045 §7.2.15), which it sends after our own presence.
+   */
+  async join(room: string, nick: string, opts: { historySince?: number } = {}): Promise<string> {
     this.rooms.set(room, { wantedNick: nick, joined: false });
     for (let attempt = 0; attempt < 6; attempt++) {
       const tryNick = attempt === 0 ? nick : attempt === 1 ? `${nick}_` : `${nick}_${attempt}`;
       try {
-        await this.joinOnce(room, tryNick);
+        await this.joinOnce(room, tryNick, opts.historySince);
         const occ = this.rooms.get(room);
         if (occ) Object.assign(occ, { nick: tryNick, joined: true });
         log.info("Joined {room} as {nick}", { room, nick: tryNick });
@@ -144,7 +148,7 @@ export class MucRooms {
     return true;
   }
 
-  private joinOnce(room: string, nick: string): Promise<void> {
+  private joinOnce(room: string, nick: string, historySince: number | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => this.finish(room, new BridgeError(`no answer from ${room} when joining`, { transient: true })),
@@ -156,7 +160,7 @@ export class MucRooms {
         xml(
           "presence",
           { to: `${room}/${nick}` },
-          xml("x", { xmlns: NS_MUC }, xml("history", { maxstanzas: "0" })),
+          xml("x", { xmlns: NS_MUC }, xml("history", historyRequest(historySince))),
         ),
       ).catch((err) => this.finish(room, new BridgeError(`cannot send join: ${err}`, { transient: true })));
     });
@@ -174,4 +178,10 @@ export class MucRooms {
       p.reject(e);
     } else p.resolve();
   }
+}
+
+/** The attributes of a join's `<history/>`: none at all, or since a time (XEP-0082, whole seconds, rounded down). */
+function historyRequest(since: number | undefined): Record<string, string> {
+  if (since === undefined) return { maxstanzas: "0" };
+  return { since: new Date(Math.floor(since / 1_000) * 1_000).toISOString().replace(".000Z", "Z") };
 }

@@ -14,10 +14,11 @@ import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
 import { renderTemplate } from "../core/text.ts";
 import type { Element } from "./client.ts";
 import { type IqContext, XmppComponent } from "./component.ts";
-import { type GhostAuthor, type GhostProvider, type GhostSent, nodeSafe } from "./ghosts.ts";
+import { type GhostAuthor, type GhostProvider, nodeSafe } from "./ghosts.ts";
+import { type Intent, ReflectingIntent } from "./intent.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
 import { Reflections } from "./reflections.ts";
-import { buildGroupchat, parseGroupchat } from "./stanza.ts";
+import { parseGroupchat } from "./stanza.ts";
 import { NS_DISCO_INFO, NS_MUC, NS_PING } from "./ns.ts";
 
 const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING];
@@ -55,6 +56,35 @@ interface Puppet {
   muc: MucRooms;
   /** Joins in progress by room, so concurrent sends share one join. */
   joining: Map<string, Promise<void>>;
+  /** Its voice in rooms. */
+  intent: Intent;
+}
+
+/** A puppet's voice: it speaks from its own full JID over the component's connection. */
+class PuppetIntent extends ReflectingIntent {
+  constructor(
+    readonly jid: string,
+    private readonly component: XmppComponent,
+    reflections: Reflections,
+    private readonly join: (room: string) => Promise<void>,
+  ) {
+    super(reflections);
+  }
+
+  ensureJoined(room: string): Promise<void> {
+    return this.join(room.toLowerCase());
+  }
+
+  send(stanza: Element): Promise<void> {
+    if (this.component.status !== "online") {
+      const err = new BridgeError(`the XMPP component ${this.component.domain} is not connected`, {
+        transient: true,
+      });
+      return Promise.reject(err);
+    }
+    stanza.attrs.from = this.jid;
+    return this.component.send(stanza);
+  }
 }
 
 /**
@@ -64,7 +94,9 @@ interface Puppet {
  * ```ts
  * const ghosts = new ComponentPuppets({ service: "xmpp://127.0.0.1:5347", domain: "bridge.example.org", secret });
  * await ghosts.start();
- * const { stanzaId } = await ghosts.sendAs({ id: userId, name: "bob" }, "team@muc.example.org", "hi", originId);
+ * const bob = await ghosts.intentFor({ id: userId, name: "bob" });
+ * await bob.ensureJoined(room);
+ * const { stanzaId } = await bob.sendAwaitingReflection(room, buildGroupchat(room, "hi", originId), originId);
  * ```
  */
 export class ComponentPuppets implements GhostProvider {
@@ -120,26 +152,8 @@ export class ComponentPuppets implements GhostProvider {
     }
   }
 
-  async sendAs(author: GhostAuthor, room: string, body: string, id: string): Promise<GhostSent> {
-    room = room.toLowerCase();
-    if (this.component.status !== "online") {
-      throw new BridgeError(`the XMPP component ${this.domain} is not connected`, { transient: true });
-    }
-    const puppet = this.puppetFor(author);
-    await this.ensureJoined(puppet, room);
-    const reflected = this.reflections.expect(room, id);
-    const message = buildGroupchat(room, body, id);
-    message.attrs.from = puppet.occupantSource;
-    try {
-      await this.component.send(message);
-    } catch (err) {
-      const failure = new BridgeError(`cannot send to ${room} as ${puppet.jid}: ${errorMessage(err)}`, {
-        transient: true,
-      });
-      this.reflections.cancel(id, failure);
-      throw failure;
-    }
-    return { stanzaId: await reflected };
+  intentFor(author: GhostAuthor): Promise<Intent> {
+    return Promise.resolve(this.puppetFor(author).intent);
   }
 
   isGhost(room: string, nick: string): boolean {
@@ -193,10 +207,11 @@ export class ComponentPuppets implements GhostProvider {
       node = `${node}_${createHash("sha1").update(author.id).digest("hex").slice(0, 6)}`;
     }
     const jid = `${node}@${this.domain}`;
+    const occupantSource = `${jid}/${this.resource}`;
     const puppet: Puppet = {
       author,
       jid,
-      occupantSource: `${jid}/${this.resource}`,
+      occupantSource,
       muc: new MucRooms(
         (el) => {
           el.attrs.from = puppet.occupantSource;
@@ -206,6 +221,12 @@ export class ComponentPuppets implements GhostProvider {
         this.opts.joinTimeoutMs,
       ),
       joining: new Map(),
+      intent: new PuppetIntent(
+        occupantSource,
+        this.component,
+        this.reflections,
+        (room) => this.ensureJoined(puppet, room),
+      ),
     };
     this.byId.set(author.id, puppet);
     this.byNode.set(node, puppet);
@@ -222,6 +243,9 @@ export class ComponentPuppets implements GhostProvider {
 
   /** Joins `room` unless already in it; concurrent callers share one join. */
   private async ensureJoined(puppet: Puppet, room: string): Promise<void> {
+    if (this.component.status !== "online") {
+      throw new BridgeError(`the XMPP component ${this.domain} is not connected`, { transient: true });
+    }
     if (puppet.muc.nickIn(room)) return;
     let joining = puppet.joining.get(room);
     if (!joining) {
