@@ -351,9 +351,10 @@ export class MattermostBridge implements Bridge {
 
   private async handlePost(post: Post, resumed = false): Promise<void> {
     if (!resumed) {
-      // Not joined yet: the join reads on from the stored position (or starts at the newest post), which covers
-      // this post; handing it on now would put it before older posts made while the bridge was down.
-      if (!this.cursors.get(post.channel_id)) return;
+      // Mapped but not joined yet: the join reads on from the stored position (or starts at the newest post), which
+      // covers this post; handing it on now would put it before older posts made while the bridge was down. (An
+      // unmapped channel's posts go on, for the core to count.)
+      if (!this.cursors.get(post.channel_id) && await this.isMapped(post.channel_id)) return;
       const held = this.resuming.get(post.channel_id);
       if (held) {
         held.push(post);
@@ -366,6 +367,10 @@ export class MattermostBridge implements Bridge {
       // Recorded as read once handed to the core.
       if (post.create_at !== undefined) this.ctx.saveCursor(post.channel_id, post.create_at);
     }
+  }
+
+  private async isMapped(channel: string): Promise<boolean> {
+    return (await this.ctx.mappedChannels().catch((): string[] => [])).includes(channel);
   }
 
   private async relayPost(post: Post): Promise<void> {
