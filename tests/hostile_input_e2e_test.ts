@@ -11,6 +11,7 @@ import { xml } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
 import { PASSWORD, startWorld, waitFor, type World } from "./harness.ts";
 import { type BridgeProcess, spawnBridge } from "./helpers/bridge_process.ts";
+import { startFrameInjector } from "./helpers/frame_injector.ts";
 import { type Prosody, startProsody } from "./helpers/prosody.ts";
 import { tally } from "./helpers/tally.ts";
 import { connectXmppUser, type XmppUser } from "./helpers/xmpp_user.ts";
@@ -342,6 +343,59 @@ Deno.test(
       }
     }),
 );
+
+Deno.test(
+  "a websocket text frame that is not UTF-8: the bridge reconnects, resumes, and loses nothing around it",
+  opts,
+  () =>
+    inWorld(async (t) => {
+      const { w } = t;
+      const proxy = startFrameInjector(Number(new URL(w.mm.url).port));
+      const bridge = await started({ ...t.env, MM_URL: `http://127.0.0.1:${proxy.port}` }, w.httpPort);
+      try {
+        await w.mm.postAs(w.bob.id, w.channel.id, "warm-up");
+        await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> warm-up", 1, 10_000);
+        // A posted event whose message holds bytes that are no UTF-8 (a lone continuation byte, 0xFF, a cut
+        // sequence): RFC 6455 makes the client fail the connection (1007), so the server's queue must bridge the gap.
+        const post = `{"id":"${"p".repeat(26)}","channel_id":"${w.channel.id}","user_id":"${w.bob.id}",` +
+          `"message":"bad bytes: `;
+        const bytes = concat(
+          new TextEncoder().encode(`{"event":"posted","seq":9999,"data":{"post":${JSON.stringify(post)}`),
+          new Uint8Array([0x80, 0xff, 0xe2, 0x82]),
+          new TextEncoder().encode(`\"}"}}`),
+        );
+        assert.equal(proxy.inject(bytes), 1, "the bridge's websocket is not behind the proxy");
+        const said = Array.from({ length: 10 }, (_, i) => `around the bad frame ${i}`);
+        for (const text of said) await w.mm.postAs(w.bob.id, w.channel.id, text);
+        await waitFor(() => said.every((s) => relayed(w.alice, w.room).includes(s)), "the posts", 20_000)
+          .catch(() => {});
+        const x = tally(said, relayed(w.alice, w.room));
+        console.log(`${proxy.injected} frame of invalid UTF-8 injected: ${x.line("Mattermost → room")}`);
+        assert.deepEqual(x.lost, []);
+        assert.equal(x.doubled, 0);
+        assert.ok(x.inOrder);
+        assert.equal(proxy.injected, 1);
+        assert.equal(relayed(w.alice, w.room).filter((m) => m.includes("bad bytes")).length, 0);
+        // The gap has its cause in the log.
+        await bridge.waitForLog(/The Mattermost websocket closed \(.*Invalid UTF-8.*\); reconnecting/i);
+        await bridge.waitForHealth(200);
+        await sideKeepsFlowing(t, "invalid UTF-8");
+      } finally {
+        assert.equal(await bridge.stop(), 0, "the bridge did not shut down cleanly");
+        await proxy.close();
+      }
+    }),
+);
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 Deno.test({
   name: "hostile input: stop the shared Prosody",
