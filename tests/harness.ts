@@ -42,17 +42,29 @@ export interface World {
 /** Password of every test account. */
 export const PASSWORD = "s3cret-Pa55word!";
 
-/**
- * Starts a world. `mapped` sets BRIDGE_MAPPINGS for the channel/room pair (default true); `mattermost` and
- * `prosody` configure the servers.
- */
-export async function startWorld(
-  opts: { mapped?: boolean; mattermost?: StandInOptions; prosody?: ProsodyOptions } = {},
-): Promise<World> {
-  const prosody = await startProsody(opts.prosody);
+/** Options for {@linkcode startWorld}. */
+export interface WorldOptions {
+  /** Whether BRIDGE_MAPPINGS maps the channel/room pair (default true). */
+  mapped?: boolean;
+  mattermost?: StandInOptions;
+  prosody?: ProsodyOptions;
+  /**
+   * A running Prosody to use instead of starting one (`prosody` is then ignored), so that the tests of a file can
+   * share one; the world does not stop it. Give each world its own `room` then: archives outlive a room.
+   */
+  sharedProsody?: Prosody;
+  /** Local part of the mapped room at the MUC service (default "hall"). */
+  room?: string;
+}
+
+/** Starts a world: the servers, a human on each side, and the bridge's environment (see {@linkcode World}). */
+export async function startWorld(opts: WorldOptions = {}): Promise<World> {
+  const prosody = opts.sharedProsody ?? await startProsody(opts.prosody);
+  const stopProsody = () => opts.sharedProsody ? Promise.resolve() : prosody.stop();
   // What is started before the world is complete is stopped again when a later step fails.
-  const started: Array<() => Promise<void>> = [() => prosody.stop()];
+  const started: Array<() => Promise<void>> = [stopProsody];
   let mm: MattermostStandIn, dir: string, alice: XmppUser;
+  const room = `${opts.room ?? "hall"}@conference.localhost`;
   try {
     mm = await startMattermostStandIn(opts.mattermost);
     started.push(() => mm.close());
@@ -62,7 +74,7 @@ export async function startWorld(
     await prosody.register("alice", PASSWORD);
     alice = await connectXmppUser(prosody, "alice", PASSWORD, "phone");
     started.push(() => alice.stop());
-    await alice.joinRoom("hall@conference.localhost", "alice");
+    await alice.joinRoom(room, "alice");
   } catch (err) {
     for (const stop of started.reverse()) await stop().catch(() => {});
     throw err;
@@ -70,7 +82,6 @@ export async function startWorld(
   const bob = mm.createUser("bob");
   const channel = mm.createChannel("town-hall", { displayName: "Town Hall" });
   mm.addMember(channel.id, bob.id);
-  const room = "hall@conference.localhost";
   const httpPort = freePort();
   const kvPath = `${dir}/state.kv`;
   const bridges: RunningBridge[] = [];
@@ -120,7 +131,7 @@ export async function startWorld(
         ),
         () => alice.stop(),
         () => mm.close(),
-        () => prosody.stop(),
+        stopProsody,
         () => Deno.remove(dir, { recursive: true }),
       ];
       const errors: unknown[] = [];

@@ -88,8 +88,11 @@ export class MattermostBridge implements Bridge {
   /** Where each channel's catch-up starts. */
   private readonly cursors = new PostCursors();
   private catchUpTimer?: ReturnType<typeof setTimeout>;
-  /** Channels whose posts from while the bridge was down are still being fetched. */
-  private readonly resuming = new Set<string>();
+  /**
+   * Channels whose posts from while the bridge was down are still being fetched, with the live posts held meanwhile:
+   * they are handed on after the older ones, in order.
+   */
+  private readonly resuming = new Map<string, Post[]>();
   private readonly resumeTimers = new Set<ReturnType<typeof setTimeout>>();
   private catchUpDelay: number;
   private stopped = false;
@@ -216,7 +219,7 @@ export class MattermostBridge implements Bridge {
     if (stored === undefined && newest !== undefined) this.ctx.saveCursor(channelId, newest);
     if (stored !== undefined && newest !== undefined && stored < newest) {
       // Posts were made while the bridge was down: fetch them before anything newer is recorded as read.
-      this.resuming.add(channelId);
+      this.resuming.set(channelId, []);
       this.enqueue("catch-up", () => this.resume(channelId, stored, newest));
     }
   }
@@ -347,14 +350,27 @@ export class MattermostBridge implements Bridge {
   }
 
   private async handlePost(post: Post, resumed = false): Promise<void> {
+    if (!resumed) {
+      // Mapped but not joined yet: the join reads on from the stored position (or starts at the newest post), which
+      // covers this post; handing it on now would put it before older posts made while the bridge was down. (An
+      // unmapped channel's posts go on, for the core to count.)
+      if (!this.cursors.get(post.channel_id) && await this.isMapped(post.channel_id)) return;
+      const held = this.resuming.get(post.channel_id);
+      if (held) {
+        held.push(post);
+        return;
+      }
+    }
     try {
       await this.relayPost(post);
     } finally {
-      // Recorded as read once handed to the core; not while the channel's older posts are still being fetched.
-      if (post.create_at !== undefined && (resumed || !this.resuming.has(post.channel_id))) {
-        this.ctx.saveCursor(post.channel_id, post.create_at);
-      }
+      // Recorded as read once handed to the core.
+      if (post.create_at !== undefined) this.ctx.saveCursor(post.channel_id, post.create_at);
     }
+  }
+
+  private async isMapped(channel: string): Promise<boolean> {
+    return (await this.ctx.mappedChannels().catch((): string[] => [])).includes(channel);
   }
 
   private async relayPost(post: Post): Promise<void> {
@@ -461,8 +477,11 @@ export class MattermostBridge implements Bridge {
       channel,
     });
     for (const post of fresh) await this.handlePost(post, true);
+    const held = this.resuming.get(channel) ?? [];
     this.resuming.delete(channel);
     this.ctx.saveCursor(channel, newest);
+    // Live posts that came meanwhile; those the fetch had already handed on are dropped by the core as duplicates.
+    for (const post of held) await this.handlePost(post);
   }
 
   /**

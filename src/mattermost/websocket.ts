@@ -124,6 +124,20 @@ export function deliverFrame(
  */
 export function guardFrames<T extends EventTarget>(socket: T): T {
   let handler: ((ev: MessageEvent) => unknown) | null = null;
+  // The client reconnects without a word: say once why an open socket closed (e.g. 1007, a frame that was not
+  // UTF-8), so that a gap in the log has a cause. Failed attempts to open are reported through onError.
+  let opened = false;
+  let error = "";
+  socket.addEventListener("open", () => opened = true);
+  socket.addEventListener("error", (ev) => error = String((ev as ErrorEvent).message ?? ""));
+  socket.addEventListener("close", (ev) => {
+    const { code, reason } = ev as CloseEvent;
+    // 1000 and 1005 are a normal close, e.g. the bridge's own at stop.
+    if (!opened || code === 1000 || code === 1005) return;
+    log.warn("The Mattermost websocket closed ({why}); reconnecting", {
+      why: [code ? `code ${code}` : "", reason, error].filter(Boolean).join(": ") || "no reason given",
+    });
+  });
   socket.addEventListener(
     "message",
     (ev) => deliverFrame((ev as MessageEvent).data, handler, ev as MessageEvent),

@@ -113,6 +113,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly buffering = new Map<string, Groupchat[]>();
   /** History being replayed by rooms without an archive, after our join. */
   private readonly replays = new Map<string, Replay>();
+  /** Mapped rooms the bridge cannot be in right now, and why (a ban, a destroyed room, a failed rejoin): /healthz. */
+  private readonly roomTrouble = new Map<string, string>();
   /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly domain: string;
@@ -191,7 +193,8 @@ export class XmppBridge implements GhostingBridge {
   }
 
   health(): BridgeHealth {
-    return { ...this.state };
+    if (this.roomTrouble.size === 0) return { ...this.state };
+    return { ...this.state, detail: [this.state.detail, ...this.roomTrouble.values()].join("; ") };
   }
 
   async resolveChannel(ref: string, opts: { mustExist: boolean }): Promise<string> {
@@ -238,6 +241,7 @@ export class XmppBridge implements GhostingBridge {
   private async joinAndCatchUp(room: string, nick: string, position: number | undefined): Promise<void> {
     if (position === undefined) {
       await this.muc.join(room, nick);
+      this.roomTrouble.delete(room);
       return;
     }
     const since = position - CATCH_UP_MARGIN_MS;
@@ -269,6 +273,7 @@ export class XmppBridge implements GhostingBridge {
       if (this.buffering.get(room) === held) this.buffering.delete(room);
       throw err;
     }
+    this.roomTrouble.delete(room);
     void this.catchUpRoom(room, position, missed, held);
   }
 
@@ -357,6 +362,7 @@ export class XmppBridge implements GhostingBridge {
   }
 
   async leaveChannel(room: string): Promise<void> {
+    this.roomTrouble.delete(room);
     await this.opts.ghosts?.leaveRoom(room);
     await this.muc.leave(room);
   }
@@ -368,7 +374,8 @@ export class XmppBridge implements GhostingBridge {
   async send(dm: DirectionalMessage): Promise<SentRefs> {
     const room = dm.targetChannel;
     if (this.client.status !== "online" || !this.muc.nickIn(room)) {
-      throw new BridgeError(`not in ${room} right now`, { transient: true });
+      const why = this.roomTrouble.get(room);
+      throw new BridgeError(`not in ${room} right now${why ? ` (${why})` : ""}`, { transient: true });
     }
     const author = dm.message.author;
     // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
@@ -509,7 +516,7 @@ export class XmppBridge implements GhostingBridge {
     // What the rooms said while the session was away comes from their archives.
     for (const [room, nick] of rooms) {
       await this.joinAndCatchUp(room, nick, this.lastSeen.get(room)).catch((err) =>
-        log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) })
+        this.rejoinFailed(room, err)
       );
     }
   }
@@ -533,9 +540,14 @@ export class XmppBridge implements GhostingBridge {
         room,
         jid: this.opts.jid,
       });
+      this.roomTrouble.set(
+        room,
+        `banned from ${room}: lift the ban on ${this.opts.jid}, then restart the bridge`,
+      );
       return;
     }
     if (reason === "left") return;
+    if (reason === "destroyed") this.roomTrouble.set(room, `${room} was destroyed; trying to join it again`);
     const timer = setTimeout(() => {
       this.rejoinTimers.delete(timer);
       this.rejoin(room);
@@ -547,8 +559,18 @@ export class XmppBridge implements GhostingBridge {
     const occ = this.muc.rooms.get(room);
     if (!occ || this.stopping || this.client.status !== "online") return;
     this.joinAndCatchUp(room, occ.wantedNick, this.lastSeen.get(room)).catch((err) =>
-      log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) })
+      this.rejoinFailed(room, err)
     );
+  }
+
+  /** Logs a failed rejoin and keeps its reason for /healthz until the room is joined again. */
+  private rejoinFailed(room: string, err: unknown): void {
+    log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) });
+    const was = this.roomTrouble.get(room) ?? "";
+    // A ban already says what to do (a message bounced at the ban may still try a rejoin, which the ban refuses).
+    if (was.startsWith("banned")) return;
+    const destroyed = was.includes("was destroyed") ? `${room} was destroyed; ` : "";
+    this.roomTrouble.set(room, `${destroyed}cannot rejoin ${room}: ${errorMessage(err)}`);
   }
 
   private rememberOwn(originId: string): void {
