@@ -27,7 +27,7 @@ interface Rig {
   onReceive: (m: BridgeMessage) => void;
 }
 
-const FAST = { minMs: 20, maxMs: 200, jitterMs: 20 };
+const FAST = { initialMs: 20, maxMs: 200, jitterMs: 20 };
 
 async function withRig(
   opts: { standIn?: StandInOptions; bridge?: Partial<MattermostBridgeOptions>; before?: (r: Rig) => void },
