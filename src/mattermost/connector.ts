@@ -12,6 +12,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
+import { Backoff } from "../core/backoff.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
@@ -91,7 +92,8 @@ export class MattermostBridge implements Bridge {
   /** Channels whose posts from while the bridge was down are still being fetched. */
   private readonly resuming = new Set<string>();
   private readonly resumeTimers = new Set<ReturnType<typeof setTimeout>>();
-  private catchUpDelay: number;
+  /** Waits between failed catch-ups after a websocket gap; reset by one that succeeds. */
+  private readonly catchUpBackoff: Backoff;
   private stopped = false;
   /** Posts already created for a message whose later pieces failed, so a retry does not repeat them. */
   private readonly progress = new WeakMap<DirectionalMessage, string[]>();
@@ -103,7 +105,7 @@ export class MattermostBridge implements Bridge {
   readonly echoGuards = { filter: true, deliveryId: true };
 
   constructor(private readonly opts: MattermostBridgeOptions) {
-    this.catchUpDelay = this.catchUpRetry().initialMs;
+    this.catchUpBackoff = new Backoff(this.catchUpRetry());
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -392,7 +394,6 @@ export class MattermostBridge implements Bridge {
     clearTimeout(this.catchUpTimer);
     this.catchUpTimer = undefined;
     if (this.stopped) return;
-    const retry = this.catchUpRetry();
     try {
       const failed: string[] = [];
       for (const channel of await this.ctx.mappedChannels()) {
@@ -404,11 +405,10 @@ export class MattermostBridge implements Bridge {
         }
       }
       if (failed.length > 0) throw new BridgeError(`catch-up failed for ${failed.join(", ")}`);
-      this.catchUpDelay = retry.initialMs;
+      this.catchUpBackoff.reset();
     } catch (err) {
       if (this.stopped) return; // stop() is waiting for this catch-up: no timer may outlive it
-      const waitMs = this.catchUpDelay;
-      this.catchUpDelay = Math.min(retry.maxMs, waitMs * 2);
+      const waitMs = this.catchUpBackoff.next();
       log.warn("Catch-up after a websocket gap failed; retrying in {waitMs} ms: {error}", {
         waitMs,
         error: errorMessage(err),
@@ -421,10 +421,13 @@ export class MattermostBridge implements Bridge {
    * Bridges what `channel` got while the bridge was down: posts after `stored` (less the margin) up to `newest`,
    * those within the maximum age; older ones are counted and skipped. A failure is retried with backoff.
    */
-  private async resume(channel: string, stored: number, newest: number, delayMs?: number): Promise<void> {
+  private async resume(
+    channel: string,
+    stored: number,
+    newest: number,
+    backoff = new Backoff(this.catchUpRetry()),
+  ): Promise<void> {
     if (this.stopped) return;
-    const retry = this.catchUpRetry();
-    const waitMs = delayMs ?? retry.initialMs;
     const since = this.sinceBefore(stored);
     const cutoff = newest - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
     let posts: Post[];
@@ -433,16 +436,14 @@ export class MattermostBridge implements Bridge {
         .filter((p) => p.create_at !== undefined && p.create_at > since && p.create_at <= newest);
     } catch (err) {
       if (this.stopped) return; // stop() is waiting for this step: no timer may outlive it
+      const waitMs = backoff.next();
       log.warn(
         "Could not fetch what {channel} got while the bridge was down; retrying in {waitMs} ms: {error}",
         { channel, waitMs, error: errorMessage(err) },
       );
       const timer = setTimeout(() => {
         this.resumeTimers.delete(timer);
-        this.enqueue(
-          "catch-up",
-          () => this.resume(channel, stored, newest, Math.min(retry.maxMs, waitMs * 2)),
-        );
+        this.enqueue("catch-up", () => this.resume(channel, stored, newest, backoff));
       }, waitMs);
       this.resumeTimers.add(timer);
       return;
