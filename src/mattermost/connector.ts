@@ -74,6 +74,8 @@ interface User {
 export class MattermostBridge implements Bridge {
   readonly network = "mattermost";
   private client!: Client4;
+  /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
+  private clientStop = new AbortController();
   private socket?: MattermostSocket;
   private ctx!: BridgeContext;
   private botId = "";
@@ -110,7 +112,8 @@ export class MattermostBridge implements Bridge {
 
   async start(ctx: BridgeContext): Promise<void> {
     this.ctx = ctx;
-    this.client = createClient(this.opts.url, this.opts.token);
+    this.clientStop = new AbortController();
+    this.client = createClient(this.opts.url, this.opts.token, this.clientStop.signal);
     // Waiting cannot fix MM_URL or a certificate: such a failure ends the start, with what to do.
     const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe(), {
       404: `cannot log in to ${this.opts.url}: it answered 404 for /api/v4/users/me; ${BASE_URL_HINT}`,
@@ -145,6 +148,7 @@ export class MattermostBridge implements Bridge {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.clientStop.abort();
     clearTimeout(this.catchUpTimer);
     for (const timer of this.resumeTimers) clearTimeout(timer);
     this.resumeTimers.clear();
