@@ -11,6 +11,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
+import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
@@ -56,6 +57,9 @@ const CATCH_UP_MARGIN_MS = 60_000;
 /** How many of our own recent origin-ids are remembered to recognise their reflections. */
 const OWN_ORIGIN_MEMORY = 10_000;
 
+/** Waits between attempts to get the session back while the server stays away: 1 s, 2 s, 4 s … up to 30 s. */
+const RECONNECT: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000 };
+
 /**
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
@@ -93,6 +97,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly domain: string;
   private readonly local: string;
+  /** Drives `@xmpp/reconnect`, which has one fixed `delay` and no backoff of its own. */
+  private readonly reconnectBackoff = new Backoff(RECONNECT);
 
   constructor(private readonly opts: XmppBridgeOptions) {
     [this.local, this.domain] = opts.jid.split("@");
@@ -409,7 +415,8 @@ export class XmppBridge implements GhostingBridge {
     const rooms = this.muc.resetAll();
     if (this.everOnline) log.info("XMPP session is back; rejoining {count} room(s)", { count: rooms.length });
     this.everOnline = true;
-    this.client.reconnect.delay = 1_000;
+    this.reconnectBackoff.reset();
+    this.client.reconnect.delay = this.reconnectBackoff.next();
     // What the rooms said while the session was away comes from their archives.
     for (const [room, nick] of rooms) {
       await this.joinAndCatchUp(room, nick, this.lastSeen.get(room)).catch((err) =>
@@ -426,8 +433,9 @@ export class XmppBridge implements GhostingBridge {
       new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }),
     );
     this.muc.resetAll();
-    // Back off: 1 s, 2 s, 4 s … up to 30 s between attempts while the server stays away.
-    this.client.reconnect.delay = Math.min(30_000, Math.max(1_000, this.client.reconnect.delay * 2));
+    // @xmpp/reconnect's own disconnect listener (registered first) already scheduled this attempt with the delay
+    // set before; every failed attempt ends in another disconnect, so this sets the wait before the next one.
+    this.client.reconnect.delay = this.reconnectBackoff.next();
   }
 
   private onLeft(room: string, reason: LeaveReason): void {
