@@ -13,7 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
-import { BridgeError, errorMessage } from "../core/errors.ts";
+import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
@@ -61,6 +61,14 @@ const OWN_ORIGIN_MEMORY = 10_000;
 const RECONNECT: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000 };
 
 /**
+ * Waits before rejoining a room that sent us away (kick, shutdown): 2 s, then twice as long each time it does so
+ * again within {@link REJOIN_STAY_MS} of taking us back, up to 5 minutes, so that a kick loop is not a join loop.
+ */
+const REJOIN: BackoffPolicy = { initialMs: 2_000, maxMs: 300_000 };
+/** A rejoin the room kept this long was accepted: the next removal starts the rejoin backoff over. */
+const REJOIN_STAY_MS = 60_000;
+
+/**
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
  */
@@ -95,6 +103,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly buffering = new Map<string, Groupchat[]>();
   /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Per room sent away: the rejoin backoff, and when the last rejoin succeeded. */
+  private readonly rejoins = new Map<string, { backoff: Backoff; rejoinedAt?: number }>();
   private readonly domain: string;
   private readonly local: string;
   /** Drives `@xmpp/reconnect`, which has one fixed `delay` and no backoff of its own. */
@@ -151,6 +161,7 @@ export class XmppBridge implements GhostingBridge {
     this.stopping = true;
     for (const timer of this.rejoinTimers) clearTimeout(timer);
     this.rejoinTimers.clear();
+    this.rejoins.clear();
     try {
       await this.opts.ghosts?.stop();
     } finally {
@@ -448,18 +459,43 @@ export class XmppBridge implements GhostingBridge {
       return;
     }
     if (reason === "left") return;
+    let state = this.rejoins.get(room);
+    if (!state) this.rejoins.set(room, state = { backoff: new Backoff(REJOIN) });
+    if (state.rejoinedAt !== undefined && Date.now() - state.rejoinedAt >= REJOIN_STAY_MS) {
+      state.backoff.reset();
+    }
+    state.rejoinedAt = undefined;
+    this.scheduleRejoin(room, state.backoff);
+  }
+
+  private scheduleRejoin(room: string, backoff: Backoff): void {
+    const waitMs = backoff.next();
+    log.info("Rejoining {room} in {waitMs} ms (attempt {attempt})", {
+      room,
+      waitMs,
+      attempt: backoff.failures,
+    });
     const timer = setTimeout(() => {
       this.rejoinTimers.delete(timer);
-      this.rejoin(room);
-    }, 2_000);
+      this.rejoin(room, backoff);
+    }, waitMs);
     this.rejoinTimers.add(timer);
   }
 
-  private rejoin(room: string): void {
+  /** Joins `room` again when still wanted; after a removal, `backoff` schedules another try if this one times out. */
+  private rejoin(room: string, backoff?: Backoff): void {
     const occ = this.muc.rooms.get(room);
     if (!occ || this.stopping || this.client.status !== "online") return;
-    this.joinAndCatchUp(room, occ.wantedNick, this.lastSeen.get(room)).catch((err) =>
-      log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) })
+    this.joinAndCatchUp(room, occ.wantedNick, this.lastSeen.get(room)).then(
+      () => {
+        const state = this.rejoins.get(room);
+        if (backoff && state?.backoff === backoff) state.rejoinedAt = Date.now();
+      },
+      (err) => {
+        log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) });
+        // No answer, or the join could not be sent: try again later. A refusal needs a person.
+        if (backoff && isTransient(err) && !this.stopping) this.scheduleRejoin(room, backoff);
+      },
     );
   }
 
