@@ -72,10 +72,9 @@ export class Backoff {
     const { initialMs, maxMs, factor = 2, jitterMs = 0 } = policy;
     const fine = (n: number) => Number.isFinite(n) && n >= 0;
     if (!fine(initialMs) || !fine(maxMs) || !fine(jitterMs) || !(factor >= 1 && Number.isFinite(factor))) {
+      const policyText = JSON.stringify(policy);
       throw new RangeError(
-        `backoff policy ${
-          JSON.stringify(policy)
-        }: times must be finite and ≥ 0, and the factor finite and ≥ 1`,
+        `backoff policy ${policyText}: times must be finite and ≥ 0, and the factor finite and ≥ 1`,
       );
     }
     if (maxMs < initialMs) {

@@ -169,18 +169,18 @@ export class MattermostSocket {
   private readonly client: InstanceType<typeof mm.WebSocketClient>;
 
   constructor(private readonly opts: MattermostSocketOptions) {
-    const backoff = new Backoff(opts.reconnect ?? DEFAULT_RECONNECT);
+    const policy = opts.reconnect ?? DEFAULT_RECONNECT;
+    const backoff = new Backoff(policy);
     const connect = opts.connect ??
       ((url: string, token: string) => new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } }));
     this.client = new mm.WebSocketClient({
       newWebSocketFn: (url: string) => guardFrames(connect(url, opts.token)),
       // The client waits `minWebSocketRetryTime` (never grown, no jitter of its own) after each close; the close
       // listener below sets it from the backoff first.
-      minWebSocketRetryTime: backoff.next(),
+      minWebSocketRetryTime: policy.initialMs,
       reconnectJitterRange: 0,
       maxWebSocketFails: Infinity,
     });
-    backoff.reset();
     const config = (this.client as unknown as { config: { minWebSocketRetryTime: number } }).config;
     const { events } = opts;
     this.client.addMessageListener((msg) => {
