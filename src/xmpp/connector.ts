@@ -439,13 +439,17 @@ export class XmppBridge implements GhostingBridge {
   private onDisconnect(): void {
     if (this.stopping) return;
     const why = this.lastFailure ? `: ${this.lastFailure}` : "";
-    this.setState(false, `disconnected from ${this.opts.service}; reconnecting${why}`);
+    // @xmpp/reconnect's own disconnect listener (registered first) has just scheduled this attempt with `delay`.
+    const seconds = this.client.reconnect.delay / 1000;
+    this.setState(
+      false,
+      `disconnected from ${this.opts.service}; reconnecting${why}; next attempt in ${seconds} s`,
+    );
     this.reflections.rejectAll(
       new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }),
     );
     this.muc.resetAll();
-    // @xmpp/reconnect's own disconnect listener (registered first) already scheduled this attempt with the delay
-    // set before; every failed attempt ends in another disconnect, so this sets the wait before the next one.
+    // Every failed attempt ends in another disconnect: this sets the wait before the next one.
     this.client.reconnect.delay = this.reconnectBackoff.next();
   }
 
