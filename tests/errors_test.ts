@@ -92,7 +92,7 @@ Deno.test("a Mattermost start whose websocket upgrade is refused says so, and wh
     token: mm.bot.token,
     display: { mode: "prefix", nameFormat: "{nick}" },
     helloTimeoutMs: 2_000,
-    reconnect: { minMs: 50, maxMs: 200, jitterMs: 10 },
+    reconnect: { initialMs: 50, maxMs: 200, jitterMs: 10 },
   });
   const ctx = {
     receive: () => {},

@@ -27,7 +27,7 @@ interface Rig {
   onReceive: (m: BridgeMessage) => void;
 }
 
-const FAST = { minMs: 20, maxMs: 200, jitterMs: 20 };
+const FAST = { initialMs: 20, maxMs: 200, jitterMs: 20 };
 
 async function withRig(
   opts: { standIn?: StandInOptions; bridge?: Partial<MattermostBridgeOptions>; before?: (r: Rig) => void },
@@ -329,3 +329,22 @@ Deno.test(
     }
   },
 );
+
+Deno.test("stop() ends a REST call's wait on a 429 at once: no attempt follows the stop", opts, async () => {
+  await withRig({}, async (r) => {
+    const carol = r.mm.createUser("carol");
+    r.mm.addMember(r.channel.id, carol.id);
+    // One request per 10 s: bob's look-up spends it, carol's gets 429 with Retry-After 10 and waits on the inbound
+    // queue, which stop() awaits.
+    r.mm.setRateLimit({ perSecond: 0.1, burst: 0 });
+    await r.mm.postAs(r.bob.id, r.channel.id, "spends the request");
+    await r.mm.postAs(carol.id, r.channel.id, "looked up while rate-limited");
+    const carolLookups = () => r.mm.requestLog.filter((e) => e.path === `/api/v4/users/${carol.id}`);
+    await waitFor(() => carolLookups().some((e) => e.status === 429), "carol's look-up to be rate-limited");
+    await r.bridge.stop();
+    // Without the abort, the look-up is tried again once the 10 s are over (and then succeeds), before stop() ends.
+    assert.deepEqual(carolLookups().map((e) => e.status), [429]);
+    // The post is still handed on, under the user id the failed look-up left.
+    assert.ok(r.texts().includes("looked up while rate-limited"));
+  });
+});

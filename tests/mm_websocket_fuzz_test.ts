@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parsePost, parsePostedEvent } from "../src/mattermost/post.ts";
 import { DEFAULT_RECONNECT, isRecord, MattermostSocket, parseFrame } from "../src/mattermost/websocket.ts";
+import { Backoff } from "../src/core/backoff.ts";
 
 const RUNS = { numRuns: 400, interruptAfterTimeLimit: 10_000 };
 
@@ -142,7 +143,7 @@ Deno.test("behind the frame guard, @mattermost/client and the event listeners ne
     url: "ws://fuzz.invalid/api/v4/websocket",
     token: "t",
     // A seq mismatch makes the client reconnect: never within this test.
-    reconnect: { minMs: 3_600_000, maxMs: 3_600_000, jitterMs: 0 },
+    reconnect: { initialMs: 3_600_000, maxMs: 3_600_000, jitterMs: 0 },
     connect: () => (fake = new FakeSocket()) as unknown as WebSocket,
     events: {
       onEvent: (event, data) => {
@@ -189,6 +190,55 @@ for (
 }
 
 Deno.test("the default reconnect wait, jitter included, never exceeds 30 s", () => {
-  assert.ok(DEFAULT_RECONNECT.maxMs + DEFAULT_RECONNECT.jitterMs <= 30_000);
-  assert.ok(DEFAULT_RECONNECT.minMs <= DEFAULT_RECONNECT.maxMs);
+  const highest = new Backoff(DEFAULT_RECONNECT, () => 0.999_999);
+  const waits = Array.from({ length: 20 }, () => highest.next());
+  assert.equal(waits[0], 5_000);
+  assert.ok(Math.max(...waits) <= 30_000, `waits ${waits.join(", ")}`);
+});
+
+/**
+ * Closes `fake` as the network would and returns the waits the client scheduled its reconnect with; `reconnect`
+ * runs that reconnect.
+ */
+function closeAndCapture(fake: FakeSocket): { waits: number[]; reconnect: () => void } {
+  const waits: number[] = [];
+  let reconnect = () => {};
+  const real = globalThis.setTimeout;
+  globalThis.setTimeout = ((fn: () => void, ms: number) => {
+    waits.push(ms);
+    reconnect = fn;
+    return 0;
+  }) as unknown as typeof setTimeout;
+  try {
+    (fake.onclose as (ev: CloseEvent) => void)(new CloseEvent("close", { code: 1006 }));
+  } finally {
+    globalThis.setTimeout = real;
+  }
+  return { waits, reconnect };
+}
+
+Deno.test("the websocket's reconnect waits follow the backoff, capped, and start over after an open", () => {
+  let fake!: FakeSocket;
+  const socket = new MattermostSocket({
+    url: "ws://backoff.invalid/api/v4/websocket",
+    token: "t",
+    reconnect: { initialMs: 100, maxMs: 1_000, jitterMs: 0 },
+    connect: () => (fake = new FakeSocket()) as unknown as WebSocket,
+    events: { onEvent: () => {}, onReconnect: () => {}, onClose: () => {} },
+  });
+  socket.open();
+  try {
+    (fake.onopen as () => void)();
+    const waits: number[] = [];
+    for (let failure = 0; failure < 6; failure++) {
+      const closed = closeAndCapture(fake);
+      waits.push(...closed.waits);
+      closed.reconnect(); // a new socket that fails to open
+    }
+    assert.deepEqual(waits, [100, 200, 400, 800, 1_000, 1_000]);
+    (fake.onopen as () => void)();
+    assert.deepEqual(closeAndCapture(fake).waits, [100], "an open starts the backoff over");
+  } finally {
+    socket.close();
+  }
 });

@@ -55,6 +55,38 @@ Deno.test("a kicked bridge rejoins, and both directions work again within second
   }
 });
 
+Deno.test(
+  "a bridge kicked again right after rejoining waits twice as long before the next rejoin",
+  opts,
+  async () => {
+    const records: LogRecord[] = [];
+    await setupLogging({ level: "info", format: "json", sink: (r) => records.push(r) });
+    const w = await startWorld();
+    try {
+      await w.startBridge();
+      const presences = watchBridgeOccupant(w);
+      const outMs: number[] = [];
+      for (let kick = 1; kick <= 2; kick++) {
+        await administer(w, { nick: "bridge", role: "none" });
+        await waitFor(() => presences.filter((p) => p.codes.includes("307")).length >= kick, `kick ${kick}`);
+        const kickedAt = performance.now();
+        await waitFor(() => presences.filter((p) => p.available).length >= kick, `rejoin ${kick}`, 10_000);
+        outMs.push(performance.now() - kickedAt);
+      }
+      // A lower bound only: after the second kick the bridge really stayed out about 4 s, not 2 s.
+      assert.ok(outMs[1] >= 3_500, `out of the room for ${Math.round(outMs[1])} ms after the second kick`);
+      const waits = records
+        .filter((r) => r.message.join("").startsWith("Rejoining"))
+        .map((r) => r.properties.waitMs);
+      assert.deepEqual(waits, [2_000, 4_000]);
+      await bothWays(w, "after two kicks");
+    } finally {
+      await w.stop();
+      await stopLogging();
+    }
+  },
+);
+
 Deno.test("a banned bridge does not rejoin and says so in one clear log line", opts, async () => {
   const records: LogRecord[] = [];
   await setupLogging({ level: "info", format: "json", sink: (r) => records.push(r) });

@@ -117,3 +117,41 @@ Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fa
     await prosody.stop();
   }
 });
+
+Deno.test("while the server is down the session retries after 1 s, 2 s, 4 s …, and from 1 s again once back", async () => {
+  const prosody = await startProsody();
+  await prosody.register("bridge", PASSWORD);
+  const bridge = await bridgeOn(prosody, {});
+  const ctx: BridgeContext = {
+    receive: () => {},
+    addMessageAlias: () => Promise.resolve(),
+    mappedChannels: () => Promise.resolve([]),
+    runCommand: () => Promise.resolve(""),
+    userDeactivated: () => {},
+    loadCursor: () => Promise.resolve(undefined),
+    saveCursor: () => {},
+  };
+  /** The distinct waits /healthz has announced so far, in order. */
+  const announced: number[] = [];
+  const watch = setInterval(() => {
+    const wait = Number(/next attempt in ([\d.]+) s/.exec(bridge.health().detail)?.[1]);
+    if (wait && announced.at(-1) !== wait) announced.push(wait);
+  }, 20);
+  try {
+    await bridge.start(ctx);
+    await waitFor(() => bridge.health().connected, "the session");
+    await prosody.kill();
+    await waitFor(() => announced.length >= 3, "three failed attempts", 20_000);
+    assert.deepEqual(announced.slice(0, 3), [1, 2, 4]);
+    await prosody.restart();
+    await waitFor(() => bridge.health().connected, "the session back", 20_000);
+    announced.length = 0;
+    await prosody.kill();
+    await waitFor(() => announced.length >= 1, "the first attempt after the second outage", 20_000);
+    assert.equal(announced[0], 1);
+  } finally {
+    clearInterval(watch);
+    await bridge.stop();
+    await prosody.stop();
+  }
+});

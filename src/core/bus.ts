@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import type { Bridge } from "./bridge.ts";
+import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { sleep } from "./deadline.ts";
 import { errorMessage, isTransient } from "./errors.ts";
 import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
@@ -34,10 +35,7 @@ export interface BusStats {
 }
 
 /** Retry timing; tests shorten it. */
-export interface RetryPolicy {
-  initialMs: number;
-  maxMs: number;
-}
+export type RetryPolicy = BackoffPolicy;
 
 /**
  * Routes messages between bridges.
@@ -215,7 +213,7 @@ export class MessageBus {
   private async deliver(dm: DirectionalMessage): Promise<boolean> {
     const bridge = this.bridges.get(dm.target)!;
     this.rememberDelivery(idKey(dm.target, dm.targetChannel, dm.deliveryId));
-    let delay = this.retry.initialMs;
+    const backoff = new Backoff(this.retry);
     for (let attempt = 1;; attempt++) {
       if (this.stopped) return false;
       let sent: SentRefs;
@@ -233,7 +231,7 @@ export class MessageBus {
           return true;
         }
         this.stats.retried++;
-        const wait = Math.min(this.retry.maxMs, Math.max(delay, retryAfter(err)));
+        const wait = backoff.next(retryAfter(err));
         log.warn(
           "Delivery to {target} {channel} failed (attempt {attempt}), retrying in {wait} ms: {error}",
           {
@@ -245,7 +243,6 @@ export class MessageBus {
           },
         );
         await sleep(wait, this.abort.signal);
-        delay = Math.min(this.retry.maxMs, delay * 2);
         continue;
       }
       this.stats.delivered++;

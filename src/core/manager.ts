@@ -10,6 +10,7 @@ import { type BusStats, MessageBus, type RetryPolicy } from "./bus.ts";
 import { BridgeError, errorMessage, isTransient } from "./errors.ts";
 import type { ChannelMapping, Store } from "./store.ts";
 import { runCommand } from "./commands.ts";
+import { Backoff } from "./backoff.ts";
 import { settleWithin, sleep } from "./deadline.ts";
 
 const log = getLogger(["mmxmpp", "manager"]);
@@ -251,8 +252,7 @@ export class BridgeManager {
 
   /** Starts one bridge, retrying transient failures with backoff until it is up or `signal` aborts. */
   private async connect(bridge: Bridge, signal: AbortSignal): Promise<void> {
-    const policy = this.opts.startRetry ?? { initialMs: 1_000, maxMs: 30_000 };
-    let delay = policy.initialMs;
+    const backoff = new Backoff(this.opts.startRetry ?? { initialMs: 1_000, maxMs: 30_000 });
     // One abort listener for all attempts, not one per attempt; handled here too, as no race may be watching it.
     const stopped = aborted(signal);
     stopped.catch(() => {});
@@ -267,6 +267,7 @@ export class BridgeManager {
       } catch (err) {
         // Only a failure the connector marked transient is worth another try; anything else needs a person.
         if (!(err instanceof BridgeError && err.transient) || signal.aborted) throw err;
+        const delay = backoff.next(err.retryAfterMs);
         const seconds = delay / 1000;
         this.connecting.set(
           bridge.network,
@@ -280,7 +281,6 @@ export class BridgeManager {
         });
         await sleep(delay, signal);
         signal.throwIfAborted();
-        delay = Math.min(policy.maxMs, delay * 2);
       }
     }
   }

@@ -4,13 +4,16 @@
  * Client4 reads an error's status from its JSON body, so an error with any other body (the 429 text, a proxy's
  * HTML page) reaches us with no status at all. Requests to the configured server therefore go through a fetch
  * wrapper that waits out `Retry-After` on 429 and turns any other error body without a status into Mattermost's
- * JSON error shape carrying the HTTP status. Client4 errors are turned into {@link BridgeError}s that say whether a
+ * JSON error shape carrying the HTTP status. The wait ends early when the client's stop signal aborts (see
+ * {@link createClient}), so no rate limit holds up a stop. Client4 errors are turned into {@link BridgeError}s that say whether a
  * retry can help (by HTTP status), and never carry the token.
  *
  * @module
  */
 import mm from "@mattermost/client";
 import { getLogger } from "@logtape/logtape";
+import { Backoff } from "../core/backoff.ts";
+import { sleep } from "../core/deadline.ts";
 import { BridgeError } from "../core/errors.ts";
 import { describeFailure, explainUnreachable, statusHint } from "./explain.ts";
 
@@ -26,6 +29,11 @@ let installed = false;
 /** Most attempts for one request that keeps getting 429. */
 const MAX_RATE_LIMIT_RETRIES = 5;
 
+/** Carries a client's stop signal on the options Client4 hands to `fetch`, for the wrapper's 429 wait only. */
+const STOP = Symbol("mmxmpp.stop");
+/** The signal of a request made without one: never aborts. */
+const NEVER = new AbortController().signal;
+
 /**
  * Wraps the global `fetch` (once per process) so that requests to `baseUrl` that answer 429 are retried after the
  * server's `Retry-After` (capped at 30 s), up to five times, and error answers always tell Client4 their status.
@@ -38,17 +46,21 @@ export function retryRateLimitedRequests(baseUrl: string): void {
   globalThis.fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const url = new URL(input instanceof Request ? input.url : String(input));
     if (!guardedOrigins.has(url.origin)) return inner(input, init);
+    const stop = (init as { [STOP]?: AbortSignal } | undefined)?.[STOP] ?? NEVER;
+    const backoff = new Backoff({ initialMs: 100, maxMs: 30_000 });
     for (let attempt = 1;; attempt++) {
       const res = await inner(input, init);
       if (res.status !== 429 || attempt > MAX_RATE_LIMIT_RETRIES) return withErrorStatus(res, url.pathname);
-      await res.body?.cancel();
-      const waitMs = retryAfterMs(res.headers);
+      const waitMs = backoff.next(retryAfterMs(res.headers));
       log.warn("Mattermost rate-limited {path}; retrying in {waitMs} ms (attempt {attempt})", {
         path: url.pathname,
         waitMs,
         attempt,
       });
-      await new Promise((r) => setTimeout(r, waitMs));
+      await sleep(waitMs, stop);
+      // Stopped while waiting: the caller gets the 429 now instead of another attempt.
+      if (stop.aborted) return withErrorStatus(res, url.pathname);
+      await res.body?.cancel();
     }
   };
 }
@@ -98,13 +110,20 @@ export function retryAfterMs(headers: Headers): number {
   return Math.min(30_000, Math.max(100, Number.isFinite(after) ? after * 1000 : 1000));
 }
 
-/** Creates a Client4 for `url` authenticated with `token`. */
-export function createClient(url: string, token: string): Client4 {
+/**
+ * Creates a Client4 for `url` authenticated with `token`. When `stop` aborts, a request waiting out a 429 gives up
+ * waiting and fails with that 429; requests already on the wire are left to finish.
+ */
+export function createClient(url: string, token: string, stop?: AbortSignal): Client4 {
   retryRateLimitedRequests(url);
   const client = new mm.Client4();
   client.setUrl(url);
   client.setToken(token);
   client.setUserAgent?.("mmxmpp");
+  if (stop) {
+    const options = client.getOptions.bind(client);
+    client.getOptions = (opts) => Object.assign(options(opts), { [STOP]: stop });
+  }
   return client;
 }
 

@@ -12,6 +12,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
+import { Backoff } from "../core/backoff.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
@@ -73,6 +74,8 @@ interface User {
 export class MattermostBridge implements Bridge {
   readonly network = "mattermost";
   private client!: Client4;
+  /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
+  private clientStop = new AbortController();
   private socket?: MattermostSocket;
   private ctx!: BridgeContext;
   private botId = "";
@@ -94,7 +97,8 @@ export class MattermostBridge implements Bridge {
    */
   private readonly resuming = new Map<string, Post[]>();
   private readonly resumeTimers = new Set<ReturnType<typeof setTimeout>>();
-  private catchUpDelay: number;
+  /** Waits between failed catch-ups after a websocket gap; reset by one that succeeds. */
+  private readonly catchUpBackoff: Backoff;
   private stopped = false;
   /** Posts already created for a message whose later pieces failed, so a retry does not repeat them. */
   private readonly progress = new WeakMap<DirectionalMessage, string[]>();
@@ -106,12 +110,13 @@ export class MattermostBridge implements Bridge {
   readonly echoGuards = { filter: true, deliveryId: true };
 
   constructor(private readonly opts: MattermostBridgeOptions) {
-    this.catchUpDelay = this.catchUpRetry().initialMs;
+    this.catchUpBackoff = new Backoff(this.catchUpRetry());
   }
 
   async start(ctx: BridgeContext): Promise<void> {
     this.ctx = ctx;
-    this.client = createClient(this.opts.url, this.opts.token);
+    this.clientStop = new AbortController();
+    this.client = createClient(this.opts.url, this.opts.token, this.clientStop.signal);
     // Waiting cannot fix MM_URL or a certificate: such a failure ends the start, with what to do.
     const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe(), {
       404: `cannot log in to ${this.opts.url}: it answered 404 for /api/v4/users/me; ${BASE_URL_HINT}`,
@@ -146,6 +151,7 @@ export class MattermostBridge implements Bridge {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.clientStop.abort();
     clearTimeout(this.catchUpTimer);
     for (const timer of this.resumeTimers) clearTimeout(timer);
     this.resumeTimers.clear();
@@ -408,7 +414,6 @@ export class MattermostBridge implements Bridge {
     clearTimeout(this.catchUpTimer);
     this.catchUpTimer = undefined;
     if (this.stopped) return;
-    const retry = this.catchUpRetry();
     try {
       const failed: string[] = [];
       for (const channel of await this.ctx.mappedChannels()) {
@@ -420,11 +425,10 @@ export class MattermostBridge implements Bridge {
         }
       }
       if (failed.length > 0) throw new BridgeError(`catch-up failed for ${failed.join(", ")}`);
-      this.catchUpDelay = retry.initialMs;
+      this.catchUpBackoff.reset();
     } catch (err) {
       if (this.stopped) return; // stop() is waiting for this catch-up: no timer may outlive it
-      const waitMs = this.catchUpDelay;
-      this.catchUpDelay = Math.min(retry.maxMs, waitMs * 2);
+      const waitMs = this.catchUpBackoff.next();
       log.warn("Catch-up after a websocket gap failed; retrying in {waitMs} ms: {error}", {
         waitMs,
         error: errorMessage(err),
@@ -437,10 +441,13 @@ export class MattermostBridge implements Bridge {
    * Bridges what `channel` got while the bridge was down: posts after `stored` (less the margin) up to `newest`,
    * those within the maximum age; older ones are counted and skipped. A failure is retried with backoff.
    */
-  private async resume(channel: string, stored: number, newest: number, delayMs?: number): Promise<void> {
+  private async resume(
+    channel: string,
+    stored: number,
+    newest: number,
+    backoff = new Backoff(this.catchUpRetry()),
+  ): Promise<void> {
     if (this.stopped) return;
-    const retry = this.catchUpRetry();
-    const waitMs = delayMs ?? retry.initialMs;
     const since = this.sinceBefore(stored);
     const cutoff = newest - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
     let posts: Post[];
@@ -449,16 +456,14 @@ export class MattermostBridge implements Bridge {
         .filter((p) => p.create_at !== undefined && p.create_at > since && p.create_at <= newest);
     } catch (err) {
       if (this.stopped) return; // stop() is waiting for this step: no timer may outlive it
+      const waitMs = backoff.next();
       log.warn(
         "Could not fetch what {channel} got while the bridge was down; retrying in {waitMs} ms: {error}",
         { channel, waitMs, error: errorMessage(err) },
       );
       const timer = setTimeout(() => {
         this.resumeTimers.delete(timer);
-        this.enqueue(
-          "catch-up",
-          () => this.resume(channel, stored, newest, Math.min(retry.maxMs, waitMs * 2)),
-        );
+        this.enqueue("catch-up", () => this.resume(channel, stored, newest, backoff));
       }, waitMs);
       this.resumeTimers.add(timer);
       return;

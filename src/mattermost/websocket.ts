@@ -11,25 +11,20 @@
  */
 import mm from "@mattermost/client";
 import { getLogger } from "@logtape/logtape";
+import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { errorMessage } from "../core/errors.ts";
 
 const log = getLogger(["mmxmpp", "mattermost", "websocket"]);
 
-/** How the websocket reconnects: first waits of `minMs`, never more than `maxMs + jitterMs`. */
-export interface ReconnectPolicy {
-  minMs: number;
-  maxMs: number;
-  jitterMs: number;
-}
+/** How the websocket reconnects: a first wait of `initialMs`, never more than `maxMs + jitterMs`. */
+export type ReconnectPolicy = BackoffPolicy;
 
 /**
- * The client's defaults grow to 5 minutes (`maxWebSocketRetryTime: 300000`) after seven failures, which can leave
- * the bridge deaf that long after the server is back; this caps every wait at 30 s, jitter included.
+ * 3 s, 6 s, 12 s, 24 s, then 28 s, each plus up to 2 s of jitter: never more than 30 s. The client's own defaults
+ * grow to 5 minutes (`maxWebSocketRetryTime: 300000`) after seven failures, which can leave the bridge deaf that
+ * long after the server is back.
  */
-export const DEFAULT_RECONNECT: ReconnectPolicy = { minMs: 3_000, maxMs: 28_000, jitterMs: 2_000 };
-
-/** Failures before the client starts growing its wait (`min * failures²`); its own default. */
-const FAILURES_BEFORE_BACKOFF = 7;
+export const DEFAULT_RECONNECT: ReconnectPolicy = { initialMs: 3_000, maxMs: 28_000, jitterMs: 2_000 };
 
 /** A server event in the stream, numbered by `seq`. */
 export interface EventFrame {
@@ -189,15 +184,18 @@ export class MattermostSocket {
 
   constructor(private readonly opts: MattermostSocketOptions) {
     const policy = opts.reconnect ?? DEFAULT_RECONNECT;
+    const backoff = new Backoff(policy);
     const connect = opts.connect ??
       ((url: string, token: string) => new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } }));
     this.client = new mm.WebSocketClient({
       newWebSocketFn: (url: string) => guardFrames(connect(url, opts.token)),
-      minWebSocketRetryTime: policy.minMs,
-      maxWebSocketRetryTime: policy.maxMs,
-      reconnectJitterRange: policy.jitterMs,
-      maxWebSocketFails: FAILURES_BEFORE_BACKOFF,
+      // The client waits `minWebSocketRetryTime` (never grown, no jitter of its own) after each close; the close
+      // listener below sets it from the backoff first.
+      minWebSocketRetryTime: policy.initialMs,
+      reconnectJitterRange: 0,
+      maxWebSocketFails: Infinity,
     });
+    const config = (this.client as unknown as { config: { minWebSocketRetryTime: number } }).config;
     const { events } = opts;
     this.client.addMessageListener((msg) => {
       const { event, data } = msg as { event?: unknown; data?: unknown };
@@ -209,7 +207,12 @@ export class MattermostSocket {
     // gap itself is handled on reconnect.
     this.client.addMissedMessageListener(() => {});
     this.client.addReconnectListener(() => guarded("reconnect", () => events.onReconnect()));
-    this.client.addCloseListener((failures: number) => guarded("close", () => events.onClose(failures)));
+    // Called before the client schedules its reconnect; `failures` is 1 on the first close after an open.
+    this.client.addCloseListener((failures: number) => {
+      if (failures === 1) backoff.reset();
+      config.minWebSocketRetryTime = backoff.next();
+      guarded("close", () => events.onClose(failures));
+    });
     this.client.addErrorListener((ev: Event) =>
       guarded("error", () => events.onError?.((ev as ErrorEvent).error ?? (ev as ErrorEvent).message ?? ev))
     );

@@ -15,6 +15,7 @@ import iqCaller from "@xmpp/iq/caller.js";
 import iqCallee from "@xmpp/iq/callee.js";
 import reconnect from "@xmpp/reconnect";
 import xml from "@xmpp/xml";
+import { Backoff } from "../core/backoff.ts";
 import { BridgeError } from "../core/errors.ts";
 import { explainComponentFailure } from "./explain.ts";
 import type { Element } from "./client.ts";
@@ -190,25 +191,23 @@ export class XmppComponent {
   };
   readonly #stream: ComponentStream;
   readonly #reconnect: { delay: number; start(): void; stop(): void };
-  readonly #firstDelay: number;
-  readonly #maxDelay: number;
-  #nextDelay: number;
+  /** Drives `@xmpp/reconnect`, which has one fixed `delay` and no backoff of its own. */
+  readonly #backoff: Backoff;
   #reconnecting = true;
 
   constructor(opts: XmppComponentOptions) {
     this.domain = opts.domain;
     this.service = opts.service;
-    this.#firstDelay = this.#nextDelay = opts.reconnectDelayMs ?? 1_000;
-    this.#maxDelay = opts.maxReconnectDelayMs ?? 30_000;
+    this.#backoff = new Backoff({
+      initialMs: opts.reconnectDelayMs ?? 1_000,
+      maxMs: opts.maxReconnectDelayMs ?? 30_000,
+    });
     this.#stream = new ComponentStream({ service: opts.service, domain: opts.domain }, opts.secret);
     // An EventEmitter without an "error" listener throws; errors reach callers through start() and on("error").
     this.#stream.on("error", () => {});
     // Registered before the reconnect module's own listener, so the delay is set before it schedules.
-    this.#stream.on("disconnect", () => {
-      this.#reconnect.delay = this.#nextDelay;
-      this.#nextDelay = Math.min(this.#maxDelay, this.#nextDelay * 2);
-    });
-    this.#stream.on("online", () => this.#nextDelay = this.#firstDelay);
+    this.#stream.on("disconnect", () => this.#reconnect.delay = this.#backoff.next());
+    this.#stream.on("online", () => this.#backoff.reset());
     const mw = middleware({ entity: this.#stream });
     this.iqCaller = iqCaller({ middleware: mw, entity: this.#stream });
     this.iqCallee = iqCallee({ middleware: mw, entity: this.#stream });

@@ -13,8 +13,9 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
+import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
-import { BridgeError, errorMessage } from "../core/errors.ts";
+import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
 import type { DirectionalMessage, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
@@ -71,6 +72,17 @@ interface Replay {
 /** How many of our own recent origin-ids are remembered to recognise their reflections. */
 const OWN_ORIGIN_MEMORY = 10_000;
 
+/** Waits between attempts to get the session back while the server stays away: 1 s, 2 s, 4 s … up to 30 s. */
+const RECONNECT: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000 };
+
+/**
+ * Waits before rejoining a room that sent us away (kick, shutdown): 2 s, then twice as long each time it does so
+ * again within {@link REJOIN_STAY_MS} of taking us back, up to 5 minutes, so that a kick loop is not a join loop.
+ */
+const REJOIN: BackoffPolicy = { initialMs: 2_000, maxMs: 300_000 };
+/** A rejoin the room kept this long was accepted: the next removal starts the rejoin backoff over. */
+const REJOIN_STAY_MS = 60_000;
+
 /**
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
@@ -117,8 +129,12 @@ export class XmppBridge implements GhostingBridge {
   private readonly roomTrouble = new Map<string, string>();
   /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Per room sent away: the rejoin backoff, and when the last rejoin succeeded. */
+  private readonly rejoins = new Map<string, { backoff: Backoff; rejoinedAt?: number }>();
   private readonly domain: string;
   private readonly local: string;
+  /** Drives `@xmpp/reconnect`, which has one fixed `delay` and no backoff of its own. */
+  private readonly reconnectBackoff = new Backoff(RECONNECT);
 
   constructor(private readonly opts: XmppBridgeOptions) {
     [this.local, this.domain] = opts.jid.split("@");
@@ -172,6 +188,7 @@ export class XmppBridge implements GhostingBridge {
     this.stopping = true;
     for (const timer of this.rejoinTimers) clearTimeout(timer);
     this.rejoinTimers.clear();
+    this.rejoins.clear();
     try {
       await this.opts.ghosts?.stop();
     } finally {
@@ -512,7 +529,8 @@ export class XmppBridge implements GhostingBridge {
     const rooms = this.muc.resetAll();
     if (this.everOnline) log.info("XMPP session is back; rejoining {count} room(s)", { count: rooms.length });
     this.everOnline = true;
-    this.client.reconnect.delay = 1_000;
+    this.reconnectBackoff.reset();
+    this.client.reconnect.delay = this.reconnectBackoff.next();
     // What the rooms said while the session was away comes from their archives.
     for (const [room, nick] of rooms) {
       await this.joinAndCatchUp(room, nick, this.lastSeen.get(room)).catch((err) =>
@@ -524,13 +542,18 @@ export class XmppBridge implements GhostingBridge {
   private onDisconnect(): void {
     if (this.stopping) return;
     const why = this.lastFailure ? `: ${this.lastFailure}` : "";
-    this.setState(false, `disconnected from ${this.opts.service}; reconnecting${why}`);
+    // @xmpp/reconnect's own disconnect listener (registered first) has just scheduled this attempt with `delay`.
+    const seconds = this.client.reconnect.delay / 1000;
+    this.setState(
+      false,
+      `disconnected from ${this.opts.service}; reconnecting${why}; next attempt in ${seconds} s`,
+    );
     this.reflections.rejectAll(
       new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }),
     );
     this.muc.resetAll();
-    // Back off: 1 s, 2 s, 4 s … up to 30 s between attempts while the server stays away.
-    this.client.reconnect.delay = Math.min(30_000, Math.max(1_000, this.client.reconnect.delay * 2));
+    // Every failed attempt ends in another disconnect: this sets the wait before the next one.
+    this.client.reconnect.delay = this.reconnectBackoff.next();
   }
 
   private onLeft(room: string, reason: LeaveReason): void {
@@ -548,18 +571,43 @@ export class XmppBridge implements GhostingBridge {
     }
     if (reason === "left") return;
     if (reason === "destroyed") this.roomTrouble.set(room, `${room} was destroyed; trying to join it again`);
+    let state = this.rejoins.get(room);
+    if (!state) this.rejoins.set(room, state = { backoff: new Backoff(REJOIN) });
+    if (state.rejoinedAt !== undefined && Date.now() - state.rejoinedAt >= REJOIN_STAY_MS) {
+      state.backoff.reset();
+    }
+    state.rejoinedAt = undefined;
+    this.scheduleRejoin(room, state.backoff);
+  }
+
+  private scheduleRejoin(room: string, backoff: Backoff): void {
+    const waitMs = backoff.next();
+    log.info("Rejoining {room} in {waitMs} ms (attempt {attempt})", {
+      room,
+      waitMs,
+      attempt: backoff.failures,
+    });
     const timer = setTimeout(() => {
       this.rejoinTimers.delete(timer);
-      this.rejoin(room);
-    }, 2_000);
+      this.rejoin(room, backoff);
+    }, waitMs);
     this.rejoinTimers.add(timer);
   }
 
-  private rejoin(room: string): void {
+  /** Joins `room` again when still wanted; after a removal, `backoff` schedules another try if this one times out. */
+  private rejoin(room: string, backoff?: Backoff): void {
     const occ = this.muc.rooms.get(room);
     if (!occ || this.stopping || this.client.status !== "online") return;
-    this.joinAndCatchUp(room, occ.wantedNick, this.lastSeen.get(room)).catch((err) =>
-      this.rejoinFailed(room, err)
+    this.joinAndCatchUp(room, occ.wantedNick, this.lastSeen.get(room)).then(
+      () => {
+        const state = this.rejoins.get(room);
+        if (backoff && state?.backoff === backoff) state.rejoinedAt = Date.now();
+      },
+      (err) => {
+        this.rejoinFailed(room, err);
+        // No answer, or the join could not be sent: try again later. A refusal needs a person.
+        if (backoff && isTransient(err) && !this.stopping) this.scheduleRejoin(room, backoff);
+      },
     );
   }
 

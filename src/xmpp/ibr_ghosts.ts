@@ -10,6 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
+import { Backoff } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import { randomPassword, type SecretBox } from "../core/secretbox.ts";
@@ -82,7 +83,7 @@ export interface IbrGhostOptions {
   /** Cancel the registration when the user is deactivated. */
   cleanup: boolean;
   reflectionTimeoutMs?: number;
-  /** First wait before retrying a rate-limited registration (doubles up to 10 minutes). */
+  /** First wait before retrying a rate-limited registration (doubles up to 10 minutes, plus up to as much jitter). */
   registrationRetryMs?: number;
 }
 
@@ -220,10 +221,14 @@ export class IbrGhosts implements GhostProvider {
   }
 
   /**
-   * Registers a new account for `author`; null when it cannot be done now. `retries` counts rate-limited attempts
-   * so far; `suffixed` is set once the plain name turned out to be taken.
+   * Registers a new account for `author`; null when it cannot be done now. `backoff` times the retries of a
+   * rate-limited registration; `suffixed` is set once the plain name turned out to be taken.
    */
-  private async create(author: GhostAuthor, retries = 0, suffixed = false): Promise<GhostRecord | null> {
+  private async create(
+    author: GhostAuthor,
+    backoff = this.registrationBackoff(),
+    suffixed = false,
+  ): Promise<GhostRecord | null> {
     const base = this.opts.prefix + nodeSafe(author.name);
     const owner = await this.opts.store.ghostOwner(`${base}@${this.opts.domain}`);
     // A name already held by someone else gets a stable suffix derived from the user id.
@@ -236,14 +241,14 @@ export class IbrGhosts implements GhostProvider {
     if (!res.ok) {
       switch (res.reason) {
         case "taken":
-          if (!suffixed) return this.create(author, retries, true);
+          if (!suffixed) return this.create(author, backoff, true);
           break;
         case "rate-limited":
           log.warn("Registration of {jid} is rate-limited by the server; relaying meanwhile, retry {n}", {
             jid,
-            n: retries + 1,
+            n: backoff.failures + 1,
           });
-          this.retryLater(author, retries);
+          this.retryLater(author, backoff);
           return null;
         case "disabled":
           this.disabledReason = res.message;
@@ -272,15 +277,25 @@ export class IbrGhosts implements GhostProvider {
     return record;
   }
 
-  /** Retries a rate-limited registration after 5 s, 10 s, 20 s … (at most 10 minutes apart), never giving up. */
-  private retryLater(author: GhostAuthor, retries: number): void {
-    const wait = Math.min(600_000, (this.opts.registrationRetryMs ?? 5_000) * 2 ** retries);
+  /**
+   * The waits between a user's rate-limited registrations: 5 s, 10 s, 20 s … at most 10 minutes, never giving up.
+   * Every ghost registers from the bridge's address, which the server limits as one: the jitter (up to the first
+   * wait) keeps users limited together from all coming back at the same instant, where again only one gets through.
+   */
+  private registrationBackoff(): Backoff {
+    const initialMs = this.opts.registrationRetryMs ?? 5_000;
+    return new Backoff({ initialMs, maxMs: Math.max(initialMs, 600_000), jitterMs: initialMs });
+  }
+
+  /** Retries a rate-limited registration after the next wait of `backoff`. */
+  private retryLater(author: GhostAuthor, backoff: Backoff): void {
+    const wait = backoff.next();
     this.retrying.set(
       author.id,
       setTimeout(() => {
         this.retrying.delete(author.id);
         if (this.stopped) return;
-        this.create(author, retries + 1).catch((err) =>
+        this.create(author, backoff).catch((err) =>
           log.error("Registration retry for {userId} failed: {error}", {
             userId: author.id,
             error: errorMessage(err),

@@ -66,10 +66,10 @@ export class MucRooms {
       const tryNick = attempt === 0 ? nick : attempt === 1 ? `${nick}_` : `${nick}_${attempt}`;
       try {
         await this.joinOnce(room, tryNick, opts.historySince);
-        const occ = this.rooms.get(room);
-        if (occ) Object.assign(occ, { nick: tryNick, joined: true });
-        log.info("Joined {room} as {nick}", { room, nick: tryNick });
-        return tryNick;
+        // The occupancy was recorded when the room's answer came (see handlePresence); a kick may follow at once.
+        const joinedAs = this.rooms.get(room)?.nick ?? tryNick;
+        log.info("Joined {room} as {nick}", { room, nick: joinedAs });
+        return joinedAs;
       } catch (err) {
         if (err instanceof BridgeError && err.message.includes("conflict")) {
           log.warn("Nick {nick} is taken in {room}; trying another", { room, nick: tryNick });
@@ -121,7 +121,12 @@ export class MucRooms {
     const self = codes.has("110");
     if (!self) return false;
     if (stanza.attrs.type !== "unavailable") {
-      if (pending) this.finish(room);
+      if (pending) {
+        // Recorded now, not when join() resumes: a kick parsed from the same read must find us in the room.
+        const occ = this.rooms.get(room);
+        if (occ) Object.assign(occ, { nick, joined: true });
+        this.finish(room);
+      }
       return true;
     }
     const occ = this.rooms.get(room);
