@@ -3,7 +3,13 @@
  *
  * @module
  */
-import type { Bridge, BridgeContext, BridgeHealth } from "../../src/core/bridge.ts";
+import {
+  type Bridge,
+  type BridgeContext,
+  type BridgeHealth,
+  MESSAGES_ONLY,
+  type PortalCapabilities,
+} from "../../src/core/bridge.ts";
 import type { DirectionalMessage, SentRefs } from "../../src/core/message.ts";
 
 /**
@@ -42,5 +48,8 @@ export class FakeBridge implements Bridge {
   }
   health(): BridgeHealth {
     return { network: this.network, connected: true, detail: "fake", since: 0 };
+  }
+  portalCapabilities(_channel: string): PortalCapabilities {
+    return MESSAGES_ONLY;
   }
 }
