@@ -123,10 +123,11 @@ export interface Bridge {
 /** Optional capability: applies edits to delivered messages. The core checks with {@link isEditCapable}. */
 export interface EditCapable extends Bridge {
   /**
-   * Replaces the text of `edit.targetMessage` in `edit.targetChannel`. Errors as for `send`. Answers the ids the
-   * edit created (an XMPP correction is a message of its own), or none when the network edits in place.
+   * Replaces the text of `edit.targetMessage` in `edit.targetChannel`. Errors as for `send`. Applying the same edit
+   * twice must leave the same text (a replay after a restart may do so); the room's echo of it carries
+   * `edit.deliveryId` back where the network allows, as for a message.
    */
-  sendEdit(edit: EditDelivery): Promise<SentRefs>;
+  sendEdit(edit: EditDelivery): Promise<void>;
 }
 
 /** True when `bridge` implements {@link EditCapable}. */
