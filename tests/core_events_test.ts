@@ -91,6 +91,14 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
 Deno.test("each kind reaches its own capability on the target, in order, pointing at the bridged message", async () => {
   await withBus({}, async ({ xmpp, bus }) => {
     bus.publish(post("post1"));
@@ -211,7 +219,7 @@ Deno.test("a replayed event (same eventId) is handled once, in flight, later, an
     bus.publish(post("post1"));
     bus.publish(edit("post1@2", "post1", "fixed"));
     bus.publish(edit("post1@2", "post1", "fixed"));
-    while (!release) await sleep(2);
+    await waitFor("the first edit to be applied", () => release !== undefined);
     xmpp.behaveOn = () => Promise.resolve();
     release();
     await bus.drain();
