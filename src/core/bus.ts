@@ -22,7 +22,7 @@ import { handleMessage } from "./handlers/message.ts";
 import { handleReactions } from "./handlers/reactions.ts";
 import { handleRemove } from "./handlers/remove.ts";
 import { handleTyping } from "./handlers/typing.ts";
-import type { DirectionalEvent, DirectionalMessage, SentRefs } from "./message.ts";
+import { type Delivery, type DirectionalMessage, eventOf, type SentRefs } from "./message.ts";
 import type { Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
@@ -79,7 +79,7 @@ export class MessageBus {
   /** One promise chain per source channel keeps routing in arrival order. */
   private readonly inbound = new Map<string, Promise<void>>();
   /** One queue per target channel keeps delivery in order and lets one slow channel not block the others. */
-  private readonly outbound = new Map<string, DeliveryQueue<DirectionalEvent<BridgeEvent>>>();
+  private readonly outbound = new Map<string, DeliveryQueue<Delivery>>();
   /** Source ids of events queued or being delivered: a copy arriving meanwhile is a duplicate too. */
   private readonly inFlight = new Set<string>();
   /**
@@ -232,24 +232,21 @@ export class MessageBus {
       resolve(allHandled);
     };
     for (const [target, targetChannel] of targets) {
-      this.enqueue({
-        source: network,
-        target,
-        targetChannel,
-        event,
-        deliveryId: deliveryIdFor(event, target),
-      }, settled);
+      const route = { source: network, target, targetChannel, deliveryId: deliveryIdFor(event, target) };
+      this.enqueue(event.kind === "message" ? { ...route, message: event } : { ...route, event }, settled);
     }
     return { settled: settledAll };
   }
 
-  /** Hands one delivery to the handler of its kind, at its turn in the target channel's queue. */
-  private dispatch(d: DirectionalEvent<BridgeEvent>): Promise<boolean> {
-    const { event } = d;
+  /**
+   * Hands one delivery to the handler of its kind, at its turn in the target channel's queue. A message stays the
+   * `DirectionalMessage` it was routed as, from the queue to the connector.
+   */
+  private dispatch(d: Delivery): Promise<boolean> {
     const ctx = this.handlerContext;
+    if ("message" in d) return handleMessage(d, ctx);
+    const { event } = d;
     switch (event.kind) {
-      case "message":
-        return handleMessage({ ...d, event }, ctx);
       case "edit":
         return handleEdit({ ...d, event }, ctx);
       case "remove":
@@ -261,7 +258,7 @@ export class MessageBus {
     }
   }
 
-  private enqueue(d: DirectionalEvent<BridgeEvent>, settled: (handled: boolean) => void): void {
+  private enqueue(d: Delivery, settled: (handled: boolean) => void): void {
     const key = `${d.target}\u0000${d.targetChannel}`;
     let queue = this.outbound.get(key);
     if (!queue) {
@@ -277,7 +274,7 @@ export class MessageBus {
    */
   private async deliver(dm: DirectionalMessage): Promise<boolean> {
     const bridge = this.bridges.get(dm.target)!;
-    const done = await this.attempt({ ...dm, event: dm.message }, () => bridge.send(dm));
+    const done = await this.attempt(dm, () => bridge.send(dm));
     if (!done.ok) return done.handled;
     const sent: SentRefs = done.value;
     // The message is out: a failure to record it must not send it again.
@@ -306,7 +303,7 @@ export class MessageBus {
    * Runs `send`, the delivery of `d`, retrying transient failures with backoff until it lands or the bus stops.
    * Its delivery id is remembered first, so that an echo arriving before `send` returns is recognised.
    */
-  private async attempt<T>(d: DirectionalEvent<BridgeEvent>, send: () => Promise<T>): Promise<Attempt<T>> {
+  private async attempt<T>(d: Delivery, send: () => Promise<T>): Promise<Attempt<T>> {
     remember(this.ownDeliveries, idKey(d.target, d.targetChannel, d.deliveryId));
     let delay = this.retry.initialMs;
     for (let attempt = 1;; attempt++) {
@@ -319,7 +316,7 @@ export class MessageBus {
         if (!isTransient(err)) {
           this.stats.failed++;
           log.error("Gave up delivering a {kind} from {source} to {target} {channel}: {error}", {
-            kind: d.event.kind,
+            kind: eventOf(d).kind,
             source: d.source,
             target: d.target,
             channel: d.targetChannel,

@@ -4,7 +4,14 @@
  *
  * @module
  */
-import type { BridgeEdit, BridgeMessage, BridgeReactions, BridgeRemove, BridgeTyping } from "./events.ts";
+import type {
+  BridgeEdit,
+  BridgeEvent,
+  BridgeMessage,
+  BridgeReactions,
+  BridgeRemove,
+  BridgeTyping,
+} from "./events.ts";
 import type { MessageRef } from "./store.ts";
 
 // The message kind keeps its name, and its home here, for the code that knew only messages.
@@ -26,7 +33,10 @@ export interface DirectionalMessage {
   deliveryId: string;
 }
 
-/** An event other than a message on its way to one target network and channel. */
+/**
+ * An event other than a message on its way to one target network and channel. (A message travels as a
+ * {@link DirectionalMessage}, the shape connectors and the outbox know.)
+ */
 export interface DirectionalEvent<E> {
   source: string;
   target: string;
@@ -52,6 +62,14 @@ export type RemoveDelivery = TargetedDelivery<BridgeRemove>;
 export type ReactionsDelivery = TargetedDelivery<BridgeReactions>;
 /** A typing notification. */
 export type TypingDelivery = DirectionalEvent<BridgeTyping>;
+
+/** Anything the bus queues for one target channel: a message, or an event of another kind. */
+export type Delivery = DirectionalMessage | DirectionalEvent<Exclude<BridgeEvent, BridgeMessage>>;
+
+/** The event `d` carries. */
+export function eventOf(d: Delivery): BridgeEvent {
+  return "message" in d ? d.message : d.event;
+}
 
 /** What a target network reports after delivering a message: the ids it created, in order. */
 export interface SentRefs {

@@ -8,8 +8,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Bridge } from "../bridge.ts";
-import type { BridgeEvent, TargetedEvent } from "../events.ts";
-import type { DirectionalEvent, DirectionalMessage } from "../message.ts";
+import type { TargetedEvent } from "../events.ts";
+import type { Delivery, DirectionalEvent, DirectionalMessage } from "../message.ts";
 import type { MessageRef, Store } from "../store.ts";
 
 /** Outcome of {@link HandlerContext.attempt}. */
@@ -36,7 +36,7 @@ export interface HandlerContext {
    */
   deliverMessage(dm: DirectionalMessage): Promise<boolean>;
   /** Runs `send` for `d`, retrying transient failures with the bus' backoff until it lands or the bus stops. */
-  attempt<T>(d: DirectionalEvent<BridgeEvent>, send: () => Promise<T>): Promise<Attempt<T>>;
+  attempt<T>(d: Delivery, send: () => Promise<T>): Promise<Attempt<T>>;
   count(what: HandlerCount): void;
 }
 

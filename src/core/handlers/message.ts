@@ -4,12 +4,10 @@
  *
  * @module
  */
-import type { BridgeMessage } from "../events.ts";
-import type { DirectionalEvent } from "../message.ts";
+import type { DirectionalMessage } from "../message.ts";
 import type { HandlerContext } from "./context.ts";
 
 /** Delivers a message to one target. True when it landed or was given up on; false when the bus stopped. */
-export function handleMessage(d: DirectionalEvent<BridgeMessage>, ctx: HandlerContext): Promise<boolean> {
-  const { event, ...route } = d;
-  return ctx.deliverMessage({ ...route, message: event });
+export function handleMessage(dm: DirectionalMessage, ctx: HandlerContext): Promise<boolean> {
+  return ctx.deliverMessage(dm);
 }
