@@ -3,7 +3,13 @@ import type { LogRecord } from "@logtape/logtape";
 import type { Bridge } from "../src/core/bridge.ts";
 import { MessageBus, type RetryPolicy } from "../src/core/bus.ts";
 import { BridgeError } from "../src/core/errors.ts";
-import type { BridgeEdit, BridgeEvent, BridgeMessage, Sender } from "../src/core/events.ts";
+import {
+  type BridgeEdit,
+  type BridgeEvent,
+  type BridgeMessage,
+  eventProblem,
+  type Sender,
+} from "../src/core/events.ts";
 import { EDIT_MARK } from "../src/core/handlers/edit.ts";
 import { Store } from "../src/core/store.ts";
 import { CapableFakeBridge, FakeBridge } from "./helpers/fake_bridge.ts";
@@ -300,4 +306,30 @@ Deno.test("an event of an unknown kind is dropped and logged without its content
       assert.ok(!JSON.stringify(aboveDebug.map((r) => r.properties)).includes("secret question"));
     });
   });
+});
+
+Deno.test("eventProblem accepts every kind whole and names what is missing", () => {
+  const whole: BridgeEvent[] = [
+    post("p1"),
+    edit("e1", "p1", "new"),
+    remove("r1", "p1"),
+    reactions("x1", "p1", []),
+    typing("t1"),
+  ];
+  for (const event of whole) assert.equal(eventProblem(event), undefined, event.kind);
+  const broken: Array<[unknown, string]> = [
+    [null, "not an object"],
+    [{ ...post("p1"), kind: undefined }, "no kind"],
+    [{ ...post("p1"), kind: "poll" }, 'unknown kind "poll"'],
+    [{ ...post("p1"), eventId: "" }, "no eventId"],
+    [{ ...post("p1"), portal: { network: MM } }, "no portal"],
+    [{ ...post("p1"), sender: undefined }, "no sender"],
+    [{ ...post("p1"), ids: [] }, "a message without ids"],
+    [{ ...post("p1"), text: undefined }, "a message without text"],
+    [{ ...edit("e1", "p1", "new"), text: 3 }, "an edit without text"],
+    [{ ...remove("r1", "p1"), targetId: undefined }, "remove without a targetId"],
+    [{ ...reactions("x1", "p1", []), emojis: "👍" }, "reactions without emojis"],
+    [{ ...typing("t1"), active: "yes" }, "typing without active"],
+  ];
+  for (const [value, problem] of broken) assert.equal(eventProblem(value), problem);
 });

@@ -104,9 +104,6 @@ export type BridgeEvent = BridgeMessage | BridgeEdit | BridgeRemove | BridgeReac
 /** The name of one kind of {@link BridgeEvent}. */
 export type EventKind = BridgeEvent["kind"];
 
-/** An event of one kind. */
-export type EventOf<K extends EventKind> = Extract<BridgeEvent, { kind: K }>;
-
 /** The kinds the core handles. */
 export const EVENT_KINDS: readonly EventKind[] = ["message", "edit", "remove", "reactions", "typing"];
 
@@ -116,7 +113,8 @@ export type TargetedEvent = BridgeEdit | BridgeRemove | BridgeReactions;
 /**
  * What is wrong with `value` as a {@link BridgeEvent}, or undefined when it is one the core can route: a known
  * `kind`, an `eventId`, a `portal`, a `sender`, and the fields the kind's handler reads first. Deeper checks (a
- * sender's name, emoji syntax) are the parsing connector's. Guards the core against a connector (or a newer one) handing it something it cannot handle.
+ * sender's name, emoji syntax) are the parsing connector's. Guards the core against a connector (or a newer one)
+ * handing it something it cannot handle.
  *
  * @example
  * ```ts
