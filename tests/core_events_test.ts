@@ -324,7 +324,7 @@ Deno.test("eventProblem accepts every kind whole and names what is missing", () 
     [{ ...post("p1"), eventId: "" }, "no eventId"],
     [{ ...post("p1"), portal: { network: MM } }, "no portal"],
     [{ ...post("p1"), sender: undefined }, "no sender"],
-    [{ ...post("p1"), ids: [] }, "a message without ids"],
+    [{ ...post("p1"), ids: undefined }, "a message without ids"],
     [{ ...post("p1"), text: undefined }, "a message without text"],
     [{ ...edit("e1", "p1", "new"), text: 3 }, "an edit without text"],
     [{ ...remove("r1", "p1"), targetId: undefined }, "remove without a targetId"],
@@ -332,4 +332,13 @@ Deno.test("eventProblem accepts every kind whole and names what is missing", () 
     [{ ...typing("t1"), active: "yes" }, "typing without active"],
   ];
   for (const [value, problem] of broken) assert.equal(eventProblem(value), problem);
+});
+
+Deno.test("a message its network gave no id (eventId made up at the edge) is still bridged", async () => {
+  await withBus({}, async ({ mm, bus }) => {
+    bus.publish({ ...inRoom(post("made-up-1", "no id at all")), ids: [] });
+    await bus.drain();
+    assert.deepEqual(mm.sent.map((d) => d.message.text), ["no id at all"]);
+    assert.equal(bus.stats.unhandled, 0);
+  });
 });

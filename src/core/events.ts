@@ -50,7 +50,9 @@ export interface BridgeMessage extends EventBase {
   kind: "message";
   /**
    * Every identifier the source network gave this message, most specific first (post id; or stanza-id, origin-id
-   * and message id). All of them resolve to the message in the id map; the first is its `eventId`.
+   * and message id). All of them resolve to the message in the id map; the first is its `eventId`. Empty when the
+   * network gave none (an XMPP message without any id): its `eventId` is then made up, and a replay of it cannot
+   * be recognised.
    */
   ids: string[];
   /** Plain text (Mattermost markdown passes through unchanged). */
@@ -134,7 +136,7 @@ export function eventProblem(value: unknown): string | undefined {
   if (typeof sender?.network !== "string" || typeof sender.id !== "string") return "no sender";
   switch (e.kind) {
     case "message":
-      if (!Array.isArray(e.ids) || e.ids.length === 0) return "a message without ids";
+      if (!Array.isArray(e.ids)) return "a message without ids";
       return typeof e.text === "string" ? undefined : "a message without text";
     case "edit":
       if (typeof e.text !== "string") return "an edit without text";

@@ -380,7 +380,7 @@ export class XmppBridge implements GhostingBridge {
     log.debug("Received from {room}/{nick}: {body}", { room: msg.room, nick: msg.nick, body: msg.body });
     this.ctx.receive({
       kind: "message",
-      eventId: ids[0],
+      eventId: ids[0] ?? crypto.randomUUID(),
       portal: { network: this.network, channel: msg.room },
       ids,
       sender: { network: this.network, id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
