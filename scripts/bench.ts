@@ -98,11 +98,13 @@ async function benchBus(): Promise<Record<string, unknown>> {
   let seq = 0;
   const message = (channel: string): BridgeMessage => {
     const n = seq++;
+    const id = `post${String(n).padStart(22, "0")}`;
     return {
-      network: "left",
-      channel,
-      ids: [`post${String(n).padStart(22, "0")}`],
-      author: { id: "user0000000000000000000000", name: "bob" },
+      kind: "message",
+      eventId: id,
+      portal: { network: "left", channel },
+      ids: [id],
+      sender: { network: "left", id: "user0000000000000000000000", name: "bob" },
       text: `benchmark message number ${n}`,
       timestamp: Date.now(),
     };

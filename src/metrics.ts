@@ -34,7 +34,17 @@ export async function renderMetrics(manager: BridgeManager): Promise<string> {
     ['{reason="echo"}', stats.echoesDropped],
     ['{reason="duplicate"}', stats.duplicatesDropped],
     ['{reason="unmapped"}', stats.unmapped],
+    ['{reason="unhandled"}', stats.unhandled],
   ]);
+  metric(
+    "mmxmpp_deliveries_skipped_total",
+    "counter",
+    "Deliveries of events the target could not take, by reason.",
+    [
+      ['{reason="unsupported"}', stats.unsupported],
+      ['{reason="unresolved"}', stats.unresolved],
+    ],
+  );
   metric("mmxmpp_queue_depth", "gauge", "Messages waiting for delivery.", [["", stats.queued]]);
   metric("mmxmpp_mappings", "gauge", "Mapped channel pairs.", [["", (await manager.listMappings()).length]]);
   metric(

@@ -44,10 +44,11 @@ async function withBus(retry: RetryPolicy, fn: (rig: Rig) => Promise<void>): Pro
 
 function mmPost(id: string, text = `text of ${id}`, channel = CHAN): BridgeMessage {
   return {
-    network: MM,
-    channel,
+    kind: "message",
+    eventId: id,
+    portal: { network: MM, channel },
     ids: [id],
-    author: { id: "user1", name: "alice" },
+    sender: { network: MM, id: "user1", name: "alice" },
     text,
     timestamp: 1_700_000_000_000,
   };
@@ -55,10 +56,11 @@ function mmPost(id: string, text = `text of ${id}`, channel = CHAN): BridgeMessa
 
 function groupchat(ids: string[], text: string, room = ROOM): BridgeMessage {
   return {
-    network: XMPP,
-    channel: room,
+    kind: "message",
+    eventId: ids[0],
+    portal: { network: XMPP, channel: room },
     ids,
-    author: { id: `${room}/bob`, name: "bob" },
+    sender: { network: XMPP, id: `${room}/bob`, name: "bob" },
     text,
     timestamp: 1,
   };

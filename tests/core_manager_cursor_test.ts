@@ -33,10 +33,11 @@ Deno.test("a channel's read position is stored only once what came before it was
     xmpp.behave = () => new Promise<void>((r) => release = r);
 
     mm.ctx.receive({
-      network: "mattermost",
-      channel: "chan",
+      kind: "message",
+      eventId: "post1",
+      portal: { network: "mattermost", channel: "chan" },
       ids: ["post1"],
-      author: { id: "u1", name: "bob" },
+      sender: { network: "mattermost", id: "u1", name: "bob" },
       text: "held up on the way",
       timestamp: 100,
     });

@@ -38,7 +38,7 @@ Deno.test(
       for (const voice of voices) {
         const bridge = await w.startBridge(voice.env);
         bridge.xmpp.outgoing.push((stanza, dm) =>
-          stanza.append(xml("mark", { xmlns: NS_MARK, voice: voice.mode, author: dm.message.author.name }))
+          stanza.append(xml("mark", { xmlns: NS_MARK, voice: voice.mode, author: dm.message.sender.name }))
         );
         const text = `spoken in ${voice.mode} mode`;
         await w.mm.postAs(w.bob.id, w.channel.id, text);

@@ -58,7 +58,8 @@ async function withRig(
     onReceive: (m) => received.push(m),
   };
   const ctx: BridgeContext = {
-    receive: (m) => rig.onReceive(m),
+    // The connector parses posts into messages only, for now.
+    receive: (e) => e.kind === "message" ? rig.onReceive(e) : assert.fail(`a ${e.kind} event`),
     addMessageAlias: () => Promise.resolve(),
     mappedChannels: () => rig.mapped(),
     runCommand: () => Promise.resolve(""),
@@ -296,7 +297,7 @@ Deno.test(
     });
     const received: BridgeMessage[] = [];
     const ctx: BridgeContext = {
-      receive: (m) => received.push(m),
+      receive: (e) => e.kind === "message" ? received.push(e) : assert.fail(`a ${e.kind} event`),
       addMessageAlias: () => Promise.resolve(),
       mappedChannels: () => Promise.resolve([channel.id]),
       runCommand: () => Promise.resolve(""),

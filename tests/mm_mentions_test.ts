@@ -67,7 +67,7 @@ Deno.test("defusing is idempotent and keeps a user mention working", () => {
 });
 
 Deno.test("renderPosts defuses the text and the prefix name, and leaves both when allowed", () => {
-  const message = { text: "@channel look", author: { name: "@all" } };
+  const message = { text: "@channel look", sender: { name: "@all" } };
   const [prefixed] = renderPosts(message, "xmpp", { mode: "prefix", nameFormat: "{nick}" });
   assert.ok(!notifiesChannel(prefixed.message), prefixed.message);
   assert.equal(visible(prefixed.message), "**@all** @channel look");

@@ -95,7 +95,7 @@ Deno.test("isBridgeable rejects deleted posts", () => {
 });
 
 Deno.test("override mode posts as the remote author: from_webhook, override_username and the marker", () => {
-  const drafts = renderPosts({ text: "hi *there*", author: { name: "alice" } }, "xmpp", {
+  const drafts = renderPosts({ text: "hi *there*", sender: { name: "alice" } }, "xmpp", {
     mode: "override",
     nameFormat: "{nick} (xmpp)",
   });
@@ -109,18 +109,18 @@ Deno.test("override mode posts as the remote author: from_webhook, override_user
 Deno.test("the name template can use the display name, falling back to the handle", () => {
   const opts = { mode: "override" as const, nameFormat: "{displayname} [{username}]" };
   assert.equal(
-    renderPosts({ text: "x", author: { name: "bob", displayName: "Bob B" } }, "xmpp", opts)[0].props
+    renderPosts({ text: "x", sender: { name: "bob", displayName: "Bob B" } }, "xmpp", opts)[0].props
       .override_username,
     "Bob B [bob]",
   );
   assert.equal(
-    renderPosts({ text: "x", author: { name: "bob" } }, "xmpp", opts)[0].props.override_username,
+    renderPosts({ text: "x", sender: { name: "bob" } }, "xmpp", opts)[0].props.override_username,
     "bob [bob]",
   );
 });
 
 Deno.test("prefix mode puts the escaped name in bold in the message and sets no override", () => {
-  const drafts = renderPosts({ text: "hello", author: { name: "a_b*c" } }, "xmpp", {
+  const drafts = renderPosts({ text: "hello", sender: { name: "a_b*c" } }, "xmpp", {
     mode: "prefix",
     nameFormat: "{nick} (xmpp)",
   });
@@ -131,7 +131,7 @@ Deno.test("prefix mode puts the escaped name in bold in the message and sets no 
 
 Deno.test("a 20,000-rune text becomes 2 posts within the limit that join back to the text (override)", () => {
   const text = "😀".repeat(20_000);
-  const drafts = renderPosts({ text, author: { name: "alice" } }, "xmpp", {
+  const drafts = renderPosts({ text, sender: { name: "alice" } }, "xmpp", {
     mode: "override",
     nameFormat: "{nick}",
   });
@@ -151,7 +151,7 @@ Deno.test("a 20,000-rune text becomes 2 posts within the limit, prefix included,
   assert.equal(runeLength(text), 20_000);
   const name = "bob";
   const prefix = `**${name}** `;
-  const drafts = renderPosts({ text, author: { name } }, "xmpp", { mode: "prefix", nameFormat: "{nick}" });
+  const drafts = renderPosts({ text, sender: { name } }, "xmpp", { mode: "prefix", nameFormat: "{nick}" });
   assert.equal(drafts.length, 2);
   for (const d of drafts) {
     assert.ok(runeLength(d.message) <= MAX_POST_RUNES, `${runeLength(d.message)} runes`);
@@ -161,7 +161,7 @@ Deno.test("a 20,000-rune text becomes 2 posts within the limit, prefix included,
 });
 
 Deno.test("each split post gets its own props object", () => {
-  const drafts = renderPosts({ text: "a".repeat(20_000), author: { name: "x" } }, "xmpp", {
+  const drafts = renderPosts({ text: "a".repeat(20_000), sender: { name: "x" } }, "xmpp", {
     mode: "override",
     nameFormat: "{nick}",
   });
@@ -209,7 +209,7 @@ Deno.test("postText reads a me post as an action without the server's *…*", ()
 });
 
 Deno.test("an action becomes a me post in *…*, with the override name", () => {
-  const drafts = renderPosts({ text: "waves", author: { name: "alice" }, action: true }, "xmpp", {
+  const drafts = renderPosts({ text: "waves", sender: { name: "alice" }, action: true }, "xmpp", {
     mode: "override",
     nameFormat: "{nick} (xmpp)",
   });
@@ -221,7 +221,7 @@ Deno.test("an action becomes a me post in *…*, with the override name", () => 
 });
 
 Deno.test("in prefix mode an action keeps the bold name outside the emphasis", () => {
-  const drafts = renderPosts({ text: "waves\n", author: { name: "alice" }, action: true }, "xmpp", {
+  const drafts = renderPosts({ text: "waves\n", sender: { name: "alice" }, action: true }, "xmpp", {
     mode: "prefix",
     nameFormat: "{nick}",
   });
@@ -230,7 +230,7 @@ Deno.test("in prefix mode an action keeps the bold name outside the emphasis", (
 
 Deno.test("a long action is split into me posts within the limit, each in *…*", () => {
   const text = "ab ".repeat(7_000);
-  const drafts = renderPosts({ text, author: { name: "bob" }, action: true }, "xmpp", {
+  const drafts = renderPosts({ text, sender: { name: "bob" }, action: true }, "xmpp", {
     mode: "prefix",
     nameFormat: "{nick}",
   });

@@ -53,10 +53,11 @@ Deno.test("a late reflection whose alias cannot be stored is logged, not an unha
     await waitFor(() => bridge.health().connected, "the session");
     await bridge.joinChannel(room);
     const message: BridgeMessage = {
-      network: "mattermost",
-      channel: "c",
+      kind: "message",
+      eventId: "p1",
+      portal: { network: "mattermost", channel: "c" },
       ids: ["p1"],
-      author: { id: "u1", name: "bob" },
+      sender: { network: "mattermost", id: "u1", name: "bob" },
       text: "hello",
       timestamp: Date.now(),
     };

@@ -1,11 +1,21 @@
 /**
- * The narrow interface every network connector implements, and what the core hands it.
+ * The contract between the core and a network connector: the small interface every connector implements
+ * ({@link Bridge}), the optional capabilities a connector implements only when its network can do it (each with
+ * the type guard the core checks it with), and what the core hands a connector ({@link BridgeContext}).
  *
- * Adding a network means one folder that implements {@link Bridge}; the core checks for nothing else.
+ * Adding a network means one folder that implements {@link Bridge}, and whichever capabilities fit.
  *
  * @module
  */
-import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
+import type { BridgeEvent } from "./events.ts";
+import type {
+  DirectionalMessage,
+  EditDelivery,
+  ReactionsDelivery,
+  RemoveDelivery,
+  SentRefs,
+  TypingDelivery,
+} from "./message.ts";
 
 /** Connection state a connector reports; shown by `status`, health and metrics. */
 export interface BridgeHealth {
@@ -21,10 +31,10 @@ export interface BridgeHealth {
 /** What the core gives a connector at start. The connector calls these; it never reaches into the core. */
 export interface BridgeContext {
   /**
-   * Hands a message received from the network to the core. Must be called in the order messages arrived.
+   * Hands an event received from the network to the core. Must be called in the order events arrived.
    * The core decides whether the channel is mapped; the connector needs not check.
    */
-  receive(message: BridgeMessage): void;
+  receive(event: BridgeEvent): void;
   /**
    * Records that `newId` names the same message as `knownId` in `channel` (e.g. the MUC's stanza-id learnt from
    * the reflection of a message we sent with an origin-id).
@@ -52,7 +62,30 @@ export interface BridgeContext {
 }
 
 /**
- * A connection to one chat network.
+ * What a connector can do in one channel, as far as it knows without asking the network. The core consults it
+ * before using a capability, and falls back (an edit sent as a new message, a reaction left out) when it says no.
+ */
+export interface PortalCapabilities {
+  /** Edits can be applied to messages the bridge delivered there ({@link EditCapable}). */
+  canEdit: boolean;
+  /** Delivered messages can be removed ({@link RemoveCapable}). */
+  canRemove: boolean;
+  /** Reactions can be shown on delivered messages ({@link ReactionCapable}). */
+  reactions: boolean;
+  /** Typing notifications can be shown ({@link TypingCapable}). */
+  typing: boolean;
+}
+
+/** The capabilities of a channel where the connector can only post new messages. */
+export const MESSAGES_ONLY: PortalCapabilities = Object.freeze({
+  canEdit: false,
+  canRemove: false,
+  reactions: false,
+  typing: false,
+});
+
+/**
+ * A connection to one chat network: what every connector implements.
  *
  * Lifecycle: `start` once, then any number of `send`/`joinChannel`/`leaveChannel`, then `stop`.
  */
@@ -80,6 +113,62 @@ export interface Bridge {
   leaveChannel(channel: string): Promise<void>;
   /** Current connection state. Must not do network calls. */
   health(): BridgeHealth;
+  /**
+   * What the connector can do in `channel` (a channel of this network). Called before each delivery that needs more
+   * than `send`: must answer from what is already known, without network calls.
+   */
+  portalCapabilities(channel: string): PortalCapabilities;
+}
+
+/** Optional capability: applies edits to delivered messages. The core checks with {@link isEditCapable}. */
+export interface EditCapable extends Bridge {
+  /**
+   * Replaces the text of `edit.targetMessage` in `edit.targetChannel`. Errors as for `send`. Applying the same edit
+   * twice must leave the same text (a replay after a restart may do so); the room's echo of it carries
+   * `edit.deliveryId` back where the network allows, as for a message.
+   */
+  sendEdit(edit: EditDelivery): Promise<void>;
+}
+
+/** True when `bridge` implements {@link EditCapable}. */
+export function isEditCapable(bridge: Bridge): bridge is EditCapable {
+  return typeof (bridge as Partial<EditCapable>).sendEdit === "function";
+}
+
+/** Optional capability: removes delivered messages. The core checks with {@link isRemoveCapable}. */
+export interface RemoveCapable extends Bridge {
+  /** Removes `remove.targetMessage`. A message already gone counts as removed. Errors as for `send`. */
+  sendRemove(remove: RemoveDelivery): Promise<void>;
+}
+
+/** True when `bridge` implements {@link RemoveCapable}. */
+export function isRemoveCapable(bridge: Bridge): bridge is RemoveCapable {
+  return typeof (bridge as Partial<RemoveCapable>).sendRemove === "function";
+}
+
+/** Optional capability: shows reactions on delivered messages. The core checks with {@link isReactionCapable}. */
+export interface ReactionCapable extends Bridge {
+  /**
+   * Makes the sender's reactions on `reactions.targetMessage` exactly `reactions.event.emojis` (adding and
+   * withdrawing as needed). Errors as for `send`.
+   */
+  sendReactions(reactions: ReactionsDelivery): Promise<void>;
+}
+
+/** True when `bridge` implements {@link ReactionCapable}. */
+export function isReactionCapable(bridge: Bridge): bridge is ReactionCapable {
+  return typeof (bridge as Partial<ReactionCapable>).sendReactions === "function";
+}
+
+/** Optional capability: shows that a remote user is typing. The core checks with {@link isTypingCapable}. */
+export interface TypingCapable extends Bridge {
+  /** Shows or clears the sender's typing state in `typing.targetChannel`. Best effort: not retried. */
+  sendTyping(typing: TypingDelivery): Promise<void>;
+}
+
+/** True when `bridge` implements {@link TypingCapable}. */
+export function isTypingCapable(bridge: Bridge): bridge is TypingCapable {
+  return typeof (bridge as Partial<TypingCapable>).sendTyping === "function";
 }
 
 /**

@@ -1,11 +1,12 @@
 /**
- * The message bus: routes each received message to the mapped channel on every other network, in order, with
- * retries, and records the id map.
+ * The message bus: routes each received event to the mapped channel on every other network, in order, with
+ * retries, and hands it there to the handler of its kind (`handlers/`); messages are recorded in the id map.
  *
- * Loop prevention happens three times: a message is never delivered to the network it came from; a message that
+ * Loop prevention happens three times: an event is never delivered to the network it came from; an event that
  * carries the delivery id of one of our own recent deliveries is its echo (recorded before sending, so this holds
- * even when the echo arrives before the send returns); and a message whose id is already in the id map is either
- * an echo of our own output or a replay of something already bridged. Such messages are dropped.
+ * even when the echo arrives before the send returns); and an event whose own id (a message's ids, any other
+ * event's `eventId`, never the id it points at) is in flight, recently handled, or in the id map is either an echo
+ * of our own output or a replay of something already bridged. Such events are dropped.
  *
  * @module
  */
@@ -15,12 +16,19 @@ import type { Bridge } from "./bridge.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { sleep } from "./deadline.ts";
 import { errorMessage, isTransient } from "./errors.ts";
-import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
+import { type BridgeEvent, eventProblem } from "./events.ts";
+import type { Attempt, HandlerContext, HandlerCount } from "./handlers/context.ts";
+import { handleEdit } from "./handlers/edit.ts";
+import { handleMessage } from "./handlers/message.ts";
+import { handleReactions } from "./handlers/reactions.ts";
+import { handleRemove } from "./handlers/remove.ts";
+import { handleTyping } from "./handlers/typing.ts";
+import { type Delivery, type DirectionalMessage, eventOf, type SentRefs } from "./message.ts";
 import type { Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
 
-/** How many recent delivery ids are remembered to recognise their echoes. */
+/** How many recent delivery ids are remembered to recognise their echoes, and event ids to recognise replays. */
 const OWN_DELIVERY_MEMORY = 10_000;
 
 /** Counters the bus keeps; exported as metrics. */
@@ -32,6 +40,12 @@ export interface BusStats {
   echoesDropped: number;
   duplicatesDropped: number;
   unmapped: number;
+  /** Events the core cannot handle (an unknown kind, a missing field): dropped. */
+  unhandled: number;
+  /** Deliveries the target could not show and that have no fallback (a reaction where there are none). */
+  unsupported: number;
+  /** Deliveries of an event whose target message never reached that network. */
+  unresolved: number;
 }
 
 /** Retry timing; tests shorten it. */
@@ -56,15 +70,25 @@ export class MessageBus {
     echoesDropped: 0,
     duplicatesDropped: 0,
     unmapped: 0,
+    unhandled: 0,
+    unsupported: 0,
+    unresolved: 0,
   };
   /** One promise chain per source channel keeps routing in arrival order. */
   private readonly inbound = new Map<string, Promise<void>>();
   /** One queue per target channel keeps delivery in order and lets one slow channel not block the others. */
-  private readonly outbound = new Map<string, DeliveryQueue>();
-  /** Source ids of messages queued or being delivered: a copy arriving meanwhile is a duplicate too. */
+  private readonly outbound = new Map<string, DeliveryQueue<Delivery>>();
+  /** Source ids of events queued or being delivered: a copy arriving meanwhile is a duplicate too. */
   private readonly inFlight = new Set<string>();
-  /** `network, channel, delivery id` of our recent deliveries, oldest first: a message carrying one is an echo. */
+  /**
+   * Source ids of recently settled events, oldest first: a replay of one is a duplicate even when the id map does
+   * not have it (only messages are recorded there; the other kinds are idempotent, so this memory only saves work).
+   */
+  private readonly settledEvents = new Set<string>();
+  /** `network, channel, delivery id` of our recent deliveries, oldest first: an event carrying one is an echo. */
   private readonly ownDeliveries = new Set<string>();
+  /** What the kinds' handlers may use of the bus. */
+  private readonly handlerContext: HandlerContext;
   private stopped = false;
   /** Aborted by `stop` so that no backoff outlives the bus. */
   private readonly abort = new AbortController();
@@ -73,27 +97,51 @@ export class MessageBus {
     private readonly store: Store,
     private readonly bridges: ReadonlyMap<string, Bridge>,
     private readonly retry: RetryPolicy = { initialMs: 500, maxMs: 30_000 },
-  ) {}
+  ) {
+    this.handlerContext = {
+      store,
+      bridge: (network) => this.bridges.get(network)!,
+      deliverMessage: (dm) => this.deliver(dm),
+      attempt: (d, send) => this.attempt(d, send),
+      count: (what: HandlerCount) => this.stats[what]++,
+    };
+  }
 
   /**
-   * Accepts a message from a connector. Never throws; routing and delivery happen in the background, in order.
-   * The promise tells when the message is settled: true once it was delivered everywhere it goes, given up on for
-   * good, or dropped (an echo, a duplicate, an unmapped channel); false when the bus stopped first or the message
-   * could not be routed. A connector's read position may move past the message only on true.
+   * Accepts an event from a connector. Never throws; routing and delivery happen in the background, in order per
+   * source channel. The promise tells when the event is settled: true once it was delivered everywhere it goes,
+   * given up on for good, or dropped (an echo, a duplicate, an unmapped channel, an event the core cannot handle);
+   * false when the bus stopped first or the event could not be routed. A connector's read position may move past
+   * the event only on true.
    */
-  publish(message: BridgeMessage): Promise<boolean> {
+  publish(event: BridgeEvent): Promise<boolean> {
     if (this.stopped) return Promise.resolve(false);
     this.stats.received++;
-    const key = `${message.network}\u0000${message.channel}`;
+    const problem = eventProblem(event);
+    if (problem) {
+      // Dropped, not thrown: one event the core cannot handle must not stop the ones after it.
+      this.stats.unhandled++;
+      const { network, channel } = (event as Partial<BridgeEvent>)?.portal ?? {};
+      log.warn("Dropped an event from {network} {channel} that the core cannot handle: {problem}", {
+        network: String(network),
+        channel: String(channel),
+        problem,
+      });
+      log.debug("The dropped event: {event}", { event });
+      return Promise.resolve(true);
+    }
+    const { network, channel } = event.portal;
+    const key = `${network}\u0000${channel}`;
     const prev = this.inbound.get(key) ?? Promise.resolve();
     let done: Promise<boolean> = Promise.resolve(false);
     const next = prev.then(async () => {
-      done = (await this.route(message)).settled;
+      done = (await this.route(event)).settled;
     }).catch((err) => {
       done = Promise.resolve(false);
-      log.error("Could not route a message from {network} {channel}: {error}", {
-        network: message.network,
-        channel: message.channel,
+      log.error("Could not route a {kind} from {network} {channel}: {error}", {
+        kind: event.kind,
+        network,
+        channel,
         error: errorMessage(err),
       });
     });
@@ -126,44 +174,46 @@ export class MessageBus {
   }
 
   /**
-   * Routes one message into the delivery queues of its targets; resolves (once routed) with a promise of its
-   * settlement, see {@link publish}.
+   * Routes one event into the delivery queues of its targets; resolves (once routed) with a promise of its
+   * settlement, see {@link publish}. What happens at each target is up to the event's kind: see {@link dispatch}.
    */
-  private async route(message: BridgeMessage): Promise<{ settled: Promise<boolean> }> {
-    if (
-      message.deliveryId &&
-      this.ownDeliveries.has(idKey(message.network, message.channel, message.deliveryId))
-    ) {
+  private async route(event: BridgeEvent): Promise<{ settled: Promise<boolean> }> {
+    const { network, channel } = event.portal;
+    if (event.deliveryId && this.ownDeliveries.has(idKey(network, channel, event.deliveryId))) {
       this.stats.echoesDropped++;
-      log.debug("Dropped the echo of our own delivery in {network} {channel}", { ...message });
+      log.debug("Dropped the echo of our own delivery in {network} {channel}", { network, channel, event });
       return DROPPED;
     }
-    const keys = message.ids.map((id) => idKey(message.network, message.channel, id));
-    if (keys.some((k) => this.inFlight.has(k))) {
+    // The event's own ids, never the id of the message it points at: that one is known by design.
+    const ids = event.kind === "message" ? event.ids : [event.eventId];
+    const keys = ids.map((id) => idKey(network, channel, id));
+    if (keys.some((k) => this.inFlight.has(k) || this.settledEvents.has(k))) {
       this.stats.duplicatesDropped++;
       return DROPPED;
     }
-    for (const id of message.ids) {
-      const link = await this.store.findLink(message.network, message.channel, id);
+    for (const id of ids) {
+      const link = await this.store.findLink(network, channel, id);
       if (!link) continue;
-      if (link.source !== message.network) {
+      if (link.source !== network) {
         this.stats.echoesDropped++;
-        log.debug("Dropped an echo of a bridged message in {network} {channel}", { ...message });
+        log.debug("Dropped an echo of a bridged message in {network} {channel}", { network, channel, event });
       } else {
         // Seen twice, e.g. replayed by a catch-up after a reconnect: bridged once already.
         this.stats.duplicatesDropped++;
       }
       return DROPPED;
     }
-    const mapping = await this.store.getMapping(message.network, message.channel);
+    const mapping = await this.store.getMapping(network, channel);
     if (!mapping) {
       this.stats.unmapped++;
-      log.debug("Ignored a message from unmapped {network} channel {channel}", { ...message });
+      log.debug("Ignored a {kind} from unmapped {network} channel {channel}", {
+        kind: event.kind,
+        network,
+        channel,
+      });
       return DROPPED;
     }
-    const targets = Object.entries(mapping.channels).filter(([n]) =>
-      n !== message.network && this.bridges.has(n)
-    );
+    const targets = Object.entries(mapping.channels).filter(([n]) => n !== network && this.bridges.has(n));
     let pending = targets.length;
     if (pending === 0) return DROPPED;
     for (const k of keys) this.inFlight.add(k);
@@ -173,37 +223,47 @@ export class MessageBus {
     const settled = (handled: boolean) => {
       allHandled &&= handled;
       if (--pending > 0) return;
-      for (const k of keys) this.inFlight.delete(k);
+      for (const k of keys) {
+        this.inFlight.delete(k);
+        if (allHandled) remember(this.settledEvents, k);
+      }
       resolve(allHandled);
     };
     for (const [target, targetChannel] of targets) {
-      const dm = {
-        source: message.network,
-        target,
-        targetChannel,
-        message,
-        deliveryId: deliveryIdFor(message, target),
-      };
-      this.enqueue(dm, settled);
+      const route = { source: network, target, targetChannel, deliveryId: deliveryIdFor(event, target) };
+      this.enqueue(event.kind === "message" ? { ...route, message: event } : { ...route, event }, settled);
     }
     return { settled: settledAll };
   }
 
-  private rememberDelivery(key: string): void {
-    this.ownDeliveries.add(key);
-    if (this.ownDeliveries.size > OWN_DELIVERY_MEMORY) {
-      this.ownDeliveries.delete(this.ownDeliveries.values().next().value!);
+  /**
+   * Hands one delivery to the handler of its kind, at its turn in the target channel's queue. A message stays the
+   * `DirectionalMessage` it was routed as, from the queue to the connector.
+   */
+  private dispatch(d: Delivery): Promise<boolean> {
+    const ctx = this.handlerContext;
+    if ("message" in d) return handleMessage(d, ctx);
+    const { event } = d;
+    switch (event.kind) {
+      case "edit":
+        return handleEdit({ ...d, event }, ctx);
+      case "remove":
+        return handleRemove({ ...d, event }, ctx);
+      case "reactions":
+        return handleReactions({ ...d, event }, ctx);
+      case "typing":
+        return handleTyping({ ...d, event }, ctx);
     }
   }
 
-  private enqueue(dm: DirectionalMessage, settled: (handled: boolean) => void): void {
-    const key = `${dm.target}\u0000${dm.targetChannel}`;
+  private enqueue(d: Delivery, settled: (handled: boolean) => void): void {
+    const key = `${d.target}\u0000${d.targetChannel}`;
     let queue = this.outbound.get(key);
     if (!queue) {
-      queue = new DeliveryQueue((m) => this.deliver(m));
+      queue = new DeliveryQueue((item) => this.dispatch(item));
       this.outbound.set(key, queue);
     }
-    queue.push(dm, settled);
+    queue.push(d, settled);
   }
 
   /**
@@ -212,72 +272,82 @@ export class MessageBus {
    */
   private async deliver(dm: DirectionalMessage): Promise<boolean> {
     const bridge = this.bridges.get(dm.target)!;
-    this.rememberDelivery(idKey(dm.target, dm.targetChannel, dm.deliveryId));
+    const done = await this.attempt(dm, () => bridge.send(dm));
+    if (!done.ok) return done.handled;
+    const sent: SentRefs = done.value;
+    // The message is out: a failure to record it must not send it again.
+    await this.store.saveLink({
+      id: crypto.randomUUID(),
+      source: dm.source,
+      refs: {
+        [dm.source]: { channel: dm.message.portal.channel, ids: dm.message.ids },
+        [dm.target]: { channel: dm.targetChannel, ids: sent.ids },
+      },
+      createdAt: Date.now(),
+    }).catch((err) =>
+      log.error(
+        "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
+        {
+          target: dm.target,
+          channel: dm.targetChannel,
+          error: errorMessage(err),
+        },
+      )
+    );
+    return true;
+  }
+
+  /**
+   * Runs `send`, the delivery of `d`, retrying transient failures with backoff until it lands or the bus stops.
+   * Its delivery id is remembered first, so that an echo arriving before `send` returns is recognised.
+   */
+  private async attempt<T>(d: Delivery, send: () => Promise<T>): Promise<Attempt<T>> {
+    remember(this.ownDeliveries, idKey(d.target, d.targetChannel, d.deliveryId));
     const backoff = new Backoff(this.retry);
     for (let attempt = 1;; attempt++) {
-      if (this.stopped) return false;
-      let sent: SentRefs;
+      if (this.stopped) return { ok: false, handled: false };
       try {
-        sent = await bridge.send(dm);
+        const value = await send();
+        this.stats.delivered++;
+        return { ok: true, value };
       } catch (err) {
         if (!isTransient(err)) {
           this.stats.failed++;
-          log.error("Gave up delivering a message from {source} to {target} {channel}: {error}", {
-            source: dm.source,
-            target: dm.target,
-            channel: dm.targetChannel,
+          log.error("Gave up delivering a {kind} from {source} to {target} {channel}: {error}", {
+            kind: eventOf(d).kind,
+            source: d.source,
+            target: d.target,
+            channel: d.targetChannel,
             error: errorMessage(err),
           });
-          return true;
+          return { ok: false, handled: true };
         }
         this.stats.retried++;
         const wait = backoff.next(retryAfter(err));
         log.warn(
           "Delivery to {target} {channel} failed (attempt {attempt}), retrying in {wait} ms: {error}",
           {
-            target: dm.target,
-            channel: dm.targetChannel,
+            target: d.target,
+            channel: d.targetChannel,
             attempt,
             wait,
             error: errorMessage(err),
           },
         );
         await sleep(wait, this.abort.signal);
-        continue;
       }
-      this.stats.delivered++;
-      // The message is out: a failure to record it must not send it again.
-      await this.store.saveLink({
-        id: crypto.randomUUID(),
-        source: dm.source,
-        refs: {
-          [dm.source]: { channel: dm.message.channel, ids: dm.message.ids },
-          [dm.target]: { channel: dm.targetChannel, ids: sent.ids },
-        },
-        createdAt: Date.now(),
-      }).catch((err) =>
-        log.error(
-          "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
-          {
-            target: dm.target,
-            channel: dm.targetChannel,
-            error: errorMessage(err),
-          },
-        )
-      );
-      return true;
     }
   }
 }
 
 /**
- * The delivery id of `message` to `target`: derived from the message's own id, so that the same message fetched
- * again after a restart (a catch-up replays what was not confirmed) is sent with the same id, and a server that
+ * The delivery id of `event` to `target`: derived from the event's own id, so that the same event fetched again
+ * after a restart (a catch-up replays what was not confirmed) is sent with the same id, and a server that
  * deduplicates by it (Mattermost's `pending_post_id`) recognises a create whose answer the crash lost.
  */
-export function deliveryIdFor(message: BridgeMessage, target: string): string {
+export function deliveryIdFor(event: BridgeEvent, target: string): string {
   return createHash("sha256")
-    .update([message.network, message.channel, message.ids[0] ?? crypto.randomUUID(), target].join("\u0000"))
+    .update([event.portal.network, event.portal.channel, event.eventId, target].join("\u0000"))
     .digest("base64url")
     .slice(0, 22);
 }
@@ -290,17 +360,23 @@ function idKey(network: string, channel: string, id: string): string {
   return `${network}\u0000${channel}\u0000${id}`;
 }
 
+/** Adds `key` to `memory`, forgetting the oldest key beyond {@link OWN_DELIVERY_MEMORY}. */
+function remember(memory: Set<string>, key: string): void {
+  memory.add(key);
+  if (memory.size > OWN_DELIVERY_MEMORY) memory.delete(memory.values().next().value!);
+}
+
 function retryAfter(err: unknown): number {
   const ms = (err as { retryAfterMs?: unknown })?.retryAfterMs;
   return typeof ms === "number" ? ms : 0;
 }
 
 /** A FIFO worked by one loop at a time; `settled(handled)` follows each item's work (false when cleared). */
-class DeliveryQueue {
-  private readonly items: Array<{ message: DirectionalMessage; settled: (handled: boolean) => void }> = [];
+class DeliveryQueue<T> {
+  private readonly items: Array<{ message: T; settled: (handled: boolean) => void }> = [];
   private running: Promise<void> | null = null;
 
-  constructor(private readonly work: (m: DirectionalMessage) => Promise<boolean>) {}
+  constructor(private readonly work: (m: T) => Promise<boolean>) {}
 
   get length(): number {
     return this.items.length;
@@ -310,7 +386,7 @@ class DeliveryQueue {
     return this.running !== null;
   }
 
-  push(message: DirectionalMessage, settled: (handled: boolean) => void): void {
+  push(message: T, settled: (handled: boolean) => void): void {
     this.items.push({ message, settled });
     this.running ??= this.run();
   }

@@ -66,7 +66,7 @@ export class BridgeManager {
   readonly bus: MessageBus;
   /** How far each channel was read, kept across restarts. */
   readonly cursors: Cursors;
-  /** Per source channel, the settlement of the last message received from it (see `MessageBus.publish`). */
+  /** Per source channel, the settlement of the last event received from it (see `MessageBus.publish`). */
   private readonly lastReceived = new Map<string, Promise<boolean>>();
   private readonly bridges: Map<string, Bridge>;
   private started = false;
@@ -217,8 +217,10 @@ export class BridgeManager {
 
   private contextFor(network: string): BridgeContext {
     return {
-      receive: (message) => {
-        this.lastReceived.set(`${network}\u0000${message.channel}`, this.bus.publish(message));
+      receive: (event) => {
+        const settled = this.bus.publish(event);
+        // Optional chaining: the bus drops (and logs) an event without a portal; it must not throw here.
+        this.lastReceived.set(`${network}\u0000${event.portal?.channel}`, settled);
       },
       addMessageAlias: async (channel, knownId, newId) => {
         await this.store.addAlias(network, channel, knownId, newId);

@@ -1,49 +1,21 @@
 /**
- * The protocol-neutral message model that flows through the bus.
- *
- * Each connector parses its network's events into these types at its edge and renders them back at the other
- * edge; nothing here knows about stanzas or posts.
+ * What the bus hands a connector to deliver: an event on its way to one target network and channel, and what the
+ * connector answers. The events themselves are in `events.ts`.
  *
  * @module
  */
+import type {
+  BridgeEdit,
+  BridgeEvent,
+  BridgeMessage,
+  BridgeReactions,
+  BridgeRemove,
+  BridgeTyping,
+} from "./events.ts";
+import type { MessageRef } from "./store.ts";
 
-/** Who wrote a message, as the source network names them. */
-export interface Author {
-  /** Stable id on the source network (Mattermost user id, XMPP occupant JID or occupant-id). */
-  id: string;
-  /** Short handle: Mattermost username or MUC nick. */
-  name: string;
-  /** Human display name, when the network has one. */
-  displayName?: string;
-}
-
-/** A chat message received from one network, before it is routed anywhere. */
-export interface BridgeMessage {
-  /** Name of the network the message came from (`Bridge.network`). */
-  network: string;
-  /** Channel on that network: Mattermost channel id or MUC room bare JID. */
-  channel: string;
-  /**
-   * Every identifier the source network gave this message, most specific first
-   * (post id; or message id, origin-id and stanza-id). All of them resolve to the message in the id map.
-   */
-  ids: string[];
-  author: Author;
-  /** Plain text (Mattermost markdown passes through unchanged). */
-  text: string;
-  /**
-   * The text is an action the author did ("waves"), not something said: Mattermost's `/me`, XMPP's `/me `
-   * (XEP-0245). `text` holds the action without either network's marker.
-   */
-  action?: boolean;
-  /** Milliseconds since the epoch, as stamped by the source. */
-  timestamp: number;
-  /**
-   * The stable id the network reflected back from a send (see {@link DirectionalMessage.deliveryId}), when the
-   * connector found one: it lets the bus recognise its own delivery before the send has even returned.
-   */
-  deliveryId?: string;
-}
+// The message kind keeps its name, and its home here, for the code that knew only messages.
+export type { BridgeMessage } from "./events.ts";
 
 /** A message on its way to one target network and channel. */
 export interface DirectionalMessage {
@@ -59,6 +31,44 @@ export interface DirectionalMessage {
    * back and can deduplicate on (Mattermost's `pending_post_id`, XMPP's origin-id).
    */
   deliveryId: string;
+}
+
+/**
+ * An event other than a message on its way to one target network and channel. (A message travels as a
+ * {@link DirectionalMessage}, the shape connectors and the outbox know.)
+ */
+export interface DirectionalEvent<E> {
+  source: string;
+  target: string;
+  targetChannel: string;
+  event: E;
+  /** As {@link DirectionalMessage.deliveryId}: derived from the event's id, the same on every retry. */
+  deliveryId: string;
+}
+
+/**
+ * An event that points at an earlier message, with that message as the id map knows it on the target network:
+ * the connector picks the id its protocol refers to it by.
+ */
+export interface TargetedDelivery<E> extends DirectionalEvent<E> {
+  targetMessage: MessageRef;
+}
+
+/** An edit to apply to a bridged message. */
+export type EditDelivery = TargetedDelivery<BridgeEdit>;
+/** A removal of a bridged message. */
+export type RemoveDelivery = TargetedDelivery<BridgeRemove>;
+/** A sender's current reaction set on a bridged message. */
+export type ReactionsDelivery = TargetedDelivery<BridgeReactions>;
+/** A typing notification. */
+export type TypingDelivery = DirectionalEvent<BridgeTyping>;
+
+/** Anything the bus queues for one target channel: a message, or an event of another kind. */
+export type Delivery = DirectionalMessage | DirectionalEvent<Exclude<BridgeEvent, BridgeMessage>>;
+
+/** The event `d` carries. */
+export function eventOf(d: Delivery): BridgeEvent {
+  return "message" in d ? d.message : d.event;
 }
 
 /** What a target network reports after delivering a message: the ids it created, in order. */

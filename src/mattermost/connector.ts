@@ -11,7 +11,13 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
+import {
+  type Bridge,
+  type BridgeContext,
+  type BridgeHealth,
+  MESSAGES_ONLY,
+  type PortalCapabilities,
+} from "../core/bridge.ts";
 import { Backoff } from "../core/backoff.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
@@ -256,6 +262,11 @@ export class MattermostBridge implements Bridge {
     return Promise.resolve();
   }
 
+  /** Only new posts for now: edits, deletions and reactions come with issue 8. */
+  portalCapabilities(_channel: string): PortalCapabilities {
+    return MESSAGES_ONLY;
+  }
+
   async send(dm: DirectionalMessage): Promise<SentRefs> {
     const drafts = renderPosts(dm.message, dm.source, this.opts.display);
     const done = this.progress.get(dm) ?? [];
@@ -392,10 +403,12 @@ export class MattermostBridge implements Bridge {
       message: post.message,
     });
     this.ctx.receive({
-      network: this.network,
-      channel: post.channel_id,
+      kind: "message",
+      eventId: post.id,
+      portal: { network: this.network, channel: post.channel_id },
       ids: [post.id],
-      author: {
+      sender: {
+        network: this.network,
         id: post.user_id,
         name: user?.username ?? post.user_id,
         displayName: user ? displayName(user) : undefined,

@@ -123,7 +123,7 @@ export interface PostDraft {
 /** What {@link renderPosts} needs of a message. */
 export interface RenderableMessage {
   text: string;
-  author: { name: string; displayName?: string };
+  sender: { name: string; displayName?: string };
   action?: boolean;
 }
 
@@ -140,12 +140,12 @@ export function renderPosts(
   sourceNetwork: string,
   opts: DisplayOptions,
 ): PostDraft[] {
-  const { author } = message;
+  const { sender } = message;
   const defuse = opts.allowChannelMentions ? (s: string) => s : neutralizeChannelMentions;
   const name = renderTemplate(opts.nameFormat, {
-    nick: author.name,
-    username: author.name,
-    displayname: author.displayName ?? author.name,
+    nick: sender.name,
+    username: sender.name,
+    displayname: sender.displayName ?? sender.name,
   });
   const props: Record<string, unknown> = { [BRIDGE_MARKER_PROP]: sourceNetwork };
   let prefix = "";

@@ -12,7 +12,13 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
+import {
+  type BridgeContext,
+  type BridgeHealth,
+  type GhostingBridge,
+  MESSAGES_ONLY,
+  type PortalCapabilities,
+} from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
@@ -388,13 +394,18 @@ export class XmppBridge implements GhostingBridge {
     await this.opts.ghosts?.retire(userId);
   }
 
+  /** Only new messages for now: corrections, retractions and reactions come with their XEPs (issue 8). */
+  portalCapabilities(_room: string): PortalCapabilities {
+    return MESSAGES_ONLY;
+  }
+
   async send(dm: DirectionalMessage): Promise<SentRefs> {
     const room = dm.targetChannel;
     if (this.client.status !== "online" || !this.muc.nickIn(room)) {
       const why = this.roomTrouble.get(room);
       throw new BridgeError(`not in ${room} right now${why ? ` (${why})` : ""}`, { transient: true });
     }
-    const author = dm.message.author;
+    const author = dm.message.sender;
     // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
     const id = dm.deliveryId;
     this.rememberOwn(id);
@@ -409,7 +420,7 @@ export class XmppBridge implements GhostingBridge {
 
   /** The one stanza `dm` is sent as, by whichever voice speaks it; `relayed` names the author in the body. */
   private groupchatFor(dm: DirectionalMessage, relayed: boolean): Element {
-    const { text, action, author } = dm.message;
+    const { text, action, sender: author } = dm.message;
     const relayedAs = relayed
       ? {
         prefix: renderTemplate(this.opts.nameFormat, {
@@ -488,10 +499,11 @@ export class XmppBridge implements GhostingBridge {
     const ids = [...new Set([msg.stanzaId, ...senderIds].filter((x): x is string => !!x))];
     log.debug("Received from {room}/{nick}: {body}", { room: msg.room, nick: msg.nick, body: msg.body });
     this.ctx.receive({
-      network: this.network,
-      channel: msg.room,
+      kind: "message",
+      eventId: ids[0] ?? crypto.randomUUID(),
+      portal: { network: this.network, channel: msg.room },
       ids,
-      author: { id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
+      sender: { network: this.network, id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
       ...parseBody(msg.body),
       timestamp: caughtUp ? msg.stamp ?? Date.now() : Date.now(),
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,

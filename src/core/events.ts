@@ -1,0 +1,151 @@
+/**
+ * The protocol-neutral events that enter the core: one union, {@link BridgeEvent}, of every kind the bus handles.
+ *
+ * Each connector parses its network's stanzas or posts into these at its edge; the bus dispatches them by `kind` to
+ * one small handler each (`core/handlers/`). Nothing here knows about stanzas or posts.
+ *
+ * @module
+ */
+
+/** Where an event happened: a channel of one network (Mattermost channel id, MUC room bare JID). */
+export interface Portal {
+  /** Name of the network (`Bridge.network`). */
+  network: string;
+  channel: string;
+}
+
+/** Who did it, as the source network names them. */
+export interface Sender {
+  /** The network the sender belongs to. */
+  network: string;
+  /** Stable id there (Mattermost user id, XMPP occupant-id or occupant JID). */
+  id: string;
+  /** Short handle: Mattermost username or MUC nick. */
+  name: string;
+  /** Human display name, when the network has one. */
+  displayName?: string;
+}
+
+/** What every event carries. */
+interface EventBase {
+  /**
+   * The network's own id of this event, stable across replays (post id; the room's stanza-id, else origin-id, else
+   * message id). Unique per event: an edit has its own, not its target's. The bus drops an event whose id it
+   * already handled.
+   */
+  eventId: string;
+  portal: Portal;
+  sender: Sender;
+  /** Milliseconds since the epoch, as stamped by the source. */
+  timestamp: number;
+  /**
+   * The stable id the network reflected back from one of our own sends (see `DirectionalMessage.deliveryId`), when
+   * the connector found one: it lets the bus recognise its own output before the send has even returned.
+   */
+  deliveryId?: string;
+}
+
+/** A chat message. */
+export interface BridgeMessage extends EventBase {
+  kind: "message";
+  /**
+   * Every identifier the source network gave this message, most specific first (post id; or stanza-id, origin-id
+   * and message id). All of them resolve to the message in the id map; the first is its `eventId`. Empty when the
+   * network gave none (an XMPP message without any id): its `eventId` is then made up, and a replay of it cannot
+   * be recognised.
+   */
+  ids: string[];
+  /** Plain text (Mattermost markdown passes through unchanged). */
+  text: string;
+  /**
+   * The text is an action the sender did ("waves"), not something said: Mattermost's `/me`, XMPP's `/me `
+   * (XEP-0245). `text` holds the action without either network's marker.
+   */
+  action?: boolean;
+}
+
+/** A new text for an earlier message (Mattermost post edit, XEP-0308 correction). */
+export interface BridgeEdit extends EventBase {
+  kind: "edit";
+  /** An id of the edited message on the source network, as the id map knows it. */
+  targetId: string;
+  /** The whole new text, not a diff. */
+  text: string;
+  action?: boolean;
+}
+
+/** An earlier message taken back (Mattermost post deletion, XEP-0424 retraction), by its author or a moderator. */
+export interface BridgeRemove extends EventBase {
+  kind: "remove";
+  /** An id of the removed message on the source network. */
+  targetId: string;
+}
+
+/**
+ * The sender's reactions to an earlier message: their complete current set (XEP-0444's model; Mattermost's
+ * one-at-a-time add and remove are folded into a set at its edge). An empty set withdraws them all.
+ */
+export interface BridgeReactions extends EventBase {
+  kind: "reactions";
+  /** An id of the message reacted to on the source network. */
+  targetId: string;
+  /** Unicode emoji, each once. */
+  emojis: string[];
+}
+
+/** The sender started or stopped typing (XEP-0085 chat states, Mattermost's typing event). */
+export interface BridgeTyping extends EventBase {
+  kind: "typing";
+  /** True while typing, false once stopped. */
+  active: boolean;
+}
+
+/** Every event that enters the core, discriminated by `kind`. */
+export type BridgeEvent = BridgeMessage | BridgeEdit | BridgeRemove | BridgeReactions | BridgeTyping;
+
+/** The name of one kind of {@link BridgeEvent}. */
+export type EventKind = BridgeEvent["kind"];
+
+/** The kinds the core handles. */
+export const EVENT_KINDS: readonly EventKind[] = ["message", "edit", "remove", "reactions", "typing"];
+
+/** The events that point at an earlier message. */
+export type TargetedEvent = BridgeEdit | BridgeRemove | BridgeReactions;
+
+/**
+ * What is wrong with `value` as a {@link BridgeEvent}, or undefined when it is one the core can route: a known
+ * `kind`, an `eventId`, a `portal`, a `sender`, and the fields the kind's handler reads first. Deeper checks (a
+ * sender's name, emoji syntax) are the parsing connector's. Guards the core against a connector (or a newer one)
+ * handing it something it cannot handle.
+ *
+ * @example
+ * ```ts
+ * eventProblem({ kind: "poll" }); // "unknown kind \"poll\""
+ * ```
+ */
+export function eventProblem(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) return "not an object";
+  const e = value as Record<string, unknown>;
+  if (!(EVENT_KINDS as readonly unknown[]).includes(e.kind)) {
+    return typeof e.kind === "string" ? `unknown kind "${e.kind.slice(0, 40)}"` : "no kind";
+  }
+  if (typeof e.eventId !== "string" || e.eventId === "") return "no eventId";
+  const portal = e.portal as Record<string, unknown> | undefined;
+  if (typeof portal?.network !== "string" || typeof portal.channel !== "string") return "no portal";
+  const sender = e.sender as Record<string, unknown> | undefined;
+  if (typeof sender?.network !== "string" || typeof sender.id !== "string") return "no sender";
+  switch (e.kind) {
+    case "message":
+      if (!Array.isArray(e.ids)) return "a message without ids";
+      return typeof e.text === "string" ? undefined : "a message without text";
+    case "edit":
+      if (typeof e.text !== "string") return "an edit without text";
+      break;
+    case "reactions":
+      if (!Array.isArray(e.emojis)) return "reactions without emojis";
+      break;
+    case "typing":
+      return typeof e.active === "boolean" ? undefined : "typing without active";
+  }
+  return typeof e.targetId === "string" ? undefined : `${e.kind} without a targetId`;
+}

@@ -1,0 +1,13 @@
+/**
+ * The `message` kind: delivered as it is, with retries, and recorded in the id map so that later events can point
+ * at it and its echo is recognised.
+ *
+ * @module
+ */
+import type { DirectionalMessage } from "../message.ts";
+import type { HandlerContext } from "./context.ts";
+
+/** Delivers a message to one target. True when it landed or was given up on; false when the bus stopped. */
+export function handleMessage(dm: DirectionalMessage, ctx: HandlerContext): Promise<boolean> {
+  return ctx.deliverMessage(dm);
+}
