@@ -11,9 +11,9 @@
  */
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import type { Bridge } from "./bridge.ts";
+import { type Bridge, isNoticeCapable } from "./bridge.ts";
 import { sleep } from "./deadline.ts";
-import { errorMessage, isTransient } from "./errors.ts";
+import { BridgeError, errorMessage, isTransient } from "./errors.ts";
 import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
 import type { Store } from "./store.ts";
 
@@ -198,6 +198,23 @@ export class MessageBus {
     }
   }
 
+  /**
+   * Tells the author of a message given up on for good, when its network can: in the background, so that the
+   * notice (a call to the source network) never holds up the target's queue.
+   */
+  private noticeUndeliverable(dm: DirectionalMessage, err: unknown): void {
+    const origin = this.bridges.get(dm.source);
+    if (!origin || !isNoticeCapable(origin)) return;
+    const reason = (err instanceof BridgeError && err.notice) || `the ${dm.target} side refused it`;
+    origin.notifyUndeliverable(dm.message, reason).catch((e) =>
+      log.warn("Could not tell the author of an undelivered message in {network} {channel}: {error}", {
+        network: dm.source,
+        channel: dm.message.channel,
+        error: errorMessage(e),
+      })
+    );
+  }
+
   private enqueue(dm: DirectionalMessage, settled: (handled: boolean) => void): void {
     const key = `${dm.target}\u0000${dm.targetChannel}`;
     let queue = this.outbound.get(key);
@@ -230,6 +247,7 @@ export class MessageBus {
             channel: dm.targetChannel,
             error: errorMessage(err),
           });
+          this.noticeUndeliverable(dm, err);
           return true;
         }
         this.stats.retried++;
