@@ -39,6 +39,13 @@ export interface BridgeMessage {
   /** Milliseconds since the epoch, as stamped by the source. */
   timestamp: number;
   /**
+   * Fetched by a catch-up (what was said while the bridge was away or its connection was down), not received live:
+   * it reaches the other side late, so the target shows `timestamp` as its original time (a Mattermost prop, an
+   * XEP-0203 delay). A flag set by the source rather than a guess from the age of `timestamp`, which comes from the
+   * source server's clock and may differ from ours.
+   */
+  caughtUp?: boolean;
+  /**
    * The stable id the network reflected back from a send (see {@link DirectionalMessage.deliveryId}), when the
    * connector found one: it lets the bus recognise its own delivery before the send has even returned.
    */

@@ -346,9 +346,14 @@ export class MattermostBridge implements Bridge {
     }
   }
 
-  private async handlePost(post: Post, resumed = false): Promise<void> {
+  /**
+   * Hands one post on. `resumed`: fetched for a channel whose posts from while the bridge was down are being
+   * caught up; `caughtUp`: fetched by any catch-up, so bridged late.
+   */
+  private async handlePost(post: Post, opts: { resumed?: boolean; caughtUp?: boolean } = {}): Promise<void> {
+    const { resumed = false, caughtUp = false } = opts;
     try {
-      await this.relayPost(post);
+      await this.relayPost(post, caughtUp);
     } finally {
       // Recorded as read once handed to the core; not while the channel's older posts are still being fetched.
       if (post.create_at !== undefined && (resumed || !this.resuming.has(post.channel_id))) {
@@ -357,7 +362,7 @@ export class MattermostBridge implements Bridge {
     }
   }
 
-  private async relayPost(post: Post): Promise<void> {
+  private async relayPost(post: Post, caughtUp: boolean): Promise<void> {
     this.cursors.advance(post.channel_id, post.create_at);
     const bridgeable = this.echoGuards.filter
       ? isBridgeable(post, this.botId)
@@ -380,6 +385,7 @@ export class MattermostBridge implements Bridge {
       },
       ...postText(post),
       timestamp: post.create_at ?? Date.now(),
+      caughtUp: caughtUp || undefined,
       deliveryId: this.echoGuards.deliveryId ? deliveryIdOf(post.pending_post_id, this.botId) : undefined,
     });
   }
@@ -460,7 +466,7 @@ export class MattermostBridge implements Bridge {
       count: fresh.filter((p) => p.create_at! > stored).length,
       channel,
     });
-    for (const post of fresh) await this.handlePost(post, true);
+    for (const post of fresh) await this.handlePost(post, { resumed: true, caughtUp: true });
     this.resuming.delete(channel);
     this.ctx.saveCursor(channel, newest);
   }
@@ -491,7 +497,7 @@ export class MattermostBridge implements Bridge {
         channel,
       });
     }
-    for (const post of posts) await this.handlePost(post);
+    for (const post of posts) await this.handlePost(post, { caughtUp: true });
   }
 
   private async user(id: string): Promise<User | undefined> {

@@ -13,14 +13,21 @@ import { getLogger } from "@logtape/logtape";
 import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
-import type { DirectionalMessage, SentRefs } from "../core/message.ts";
+import type { BridgeMessage, DirectionalMessage, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
 import { discoInfo } from "./disco.ts";
 import { explainXmppFailure, type XmppFailure } from "./explain.ts";
 import { normalizeRoomJid } from "./jid.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
-import { buildGroupchat, type Groupchat, parseBody, parseGroupchat, renderBody } from "./stanza.ts";
+import {
+  buildGroupchat,
+  type Delay,
+  type Groupchat,
+  parseBody,
+  parseGroupchat,
+  renderBody,
+} from "./stanza.ts";
 import type { GhostProvider } from "./ghosts.ts";
 import { Reflections } from "./reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps.ts";
@@ -290,8 +297,9 @@ export class XmppBridge implements GhostingBridge {
     const id = dm.deliveryId;
     this.rememberOwn(id);
     const { text, action } = dm.message;
+    const delay = this.delayOf(dm.message);
     if (this.opts.ghosts) {
-      const sent = await this.opts.ghosts.sendAs(author, room, renderBody(text, { action }), id);
+      const sent = await this.opts.ghosts.sendAs(author, room, renderBody(text, { action }), id, delay);
       if (sent) return { ids: sent.stanzaId ? [id, sent.stanzaId] : [id] };
       // This author cannot be a ghost right now: relay the message ourselves.
     }
@@ -304,7 +312,7 @@ export class XmppBridge implements GhostingBridge {
     };
     const reflected = this.reflections.expect(room, id);
     try {
-      await this.client.send(buildGroupchat(room, renderBody(text, { action, relayedAs }), id));
+      await this.client.send(buildGroupchat(room, renderBody(text, { action, relayedAs }), id, delay));
     } catch (err) {
       const failure = new BridgeError(`cannot send to ${room}: ${errorMessage(err)}`, { transient: true });
       this.reflections.cancel(id, failure);
@@ -312,6 +320,14 @@ export class XmppBridge implements GhostingBridge {
     }
     const stanzaId = await reflected;
     return { ids: stanzaId ? [id, stanzaId] : [id] };
+  }
+
+  /**
+   * A caught-up message reaches the room late: a XEP-0203 delay from the bridge carries its original time, which
+   * clients show instead of the time it arrived. Live messages go without.
+   */
+  private delayOf(message: BridgeMessage): Delay | undefined {
+    return message.caughtUp ? { stamp: message.timestamp, from: this.opts.jid } : undefined;
   }
 
   private onStanza(stanza: Element): void {
@@ -374,6 +390,7 @@ export class XmppBridge implements GhostingBridge {
       author: { id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
       ...parseBody(msg.body),
       timestamp: archived ? msg.stamp ?? Date.now() : Date.now(),
+      caughtUp: archived || undefined,
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
     });
     return true;

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { Delay } from "./stanza.ts";
 
 /** The remote author a ghost stands for. */
 export interface GhostAuthor {
@@ -30,12 +31,18 @@ export interface GhostProvider {
   /** Connects what must be connected up front (the component); `ibr` connects lazily. */
   start(): Promise<void>;
   /**
-   * Sends `body` to `room` as `author`'s own occupant, with `id` as message id and origin-id, joining first when
-   * needed, and resolves when the room reflected it. Resolves null when this author cannot be a ghost right now
+   * Sends `body` to `room` as `author`'s own occupant, with `id` as message id and origin-id (and `delay`, for a
+   * message said earlier, as a XEP-0203 delay), joining first when needed, and resolves when the room reflected it. Resolves null when this author cannot be a ghost right now
    * (registration refused, not offered, pending): the connector then relays the message itself.
    * Throws a transient BridgeError when the message should be retried.
    */
-  sendAs(author: GhostAuthor, room: string, body: string, id: string): Promise<GhostSent | null>;
+  sendAs(
+    author: GhostAuthor,
+    room: string,
+    body: string,
+    id: string,
+    delay?: Delay,
+  ): Promise<GhostSent | null>;
   /** True when `nick` in `room` is one of this provider's ghosts. */
   isGhost(room: string, nick: string): boolean;
   /** The author was deactivated on their network: leave every room (and clean up, if configured). */

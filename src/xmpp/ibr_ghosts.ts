@@ -19,7 +19,7 @@ import { createXmppClient, type Element, type TlsOptions, type XmppClient } from
 import { type GhostAuthor, type GhostProvider, type GhostSent, nodeSafe } from "./ghosts.ts";
 import { MucRooms } from "./muc.ts";
 import { Reflections } from "./reflections.ts";
-import { buildGroupchat, parseGroupchat } from "./stanza.ts";
+import { buildGroupchat, type Delay, parseGroupchat } from "./stanza.ts";
 import { cancelRegistration, register, RegistrationError, type RegistrationServer } from "./xep0077.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "ghosts"]);
@@ -132,7 +132,13 @@ export class IbrGhosts implements GhostProvider {
     return Promise.resolve();
   }
 
-  async sendAs(author: GhostAuthor, room: string, body: string, id: string): Promise<GhostSent | null> {
+  async sendAs(
+    author: GhostAuthor,
+    room: string,
+    body: string,
+    id: string,
+    delay?: Delay,
+  ): Promise<GhostSent | null> {
     const session = await this.session(author);
     if (!session) return null;
     session.lastActive = Date.now();
@@ -145,7 +151,7 @@ export class IbrGhosts implements GhostProvider {
     }
     const reflected = session.reflections.expect(room, id);
     try {
-      await session.client.send(buildGroupchat(room, body, id));
+      await session.client.send(buildGroupchat(room, body, id, delay));
     } catch (err) {
       const failure = new BridgeError(`ghost ${session.jid} cannot send: ${errorMessage(err)}`, {
         transient: true,

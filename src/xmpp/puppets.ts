@@ -17,7 +17,7 @@ import { type IqContext, XmppComponent } from "./component.ts";
 import { type GhostAuthor, type GhostProvider, type GhostSent, nodeSafe } from "./ghosts.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
 import { Reflections } from "./reflections.ts";
-import { buildGroupchat, parseGroupchat } from "./stanza.ts";
+import { buildGroupchat, type Delay, parseGroupchat } from "./stanza.ts";
 import { NS_DISCO_INFO, NS_MUC, NS_PING } from "./ns.ts";
 
 const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING];
@@ -120,7 +120,13 @@ export class ComponentPuppets implements GhostProvider {
     }
   }
 
-  async sendAs(author: GhostAuthor, room: string, body: string, id: string): Promise<GhostSent> {
+  async sendAs(
+    author: GhostAuthor,
+    room: string,
+    body: string,
+    id: string,
+    delay?: Delay,
+  ): Promise<GhostSent> {
     room = room.toLowerCase();
     if (this.component.status !== "online") {
       throw new BridgeError(`the XMPP component ${this.domain} is not connected`, { transient: true });
@@ -128,7 +134,7 @@ export class ComponentPuppets implements GhostProvider {
     const puppet = this.puppetFor(author);
     await this.ensureJoined(puppet, room);
     const reflected = this.reflections.expect(room, id);
-    const message = buildGroupchat(room, body, id);
+    const message = buildGroupchat(room, body, id, delay);
     message.attrs.from = puppet.occupantSource;
     try {
       await this.component.send(message);
