@@ -11,10 +11,10 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Bridge, BridgeContext, BridgeHealth } from "../core/bridge.ts";
+import type { BridgeContext, BridgeHealth, NoticeCapable } from "../core/bridge.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
-import type { DirectionalMessage, SentRefs } from "../core/message.ts";
+import type { BridgeMessage, DirectionalMessage, SentRefs } from "../core/message.ts";
 import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
 import { BASE_URL_HINT, describeFailure, explainUnreachable } from "./explain.ts";
 import { PostCursors, postsInOrder, postsSince } from "./catch_up.ts";
@@ -26,6 +26,7 @@ import {
   postText,
   renderPosts,
 } from "./post.ts";
+import { UndeliverableNotices, withRefusalNotice } from "./notices.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { MM_ID } from "../settings.ts";
@@ -70,9 +71,10 @@ interface User {
 }
 
 /** Mattermost side of the bridge. */
-export class MattermostBridge implements Bridge {
+export class MattermostBridge implements NoticeCapable {
   readonly network = "mattermost";
   private client!: Client4;
+  private notices!: UndeliverableNotices;
   private socket?: MattermostSocket;
   private ctx!: BridgeContext;
   private botId = "";
@@ -109,6 +111,7 @@ export class MattermostBridge implements Bridge {
   async start(ctx: BridgeContext): Promise<void> {
     this.ctx = ctx;
     this.client = createClient(this.opts.url, this.opts.token);
+    this.notices = new UndeliverableNotices(this.client);
     // Waiting cannot fix MM_URL or a certificate: such a failure ends the start, with what to do.
     const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe(), {
       404: `cannot log in to ${this.opts.url}: it answered 404 for /api/v4/users/me; ${BASE_URL_HINT}`,
@@ -264,10 +267,21 @@ export class MattermostBridge implements Bridge {
       const post = await call(
         `post to channel ${dm.targetChannel}`,
         () => this.client.createPost(body as never),
-      );
+      ).catch((err) => {
+        throw withRefusalNotice(err);
+      });
       done.push(post.id);
     }
     return { ids: [...done] };
+  }
+
+  /**
+   * Tells the author of a post that it will never reach the other network: an ephemeral post, or a reply in its
+   * thread when the bot may not post ephemeral messages (see notices.ts).
+   */
+  async notifyUndeliverable(message: BridgeMessage, reason: string): Promise<void> {
+    const subject = { channel: message.channel, postId: message.ids[0], author: message.author };
+    await this.notices.send(subject, `Your message could not be bridged: ${reason}.`);
   }
 
   private connectWebsocket(username: string): Promise<void> {

@@ -10,7 +10,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
+import type { BridgeContext, BridgeHealth, GhostingBridge, NoticeCapable } from "../core/bridge.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { BridgeMessage, DirectionalMessage, SentRefs } from "../core/message.ts";
@@ -28,6 +28,7 @@ import {
   parseGroupchat,
   renderBody,
 } from "./stanza.ts";
+import { senderMessageId, undeliverableNotice } from "./undeliverable.ts";
 import type { GhostProvider } from "./ghosts.ts";
 import { Reflections } from "./reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps.ts";
@@ -67,7 +68,7 @@ const OWN_ORIGIN_MEMORY = 10_000;
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
  */
-export class XmppBridge implements GhostingBridge {
+export class XmppBridge implements GhostingBridge, NoticeCapable {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -96,6 +97,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly lastSeen = new Map<string, number>();
   /** Live messages held while a room's archive is fetched, so that they are handed on after what came before. */
   private readonly buffering = new Map<string, Groupchat[]>();
+  /** Rooms that banned the bridge since it last joined them: nothing can be delivered there until a rejoin. */
+  private readonly banned = new Set<string>();
   /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly domain: string;
@@ -221,6 +224,7 @@ export class XmppBridge implements GhostingBridge {
       this.buffering.delete(room);
       throw err;
     }
+    this.banned.delete(room);
     void this.catchUpRoom(room, position);
   }
 
@@ -289,6 +293,12 @@ export class XmppBridge implements GhostingBridge {
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
     const room = dm.targetChannel;
+    if (this.banned.has(room)) {
+      // Waiting cannot help: the bridge does not rejoin a room that banned it until it is restarted.
+      throw new BridgeError(`the bridge is banned from ${room}`, {
+        notice: "the XMPP room has banned the bridge",
+      });
+    }
     if (this.client.status !== "online" || !this.muc.nickIn(room)) {
       throw new BridgeError(`not in ${room} right now`, { transient: true });
     }
@@ -328,6 +338,28 @@ export class XmppBridge implements GhostingBridge {
    */
   private delayOf(message: BridgeMessage): Delay | undefined {
     return message.caughtUp ? { stamp: message.timestamp, from: this.opts.jid } : undefined;
+  }
+
+  /**
+   * Tells the occupant who said `message` that it was not delivered: an error reply to their message through the
+   * room, which clients show on the message itself (see undeliverable.ts).
+   */
+  async notifyUndeliverable(message: BridgeMessage, reason: string): Promise<void> {
+    const room = message.channel;
+    if (this.client?.status !== "online" || !this.muc.nickIn(room)) {
+      log.warn(
+        "Could not tell {nick} in {room} that a message was not delivered: the bridge is not in the room",
+        {
+          nick: message.author.name,
+          room,
+        },
+      );
+      return;
+    }
+    const text = `Your message could not be bridged: ${reason}.`;
+    await this.client.send(
+      undeliverableNotice(`${room}/${message.author.name}`, senderMessageId(message), text),
+    );
   }
 
   private onStanza(stanza: Element): void {
@@ -450,6 +482,7 @@ export class XmppBridge implements GhostingBridge {
   private onLeft(room: string, reason: LeaveReason): void {
     if (this.stopping) return;
     if (reason === "banned") {
+      this.banned.add(room);
       log.error("Banned from {room}: not rejoining; lift the ban on {jid}, then restart the bridge", {
         room,
         jid: this.opts.jid,
