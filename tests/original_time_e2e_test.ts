@@ -185,3 +185,41 @@ Deno.test(
     }
   },
 );
+
+for (const mode of ["ibr", "component"] as const) {
+  Deno.test(
+    `${mode}: a caught-up post spoken by its author's own occupant carries the delay too`,
+    opts,
+    async () => {
+      const w = await startWorld();
+      try {
+        const env: Record<string, string> = mode === "ibr" ? { BRIDGE_GHOST_MODE: "ibr" } : {
+          BRIDGE_GHOST_MODE: "component",
+          XMPP_COMPONENT_JID: w.prosody.componentDomain,
+          XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
+          XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+        };
+        const first = await w.startBridge(env);
+        await w.mm.postAs(w.bob.id, w.channel.id, "live");
+        const [live] = await w.alice.waitForMessages(
+          w.room,
+          (m) => m.nick === "bob" && m.body === "live",
+          1,
+          15_000,
+        );
+        assert.deepEqual(delays(live.stanza), []);
+        await first.stop();
+
+        const missed = await w.mm.postAs(w.bob.id, w.channel.id, "missed");
+        await w.startBridge(env);
+        const [late] = await w.alice.waitForMessages(w.room, (m) => m.body === "missed", 1, 15_000);
+        assert.equal(late.nick, "bob", "spoken by bob's own occupant");
+        const [delay] = delays(late.stanza);
+        assert.equal(delay?.from, "bridge@localhost");
+        assert.equal(Date.parse(delay?.stamp ?? ""), missed.create_at);
+      } finally {
+        await w.stop();
+      }
+    },
+  );
+}
