@@ -104,7 +104,7 @@ export function isGhostingBridge(bridge: Bridge): bridge is GhostingBridge {
 export interface NoticeCapable extends Bridge {
   /**
    * Tells the author of `message` (received from this network) that it was not delivered. `reason` is one sentence
-   * fit for the author, naming the other network and without internals, e.g. "Mattermost refused it as too long".
+   * fit for the author, naming the other network and without internals, e.g. "it is too long for Mattermost".
    * Best effort: resolves when the notice went out or could not; a failure is the connector's to log.
    */
   notifyUndeliverable(message: BridgeMessage, reason: string): Promise<void>;
