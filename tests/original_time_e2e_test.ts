@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
-import { PASSWORD, postsMatching, startWorld } from "./harness.ts";
+import { PASSWORD, postsMatching, startWorld, waitFor } from "./harness.ts";
 import { startProsody } from "./helpers/prosody.ts";
 import { connectXmppUser, type XmppUser } from "./helpers/xmpp_user.ts";
 import { ORIGINAL_TIME_PROP } from "../src/mattermost/post.ts";
@@ -180,6 +180,38 @@ Deno.test(
       await w.alice.sendGroupchat(w.room, "plain");
       const got = await postsMatching(w.mm, w.channel.id, (p) => p.user_id === w.mm.bot.id, 2);
       assert.deepEqual(got.map((p) => p.message), ["relayed late by another bridge", "plain"]);
+    } finally {
+      await w.stop();
+    }
+  },
+);
+
+Deno.test(
+  "a post fetched after a websocket gap whose queue the server lost reaches the room with a delay",
+  opts,
+  async () => {
+    const w = await startWorld();
+    try {
+      await w.startBridge();
+      await w.mm.postAs(w.bob.id, w.channel.id, "live before");
+      await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> live before");
+      // A server restart: every websocket session forgotten, so nothing is replayed on reconnect.
+      w.mm.refuseWebsockets(true);
+      w.mm.restartWebsocketSessions();
+      await waitFor(() => w.mm.websocketCount(w.mm.bot.id) === 0, "the websocket to drop");
+      const missed = await w.mm.postAs(w.bob.id, w.channel.id, "during the gap");
+      w.mm.refuseWebsockets(false);
+      const [late] = await w.alice.waitForMessages(
+        w.room,
+        (m) => m.body === "<bob> during the gap",
+        1,
+        20_000,
+      );
+      const [delay] = delays(late.stanza);
+      assert.equal(Date.parse(delay?.stamp ?? ""), missed.create_at);
+      await w.mm.postAs(w.bob.id, w.channel.id, "live after");
+      const [live] = await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> live after", 1, 10_000);
+      assert.deepEqual(delays(live.stanza), []);
     } finally {
       await w.stop();
     }
