@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { BridgeEvent } from "./events.ts";
+import type { BridgeEvent, BridgeMessage } from "./events.ts";
 import type {
   DirectionalMessage,
   EditDelivery,
@@ -183,4 +183,23 @@ export interface GhostingBridge extends Bridge {
 /** True when `bridge` implements {@link GhostingBridge}. */
 export function isGhostingBridge(bridge: Bridge): bridge is GhostingBridge {
   return typeof (bridge as Partial<GhostingBridge>).remoteUserGone === "function";
+}
+
+/**
+ * Optional capability: a connector that can tell the author of a message from its network that the message will
+ * never reach another network. The core checks for it with {@link isNoticeCapable} and calls it once per target
+ * that gave up for good (a permanent error), after logging the failure.
+ */
+export interface NoticeCapable extends Bridge {
+  /**
+   * Tells the author of `message` (received from this network) that it was not delivered. `reason` is one sentence
+   * fit for the author, naming the other network and without internals, e.g. "it is too long for Mattermost".
+   * Best effort: resolves when the notice went out or could not; a failure is the connector's to log.
+   */
+  notifyUndeliverable(message: BridgeMessage, reason: string): Promise<void>;
+}
+
+/** True when `bridge` implements {@link NoticeCapable}. */
+export function isNoticeCapable(bridge: Bridge): bridge is NoticeCapable {
+  return typeof (bridge as Partial<NoticeCapable>).notifyUndeliverable === "function";
 }

@@ -12,10 +12,10 @@
  */
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import type { Bridge } from "./bridge.ts";
+import { type Bridge, isNoticeCapable } from "./bridge.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { sleep } from "./deadline.ts";
-import { errorMessage, isTransient } from "./errors.ts";
+import { BridgeError, errorMessage, isTransient } from "./errors.ts";
 import { type BridgeEvent, eventProblem } from "./events.ts";
 import type { Attempt, HandlerContext, HandlerCount } from "./handlers/context.ts";
 import { handleEdit } from "./handlers/edit.ts";
@@ -256,6 +256,23 @@ export class MessageBus {
     }
   }
 
+  /**
+   * Tells the author of a message given up on for good, when its network can: in the background, so that the
+   * notice (a call to the source network) never holds up the target's queue.
+   */
+  private noticeUndeliverable(dm: DirectionalMessage, err: unknown): void {
+    const origin = this.bridges.get(dm.source);
+    if (!origin || !isNoticeCapable(origin)) return;
+    const reason = (err instanceof BridgeError && err.notice) || `the ${dm.target} side refused it`;
+    origin.notifyUndeliverable(dm.message, reason).catch((e) =>
+      log.warn("Could not tell the author of an undelivered message in {network} {channel}: {error}", {
+        network: dm.source,
+        channel: dm.message.portal.channel,
+        error: errorMessage(e),
+      })
+    );
+  }
+
   private enqueue(d: Delivery, settled: (handled: boolean) => void): void {
     const key = `${d.target}\u0000${d.targetChannel}`;
     let queue = this.outbound.get(key);
@@ -320,6 +337,7 @@ export class MessageBus {
             channel: d.targetChannel,
             error: errorMessage(err),
           });
+          if ("message" in d) this.noticeUndeliverable(d, err);
           return { ok: false, handled: true };
         }
         this.stats.retried++;

@@ -31,16 +31,28 @@ export class BridgeError extends Error {
    * may carry it too (an untrusted certificate): retried while running, it still ends a start.
    */
   readonly kind?: FailureKind;
+  /**
+   * For a permanent failure to deliver a message: why, in one sentence for the message's author, naming the network
+   * and without ids, addresses or server internals (e.g. "the XMPP room has banned the bridge").
+   */
+  readonly notice?: string;
 
   constructor(
     message: string,
-    opts: { transient?: boolean; retryAfterMs?: number; kind?: FailureKind; cause?: unknown } = {},
+    opts: {
+      transient?: boolean;
+      retryAfterMs?: number;
+      kind?: FailureKind;
+      notice?: string;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, { cause: opts.cause });
     this.name = "BridgeError";
     this.transient = opts.transient ?? false;
     this.retryAfterMs = opts.retryAfterMs;
     this.kind = opts.kind;
+    this.notice = opts.notice;
   }
 }
 

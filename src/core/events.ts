@@ -62,6 +62,13 @@ export interface BridgeMessage extends EventBase {
    * (XEP-0245). `text` holds the action without either network's marker.
    */
   action?: boolean;
+  /**
+   * Fetched by a catch-up (what was said while the bridge was away or its connection was down), not received live:
+   * it reaches the other side late, so the target shows `timestamp` as its original time (a Mattermost prop, an
+   * XEP-0203 delay). A flag set by the source rather than a guess from the age of `timestamp`, which comes from the
+   * source server's clock and may differ from ours.
+   */
+  caughtUp?: boolean;
 }
 
 /** A new text for an earlier message (Mattermost post edit, XEP-0308 correction). */

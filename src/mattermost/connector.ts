@@ -12,16 +12,16 @@
  */
 import { getLogger } from "@logtape/logtape";
 import {
-  type Bridge,
   type BridgeContext,
   type BridgeHealth,
   MESSAGES_ONLY,
+  type NoticeCapable,
   type PortalCapabilities,
 } from "../core/bridge.ts";
 import { Backoff } from "../core/backoff.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
-import type { DirectionalMessage, SentRefs } from "../core/message.ts";
+import type { BridgeMessage, DirectionalMessage, SentRefs } from "../core/message.ts";
 import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
 import { BASE_URL_HINT, describeFailure, explainUnreachable } from "./explain.ts";
 import { PostCursors, postsInOrder, postsSince } from "./catch_up.ts";
@@ -33,6 +33,7 @@ import {
   postText,
   renderPosts,
 } from "./post.ts";
+import { UndeliverableNotices, withRefusalNotice } from "./notices.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { MM_ID } from "../settings.ts";
@@ -77,11 +78,12 @@ interface User {
 }
 
 /** Mattermost side of the bridge. */
-export class MattermostBridge implements Bridge {
+export class MattermostBridge implements NoticeCapable {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
   private clientStop = new AbortController();
+  private notices!: UndeliverableNotices;
   private socket?: MattermostSocket;
   private ctx!: BridgeContext;
   private botId = "";
@@ -123,6 +125,7 @@ export class MattermostBridge implements Bridge {
     this.ctx = ctx;
     this.clientStop = new AbortController();
     this.client = createClient(this.opts.url, this.opts.token, this.clientStop.signal);
+    this.notices = new UndeliverableNotices(this.client);
     // Waiting cannot fix MM_URL or a certificate: such a failure ends the start, with what to do.
     const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe(), {
       404: `cannot log in to ${this.opts.url}: it answered 404 for /api/v4/users/me; ${BASE_URL_HINT}`,
@@ -284,10 +287,21 @@ export class MattermostBridge implements Bridge {
       const post = await call(
         `post to channel ${dm.targetChannel}`,
         () => this.client.createPost(body as never),
-      );
+      ).catch((err) => {
+        throw withRefusalNotice(err);
+      });
       done.push(post.id);
     }
     return { ids: [...done] };
+  }
+
+  /**
+   * Tells the author of a post that it will never reach the other network: an ephemeral post, or a reply in its
+   * thread when the bot may not post ephemeral messages (see notices.ts).
+   */
+  async notifyUndeliverable(message: BridgeMessage, reason: string): Promise<void> {
+    const subject = { channel: message.portal.channel, postId: message.ids[0], author: message.sender };
+    await this.notices.send(subject, `Your message could not be bridged: ${reason}.`);
   }
 
   private connectWebsocket(username: string): Promise<void> {
@@ -366,7 +380,12 @@ export class MattermostBridge implements Bridge {
     }
   }
 
-  private async handlePost(post: Post, resumed = false): Promise<void> {
+  /**
+   * Hands one post on. `resumed`: fetched for a channel whose posts from while the bridge was down are being
+   * caught up; `caughtUp`: fetched by any catch-up, so bridged late.
+   */
+  private async handlePost(post: Post, opts: { resumed?: boolean; caughtUp?: boolean } = {}): Promise<void> {
+    const { resumed = false, caughtUp = false } = opts;
     if (!resumed) {
       // Mapped but not joined yet: the join reads on from the stored position (or starts at the newest post), which
       // covers this post; handing it on now would put it before older posts made while the bridge was down. (An
@@ -379,7 +398,7 @@ export class MattermostBridge implements Bridge {
       }
     }
     try {
-      await this.relayPost(post);
+      await this.relayPost(post, caughtUp);
     } finally {
       // Recorded as read once handed to the core.
       if (post.create_at !== undefined) this.ctx.saveCursor(post.channel_id, post.create_at);
@@ -390,7 +409,7 @@ export class MattermostBridge implements Bridge {
     return (await this.ctx.mappedChannels().catch((): string[] => [])).includes(channel);
   }
 
-  private async relayPost(post: Post): Promise<void> {
+  private async relayPost(post: Post, caughtUp: boolean): Promise<void> {
     this.cursors.advance(post.channel_id, post.create_at);
     const bridgeable = this.echoGuards.filter
       ? isBridgeable(post, this.botId)
@@ -415,6 +434,7 @@ export class MattermostBridge implements Bridge {
       },
       ...postText(post),
       timestamp: post.create_at ?? Date.now(),
+      caughtUp: caughtUp || undefined,
       deliveryId: this.echoGuards.deliveryId ? deliveryIdOf(post.pending_post_id, this.botId) : undefined,
     });
   }
@@ -494,7 +514,7 @@ export class MattermostBridge implements Bridge {
       count: fresh.filter((p) => p.create_at! > stored).length,
       channel,
     });
-    for (const post of fresh) await this.handlePost(post, true);
+    for (const post of fresh) await this.handlePost(post, { resumed: true, caughtUp: true });
     const held = this.resuming.get(channel) ?? [];
     this.resuming.delete(channel);
     this.ctx.saveCursor(channel, newest);
@@ -528,7 +548,7 @@ export class MattermostBridge implements Bridge {
         channel,
       });
     }
-    for (const post of posts) await this.handlePost(post);
+    for (const post of posts) await this.handlePost(post, { caughtUp: true });
   }
 
   private async user(id: string): Promise<User | undefined> {

@@ -12,6 +12,13 @@ export const MAX_POST_RUNES = 16_383;
 /** Prop that marks posts the bridge created; its value names the source network. */
 export const BRIDGE_MARKER_PROP = "mmxmpp_bridged";
 
+/**
+ * Prop with the original time (ms since the epoch, the source's clock) of a message that a catch-up bridged late.
+ * Only an admin may set a post's `create_at` (api4/post.go `createPost` zeroes it for anyone else), so the time
+ * travels in props, which the server stores as sent but for a few keys of its own (model/post.go `SanitizeProps`).
+ */
+export const ORIGINAL_TIME_PROP = "mmxmpp_original_time";
+
 /** The fields of a Mattermost post the bridge reads, each of the type the server sends (checked at the edge). */
 export interface Post {
   id: string;
@@ -125,6 +132,9 @@ export interface RenderableMessage {
   text: string;
   sender: { name: string; displayName?: string };
   action?: boolean;
+  /** Bridged late by a catch-up: `timestamp` goes into {@link ORIGINAL_TIME_PROP}. */
+  caughtUp?: boolean;
+  timestamp?: number;
 }
 
 /**
@@ -148,6 +158,7 @@ export function renderPosts(
     displayname: sender.displayName ?? sender.name,
   });
   const props: Record<string, unknown> = { [BRIDGE_MARKER_PROP]: sourceNetwork };
+  if (message.caughtUp && message.timestamp !== undefined) props[ORIGINAL_TIME_PROP] = message.timestamp;
   let prefix = "";
   if (opts.mode === "override") {
     props.from_webhook = "true";

@@ -17,19 +17,28 @@ import {
   type BridgeHealth,
   type GhostingBridge,
   MESSAGES_ONLY,
+  type NoticeCapable,
   type PortalCapabilities,
 } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
-import type { DirectionalMessage, SentRefs } from "../core/message.ts";
+import type { BridgeMessage, DirectionalMessage, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
 import { discoInfo } from "./disco.ts";
 import { explainXmppFailure, type XmppFailure } from "./explain.ts";
 import { normalizeRoomJid } from "./jid.ts";
 import { type LeaveReason, MucRooms } from "./muc.ts";
-import { buildGroupchat, type Groupchat, parseBody, parseGroupchat, renderBody } from "./stanza.ts";
+import {
+  buildGroupchat,
+  type Delay,
+  type Groupchat,
+  parseBody,
+  parseGroupchat,
+  renderBody,
+} from "./stanza.ts";
+import { senderMessageId, undeliverableNotice } from "./undeliverable.ts";
 import type { GhostProvider } from "./ghosts.ts";
 import { type Intent, SessionIntent } from "./intent.ts";
 import { Reflections } from "./reflections.ts";
@@ -93,7 +102,7 @@ const REJOIN_STAY_MS = 60_000;
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
  */
-export class XmppBridge implements GhostingBridge {
+export class XmppBridge implements GhostingBridge, NoticeCapable {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -133,6 +142,8 @@ export class XmppBridge implements GhostingBridge {
   private readonly replays = new Map<string, Replay>();
   /** Mapped rooms the bridge cannot be in right now, and why (a ban, a destroyed room, a failed rejoin): /healthz. */
   private readonly roomTrouble = new Map<string, string>();
+  /** Rooms that banned the bridge since it last joined them: nothing can be delivered there until a rejoin. */
+  private readonly banned = new Set<string>();
   /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   /** Per room sent away: the rejoin backoff, and when the last rejoin succeeded. */
@@ -265,6 +276,7 @@ export class XmppBridge implements GhostingBridge {
     if (position === undefined) {
       await this.muc.join(room, nick);
       this.roomTrouble.delete(room);
+      this.banned.delete(room);
       return;
     }
     const since = position - CATCH_UP_MARGIN_MS;
@@ -297,6 +309,7 @@ export class XmppBridge implements GhostingBridge {
       throw err;
     }
     this.roomTrouble.delete(room);
+    this.banned.delete(room);
     void this.catchUpRoom(room, position, missed, held);
   }
 
@@ -401,6 +414,12 @@ export class XmppBridge implements GhostingBridge {
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
     const room = dm.targetChannel;
+    if (this.banned.has(room)) {
+      // Waiting cannot help: the bridge does not rejoin a room that banned it until it is restarted.
+      throw new BridgeError(`the bridge is banned from ${room}`, {
+        notice: "the XMPP room has banned the bridge",
+      });
+    }
     if (this.client.status !== "online" || !this.muc.nickIn(room)) {
       const why = this.roomTrouble.get(room);
       throw new BridgeError(`not in ${room} right now${why ? ` (${why})` : ""}`, { transient: true });
@@ -430,9 +449,44 @@ export class XmppBridge implements GhostingBridge {
         name: relayedName(this.opts.nameFormat, author),
       }
       : undefined;
-    const stanza = buildGroupchat(dm.targetChannel, renderBody(text, { action, relayedAs }), dm.deliveryId);
+    const stanza = buildGroupchat(
+      dm.targetChannel,
+      renderBody(text, { action, relayedAs }),
+      dm.deliveryId,
+      this.delayOf(dm.message),
+    );
     for (const step of this.outgoing) step(stanza, dm);
     return stanza;
+  }
+
+  /**
+   * A caught-up message reaches the room late: a XEP-0203 delay from the bridge carries its original time, which
+   * clients show instead of the time it arrived. Live messages go without.
+   */
+  private delayOf(message: BridgeMessage): Delay | undefined {
+    return message.caughtUp ? { stamp: message.timestamp, from: this.opts.jid } : undefined;
+  }
+
+  /**
+   * Tells the occupant who said `message` that it was not delivered: an error reply to their message through the
+   * room, which clients show on the message itself (see undeliverable.ts).
+   */
+  async notifyUndeliverable(message: BridgeMessage, reason: string): Promise<void> {
+    const room = message.portal.channel;
+    if (this.client?.status !== "online" || !this.muc.nickIn(room)) {
+      log.warn(
+        "Could not tell {nick} in {room} that a message was not delivered: the bridge is not in the room",
+        {
+          nick: message.sender.name,
+          room,
+        },
+      );
+      return;
+    }
+    const text = `Your message could not be bridged: ${reason}.`;
+    await this.client.send(
+      undeliverableNotice(`${room}/${message.sender.name}`, senderMessageId(message), text),
+    );
   }
 
   private onStanza(stanza: Element): void {
@@ -506,6 +560,7 @@ export class XmppBridge implements GhostingBridge {
       sender: { network: this.network, id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
       ...parseBody(msg.body),
       timestamp: caughtUp ? msg.stamp ?? Date.now() : Date.now(),
+      caughtUp: caughtUp || undefined,
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
     });
     return true;
@@ -571,6 +626,7 @@ export class XmppBridge implements GhostingBridge {
   private onLeft(room: string, reason: LeaveReason): void {
     if (this.stopping) return;
     if (reason === "banned") {
+      this.banned.add(room);
       log.error("Banned from {room}: not rejoining; lift the ban on {jid}, then restart the bridge", {
         room,
         jid: this.opts.jid,

@@ -27,7 +27,7 @@ export interface Groupchat {
   occupantId?: string;
   body?: string;
   subject?: string;
-  /** Delivered from history (XEP-0203 delay), not live. */
+  /** Replayed from the room's history (a XEP-0203 delay from the room itself), not live. */
   delayed: boolean;
   /** When `delayed`, the original time; else undefined. */
   stamp?: number;
@@ -48,7 +48,12 @@ export function parseGroupchat(stanza: Element): Groupchat | null {
   const stanzaIdEl = stanza.getChildren("stanza-id", NS_SID).find((el: Element) =>
     String(el.attrs.by ?? "").toLowerCase() === room
   );
-  const delay = stanza.getChild("delay", NS_DELAY);
+  // Only the room's own delay marks history it replays (XEP-0045 §7.2.15: `from` is the room); a sender may stamp a
+  // live message with a delay of its own, e.g. another bridge's catch-up.
+  const delay = stanza.getChildren("delay", NS_DELAY).find((el: Element) => {
+    const by = String(el.attrs.from ?? "").toLowerCase();
+    return by === "" || by === room;
+  });
   const stamp = delay ? Date.parse(String(delay.attrs.stamp)) : undefined;
   const error: Groupchat["error"] = type === "error"
     ? {
@@ -79,14 +84,30 @@ export function errorCondition(stanza: Element): string | undefined {
   return cond?.name;
 }
 
-/** Builds a groupchat message whose `id` and XEP-0359 `origin-id` are both `id`. */
-export function buildGroupchat(room: string, body: string, id: string): Element {
+/** A XEP-0203 delay: the message was said at `stamp` (ms since the epoch) and held up by `from`. */
+export interface Delay {
+  stamp: number;
+  /** The JID of the entity that delayed it: the bridge. */
+  from: string;
+}
+
+/**
+ * Builds a groupchat message whose `id` and XEP-0359 `origin-id` are both `id`; with `delay`, a XEP-0203 `<delay/>`
+ * that tells clients when it was originally said.
+ */
+export function buildGroupchat(room: string, body: string, id: string, delay?: Delay): Element {
   return xml(
     "message",
     { type: "groupchat", to: room, id },
     xml("body", {}, body),
     xml("origin-id", { xmlns: NS_SID, id }),
+    ...(delay ? [delayElement(delay)] : []),
   );
+}
+
+/** `<delay xmlns='urn:xmpp:delay' stamp='…' from='…'/>`, the stamp in XEP-0082 form with milliseconds (UTC). */
+export function delayElement(delay: Delay): Element {
+  return xml("delay", { xmlns: NS_DELAY, stamp: new Date(delay.stamp).toISOString(), from: delay.from });
 }
 
 /** XEP-0245: a body that starts with this is an action by its sender ("/me waves" shows as "* alice waves"). */

@@ -98,8 +98,20 @@ const TEAM_ROLE_PERMISSIONS: Record<string, readonly string[]> = {
   ],
 };
 
-function rolesGrant(roles: string, permission: string): boolean {
-  return roles.split(" ").some((role) => TEAM_ROLE_PERMISSIONS[role]?.includes(permission));
+function rolesGrant(roles: string, permission: string, store?: Store): boolean {
+  return roles.split(" ").some((role) =>
+    TEAM_ROLE_PERMISSIONS[role]?.includes(permission) ||
+    (store?.addedRolePermissions.get(role)?.includes(permission) ?? false)
+  );
+}
+
+/**
+ * `SessionHasPermissionTo` for system-scoped permissions (`create_post_ephemeral`…): the user's system roles
+ * only. By default only `system_admin` has `create_post_ephemeral`; `system_user` — a bot's role — lacks it
+ * (model/role.go `MakeDefaultRoles`), unless an admin added it to the role (`addedRolePermissions`).
+ */
+export function hasSystemPermission(store: Store, user: User, permission: string): boolean {
+  return isSystemAdmin(user) || rolesGrant(user.roles, permission, store);
 }
 
 /**

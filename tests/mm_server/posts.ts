@@ -12,7 +12,7 @@ import { attachFiles } from "./files.ts";
 import { newId } from "./ids.ts";
 import { explicitMentions } from "./mentions.ts";
 import type { Channel, Post, PostList, User } from "./model.ts";
-import { canReadChannel, hasChannelPermission } from "./permissions.ts";
+import { canReadChannel, hasChannelPermission, hasSystemPermission } from "./permissions.ts";
 import { isSystemAdmin, type Store } from "./store.ts";
 import { setStatus } from "./users.ts";
 
@@ -480,4 +480,31 @@ function shuffled<T>(items: T[]): T[] {
     [copy[i], copy[j]] = [copy[j], copy[i]];
   }
   return copy;
+}
+
+/**
+ * `POST /posts/ephemeral` (api4/post.go `createEphemeralPost`, app/post.go `SendEphemeralPost`): after the body's
+ * checks (`user_id`, then `post`, 400 `invalid_param`), the system-scoped `create_post_ephemeral` permission (403
+ * for a default bot). Nothing is stored and neither the channel nor the recipient's membership is checked: the post
+ * (type `system_ephemeral`, by the caller, stamped now) goes to the recipient's sockets as `ephemeral_message`
+ * and is the answer (201).
+ */
+export function createEphemeralPost(app: App, actor: User, body: Record<string, unknown>): Post {
+  const userId = typeof body.user_id === "string" ? body.user_id : "";
+  if (userId === "") throw invalidParam("user_id");
+  const input = body.post;
+  if (input === null || typeof input !== "object" || Array.isArray(input)) throw invalidParam("post");
+  if (!hasSystemPermission(app.store, actor, "create_post_ephemeral")) {
+    throw permissionError("create_post_ephemeral");
+  }
+  const fields = input as NewPost;
+  const channelId = typeof fields.channel_id === "string" ? fields.channel_id : "";
+  const post = blankPost(app.store, actor.id, channelId);
+  post.message = typeof fields.message === "string" ? fields.message : "";
+  post.root_id = typeof fields.root_id === "string" ? fields.root_id : "";
+  post.type = "system_ephemeral";
+  if (fields.props && typeof fields.props === "object") post.props = { ...fields.props };
+  const view = postView(app.store, post);
+  app.publish(newEvent("ephemeral_message", { post: JSON.stringify(view) }, { channelId, userId }));
+  return view;
 }

@@ -11,6 +11,7 @@ import type { Post } from "./model.ts";
 import { requireReadChannel } from "./permissions.ts";
 import {
   beginCreatePost,
+  createEphemeralPost,
   deletePost,
   type NewPost,
   patchPost,
@@ -50,6 +51,12 @@ export function registerPostRoutes(router: Router): void {
     if (creation.found) return json(201, creation.found);
     await ctx.app.holdCreate?.();
     return json(201, creation.finish());
+  });
+
+  router.add("POST", "/posts/ephemeral", async (ctx) => {
+    const actor = requireUser(ctx);
+    const body = await readJsonObject(ctx, "body");
+    return json(201, createEphemeralPost(ctx.app, actor, body));
   });
 
   router.add("GET", "/posts/:post_id", (ctx) => json(200, postView(ctx.app.store, readablePost(ctx))));

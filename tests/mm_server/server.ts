@@ -90,6 +90,11 @@ export interface StandInOptions {
   websocketReaperIntervalMs?: number;
   /** How far the server's clock (post times) is from the machine's, e.g. -3_600_000 for an hour behind. */
   clockOffsetMs?: number;
+  /**
+   * Permissions added to roles beyond the defaults, by role name, the way an admin adds them (System Console >
+   * Permissions, `mmctl permissions add system_user create_post_ephemeral`). Default: none.
+   */
+  addedRolePermissions?: Record<string, string[]>;
 }
 
 /** A misbehaviour of `POST /api/v4/posts` a test switches on with {@link MattermostStandIn.failPostCreates}. */
@@ -285,6 +290,9 @@ class StandIn implements MattermostStandIn {
         ["127.0.0.1", "localhost", "::1"],
     };
     this.#store = new Store(opts.clockOffsetMs);
+    for (const [role, permissions] of Object.entries(opts.addedRolePermissions ?? {})) {
+      this.#store.addedRolePermissions.set(role, [...permissions]);
+    }
     this.#hub = new Hub(this.#store, opts.websocketReaperIntervalMs);
     this.#app = {
       store: this.#store,

@@ -71,6 +71,11 @@ export class Store {
   readonly pendingPostIds: Map<string, { postId: string; at: number }> = new Map();
   /** Presence by user id; users without an entry are offline. */
   readonly statuses: Map<string, Status> = new Map();
+  /**
+   * Permissions an admin added to a role beyond its defaults (System Console > Permissions, or
+   * `mmctl permissions add`), by role name.
+   */
+  readonly addedRolePermissions: Map<string, string[]> = new Map();
 
   /** The active user a token belongs to; tokens of deactivated users no longer authenticate. */
   userByToken(token: string): User | undefined {
