@@ -67,11 +67,19 @@ export function withRefusalNotice(err: unknown): unknown {
 export class UndeliverableNotices {
   /** False once the server refused an ephemeral post for lack of permission: it will again, until a restart. */
   private ephemeral = true;
+  /** Notices go one at a time, so that the first 403 decides for those behind it instead of each asking again. */
+  private last: Promise<void> = Promise.resolve();
 
   constructor(private readonly client: Client4) {}
 
-  /** Tells `subject.author` `text`, privately when allowed. */
-  async send(subject: NoticeSubject, text: string): Promise<void> {
+  /** Tells `subject.author` `text`, privately when allowed; after the notices already on their way. */
+  send(subject: NoticeSubject, text: string): Promise<void> {
+    const next = this.last.catch(() => {}).then(() => this.sendNow(subject, text));
+    this.last = next;
+    return next;
+  }
+
+  private async sendNow(subject: NoticeSubject, text: string): Promise<void> {
     if (this.ephemeral) {
       try {
         await call(
