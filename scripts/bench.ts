@@ -128,8 +128,21 @@ async function benchBus(): Promise<Record<string, unknown>> {
         id: crypto.randomUUID(),
         source: "left",
         refs: {
-          left: { channel: "kv-left", ids: [`kvpost-${i}`] },
-          right: { channel: "kv-right", ids: [`kvorigin-${i}`, `kvstanza-${i}`] },
+          left: {
+            channel: "kv-left",
+            ids: [`kvpost-${i}`],
+            parts: [{ postId: `kvpost-${i}`, sender: { kind: "author" } }],
+          },
+          right: {
+            channel: "kv-right",
+            ids: [`kvorigin-${i}`, `kvstanza-${i}`],
+            parts: [{
+              messageId: `kvorigin-${i}`,
+              originId: `kvorigin-${i}`,
+              stanzaId: `kvstanza-${i}`,
+              sender: { kind: "relay" },
+            }],
+          },
         },
         createdAt: Date.now(),
       });

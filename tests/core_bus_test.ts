@@ -139,8 +139,17 @@ Deno.test("delivery records the id link: the target's ids resolve to the source'
       const link = await store.findLink(XMPP, ROOM, id);
       assert.ok(link, `no link for ${id}`);
       assert.equal(link.source, MM);
-      assert.deepEqual(link.refs[MM], { channel: CHAN, ids: ["post1"] });
-      assert.deepEqual(link.refs[XMPP], { channel: ROOM, ids: ["xmpp-1", "xmpp-1-alt"] });
+      assert.deepEqual(link.refs[MM], {
+        channel: CHAN,
+        ids: ["post1"],
+        parts: [{ sender: { kind: "author" } }],
+      });
+      // The fake connector reports no typed parts: one part of unknown sender stands for them.
+      assert.deepEqual(link.refs[XMPP], {
+        channel: ROOM,
+        ids: ["xmpp-1", "xmpp-1-alt"],
+        parts: [{ sender: { kind: "unknown" } }],
+      });
     }
     assert.equal((await store.findLink(MM, CHAN, "post1"))?.refs[XMPP].ids[0], "xmpp-1");
   });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
+import type { BridgeMessage, DirectionalMessage, IdName, SentRefs } from "./message.ts";
 
 /** Connection state a connector reports; shown by `status`, health and metrics. */
 export interface BridgeHealth {
@@ -27,9 +27,9 @@ export interface BridgeContext {
   receive(message: BridgeMessage): void;
   /**
    * Records that `newId` names the same message as `knownId` in `channel` (e.g. the MUC's stanza-id learnt from
-   * the reflection of a message we sent with an origin-id).
+   * the reflection of a message we sent with an origin-id), as the part's `name` id when given.
    */
-  addMessageAlias(channel: string, knownId: string, newId: string): Promise<void>;
+  addMessageAlias(channel: string, knownId: string, newId: string, name?: IdName): Promise<void>;
   /** Channels of this network that are mapped right now. */
   mappedChannels(): Promise<string[]>;
   /**

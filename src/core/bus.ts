@@ -15,7 +15,7 @@ import type { Bridge } from "./bridge.ts";
 import { sleep } from "./deadline.ts";
 import { errorMessage, isTransient } from "./errors.ts";
 import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
-import type { Store } from "./store.ts";
+import type { MessageLink, Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
 
@@ -250,15 +250,7 @@ export class MessageBus {
       }
       this.stats.delivered++;
       // The message is out: a failure to record it must not send it again.
-      await this.store.saveLink({
-        id: crypto.randomUUID(),
-        source: dm.source,
-        refs: {
-          [dm.source]: { channel: dm.message.channel, ids: dm.message.ids },
-          [dm.target]: { channel: dm.targetChannel, ids: sent.ids },
-        },
-        createdAt: Date.now(),
-      }).catch((err) =>
+      await this.store.saveLink(linkFor(dm, sent)).catch((err) =>
         log.error(
           "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
           {
@@ -283,6 +275,30 @@ export function deliveryIdFor(message: BridgeMessage, target: string): string {
     .update([message.network, message.channel, message.ids[0] ?? crypto.randomUUID(), target].join("\u0000"))
     .digest("base64url")
     .slice(0, 22);
+}
+
+/**
+ * The id-map entry of `dm` delivered as `sent`: the source message as its author's one part, and the target's parts
+ * as the connector reported them (one of unknown sender when it reported none).
+ */
+function linkFor(dm: DirectionalMessage, sent: SentRefs): MessageLink {
+  return {
+    id: crypto.randomUUID(),
+    source: dm.source,
+    refs: {
+      [dm.source]: {
+        channel: dm.message.channel,
+        ids: dm.message.ids,
+        parts: [{ sender: { kind: "author" } }],
+      },
+      [dm.target]: {
+        channel: dm.targetChannel,
+        ids: sent.ids,
+        parts: sent.parts?.length ? sent.parts : [{ sender: { kind: "unknown" } }],
+      },
+    },
+    createdAt: Date.now(),
+  };
 }
 
 /** What {@link MessageBus.route} answers for a message that needs no delivery. */

@@ -219,8 +219,8 @@ export class BridgeManager {
       receive: (message) => {
         this.lastReceived.set(`${network}\u0000${message.channel}`, this.bus.publish(message));
       },
-      addMessageAlias: async (channel, knownId, newId) => {
-        await this.store.addAlias(network, channel, knownId, newId);
+      addMessageAlias: async (channel, knownId, newId, name) => {
+        await this.store.addAlias(network, channel, knownId, newId, name);
       },
       mappedChannels: async () =>
         (await this.store.listMappings()).map((m) => m.channels[network]).filter((c): c is string => !!c),

@@ -267,7 +267,7 @@ export class MattermostBridge implements Bridge {
       );
       done.push(post.id);
     }
-    return { ids: [...done] };
+    return { ids: [...done], parts: done.map((postId) => ({ postId, sender: { kind: "relay" } })) };
   }
 
   private connectWebsocket(username: string): Promise<void> {

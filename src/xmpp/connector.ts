@@ -13,7 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import type { BridgeContext, BridgeHealth, GhostingBridge } from "../core/bridge.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
-import type { DirectionalMessage, SentRefs } from "../core/message.ts";
+import type { DirectionalMessage, PartSender, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
 import { discoInfo } from "./disco.ts";
@@ -292,7 +292,7 @@ export class XmppBridge implements GhostingBridge {
     const { text, action } = dm.message;
     if (this.opts.ghosts) {
       const sent = await this.opts.ghosts.sendAs(author, room, renderBody(text, { action }), id);
-      if (sent) return { ids: sent.stanzaId ? [id, sent.stanzaId] : [id] };
+      if (sent) return sentRefs(id, sent.stanzaId, sent.sender);
       // This author cannot be a ghost right now: relay the message ourselves.
     }
     const relayedAs = {
@@ -310,8 +310,7 @@ export class XmppBridge implements GhostingBridge {
       this.reflections.cancel(id, failure);
       throw failure;
     }
-    const stanzaId = await reflected;
-    return { ids: stanzaId ? [id, stanzaId] : [id] };
+    return sentRefs(id, await reflected, { kind: "relay" });
   }
 
   private onStanza(stanza: Element): void {
@@ -349,7 +348,7 @@ export class XmppBridge implements GhostingBridge {
       // Our own message, reflected after its waiter gave up: record the room's id so later references resolve.
       if (msg.originId && msg.stanzaId) {
         // In the background, from a stanza handler: a failure here must be caught, or it ends the process.
-        this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId).catch((err) =>
+        this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId, "stanzaId").catch((err) =>
           log.warn("Could not record the room's id of our message in {room}: {error}", {
             room: msg.room,
             error: errorMessage(err),
@@ -467,6 +466,14 @@ export class XmppBridge implements GhostingBridge {
       this.state = { network: this.network, connected, detail, since: Date.now() };
     }
   }
+}
+
+/** What a message sent with `id` (its message id and origin-id) and reflected with `stanzaId` is in the room. */
+function sentRefs(id: string, stanzaId: string | undefined, sender: PartSender): SentRefs {
+  return {
+    ids: stanzaId ? [id, stanzaId] : [id],
+    parts: [{ messageId: id, originId: id, ...(stanzaId ? { stanzaId } : {}), sender }],
+  };
 }
 
 /**

@@ -21,6 +21,8 @@ export interface GhostAuthor {
 export interface GhostSent {
   /** The room-assigned XEP-0359 stanza-id of the reflection, when the room gave one. */
   stanzaId?: string;
+  /** Who spoke: an `ibr` ghost account or a `component` puppet, by its bare JID. */
+  sender: { kind: "ghost" | "puppet"; id: string };
 }
 
 /** A ghost mode. */

@@ -83,6 +83,8 @@ export interface IbrGhostOptions {
   reflectionTimeoutMs?: number;
   /** First wait before retrying a rate-limited registration (doubles up to 10 minutes). */
   registrationRetryMs?: number;
+  /** The network whose users the ghosts stand for, as their records are keyed (default "mattermost"). */
+  userNetwork?: string;
 }
 
 /** One ghost's live session. */
@@ -124,6 +126,10 @@ export class IbrGhosts implements GhostProvider {
 
   constructor(private readonly opts: IbrGhostOptions) {}
 
+  private get userNetwork(): string {
+    return this.opts.userNetwork ?? "mattermost";
+  }
+
   start(): Promise<void> {
     this.idleTimer = setInterval(
       () => this.closeIdle(),
@@ -153,7 +159,7 @@ export class IbrGhosts implements GhostProvider {
       session.reflections.cancel(id, failure);
       throw failure;
     }
-    return { stanzaId: await reflected };
+    return { stanzaId: await reflected, sender: { kind: "ghost", id: session.jid } };
   }
 
   isGhost(room: string, nick: string): boolean {
@@ -169,7 +175,7 @@ export class IbrGhosts implements GhostProvider {
   async retire(userId: string): Promise<void> {
     clearTimeout(this.retrying.get(userId));
     this.retrying.delete(userId);
-    const record = await this.opts.store.getGhost(userId);
+    const record = await this.opts.store.getGhost(this.userNetwork, userId);
     let session = this.sessions.get(userId);
     if (session) await this.close(session);
     if (!record || !this.opts.cleanup) return;
@@ -184,7 +190,7 @@ export class IbrGhosts implements GhostProvider {
     if (!session) return;
     try {
       await this.opts.registrar.cancel(session.client);
-      await this.opts.store.deleteGhost(userId);
+      await this.opts.store.deleteGhost(this.userNetwork, userId);
       log.info("Cancelled the registration of ghost {jid}", { jid: record.jid });
     } finally {
       await session.client.stop().catch(() => {});
@@ -219,7 +225,7 @@ export class IbrGhosts implements GhostProvider {
   }
 
   private async open(author: GhostAuthor): Promise<GhostSession | null> {
-    const record = await this.opts.store.getGhost(author.id) ?? await this.create(author);
+    const record = await this.opts.store.getGhost(this.userNetwork, author.id) ?? await this.create(author);
     if (!record) return null;
     const session = await this.connect(record);
     this.sessions.set(author.id, session);
@@ -235,7 +241,7 @@ export class IbrGhosts implements GhostProvider {
     const base = this.opts.prefix + nodeSafe(author.name);
     const owner = await this.opts.store.ghostOwner(`${base}@${this.opts.domain}`);
     // A name already held by someone else gets a stable suffix derived from the user id.
-    const node = suffixed || (owner && owner !== author.id)
+    const node = suffixed || (owner && (owner.network !== this.userNetwork || owner.userId !== author.id))
       ? `${base}_${createHash("sha256").update(author.id).digest("hex").slice(0, 6)}`
       : base;
     const jid = `${node}@${this.opts.domain}`;
@@ -268,6 +274,7 @@ export class IbrGhosts implements GhostProvider {
       return null;
     }
     const record: GhostRecord = {
+      network: this.userNetwork,
       userId: author.id,
       jid,
       password: await this.opts.box.seal(password),

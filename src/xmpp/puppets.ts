@@ -139,7 +139,7 @@ export class ComponentPuppets implements GhostProvider {
       this.reflections.cancel(id, failure);
       throw failure;
     }
-    return { stanzaId: await reflected };
+    return { stanzaId: await reflected, sender: { kind: "puppet", id: puppet.jid } };
   }
 
   isGhost(room: string, nick: string): boolean {
