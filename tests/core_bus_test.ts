@@ -379,15 +379,11 @@ Deno.test({
   name: "a failure to record the id map after a successful send does not send the message again",
   fn: async () => {
     await withBus(FAST, async ({ store, xmpp, bus }) => {
-      const real = store.saveLink.bind(store);
-      let failOnce = true;
-      store.saveLink = (link) => {
-        if (failOnce) {
-          failOnce = false;
-          return Promise.reject(new Error("KV write failed"));
-        }
-        return real(link);
-      };
+      const real = store.writeBatch.bind(store);
+      store.writeBatch = (writes) =>
+        writes.some((w) => w.kind === "deliver")
+          ? Promise.reject(new Error("KV write failed"))
+          : real(writes);
       bus.publish(mmPost("post1"));
       await bus.drain();
       assert.equal(xmpp.sent.length, 1);

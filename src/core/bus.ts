@@ -1,6 +1,7 @@
 /**
  * The message bus: routes each received message to the mapped channel on every other network, in order, with
- * retries, and records the id map.
+ * retries, and records the id map. Every delivery goes through the durable outbox (outbox.ts): written before it
+ * is attempted, removed when it is recorded, delivered again after a crash.
  *
  * Loop prevention happens three times: a message is never delivered to the network it came from; a message that
  * carries the delivery id of one of our own recent deliveries is its echo (recorded before sending, so this holds
@@ -15,7 +16,8 @@ import type { Bridge } from "./bridge.ts";
 import { sleep } from "./deadline.ts";
 import { errorMessage, isTransient } from "./errors.ts";
 import type { BridgeMessage, DirectionalMessage, SentRefs } from "./message.ts";
-import type { MessageLink, Store } from "./store.ts";
+import { Outbox } from "./outbox.ts";
+import type { MessageLink, OutboxEntry, Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
 
@@ -70,12 +72,53 @@ export class MessageBus {
   private stopped = false;
   /** Aborted by `stop` so that no backoff outlives the bus. */
   private readonly abort = new AbortController();
+  private readonly outbox: Outbox;
+  /** Each queued delivery's outbox entry, once durable (undefined when it could not be written). */
+  private readonly accepted = new WeakMap<DirectionalMessage, Promise<OutboxEntry | undefined>>();
+  /** Deliveries wait on this while restored ones are held for the connectors (see {@link restore}). */
+  private gate: Promise<void> = Promise.resolve();
+  private openGate?: () => void;
+  /** Id-map records still being written, by delivery: a delivery is settled once recorded. */
+  private readonly recording = new Map<DirectionalMessage, Promise<void>>();
 
   constructor(
     private readonly store: Store,
     private readonly bridges: ReadonlyMap<string, Bridge>,
     private readonly retry: RetryPolicy = { initialMs: 500, maxMs: 30_000 },
-  ) {}
+  ) {
+    this.outbox = new Outbox(store);
+  }
+
+  /**
+   * Queues what an earlier process accepted and did not record (left in the outbox), ahead of anything new, with
+   * the same delivery ids, and holds it until {@link resume}. Call once, before the connectors start: a copy of one
+   * of these messages that a catch-up fetches again is then dropped as in flight. Resolves with how many wait.
+   */
+  async restore(): Promise<number> {
+    const entries = await this.outbox.load();
+    if (entries.length === 0) return 0;
+    this.gate = new Promise((open) => this.openGate = open);
+    for (const entry of entries) {
+      const dm = entry.delivery;
+      const keys = dm.message.ids.map((id) => idKey(dm.source, dm.message.channel, id));
+      for (const k of keys) this.inFlight.add(k);
+      this.rememberDelivery(idKey(dm.target, dm.targetChannel, dm.deliveryId));
+      this.accepted.set(dm, Promise.resolve(entry));
+      this.enqueue(dm, () => {
+        for (const k of keys) this.inFlight.delete(k);
+      });
+    }
+    log.info("Delivering {count} message(s) accepted before the last stop and not yet recorded", {
+      count: entries.length,
+    });
+    return entries.length;
+  }
+
+  /** Lets the deliveries {@link restore} queued go, once the connectors can send. */
+  resume(): void {
+    this.openGate?.();
+    this.openGate = undefined;
+  }
 
   /**
    * Accepts a message from a connector. Never throws; routing and delivery happen in the background, in order.
@@ -115,8 +158,14 @@ export class MessageBus {
 
   /** Resolves when everything published so far has been delivered or given up on. */
   async drain(): Promise<void> {
-    while (this.inbound.size > 0 || [...this.outbound.values()].some((q) => q.busy)) {
-      await Promise.all([...this.inbound.values(), ...[...this.outbound.values()].map((q) => q.idle())]);
+    while (
+      this.inbound.size > 0 || [...this.outbound.values()].some((q) => q.busy) || this.recording.size > 0
+    ) {
+      await Promise.all([
+        ...this.inbound.values(),
+        ...[...this.outbound.values()].map((q) => q.idle()),
+        ...this.recording.values(),
+      ]);
     }
   }
 
@@ -124,6 +173,7 @@ export class MessageBus {
   stop(): void {
     this.stopped = true;
     this.abort.abort();
+    this.resume();
     for (const q of this.outbound.values()) q.clear();
   }
 
@@ -186,6 +236,22 @@ export class MessageBus {
         message,
         deliveryId: deliveryIdFor(message, target),
       };
+      // Not awaited: the next message is routed meanwhile, and its write joins the same commit.
+      this.accepted.set(
+        dm,
+        this.outbox.accept(dm).catch((err) => {
+          // The source's read position still waits for the delivery: a crash now is caught up from there.
+          log.warn(
+            "Could not write a delivery to {target} {channel} to the outbox; delivering it anyway: {error}",
+            {
+              target,
+              channel: targetChannel,
+              error: errorMessage(err),
+            },
+          );
+          return undefined;
+        }),
+      );
       this.enqueue(dm, settled);
     }
     return { settled: settledAll };
@@ -205,7 +271,15 @@ export class MessageBus {
       queue = new DeliveryQueue((m) => this.deliver(m));
       this.outbound.set(key, queue);
     }
-    queue.push(dm, settled);
+    // Settled once its record is written, which the next send of the queue need not wait for.
+    queue.push(dm, (handled) => {
+      const recorded = this.recording.get(dm);
+      if (!recorded) return settled(handled);
+      recorded.then(() => {
+        this.recording.delete(dm);
+        settled(handled);
+      });
+    });
   }
 
   /**
@@ -213,6 +287,8 @@ export class MessageBus {
    * landed or was given up on for good; false when the bus stopped first.
    */
   private async deliver(dm: DirectionalMessage): Promise<boolean> {
+    const entry = await this.accepted.get(dm);
+    await this.gate;
     const bridge = this.bridges.get(dm.target)!;
     this.rememberDelivery(idKey(dm.target, dm.targetChannel, dm.deliveryId));
     let delay = this.retry.initialMs;
@@ -224,6 +300,8 @@ export class MessageBus {
       } catch (err) {
         if (!isTransient(err)) {
           this.stats.failed++;
+          // Left behind, it would only be given up on again at the next start.
+          if (entry) await this.outbox.discard(entry).catch(() => {});
           log.error("Gave up delivering a message from {source} to {target} {channel}: {error}", {
             source: dm.source,
             target: dm.target,
@@ -250,15 +328,20 @@ export class MessageBus {
       }
       this.stats.delivered++;
       // The message is out: a failure to record it must not send it again.
-      await this.store.saveLink(linkFor(dm, sent)).catch((err) =>
-        log.error(
-          "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
-          {
-            target: dm.target,
-            channel: dm.targetChannel,
-            error: errorMessage(err),
-          },
-        )
+      // Recorded, and out of the outbox, in one commit, shared with the writes made meanwhile. An echo arriving
+      // before it is recognised by its delivery id, a copy by its source id (in flight until settled).
+      this.recording.set(
+        dm,
+        this.outbox.delivered(entry, linkFor(dm, sent)).catch((err) =>
+          log.error(
+            "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
+            {
+              target: dm.target,
+              channel: dm.targetChannel,
+              error: errorMessage(err),
+            },
+          )
+        ),
       );
       return true;
     }

@@ -92,6 +92,8 @@ export class BridgeManager {
     // Set first so that `stop` also cleans up after a start that failed half-way.
     this.started = true;
     const giveUp = this.starting = new AbortController();
+    // Before any connector receives: what the outbox holds is then known to be in flight.
+    await this.bus.restore();
     const abort = () => giveUp.abort(signal?.reason);
     signal?.addEventListener("abort", abort, { once: true });
     try {
@@ -111,6 +113,7 @@ export class BridgeManager {
       signal?.removeEventListener("abort", abort);
       this.starting = undefined;
     }
+    this.bus.resume();
     const skipJoin = await this.reconcileStatic(this.opts.staticMappings ?? []);
     for (const mapping of await this.store.listMappings()) {
       if (!skipJoin.has(mappingKey(mapping))) await this.joinBoth(mapping);

@@ -7,6 +7,7 @@
  * - `["msg_link", linkId]` → {@link MessageLink}: per network, the message's parts with their named ids (schema 3)
  * - `["ghost", network, userId]` → {@link GhostRecord} of the user `userId` of `network`; `["ghost_jid", jid]` →
  *   {@link GhostOwner} (keeps ghost JIDs unique)
+ * - `["outbox", targetNetwork, targetChannel, seq]` → {@link OutboxEntry}: a delivery accepted and not yet recorded
  * - `["cursor", network, channel]` → number: how far the channel was read, in the network's own position (e.g.
  *   Mattermost's `create_at`), so that what was said while the bridge was down is caught up at start
  * - `["meta", "schema_version"]` → number (see migrations.ts)
@@ -15,7 +16,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { migrate } from "./migrations.ts";
-import type { IdName, MessagePart } from "./message.ts";
+import type { DirectionalMessage, IdName, MessagePart } from "./message.ts";
 import type { StoredSecret } from "./secretbox.ts";
 import { errorMessage } from "./errors.ts";
 
@@ -70,6 +71,23 @@ export interface GhostRecord {
   password: StoredSecret;
   createdAt: number;
 }
+
+/** A delivery accepted by the bus and not yet recorded in the id map: what a restart delivers again. */
+export interface OutboxEntry {
+  /** Its place in the target channel's outbox: entries are delivered in `seq` order. */
+  seq: number;
+  delivery: DirectionalMessage;
+  acceptedAt: number;
+}
+
+/**
+ * One write of {@link Store.writeBatch}: an accepted delivery enters the outbox; a delivered one is recorded in the
+ * id map and leaves it; a discarded one (given up on) leaves it.
+ */
+export type BatchWrite =
+  | { kind: "accept"; entry: OutboxEntry }
+  | { kind: "deliver"; entry?: OutboxEntry; link: MessageLink }
+  | { kind: "discard"; entry: OutboxEntry };
 
 /** Whose ghost a JID is. */
 export interface GhostOwner {
@@ -258,6 +276,35 @@ export class Store {
     return false;
   }
 
+  // --- outbox ---
+
+  /**
+   * Applies `writes` in one atomic commit: all or nothing. Throws when the commit fails or exceeds Deno KV's limits
+   * (64 KiB a value, 1,000 mutations, 800 KiB in all).
+   */
+  async writeBatch(writes: readonly BatchWrite[]): Promise<void> {
+    const op = this.kv.atomic();
+    for (const w of writes) {
+      if (w.kind === "accept") op.set(outboxKey(w.entry), w.entry);
+      else if (w.kind === "discard") op.delete(outboxKey(w.entry));
+      else {
+        op.set(linkKey(w.link.id), w.link);
+        for (const [network, ref] of Object.entries(w.link.refs)) {
+          for (const id of ref.ids) op.set(msgKey(network, ref.channel, id), w.link.id);
+        }
+        if (w.entry) op.delete(outboxKey(w.entry));
+      }
+    }
+    if (!(await op.commit()).ok) throw new Error("could not write to the outbox and id map");
+  }
+
+  /** Every delivery left in the outbox, per target network and channel in `seq` order. */
+  async listOutbox(): Promise<OutboxEntry[]> {
+    const out: OutboxEntry[] = [];
+    for await (const e of this.kv.list<OutboxEntry>({ prefix: ["outbox"] })) out.push(e.value);
+    return out;
+  }
+
   // --- cursors ---
 
   /** How far `channel` of `network` was read, or undefined when the bridge never recorded it. */
@@ -319,6 +366,10 @@ function msgKey(network: string, channel: string, id: string): Deno.KvKey {
 
 function linkKey(linkId: string): Deno.KvKey {
   return ["msg_link", linkId];
+}
+
+function outboxKey(entry: OutboxEntry): Deno.KvKey {
+  return ["outbox", entry.delivery.target, entry.delivery.targetChannel, entry.seq];
 }
 
 function cursorKey(network: string, channel: string): Deno.KvKey {
