@@ -89,6 +89,13 @@ export class XmppBridge implements GhostingBridge {
   private readonly lastSeen = new Map<string, number>();
   /** Live messages held while a room's archive is fetched, so that they are handed on after what came before. */
   private readonly buffering = new Map<string, Groupchat[]>();
+  /** Per room, settles when the join and the archive catch-up under way are done: sends to the room wait for it. */
+  private readonly catchingUp = new Map<string, Promise<void>>();
+  /**
+   * Possibly our own messages that the room reflected with no send waiting (in its archive after a restart, or
+   * late), by origin-id: a send with that delivery id reports them instead of sending again.
+   */
+  private readonly reflected = new Map<string, SentRefs>();
   /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   private readonly domain: string;
@@ -207,14 +214,22 @@ export class XmppBridge implements GhostingBridge {
 
   /** Joins `room` and then fetches what it archived since `position` (when known), holding live messages meanwhile. */
   private async joinAndCatchUp(room: string, nick: string, position: number | undefined): Promise<void> {
+    let caughtUp!: () => void;
+    const done = new Promise<void>((resolve) => caughtUp = resolve);
+    const finish = () => {
+      if (this.catchingUp.get(room) === done) this.catchingUp.delete(room);
+      caughtUp();
+    };
+    this.catchingUp.set(room, done);
     if (position !== undefined) this.buffering.set(room, []);
     try {
       await this.muc.join(room, nick);
     } catch (err) {
       this.buffering.delete(room);
+      finish();
       throw err;
     }
-    void this.catchUpRoom(room, position);
+    void this.catchUpRoom(room, position).finally(finish);
   }
 
   /**
@@ -288,6 +303,15 @@ export class XmppBridge implements GhostingBridge {
     const author = dm.message.author;
     // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
     const id = dm.deliveryId;
+    // Sent before a crash, or before its waiter gave up, and reflected: report it, never send it twice. A delivery
+    // replayed after a restart waits for the room's archive first, where that reflection would be.
+    await this.catchingUp.get(room);
+    const already = this.reflected.get(id);
+    if (already) {
+      this.reflected.delete(id);
+      log.debug("{room} had already reflected delivery {id}: recorded, not sent again", { room, id });
+      return already;
+    }
     this.rememberOwn(id);
     const { text, action } = dm.message;
     if (this.opts.ghosts) {
@@ -344,7 +368,16 @@ export class XmppBridge implements GhostingBridge {
     if (!msg.delayed || archived) this.recordPosition(msg.room, msg.stamp ?? Date.now());
     const ours = (msg.originId && this.ownOrigins.has(msg.originId)) ||
       this.opts.ghosts?.isGhost(msg.room, msg.nick);
-    if (this.echoGuards.filter && (ours || (ownNick !== undefined && msg.nick === ownNick))) {
+    const fromOwnNick = ownNick !== undefined && msg.nick === ownNick;
+    // In an archive, any occupant may be one of our ghosts, whose sessions a restart has not reopened yet.
+    if (msg.originId && msg.stanzaId && (ours || fromOwnNick || (archived && this.opts.ghosts))) {
+      this.rememberReflected(
+        msg.originId,
+        msg.stanzaId,
+        fromOwnNick ? { kind: "relay" } : { kind: "unknown" },
+      );
+    }
+    if (this.echoGuards.filter && (ours || fromOwnNick)) {
       // Our own message, reflected after its waiter gave up: record the room's id so later references resolve.
       if (msg.originId && msg.stanzaId) {
         // In the background, from a stanza handler: a failure here must be caught, or it ends the process.
@@ -452,6 +485,13 @@ export class XmppBridge implements GhostingBridge {
     this.joinAndCatchUp(room, occ.wantedNick, this.lastSeen.get(room)).catch((err) =>
       log.error("Could not rejoin {room}: {error}", { room, error: errorMessage(err) })
     );
+  }
+
+  private rememberReflected(originId: string, stanzaId: string, sender: PartSender): void {
+    this.reflected.set(originId, sentRefs(originId, stanzaId, sender));
+    if (this.reflected.size > OWN_ORIGIN_MEMORY) {
+      this.reflected.delete(this.reflected.keys().next().value!);
+    }
   }
 
   private rememberOwn(originId: string): void {
