@@ -78,6 +78,7 @@ export class MessageBus {
   /** Deliveries wait on this while restored ones are held for the connectors (see {@link restore}). */
   private gate: Promise<void> = Promise.resolve();
   private openGate?: () => void;
+  private restored = false;
   /** Id-map records still being written, by delivery: a delivery is settled once recorded. */
   private readonly recording = new Map<DirectionalMessage, Promise<void>>();
 
@@ -95,6 +96,9 @@ export class MessageBus {
    * of these messages that a catch-up fetches again is then dropped as in flight. Resolves with how many wait.
    */
   async restore(): Promise<number> {
+    // A second call would queue every entry twice.
+    if (this.restored) return 0;
+    this.restored = true;
     const entries = await this.outbox.load();
     if (entries.length === 0) return 0;
     this.gate = new Promise((open) => this.openGate = open);
