@@ -201,7 +201,8 @@ Deno.test("the outbox and id-map writes of a burst share atomic commits", async 
       assert.equal(p.xmpp.sent.length, n);
       assert.equal(writes, 2 * n, "one accept and one record each");
       console.log(`${n} messages: ${writes} writes in ${commits} commits`);
-      assert.ok(commits < writes * 0.75, `${writes} writes took ${commits} commits`);
+      // Fewer commits than messages: cheaper than the one id-map commit per message made before the outbox.
+      assert.ok(commits < n, `${writes} writes took ${commits} commits`);
       assert.deepEqual(await p.store.listOutbox(), []);
     } finally {
       p.bus.stop();
