@@ -369,8 +369,10 @@ export class XmppBridge implements GhostingBridge {
     const ours = (msg.originId && this.ownOrigins.has(msg.originId)) ||
       this.opts.ghosts?.isGhost(msg.room, msg.nick);
     const fromOwnNick = ownNick !== undefined && msg.nick === ownNick;
-    // In an archive, any occupant may be one of our ghosts, whose sessions a restart has not reopened yet.
-    if (msg.originId && msg.stanzaId && (ours || fromOwnNick || (archived && this.opts.ghosts))) {
+    // Live, only the relay's own late reflections (a ghost's are its session's business, and every one of them
+    // passes here). In an archive, any occupant may be one of our ghosts, whose sessions a restart has not reopened.
+    const possiblyOurs = archived ? ours || fromOwnNick || this.opts.ghosts !== undefined : fromOwnNick;
+    if (msg.originId && msg.stanzaId && possiblyOurs) {
       this.rememberReflected(
         msg.originId,
         msg.stanzaId,
