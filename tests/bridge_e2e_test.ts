@@ -192,6 +192,11 @@ Deno.test("the id map links a post to the room's stanza-id and back", opts, asyn
     assert.ok(link.refs.xmpp.ids.includes(msg.originId), "the origin-id is recorded");
     const back = await bridge.store.findLink("xmpp", w.room, msg.stanzaId);
     assert.equal(back?.refs.mattermost.ids[0], post.id);
+    // Typed parts: the room's message by its named ids, sent by the relaying occupant.
+    assert.deepEqual(link.refs.xmpp.parts, [
+      { messageId: msg.originId, originId: msg.originId, stanzaId: msg.stanzaId, sender: { kind: "relay" } },
+    ]);
+    assert.deepEqual(link.refs.mattermost.parts, [{ sender: { kind: "author" } }]);
 
     await w.alice.sendGroupchat(w.room, "and me");
     const [reply] = await postsMatching(w.mm, w.channel.id, (p) => p.message === "and me", 1, 10_000);
@@ -202,6 +207,7 @@ Deno.test("the id map links a post to the room's stanza-id and back", opts, asyn
       link2?.refs.xmpp.ids.includes(sent.stanzaId!),
       "the reflection's stanza-id names the XMPP side",
     );
+    assert.deepEqual(link2?.refs.mattermost.parts, [{ postId: reply.id, sender: { kind: "relay" } }]);
   } finally {
     await w.stop();
   }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { migrate, type Migration, MIGRATIONS, SCHEMA_VERSION_KEY } from "../src/core/migrations.ts";
-import { Store } from "../src/core/store.ts";
+import { type ChannelMapping, type GhostRecord, Store } from "../src/core/store.ts";
 
 /** Opens a fresh KV file, runs `fn`, then closes it and removes the file. */
 async function withKv(fn: (kv: Deno.Kv, path: string) => Promise<void>): Promise<void> {
@@ -191,4 +191,133 @@ Deno.test("migration 2 gives a mapping of unknown origin the origin 'command' an
       "command",
     );
   });
+});
+
+/** What tests/fixtures/make_schema2_store.ts put in the schema-2 fixture. */
+interface Schema2Fixture {
+  mappings: ChannelMapping[];
+  links: Array<{ id: string; source: string; refs: Record<string, { channel: string; ids: string[] }> }>;
+  aliases: Array<{ network: string; channel: string; knownId: string; newId: string }>;
+  ghosts: Array<{ userId: string; jid: string; password: unknown; createdAt: number }>;
+  cursors: Record<string, Record<string, number>>;
+}
+
+const FIXTURE = new URL("./fixtures/", import.meta.url);
+
+/** Every raw entry of `kv`, keys and values as JSON, in key order. */
+async function dump(kv: Deno.Kv): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of kv.list({ prefix: [] })) out.push(JSON.stringify([e.key, e.value]));
+  return out;
+}
+
+Deno.test("migration 3 carries a store written by the schema-2 code into typed parts and network-keyed ghosts", async () => {
+  const fixture: Schema2Fixture = JSON.parse(await Deno.readTextFile(new URL("store_schema2.json", FIXTURE)));
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-migration3-" });
+  const path = `${dir}/state.kv`;
+  try {
+    await Deno.copyFile(new URL("store_schema2.kv", FIXTURE), path);
+    const raw = await Deno.openKv(path);
+    assert.equal(await schemaVersion(raw), 2, "the fixture is a schema-2 store");
+    raw.close();
+
+    const store = await Store.open(path);
+    try {
+      // Every id of every link, and the alias added later, still finds its link, now with parts.
+      const aliasesOf = (network: string, linkId: string) =>
+        fixture.aliases.filter((a) =>
+          a.network === network &&
+          fixture.links.find((l) => l.id === linkId)?.refs[network].ids.includes(a.knownId)
+        ).map((a) => a.newId);
+      for (const old of fixture.links) {
+        for (const [network, ref] of Object.entries(old.refs)) {
+          const ids = [...ref.ids, ...aliasesOf(network, old.id)];
+          for (const id of ids) {
+            const link = await store.findLink(network, ref.channel, id);
+            assert.equal(link?.id, old.id, `${network} ${id} finds ${old.id}`);
+            assert.deepEqual(link.refs[network].ids, ids);
+            assert.equal(link.refs[network].channel, ref.channel);
+          }
+        }
+      }
+      const parts = async (linkId: string) => {
+        const old = fixture.links.find((l) => l.id === linkId)!;
+        const ref = old.refs[old.source];
+        const link = (await store.findLink(old.source, ref.channel, ref.ids[0]))!;
+        return { mattermost: link.refs.mattermost.parts, xmpp: link.refs.xmpp.parts };
+      };
+      const unknown = { kind: "unknown" } as const;
+      const author = { kind: "author" } as const;
+      assert.deepEqual(await parts("link-mm-relay"), {
+        mattermost: [{ postId: "p0000000000000000000000001", sender: author }],
+        xmpp: [{
+          messageId: "dLv-delivery-id-0000001",
+          originId: "dLv-delivery-id-0000001",
+          stanzaId: "stanza-0001",
+          sender: unknown,
+        }],
+      });
+      assert.deepEqual(await parts("link-mm-late"), {
+        mattermost: [{ postId: "p0000000000000000000000002", sender: author }],
+        xmpp: [{
+          messageId: "dLv-delivery-id-0000002",
+          originId: "dLv-delivery-id-0000002",
+          stanzaId: "stanza-0002",
+          sender: unknown,
+        }],
+      });
+      assert.deepEqual(await parts("link-xmpp-split"), {
+        xmpp: [{ stanzaId: "stanza-0003", sender: author }],
+        mattermost: [
+          { postId: "p0000000000000000000000003", sender: unknown },
+          { postId: "p0000000000000000000000004", sender: unknown },
+        ],
+      });
+      assert.deepEqual(await parts("link-xmpp-nosid"), {
+        xmpp: [{ sender: author }],
+        mattermost: [{ postId: "p0000000000000000000000005", sender: unknown }],
+      });
+
+      // Ghosts: found by network and user, their JIDs still taken, their sealed passwords untouched.
+      for (const g of fixture.ghosts) {
+        assert.deepEqual(await store.getGhost("mattermost", g.userId), { ...g, network: "mattermost" });
+        assert.deepEqual(await store.ghostOwner(g.jid), { network: "mattermost", userId: g.userId });
+        assert.equal(
+          await store.createGhost({ ...g, network: "mattermost", userId: "someone-else" } as GhostRecord),
+          false,
+          `${g.jid} stays taken`,
+        );
+      }
+      // Mappings and cursors are as they were.
+      for (const m of fixture.mappings) {
+        for (const [n, c] of Object.entries(m.channels)) assert.deepEqual(await store.getMapping(n, c), m);
+      }
+      for (const [network, byChannel] of Object.entries(fixture.cursors)) {
+        for (const [channel, position] of Object.entries(byChannel)) {
+          assert.equal(await store.getCursor(network, channel), position);
+        }
+      }
+    } finally {
+      store.close();
+    }
+
+    const after = await Deno.openKv(path);
+    try {
+      assert.equal(await schemaVersion(after), 3);
+      const entries = await dump(after);
+      // No record is left in the schema-2 shape.
+      assert.ok(!entries.some((e) => e.startsWith('[["ghost","u')), "no ghost keyed by user id alone");
+      assert.ok(
+        !entries.some((e) => /^\[\["ghost_jid","[^"]*"\],"/.test(e)),
+        "no ghost JID owned by a bare id",
+      );
+      // Idempotent: a rerun of the step (as after a crash before the version was written) changes nothing.
+      await MIGRATIONS[2].up(after);
+      assert.deepEqual(await dump(after), entries);
+    } finally {
+      after.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

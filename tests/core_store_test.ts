@@ -155,8 +155,12 @@ function link(id: string): MessageLink {
     id,
     source: MM,
     refs: {
-      [MM]: { channel: "chan1", ids: ["post1"] },
-      [XMPP]: { channel: "room@conference.example.org", ids: ["msgid1", "origin1"] },
+      [MM]: { channel: "chan1", ids: ["post1"], parts: [{ postId: "post1", sender: { kind: "author" } }] },
+      [XMPP]: {
+        channel: "room@conference.example.org",
+        ids: ["msgid1", "origin1"],
+        parts: [{ messageId: "msgid1", originId: "origin1", sender: { kind: "relay" } }],
+      },
     },
     createdAt: 1_700_000_000_000,
   };
@@ -190,8 +194,19 @@ Deno.test("a message split into several posts resolves from each post id", async
       id: "link-split",
       source: XMPP,
       refs: {
-        [XMPP]: { channel: "room@conference.example.org", ids: ["m1", "o1", "s1"] },
-        [MM]: { channel: "chan1", ids: ["postA", "postB", "postC"] },
+        [XMPP]: {
+          channel: "room@conference.example.org",
+          ids: ["m1", "o1", "s1"],
+          parts: [{ messageId: "m1", originId: "o1", stanzaId: "s1", sender: { kind: "author" } }],
+        },
+        [MM]: {
+          channel: "chan1",
+          ids: ["postA", "postB", "postC"],
+          parts: ["postA", "postB", "postC"].map((postId) => ({
+            postId,
+            sender: { kind: "ghost" as const, id: "u-xmpp-bob" },
+          })),
+        },
       },
       createdAt: 1,
     };
@@ -224,6 +239,23 @@ Deno.test("addAlias adds a stanza-id that findLink then resolves, and records it
       "origin1",
       "stanza-abc",
     ]);
+  });
+});
+
+Deno.test("addAlias with a name sets that id on the part the known id names, once", async () => {
+  await withStore(async (store) => {
+    await store.saveLink(link("link-1"));
+    const room = "room@conference.example.org";
+    assert.equal(await store.addAlias(XMPP, room, "origin1", "stanza-abc", "stanzaId"), true);
+    const found = await store.findLink(XMPP, room, "stanza-abc");
+    assert.deepEqual(found?.refs[XMPP].parts, [
+      { messageId: "msgid1", originId: "origin1", stanzaId: "stanza-abc", sender: { kind: "relay" } },
+    ]);
+    // A second stanza-id for the same part is indexed, but the part keeps the first.
+    assert.equal(await store.addAlias(XMPP, room, "origin1", "stanza-other", "stanzaId"), true);
+    const again = await store.findLink(XMPP, room, "stanza-other");
+    assert.equal(again?.refs[XMPP].parts[0].stanzaId, "stanza-abc");
+    assert.deepEqual(again?.refs[XMPP].ids, ["msgid1", "origin1", "stanza-abc", "stanza-other"]);
   });
 });
 

@@ -49,9 +49,12 @@ Deno.test(
       assert.equal(msg.body, "hello as myself 👋", "no relay prefix");
       assert.ok(msg.originId);
 
-      const ghost = await bridge.store.getGhost(w.bob.id);
+      const ghost = await bridge.store.getGhost("mattermost", w.bob.id);
       assert.equal(ghost?.jid, "mm_bob@localhost");
       assert.equal(ghost?.password.alg, "aes-256-gcm", "the password is stored encrypted");
+      await bridge.manager.bus.drain();
+      const link = await bridge.store.findLink("xmpp", w.room, msg.originId);
+      assert.deepEqual(link?.refs.xmpp.parts[0].sender, { kind: "ghost", id: "mm_bob@localhost" });
 
       await w.alice.sendGroupchat(w.room, "hi bob's ghost");
       await postsMatching(w.mm, w.channel.id, (p) => p.message === "hi bob's ghost", 1);
@@ -69,7 +72,7 @@ Deno.test(
       const again = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr", BRIDGE_SECRET_KEY: SECRET_KEY });
       await w.mm.postAs(w.bob.id, w.channel.id, "still me");
       await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" && m.body === "still me", 1, 15_000);
-      assert.equal((await again.store.getGhost(w.bob.id))?.jid, "mm_bob@localhost");
+      assert.equal((await again.store.getGhost("mattermost", w.bob.id))?.jid, "mm_bob@localhost");
     } finally {
       await w.stop();
     }
@@ -111,14 +114,14 @@ Deno.test("ibr: a deactivated user's ghost leaves and cancels its own registrati
     const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" });
     await w.mm.postAs(w.bob.id, w.channel.id, "soon gone");
     await w.alice.waitForMessages(w.room, (m) => m.nick === "bob", 1, 15_000);
-    const ghost = await bridge.store.getGhost(w.bob.id);
+    const ghost = await bridge.store.getGhost("mattermost", w.bob.id);
     assert.ok(ghost);
     assert.equal(ghost.password.alg, "none");
     assert.equal(await tryLogin(w, "mm_bob", ghost.password.data), "ok");
 
     await deactivate(w, w.bob.id);
     await waitFor(
-      async () => (await bridge.store.getGhost(w.bob.id)) === null,
+      async () => (await bridge.store.getGhost("mattermost", w.bob.id)) === null,
       "the ghost to be retired",
       10_000,
     );
@@ -209,6 +212,12 @@ Deno.test(
       );
       const link = await bridge.store.findLink("xmpp", w.room, msg.stanzaId!);
       assert.ok(link, "the puppet's message is in the id map by its stanza-id");
+      assert.deepEqual(link.refs.xmpp.parts, [{
+        messageId: msg.originId,
+        originId: msg.originId,
+        stanzaId: msg.stanzaId,
+        sender: { kind: "puppet", id: `bob@${w.prosody.componentDomain}` },
+      }]);
     } finally {
       await w.stop();
     }
@@ -249,7 +258,10 @@ Deno.test(
       await w.alice.sendGroupchat(w.room, "hello both");
       await postsMatching(w.mm, w.channel.id, (p) => p.message === "hello both", 1);
 
-      const ghosts = [await bridge.store.getGhost(w.bob.id), await bridge.store.getGhost(carol.id)];
+      const ghosts = [
+        await bridge.store.getGhost("mattermost", w.bob.id),
+        await bridge.store.getGhost("mattermost", carol.id),
+      ];
       const passwords = ghosts.map((g) => {
         assert.equal(g?.password.alg, "none");
         return g!.password.data;
@@ -299,7 +311,7 @@ Deno.test(
       await w.mm.postAs(w.bob.id, w.channel.id, "bob here");
       await w.mm.postAs(carol.id, w.channel.id, "carol here");
       await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" || m.nick === "carol", 2, 20_000);
-      const bobGhost = await bridge.store.getGhost(w.bob.id);
+      const bobGhost = await bridge.store.getGhost("mattermost", w.bob.id);
       assert.ok(bobGhost);
 
       // bob edits his profile: the server publishes user_updated with delete_at 0.
@@ -307,13 +319,17 @@ Deno.test(
       // carol is deactivated after it; once her ghost is retired, bob's event has long been handled.
       await deactivate(w, carol.id);
       await waitFor(
-        async () => (await bridge.store.getGhost(carol.id)) === null,
+        async () => (await bridge.store.getGhost("mattermost", carol.id)) === null,
         "carol's ghost retired",
         15_000,
       );
       assert.equal(await tryLogin(w, "mm_carol", "x"), "not-authorized");
 
-      assert.deepEqual(await bridge.store.getGhost(w.bob.id), bobGhost, "bob's ghost record is kept");
+      assert.deepEqual(
+        await bridge.store.getGhost("mattermost", w.bob.id),
+        bobGhost,
+        "bob's ghost record is kept",
+      );
       assert.equal(await tryLogin(w, "mm_bob", bobGhost.password.data), "ok", "bob's account still exists");
       await w.mm.postAs(w.bob.id, w.channel.id, "still bob");
       const [msg] = await w.alice.waitForMessages(w.room, (m) => m.body === "still bob", 1, 15_000);

@@ -11,6 +11,7 @@ import type { BridgeEvent, BridgeMessage } from "./events.ts";
 import type {
   DirectionalMessage,
   EditDelivery,
+  IdName,
   ReactionsDelivery,
   RemoveDelivery,
   SentRefs,
@@ -37,9 +38,9 @@ export interface BridgeContext {
   receive(event: BridgeEvent): void;
   /**
    * Records that `newId` names the same message as `knownId` in `channel` (e.g. the MUC's stanza-id learnt from
-   * the reflection of a message we sent with an origin-id).
+   * the reflection of a message we sent with an origin-id), as the part's `name` id when given.
    */
-  addMessageAlias(channel: string, knownId: string, newId: string): Promise<void>;
+  addMessageAlias(channel: string, knownId: string, newId: string, name?: IdName): Promise<void>;
   /** Channels of this network that are mapped right now. */
   mappedChannels(): Promise<string[]>;
   /**

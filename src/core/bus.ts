@@ -1,6 +1,8 @@
 /**
  * The message bus: routes each received event to the mapped channel on every other network, in order, with
- * retries, and hands it there to the handler of its kind (`handlers/`); messages are recorded in the id map.
+ * retries, and hands it there to the handler of its kind (`handlers/`); messages are recorded in the id map. Every
+ * message delivery goes through the durable outbox (outbox.ts): written before it is attempted, removed when it is
+ * recorded, delivered again after a crash.
  *
  * Loop prevention happens three times: an event is never delivered to the network it came from; an event that
  * carries the delivery id of one of our own recent deliveries is its echo (recorded before sending, so this holds
@@ -24,7 +26,8 @@ import { handleReactions } from "./handlers/reactions.ts";
 import { handleRemove } from "./handlers/remove.ts";
 import { handleTyping } from "./handlers/typing.ts";
 import { type Delivery, type DirectionalMessage, eventOf, type SentRefs } from "./message.ts";
-import type { Store } from "./store.ts";
+import { Outbox } from "./outbox.ts";
+import type { MessageLink, OutboxEntry, Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
 
@@ -92,6 +95,15 @@ export class MessageBus {
   private stopped = false;
   /** Aborted by `stop` so that no backoff outlives the bus. */
   private readonly abort = new AbortController();
+  private readonly outbox: Outbox;
+  /** Each queued delivery's outbox entry, once durable (undefined when it could not be written). */
+  private readonly accepted = new WeakMap<DirectionalMessage, Promise<OutboxEntry | undefined>>();
+  /** Deliveries wait on this while restored ones are held for the connectors (see {@link restore}). */
+  private gate: Promise<void> = Promise.resolve();
+  private openGate?: () => void;
+  private restored = false;
+  /** Id-map records still being written, by delivery: a delivery is settled once recorded. */
+  private readonly recording = new Map<DirectionalMessage, Promise<void>>();
 
   constructor(
     private readonly store: Store,
@@ -105,6 +117,42 @@ export class MessageBus {
       attempt: (d, send) => this.attempt(d, send),
       count: (what: HandlerCount) => this.stats[what]++,
     };
+    this.outbox = new Outbox(store);
+    this.outbox = new Outbox(store);
+  }
+
+  /**
+   * Queues what an earlier process accepted and did not record (left in the outbox), ahead of anything new, with
+   * the same delivery ids, and holds it until {@link resume}. Call once, before the connectors start: a copy of one
+   * of these messages that a catch-up fetches again is then dropped as in flight. Resolves with how many wait.
+   */
+  async restore(): Promise<number> {
+    // A second call would queue every entry twice.
+    if (this.restored) return 0;
+    this.restored = true;
+    const entries = await this.outbox.load();
+    if (entries.length === 0) return 0;
+    this.gate = new Promise((open) => this.openGate = open);
+    for (const entry of entries) {
+      const dm = entry.delivery;
+      const keys = dm.message.ids.map((id) => idKey(dm.source, dm.message.portal.channel, id));
+      for (const k of keys) this.inFlight.add(k);
+      remember(this.ownDeliveries, idKey(dm.target, dm.targetChannel, dm.deliveryId));
+      this.accepted.set(dm, Promise.resolve(entry));
+      this.enqueue(dm, () => {
+        for (const k of keys) this.inFlight.delete(k);
+      });
+    }
+    log.info("Delivering {count} message(s) accepted before the last stop and not yet recorded", {
+      count: entries.length,
+    });
+    return entries.length;
+  }
+
+  /** Lets the deliveries {@link restore} queued go, once the connectors can send. */
+  resume(): void {
+    this.openGate?.();
+    this.openGate = undefined;
   }
 
   /**
@@ -161,8 +209,14 @@ export class MessageBus {
 
   /** Resolves when everything published so far has been delivered or given up on. */
   async drain(): Promise<void> {
-    while (this.inbound.size > 0 || [...this.outbound.values()].some((q) => q.busy)) {
-      await Promise.all([...this.inbound.values(), ...[...this.outbound.values()].map((q) => q.idle())]);
+    while (
+      this.inbound.size > 0 || [...this.outbound.values()].some((q) => q.busy) || this.recording.size > 0
+    ) {
+      await Promise.all([
+        ...this.inbound.values(),
+        ...[...this.outbound.values()].map((q) => q.idle()),
+        ...this.recording.values(),
+      ]);
     }
   }
 
@@ -170,6 +224,7 @@ export class MessageBus {
   stop(): void {
     this.stopped = true;
     this.abort.abort();
+    this.resume();
     for (const q of this.outbound.values()) q.clear();
   }
 
@@ -231,7 +286,28 @@ export class MessageBus {
     };
     for (const [target, targetChannel] of targets) {
       const route = { source: network, target, targetChannel, deliveryId: deliveryIdFor(event, target) };
-      this.enqueue(event.kind === "message" ? { ...route, message: event } : { ...route, event }, settled);
+      if (event.kind !== "message") {
+        this.enqueue({ ...route, event }, settled);
+        continue;
+      }
+      const dm: DirectionalMessage = { ...route, message: event };
+      // Not awaited: the next message is routed meanwhile, and its write joins the same commit.
+      this.accepted.set(
+        dm,
+        this.outbox.accept(dm).catch((err) => {
+          // The source's read position still waits for the delivery: a crash now is caught up from there.
+          log.warn(
+            "Could not write a delivery to {target} {channel} to the outbox; delivering it anyway: {error}",
+            {
+              target,
+              channel: targetChannel,
+              error: errorMessage(err),
+            },
+          );
+          return undefined;
+        }),
+      );
+      this.enqueue(dm, settled);
     }
     return { settled: settledAll };
   }
@@ -280,7 +356,15 @@ export class MessageBus {
       queue = new DeliveryQueue((item) => this.dispatch(item));
       this.outbound.set(key, queue);
     }
-    queue.push(d, settled);
+    // Settled once its record is written, which the next send of the queue need not wait for.
+    queue.push(d, (handled) => {
+      const recorded = "message" in d ? this.recording.get(d) : undefined;
+      if (!recorded) return settled(handled);
+      recorded.then(() => {
+        this.recording.delete(d as DirectionalMessage);
+        settled(handled);
+      });
+    });
   }
 
   /**
@@ -288,28 +372,31 @@ export class MessageBus {
    * landed or was given up on for good; false when the bus stopped first.
    */
   private async deliver(dm: DirectionalMessage): Promise<boolean> {
+    const entry = await this.accepted.get(dm);
+    await this.gate;
     const bridge = this.bridges.get(dm.target)!;
     const done = await this.attempt(dm, () => bridge.send(dm));
-    if (!done.ok) return done.handled;
+    if (!done.ok) {
+      // Given up on for good: left behind, it would only be given up on again at the next start.
+      if (done.handled && entry) await this.outbox.discard(entry).catch(() => {});
+      return done.handled;
+    }
     const sent: SentRefs = done.value;
-    // The message is out: a failure to record it must not send it again.
-    await this.store.saveLink({
-      id: crypto.randomUUID(),
-      source: dm.source,
-      refs: {
-        [dm.source]: { channel: dm.message.portal.channel, ids: dm.message.ids },
-        [dm.target]: { channel: dm.targetChannel, ids: sent.ids },
-      },
-      createdAt: Date.now(),
-    }).catch((err) =>
-      log.error(
-        "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
-        {
-          target: dm.target,
-          channel: dm.targetChannel,
-          error: errorMessage(err),
-        },
-      )
+    // The message is out: a failure to record it must not send it again. Recorded, and out of the outbox, in one
+    // commit, shared with the writes made meanwhile. An echo arriving before it is recognised by its delivery id, a
+    // copy by its source id (in flight until settled).
+    this.recording.set(
+      dm,
+      this.outbox.delivered(entry, linkFor(dm, sent)).catch((err) =>
+        log.error(
+          "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
+          {
+            target: dm.target,
+            channel: dm.targetChannel,
+            error: errorMessage(err),
+          },
+        )
+      ),
     );
     return true;
   }
@@ -368,6 +455,27 @@ export function deliveryIdFor(event: BridgeEvent, target: string): string {
     .update([event.portal.network, event.portal.channel, event.eventId, target].join("\u0000"))
     .digest("base64url")
     .slice(0, 22);
+}
+
+/** The id-map record of `dm`, delivered as `sent`. */
+function linkFor(dm: DirectionalMessage, sent: SentRefs): MessageLink {
+  return {
+    id: crypto.randomUUID(),
+    source: dm.source,
+    refs: {
+      [dm.source]: {
+        channel: dm.message.portal.channel,
+        ids: dm.message.ids,
+        parts: [{ sender: { kind: "author" } }],
+      },
+      [dm.target]: {
+        channel: dm.targetChannel,
+        ids: sent.ids,
+        parts: sent.parts?.length ? sent.parts : [{ sender: { kind: "unknown" } }],
+      },
+    },
+    createdAt: Date.now(),
+  };
 }
 
 /** What {@link MessageBus.route} answers for a message that needs no delivery. */

@@ -93,6 +93,8 @@ export class BridgeManager {
     // Set first so that `stop` also cleans up after a start that failed half-way.
     this.started = true;
     const giveUp = this.starting = new AbortController();
+    // Before any connector receives: what the outbox holds is then known to be in flight.
+    await this.bus.restore();
     const abort = () => giveUp.abort(signal?.reason);
     signal?.addEventListener("abort", abort, { once: true });
     try {
@@ -112,6 +114,7 @@ export class BridgeManager {
       signal?.removeEventListener("abort", abort);
       this.starting = undefined;
     }
+    this.bus.resume();
     const skipJoin = await this.reconcileStatic(this.opts.staticMappings ?? []);
     for (const mapping of await this.store.listMappings()) {
       if (!skipJoin.has(mappingKey(mapping))) await this.joinBoth(mapping);
@@ -222,8 +225,8 @@ export class BridgeManager {
         // Optional chaining: the bus drops (and logs) an event without a portal; it must not throw here.
         this.lastReceived.set(`${network}\u0000${event.portal?.channel}`, settled);
       },
-      addMessageAlias: async (channel, knownId, newId) => {
-        await this.store.addAlias(network, channel, knownId, newId);
+      addMessageAlias: async (channel, knownId, newId, name) => {
+        await this.store.addAlias(network, channel, knownId, newId, name);
       },
       mappedChannels: async () =>
         (await this.store.listMappings()).map((m) => m.channels[network]).filter((c): c is string => !!c),

@@ -71,7 +71,49 @@ export function eventOf(d: Delivery): BridgeEvent {
   return "message" in d ? d.message : d.event;
 }
 
-/** What a target network reports after delivering a message: the ids it created, in order. */
+/**
+ * Who made one part of a message on its network: the bridge's relaying account, a stand-in of the author there (an
+ * XMPP ghost account or component puppet, named by its JID; on Mattermost a user id), or the author themself (the
+ * network the message was written on). `unknown` marks parts recorded before schema 3, which did not say.
+ */
+export type PartSender =
+  | { kind: "relay" }
+  | { kind: "ghost" | "puppet"; id: string }
+  | { kind: "author" }
+  | { kind: "unknown" };
+
+/** The names a network gives one part of a message; each network sets the ones it has. */
+export interface PartIds {
+  /** XMPP: the `id` attribute, chosen by the sender (XEP-0308 corrections point at it). */
+  messageId?: string;
+  /** XMPP: the sender's XEP-0359 origin-id. */
+  originId?: string;
+  /** XMPP: the room's XEP-0359 stanza-id (XEP-0424/0444/0461 point at it in a groupchat). */
+  stanzaId?: string;
+  /** Mattermost: the post id. */
+  postId?: string;
+}
+
+/** The name of one of {@link PartIds}. */
+export type IdName = keyof PartIds;
+
+/**
+ * One piece of a message on one network (a Mattermost post; an XMPP message): its named ids, who sent it there,
+ * and where it sits in a thread when known.
+ */
+export interface MessagePart extends PartIds {
+  sender: PartSender;
+  /** The id of the thread's root message on this network. */
+  threadRoot?: string;
+  /** The id of the message this one answers on this network. */
+  replyTo?: string;
+}
+
+/**
+ * What a target network reports after delivering a message: the ids it created, in order (each is recorded in the
+ * id map), and, per piece, its named ids and sender.
+ */
 export interface SentRefs {
   ids: string[];
+  parts?: MessagePart[];
 }

@@ -40,7 +40,79 @@ export const MIGRATIONS: readonly Migration[] = [
       }
     },
   },
+  {
+    version: 3,
+    name: "msg_link: typed parts per network; ghost records keyed by network",
+    up: async (kv) => {
+      await typeLinkParts(kv);
+      await keyGhostsByNetwork(kv);
+    },
+  },
 ];
+
+/**
+ * Schema 3, links: each network's ref gains `parts`, named from what the connectors of schema 2 wrote. A
+ * Mattermost id is a post id, one part each. On XMPP, a message the bridge sent has its origin-id (also its message
+ * id) first and the room's stanza-id, when it came, second; a message written there has the room's stanza-id as
+ * its only id without a `/` (the sender's own ids are kept as `nick/id`: lookup keys only). Who sent a part the
+ * bridge made was not recorded: `unknown`. The ids and their index keys stay as they are.
+ */
+async function typeLinkParts(kv: Deno.Kv): Promise<void> {
+  for await (const entry of kv.list<LegacyLink>({ prefix: ["msg_link"] })) {
+    const link = entry.value;
+    if (!link?.refs || Object.values(link.refs).every((ref) => Array.isArray(ref.parts))) continue;
+    const refs: Record<string, LegacyRef & { parts: unknown[] }> = {};
+    for (const [network, ref] of Object.entries(link.refs)) {
+      refs[network] = Array.isArray(ref.parts)
+        ? ref as LegacyRef & { parts: unknown[] }
+        : { ...ref, parts: legacyParts(network, network === link.source, ref.ids ?? []) };
+    }
+    await kv.atomic().check(entry).set(entry.key, { ...link, refs }).commit();
+  }
+}
+
+/** The parts of a schema-2 ref of `network`; see {@link typeLinkParts}. */
+function legacyParts(network: string, isSource: boolean, ids: string[]): Record<string, unknown>[] {
+  const sender = isSource ? { kind: "author" } : { kind: "unknown" };
+  if (network === "mattermost") return ids.map((postId) => ({ postId, sender }));
+  if (network !== "xmpp") return [{ sender }];
+  if (isSource) {
+    const stanzaId = ids.find((id) => !id.includes("/"));
+    return [stanzaId ? { stanzaId, sender } : { sender }];
+  }
+  const [own, stanzaId] = ids;
+  return [{ messageId: own, originId: own, ...(stanzaId ? { stanzaId } : {}), sender }];
+}
+
+/**
+ * Schema 3, ghosts: `["ghost", userId]` becomes `["ghost", "mattermost", userId]` (every ghost of schema 2 stands
+ * for a Mattermost user) with its `network`, and `["ghost_jid", jid]` names its owner as `{network, userId}`.
+ */
+async function keyGhostsByNetwork(kv: Deno.Kv): Promise<void> {
+  const network = "mattermost";
+  for await (const entry of kv.list<Record<string, unknown>>({ prefix: ["ghost"] })) {
+    if (entry.key.length !== 2) continue;
+    const userId = entry.key[1];
+    await kv.atomic().check(entry).delete(entry.key)
+      .set(["ghost", network, userId], { ...entry.value, network }).commit();
+  }
+  for await (const entry of kv.list<unknown>({ prefix: ["ghost_jid"] })) {
+    if (typeof entry.value !== "string") continue;
+    await kv.atomic().check(entry).set(entry.key, { network, userId: entry.value }).commit();
+  }
+}
+
+/** A link as schema 2 stored it (and schema 3, with parts). */
+interface LegacyLink {
+  source: string;
+  refs: Record<string, LegacyRef>;
+}
+
+interface LegacyRef {
+  channel: string;
+  ids?: string[];
+  parts?: unknown[];
+}
 
 /**
  * Brings `kv` up to the newest schema in `migrations` and returns the resulting version.

@@ -4,8 +4,10 @@
  * Keys:
  * - `["channel_map", network, channel]` → {@link ChannelMapping} (written for both sides at once)
  * - `["msg", network, channel, id]` → link id, one per identifier a network gave a message
- * - `["msg_link", linkId]` → {@link MessageLink}
- * - `["ghost", userId]` → {@link GhostRecord}; `["ghost_jid", jid]` → userId (keeps ghost JIDs unique)
+ * - `["msg_link", linkId]` → {@link MessageLink}: per network, the message's parts with their named ids (schema 3)
+ * - `["ghost", network, userId]` → {@link GhostRecord} of the user `userId` of `network`; `["ghost_jid", jid]` →
+ *   {@link GhostOwner} (keeps ghost JIDs unique)
+ * - `["outbox", targetNetwork, targetChannel, seq]` → {@link OutboxEntry}: a delivery accepted and not yet recorded
  * - `["cursor", network, channel]` → number: how far the channel was read, in the network's own position (e.g.
  *   Mattermost's `create_at`), so that what was said while the bridge was down is caught up at start
  * - `["meta", "schema_version"]` → number (see migrations.ts)
@@ -14,6 +16,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { migrate } from "./migrations.ts";
+import type { DirectionalMessage, IdName, MessagePart } from "./message.ts";
 import type { StoredSecret } from "./secretbox.ts";
 import { errorMessage } from "./errors.ts";
 
@@ -39,8 +42,13 @@ export interface ChannelMapping {
 /** Where a message lives on one network. */
 export interface MessageRef {
   channel: string;
-  /** Every id of the message there: post ids (one per split piece), or message id, origin-id, stanza-id. */
+  /**
+   * Every id the message is found by there, each indexed as `["msg", network, channel, id]`: post ids (one per split
+   * piece), or message id, origin-id, stanza-id (sender-chosen ids of a received XMPP message as `nick/id`).
+   */
   ids: string[];
+  /** The pieces the message is there, in order, with their named ids and who sent each. */
+  parts: MessagePart[];
 }
 
 /** One bridged message: the same message on each network it reached. */
@@ -55,11 +63,36 @@ export interface MessageLink {
 
 /** The account a remote user appears as (an in-band-registered ghost). Its JID never changes once created. */
 export interface GhostRecord {
-  /** The user's id on the source network. */
+  /** The network the user belongs to (where `userId` is their id). */
+  network: string;
+  /** The user's id on that network. */
   userId: string;
   jid: string;
   password: StoredSecret;
   createdAt: number;
+}
+
+/** A delivery accepted by the bus and not yet recorded in the id map: what a restart delivers again. */
+export interface OutboxEntry {
+  /** Its place in the target channel's outbox: entries are delivered in `seq` order. */
+  seq: number;
+  delivery: DirectionalMessage;
+  acceptedAt: number;
+}
+
+/**
+ * One write of {@link Store.writeBatch}: an accepted delivery enters the outbox; a delivered one is recorded in the
+ * id map and leaves it; a discarded one (given up on) leaves it.
+ */
+export type BatchWrite =
+  | { kind: "accept"; entry: OutboxEntry }
+  | { kind: "deliver"; entry?: OutboxEntry; link: MessageLink }
+  | { kind: "discard"; entry: OutboxEntry };
+
+/** Whose ghost a JID is. */
+export interface GhostOwner {
+  network: string;
+  userId: string;
 }
 
 const log = getLogger(["mmxmpp", "store"]);
@@ -214,10 +247,17 @@ export class Store {
   }
 
   /**
-   * Adds `newId` as another name for the message `knownId` names in `channel`. Returns false when `knownId` is
+   * Adds `newId` as another name for the message `knownId` names in `channel`, and, when `name` is given, as that
+   * named id of the part `knownId` names (of the only part, when no part names it). Returns false when `knownId` is
    * not known (yet).
    */
-  async addAlias(network: string, channel: string, knownId: string, newId: string): Promise<boolean> {
+  async addAlias(
+    network: string,
+    channel: string,
+    knownId: string,
+    newId: string,
+    name?: IdName,
+  ): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const linkId = (await this.kv.get<string>(msgKey(network, channel, knownId))).value;
       if (!linkId) return false;
@@ -225,11 +265,10 @@ export class Store {
       const link = entry.value;
       const ref = link?.refs[network];
       if (!link || !ref) return false;
-      if (ref.ids.includes(newId)) return true;
-      const updated: MessageLink = {
-        ...link,
-        refs: { ...link.refs, [network]: { ...ref, ids: [...ref.ids, newId] } },
-      };
+      const parts = name ? nameInParts(ref.parts, knownId, name, newId) : ref.parts;
+      if (ref.ids.includes(newId) && parts === ref.parts) return true;
+      const ids = ref.ids.includes(newId) ? ref.ids : [...ref.ids, newId];
+      const updated: MessageLink = { ...link, refs: { ...link.refs, [network]: { ...ref, ids, parts } } };
       const res = await this.kv.atomic().check(entry).set(linkKey(linkId), updated)
         .set(msgKey(network, channel, newId), linkId).commit();
       if (res.ok) return true;
@@ -237,9 +276,37 @@ export class Store {
     return false;
   }
 
-  // --- ghosts ---
+  // --- outbox ---
 
-  /** The ghost of `userId`, if one was created. */
+  /**
+   * Applies `writes` in one atomic commit: all or nothing. Throws when the commit fails or exceeds Deno KV's limits
+   * (64 KiB a value, 1,000 mutations, 800 KiB in all).
+   */
+  async writeBatch(writes: readonly BatchWrite[]): Promise<void> {
+    const op = this.kv.atomic();
+    for (const w of writes) {
+      if (w.kind === "accept") op.set(outboxKey(w.entry), w.entry);
+      else if (w.kind === "discard") op.delete(outboxKey(w.entry));
+      else {
+        op.set(linkKey(w.link.id), w.link);
+        for (const [network, ref] of Object.entries(w.link.refs)) {
+          for (const id of ref.ids) op.set(msgKey(network, ref.channel, id), w.link.id);
+        }
+        if (w.entry) op.delete(outboxKey(w.entry));
+      }
+    }
+    if (!(await op.commit()).ok) throw new Error("could not write to the outbox and id map");
+  }
+
+  /** Every delivery left in the outbox, per target network and channel in `seq` order. */
+  async listOutbox(): Promise<OutboxEntry[]> {
+    const out: OutboxEntry[] = [];
+    for await (const e of this.kv.list<OutboxEntry>({ prefix: ["outbox"] })) out.push(e.value);
+    return out;
+  }
+
+  // --- cursors ---
+
   /** How far `channel` of `network` was read, or undefined when the bridge never recorded it. */
   async getCursor(network: string, channel: string): Promise<number | undefined> {
     const value = (await this.kv.get<number>(cursorKey(network, channel))).value;
@@ -253,13 +320,16 @@ export class Store {
     await op.commit();
   }
 
-  async getGhost(userId: string): Promise<GhostRecord | null> {
-    return (await this.kv.get<GhostRecord>(["ghost", userId])).value;
+  // --- ghosts ---
+
+  /** The ghost of the user `userId` of `network`, if one was created. */
+  async getGhost(network: string, userId: string): Promise<GhostRecord | null> {
+    return (await this.kv.get<GhostRecord>(ghostKey(network, userId))).value;
   }
 
   /** Which user a ghost JID belongs to, if any. */
-  async ghostOwner(jid: string): Promise<string | null> {
-    return (await this.kv.get<string>(["ghost_jid", jid])).value;
+  async ghostOwner(jid: string): Promise<GhostOwner | null> {
+    return (await this.kv.get<GhostOwner>(ghostJidKey(jid))).value;
   }
 
   /**
@@ -267,20 +337,22 @@ export class Store {
    * once stored, never changes.
    */
   async createGhost(record: GhostRecord): Promise<boolean> {
+    const key = ghostKey(record.network, record.userId);
+    const owner: GhostOwner = { network: record.network, userId: record.userId };
     const res = await this.kv.atomic()
-      .check({ key: ["ghost", record.userId], versionstamp: null })
-      .check({ key: ["ghost_jid", record.jid], versionstamp: null })
-      .set(["ghost", record.userId], record)
-      .set(["ghost_jid", record.jid], record.userId)
+      .check({ key, versionstamp: null })
+      .check({ key: ghostJidKey(record.jid), versionstamp: null })
+      .set(key, record)
+      .set(ghostJidKey(record.jid), owner)
       .commit();
     return res.ok;
   }
 
-  /** Forgets a ghost (after its registration was cancelled). */
-  async deleteGhost(userId: string): Promise<void> {
-    const record = await this.getGhost(userId);
+  /** Forgets the ghost of the user `userId` of `network` (after its registration was cancelled). */
+  async deleteGhost(network: string, userId: string): Promise<void> {
+    const record = await this.getGhost(network, userId);
     if (!record) return;
-    await this.kv.atomic().delete(["ghost", userId]).delete(["ghost_jid", record.jid]).commit();
+    await this.kv.atomic().delete(ghostKey(network, userId)).delete(ghostJidKey(record.jid)).commit();
   }
 }
 
@@ -296,6 +368,31 @@ function linkKey(linkId: string): Deno.KvKey {
   return ["msg_link", linkId];
 }
 
+function outboxKey(entry: OutboxEntry): Deno.KvKey {
+  return ["outbox", entry.delivery.target, entry.delivery.targetChannel, entry.seq];
+}
+
 function cursorKey(network: string, channel: string): Deno.KvKey {
   return ["cursor", network, channel];
+}
+
+function ghostKey(network: string, userId: string): Deno.KvKey {
+  return ["ghost", network, userId];
+}
+
+function ghostJidKey(jid: string): Deno.KvKey {
+  return ["ghost_jid", jid];
+}
+
+/**
+ * `parts` with `name` set to `value` on the part one of whose named ids is `knownId` (on the only part when none
+ * is), unless that part already has it; the same array when nothing changes.
+ */
+function nameInParts(parts: MessagePart[], knownId: string, name: IdName, value: string): MessagePart[] {
+  const named = (p: MessagePart) =>
+    p.messageId === knownId || p.originId === knownId || p.stanzaId === knownId || p.postId === knownId;
+  let index = parts.findIndex(named);
+  if (index < 0 && parts.length === 1) index = 0;
+  if (index < 0 || parts[index][name] !== undefined) return parts;
+  return parts.map((p, i) => i === index ? { ...p, [name]: value } : p);
 }

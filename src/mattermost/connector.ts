@@ -292,7 +292,7 @@ export class MattermostBridge implements NoticeCapable {
       });
       done.push(post.id);
     }
-    return { ids: [...done] };
+    return { ids: [...done], parts: done.map((postId) => ({ postId, sender: { kind: "relay" } })) };
   }
 
   /**

@@ -23,7 +23,7 @@ import {
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
-import type { BridgeMessage, DirectionalMessage, SentRefs } from "../core/message.ts";
+import type { BridgeMessage, DirectionalMessage, PartSender, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
 import { discoInfo } from "./disco.ts";
@@ -144,6 +144,13 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
   private readonly roomTrouble = new Map<string, string>();
   /** Rooms that banned the bridge since it last joined them: nothing can be delivered there until a rejoin. */
   private readonly banned = new Set<string>();
+  /** Per room, settles when the join and the archive catch-up under way are done: sends to the room wait for it. */
+  private readonly catchingUp = new Map<string, Promise<void>>();
+  /**
+   * Possibly our own messages that the room reflected with no send waiting (in its archive after a restart, or
+   * late), by origin-id: a send with that delivery id reports them instead of sending again.
+   */
+  private readonly reflected = new Map<string, SentRefs>();
   /** Rejoins waiting after a kick; cleared by stop() so that none outlives it. */
   private readonly rejoinTimers = new Set<ReturnType<typeof setTimeout>>();
   /** Per room sent away: the rejoin backoff, and when the last rejoin succeeded. */
@@ -273,7 +280,19 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
    * from its archive (XEP-0313) when it keeps one, else from the history it replays at join (XEP-0045 §7.2.15).
    */
   private async joinAndCatchUp(room: string, nick: string, position: number | undefined): Promise<void> {
+    let caughtUp!: () => void;
+    const done = new Promise<void>((resolve) => caughtUp = resolve);
+    const finish = () => {
+      if (this.catchingUp.get(room) === done) this.catchingUp.delete(room);
+      caughtUp();
+    };
+    this.catchingUp.set(room, done);
     if (position === undefined) {
+      try {
+        await this.muc.join(room, nick);
+      } finally {
+        finish();
+      }
       await this.muc.join(room, nick);
       this.roomTrouble.delete(room);
       this.banned.delete(room);
@@ -306,11 +325,12 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
     } catch (err) {
       replay?.end();
       if (this.buffering.get(room) === held) this.buffering.delete(room);
+      finish();
       throw err;
     }
     this.roomTrouble.delete(room);
     this.banned.delete(room);
-    void this.catchUpRoom(room, position, missed, held);
+    void this.catchUpRoom(room, position, missed, held).finally(finish);
   }
 
   /** Whether `room` offers XEP-0313; a room that does not answer is treated as keeping none. */
@@ -427,6 +447,15 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
     const author = dm.message.sender;
     // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
     const id = dm.deliveryId;
+    // Sent before a crash, or before its waiter gave up, and reflected: report it, never send it twice. A delivery
+    // replayed after a restart waits for the room's archive first, where that reflection would be.
+    await this.catchingUp.get(room);
+    const already = this.reflected.get(id);
+    if (already) {
+      this.reflected.delete(id);
+      log.debug("{room} had already reflected delivery {id}: recorded, not sent again", { room, id });
+      return already;
+    }
     this.rememberOwn(id);
     // The author's own voice when a ghost mode gives one; else the bridge's occupant relays the message.
     const ghost = await this.opts.ghosts?.intentFor(author) ?? null;
@@ -434,7 +463,10 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
     const intent = ghost ?? this.relay;
     await intent.ensureJoined(room);
     const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, id);
-    return { ids: stanzaId ? [id, stanzaId] : [id] };
+    const sender: PartSender = ghost
+      ? { kind: this.opts.ghosts?.mode === "component" ? "puppet" : "ghost", id: ghost.jid.split("/")[0] }
+      : { kind: "relay" };
+    return sentRefs(id, stanzaId, sender);
   }
 
   /** The one stanza `dm` is sent as, by whichever voice speaks it; `relayed` names the author in the body. */
@@ -530,11 +562,22 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
     if (!msg.delayed || caughtUp) this.recordPosition(msg.room, msg.stamp ?? Date.now());
     const ours = (msg.originId && this.ownOrigins.has(msg.originId)) ||
       this.opts.ghosts?.isGhost(msg.room, msg.nick);
-    if (this.echoGuards.filter && (ours || (ownNick !== undefined && msg.nick === ownNick))) {
+    const fromOwnNick = ownNick !== undefined && msg.nick === ownNick;
+    // Live, only the relay's own late reflections (a ghost's are its session's business, and every one of them
+    // passes here). In an archive, any occupant may be one of our ghosts, whose sessions a restart has not reopened.
+    const possiblyOurs = caughtUp ? ours || fromOwnNick || this.opts.ghosts !== undefined : fromOwnNick;
+    if (msg.originId && msg.stanzaId && possiblyOurs) {
+      this.rememberReflected(
+        msg.originId,
+        msg.stanzaId,
+        fromOwnNick ? { kind: "relay" } : { kind: "unknown" },
+      );
+    }
+    if (this.echoGuards.filter && (ours || fromOwnNick)) {
       // Our own message, reflected after its waiter gave up: record the room's id so later references resolve.
       if (msg.originId && msg.stanzaId) {
         // In the background, from a stanza handler: a failure here must be caught, or it ends the process.
-        this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId).catch((err) =>
+        this.ctx.addMessageAlias(msg.room, msg.originId, msg.stanzaId, "stanzaId").catch((err) =>
           log.warn("Could not record the room's id of our message in {room}: {error}", {
             room: msg.room,
             error: errorMessage(err),
@@ -689,6 +732,13 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
     this.roomTrouble.set(room, `${destroyed}cannot rejoin ${room}: ${errorMessage(err)}`);
   }
 
+  private rememberReflected(originId: string, stanzaId: string, sender: PartSender): void {
+    this.reflected.set(originId, sentRefs(originId, stanzaId, sender));
+    if (this.reflected.size > OWN_ORIGIN_MEMORY) {
+      this.reflected.delete(this.reflected.keys().next().value!);
+    }
+  }
+
   private rememberOwn(originId: string): void {
     this.ownOrigins.add(originId);
     if (this.ownOrigins.size > OWN_ORIGIN_MEMORY) {
@@ -701,6 +751,14 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
       this.state = { network: this.network, connected, detail, since: Date.now() };
     }
   }
+}
+
+/** What a message sent with `id` (its message id and origin-id) and reflected with `stanzaId` is in the room. */
+function sentRefs(id: string, stanzaId: string | undefined, sender: PartSender): SentRefs {
+  return {
+    ids: stanzaId ? [id, stanzaId] : [id],
+    parts: [{ messageId: id, originId: id, ...(stanzaId ? { stanzaId } : {}), sender }],
+  };
 }
 
 /**

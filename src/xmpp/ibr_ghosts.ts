@@ -85,6 +85,8 @@ export interface IbrGhostOptions {
   reflectionTimeoutMs?: number;
   /** First wait before retrying a rate-limited registration (doubles up to 10 minutes, plus up to as much jitter). */
   registrationRetryMs?: number;
+  /** The network whose users the ghosts stand for, as their records are keyed (default "mattermost"). */
+  userNetwork?: string;
 }
 
 /** One ghost's live session. */
@@ -129,6 +131,10 @@ export class IbrGhosts implements GhostProvider {
 
   constructor(private readonly opts: IbrGhostOptions) {}
 
+  private get userNetwork(): string {
+    return this.opts.userNetwork ?? "mattermost";
+  }
+
   start(): Promise<void> {
     this.idleTimer = setInterval(
       () => this.closeIdle(),
@@ -162,7 +168,7 @@ export class IbrGhosts implements GhostProvider {
   async retire(userId: string): Promise<void> {
     clearTimeout(this.retrying.get(userId));
     this.retrying.delete(userId);
-    const record = await this.opts.store.getGhost(userId);
+    const record = await this.opts.store.getGhost(this.userNetwork, userId);
     let session = this.sessions.get(userId);
     if (session) await this.close(session);
     if (!record || !this.opts.cleanup) return;
@@ -177,7 +183,7 @@ export class IbrGhosts implements GhostProvider {
     if (!session) return;
     try {
       await this.opts.registrar.cancel(session.client);
-      await this.opts.store.deleteGhost(userId);
+      await this.opts.store.deleteGhost(this.userNetwork, userId);
       log.info("Cancelled the registration of ghost {jid}", { jid: record.jid });
     } finally {
       await session.client.stop().catch(() => {});
@@ -212,7 +218,7 @@ export class IbrGhosts implements GhostProvider {
   }
 
   private async open(author: GhostAuthor): Promise<GhostSession | null> {
-    const record = await this.opts.store.getGhost(author.id) ?? await this.create(author);
+    const record = await this.opts.store.getGhost(this.userNetwork, author.id) ?? await this.create(author);
     if (!record) return null;
     const session = await this.connect(record);
     this.sessions.set(author.id, session);
@@ -232,7 +238,7 @@ export class IbrGhosts implements GhostProvider {
     const base = this.opts.prefix + nodeSafe(author.name);
     const owner = await this.opts.store.ghostOwner(`${base}@${this.opts.domain}`);
     // A name already held by someone else gets a stable suffix derived from the user id.
-    const node = suffixed || (owner && owner !== author.id)
+    const node = suffixed || (owner && (owner.network !== this.userNetwork || owner.userId !== author.id))
       ? `${base}_${createHash("sha256").update(author.id).digest("hex").slice(0, 6)}`
       : base;
     const jid = `${node}@${this.opts.domain}`;
@@ -265,6 +271,7 @@ export class IbrGhosts implements GhostProvider {
       return null;
     }
     const record: GhostRecord = {
+      network: this.userNetwork,
       userId: author.id,
       jid,
       password: await this.opts.box.seal(password),

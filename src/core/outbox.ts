@@ -1,0 +1,131 @@
+/**
+ * The durable outbox: every delivery the bus accepts is in Deno KV before it is attempted, and leaves only in the
+ * commit that records it in the id map (or when it is given up on). What a crash leaves there is delivered again
+ * at the next start, with the same delivery id.
+ *
+ * Writes are group-committed: those made while a commit is running (accepts of a burst, records of other
+ * channels) go together in the next one, so durability costs a commit per round, not per write.
+ *
+ * @module
+ */
+import type { DirectionalMessage } from "./message.ts";
+import type { BatchWrite, MessageLink, OutboxEntry, Store } from "./store.ts";
+
+/** Deno KV's limits on one atomic commit, with room to spare for keys and encoding. */
+const MAX_MUTATIONS = 900;
+const MAX_BYTES = 600_000;
+
+interface Pending {
+  write: BatchWrite;
+  bytes: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Writes accepted and delivered messages to the store in few atomic commits.
+ *
+ * @example
+ * ```ts
+ * const outbox = new Outbox(store);
+ * const left = await outbox.load(); // what an earlier process did not finish
+ * const entry = await outbox.accept(delivery); // durable now
+ * await outbox.delivered(entry, link); // recorded, and out of the outbox, in one commit
+ * ```
+ */
+export class Outbox {
+  private readonly queue: Pending[] = [];
+  private flushing = false;
+  private lastSeq = 0;
+
+  constructor(private readonly store: Store) {}
+
+  /** The deliveries an earlier process accepted and did not record, in order per target channel. */
+  async load(): Promise<OutboxEntry[]> {
+    const entries = await this.store.listOutbox();
+    for (const e of entries) this.lastSeq = Math.max(this.lastSeq, e.seq);
+    return entries;
+  }
+
+  /** Puts `delivery` in the outbox; resolves with its entry once it is durable. */
+  async accept(delivery: DirectionalMessage): Promise<OutboxEntry> {
+    // Time-based, so that it keeps growing across restarts; load() moves it past any entry left behind.
+    this.lastSeq = Math.max(this.lastSeq + 1, Date.now() * 1_000);
+    const entry: OutboxEntry = { seq: this.lastSeq, delivery, acceptedAt: Date.now() };
+    await this.write({ kind: "accept", entry });
+    return entry;
+  }
+
+  /** Records `link` in the id map and removes `entry` (when it was written) from the outbox, in one commit. */
+  delivered(entry: OutboxEntry | undefined, link: MessageLink): Promise<void> {
+    return this.write({ kind: "deliver", entry, link });
+  }
+
+  /** Removes `entry`: its delivery was given up on for good. */
+  discard(entry: OutboxEntry): Promise<void> {
+    return this.write({ kind: "discard", entry });
+  }
+
+  private write(write: BatchWrite): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ write, bytes: sizeOf(write), resolve, reject });
+      // Started after the current task's other writes have joined the queue.
+      if (!this.flushing) {
+        this.flushing = true;
+        queueMicrotask(() => this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.takeBatch();
+        try {
+          await this.store.writeBatch(batch.map((p) => p.write));
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          if (batch.length === 1) {
+            batch[0].reject(err);
+            continue;
+          }
+          // One write may be what failed (too large): the others must not fail with it.
+          for (const p of batch) {
+            await this.store.writeBatch([p.write]).then(p.resolve, p.reject);
+          }
+        }
+        // Under load, the reads of the next messages waited behind that commit: a turn of the event loop lets
+        // them finish, so that their writes join the next commit instead of each taking one.
+        if (this.queue.length > 0) await new Promise((r) => setTimeout(r, 0));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** The oldest queued writes that fit in one commit (at least one). */
+  private takeBatch(): Pending[] {
+    let mutations = 0;
+    let bytes = 0;
+    let n = 0;
+    for (const p of this.queue) {
+      const m = mutationsOf(p.write);
+      if (n > 0 && (mutations + m > MAX_MUTATIONS || bytes + p.bytes > MAX_BYTES)) break;
+      mutations += m;
+      bytes += p.bytes;
+      n++;
+    }
+    return this.queue.splice(0, n);
+  }
+}
+
+function mutationsOf(write: BatchWrite): number {
+  if (write.kind !== "deliver") return 1;
+  return 1 + (write.entry ? 1 : 0) + Object.values(write.link.refs).reduce((n, ref) => n + ref.ids.length, 0);
+}
+
+/** About how many bytes `write` adds to a commit (UTF-16 length × 2 bounds UTF-8 and V8 serialization). */
+function sizeOf(write: BatchWrite): number {
+  const value = write.kind === "deliver" ? write.link : write.entry;
+  return JSON.stringify(value).length * 2 + 256;
+}
