@@ -166,6 +166,11 @@ function savePost(app: App, post: Post, channel: Channel, setOnline: boolean, pe
   const ids = store.channelPosts.get(channel.id) ?? [];
   ids.push(post.id);
   store.channelPosts.set(channel.id, ids);
+  if (post.root_id) {
+    const replies = store.threadReplies.get(post.root_id) ?? [];
+    replies.push(post.id);
+    store.threadReplies.set(post.root_id, replies);
+  }
   channel.last_post_at = post.create_at;
   channel.total_msg_count++;
   if (!post.root_id) {

@@ -61,6 +61,8 @@ export class Store {
   readonly posts: Map<string, Post> = new Map();
   /** Channel id → post ids in creation order. */
   readonly channelPosts: Map<string, string[]> = new Map();
+  /** Thread root id → its replies' ids, in creation order (an index for `repliesOf`; a reply never moves). */
+  readonly threadReplies: Map<string, string[]> = new Map();
   /** Post id → its reactions. */
   readonly reactions: Map<string, Reaction[]> = new Map();
   /** Uploaded files by id. */
@@ -127,7 +129,9 @@ export class Store {
   repliesOf(rootId: string): Post[] {
     const root = this.posts.get(rootId);
     if (!root) return [];
-    return this.postsOf(root.channel_id).filter((p) => p.root_id === rootId && p.delete_at === 0);
+    return (this.threadReplies.get(rootId) ?? []).map((id) => this.posts.get(id)!).filter((p) =>
+      p.delete_at === 0
+    );
   }
 }
 
