@@ -11,6 +11,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { Session } from "node:inspector/promises";
 import v8 from "node:v8";
 import type { Bridge } from "../src/core/bridge.ts";
 import { MessageBus } from "../src/core/bus.ts";
@@ -41,8 +42,22 @@ const SIZES = {
   memMessages: 10_000,
   memBurst: 500,
   memPairs: 10,
+  /** Sustained load: this many messages each way, paced at `sustainedRate` per second each way. */
+  sustainedMessages: 5_000,
+  sustainedRate: 500,
+  /** Direct Prosody round trips (the XMPP user's own reflection) next to the sustained run. */
+  rttProbes: 100,
+  rttProbeIntervalMs: 100,
 };
+
+/** Burst msgs/s of the code before pipelining (issue 7's "today"), for the ratio the issue asks for. */
+const BURST_BASELINE_MSGS_PER_S = 517;
 const WAIT_ONE_MS = 10_000;
+/**
+ * `BENCH_CPU_PROF=<dir>`: the child bridge writes a V8 CPU profile of the bursts and of the sustained run there
+ * (`<phase>.cpuprofile`, for Chrome DevTools), taken with `node:inspector`.
+ */
+const PROFILE_DIR = Deno.env.get("BENCH_CPU_PROF");
 const WAIT_BURST_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -117,7 +132,12 @@ async function benchBus(): Promise<Record<string, unknown>> {
     });
 
     // Raw cost of the store operations the bus makes per message.
-    const kv = { findLinkMiss: [] as number[], getMapping: [] as number[], saveLink: [] as number[] };
+    const kv = {
+      findLinkMiss: [] as number[],
+      getMapping: [] as number[],
+      saveLink: [] as number[],
+      saveLinksPerLink: [] as number[],
+    };
     for (let i = 0; i < SIZES.kvOps; i++) {
       let t = performance.now();
       await store.findLink("left", "mapped-left", `nope-${i}`);
@@ -149,6 +169,31 @@ async function benchBus(): Promise<Record<string, unknown>> {
         createdAt: Date.now(),
       });
       kv.saveLink.push(performance.now() - t);
+    }
+
+    // The id map written in group commits, as the bus's outbox does under load: the cost per link.
+    const batchOf = 32;
+    for (let b = 0; b < SIZES.kvOps / batchOf; b++) {
+      const links = Array.from({ length: batchOf }, (_, k) => ({
+        id: crypto.randomUUID(),
+        source: "left",
+        refs: {
+          left: {
+            channel: "kv-left",
+            ids: [`kvbatch-${b}-${k}`],
+            parts: [{ sender: { kind: "author" as const } }],
+          },
+          right: {
+            channel: "kv-right",
+            ids: [`kvborigin-${b}-${k}`, `kvbstanza-${b}-${k}`],
+            parts: [{ sender: { kind: "relay" as const } }],
+          },
+        },
+        createdAt: Date.now(),
+      }));
+      const t = performance.now();
+      await store.writeBatch(links.map((link) => ({ kind: "deliver" as const, entry: undefined, link })));
+      kv.saveLinksPerLink.push((performance.now() - t) / batchOf);
     }
 
     // The bus's durable writes (outbox entries and id-map records) all go through writeBatch.
@@ -214,6 +259,7 @@ async function benchBus(): Promise<Record<string, unknown>> {
         find_link_miss: lat(kv.findLinkMiss),
         get_mapping: lat(kv.getMapping),
         save_link: lat(kv.saveLink),
+        save_links_32_per_link: lat(kv.saveLinksPerLink),
       },
       variants: results,
       ratios: {
@@ -251,6 +297,12 @@ class Watch {
 
   emit(a: Arrival): void {
     for (const l of this.listeners) l(a);
+  }
+
+  /** Calls `listener` with every arrival until the returned function is called. */
+  listen(listener: (a: Arrival) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Resolves with the arrival time of `text` in `where`. Register before sending. */
@@ -367,6 +419,8 @@ interface ChildMemory {
 
 interface ChildBridge extends BridgeUnderTest {
   memory(): Promise<ChildMemory>;
+  /** Runs `phase` with the child's CPU profiler on, when `BENCH_CPU_PROF` is set. */
+  profiled<T>(label: string, phase: () => Promise<T>): Promise<T>;
   pid: number;
 }
 
@@ -375,9 +429,20 @@ const PROTOCOL_PREFIX = "@@bench ";
 /** Starts `scripts/bench.ts --child-bridge` with `env` and talks to it over stdin/stdout, one line each way. */
 async function spawnChild(env: Record<string, string>): Promise<ChildBridge> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--unstable-kv", CHILD_V8_FLAGS, SELF, CHILD_FLAG],
+    // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the child bridge there (open it in Chrome DevTools).
+    args: [
+      "run",
+      "--allow-all",
+      "--unstable-kv",
+      CHILD_V8_FLAGS,
+      ...(Deno.env.get("BENCH_CPU_PROF")
+        ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("BENCH_CPU_PROF")}`]
+        : []),
+      SELF,
+      CHILD_FLAG,
+    ],
     cwd: ROOT,
-    env: { ...env, NO_COLOR: "1" },
+    env: { ...env, NO_COLOR: "1", ...(PROFILE_DIR ? { BENCH_CPU_PROF: PROFILE_DIR } : {}) },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -423,8 +488,8 @@ async function spawnChild(env: Record<string, string>): Promise<ChildBridge> {
       if (early !== undefined) take(early);
       else replies.push(take);
     });
-  const ask = async (command: string) => {
-    const reply = next(command);
+  const ask = async (command: string, timeoutMs?: number) => {
+    const reply = next(command, timeoutMs);
     await writer.write(encoder.encode(command + "\n"));
     return await reply;
   };
@@ -437,9 +502,19 @@ async function spawnChild(env: Record<string, string>): Promise<ChildBridge> {
   return {
     mode: "child-process",
     pid: child.pid,
-    settle: async () => void await ask("drain"),
+    // A bridge behind after a sustained run on a busy machine may take a while to catch up.
+    settle: async () => void await ask("drain", 180_000),
     stats: async () => (await ask("mem")).stats as Record<string, number>,
     memory: async () => (await ask("mem")) as unknown as ChildMemory,
+    profiled: async (label, phase) => {
+      if (!PROFILE_DIR) return await phase();
+      await ask("prof-start");
+      try {
+        return await phase();
+      } finally {
+        await ask(`prof-stop ${label}`);
+      }
+    },
     stop: async () => {
       await ask("stop").catch(() => {});
       await writer.close().catch(() => {});
@@ -484,6 +559,8 @@ async function childMain(): Promise<void> {
     );
     return { ...m, spaces, gc: !!gc, stats: bridge.manager.stats() };
   };
+  const profileDir = Deno.env.get("BENCH_CPU_PROF");
+  let profiler: Session | undefined;
   reply({ ready: true });
   let buf = "";
   for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
@@ -493,7 +570,19 @@ async function childMain(): Promise<void> {
       const command = buf.slice(0, nl).trim();
       buf = buf.slice(nl + 1);
       if (command === "mem") reply(await memory());
-      else if (command === "drain") {
+      else if (command === "prof-start" && profileDir) {
+        profiler ??= new Session();
+        profiler.connect();
+        await profiler.post("Profiler.enable");
+        await profiler.post("Profiler.start");
+        reply({ profiling: true });
+      } else if (command.startsWith("prof-stop ") && profiler) {
+        const { profile } = await profiler.post("Profiler.stop");
+        profiler.disconnect();
+        const file = `${profileDir}/${command.slice("prof-stop ".length)}.cpuprofile`;
+        await Deno.writeTextFile(file, JSON.stringify(profile));
+        reply({ profile: file });
+      } else if (command === "drain") {
         await bridge.manager.bus.drain();
         reply({ drained: true });
       } else if (command === "stop") {
@@ -522,6 +611,11 @@ interface Rig {
   pairs: Array<{ channel: string; room: string }>;
   /** A fresh mapped pair for each burst repetition. */
   burstPairs: Array<{ channel: string; room: string }>;
+  /** One mapped pair per direction of the sustained run. */
+  sustainedPairs: {
+    mmToXmpp: { channel: string; room: string };
+    xmppToMm: { channel: string; room: string };
+  };
   mappings: string;
   closeWatchers: () => void;
 }
@@ -539,7 +633,7 @@ async function startRig(): Promise<Rig> {
     await alice.joinRoom(baseRoom, "alice", { maxstanzas: 0 });
     const pairs = [];
     const mappings = [`${mm.team.name}/${world.channel.name}=${world.room}`];
-    for (let k = 0; k < SIZES.memPairs + SIZES.burstReps; k++) {
+    for (let k = 0; k < SIZES.memPairs + SIZES.burstReps + 2; k++) {
       const channel = mm.createChannel(`bench-${k}`);
       mm.addMember(channel.id, bob.id);
       mm.addMember(channel.id, carol.id);
@@ -557,7 +651,8 @@ async function startRig(): Promise<Rig> {
       baseChannel: base.id,
       baseRoom,
       pairs: pairs.slice(0, SIZES.memPairs),
-      burstPairs: pairs.slice(SIZES.memPairs),
+      burstPairs: pairs.slice(SIZES.memPairs, SIZES.memPairs + SIZES.burstReps),
+      sustainedPairs: { mmToXmpp: pairs.at(-2)!, xmppToMm: pairs.at(-1)! },
       mappings: mappings.join(","),
       closeWatchers: watcher.close,
     };
@@ -746,6 +841,8 @@ async function burst(
 
 interface BurstSeries {
   msgs_per_s_median: number;
+  /** The median over {@link BURST_BASELINE_MSGS_PER_S}. */
+  vs_baseline: number;
   msgs_per_s_min: number;
   msgs_per_s_max: number;
   total_ms_median: number;
@@ -765,6 +862,7 @@ async function bursts(rig: Rig, label: string): Promise<Record<string, BurstSeri
     const rate = summarize(rs.map((r) => r.msgs_per_s));
     return {
       msgs_per_s_median: rate.median,
+      vs_baseline: ratio(rate.median, BURST_BASELINE_MSGS_PER_S),
       msgs_per_s_min: rate.min,
       msgs_per_s_max: rate.max,
       total_ms_median: round(summarize(rs.map((r) => r.total_ms)).median, 1),
@@ -773,6 +871,145 @@ async function bursts(rig: Rig, label: string): Promise<Record<string, BurstSeri
     };
   };
   return { mm_to_xmpp: series(runs.mm_to_xmpp), xmpp_to_mm: series(runs.xmpp_to_mm) };
+}
+
+/** When each of `n` messages `prefix<i>` arrived in `where` (NaN: not yet), and whether they came in order. */
+function arrivals(watch: Watch, where: string, prefix: string, n: number) {
+  const at = new Array<number>(n).fill(NaN);
+  const state = { count: 0, duplicates: 0, inOrder: true, highest: -1 };
+  let done!: () => void;
+  const all = new Promise<void>((resolve) => done = resolve);
+  const stop = watch.listen((a) => {
+    if (a.where !== where || !a.text.startsWith(prefix)) return;
+    const i = Number(a.text.slice(prefix.length));
+    if (!Number.isInteger(i) || i < 0 || i >= n) return;
+    if (!Number.isNaN(at[i])) {
+      state.duplicates++;
+      return;
+    }
+    at[i] = a.at;
+    if (i < state.highest) state.inOrder = false;
+    state.highest = Math.max(state.highest, i);
+    if (++state.count === n) done();
+  });
+  return { at, state, all, stop };
+}
+
+/** Calls `send(i)` for i < n at `rate` per second, catching up in a batch when a timer fires late. */
+async function paced(n: number, rate: number, send: (i: number) => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  const interval = 1000 / rate;
+  let i = 0;
+  while (i < n) {
+    const due = Math.min(n, Math.floor((performance.now() - t0) / interval) + 1);
+    while (i < due) await send(i++);
+    if (i < n) await new Promise((r) => setTimeout(r, Math.max(0, t0 + i * interval - performance.now())));
+  }
+  return performance.now() - t0;
+}
+
+/** The XMPP user's own message reflected by an unmapped room, every `intervalMs` until `stop`: Prosody's RTT. */
+async function prosodyRtt(
+  rig: Rig,
+  count: number,
+  intervalMs: number,
+  stop?: () => boolean,
+): Promise<number[]> {
+  const out: number[] = [];
+  const nonce = crypto.randomUUID().slice(0, 8);
+  for (let i = 0; i < count && !stop?.(); i++) {
+    const text = `rtt ${nonce} ${i}`;
+    const arrived = rig.xmpp.one(rig.baseRoom, `alice\u0000${text}`, WAIT_BURST_MS);
+    const t0 = performance.now();
+    await rig.world.alice.sendGroupchat(rig.baseRoom, text);
+    out.push((await arrived) - t0);
+    if (intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  return out;
+}
+
+/**
+ * `sustainedMessages` each way at `sustainedRate` per second each way, both directions at once, through the child
+ * bridge, each direction in its own mapped pair: the latency of every message, what was lost, whether the order
+ * held; and Prosody's own round trip just before (idle) and during (under the same load).
+ */
+async function sustained(rig: Rig): Promise<Record<string, unknown>> {
+  const { world } = rig;
+  const n = SIZES.sustainedMessages;
+  const rate = SIZES.sustainedRate;
+  const { mmToXmpp: m2xPair, xmppToMm: x2mPair } = rig.sustainedPairs;
+  const nonce = crypto.randomUUID().slice(0, 8);
+  const m2xPrefix = `sustained m2x ${nonce} #`;
+  const x2mPrefix = `sustained x2m ${nonce} #`;
+
+  const rttIdle = await prosodyRtt(rig, SIZES.rttProbes, 0);
+  forgetMessages(rig);
+
+  const m2x = arrivals(rig.xmpp, m2xPair.room, `bridge\u0000<bob> ${m2xPrefix}`, n);
+  const x2m = arrivals(rig.mm, x2mPair.channel, x2mPrefix, n);
+  const sentM2x = new Array<number>(n).fill(NaN);
+  const sentX2m = new Array<number>(n).fill(NaN);
+  let sending = true;
+  const rttLoaded = prosodyRtt(rig, Infinity, SIZES.rttProbeIntervalMs, () => !sending);
+  const [m2xSendMs, x2mSendMs] = await Promise.all([
+    paced(n, rate, async (i) => {
+      sentM2x[i] = performance.now();
+      await world.mm.postAs(world.bob.id, m2xPair.channel, `${m2xPrefix}${i}`);
+    }),
+    paced(n, rate, async (i) => {
+      sentX2m[i] = performance.now();
+      await world.alice.sendGroupchat(x2mPair.room, `${x2mPrefix}${i}`);
+    }),
+  ]);
+  sending = false;
+  const rttUnderLoad = await rttLoaded;
+  // Whatever has not arrived 120 s after the last send is counted lost.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.all([m2x.all, x2m.all]),
+    new Promise((r) => timer = setTimeout(r, 120_000)),
+  ]);
+  clearTimeout(timer);
+  m2x.stop();
+  x2m.stop();
+  forgetMessages(rig);
+
+  const direction = (
+    got: ReturnType<typeof arrivals>,
+    sent: number[],
+    sendMs: number,
+  ) => {
+    const latencies = got.at.map((at, i) => at - sent[i]).filter((x) => Number.isFinite(x));
+    const lastArrival = Math.max(...got.at.filter((x) => Number.isFinite(x)));
+    return {
+      sent: n,
+      arrived: got.state.count,
+      lost: n - got.state.count,
+      duplicates: got.state.duplicates,
+      in_order: got.state.inOrder,
+      send_rate_msgs_per_s: Math.round(n / (sendMs / 1000)),
+      delivered_rate_msgs_per_s: Math.round(got.state.count / ((lastArrival - sent[0]) / 1000)),
+      latency: lat(latencies),
+    };
+  };
+  const mmToXmpp = direction(m2x, sentM2x, m2xSendMs);
+  const xmppToMm = direction(x2m, sentX2m, x2mSendMs);
+  const idle = summarize(rttIdle).median;
+  const loaded = summarize(rttUnderLoad).median;
+  return {
+    messages_each_way: n,
+    rate_each_way: rate,
+    mm_to_xmpp: mmToXmpp,
+    xmpp_to_mm: xmppToMm,
+    prosody_rtt_idle: lat(rttIdle),
+    prosody_rtt_under_load: lat(rttUnderLoad),
+    ratios: {
+      mm_to_xmpp_p50_vs_prosody_rtt_idle: ratio(mmToXmpp.latency.median_ms, idle),
+      xmpp_to_mm_p50_vs_prosody_rtt_idle: ratio(xmppToMm.latency.median_ms, idle),
+      mm_to_xmpp_p50_vs_prosody_rtt_under_load: ratio(mmToXmpp.latency.median_ms, loaded),
+      xmpp_to_mm_p50_vs_prosody_rtt_under_load: ratio(xmppToMm.latency.median_ms, loaded),
+    },
+  };
 }
 
 /** 10,000 messages through the child bridge in bursts, half each way, with memory samples after a forced GC. */
@@ -926,6 +1163,11 @@ function renderTables(r: Json): string {
       ms(bus.kv_ops.save_link.median_ms),
       ms(bus.kv_ops.save_link.p95_ms),
     ],
+    [
+      "writeBatch, 32 id-map links per commit, per link",
+      ms(bus.kv_ops.save_links_32_per_link.median_ms),
+      ms(bus.kv_ops.save_links_32_per_link.p95_ms),
+    ],
   ]));
   out.push("");
   out.push(
@@ -1003,18 +1245,85 @@ function renderTables(r: Json): string {
       `(bridge in a child process; ${SIZES.burstReps} runs each, fresh channel pair per run)\n`,
   );
   out.push(table([
-    ["direction", "msgs/s median", "min–max", "first send → last arrival (median)", "in order"],
+    [
+      "direction",
+      "msgs/s median",
+      "min–max",
+      `× ${BURST_BASELINE_MSGS_PER_S} (before pipelining)`,
+      "first send → last arrival (median)",
+      "in order",
+    ],
     ...(["mm_to_xmpp", "xmpp_to_mm"] as const).map((d) => {
       const b = r.burst[d];
       return [
         d === "mm_to_xmpp" ? "MM → XMPP" : "XMPP → MM",
         String(b.msgs_per_s_median),
         `${b.msgs_per_s_min}–${b.msgs_per_s_max}`,
+        `${b.vs_baseline}×`,
         ms(b.total_ms_median),
         String(b.in_order),
       ];
     }),
   ]));
+
+  const sus = r.sustained;
+  out.push(
+    `\n### 5. Sustained load: ${sus.messages_each_way} messages each way at ${sus.rate_each_way} msgs/s each way, ` +
+      "both directions at once (bridge in a child process)\n",
+  );
+  out.push(table([
+    [
+      "direction",
+      "latency median",
+      "p95",
+      "lost",
+      "duplicates",
+      "in order",
+      "sent msgs/s",
+      "delivered msgs/s",
+    ],
+    ...(["mm_to_xmpp", "xmpp_to_mm"] as const).map((d) => {
+      const x = sus[d];
+      return [
+        d === "mm_to_xmpp" ? "MM post → XMPP user" : "XMPP message → MM websocket",
+        ms(x.latency.median_ms),
+        ms(x.latency.p95_ms),
+        String(x.lost),
+        String(x.duplicates),
+        String(x.in_order),
+        String(x.send_rate_msgs_per_s),
+        String(x.delivered_rate_msgs_per_s),
+      ];
+    }),
+    [
+      "baseline: Prosody RTT (own reflection), idle, just before",
+      ms(sus.prosody_rtt_idle.median_ms),
+      ms(sus.prosody_rtt_idle.p95_ms),
+      "–",
+      "–",
+      "–",
+      "–",
+      "–",
+    ],
+    [
+      `baseline: Prosody RTT during the load (${sus.prosody_rtt_under_load.n} probes)`,
+      ms(sus.prosody_rtt_under_load.median_ms),
+      ms(sus.prosody_rtt_under_load.p95_ms),
+      "–",
+      "–",
+      "–",
+      "–",
+      "–",
+    ],
+  ]));
+  out.push("");
+  out.push(
+    `Ratios (medians, same run): MM→XMPP p50 / Prosody RTT p50 = ${sus.ratios.mm_to_xmpp_p50_vs_prosody_rtt_idle}× ` +
+      `(idle RTT), ${sus.ratios.mm_to_xmpp_p50_vs_prosody_rtt_under_load}× (RTT under the load); ` +
+      `XMPP→MM = ${sus.ratios.xmpp_to_mm_p50_vs_prosody_rtt_idle}× (idle), ` +
+      `${sus.ratios.xmpp_to_mm_p50_vs_prosody_rtt_under_load}× (under the load). Section 2's Prosody RTT ` +
+      `(sequential, in-process bridge) was ${ms(r.e2e["in-process"].baseline_prosody_reflection.median_ms)}.`,
+  );
   return out.join("\n");
 }
 
@@ -1050,8 +1359,9 @@ function renderMarkdown(r: Json): string {
 async function main(): Promise<number> {
   const started = performance.now();
   const result: Json = { meta: await meta(), sizes: SIZES };
+  if (PROFILE_DIR) await Deno.mkdir(PROFILE_DIR, { recursive: true });
 
-  progress(`1/4 core bus: ${SIZES.busMessages} messages × 3 variants, sequential and burst`);
+  progress(`1/5 core bus: ${SIZES.busMessages} messages × 3 variants, sequential and burst`);
   result.bus = await benchBus();
 
   // @mattermost/client's websocket chats on console.log ("websocket connecting to …"); keep stdout for the table.
@@ -1069,7 +1379,7 @@ async function main(): Promise<number> {
         BRIDGE_HTTP_ADDR: `127.0.0.1:${freePort()}`,
       });
 
-    progress(`2/4 latency: ${SIZES.roundTrips} sequential round trips of each kind (bridge in this process)`);
+    progress(`2/5 latency: ${SIZES.roundTrips} sequential round trips of each kind (bridge in this process)`);
     const running = await world.startBridge(Object.fromEntries(
       Object.entries(env("inproc.kv")).filter(([k]) => k.startsWith("BRIDGE_")),
     ));
@@ -1079,11 +1389,16 @@ async function main(): Promise<number> {
     result.e2e["in-process"].stats = await inproc.stats();
     await inproc.stop();
 
-    progress("4/4 bursts, bridge in a child process (own event loop, --expose-gc)");
+    progress("4/5 bursts, bridge in a child process (own event loop, --expose-gc)");
     const child = await spawnChild(env("child.kv"));
     try {
-      result.burst = await bursts(rig, "child");
-      progress(`3/4 memory: ${SIZES.memMessages} messages through the child bridge`);
+      result.burst = await child.profiled("bursts", () => bursts(rig, "child"));
+      progress(
+        `5/5 sustained: ${SIZES.sustainedMessages} messages each way at ${SIZES.sustainedRate} msgs/s each way`,
+      );
+      result.sustained = await child.profiled("sustained", () => sustained(rig));
+      await child.settle();
+      progress(`3/5 memory: ${SIZES.memMessages} messages through the child bridge`);
       result.memory = await memoryRun(rig, child);
       progress("done; stopping");
     } finally {
@@ -1108,7 +1423,9 @@ async function main(): Promise<number> {
   );
   console.log(renderTables(result));
   console.log("\nwrote bench/results.json and bench/results.md");
-  const lost = !result.burst.mm_to_xmpp.in_order || !result.burst.xmpp_to_mm.in_order;
+  const sus = result.sustained;
+  const lost = !result.burst.mm_to_xmpp.in_order || !result.burst.xmpp_to_mm.in_order ||
+    [sus.mm_to_xmpp, sus.xmpp_to_mm].some((d: Json) => d.lost > 0 || d.duplicates > 0 || !d.in_order);
   return lost || !result.memory.all_in_order ? 1 : 0;
 }
 
