@@ -528,6 +528,25 @@ async function spawnChild(env: Record<string, string>): Promise<ChildBridge> {
   };
 }
 
+/**
+ * Runs `phase` with this process's CPU profiler on, when `BENCH_CPU_PROF` is set: where the stand-in, the XMPP
+ * user and the paced senders spend their time (`<label>.cpuprofile`).
+ */
+async function profiledHere<T>(label: string, phase: () => Promise<T>): Promise<T> {
+  if (!PROFILE_DIR) return await phase();
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  try {
+    return await phase();
+  } finally {
+    const { profile } = await session.post("Profiler.stop");
+    session.disconnect();
+    await Deno.writeTextFile(`${PROFILE_DIR}/${label}.cpuprofile`, JSON.stringify(profile));
+  }
+}
+
 /** The child side: a bridge configured from the environment, answering `mem`, `drain` and `stop`. */
 async function childMain(): Promise<void> {
   const reply = (value: unknown) => console.log(PROTOCOL_PREFIX + JSON.stringify(value));
@@ -1398,7 +1417,10 @@ async function main(): Promise<number> {
       progress(
         `5/5 sustained: ${SIZES.sustainedMessages} messages each way at ${SIZES.sustainedRate} msgs/s each way`,
       );
-      result.sustained = await child.profiled("sustained", () => sustained(rig));
+      result.sustained = await child.profiled(
+        "sustained",
+        () => profiledHere("sustained-bench", () => sustained(rig)),
+      );
       await child.settle();
       progress(`3/5 memory: ${SIZES.memMessages} messages through the child bridge`);
       result.memory = await memoryRun(rig, child);
