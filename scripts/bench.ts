@@ -45,6 +45,9 @@ const SIZES = {
   /** Sustained load: this many messages each way, paced at `sustainedRate` per second each way. */
   sustainedMessages: 5_000,
   sustainedRate: 500,
+  /** The same at a rate this machine keeps up with, for the latency when nothing queues. */
+  sustainedLowMessages: 1_000,
+  sustainedLowRate: 100,
   /** Direct Prosody round trips (the XMPP user's own reflection) next to the sustained run. */
   rttProbes: 100,
   rttProbeIntervalMs: 100,
@@ -618,6 +621,11 @@ async function childMain(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // 2.–4. the real servers
 
+interface SustainedPairs {
+  mmToXmpp: { channel: string; room: string };
+  xmppToMm: { channel: string; room: string };
+}
+
 interface Rig {
   world: World;
   xmpp: Watch;
@@ -630,11 +638,8 @@ interface Rig {
   pairs: Array<{ channel: string; room: string }>;
   /** A fresh mapped pair for each burst repetition. */
   burstPairs: Array<{ channel: string; room: string }>;
-  /** One mapped pair per direction of the sustained run. */
-  sustainedPairs: {
-    mmToXmpp: { channel: string; room: string };
-    xmppToMm: { channel: string; room: string };
-  };
+  /** One mapped pair per direction of each sustained run (the full rate, the low rate). */
+  sustainedPairs: SustainedPairs[];
   mappings: string;
   closeWatchers: () => void;
 }
@@ -650,14 +655,15 @@ async function startRig(): Promise<Rig> {
     mm.addMember(base.id, carol.id);
     const baseRoom = "bench-baseline@conference.localhost";
     await alice.joinRoom(baseRoom, "alice", { maxstanzas: 0 });
-    const pairs = [];
+    const pairs: Array<{ channel: string; room: string }> = [];
     const mappings = [`${mm.team.name}/${world.channel.name}=${world.room}`];
-    for (let k = 0; k < SIZES.memPairs + SIZES.burstReps + 2; k++) {
+    const firstSustained = SIZES.memPairs + SIZES.burstReps;
+    for (let k = 0; k < firstSustained + 4; k++) {
       const channel = mm.createChannel(`bench-${k}`);
       mm.addMember(channel.id, bob.id);
       // The sustained run's MM → XMPP channel is watched on the XMPP side only: carol's websocket would only add
       // work to this process (the stand-in's fan-out, the parsing) while it paces the load.
-      if (k !== SIZES.memPairs + SIZES.burstReps) mm.addMember(channel.id, carol.id);
+      if (k < firstSustained || (k - firstSustained) % 2 === 1) mm.addMember(channel.id, carol.id);
       const room = `bench-${k}@conference.localhost`;
       await alice.joinRoom(room, "alice", { maxstanzas: 0 });
       pairs.push({ channel: channel.id, room });
@@ -673,7 +679,10 @@ async function startRig(): Promise<Rig> {
       baseRoom,
       pairs: pairs.slice(0, SIZES.memPairs),
       burstPairs: pairs.slice(SIZES.memPairs, SIZES.memPairs + SIZES.burstReps),
-      sustainedPairs: { mmToXmpp: pairs.at(-2)!, xmppToMm: pairs.at(-1)! },
+      sustainedPairs: [0, 2].map((k) => ({
+        mmToXmpp: pairs[firstSustained + k],
+        xmppToMm: pairs[firstSustained + k + 1],
+      })),
       mappings: mappings.join(","),
       closeWatchers: watcher.close,
     };
@@ -954,11 +963,14 @@ async function prosodyRtt(
  * bridge, each direction in its own mapped pair: the latency of every message, what was lost, whether the order
  * held; and Prosody's own round trip just before (idle) and during (under the same load).
  */
-async function sustained(rig: Rig): Promise<Record<string, unknown>> {
+async function sustained(
+  rig: Rig,
+  n: number,
+  rate: number,
+  pairs: SustainedPairs,
+): Promise<Record<string, unknown>> {
   const { world } = rig;
-  const n = SIZES.sustainedMessages;
-  const rate = SIZES.sustainedRate;
-  const { mmToXmpp: m2xPair, xmppToMm: x2mPair } = rig.sustainedPairs;
+  const { mmToXmpp: m2xPair, xmppToMm: x2mPair } = pairs;
   const nonce = crypto.randomUUID().slice(0, 8);
   const m2xPrefix = `sustained m2x ${nonce} #`;
   const x2mPrefix = `sustained x2m ${nonce} #`;
@@ -1287,25 +1299,27 @@ function renderTables(r: Json): string {
     }),
   ]));
 
-  const sus = r.sustained;
   out.push(
-    `\n### 5. Sustained load: ${sus.messages_each_way} messages each way at ${sus.rate_each_way} msgs/s each way, ` +
-      "both directions at once (bridge in a child process)\n",
+    "\n### 5. Sustained load, both directions at once, each in its own mapped pair (bridge in a child process)\n",
   );
-  out.push(table([
-    [
-      "direction",
-      "latency median",
-      "p95",
-      "lost",
-      "duplicates",
-      "in order",
-      "sent msgs/s",
-      "delivered msgs/s",
-    ],
-    ...(["mm_to_xmpp", "xmpp_to_mm"] as const).map((d) => {
+  const susRows: string[][] = [[
+    "rate each way (messages each way)",
+    "direction",
+    "latency median",
+    "p95",
+    "lost",
+    "duplicates",
+    "in order",
+    "sent msgs/s",
+    "delivered msgs/s",
+  ]];
+  const runs = [r.sustained_low, r.sustained];
+  for (const sus of runs) {
+    const label = `${sus.rate_each_way} msgs/s (${sus.messages_each_way})`;
+    for (const d of ["mm_to_xmpp", "xmpp_to_mm"] as const) {
       const x = sus[d];
-      return [
+      susRows.push([
+        label,
         d === "mm_to_xmpp" ? "MM post → XMPP user" : "XMPP message → MM websocket",
         ms(x.latency.median_ms),
         ms(x.latency.p95_ms),
@@ -1314,36 +1328,37 @@ function renderTables(r: Json): string {
         String(x.in_order),
         String(x.send_rate_msgs_per_s),
         String(x.delivered_rate_msgs_per_s),
-      ];
-    }),
-    [
-      "baseline: Prosody RTT (own reflection), idle, just before",
+      ]);
+    }
+    susRows.push([
+      label,
+      "baseline: Prosody RTT, idle, just before",
       ms(sus.prosody_rtt_idle.median_ms),
       ms(sus.prosody_rtt_idle.p95_ms),
-      "–",
-      "–",
-      "–",
-      "–",
-      "–",
-    ],
-    [
+      ...Array(5).fill("–"),
+    ]);
+    susRows.push([
+      label,
       `baseline: Prosody RTT during the load (${sus.prosody_rtt_under_load.n} probes)`,
       ms(sus.prosody_rtt_under_load.median_ms),
       ms(sus.prosody_rtt_under_load.p95_ms),
-      "–",
-      "–",
-      "–",
-      "–",
-      "–",
-    ],
-  ]));
+      ...Array(5).fill("–"),
+    ]);
+  }
+  out.push(table(susRows));
   out.push("");
+  for (const sus of runs) {
+    out.push(
+      `Ratios at ${sus.rate_each_way} msgs/s each way (medians, same run): MM→XMPP p50 / Prosody RTT p50 = ` +
+        `${sus.ratios.mm_to_xmpp_p50_vs_prosody_rtt_idle}× (idle RTT), ` +
+        `${sus.ratios.mm_to_xmpp_p50_vs_prosody_rtt_under_load}× (RTT under the load); XMPP→MM = ` +
+        `${sus.ratios.xmpp_to_mm_p50_vs_prosody_rtt_idle}× (idle), ` +
+        `${sus.ratios.xmpp_to_mm_p50_vs_prosody_rtt_under_load}× (under the load).`,
+    );
+  }
   out.push(
-    `Ratios (medians, same run): MM→XMPP p50 / Prosody RTT p50 = ${sus.ratios.mm_to_xmpp_p50_vs_prosody_rtt_idle}× ` +
-      `(idle RTT), ${sus.ratios.mm_to_xmpp_p50_vs_prosody_rtt_under_load}× (RTT under the load); ` +
-      `XMPP→MM = ${sus.ratios.xmpp_to_mm_p50_vs_prosody_rtt_idle}× (idle), ` +
-      `${sus.ratios.xmpp_to_mm_p50_vs_prosody_rtt_under_load}× (under the load). Section 2's Prosody RTT ` +
-      `(sequential, in-process bridge) was ${ms(r.e2e["in-process"].baseline_prosody_reflection.median_ms)}.`,
+    `Section 2's Prosody RTT (sequential, in-process bridge) was ` +
+      `${ms(r.e2e["in-process"].baseline_prosody_reflection.median_ms)}.`,
   );
   return out.join("\n");
 }
@@ -1415,11 +1430,23 @@ async function main(): Promise<number> {
     try {
       result.burst = await child.profiled("bursts", () => bursts(rig, "child"));
       progress(
-        `5/5 sustained: ${SIZES.sustainedMessages} messages each way at ${SIZES.sustainedRate} msgs/s each way`,
+        `5/5 sustained: ${SIZES.sustainedLowMessages} messages each way at ${SIZES.sustainedLowRate} msgs/s ` +
+          `each way, then ${SIZES.sustainedMessages} at ${SIZES.sustainedRate}`,
       );
+      result.sustained_low = await sustained(
+        rig,
+        SIZES.sustainedLowMessages,
+        SIZES.sustainedLowRate,
+        rig.sustainedPairs[1],
+      );
+      await child.settle();
       result.sustained = await child.profiled(
         "sustained",
-        () => profiledHere("sustained-bench", () => sustained(rig)),
+        () =>
+          profiledHere(
+            "sustained-bench",
+            () => sustained(rig, SIZES.sustainedMessages, SIZES.sustainedRate, rig.sustainedPairs[0]),
+          ),
       );
       await child.settle();
       progress(`3/5 memory: ${SIZES.memMessages} messages through the child bridge`);
@@ -1449,7 +1476,8 @@ async function main(): Promise<number> {
   console.log("\nwrote bench/results.json and bench/results.md");
   const sus = result.sustained;
   const lost = !result.burst.mm_to_xmpp.in_order || !result.burst.xmpp_to_mm.in_order ||
-    [sus.mm_to_xmpp, sus.xmpp_to_mm].some((d: Json) => d.lost > 0 || d.duplicates > 0 || !d.in_order);
+    [sus, result.sustained_low].flatMap((x: Json) => [x.mm_to_xmpp, x.xmpp_to_mm])
+      .some((d: Json) => d.lost > 0 || d.duplicates > 0 || !d.in_order);
   return lost || !result.memory.all_in_order ? 1 : 0;
 }
 
