@@ -115,8 +115,8 @@ Deno.test("each kind reaches its own capability on the target, in order, pointin
     assert.deepEqual(xmpp.sent.map((d) => d.message.text), ["text of post1"]);
     assert.deepEqual(xmpp.applied.map((c) => c.kind), ["edit", "typing", "remove"]);
     const [edited, typed, removed] = xmpp.applied;
-    // The message on XMPP, as the fake's send answered it.
-    const onXmpp = { channel: ROOM, ids: ["xmpp-1", "xmpp-1-alt"] };
+    // The message on XMPP, as the fake's send answered it (it names no parts: recorded as sent by "unknown").
+    const onXmpp = { channel: ROOM, ids: ["xmpp-1", "xmpp-1-alt"], parts: [{ sender: { kind: "unknown" } }] };
     assert.ok(edited.kind === "edit" && removed.kind === "remove" && typed.kind === "typing");
     assert.deepEqual(edited.delivery.targetMessage, onXmpp);
     assert.equal(edited.delivery.event.text, "fixed");
@@ -140,7 +140,11 @@ Deno.test("a reaction from the room to a message bridged into it reaches the ori
     assert.equal(mm.applied.length, 1);
     const [call] = mm.applied;
     assert.ok(call.kind === "reactions");
-    assert.deepEqual(call.delivery.targetMessage, { channel: CHAN, ids: ["post1"] });
+    assert.deepEqual(call.delivery.targetMessage, {
+      channel: CHAN,
+      ids: ["post1"],
+      parts: [{ sender: { kind: "author" } }],
+    });
     assert.deepEqual(call.delivery.event.emojis, ["👍", "🎉"]);
     assert.equal(bus.stats.echoesDropped, 0, "a reaction to our delivery is not its echo");
   });

@@ -116,6 +116,7 @@ export class MessageBus {
       deliverMessage: (dm) => this.deliver(dm),
       attempt: (d, send) => this.attempt(d, send),
       count: (what: HandlerCount) => this.stats[what]++,
+      recorded: () => Promise.all([...this.recording.values()]).then(() => {}),
     };
     this.outbox = new Outbox(store);
     this.outbox = new Outbox(store);
@@ -360,10 +361,7 @@ export class MessageBus {
     queue.push(d, (handled) => {
       const recorded = "message" in d ? this.recording.get(d) : undefined;
       if (!recorded) return settled(handled);
-      recorded.then(() => {
-        this.recording.delete(d as DirectionalMessage);
-        settled(handled);
-      });
+      recorded.then(() => settled(handled));
     });
   }
 
@@ -385,19 +383,20 @@ export class MessageBus {
     // The message is out: a failure to record it must not send it again. Recorded, and out of the outbox, in one
     // commit, shared with the writes made meanwhile. An echo arriving before it is recognised by its delivery id, a
     // copy by its source id (in flight until settled).
-    this.recording.set(
-      dm,
-      this.outbox.delivered(entry, linkFor(dm, sent)).catch((err) =>
-        log.error(
-          "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
-          {
-            target: dm.target,
-            channel: dm.targetChannel,
-            error: errorMessage(err),
-          },
-        )
-      ),
-    );
+    const recorded = this.outbox.delivered(entry, linkFor(dm, sent)).catch((err) =>
+      log.error(
+        "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
+        {
+          target: dm.target,
+          channel: dm.targetChannel,
+          error: errorMessage(err),
+        },
+      )
+    ).finally(() => {
+      // Forgotten once written, also for a message no queue item stands for (an edit's fallback).
+      if (this.recording.get(dm) === recorded) this.recording.delete(dm);
+    });
+    this.recording.set(dm, recorded);
     return true;
   }
 

@@ -38,6 +38,11 @@ export interface HandlerContext {
   /** Runs `send` for `d`, retrying transient failures with the bus' backoff until it lands or the bus stops. */
   attempt<T>(d: Delivery, send: () => Promise<T>): Promise<Attempt<T>>;
   count(what: HandlerCount): void;
+  /**
+   * Resolves once the id-map records of the messages delivered so far are written: records go in group commits
+   * behind the deliveries, and an event that points at a message just delivered must find it.
+   */
+  recorded(): Promise<void>;
 }
 
 const log = getLogger(["mmxmpp", "bus"]);
@@ -51,6 +56,7 @@ export async function resolveTarget(
   ctx: HandlerContext,
 ): Promise<MessageRef | undefined> {
   const { portal, targetId } = d.event;
+  await ctx.recorded();
   const link = await ctx.store.findLink(portal.network, portal.channel, targetId);
   const ref = link?.refs[d.target];
   if (ref) return ref;
