@@ -23,11 +23,13 @@ import { startWorld, type World } from "../tests/harness.ts";
 import { freePort } from "../tests/helpers/ports.ts";
 import { FakeBridge } from "../tests/helpers/fake_bridge.ts";
 import type { Element } from "@xmpp/xml";
+import { idleMemory, renderIdle, startCommand } from "./bench_memory.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const SELF = fileURLToPath(import.meta.url);
 const CHILD_FLAG = "--child-bridge";
-const CHILD_V8_FLAGS = "--v8-flags=--expose-gc";
+/** The start task's V8 flags (what ships), and --expose-gc so that the memory samples can force a GC. */
+const CHILD_V8_FLAGS = `--v8-flags=${[...startCommand().v8Flags, "--expose-gc"].join(",")}`;
 
 /** Sizes; all loops are bounded by these. */
 const SIZES = {
@@ -815,7 +817,9 @@ async function memoryRun(rig: Rig, child: ChildBridge): Promise<Record<string, u
   await child.settle();
   const after = await sample(pushed);
   return {
-    where: "bridge in a child process (--v8-flags=--expose-gc), end to end through both servers",
+    where:
+      `bridge in a child process (${CHILD_V8_FLAGS}; it also holds the bench's own modules), end to end ` +
+      "through both servers",
     messages: pushed,
     split: `${SIZES.memBurst}-message bursts, half each way, over ${rig.pairs.length} mapped pairs`,
     gc_forced: after.gc,
@@ -958,7 +962,9 @@ function renderTables(r: Json): string {
     ],
   ]));
 
-  out.push(`\n### 3. Memory (${r.memory.where})\n`);
+  out.push("\n### 3. Memory\n");
+  out.push(renderIdle(r.idle_memory));
+  out.push(`\n#### Under load: ${r.memory.messages} messages (${r.memory.where})\n`);
   const mem = r.memory;
   out.push(table([
     ["", "before", "after", `per message (${mem.messages})`],
@@ -1052,6 +1058,10 @@ async function main(): Promise<number> {
         BRIDGE_KV_PATH: world.kvPath.replace(/[^/]+$/, kvName),
         BRIDGE_HTTP_ADDR: `127.0.0.1:${freePort()}`,
       });
+
+    progress("3/4 idle memory: bare Deno, the bridge as `deno task start` runs it, imports step by step");
+    let idleRuns = 0;
+    result.idle_memory = await idleMemory(() => env(`idle${idleRuns++}.kv`));
 
     progress(`2/4 latency: ${SIZES.roundTrips} sequential round trips of each kind (bridge in this process)`);
     const running = await world.startBridge(Object.fromEntries(
