@@ -1061,7 +1061,17 @@ async function main(): Promise<number> {
 
     progress("3/4 idle memory: bare Deno, the bridge as `deno task start` runs it, imports step by step");
     let idleRuns = 0;
-    result.idle_memory = await idleMemory(() => env(`idle${idleRuns++}.kv`));
+    const idleLoad = SIZES.memBurst * 4;
+    result.idle_memory = await idleMemory(() => env(`idle${idleRuns++}.kv`), async () => {
+      for (let b = 0; b < idleLoad / SIZES.memBurst; b++) {
+        const pair = rig.pairs[b % rig.pairs.length];
+        await Promise.all([
+          burst(rig, "mm_to_xmpp", SIZES.memBurst / 2, pair, `idle${b}`),
+          burst(rig, "xmpp_to_mm", SIZES.memBurst / 2, pair, `idle${b}`),
+        ]);
+        forgetMessages(rig);
+      }
+    }, idleLoad);
 
     progress(`2/4 latency: ${SIZES.roundTrips} sequential round trips of each kind (bridge in this process)`);
     const running = await world.startBridge(Object.fromEntries(

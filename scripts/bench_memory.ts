@@ -223,8 +223,15 @@ async function bridgeRss(start: StartCommand, v8Flags: string[], env: Record<str
   }
 }
 
-/** The idle bridge inside {@link PROBE}: RSS with the V8 heap split, before and after a forced GC. */
-async function probedBridge(start: StartCommand, env: Record<string, string>): Promise<MemorySnapshot[]> {
+/**
+ * The idle bridge inside {@link PROBE}: RSS with the V8 heap split, before and after a forced GC; then again after
+ * `load` ran and the bridge was left alone for a while.
+ */
+async function probedBridge(
+  start: StartCommand,
+  env: Record<string, string>,
+  load: () => Promise<void>,
+): Promise<{ fresh: MemorySnapshot[]; loaded: MemorySnapshot[] }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...probeFlags(start), ...v8Arg([...start.v8Flags, "--expose-gc"]), PROBE, "bridge"],
     cwd: ROOT,
@@ -246,10 +253,16 @@ async function probedBridge(start: StartCommand, env: Record<string, string>): P
   try {
     await waitReady(env.BRIDGE_HTTP_ADDR, () => exited, "the probed bridge");
     await new Promise((r) => setTimeout(r, SETTLE_MS));
-    await writer.write(new TextEncoder().encode("mem\n"));
-    const next = await lines.next();
-    if (next.done) throw new Error(`the probed bridge answered nothing; its stderr ends:\n${stderrTail}`);
-    return next.value as MemorySnapshot[];
+    const ask = async () => {
+      await writer.write(new TextEncoder().encode("mem\n"));
+      const next = await lines.next();
+      if (next.done) throw new Error(`the probed bridge answered nothing; its stderr ends:\n${stderrTail}`);
+      return next.value as MemorySnapshot[];
+    };
+    const fresh = await ask();
+    await load();
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    return { fresh, loaded: await ask() };
   } finally {
     await writer.close().catch(() => {});
     if (!exited) child.kill("SIGTERM");
@@ -273,10 +286,13 @@ function medianRss(samples: Rss[]): Rss & { samples: number[] } {
 
 /**
  * Measures the idle bridge: `env(i)` is the bridge's environment for the i-th process (a fresh state file and
- * HTTP port each). Nothing else may run meanwhile.
+ * HTTP port each); `load` sends `loadMessages` messages through the bridge and resolves once they all arrived.
+ * Nothing else may run meanwhile.
  */
 export async function idleMemory(
   env: (i: number) => Record<string, string>,
+  load: () => Promise<void>,
+  loadMessages: number,
 ): Promise<Record<string, unknown>> {
   const start = startCommand();
   let n = 0;
@@ -289,7 +305,9 @@ export async function idleMemory(
     withFlags.push(await bridgeRss(start, start.v8Flags, env(n++)));
     without.push(await bridgeRss(start, [], env(n++)));
   }
-  const [idle, afterGc] = await probedBridge(start, env(n++));
+  const probed = await probedBridge(start, env(n++), load);
+  const [idle, afterGc] = probed.fresh;
+  const [loadedIdle, loadedAfterGc] = probed.loaded;
   const imports = await importSteps(start);
   return {
     start_task: start.task,
@@ -302,6 +320,9 @@ export async function idleMemory(
     bridge_default_flags: medianRss(without),
     probe_idle: idle,
     probe_after_gc: afterGc,
+    load_messages: loadMessages,
+    probe_loaded_idle: loadedIdle,
+    probe_loaded_after_gc: loadedAfterGc,
     imports,
   };
 }
@@ -350,6 +371,12 @@ export function renderIdle(m: any): string {
       row("bridge without the V8 flags", m.bridge_default_flags),
       row("bridge in memory_probe.ts (+ --expose-gc), idle", m.probe_idle, heap(m.probe_idle)),
       row("the same, after a forced GC", m.probe_after_gc, heap(m.probe_after_gc)),
+      row(
+        `the same bridge after ${m.load_messages} messages, idle again`,
+        m.probe_loaded_idle,
+        heap(m.probe_loaded_idle),
+      ),
+      row("the same, after a forced GC", m.probe_loaded_after_gc, heap(m.probe_loaded_after_gc)),
     ]),
     "",
     `Same-run ratios: bridge / bare Deno = ${
