@@ -135,9 +135,10 @@ const IMPORT_GROUPS: Array<[string, string[]]> = [
     "saslmechanisms",
   ]],
   ["mmxmpp's start path (main.ts and what it imports)", ["../main.ts"]],
-  ["loaded only on demand: doctor, mappings CLI, IBR and component ghosts", [
+  ["loaded only on demand: doctor, mappings CLI, SRV discovery, IBR and component ghosts", [
     "../doctor.ts",
     "../src/cli/mappings.ts",
+    "../src/xmpp/srv.ts",
     "../src/xmpp/ibr_ghosts.ts",
     "../src/xmpp/puppets.ts",
   ]],
