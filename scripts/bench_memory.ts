@@ -17,6 +17,11 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const PROBE = `${ROOT}/scripts/memory_probe.ts`;
 /** Seconds of quiet after `/healthz` first says ready, before RSS is read. */
 const SETTLE_MS = 3_000;
+/**
+ * How long the bridge is watched after the load: V8 keeps the heap it grew for a while and gives it back once the
+ * heap has been quiet (its memory reducer starts 8 s into quiet); about 10 s after a load on this machine.
+ */
+const AFTER_LOAD_MS = 20_000;
 /** Fresh bridge processes per variant; the median is reported. */
 const REPS = 3;
 
@@ -232,7 +237,7 @@ async function probedBridge(
   start: StartCommand,
   env: Record<string, string>,
   load: () => Promise<void>,
-): Promise<{ fresh: MemorySnapshot[]; loaded: MemorySnapshot[] }> {
+): Promise<{ fresh: MemorySnapshot[]; loaded: MemorySnapshot[]; afterLoad: Array<Rss & { ms: number }> }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...probeFlags(start), ...v8Arg([...start.v8Flags, "--expose-gc"]), PROBE, "bridge"],
     cwd: ROOT,
@@ -262,8 +267,13 @@ async function probedBridge(
     };
     const fresh = await ask();
     await load();
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
-    return { fresh, loaded: await ask() };
+    // Watched from outside, so that no forced GC changes what V8 does by itself.
+    const afterLoad = [];
+    for (let ms = 1_000; ms <= AFTER_LOAD_MS; ms += 1_000) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      afterLoad.push({ ms, ...readRss(child.pid) });
+    }
+    return { fresh, loaded: await ask(), afterLoad };
   } finally {
     await writer.close().catch(() => {});
     if (!exited) child.kill("SIGTERM");
@@ -322,6 +332,7 @@ export async function idleMemory(
     probe_idle: idle,
     probe_after_gc: afterGc,
     load_messages: loadMessages,
+    after_load: probed.afterLoad,
     probe_loaded_idle: loadedIdle,
     probe_loaded_after_gc: loadedAfterGc,
     imports,
@@ -372,13 +383,17 @@ export function renderIdle(m: any): string {
       row("bridge without the V8 flags", m.bridge_default_flags),
       row("bridge in memory_probe.ts (+ --expose-gc), idle", m.probe_idle, heap(m.probe_idle)),
       row("the same, after a forced GC", m.probe_after_gc, heap(m.probe_after_gc)),
+      row(`the same bridge 3 s after ${m.load_messages} messages`, m.after_load[2]),
       row(
-        `the same bridge after ${m.load_messages} messages, idle again`,
+        `the same, ${m.after_load.at(-1).ms / 1000} s after them`,
         m.probe_loaded_idle,
         heap(m.probe_loaded_idle),
       ),
       row("the same, after a forced GC", m.probe_loaded_after_gc, heap(m.probe_loaded_after_gc)),
     ]),
+    "",
+    `After the ${m.load_messages} messages, RSS each second: ` +
+    m.after_load.map((r: Rss) => (r.rss / 1024 / 1024).toFixed(1)).join(", ") + " MiB.",
     "",
     `Same-run ratios: bridge / bare Deno = ${
       (m.bridge_start_flags.rss / m.bare_start_flags.rss).toFixed(2)
