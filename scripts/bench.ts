@@ -24,11 +24,13 @@ import { startWorld, type World } from "../tests/harness.ts";
 import { freePort } from "../tests/helpers/ports.ts";
 import { FakeBridge } from "../tests/helpers/fake_bridge.ts";
 import type { Element } from "@xmpp/xml";
+import { idleMemory, renderIdle, startCommand } from "./bench_memory.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const SELF = fileURLToPath(import.meta.url);
 const CHILD_FLAG = "--child-bridge";
-const CHILD_V8_FLAGS = "--v8-flags=--expose-gc";
+/** The start task's V8 flags (what ships), and --expose-gc so that the memory samples can force a GC. */
+const CHILD_V8_FLAGS = `--v8-flags=${[...startCommand().v8Flags, "--expose-gc"].join(",")}`;
 
 /** Sizes; all loops are bounded by these. */
 const SIZES = {
@@ -1045,6 +1047,17 @@ async function sustained(
   };
 }
 
+/**
+ * CPU time (user + system, all threads) a process has used so far, in ms, from /proc/PID/stat. It moves less
+ * than rates when other work shares the CPUs, though contention still inflates it (per bridged message: 1.6 ms
+ * at a load average of 3.5, 3.3 ms at 12, on the 2-core development machine).
+ */
+function cpuMs(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  const ticksPerS = 100; // USER_HZ, 100 on Linux
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / ticksPerS;
+}
+
 /** 10,000 messages through the child bridge in bursts, half each way, with memory samples after a forced GC. */
 async function memoryRun(rig: Rig, child: ChildBridge): Promise<Record<string, unknown>> {
   const half = SIZES.memBurst / 2;
@@ -1086,6 +1099,7 @@ async function memoryRun(rig: Rig, child: ChildBridge): Promise<Record<string, u
     return m;
   };
   const before = await sample(0);
+  const cpu0 = cpuMs(child.pid);
   let inOrder = true;
   const t0 = performance.now();
   let pushed = 0;
@@ -1098,10 +1112,13 @@ async function memoryRun(rig: Rig, child: ChildBridge): Promise<Record<string, u
     }
   }
   const elapsed = performance.now() - t0;
+  const cpu = cpuMs(child.pid) - cpu0;
   await child.settle();
   const after = await sample(pushed);
   return {
-    where: "bridge in a child process (--v8-flags=--expose-gc), end to end through both servers",
+    where:
+      `bridge in a child process (${CHILD_V8_FLAGS}; it also holds the bench's own modules), end to end ` +
+      "through both servers",
     messages: pushed,
     split: `${SIZES.memBurst}-message bursts, half each way, over ${rig.pairs.length} mapped pairs`,
     gc_forced: after.gc,
@@ -1117,6 +1134,7 @@ async function memoryRun(rig: Rig, child: ChildBridge): Promise<Record<string, u
     heap_bytes_per_message: round((after.heapUsed - before.heapUsed) / pushed, 1),
     samples,
     mixed_load_msgs_per_s: Math.round(pushed / (elapsed / 1000)),
+    cpu_ms_per_message: round(cpu / pushed, 3),
     all_in_order: inOrder,
     stats: after.stats,
   };
@@ -1249,7 +1267,9 @@ function renderTables(r: Json): string {
     ],
   ]));
 
-  out.push(`\n### 3. Memory (${r.memory.where})\n`);
+  out.push("\n### 3. Memory\n");
+  out.push(renderIdle(r.idle_memory));
+  out.push(`\n#### Under load: ${r.memory.messages} messages (${r.memory.where})\n`);
   const mem = r.memory;
   out.push(table([
     ["", "before", "after", `per message (${mem.messages})`],
@@ -1270,6 +1290,7 @@ function renderTables(r: Json): string {
         `${s.messages}: ${mib(s.rss)} / ${mib(s.heap_total)} / ${mib(s.new_space)} / ${mib(s.heap_used)}`
       ).join(", ") +
       `. GC forced: ${mem.gc_forced}. Mixed two-way load: ${mem.mixed_load_msgs_per_s} msgs/s, ` +
+      `${mem.cpu_ms_per_message} ms of the bridge's CPU per message, ` +
       `all in order: ${mem.all_in_order}.`,
   );
 
@@ -1414,6 +1435,20 @@ async function main(): Promise<number> {
         BRIDGE_KV_PATH: world.kvPath.replace(/[^/]+$/, kvName),
         BRIDGE_HTTP_ADDR: `127.0.0.1:${freePort()}`,
       });
+
+    progress("3/5 idle memory: bare Deno, the bridge as `deno task start` runs it, imports step by step");
+    let idleRuns = 0;
+    const idleLoad = SIZES.memBurst * 4;
+    result.idle_memory = await idleMemory(() => env(`idle${idleRuns++}.kv`), async () => {
+      for (let b = 0; b < idleLoad / SIZES.memBurst; b++) {
+        const pair = rig.pairs[b % rig.pairs.length];
+        await Promise.all([
+          burst(rig, "mm_to_xmpp", SIZES.memBurst / 2, pair, `idle${b}`),
+          burst(rig, "xmpp_to_mm", SIZES.memBurst / 2, pair, `idle${b}`),
+        ]);
+        forgetMessages(rig);
+      }
+    }, idleLoad);
 
     progress(`2/5 latency: ${SIZES.roundTrips} sequential round trips of each kind (bridge in this process)`);
     const running = await world.startBridge(Object.fromEntries(

@@ -82,6 +82,14 @@ if [[ -n ${DENORT_BIN:-} ]]; then
 	echo "compile.sh: using DENORT_BIN=$DENORT_BIN (it must be denort ${deno_version} for ${effective_target})" >&2
 fi
 
+# The V8 flags of deno.json's `start` task (a small young generation, for a small idle footprint: README,
+# "Performance"). deno compile embeds them, so the binary runs with them as `deno task start` does; DENO_V8_FLAGS
+# set when the binary runs comes on top.
+v8_flags=$(deno eval --no-config '
+	const start = JSON.parse(Deno.readTextFileSync(Deno.args[0])).tasks.start;
+	console.log(start.match(/--v8-flags=(\S+)/)?.[1] ?? "");
+' "$root/deno.json")
+
 args=(
 	compile
 	--frozen
@@ -91,6 +99,9 @@ args=(
 	--unstable-kv
 	--output "$output"
 )
+if [[ -n $v8_flags ]]; then
+	args+=("--v8-flags=$v8_flags")
+fi
 if [[ -n $target ]]; then
 	args+=(--target "$target")
 fi

@@ -2,6 +2,9 @@
  * Assembles a running bridge from a config: store, HTTP listener, both connectors and the manager; finds the XMPP
  * server by SRV when XMPP_SERVICE is unset, and maps a failed start to the process exit code ({@link exitCodeOf}).
  *
+ * What only some configurations use (SRV discovery, IBR or component ghosts) is imported when it is used, so that
+ * a relay bridge does not keep it in memory (tests/start_path_test.ts checks this).
+ *
  * @module
  */
 import { dirname } from "node:path";
@@ -16,10 +19,6 @@ import { MattermostBridge } from "./mattermost/connector.ts";
 import { XmppBridge } from "./xmpp/connector.ts";
 import type { TlsOptions } from "./xmpp/client.ts";
 import type { GhostProvider } from "./xmpp/ghosts.ts";
-import { IbrGhosts, xep0077Registrar } from "./xmpp/ibr_ghosts.ts";
-import { ComponentPuppets } from "./xmpp/puppets.ts";
-import { chooseService } from "./xmpp/srv.ts";
-import { SecretBox } from "./core/secretbox.ts";
 import { BridgeError, errorMessage } from "./core/errors.ts";
 import { kvPathProblem } from "./preflight.ts";
 import { statusOf } from "./mattermost/api.ts";
@@ -60,6 +59,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     log.warn("XMPP_TLS_INSECURE_SKIP_VERIFY is on: the XMPP server's certificate is not checked");
   }
   if (config.xmpp.discoverService) {
+    const { chooseService } = await import("./xmpp/srv.ts");
     const { service } = await chooseService(config.xmpp.domain, { nameServer: opts.dnsNameServer });
     config = { ...config, xmpp: { ...config.xmpp, service } };
   }
@@ -171,6 +171,10 @@ async function createGhosts(
   const tls = xmppTls(config);
   const g = config.ghosts;
   if (g.mode === "ibr") {
+    const [{ IbrGhosts, xep0077Registrar }, { SecretBox }] = await Promise.all([
+      import("./xmpp/ibr_ghosts.ts"),
+      import("./core/secretbox.ts"),
+    ]);
     const box = await SecretBox.create(g.secretKey);
     if (!box.encrypting) log.warn("BRIDGE_SECRET_KEY is not set: ghost passwords are stored unencrypted");
     return new IbrGhosts({
@@ -189,6 +193,7 @@ async function createGhosts(
     });
   }
   if (g.mode === "component" && g.component) {
+    const { ComponentPuppets } = await import("./xmpp/puppets.ts");
     return new ComponentPuppets({
       service: g.component.service,
       domain: g.component.jid,

@@ -160,6 +160,29 @@ Deno.test("compile: a DENORT_BIN that is not denort fails the build and leaves n
   }
 });
 
+Deno.test("compile: deno compile gets the start task's V8 flags, so the binary runs with them", async () => {
+  const start = JSON.parse(Deno.readTextFileSync(join(root, "deno.json"))).tasks.start as string;
+  const flags = start.match(/--v8-flags=\S+/)?.[0];
+  assert.ok(flags, `deno.json's start task sets no --v8-flags: ${start}`);
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-compile-" });
+  try {
+    // Any executable "compiles" (see above); what matters here is the deno compile command the script ran.
+    const fake = join(dir, "denort");
+    await Deno.copyFile("/bin/true", fake);
+    await Deno.chmod(fake, 0o755);
+    const res = await run("bash", [script, "--output", join(dir, "mmxmpp")], {
+      cwd: root,
+      env: { DENORT_BIN: fake },
+      timeoutMs: 5 * 60_000,
+    });
+    const command = res.stderr.split("\n").find((l) => l.startsWith("compile.sh: deno compile "));
+    assert.ok(command, `compile.sh did not run deno compile:\n${res.stderr}`);
+    assert.ok(command.split(" ").includes(flags), `deno compile ran without ${flags}: ${command}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** A server that accepts connections and never answers, as a stalled download would. */
 function stallingServer(): { url: string; accepted: () => number; close: () => void } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
