@@ -16,7 +16,7 @@ import { secretsIn } from "./src/settings.ts";
 import { DOCTOR_HELP, doctorSettings, parseDoctorFlags } from "./src/doctor/options.ts";
 import { Checkup, formatStep, formatSummary, masker, reportJson } from "./src/doctor/report.ts";
 import { xmppSteps } from "./src/doctor/xmpp_steps.ts";
-import { chooseService } from "./src/xmpp/srv.ts";
+import { chooseService } from "./src/xmpp/session/srv.ts";
 import { mattermostSteps } from "./src/doctor/mattermost_steps.ts";
 
 /** Where the doctor writes; tests substitute it. */

@@ -20,7 +20,7 @@ import { Store } from "../src/core/store.ts";
 import { loadConfig, secretsOf } from "../src/config.ts";
 import { type RunningBridge, startBridge } from "../src/app.ts";
 import { setupLogging } from "../src/log.ts";
-import { startWorld, type World } from "../tests/harness.ts";
+import { startWorld, type World } from "../tests/helpers/harness.ts";
 import { freePort } from "../tests/helpers/ports.ts";
 import { FakeBridge } from "../tests/helpers/fake_bridge.ts";
 import type { Element } from "@xmpp/xml";

@@ -143,9 +143,9 @@ const IMPORT_GROUPS: Array<[string, string[]]> = [
   ["loaded only on demand: doctor, mappings CLI, SRV discovery, IBR and component ghosts", [
     "../doctor.ts",
     "../src/cli/mappings.ts",
-    "../src/xmpp/srv.ts",
-    "../src/xmpp/ibr_ghosts.ts",
-    "../src/xmpp/puppets.ts",
+    "../src/xmpp/session/srv.ts",
+    "../src/xmpp/intents/ibr_ghosts.ts",
+    "../src/xmpp/intents/puppets.ts",
   ]],
 ];
 

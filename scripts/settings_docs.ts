@@ -1,6 +1,6 @@
 /**
  * Writes the documentation derived from the settings schema (src/settings.ts): scripts/mmxmpp.env.example and the
- * environment table in README.md. `deno task settings-docs` runs it; tests/settings_docs_test.ts fails when the
+ * environment table in README.md. `deno task settings-docs` runs it; tests/unit/settings_docs_test.ts fails when the
  * committed files differ from what it would write.
  *
  * @module

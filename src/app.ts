@@ -3,7 +3,7 @@
  * server by SRV when XMPP_SERVICE is unset, and maps a failed start to the process exit code ({@link exitCodeOf}).
  *
  * What only some configurations use (SRV discovery, IBR or component ghosts) is imported when it is used, so that
- * a relay bridge does not keep it in memory (tests/start_path_test.ts checks this).
+ * a relay bridge does not keep it in memory (tests/e2e/start_path_test.ts checks this).
  *
  * @module
  */
@@ -17,8 +17,8 @@ import { HttpServer } from "./http.ts";
 import { renderMetrics } from "./metrics.ts";
 import { MattermostBridge } from "./mattermost/connector.ts";
 import { XmppBridge } from "./xmpp/connector.ts";
-import type { TlsOptions } from "./xmpp/client.ts";
-import type { GhostProvider } from "./xmpp/ghosts.ts";
+import type { TlsOptions } from "./xmpp/session/client.ts";
+import type { GhostProvider } from "./xmpp/intents/ghosts.ts";
 import { BridgeError, errorMessage } from "./core/errors.ts";
 import { kvPathProblem } from "./preflight.ts";
 import { statusOf } from "./mattermost/api.ts";
@@ -59,7 +59,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     log.warn("XMPP_TLS_INSECURE_SKIP_VERIFY is on: the XMPP server's certificate is not checked");
   }
   if (config.xmpp.discoverService) {
-    const { chooseService } = await import("./xmpp/srv.ts");
+    const { chooseService } = await import("./xmpp/session/srv.ts");
     const { service } = await chooseService(config.xmpp.domain, { nameServer: opts.dnsNameServer });
     config = { ...config, xmpp: { ...config.xmpp, service } };
   }
@@ -172,7 +172,7 @@ async function createGhosts(
   const g = config.ghosts;
   if (g.mode === "ibr") {
     const [{ IbrGhosts, xep0077Registrar }, { SecretBox }] = await Promise.all([
-      import("./xmpp/ibr_ghosts.ts"),
+      import("./xmpp/intents/ibr_ghosts.ts"),
       import("./core/secretbox.ts"),
     ]);
     const box = await SecretBox.create(g.secretKey);
@@ -193,7 +193,7 @@ async function createGhosts(
     });
   }
   if (g.mode === "component" && g.component) {
-    const { ComponentPuppets } = await import("./xmpp/puppets.ts");
+    const { ComponentPuppets } = await import("./xmpp/intents/puppets.ts");
     return new ComponentPuppets({
       service: g.component.service,
       domain: g.component.jid,

@@ -1,11 +1,11 @@
 /**
  * The doctor's component step: with `BRIDGE_GHOST_MODE=component`, connect to `XMPP_COMPONENT_SERVICE` as
  * `XMPP_COMPONENT_JID` and perform the XEP-0114 handshake with `XMPP_COMPONENT_SECRET`, through the bridge's own
- * component connection (src/xmpp/component.ts), then disconnect.
+ * component connection (src/xmpp/intents/component.ts), then disconnect.
  *
  * @module
  */
-import { XmppComponent } from "../xmpp/component.ts";
+import { XmppComponent } from "../xmpp/intents/component.ts";
 import { deadline } from "../core/deadline.ts";
 import { explainComponentFailure } from "../xmpp/explain.ts";
 import type { DoctorSettings } from "./options.ts";

@@ -6,14 +6,14 @@
  * @module
  */
 import { xml } from "@xmpp/client-core";
-import type { Element, XmppClient } from "../xmpp/client.ts";
-import { discoInfo, discoItems } from "../xmpp/disco.ts";
-import { MucRooms } from "../xmpp/muc.ts";
-import { buildGroupchat, errorCondition } from "../xmpp/stanza.ts";
+import type { Element, XmppClient } from "../xmpp/session/client.ts";
+import { discoInfo, discoItems } from "../xmpp/protocol/disco.ts";
+import { MucRooms } from "../xmpp/muc/rooms.ts";
+import { buildGroupchat, errorCondition } from "../xmpp/protocol/stanza.ts";
 import { errorMessage } from "../core/errors.ts";
 import { deadline } from "../core/deadline.ts";
 import { StepFailure } from "./report.ts";
-import { NS_DATA, NS_MUC_OWNER, NS_MUC_ROOMCONFIG, NS_MUC_USER, NS_SID } from "../xmpp/ns.ts";
+import { NS_DATA, NS_MUC_OWNER, NS_MUC_ROOMCONFIG, NS_MUC_USER, NS_SID } from "../xmpp/protocol/ns.ts";
 
 /** The room a live probe uses. */
 export interface ProbeRoom {

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { jid as parseJid } from "@xmpp/client-core";
 import { type Config, loadConfig, secretsOf } from "../config.ts";
-import { normalizeRoomJid } from "../xmpp/jid.ts";
+import { normalizeRoomJid } from "../xmpp/protocol/jid.ts";
 import { errorMessage } from "../core/errors.ts";
 
 /** The doctor's flags as given. */

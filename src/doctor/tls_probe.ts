@@ -7,9 +7,9 @@
  */
 import net from "node:net";
 import tls from "node:tls";
-import { tlsConnectOptions, type TlsOptions } from "../xmpp/client.ts";
+import { tlsConnectOptions, type TlsOptions } from "../xmpp/session/client.ts";
 import { StepFailure } from "./report.ts";
-import { NS_TLS } from "../xmpp/ns.ts";
+import { NS_TLS } from "../xmpp/protocol/ns.ts";
 
 /** Where to connect, from `XMPP_SERVICE`. */
 export interface Endpoint {

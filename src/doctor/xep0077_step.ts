@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { TlsOptions } from "../xmpp/client.ts";
-import { cancelRegistration, register, RegistrationError } from "../xmpp/xep0077.ts";
+import type { TlsOptions } from "../xmpp/session/client.ts";
+import { cancelRegistration, register, RegistrationError } from "../xmpp/xeps/xep0077.ts";
 import { errorMessage } from "../core/errors.ts";
 import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";

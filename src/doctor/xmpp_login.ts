@@ -3,11 +3,16 @@
  *
  * @module
  */
-import { createXmppClient, type Element, type XmppClient, type XmppClientOptions } from "../xmpp/client.ts";
+import {
+  createXmppClient,
+  type Element,
+  type XmppClient,
+  type XmppClientOptions,
+} from "../xmpp/session/client.ts";
 import { deadline } from "../core/deadline.ts";
 import { StepFailure } from "./report.ts";
 import { explainXmppFailure, type LoginPhase } from "../xmpp/explain.ts";
-import { NS_BIND, NS_SASL } from "../xmpp/ns.ts";
+import { NS_BIND, NS_SASL } from "../xmpp/protocol/ns.ts";
 
 /** A session that is online. Stop it with `client.stop()`. */
 export interface Login {

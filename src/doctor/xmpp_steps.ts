@@ -6,18 +6,18 @@
  */
 import { xml } from "@xmpp/client-core";
 import type net from "node:net";
-import type { Element } from "../xmpp/client.ts";
-import { discoInfo } from "../xmpp/disco.ts";
+import type { Element } from "../xmpp/session/client.ts";
+import { discoInfo } from "../xmpp/protocol/disco.ts";
 import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";
 import { certificateSummary, connectTcp, endpointOf, probeTls } from "./tls_probe.ts";
 import { type Login, login, LoginError } from "./xmpp_login.ts";
 import { mucRoundTrip, probeRoom, roomLabel } from "./muc_probe.ts";
-import { errorCondition } from "../xmpp/stanza.ts";
+import { errorCondition } from "../xmpp/protocol/stanza.ts";
 import { xep0077Step } from "./xep0077_step.ts";
 
 import { componentStep } from "./component_step.ts";
-import { NS_RECEIPTS, NS_REGISTER_FEATURE } from "../xmpp/ns.ts";
+import { NS_RECEIPTS, NS_REGISTER_FEATURE } from "../xmpp/protocol/ns.ts";
 
 /** How long a direct message may take to bounce. */
 const DM_BOUNCE_WAIT_MS = 2_000;

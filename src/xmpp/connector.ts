@@ -7,7 +7,7 @@
  * After every (re)join of a room read before, what it said while the bridge was away is fetched from its archive
  * (XEP-0313), or, when it keeps none, asked for as the history its join replays (since the last message seen);
  * live messages are held meanwhile. With a ghost provider, remote users speak as occupants of their own: each voice
- * is an intent (src/xmpp/intent.ts), and the connector builds every stanza once, for whichever speaks.
+ * is an intent (src/xmpp/intents/intent.ts), and the connector builds every stanza once, for whichever speaks.
  *
  * @module
  */
@@ -25,11 +25,11 @@ import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
 import type { BridgeMessage, DirectionalMessage, PartSender, SentRefs } from "../core/message.ts";
 import { renderTemplate } from "../core/text.ts";
-import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./client.ts";
-import { discoInfo } from "./disco.ts";
+import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./session/client.ts";
+import { discoInfo } from "./protocol/disco.ts";
 import { explainXmppFailure, type XmppFailure } from "./explain.ts";
-import { normalizeRoomJid } from "./jid.ts";
-import { type LeaveReason, MucRooms } from "./muc.ts";
+import { normalizeRoomJid } from "./protocol/jid.ts";
+import { type LeaveReason, MucRooms } from "./muc/rooms.ts";
 import {
   buildGroupchat,
   type Delay,
@@ -37,14 +37,14 @@ import {
   parseBody,
   parseGroupchat,
   renderBody,
-} from "./stanza.ts";
-import { senderMessageId, undeliverableNotice } from "./undeliverable.ts";
-import type { GhostProvider } from "./ghosts.ts";
-import { type Intent, SessionIntent } from "./intent.ts";
-import { Reflections } from "./reflections.ts";
-import { discoverXeps, type SessionXeps } from "./xeps.ts";
-import { fetchRoomArchive } from "./xep0313.ts";
-import { NS_MAM } from "./ns.ts";
+} from "./protocol/stanza.ts";
+import { senderMessageId, undeliverableNotice } from "./protocol/undeliverable.ts";
+import type { GhostProvider } from "./intents/ghosts.ts";
+import { type Intent, SessionIntent } from "./intents/intent.ts";
+import { Reflections } from "./muc/reflections.ts";
+import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
+import { fetchRoomArchive } from "./xeps/xep0313.ts";
+import { NS_MAM } from "./protocol/ns.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 

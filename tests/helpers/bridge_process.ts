@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { waitFor } from "../harness.ts";
+import { waitFor } from "./harness.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 

@@ -177,7 +177,7 @@ type XmppClient = any; // @xmpp/client ships no type declarations
  * Makes `xmpp` decode what it reads with a streaming UTF-8 decoder, one per socket. @xmpp/connection 0.14 decodes
  * each chunk on its own, which turns a character cut across two reads into U+FFFD, so long non-ASCII messages
  * would now and then arrive corrupted at this user. Must run before `start()`, which binds `_onData` as the
- * socket listener. (mmxmpp's own fix is src/xmpp/utf8_stream.ts; this user stays independent of it.)
+ * socket listener. (mmxmpp's own fix is src/xmpp/session/utf8_stream.ts; this user stays independent of it.)
  */
 function decodeStreaming(xmpp: XmppClient): void {
   let decoder = new TextDecoder();

@@ -1,0 +1,406 @@
+/**
+ * The `component` ghost mode: Mattermost users become puppets of an XEP-0114 component, occupants of the rooms under
+ * their own nicks, all over the one component connection: no account and no connection per user.
+ *
+ * A puppet is `{username}@{component domain}/{resource}`. It joins a room lazily, on its first message there, and
+ * is confirmed by its own reflection; the component answers disco#info for itself and for every puppet.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { getLogger, type Logger } from "@logtape/logtape";
+import xml from "@xmpp/xml";
+import { BridgeError, errorMessage, isTransient } from "../../core/errors.ts";
+import { renderTemplate } from "../../core/text.ts";
+import type { Element } from "../session/client.ts";
+import { type IqContext, XmppComponent } from "./component.ts";
+import { type GhostAuthor, type GhostProvider, nodeSafe } from "./ghosts.ts";
+import { type Intent, ReflectingIntent } from "./intent.ts";
+import { type LeaveReason, MucRooms } from "../muc/rooms.ts";
+import { Reflections } from "../muc/reflections.ts";
+import { parseGroupchat } from "../protocol/stanza.ts";
+import { NS_DISCO_INFO, NS_MUC, NS_PING } from "../protocol/ns.ts";
+
+const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING];
+/** How many rooms are rejoined at once after a reconnection. */
+const REJOIN_CONCURRENCY = 8;
+
+/** Settings of {@link ComponentPuppets}. */
+export interface ComponentPuppetsOptions {
+  /** `xmpp://host:port` of the server's component port (`XMPP_COMPONENT_SERVICE`). */
+  service: string;
+  /** The component's JID, a domain such as `bridge.example.org` (`XMPP_COMPONENT_JID`). */
+  domain: string;
+  /** The component's shared secret (`XMPP_COMPONENT_SECRET`). */
+  secret: string;
+  /** A puppet's nick: `{username}` (default) and `{displayname}` are replaced. */
+  nickFormat?: string;
+  /** Resource of every puppet's full JID (default "mmxmpp"). */
+  resource?: string;
+  /** How long to wait for a room to reflect a sent message (default 15000). */
+  reflectionTimeoutMs?: number;
+  /** How long to wait for a room to answer a join (default 15000). */
+  joinTimeoutMs?: number;
+  /** Delay before the first reconnection attempt, doubled after each failure up to 30 s (default 1000). */
+  reconnectDelayMs?: number;
+  log?: Logger;
+}
+
+/** One Mattermost user's puppet. */
+interface Puppet {
+  author: GhostAuthor;
+  /** Bare JID. */
+  jid: string;
+  /** The full JID it sends from. */
+  occupantSource: string;
+  muc: MucRooms;
+  /** Joins in progress by room, so concurrent sends share one join. */
+  joining: Map<string, Promise<void>>;
+  /** Its voice in rooms. */
+  intent: Intent;
+}
+
+/** A puppet's voice: it speaks from its own full JID over the component's connection. */
+class PuppetIntent extends ReflectingIntent {
+  constructor(
+    readonly jid: string,
+    private readonly component: XmppComponent,
+    reflections: Reflections,
+    private readonly join: (room: string) => Promise<void>,
+  ) {
+    super(reflections);
+  }
+
+  ensureJoined(room: string): Promise<void> {
+    return this.join(room.toLowerCase());
+  }
+
+  send(stanza: Element): Promise<void> {
+    if (this.component.status !== "online") {
+      const err = new BridgeError(`the XMPP component ${this.component.domain} is not connected`, {
+        transient: true,
+      });
+      return Promise.reject(err);
+    }
+    stanza.attrs.from = this.jid;
+    return this.component.send(stanza);
+  }
+}
+
+/**
+ * Puppets of one XEP-0114 component.
+ *
+ * @example
+ * ```ts
+ * const ghosts = new ComponentPuppets({ service: "xmpp://127.0.0.1:5347", domain: "bridge.example.org", secret });
+ * await ghosts.start();
+ * const bob = await ghosts.intentFor({ id: userId, name: "bob" });
+ * await bob.ensureJoined(room);
+ * const { stanzaId } = await bob.sendAwaitingReflection(room, buildGroupchat(room, "hi", originId), originId);
+ * ```
+ */
+export class ComponentPuppets implements GhostProvider {
+  readonly mode = "component";
+  private readonly component: XmppComponent;
+  private readonly reflections: Reflections;
+  private readonly log: Logger;
+  private readonly nickFormat: string;
+  private readonly resource: string;
+  private readonly domain: string;
+  private readonly byId = new Map<string, Puppet>();
+  private readonly byNode = new Map<string, Puppet>();
+  /** Puppets that are or were in each room: isGhost looks only at these. */
+  private readonly occupants = new Map<string, Set<Puppet>>();
+  private everOnline = false;
+  private online = false;
+  private stopping = false;
+
+  constructor(private readonly opts: ComponentPuppetsOptions) {
+    this.domain = opts.domain.toLowerCase();
+    this.log = opts.log ?? getLogger(["mmxmpp", "xmpp", "component"]);
+    this.nickFormat = opts.nickFormat ?? "{username}";
+    this.resource = opts.resource ?? "mmxmpp";
+    this.reflections = new Reflections(opts.reflectionTimeoutMs);
+    this.component = new XmppComponent({
+      service: opts.service,
+      domain: this.domain,
+      secret: opts.secret,
+      reconnectDelayMs: opts.reconnectDelayMs,
+    });
+    this.component.on("stanza", (stanza) => this.onStanza(stanza));
+    this.component.on("online", () => this.onOnline());
+    this.component.on("disconnect", () => this.onDisconnect());
+    this.component.on("error", (err) => {
+      if (!this.stopping) {
+        this.log.warn("XMPP component {domain}: {error}", { domain: this.domain, error: err.message });
+      }
+    });
+    this.component.iqCallee.get(NS_DISCO_INFO, "query", (ctx) => this.discoInfo(ctx));
+    this.component.iqCallee.get(NS_PING, "ping", (ctx) => this.isOurs(ctx) || undefined);
+  }
+
+  /** Connects the component. Rejects with an explained BridgeError (a wrong secret, a refused connection). */
+  async start(): Promise<void> {
+    this.stopping = false;
+    try {
+      await this.component.start();
+    } catch (err) {
+      throw new BridgeError(
+        `cannot connect the XMPP component ${this.domain} to ${this.opts.service}: ${errorMessage(err)}`,
+        { transient: err instanceof BridgeError && err.transient, cause: err },
+      );
+    }
+  }
+
+  intentFor(author: GhostAuthor): Promise<Intent> {
+    return Promise.resolve(this.puppetFor(author).intent);
+  }
+
+  isGhost(room: string, nick: string): boolean {
+    room = room.toLowerCase();
+    for (const puppet of this.occupants.get(room) ?? []) {
+      if (puppet.muc.rooms.get(room)?.nick === nick) return true;
+    }
+    return false;
+  }
+
+  async retire(authorId: string): Promise<void> {
+    const puppet = this.byId.get(authorId);
+    if (!puppet) return;
+    this.byId.delete(authorId);
+    this.byNode.delete(puppet.jid.split("@")[0]);
+    const rooms = puppet.muc.resetAll().map(([room]) => room);
+    await Promise.all(rooms.map((room) => this.leave(puppet, room)));
+    this.log.info("Puppet {jid} retired from {count} room(s)", { jid: puppet.jid, count: rooms.length });
+  }
+
+  async leaveRoom(room: string): Promise<void> {
+    room = room.toLowerCase();
+    const puppets = [...this.occupants.get(room) ?? []];
+    await Promise.all(puppets.map((puppet) => this.leave(puppet, room)));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.reflections.rejectAll(new BridgeError("the bridge is stopping", { transient: true }));
+    try {
+      const leaving: Promise<void>[] = [];
+      for (const puppet of this.byId.values()) {
+        for (const [room] of puppet.muc.resetAll()) leaving.push(this.leave(puppet, room));
+      }
+      await Promise.all(leaving);
+    } finally {
+      await this.component.stop();
+    }
+  }
+
+  /** The puppet of `author`, created on first use; its JID stays the same for as long as this runs. */
+  private puppetFor(author: GhostAuthor): Puppet {
+    const known = this.byId.get(author.id);
+    if (known) {
+      known.author = author;
+      return known;
+    }
+    let node = nodeSafe(author.name);
+    // Two usernames that differ only where nodeprep folds them: the later one gets a suffix derived from its id.
+    if (this.byNode.has(node)) {
+      node = `${node}_${createHash("sha1").update(author.id).digest("hex").slice(0, 6)}`;
+    }
+    const jid = `${node}@${this.domain}`;
+    const occupantSource = `${jid}/${this.resource}`;
+    const puppet: Puppet = {
+      author,
+      jid,
+      occupantSource,
+      muc: new MucRooms(
+        (el) => {
+          el.attrs.from = puppet.occupantSource;
+          return this.component.send(el);
+        },
+        (room, reason) => this.onLeft(puppet, room, reason),
+        this.opts.joinTimeoutMs,
+      ),
+      joining: new Map(),
+      intent: new PuppetIntent(
+        occupantSource,
+        this.component,
+        this.reflections,
+        (room) => this.ensureJoined(puppet, room),
+      ),
+    };
+    this.byId.set(author.id, puppet);
+    this.byNode.set(node, puppet);
+    return puppet;
+  }
+
+  private nickOf(author: GhostAuthor): string {
+    const nick = renderTemplate(this.nickFormat, {
+      username: author.name,
+      displayname: author.displayName || author.name,
+    }).trim();
+    return nick || author.name;
+  }
+
+  /** Joins `room` unless already in it; concurrent callers share one join. */
+  private async ensureJoined(puppet: Puppet, room: string): Promise<void> {
+    if (this.component.status !== "online") {
+      throw new BridgeError(`the XMPP component ${this.domain} is not connected`, { transient: true });
+    }
+    if (puppet.muc.nickIn(room)) return;
+    let joining = puppet.joining.get(room);
+    if (!joining) {
+      const nick = puppet.muc.rooms.get(room)?.wantedNick ?? this.nickOf(puppet.author);
+      let occupants = this.occupants.get(room);
+      if (!occupants) this.occupants.set(room, occupants = new Set());
+      occupants.add(puppet);
+      joining = puppet.muc.join(room, nick).then(
+        () => {},
+        (err) => {
+          // Forget the room: the next message tries again, and a reconnection does not rejoin it meanwhile.
+          if (!puppet.muc.nickIn(room)) this.forget(puppet, room);
+          throw new BridgeError(`${puppet.jid} ${errorMessage(err)}`, {
+            transient: isTransient(err),
+            cause: err,
+          });
+        },
+      ).finally(() => puppet.joining.delete(room));
+      puppet.joining.set(room, joining);
+    }
+    await joining;
+  }
+
+  /** Leaves `room` (an unavailable presence when the puppet has a nick there) and forgets it. Never throws. */
+  private async leave(puppet: Puppet, room: string): Promise<void> {
+    try {
+      if (this.component.status === "online") await puppet.muc.leave(room);
+    } catch (err) {
+      this.log.debug("{jid} could not leave {room}: {error}", {
+        jid: puppet.jid,
+        room,
+        error: errorMessage(err),
+      });
+    }
+    this.forget(puppet, room);
+  }
+
+  private forget(puppet: Puppet, room: string): void {
+    puppet.muc.rooms.delete(room);
+    const occupants = this.occupants.get(room);
+    occupants?.delete(puppet);
+    if (occupants?.size === 0) this.occupants.delete(room);
+  }
+
+  private onStanza(stanza: Element): void {
+    try {
+      const puppet = this.addressee(String(stanza.attrs.to ?? ""));
+      if (!puppet) return;
+      if (stanza.is("presence")) {
+        puppet.muc.handlePresence(stanza);
+        return;
+      }
+      const msg = parseGroupchat(stanza);
+      if (!msg) return;
+      if (msg.error) {
+        // The room bounced the puppet's message: it is probably no longer an occupant, so join on the next send.
+        if (this.reflections.settle(msg) === "bounced") {
+          const occupancy = puppet.muc.rooms.get(msg.room);
+          if (occupancy) occupancy.joined = false;
+        }
+      } else if (msg.nick !== "" && puppet.muc.rooms.get(msg.room)?.nick === msg.nick) {
+        // The puppet's own message, reflected to itself: the room's stanza-id confirms it.
+        this.reflections.settle(msg);
+      }
+    } catch (err) {
+      this.log.warn("Ignored a stanza that could not be handled: {error}", { error: errorMessage(err) });
+    }
+  }
+
+  /** The puppet a stanza is addressed to, if any. */
+  private addressee(to: string): Puppet | undefined {
+    const at = to.indexOf("@");
+    if (at < 0) return undefined;
+    const domain = to.slice(at + 1).split("/")[0].toLowerCase();
+    return domain === this.domain ? this.byNode.get(to.slice(0, at).toLowerCase()) : undefined;
+  }
+
+  /** Unknown puppets get no answer, so the callee replies service-unavailable as for any nonexistent JID. */
+  private discoInfo(ctx: IqContext): Element | undefined {
+    const node = ctx.element.attrs.node;
+    if (!ctx.to?.local) {
+      return discoResult(node, { category: "gateway", type: "mattermost", name: "Mattermost bridge" });
+    }
+    const puppet = this.addressee(ctx.to.toString());
+    if (!puppet) return undefined;
+    return discoResult(node, {
+      category: "client",
+      type: "pc",
+      name: puppet.author.displayName || puppet.author.name,
+    });
+  }
+
+  private isOurs(ctx: IqContext): boolean {
+    return !ctx.to?.local || this.addressee(ctx.to.toString()) !== undefined;
+  }
+
+  private onOnline(): void {
+    const again = this.everOnline;
+    this.everOnline = this.online = true;
+    this.log.info("XMPP component {domain} is online", { domain: this.domain });
+    if (again) void this.rejoinAll();
+  }
+
+  private onDisconnect(): void {
+    if (this.stopping) return;
+    // Every failed reconnection attempt ends in another disconnect; say it once.
+    if (this.online) {
+      this.log.warn("XMPP component {domain} lost its connection; reconnecting", { domain: this.domain });
+    }
+    this.online = false;
+    this.reflections.rejectAll(
+      new BridgeError("the XMPP component lost its connection before the room confirmed a message", {
+        transient: true,
+      }),
+    );
+    for (const puppet of this.byId.values()) puppet.muc.resetAll();
+  }
+
+  /** After a reconnection no puppet is an occupant any more (the server saw the component go): join again. */
+  private async rejoinAll(): Promise<void> {
+    const queue: Array<[Puppet, string]> = [];
+    for (const puppet of this.byId.values()) {
+      for (const [room] of puppet.muc.resetAll()) queue.push([puppet, room]);
+    }
+    this.log.info("Rejoining {count} puppet occupancies", { count: queue.length });
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const [puppet, room] = next;
+        if (this.stopping || this.component.status !== "online") return;
+        await this.ensureJoined(puppet, room).catch((err) =>
+          this.log.warn("{jid} could not rejoin {room}: {error}", {
+            jid: puppet.jid,
+            room,
+            error: errorMessage(err),
+          })
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: REJOIN_CONCURRENCY }, worker));
+  }
+
+  private onLeft(puppet: Puppet, room: string, reason: LeaveReason): void {
+    // Kicked, room destroyed or shut down: the puppet joins again with its next message there.
+    this.log.info("{jid} is no longer in {room} ({reason})", { jid: puppet.jid, room, reason });
+  }
+}
+
+function discoResult(
+  node: string | undefined,
+  identity: { category: string; type: string; name: string },
+): Element {
+  return xml(
+    "query",
+    { xmlns: NS_DISCO_INFO, node },
+    xml("identity", identity),
+    ...FEATURES.map((feature) => xml("feature", { var: feature })),
+  );
+}

@@ -1,0 +1,264 @@
+/**
+ * Builds an xmpp.js client from its parts, so that TLS can be configured per connection.
+ *
+ * `@xmpp/client`'s own STARTTLS step takes no TLS options; this module wires the same pieces (TCP, direct TLS,
+ * SASL SCRAM-SHA-1/PLAIN, resource binding, reconnect, IQ caller/callee) with a STARTTLS step that honours a
+ * custom CA and an explicit "skip verification" switch, and checks the certificate against the JID's domain.
+ * {@link createStreamClient} builds the same stream but stops before authentication, for XEP-0077 registration.
+ *
+ * @module
+ */
+import { Client, xml } from "@xmpp/client-core";
+import reconnect from "@xmpp/reconnect";
+import tcp from "@xmpp/tcp";
+import ConnectionTLS from "@xmpp/tls/lib/Connection.js";
+import TlsSocket from "@xmpp/tls/lib/Socket.js";
+import middleware from "@xmpp/middleware";
+import streamFeatures from "@xmpp/stream-features";
+import iqCaller from "@xmpp/iq/caller.js";
+import iqCallee from "@xmpp/iq/callee.js";
+import sasl from "@xmpp/sasl";
+import SASLFactory from "saslmechanisms";
+import scramsha1 from "@xmpp/sasl-scram-sha-1";
+import plain from "@xmpp/sasl-plain";
+import resourceBinding from "@xmpp/resource-binding";
+import net from "node:net";
+import tls from "node:tls";
+import { decodeUtf8Streaming } from "./utf8_stream.ts";
+import { NS_PING, NS_STREAM, NS_TLS } from "../protocol/ns.ts";
+
+/** An xmpp.js element. */
+export type Element = ReturnType<typeof xml>;
+
+/** TLS settings for one connection. */
+export interface TlsOptions {
+  /** Extra CA certificate(s), PEM. */
+  ca?: string;
+  /** Accept any certificate. Only for testing; the caller warns. */
+  insecureSkipVerify?: boolean;
+  /**
+   * Log in even when the server offers no TLS (`XMPP_ALLOW_UNENCRYPTED`). Without it, a stream that is still
+   * unencrypted when authentication starts (no STARTTLS offered, or the offer stripped on the way) is refused.
+   */
+  allowUnencrypted?: boolean;
+}
+
+/** Options for {@link createXmppClient}. */
+export interface XmppClientOptions {
+  /** `xmpp://host:port` or `xmpps://host:port`. */
+  service: string;
+  /** Domain of the account; certificates are checked against it. */
+  domain: string;
+  username: string;
+  password: string;
+  resource: string;
+  tls?: TlsOptions;
+}
+
+/** What stream negotiation picked and saw, for logs, capabilities and the doctor. */
+export interface Negotiated {
+  /** The SASL mechanism used (authenticated clients only). */
+  mechanism?: string;
+  tlsProtocol?: string;
+  peerCertificate?: tls.PeerCertificate;
+  /**
+   * Namespaces of every stream feature the server offered on the current connection, before and after
+   * authentication, e.g. `http://jabber.org/features/iq-register` (XEP-0077) or `urn:xmpp:sm:3`.
+   */
+  streamFeatures: Set<string>;
+}
+
+/** The parts of an xmpp.js client the bridge uses. */
+export interface XmppClient {
+  readonly status: string;
+  readonly jid: { toString(): string; bare(): { toString(): string }; getLocal(): string } | null;
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+  send(element: Element): Promise<void>;
+  on(event: string, listener: (...args: never[]) => void): void;
+  removeListener(event: string, listener: (...args: never[]) => void): void;
+  isSecure(): boolean;
+  iqCaller: {
+    request(element: Element, timeout?: number): Promise<Element>;
+    get(element: Element, to?: string, timeout?: number): Promise<Element>;
+  };
+  iqCallee: { get(ns: string, name: string, handler: (ctx: unknown) => unknown): void };
+  reconnect: { delay: number; stop(): void; start(): void; on(event: string, listener: () => void): void };
+  /** What negotiation picked, for logs and the doctor. */
+  negotiated: Negotiated;
+}
+
+/** Options for {@link createStreamClient}. */
+export interface StreamClientOptions {
+  /** `xmpp://host:port` or `xmpps://host:port`. */
+  service: string;
+  /** Domain of the server; certificates are checked against it. */
+  domain: string;
+  tls?: TlsOptions;
+}
+
+/**
+ * A stream that is negotiated up to, but not including, authentication: STARTTLS when offered, then nothing.
+ * `start()` resolves once the server has sent the features that follow TLS (SASL mechanisms, XEP-0077
+ * registration…); the stream then carries pre-authentication IQs such as XEP-0077 registration.
+ */
+export interface XmppStreamClient {
+  readonly status: string;
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+  send(element: Element): Promise<void>;
+  on(event: string, listener: (...args: never[]) => void): void;
+  isSecure(): boolean;
+  iqCaller: { request(element: Element, timeout?: number): Promise<Element> };
+  negotiated: Negotiated;
+}
+
+/** What a stream-feature handler of xmpp.js is given. */
+interface NegotiatingEntity {
+  socket: unknown;
+  sendReceive(el: Element): Promise<Element>;
+  _attachSocket(socket: unknown): void;
+  restart(): Promise<void>;
+}
+
+/** The SASL step's callback that performs the exchange. */
+type Authenticate = (credentials: { username: string; password: string }, mechanism: string) => Promise<void>;
+
+/** Node TLS connect options for `opts`. */
+export function tlsConnectOptions(domain: string, opts: TlsOptions = {}): tls.ConnectionOptions {
+  return {
+    servername: domain,
+    ca: opts.ca ? [...tls.rootCertificates, opts.ca] : undefined,
+    rejectUnauthorized: !opts.insecureSkipVerify,
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(domain, cert),
+  };
+}
+
+/**
+ * Creates (but does not start) a client for one account.
+ *
+ * @example
+ * ```ts
+ * const xmpp = createXmppClient({ service: "xmpp://chat.example.org:5222", domain: "example.org",
+ *   username: "bridge", password, resource: "mattermost-bridge" });
+ * await xmpp.start();
+ * ```
+ */
+export function createXmppClient(opts: XmppClientOptions): XmppClient {
+  const { entity, mw, features, caller, negotiated } = negotiatingEntity(opts.service, opts.domain, opts.tls);
+  const callee = iqCallee({ middleware: mw, entity });
+  const reconnector = reconnect({ entity });
+
+  const saslFactory = new SASLFactory();
+  scramsha1(saslFactory);
+  plain(saslFactory);
+  sasl(
+    { streamFeatures: features, saslFactory },
+    async (authenticate: Authenticate, mechanisms: string[]) => {
+      if (!entity.isSecure() && !opts.tls?.allowUnencrypted) {
+        throw new Error(
+          "the server offered no TLS (no STARTTLS), so the bridge will not log in over this unencrypted " +
+            "connection: enable TLS on the server, use xmpps://, or set XMPP_ALLOW_UNENCRYPTED=true for a " +
+            "server on a trusted network",
+        );
+      }
+      // Never send PLAIN over an unencrypted stream.
+      const mechanism = entity.isSecure() ? mechanisms[0] : mechanisms.find((m: string) => m !== "PLAIN");
+      if (!mechanism) throw new Error("the server offers only PLAIN authentication on an unencrypted stream");
+      negotiated.mechanism = mechanism;
+      await authenticate({ username: opts.username, password: opts.password }, mechanism);
+    },
+  );
+  resourceBinding({ iqCaller: caller, streamFeatures: features }, opts.resource);
+  callee.get(NS_PING, "ping", () => ({}));
+
+  return Object.assign(entity, { iqCaller: caller, iqCallee: callee, reconnect: reconnector, negotiated });
+}
+
+/**
+ * Creates (but does not start) a client that opens a stream, negotiates STARTTLS when the server offers it (with
+ * the same TLS options as {@link createXmppClient}) and stops before authentication: it never sends SASL. For
+ * XEP-0077 registration of a new account. It does not reconnect; stop it when done.
+ *
+ * @example
+ * ```ts
+ * const stream = createStreamClient({ service: "xmpp://chat.example.org:5222", domain: "example.org" });
+ * await stream.start();
+ * const form = await stream.iqCaller.request(xml("iq", { type: "get" }, xml("query", { xmlns: "jabber:iq:register" })));
+ * await stream.stop();
+ * ```
+ */
+export function createStreamClient(opts: StreamClientOptions): XmppStreamClient {
+  const { entity, mw, caller, negotiated } = negotiatingEntity(opts.service, opts.domain, opts.tls);
+  // Runs after the STARTTLS step, which consumes the features that offer it: these features are the last before
+  // authentication, so the stream is as far as it goes.
+  mw.use(
+    (
+      { stanza, entity }: { stanza: Element; entity: { _ready(resumed: boolean): void } },
+      next: () => unknown,
+    ) => {
+      if (!stanza.is("features", NS_STREAM)) return next();
+      entity._ready(false);
+    },
+  );
+  return Object.assign(entity, { iqCaller: caller, negotiated });
+}
+
+/** xmpp.js's client, decoding what it reads with a streaming UTF-8 decoder (every transport, after STARTTLS too). */
+const StreamingClient = decodeUtf8Streaming(Client);
+
+/**
+ * An xmpp.js entity with the transports (TCP, direct TLS with our options), middleware, IQ caller and our STARTTLS
+ * step, which records what was negotiated.
+ */
+function negotiatingEntity(service: string, domain: string, tlsOptions?: TlsOptions) {
+  const tlsOpts = tlsConnectOptions(domain, tlsOptions);
+  const entity = new StreamingClient({ service, domain });
+  const negotiated: Negotiated = { streamFeatures: new Set() };
+
+  // Direct TLS (xmpps://) with our options.
+  class DirectTls extends ConnectionTLS {
+    socketParameters(service: string) {
+      const params = super.socketParameters(service);
+      return params && { ...params, ...tlsOpts };
+    }
+  }
+  tcp({ entity });
+  entity.transports.push(DirectTls);
+
+  entity.on("connecting", () => negotiated.streamFeatures.clear());
+  entity.on("element", (el: Element) => {
+    if (!el.is("features", NS_STREAM)) return;
+    for (const feature of el.getChildElements()) negotiated.streamFeatures.add(String(feature.getNS()));
+  });
+
+  const mw = middleware({ entity });
+  const features = streamFeatures({ middleware: mw });
+  const caller = iqCaller({ middleware: mw, entity });
+
+  features.use("starttls", NS_TLS, async ({ entity }: { entity: NegotiatingEntity }, next: () => unknown) => {
+    const socket = entity.socket;
+    // Already encrypted (xmpps://): a server behind a TLS-terminating proxy still offers STARTTLS; go on to SASL.
+    if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return next();
+    const answer = await entity.sendReceive(xml("starttls", { xmlns: NS_TLS }));
+    if (!answer.is("proceed", NS_TLS)) throw new Error("the server refused STARTTLS");
+    const secure = new TlsSocket();
+    await new Promise<void>((resolve, reject) => {
+      secure.once("connect", () => resolve());
+      secure.once("error", (err: Error) => reject(err));
+      secure.connect({ socket, ...tlsOpts });
+    });
+    entity._attachSocket(secure);
+    await entity.restart();
+  });
+
+  entity.on("online", () => {
+    const raw = entity.socket?.socket;
+    if (raw instanceof tls.TLSSocket) {
+      negotiated.tlsProtocol = raw.getProtocol() ?? undefined;
+      negotiated.peerCertificate = raw.getPeerCertificate();
+    }
+  });
+
+  return { entity, mw, features, caller, negotiated };
+}
