@@ -293,7 +293,6 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
       } finally {
         finish();
       }
-      await this.muc.join(room, nick);
       this.roomTrouble.delete(room);
       this.banned.delete(room);
       return;
