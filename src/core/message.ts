@@ -12,7 +12,6 @@ import type {
   BridgeRemove,
   BridgeTyping,
 } from "./events.ts";
-import type { MessageRef } from "./store.ts";
 
 // The message kind keeps its name, and its home here, for the code that knew only messages.
 export type { BridgeMessage } from "./events.ts";
@@ -116,4 +115,16 @@ export interface MessagePart extends PartIds {
 export interface SentRefs {
   ids: string[];
   parts?: MessagePart[];
+}
+
+/** Where a message lives on one network. */
+export interface MessageRef {
+  channel: string;
+  /**
+   * Every id the message is found by there, each indexed as `["msg", network, channel, id]`: post ids (one per split
+   * piece), or message id, origin-id, stanza-id (sender-chosen ids of a received XMPP message as `nick/id`).
+   */
+  ids: string[];
+  /** The pieces the message is there, in order, with their named ids and who sent each. */
+  parts: MessagePart[];
 }

@@ -16,7 +16,9 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { migrate } from "./migrations.ts";
-import type { DirectionalMessage, IdName, MessagePart } from "./message.ts";
+import type { DirectionalMessage, IdName, MessagePart, MessageRef } from "./message.ts";
+
+export type { MessageRef };
 import type { StoredSecret } from "./secretbox.ts";
 import { errorMessage } from "./errors.ts";
 
@@ -37,18 +39,6 @@ export interface ChannelMapping {
   /** Who made it (a user id on the network where the command was typed), when known. */
   createdBy?: string;
   createdAt: number;
-}
-
-/** Where a message lives on one network. */
-export interface MessageRef {
-  channel: string;
-  /**
-   * Every id the message is found by there, each indexed as `["msg", network, channel, id]`: post ids (one per split
-   * piece), or message id, origin-id, stanza-id (sender-chosen ids of a received XMPP message as `nick/id`).
-   */
-  ids: string[];
-  /** The pieces the message is there, in order, with their named ids and who sent each. */
-  parts: MessagePart[];
 }
 
 /** One bridged message: the same message on each network it reached. */
