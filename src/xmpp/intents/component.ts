@@ -20,6 +20,7 @@ import { BridgeError } from "../../core/errors.ts";
 import { explainComponentFailure } from "../explain.ts";
 import type { Element } from "../session/client.ts";
 import { decodeUtf8Streaming } from "../session/utf8_stream.ts";
+import { settleStart } from "../session/settled_start.ts";
 import { NS_COMPONENT } from "../protocol/ns.ts";
 
 const DEFAULT_PORT = 5347;
@@ -78,8 +79,12 @@ interface TcpStream {
   /** Namespace of the stream header, read from the prototype. */
   NS: string;
   status: string;
+  timeout: number;
+  socket: unknown;
   options: { service: string; domain: string };
   on(event: string, listener: (...args: never[]) => void): void;
+  once(event: string, listener: (...args: never[]) => void): void;
+  removeListener(event: string, listener: (...args: never[]) => void): void;
   emit(event: string, ...args: unknown[]): boolean;
   isStanza(el: Element): boolean;
   socketParameters(service: string): { port: number | null; host: string } | undefined;
@@ -90,6 +95,8 @@ interface TcpStream {
   _ready(resumed: boolean): void;
   start(): Promise<unknown>;
   stop(): Promise<unknown>;
+  connect(service: string): Promise<unknown>;
+  open(options: { domain?: string; lang?: string }): Promise<unknown>;
   disconnect(): Promise<unknown>;
   _attachSocket(socket: unknown): void;
   _onData(data: unknown): void;
@@ -101,9 +108,9 @@ const TcpStream = ConnectionTCP as unknown as {
 
 /**
  * The TCP stream of xmpp.js in the component namespace, with the XEP-0114 handshake in place of SASL, decoding what
- * it reads with a streaming UTF-8 decoder.
+ * it reads with a streaming UTF-8 decoder; a failed start leaves nothing behind (see settled_start.ts).
  */
-class ComponentStream extends decodeUtf8Streaming(TcpStream) {
+class ComponentStream extends settleStart(decodeUtf8Streaming(TcpStream)) {
   constructor(options: { service: string; domain: string }, secret: string) {
     super(options);
     this.on("open", (header: Element) => this.#handshake(String(header.attrs.id ?? ""), secret));

@@ -25,6 +25,7 @@ import resourceBinding from "@xmpp/resource-binding";
 import net from "node:net";
 import tls from "node:tls";
 import { decodeUtf8Streaming } from "./utf8_stream.ts";
+import { dropSocket, NegotiationTimeout, settleStart } from "./settled_start.ts";
 import { NS_PING, NS_STREAM, NS_TLS } from "../protocol/ns.ts";
 
 /** An xmpp.js element. */
@@ -53,6 +54,8 @@ export interface XmppClientOptions {
   password: string;
   resource: string;
   tls?: TlsOptions;
+  /** How long each negotiation step (stream header, STARTTLS, closing) may wait for the server; default 2000 ms. */
+  timeoutMs?: number;
 }
 
 /** What stream negotiation picked and saw, for logs, capabilities and the doctor. */
@@ -95,6 +98,8 @@ export interface StreamClientOptions {
   /** Domain of the server; certificates are checked against it. */
   domain: string;
   tls?: TlsOptions;
+  /** As in {@link XmppClientOptions.timeoutMs}. */
+  timeoutMs?: number;
 }
 
 /**
@@ -145,7 +150,7 @@ export function tlsConnectOptions(domain: string, opts: TlsOptions = {}): tls.Co
  * ```
  */
 export function createXmppClient(opts: XmppClientOptions): XmppClient {
-  const { entity, mw, features, caller, negotiated } = negotiatingEntity(opts.service, opts.domain, opts.tls);
+  const { entity, mw, features, caller, negotiated } = negotiatingEntity(opts);
   const callee = iqCallee({ middleware: mw, entity });
   const reconnector = reconnect({ entity });
 
@@ -189,7 +194,7 @@ export function createXmppClient(opts: XmppClientOptions): XmppClient {
  * ```
  */
 export function createStreamClient(opts: StreamClientOptions): XmppStreamClient {
-  const { entity, mw, caller, negotiated } = negotiatingEntity(opts.service, opts.domain, opts.tls);
+  const { entity, mw, caller, negotiated } = negotiatingEntity(opts);
   // Runs after the STARTTLS step, which consumes the features that offer it: these features are the last before
   // authentication, so the stream is as far as it goes.
   mw.use(
@@ -204,17 +209,24 @@ export function createStreamClient(opts: StreamClientOptions): XmppStreamClient 
   return Object.assign(entity, { iqCaller: caller, negotiated });
 }
 
-/** xmpp.js's client, decoding what it reads with a streaming UTF-8 decoder (every transport, after STARTTLS too). */
-const StreamingClient = decodeUtf8Streaming(Client);
+/**
+ * xmpp.js's client, decoding what it reads with a streaming UTF-8 decoder (every transport, after STARTTLS too),
+ * whose failed start leaves nothing behind and whose stream that does not open is dropped (see settled_start.ts).
+ */
+const StreamingClient = settleStart(decodeUtf8Streaming(Client));
 
 /**
  * An xmpp.js entity with the transports (TCP, direct TLS with our options), middleware, IQ caller and our STARTTLS
  * step, which records what was negotiated.
  */
-function negotiatingEntity(service: string, domain: string, tlsOptions?: TlsOptions) {
+function negotiatingEntity({ service, domain, tls: tlsOptions, timeoutMs }: StreamClientOptions) {
   const tlsOpts = tlsConnectOptions(domain, tlsOptions);
-  const entity = new StreamingClient({ service, domain });
+  const entity = new StreamingClient({ service, domain, timeout: timeoutMs });
   const negotiated: Negotiated = { streamFeatures: new Set() };
+  // An EventEmitter without an "error" listener throws, and @xmpp/middleware emits a stream-feature step's failure
+  // from a promise nobody holds: that throw would be an unhandled rejection, which ends the process. Failures reach
+  // callers through start() and their own "error" listeners.
+  entity.on("error", () => {});
 
   // Direct TLS (xmpps://) with our options.
   class DirectTls extends ConnectionTLS {
@@ -240,16 +252,27 @@ function negotiatingEntity(service: string, domain: string, tlsOptions?: TlsOpti
     const socket = entity.socket;
     // Already encrypted (xmpps://): a server behind a TLS-terminating proxy still offers STARTTLS; go on to SASL.
     if (!(socket instanceof net.Socket) || socket instanceof tls.TLSSocket) return next();
-    const answer = await entity.sendReceive(xml("starttls", { xmlns: NS_TLS }));
-    if (!answer.is("proceed", NS_TLS)) throw new Error("the server refused STARTTLS");
     const secure = new TlsSocket();
-    await new Promise<void>((resolve, reject) => {
-      secure.once("connect", () => resolve());
-      secure.once("error", (err: Error) => reject(err));
-      secure.connect({ socket, ...tlsOpts });
-    });
-    entity._attachSocket(secure);
-    await entity.restart();
+    let step = "STARTTLS";
+    try {
+      const answer = await entity.sendReceive(xml("starttls", { xmlns: NS_TLS }));
+      if (!answer.is("proceed", NS_TLS)) throw new Error("the server refused STARTTLS");
+      step = "the TLS handshake after STARTTLS";
+      await new Promise<void>((resolve, reject) => {
+        secure.once("connect", () => resolve());
+        secure.once("error", (err: Error) => reject(err));
+        secure.connect({ socket, ...tlsOpts });
+      });
+      entity._attachSocket(secure);
+      step = "the stream restart after STARTTLS";
+      await entity.restart();
+    } catch (err) {
+      // A half-negotiated stream is of no use: drop it, so that "disconnect" follows and a reconnect can try again.
+      // The error goes on to @xmpp/middleware, which emits it as the connection's "error" (start() rejects with it).
+      dropSocket(secure);
+      socket.destroy();
+      throw startTlsFailure(err, step);
+    }
   });
 
   entity.on("online", () => {
@@ -261,4 +284,13 @@ function negotiatingEntity(service: string, domain: string, tlsOptions?: TlsOpti
   });
 
   return { entity, mw, features, caller, negotiated };
+}
+
+/** A failure of the STARTTLS step, naming the step; a timeout stays a {@link NegotiationTimeout} (transient). */
+function startTlsFailure(err: unknown, step: string): Error {
+  const e = err as Error;
+  if (e?.name !== "TimeoutError") return err instanceof Error ? err : new Error(String(err));
+  const what = e.message ? e.message.replace(/^the server /, "") : "did not answer in time";
+  // The cause is xmpp.js's bare TimeoutError, so that explain.ts's root cause is this message, which names the step.
+  return new NegotiationTimeout(`${step}: the server ${what}`, { cause: e.cause ?? err });
 }
