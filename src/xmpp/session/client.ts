@@ -54,7 +54,10 @@ export interface XmppClientOptions {
   password: string;
   resource: string;
   tls?: TlsOptions;
-  /** How long each negotiation step (stream header, STARTTLS, closing) may wait for the server; default 2000 ms. */
+  /**
+   * How long each negotiation step (stream header, STARTTLS, closing) may wait for the server; default 10 s
+   * (xmpp.js's own 2 s is too short for a loaded server or a slow link: the login would fail and be retried).
+   */
   timeoutMs?: number;
 }
 
@@ -215,13 +218,16 @@ export function createStreamClient(opts: StreamClientOptions): XmppStreamClient 
  */
 const StreamingClient = settleStart(decodeUtf8Streaming(Client));
 
+/** Default of {@link XmppClientOptions.timeoutMs}. */
+const NEGOTIATION_TIMEOUT_MS = 10_000;
+
 /**
  * An xmpp.js entity with the transports (TCP, direct TLS with our options), middleware, IQ caller and our STARTTLS
  * step, which records what was negotiated.
  */
 function negotiatingEntity({ service, domain, tls: tlsOptions, timeoutMs }: StreamClientOptions) {
   const tlsOpts = tlsConnectOptions(domain, tlsOptions);
-  const entity = new StreamingClient({ service, domain, timeout: timeoutMs });
+  const entity = new StreamingClient({ service, domain, timeout: timeoutMs ?? NEGOTIATION_TIMEOUT_MS });
   const negotiated: Negotiated = { streamFeatures: new Set() };
   // An EventEmitter without an "error" listener throws, and @xmpp/middleware emits a stream-feature step's failure
   // from a promise nobody holds: that throw would be an unhandled rejection, which ends the process. Failures reach
