@@ -380,11 +380,7 @@ export class MessageBus {
     // Settled once its record is written, which the next send of the queue need not wait for (the next settlement
     // does).
     queue.push(d, async (handled) => {
-      const recorded = "message" in d ? this.recording.get(d) : undefined;
-      if (recorded) {
-        await recorded;
-        this.recording.delete(d as DirectionalMessage);
-      }
+      await ("message" in d ? this.recording.get(d) : undefined);
       settled(handled);
     });
   }
@@ -420,19 +416,19 @@ export class MessageBus {
     // The message is out: a failure to record it must not send it again. Recorded, and out of the outbox, in one
     // commit, shared with the writes made meanwhile. An echo arriving before it is recognised by its delivery id, a
     // copy by its source id (in flight until settled).
-    this.recording.set(
-      dm,
-      this.outbox.delivered(entry, linkFor(dm, sent)).catch((err) =>
-        log.error(
-          "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
-          {
-            target: dm.target,
-            channel: dm.targetChannel,
-            error: errorMessage(err),
-          },
-        )
-      ),
+    const recorded = this.outbox.delivered(entry, linkFor(dm, sent)).catch((err) =>
+      log.error(
+        "Delivered a message to {target} {channel} but could not record it in the id map: {error}",
+        {
+          target: dm.target,
+          channel: dm.targetChannel,
+          error: errorMessage(err),
+        },
+      )
     );
+    this.recording.set(dm, recorded);
+    // Forgotten by itself: an edit sent as a new message is not a queued delivery whose settlement would.
+    recorded.then(() => this.recording.delete(dm));
     return true;
   }
 
