@@ -2,7 +2,9 @@
  * The XMPP connector: one client session that joins the mapped MUC rooms and relays between them and the bus.
  *
  * Outgoing messages carry an XEP-0359 origin-id and are confirmed by the room's reflection, which also gives the
- * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus.
+ * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus. The relay's one
+ * stream keeps the order of what it writes, so the bus may write the next message before the last is reflected
+ * (`dispatch`, the core's PipeliningBridge).
  *
  * After every (re)join of a room read before, what it said while the bridge was away is fetched from its archive
  * (XEP-0313), or, when it keeps none, asked for as the history its join replays (since the last message seen);
