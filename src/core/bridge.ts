@@ -204,3 +204,29 @@ export interface NoticeCapable extends Bridge {
 export function isNoticeCapable(bridge: Bridge): bridge is NoticeCapable {
   return typeof (bridge as Partial<NoticeCapable>).notifyUndeliverable === "function";
 }
+
+/** A message written to its channel, the network's confirmation still to come. */
+export interface Dispatched {
+  /** Resolves as {@link Bridge.send} would once the network confirmed the message; rejects as it would throw. */
+  confirmed: Promise<SentRefs>;
+}
+
+/**
+ * Optional capability: a connector whose channel keeps the order in which messages are written (one XMPP stream
+ * into a room) lets the core write the next message before the previous one is confirmed. The core checks for it
+ * with {@link isPipeliningBridge}; without it, each `send` is awaited before the next.
+ */
+export interface PipeliningBridge extends Bridge {
+  /**
+   * Writes `msg` into `msg.targetChannel` and resolves once it is written, with the promise of its confirmation.
+   * Messages dispatched one after the other (each once the previous dispatch resolved) reach the channel in that
+   * order. Throws, or rejects `confirmed`, with the errors `send` would throw. For a message whose order it cannot
+   * keep by writing (another stream), it resolves only once the message is confirmed.
+   */
+  dispatch(msg: DirectionalMessage): Promise<Dispatched>;
+}
+
+/** True when `bridge` implements {@link PipeliningBridge}. */
+export function isPipeliningBridge(bridge: Bridge): bridge is PipeliningBridge {
+  return typeof (bridge as Partial<PipeliningBridge>).dispatch === "function";
+}

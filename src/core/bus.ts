@@ -2,7 +2,9 @@
  * The message bus: routes each received event to the mapped channel on every other network, in order, with
  * retries, and hands it there to the handler of its kind (`handlers/`); messages are recorded in the id map. Every
  * message delivery goes through the durable outbox (outbox.ts): written before it is attempted, removed when it is
- * recorded, delivered again after a crash.
+ * recorded, delivered again after a crash. Each target channel has its own delivery queue (delivery_queue.ts): when
+ * its connector can pipeline ({@link PipeliningBridge}), up to {@link PIPELINE_WINDOW} messages are on the wire there
+ * before the first is confirmed.
  *
  * Loop prevention happens three times: an event is never delivered to the network it came from; an event that
  * carries the delivery id of one of our own recent deliveries is its echo (recorded before sending, so this holds
@@ -14,9 +16,10 @@
  */
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import { type Bridge, isNoticeCapable } from "./bridge.ts";
+import { type Bridge, isNoticeCapable, isPipeliningBridge, type PipeliningBridge } from "./bridge.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { sleep } from "./deadline.ts";
+import { DeliveryQueue, type Work } from "./delivery_queue.ts";
 import { BridgeError, errorMessage, isTransient } from "./errors.ts";
 import { type BridgeEvent, eventProblem } from "./events.ts";
 import type { Attempt, HandlerContext, HandlerCount } from "./handlers/context.ts";
@@ -33,6 +36,12 @@ const log = getLogger(["mmxmpp", "bus"]);
 
 /** How many recent delivery ids are remembered to recognise their echoes, and event ids to recognise replays. */
 const OWN_DELIVERY_MEMORY = 10_000;
+
+/**
+ * How many messages may be under way to one channel (written, not yet confirmed) when its connector keeps their
+ * order ({@link isPipeliningBridge}). Bounds what one channel has in flight.
+ */
+export const PIPELINE_WINDOW = 32;
 
 /** Counters the bus keeps; exported as metrics. */
 export interface BusStats {
@@ -317,9 +326,16 @@ export class MessageBus {
    * Hands one delivery to the handler of its kind, at its turn in the target channel's queue. A message stays the
    * `DirectionalMessage` it was routed as, from the queue to the connector.
    */
-  private dispatch(d: Delivery): Promise<boolean> {
+  private dispatch(d: Delivery): Work {
     const ctx = this.handlerContext;
     if ("message" in d) return handleMessage(d, ctx);
+    const done = this.handleEvent(d);
+    // Written only when done: the next delivery follows an edit, a removal… only once it is through.
+    return { written: done.then(() => {}), done };
+  }
+
+  private handleEvent(d: Exclude<Delivery, DirectionalMessage>): Promise<boolean> {
+    const ctx = this.handlerContext;
     const { event } = d;
     switch (event.kind) {
       case "edit":
@@ -354,26 +370,44 @@ export class MessageBus {
     const key = `${d.target}\u0000${d.targetChannel}`;
     let queue = this.outbound.get(key);
     if (!queue) {
-      queue = new DeliveryQueue((item) => this.dispatch(item));
+      queue = new DeliveryQueue((item) => this.dispatch(item), {
+        window: isPipeliningBridge(this.bridges.get(d.target)!) ? PIPELINE_WINDOW : 1,
+        // The other kinds look their target up in the id map at their turn: the message they point at must be
+        // confirmed and recorded by then, not merely written.
+        barrier: (item) => !("message" in item),
+      });
       this.outbound.set(key, queue);
     }
-    // Settled once its record is written, which the next send of the queue need not wait for.
-    queue.push(d, (handled) => {
-      const recorded = "message" in d ? this.recording.get(d) : undefined;
-      if (!recorded) return settled(handled);
-      recorded.then(() => settled(handled));
+    // Settled once its record is written, which the next send of the queue need not wait for (the next settlement
+    // does).
+    queue.push(d, async (handled) => {
+      await ("message" in d ? this.recording.get(d) : undefined);
+      settled(handled);
     });
   }
 
   /**
-   * Delivers one message, retrying transient failures with backoff until it lands or the bus stops. True when it
-   * landed or was given up on for good; false when the bus stopped first.
+   * Delivers one message, retrying transient failures with backoff until it lands or the bus stops. `done`: true
+   * when it landed or was given up on for good; false when the bus stopped first. `written` resolves once it is on
+   * the wire (dispatched, with a pipelining connector) or else done, so that the queue's next message may follow.
    */
-  private async deliver(dm: DirectionalMessage): Promise<boolean> {
+  private deliver(dm: DirectionalMessage): Work {
+    let markWritten!: () => void;
+    const written = new Promise<void>((resolve) => markWritten = resolve);
+    const done = this.deliverNow(dm, markWritten).finally(markWritten);
+    return { written, done };
+  }
+
+  private async deliverNow(dm: DirectionalMessage, markWritten: () => void): Promise<boolean> {
     const entry = await this.accepted.get(dm);
     await this.gate;
     const bridge = this.bridges.get(dm.target)!;
-    const done = await this.attempt(dm, () => bridge.send(dm));
+    let endAttempts!: () => void;
+    const attemptsOver = new Promise<void>((resolve) => endAttempts = resolve);
+    const send = isPipeliningBridge(bridge)
+      ? this.pipelined(bridge, dm, markWritten, attemptsOver)
+      : () => bridge.send(dm);
+    const done = await this.attempt(dm, send).finally(endAttempts);
     if (!done.ok) {
       // Given up on for good: left behind, it would only be given up on again at the next start.
       if (done.handled && entry) await this.outbox.discard(entry).catch(() => {});
@@ -398,6 +432,37 @@ export class MessageBus {
     });
     this.recording.set(dm, recorded);
     return true;
+  }
+
+  /**
+   * One attempt at `dm` through a pipelining connector: dispatched (`markWritten` then lets the queue write the next
+   * message), then confirmed. A transient failure after it was written holds the queue until its retry is written
+   * in turn: the retry goes out before anything new, so the message lands after the (at most
+   * {@link PIPELINE_WINDOW} - 1) messages written behind it, and no later. Several failing at once (a lost
+   * connection) are each retried by their own loop, in about the order they failed (the backoff has no jitter).
+   */
+  private pipelined(
+    bridge: PipeliningBridge,
+    dm: DirectionalMessage,
+    markWritten: () => void,
+    attemptsOver: Promise<void>,
+  ): () => Promise<SentRefs> {
+    const queue = this.outbound.get(`${dm.target}\u0000${dm.targetChannel}`)!;
+    let rewritten: (() => void) | undefined;
+    return async () => {
+      const { confirmed } = await bridge.dispatch(dm);
+      markWritten();
+      rewritten?.();
+      try {
+        return await confirmed;
+      } catch (err) {
+        // Released when the retry is written, or when the attempts end (given up on, or the bus stopped).
+        if (isTransient(err)) {
+          queue.hold(Promise.race([new Promise<void>((r) => rewritten = r), attemptsOver]));
+        }
+        throw err;
+      }
+    };
   }
 
   /**
@@ -494,49 +559,4 @@ function remember(memory: Set<string>, key: string): void {
 function retryAfter(err: unknown): number {
   const ms = (err as { retryAfterMs?: unknown })?.retryAfterMs;
   return typeof ms === "number" ? ms : 0;
-}
-
-/** A FIFO worked by one loop at a time; `settled(handled)` follows each item's work (false when cleared). */
-class DeliveryQueue<T> {
-  private readonly items: Array<{ message: T; settled: (handled: boolean) => void }> = [];
-  private running: Promise<void> | null = null;
-
-  constructor(private readonly work: (m: T) => Promise<boolean>) {}
-
-  get length(): number {
-    return this.items.length;
-  }
-
-  get busy(): boolean {
-    return this.running !== null;
-  }
-
-  push(message: T, settled: (handled: boolean) => void): void {
-    this.items.push({ message, settled });
-    this.running ??= this.run();
-  }
-
-  idle(): Promise<void> {
-    return this.running ?? Promise.resolve();
-  }
-
-  clear(): void {
-    for (const item of this.items.splice(0)) item.settled(false);
-  }
-
-  private async run(): Promise<void> {
-    try {
-      while (this.items.length > 0) {
-        const item = this.items.shift()!;
-        let handled = false;
-        try {
-          handled = await this.work(item.message);
-        } finally {
-          item.settled(handled);
-        }
-      }
-    } finally {
-      this.running = null;
-    }
-  }
 }

@@ -2,7 +2,9 @@
  * The XMPP connector: one client session that joins the mapped MUC rooms and relays between them and the bus.
  *
  * Outgoing messages carry an XEP-0359 origin-id and are confirmed by the room's reflection, which also gives the
- * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus.
+ * room-assigned stanza-id for the id map; a message the room never reflects is retried by the bus. The relay's one
+ * stream keeps the order of what it writes, so the bus may write the next message before the last is reflected
+ * (`dispatch`, the core's PipeliningBridge).
  *
  * After every (re)join of a room read before, what it said while the bridge was away is fetched from its archive
  * (XEP-0313), or, when it keeps none, asked for as the history its join replays (since the last message seen);
@@ -15,9 +17,11 @@ import { getLogger } from "@logtape/logtape";
 import {
   type BridgeContext,
   type BridgeHealth,
+  type Dispatched,
   type GhostingBridge,
   MESSAGES_ONLY,
   type NoticeCapable,
+  type PipeliningBridge,
   type PortalCapabilities,
 } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
@@ -102,7 +106,7 @@ const REJOIN_STAY_MS = 60_000;
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
  */
-export class XmppBridge implements GhostingBridge, NoticeCapable {
+export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBridge {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -432,6 +436,39 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
+    return await (await this.dispatch(dm)).confirmed;
+  }
+
+  /**
+   * Writes the message and resolves before the room reflects it: the bridge's one stream and the room keep the
+   * order of what it writes, so the next message may follow at once. With a ghost provider a message may go out on
+   * another stream (each IBR ghost has its own session), which nothing orders against the others: then it resolves
+   * only once the room reflected the message.
+   */
+  async dispatch(dm: DirectionalMessage): Promise<Dispatched> {
+    const already = await this.readyToSend(dm);
+    if (already) return { confirmed: Promise.resolve(already) };
+    const room = dm.targetChannel;
+    const id = dm.deliveryId;
+    // The author's own voice when a ghost mode gives one; else the bridge's occupant relays the message.
+    const ghost = await this.opts.ghosts?.intentFor(dm.message.sender) ?? null;
+    const stanza = this.groupchatFor(dm, ghost === null);
+    const intent = ghost ?? this.relay;
+    await intent.ensureJoined(room);
+    const { reflected } = await intent.sendAhead(room, stanza, id);
+    const sender: PartSender = ghost
+      ? { kind: this.opts.ghosts?.mode === "component" ? "puppet" : "ghost", id: ghost.jid.split("/")[0] }
+      : { kind: "relay" };
+    const confirmed = reflected.then(({ stanzaId }) => sentRefs(id, stanzaId, sender));
+    if (this.opts.ghosts) return { confirmed: Promise.resolve(await confirmed) };
+    return { confirmed };
+  }
+
+  /**
+   * Checks that `dm` can go to its room now (throws as `send` does when not), and whether it already went: the
+   * refs of an earlier send the room reflected, else undefined, with its origin-id remembered as ours.
+   */
+  private async readyToSend(dm: DirectionalMessage): Promise<SentRefs | undefined> {
     const room = dm.targetChannel;
     if (this.banned.has(room)) {
       // Waiting cannot help: the bridge does not rejoin a room that banned it until it is restarted.
@@ -443,7 +480,6 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
       const why = this.roomTrouble.get(room);
       throw new BridgeError(`not in ${room} right now${why ? ` (${why})` : ""}`, { transient: true });
     }
-    const author = dm.message.sender;
     // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
     const id = dm.deliveryId;
     // Sent before a crash, or before its waiter gave up, and reflected: report it, never send it twice. A delivery
@@ -456,16 +492,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable {
       return already;
     }
     this.rememberOwn(id);
-    // The author's own voice when a ghost mode gives one; else the bridge's occupant relays the message.
-    const ghost = await this.opts.ghosts?.intentFor(author) ?? null;
-    const stanza = this.groupchatFor(dm, ghost === null);
-    const intent = ghost ?? this.relay;
-    await intent.ensureJoined(room);
-    const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, id);
-    const sender: PartSender = ghost
-      ? { kind: this.opts.ghosts?.mode === "component" ? "puppet" : "ghost", id: ghost.jid.split("/")[0] }
-      : { kind: "relay" };
-    return sentRefs(id, stanzaId, sender);
+    return undefined;
   }
 
   /** The one stanza `dm` is sent as, by whichever voice speaks it; `relayed` names the author in the body. */

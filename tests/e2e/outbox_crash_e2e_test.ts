@@ -4,9 +4,9 @@
  * record them instead of sending them again. Real Prosody (with MUC archives), real Deno KV on a temp path.
  */
 import assert from "node:assert/strict";
-import type { BridgeContext } from "../../src/core/bridge.ts";
+import type { BridgeContext, Dispatched } from "../../src/core/bridge.ts";
 import { BridgeManager } from "../../src/core/manager.ts";
-import type { BridgeMessage, DirectionalMessage, SentRefs } from "../../src/core/message.ts";
+import type { BridgeMessage, DirectionalMessage } from "../../src/core/message.ts";
 import { Store } from "../../src/core/store.ts";
 import { XmppBridge } from "../../src/xmpp/connector.ts";
 import { ComponentPuppets } from "../../src/xmpp/intents/puppets.ts";
@@ -111,11 +111,12 @@ async function crashBetweenSentAndRecorded(mode: "relay" | "puppets"): Promise<v
     // The burst is accepted (in the outbox) before the first send goes out, as when it comes faster than delivery.
     let accepted!: () => void;
     const allAccepted = new Promise<void>((resolve) => accepted = resolve);
-    const realSend = xmpp1.send.bind(xmpp1);
-    xmpp1.send = async (dm: DirectionalMessage): Promise<SentRefs> => {
+    // The bus writes through dispatch (the connector pipelines), and send goes through it too.
+    const realDispatch = xmpp1.dispatch.bind(xmpp1);
+    xmpp1.dispatch = async (dm: DirectionalMessage): Promise<Dispatched> => {
       await allAccepted;
       if (crashed) return new Promise(() => {});
-      return realSend(dm);
+      return realDispatch(dm);
     };
     for (let i = 1; i <= N; i++) mm1.ctx!.receive(post(i));
     await waitFor(async () => (await store1.listOutbox()).length === N, "the burst in the outbox");

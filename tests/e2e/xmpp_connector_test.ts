@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { BridgeContext } from "../../src/core/bridge.ts";
 import { deliveryIdFor } from "../../src/core/bus.ts";
-import type { BridgeMessage } from "../../src/core/message.ts";
+import type { BridgeMessage, SentRefs } from "../../src/core/message.ts";
 import { XmppBridge, type XmppBridgeOptions } from "../../src/xmpp/connector.ts";
 import { waitFor } from "../helpers/harness.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
@@ -153,6 +153,69 @@ Deno.test("while the server is down the session retries after 1 s, 2 s, 4 s …,
   } finally {
     clearInterval(watch);
     await bridge.stop();
+    await prosody.stop();
+  }
+});
+
+Deno.test("60 dispatches, none confirmed when written, all reach the room in order, each confirmed with its stanza-id", async () => {
+  const prosody = await startProsody();
+  await prosody.register("bridge", PASSWORD);
+  await prosody.register("alice", PASSWORD);
+  const alice = await connectXmppUser(prosody, "alice", PASSWORD, { resource: "test" });
+  const bridge = await bridgeOn(prosody, {});
+  const ctx: BridgeContext = {
+    receive: () => {},
+    addMessageAlias: () => Promise.resolve(),
+    mappedChannels: () => Promise.resolve([]),
+    runCommand: () => Promise.resolve(""),
+    userDeactivated: () => {},
+    loadCursor: () => Promise.resolve(undefined),
+    saveCursor: () => {},
+  };
+  const room = `pipeline@${prosody.mucDomain}`;
+  const n = 60;
+  try {
+    await alice.joinRoom(room, "alice", { maxstanzas: 0 });
+    await bridge.start(ctx);
+    await waitFor(() => bridge.health().connected, "the session");
+    await bridge.joinChannel(room);
+    const confirmations: Promise<SentRefs>[] = [];
+    let confirmedAtDispatch = 0;
+    for (let i = 0; i < n; i++) {
+      const message: BridgeMessage = {
+        kind: "message",
+        eventId: `p${i}`,
+        portal: { network: "mattermost", channel: "c" },
+        ids: [`p${i}`],
+        sender: { network: "mattermost", id: "u1", name: "bob" },
+        text: `pipelined ${i}`,
+        timestamp: Date.now(),
+      };
+      const deliveryId = deliveryIdFor(message, "xmpp");
+      const { confirmed } = await bridge.dispatch({
+        source: "mattermost",
+        target: "xmpp",
+        targetChannel: room,
+        message,
+        deliveryId,
+      });
+      // Whether the room's reflection had already come when the write returned. Only microtasks run in between, no
+      // socket read: if dispatch does not wait for the reflection, it cannot have come.
+      let settled = false;
+      confirmed.then(() => settled = true, () => settled = true);
+      for (let k = 0; k < 5; k++) await Promise.resolve();
+      if (settled) confirmedAtDispatch++;
+      confirmations.push(confirmed);
+    }
+    assert.equal(confirmedAtDispatch, 0, "dispatch waited for reflections");
+    const refs = await Promise.all(confirmations);
+    for (const r of refs) assert.equal(r.ids.length, 2, "origin-id and the room's stanza-id");
+    const seen = await alice.waitForMessages(room, (m) => m.nick === "bridge", n);
+    assert.deepEqual(seen.map((m) => m.body), Array.from({ length: n }, (_, i) => `<bob> pipelined ${i}`));
+    assert.deepEqual(seen.map((m) => m.stanzaId), refs.map((r) => r.ids[1]));
+  } finally {
+    await bridge.stop();
+    await alice.stop();
     await prosody.stop();
   }
 });

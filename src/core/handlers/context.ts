@@ -8,6 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Bridge } from "../bridge.ts";
+import type { Work } from "../delivery_queue.ts";
 import type { TargetedEvent } from "../events.ts";
 import type { Delivery, DirectionalEvent, DirectionalMessage } from "../message.ts";
 import type { MessageRef, Store } from "../store.ts";
@@ -31,10 +32,10 @@ export interface HandlerContext {
   /** The connector of `network` (a target the bus routed to, so it exists). */
   bridge(network: string): Bridge;
   /**
-   * Delivers a message with retries and records it in the id map. True when it landed or was given up on for good;
-   * false when the bus stopped first.
+   * Delivers a message with retries and records it in the id map. `done`: true when it landed or was given up on
+   * for good, false when the bus stopped first; `written` once it is on the wire (the next message may follow).
    */
-  deliverMessage(dm: DirectionalMessage): Promise<boolean>;
+  deliverMessage(dm: DirectionalMessage): Work;
   /** Runs `send` for `d`, retrying transient failures with the bus' backoff until it lands or the bus stops. */
   attempt<T>(d: Delivery, send: () => Promise<T>): Promise<Attempt<T>>;
   count(what: HandlerCount): void;

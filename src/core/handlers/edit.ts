@@ -21,7 +21,7 @@ export async function handleEdit(d: DirectionalEvent<BridgeEdit>, ctx: HandlerCo
     const done = await ctx.attempt(d, () => bridge.sendEdit({ ...d, targetMessage }));
     return done.ok || done.handled;
   }
-  return ctx.deliverMessage(editAsMessage(d));
+  return ctx.deliverMessage(editAsMessage(d)).done;
 }
 
 /**
