@@ -399,7 +399,9 @@ export class MessageBus {
   }
 
   private async deliverNow(dm: DirectionalMessage, markWritten: () => void): Promise<boolean> {
-    const entry = await this.accepted.get(dm);
+    // Sent without waiting for its outbox write: until it is recorded and settled, its source's read position has
+    // not moved past it, so a crash before that write replays it from the source, with the same delivery id.
+    const accepted = this.accepted.get(dm);
     await this.gate;
     const bridge = this.bridges.get(dm.target)!;
     let endAttempts!: () => void;
@@ -408,6 +410,7 @@ export class MessageBus {
       ? this.pipelined(bridge, dm, markWritten, attemptsOver)
       : () => bridge.send(dm);
     const done = await this.attempt(dm, send).finally(endAttempts);
+    const entry = await accepted;
     if (!done.ok) {
       // Given up on for good: left behind, it would only be given up on again at the next start.
       if (done.handled && entry) await this.outbox.discard(entry).catch(() => {});
