@@ -12,6 +12,8 @@
 interface SocketDataHandling {
   _attachSocket(socket: unknown): void;
   _onData(data: unknown): void;
+  /** The stream's XML parser; its "error" event ends the stream as bad-format. */
+  parser?: { emit(event: "error", error: Error): unknown };
 }
 
 // deno-lint-ignore no-explicit-any -- a mixin's constructor must accept any arguments (TS2545)
@@ -42,9 +44,15 @@ export function decodeUtf8Streaming<C extends ConnectionClass>(Base: C): C {
     // xmpp.js binds this method as the socket's "data" listener on the first _attachSocket, so overriding it here
     // covers every socket of the connection. Its own `toString("utf8")` leaves a string as it is.
     override _onData(data: unknown): void {
-      super._onData(
-        data instanceof Uint8Array ? this.#decoder.decode(data, { stream: true }) : data,
-      );
+      const text = data instanceof Uint8Array ? this.#decoder.decode(data, { stream: true }) : data;
+      try {
+        super._onData(text);
+      } catch (err) {
+        // @xmpp/xml's parser throws on some malformed XML (an end tag before any start tag) instead of emitting
+        // "error"; thrown from a socket listener it would end the process. Handled like its other errors: the
+        // stream ends with a bad-format stream error.
+        this.parser?.emit("error", err instanceof Error ? err : new Error(String(err)));
+      }
     }
   };
 }
