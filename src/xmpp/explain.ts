@@ -167,14 +167,21 @@ export function explainXmppFailure(err: unknown, at: LoginAttempt): XmppFailure 
   return { reason: text, transient: passing, kind: passing ? undefined : "configuration", condition };
 }
 
-/** Host, port and scheme of a service URL, for messages. */
-function endpoint(service: string): { host: string; port: string; scheme: string } {
+/**
+ * Host, port and scheme of a service URL, for messages. Without a port in the URL: `defaultPort` (the component
+ * port), else the client port of its scheme.
+ */
+function endpoint(service: string, defaultPort?: string): { host: string; port: string; scheme: string } {
   try {
     const u = new URL(service);
     const scheme = u.protocol.replace(":", "");
-    return { host: u.hostname, port: u.port || (scheme === "xmpps" ? "5223" : "5222"), scheme };
+    return {
+      host: u.hostname,
+      port: u.port || defaultPort || (scheme === "xmpps" ? "5223" : "5222"),
+      scheme,
+    };
   } catch {
-    return { host: service, port: "?", scheme: "xmpp" };
+    return { host: service, port: defaultPort ?? "?", scheme: "xmpp" };
   }
 }
 
@@ -198,7 +205,7 @@ export function explainComponentFailure(err: unknown, at: { jid: string; service
     name?: string;
   };
   const { jid, service } = at;
-  const { host, port } = componentEndpoint(service);
+  const { host, port } = endpoint(service, "5347");
   const portFix =
     `check XMPP_COMPONENT_SERVICE (${service}): is the component port (5347) open on loopback? ` +
     "(Prosody: component_ports and component_interfaces; the default service is port 5347 on XMPP_SERVICE's host)";
@@ -250,13 +257,4 @@ export function explainComponentFailure(err: unknown, at: { jid: string; service
     transient: true,
     condition: e?.condition,
   };
-}
-
-function componentEndpoint(service: string): { host: string; port: string } {
-  try {
-    const u = new URL(service);
-    return { host: u.hostname, port: u.port || "5347" };
-  } catch {
-    return { host: service, port: "5347" };
-  }
 }
