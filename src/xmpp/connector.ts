@@ -28,6 +28,7 @@ import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
 import type { BridgeMessage, DirectionalMessage, PartSender, SentRefs } from "../core/message.ts";
+import type { BridgeEvent, Portal, Sender } from "../core/events.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./session/client.ts";
 import { discoInfo } from "./protocol/disco.ts";
@@ -51,6 +52,25 @@ import { fetchRoomArchive } from "./xeps/xep0313.ts";
 import { NS_MAM } from "./protocol/ns.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
+
+/** What every event read from a room's message carries, worked out once for the {@link IncomingReader}s. */
+export interface IncomingBase {
+  /** The room's stanza-id, else the sender's ids (`nick/id`). */
+  eventId: string;
+  /** Every id of the stanza, as a message's `ids`. */
+  ids: string[];
+  portal: Portal;
+  sender: Sender;
+  timestamp: number;
+  caughtUp?: boolean;
+  deliveryId?: string;
+}
+
+/**
+ * Reads one kind of event from a room's message: the event, null to drop the stanza, or undefined when the stanza
+ * is not of its kind.
+ */
+export type IncomingReader = (msg: Groupchat, base: IncomingBase) => BridgeEvent | null | undefined;
 
 /** Settings of {@link XmppBridge}. */
 export interface XmppBridgeOptions {
@@ -126,6 +146,12 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
    * an element a feature needs is added here once, in the order the steps were registered.
    */
   readonly outgoing: Array<(stanza: Element, dm: DirectionalMessage) => void> = [];
+  /**
+   * Readers of a room's messages, tried in order before the message is taken as a new one: each returns the event
+   * the stanza stands for (an edit, a removal, reactions …), null to drop it, or undefined when it is not theirs.
+   * Each XEP module registers one.
+   */
+  readonly incoming: IncomingReader[] = [];
   /** The bridge's own occupant, which relays everyone without a voice of their own. */
   private relay!: Intent;
   /** The server's capabilities and the XEP modules it enables; found once per process, after the first login. */
@@ -613,26 +639,43 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       return false;
     }
     // History the room replays at join is bridged only through a catch-up, which knows what was missed.
-    if ((msg.delayed && !caughtUp) || msg.body === undefined || msg.body === "" || msg.nick === "") {
-      return false;
-    }
+    if ((msg.delayed && !caughtUp) || msg.nick === "") return false;
+    const event = this.eventOf(msg, caughtUp);
+    if (!event) return false;
+    log.debug("Received a {kind} from {room}/{nick}: {body}", {
+      kind: event.kind,
+      room: msg.room,
+      nick: msg.nick,
+      body: msg.body,
+    });
+    this.ctx.receive(event);
+    return true;
+  }
+
+  /**
+   * The event a room's message stands for: the first {@link incoming} reader that knows it decides (a correction,
+   * a retraction, reactions …); else a message, when it has a body.
+   */
+  private eventOf(msg: Groupchat, caughtUp: boolean): BridgeEvent | undefined {
     // The room's stanza-id is unique in the room; ids the sender chose are not (some clients count "1", "2" …), so
     // they are kept qualified by the sender's nick, which is also how corrections (XEP-0308) refer to them.
     const senderIds = [msg.originId, msg.id].filter((x): x is string => !!x).map((x) => `${msg.nick}/${x}`);
     const ids = [...new Set([msg.stanzaId, ...senderIds].filter((x): x is string => !!x))];
-    log.debug("Received from {room}/{nick}: {body}", { room: msg.room, nick: msg.nick, body: msg.body });
-    this.ctx.receive({
-      kind: "message",
+    const base: IncomingBase = {
       eventId: ids[0] ?? crypto.randomUUID(),
-      portal: { network: this.network, channel: msg.room },
       ids,
+      portal: { network: this.network, channel: msg.room },
       sender: { network: this.network, id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
-      ...parseBody(msg.body),
       timestamp: caughtUp ? msg.stamp ?? Date.now() : Date.now(),
       caughtUp: caughtUp || undefined,
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
-    });
-    return true;
+    };
+    for (const read of this.incoming) {
+      const event = read(msg, base);
+      if (event !== undefined) return event ?? undefined;
+    }
+    if (msg.body === undefined || msg.body === "") return undefined;
+    return { kind: "message", ...base, ...parseBody(msg.body) };
   }
 
   /** Remembers how far `room` was read, here and (in batches) in the store. */

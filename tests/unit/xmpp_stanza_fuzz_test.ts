@@ -105,8 +105,9 @@ function throughParser(el: Element): Element {
 Deno.test("stanza fuzz: text and ids survive the real XML stream parser unchanged", () => {
   fc.assert(
     fc.property(stanza, (el) => {
-      const direct = parseGroupchat(el);
-      const parsed = parseGroupchat(throughParser(el));
+      // Everything read from the stanza, not the stanza object itself (the parser's has other attributes' order).
+      const { stanza: _direct, ...direct } = parseGroupchat(el) ?? {};
+      const { stanza: _parsed, ...parsed } = parseGroupchat(throughParser(el)) ?? {};
       assert.deepEqual(parsed, direct);
     }),
     RUNS,

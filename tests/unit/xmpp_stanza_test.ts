@@ -35,6 +35,7 @@ Deno.test("parseGroupchat extracts room (lowercased), nick, id, origin-id, room 
     delayed: false,
     stamp: undefined,
     error: undefined,
+    stanza,
   });
 });
 

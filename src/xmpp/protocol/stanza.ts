@@ -33,6 +33,8 @@ export interface Groupchat {
   stamp?: number;
   /** `type="error"`: the room bounced one of our messages. */
   error?: { condition: string; text?: string };
+  /** The stanza itself, for the XEP modules that read more of it (corrections, retractions, reactions …). */
+  stanza: Element;
 }
 
 /** Parses a `<message type="groupchat|error">` from a room; returns null for anything else. */
@@ -73,6 +75,7 @@ export function parseGroupchat(stanza: Element): Groupchat | null {
     delayed: !!delay,
     stamp: Number.isFinite(stamp) ? stamp : undefined,
     error,
+    stanza,
   };
 }
 
