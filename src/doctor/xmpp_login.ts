@@ -10,6 +10,7 @@ import {
   type XmppClientOptions,
 } from "../xmpp/session/client.ts";
 import { deadline } from "../core/deadline.ts";
+import { NegotiationTimeout } from "../xmpp/session/settled_start.ts";
 import { StepFailure } from "./report.ts";
 import { explainXmppFailure, type LoginPhase } from "../xmpp/explain.ts";
 import { NS_BIND, NS_SASL } from "../xmpp/protocol/ns.ts";
@@ -67,11 +68,16 @@ export async function login(
   let failure: unknown;
   client.on("error", (err: never) => failure ??= err);
   try {
-    await deadline(
-      client.start(),
-      timeoutMs,
-      () => new Error(`no answer from ${opts.service} within ${timeoutMs / 1000} s`),
-    );
+    await deadline(client.start(), timeoutMs, () => {
+      const during = at.success
+        ? "binding the resource"
+        : at.auth
+        ? "authenticating (SASL)"
+        : "opening the stream";
+      return new NegotiationTimeout(
+        `the server did not answer within ${timeoutMs / 1000} s while ${during} (${opts.service})`,
+      );
+    });
     at.online = performance.now();
   } catch (err) {
     await client.stop().catch(() => {});

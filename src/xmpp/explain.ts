@@ -155,6 +155,16 @@ export function explainXmppFailure(err: unknown, at: LoginAttempt): XmppFailure 
   const text = condition
     ? `${condition}${e.text ? ` (${e.text})` : ""}`
     : `${message}${code ? ` (${code})` : ""}`;
+  if (e.name === "TimeoutError") {
+    // Nothing was judged yet: the account and password may be fine; the server (or the way to it) is slow.
+    return {
+      reason: text,
+      fix:
+        `the server at ${host}:${port} is slow or overloaded: check its load and log (a later attempt may pass)`,
+      transient: true,
+      condition,
+    };
+  }
   if (at.phase === "bind") {
     return {
       reason: `binding the resource failed: ${text}`,
