@@ -2,16 +2,59 @@
  * The `message` kind: delivered as it is, with retries, and recorded in the id map so that later events can point
  * at it and its echo is recognised.
  *
+ * A reply finds its parent on the target network at its turn (a reply is a barrier in the delivery queue, so a
+ * parent delivered just before it is recorded by then): the connector gets the parent's ref and points at it the
+ * way its network does. A parent that never got there is quoted in the text instead, so the answer keeps its
+ * context.
+ *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
 import type { Work } from "../delivery_queue.ts";
+import { errorMessage } from "../errors.ts";
 import type { DirectionalMessage } from "../message.ts";
+import { withQuote } from "../reply.ts";
 import type { HandlerContext } from "./context.ts";
+
+const log = getLogger(["mmxmpp", "bus"]);
 
 /**
  * Delivers a message to one target. `done`: true when it landed or was given up on, false when the bus stopped;
  * `written` once it is on the wire.
  */
 export function handleMessage(dm: DirectionalMessage, ctx: HandlerContext): Work {
-  return ctx.deliverMessage(dm);
+  if (!dm.message.replyTo) return ctx.deliverMessage(dm);
+  const work = withParent(dm, ctx).then((as) => ctx.deliverMessage(dm, as));
+  return { written: work.then((w) => w.written), done: work.then((w) => w.done) };
+}
+
+/**
+ * `dm` with its parent on the target network, looked up by the id it answers, then by its thread; else `dm` led by
+ * the quote of the parent it came with.
+ */
+async function withParent(dm: DirectionalMessage, ctx: HandlerContext): Promise<DirectionalMessage> {
+  const reply = dm.message.replyTo!;
+  const { network, channel } = dm.message.portal;
+  try {
+    await ctx.recorded();
+    for (const id of new Set([reply.targetId, reply.thread].filter((x): x is string => !!x))) {
+      const ref = (await ctx.store.findLink(network, channel, id))?.refs[dm.target];
+      // A parent in another channel there (the mapping changed) cannot be answered in this one.
+      if (ref && ref.channel === dm.targetChannel) return { ...dm, parent: ref };
+    }
+  } catch (err) {
+    // The answer still goes, quoting its parent, rather than waiting on the store.
+    log.warn("Could not look up the parent of a reply to {target} {channel}: {error}", {
+      target: dm.target,
+      channel: dm.targetChannel,
+      error: errorMessage(err),
+    });
+  }
+  ctx.count("unresolved");
+  log.debug("The parent of a reply never reached {target} {channel}: quoted instead", {
+    target: dm.target,
+    channel: dm.targetChannel,
+    targetId: reply.targetId,
+  });
+  return withQuote(dm);
 }
