@@ -42,13 +42,11 @@ export function unquote(lines: string): string {
 }
 
 /**
- * `dm` standing on its own where its parent cannot be pointed at: its text led by the quote of its parent. An
- * action keeps its text alone, since a quote in front would no longer read as one.
+ * The quote lines `dm` is shown after where its parent cannot be pointed at (a reply whose parent never reached the
+ * target: no {@link DirectionalMessage.parent}), or undefined: it answers nothing, its parent is there, the source
+ * gave no text of it, or it is an action (a quote in front would no longer read as one).
  */
-export function withQuote(dm: DirectionalMessage): DirectionalMessage {
+export function standaloneQuote(dm: DirectionalMessage): string | undefined {
   const reply = dm.message.replyTo;
-  const quote = reply && !dm.message.action ? quoteLines(reply) : undefined;
-  if (!quote) return dm;
-  // A blank line ends the quote in Markdown, where the next line would otherwise continue it.
-  return { ...dm, message: { ...dm.message, text: quote + "\n" + dm.message.text } };
+  return reply && !dm.parent && !dm.message.action ? quoteLines(reply) : undefined;
 }

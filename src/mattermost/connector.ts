@@ -24,10 +24,12 @@ import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { BridgeMessage, DirectionalMessage, SentRefs } from "../core/message.ts";
 import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
 import { BASE_URL_HINT, describeFailure, explainUnreachable } from "./explain.ts";
+import { runeLength } from "../core/text.ts";
 import { PostCursors, postsInOrder, postsSince } from "./catch_up.ts";
 import {
   type DisplayOptions,
   isBridgeable,
+  MAX_POST_RUNES,
   parsePost,
   parsePostedEvent,
   type Post,
@@ -39,7 +41,7 @@ import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { MM_ID } from "../settings.ts";
 import { isRootRefused, overriddenName, replyOfPost, rootIdFor } from "./threads.ts";
-import { withQuote } from "../core/reply.ts";
+import { standaloneQuote } from "../core/reply.ts";
 import type { ReplyTo } from "../core/events.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
@@ -280,6 +282,12 @@ export class MattermostBridge implements NoticeCapable {
     // A reply goes into its parent's thread (Mattermost has one level: the parent's root).
     const rootId = dm.parent ? rootIdFor(dm.parent) : undefined;
     const drafts = renderPosts(dm.message, dm.source, this.opts.display);
+    // A reply whose parent never got here stands alone after a quote of it (a blank line ends a Markdown quote),
+    // when the quote fits in the first post.
+    const quote = standaloneQuote(dm);
+    if (quote && runeLength(quote + drafts[0].message) < MAX_POST_RUNES) {
+      drafts[0].message = `${quote}\n${drafts[0].message}`;
+    }
     const done = this.progress.get(dm) ?? [];
     this.progress.set(dm, done);
     for (let piece = done.length; piece < drafts.length; piece++) {
@@ -302,7 +310,7 @@ export class MattermostBridge implements NoticeCapable {
           log.info("Mattermost refused the thread of a reply in {channel}: posted on its own", {
             channel: dm.targetChannel,
           });
-          return this.send({ ...withQuote(dm), parent: undefined });
+          return this.send({ ...dm, parent: undefined });
         }
         throw withRefusalNotice(err);
       }

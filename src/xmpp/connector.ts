@@ -50,8 +50,8 @@ import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
 import { NS_MAM } from "./protocol/ns.ts";
-import { addReply, readReply, type ReplyPointer, replyPointer } from "./xeps/xep0461.ts";
-import { quoteLines } from "../core/reply.ts";
+import { addReply, prependQuote, readReply, type ReplyPointer, replyPointer } from "./xeps/xep0461.ts";
+import { quoteLines, standaloneQuote } from "../core/reply.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -563,9 +563,11 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     );
     for (const step of this.outgoing) step(stanza, dm);
     // Last, so that the fallback's offsets count the body as sent. An action keeps no quote in front: `/me` must
-    // lead its body.
+    // lead its body. A reply whose parent never reached the room stands alone after a quote of it.
     if (reply) {
       addReply(stanza, reply, action ? undefined : quoteLines(dm.message.replyTo ?? { targetId: "" }));
+    } else {
+      prependQuote(stanza, standaloneQuote(dm));
     }
     return stanza;
   }

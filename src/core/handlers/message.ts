@@ -13,7 +13,6 @@ import { getLogger } from "@logtape/logtape";
 import type { Work } from "../delivery_queue.ts";
 import { errorMessage } from "../errors.ts";
 import type { DirectionalMessage } from "../message.ts";
-import { withQuote } from "../reply.ts";
 import type { HandlerContext } from "./context.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
@@ -29,8 +28,8 @@ export function handleMessage(dm: DirectionalMessage, ctx: HandlerContext): Work
 }
 
 /**
- * `dm` with its parent on the target network, looked up by the id it answers, then by its thread; else `dm` led by
- * the quote of the parent it came with.
+ * `dm` with its parent on the target network, looked up by the id it answers, then by its thread; else `dm` as it
+ * is, which its connector shows after a quote of the parent it came with.
  */
 async function withParent(dm: DirectionalMessage, ctx: HandlerContext): Promise<DirectionalMessage> {
   const reply = dm.message.replyTo!;
@@ -56,5 +55,6 @@ async function withParent(dm: DirectionalMessage, ctx: HandlerContext): Promise<
     channel: dm.targetChannel,
     targetId: reply.targetId,
   });
-  return withQuote(dm);
+  // Without a parent, the connector shows the message after a quote of it (`standaloneQuote`).
+  return dm;
 }

@@ -51,19 +51,25 @@ export function replyPointer(
  * `quoteLines`), puts it in front of the body and marks it as the reply's fallback.
  */
 export function addReply(stanza: Element, pointer: ReplyPointer, quote?: string): void {
-  const body = stanza.getChild("body");
-  if (quote && body) {
-    body.children = [quote + body.getText()];
+  if (prependQuote(stanza, quote)) {
     stanza.append(
       xml(
         "fallback",
         { xmlns: NS_FALLBACK, for: NS_REPLY },
-        xml("body", { start: "0", end: String([...quote].length) }),
+        xml("body", { start: "0", end: String([...quote!].length) }),
       ),
     );
   }
   stanza.append(xml("reply", { xmlns: NS_REPLY, id: pointer.id, ...(pointer.to ? { to: pointer.to } : {}) }));
   stanza.append(xml("thread", {}, pointer.thread));
+}
+
+/** Puts `quote` in front of the body of `stanza`; true when it did (there is a quote and a body). */
+export function prependQuote(stanza: Element, quote: string | undefined): boolean {
+  const body = stanza.getChild("body");
+  if (!quote || !body) return false;
+  body.children = [quote + body.getText()];
+  return true;
 }
 
 /** A received message's reply, and its body without the reply's fallback quote. */

@@ -1,0 +1,220 @@
+/**
+ * Threads and replies through the whole bridge, against real Prosody and the Mattermost stand-in: a Mattermost
+ * thread becomes one XMPP `<thread>` of XEP-0461 replies with XEP-0428 fallback quotes; an XMPP reply (to anything
+ * in a thread) becomes a post in the thread's root; a parent that never crossed is quoted; and the ids come from
+ * the stored map after a restart.
+ *
+ * One Prosody serves every test of the file; each test has its own room.
+ */
+import assert from "node:assert/strict";
+import { xml } from "@xmpp/client-core";
+import { postsMatching, startWorld, type World } from "../helpers/harness.ts";
+import type { GroupchatMessage } from "../helpers/xmpp_user.ts";
+import { type Prosody, startProsody } from "../helpers/prosody.ts";
+import { NS_FALLBACK, NS_REPLY } from "../../src/xmpp/protocol/ns.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+let shared: Prosody | undefined;
+let rooms = 0;
+
+/** Runs `body` in a world of its own (own room, stand-in and state) on the file's Prosody. */
+async function inWorld(body: (w: World) => Promise<void>): Promise<void> {
+  shared ??= await startProsody();
+  const w = await startWorld({ sharedProsody: shared, room: `threads${++rooms}` });
+  try {
+    await body(w);
+  } finally {
+    await w.stop();
+  }
+}
+
+const IBR = { BRIDGE_GHOST_MODE: "ibr", BRIDGE_SECRET_KEY: "a-long-random-key-for-the-tests-0123456789" };
+
+/** The message whose body ends with `text`, from `nick`, as alice received it. */
+async function inRoom(w: World, nick: string, text: string): Promise<GroupchatMessage> {
+  const [m] = await w.alice.waitForMessages(
+    w.room,
+    (m) => m.nick === nick && !!m.body?.endsWith(text),
+    1,
+    15_000,
+  );
+  return m;
+}
+
+/** What a received message says about replies: its reply element, thread and fallback range. */
+function replyOf(m: GroupchatMessage) {
+  const reply = m.stanza.getChild("reply", NS_REPLY);
+  const range = m.stanza.getChildren("fallback", NS_FALLBACK).find((f: { attrs: Record<string, unknown> }) =>
+    f.attrs.for === NS_REPLY
+  )?.getChild(
+    "body",
+  );
+  return {
+    id: reply?.attrs.id as string | undefined,
+    to: reply?.attrs.to as string | undefined,
+    thread: m.stanza.getChildText("thread") ?? undefined,
+    fallback: range ? [Number(range.attrs.start), Number(range.attrs.end)] : undefined,
+  };
+}
+
+/** Alice answers `parentStanzaId` the way Dino and Conversations do: reply, fallback quote of `quote`. */
+function aliceReplies(w: World, parentStanzaId: string, quote: string, text: string, to?: string) {
+  const lines = `> ${quote}\n`;
+  return w.alice.sendGroupchat(w.room, lines + text, {
+    children: [
+      xml("reply", { xmlns: NS_REPLY, id: parentStanzaId, ...(to ? { to } : {}) }),
+      xml(
+        "fallback",
+        { xmlns: NS_FALLBACK, for: NS_REPLY },
+        xml("body", { start: "0", end: String([...lines].length) }),
+      ),
+    ],
+  });
+}
+
+/** The bridge's post of `text` (the bot's, ending with it). */
+async function bridged(w: World, text: string) {
+  const [post] = await postsMatching(
+    w.mm,
+    w.channel.id,
+    (p) => p.user_id === w.mm.bot.id && p.message.endsWith(text),
+    1,
+  );
+  return post;
+}
+
+Deno.test(
+  "relay: a Mattermost thread is one XMPP thread of XEP-0461 replies, and XMPP replies join it",
+  opts,
+  () =>
+    inWorld(async (w) => {
+      const old = await w.mm.postAs(w.bob.id, w.channel.id, "old question");
+      await w.startBridge();
+      const root = await w.mm.postAs(w.bob.id, w.channel.id, "where do we eat?");
+      const rootMsg = await inRoom(w, "bridge", "where do we eat?");
+      assert.deepEqual(replyOf(rootMsg), {
+        id: undefined,
+        to: undefined,
+        thread: undefined,
+        fallback: undefined,
+      });
+
+      // Mattermost → XMPP: each reply points at the root's stanza-id, in the thread named after the root's id.
+      await w.mm.postAs(w.bob.id, w.channel.id, "pizza", { root_id: root.id });
+      const first = await inRoom(w, "bridge", "pizza");
+      const quote = "> bob: where do we eat?\n";
+      assert.equal(first.body, `${quote}<bob> pizza`);
+      assert.deepEqual(replyOf(first), {
+        id: rootMsg.stanzaId,
+        to: `${w.room}/bridge`,
+        thread: rootMsg.id,
+        fallback: [0, [...quote].length],
+      });
+      await w.mm.postAs(w.bob.id, w.channel.id, "or sushi", { root_id: root.id });
+      const second = await inRoom(w, "bridge", "or sushi");
+      assert.equal(replyOf(second).thread, rootMsg.id, "one thread for every reply");
+      assert.equal(replyOf(second).id, rootMsg.stanzaId);
+
+      // XMPP → Mattermost: a reply to a reply goes into its thread's root, without the fallback quote.
+      await aliceReplies(w, first.stanzaId!, "bob: pizza", "pizza it is", first.from);
+      const answer = await bridged(w, "pizza it is");
+      assert.equal(answer.root_id, root.id);
+      assert.equal(answer.message, "pizza it is");
+
+      // A reply to a message written in the room: its post becomes the root.
+      await w.alice.sendGroupchat(w.room, "who brings drinks?");
+      const [own] = await w.alice.waitForMessages(
+        w.room,
+        (m) => m.nick === "alice" && m.body === "who brings drinks?",
+      );
+      const ownPost = await bridged(w, "who brings drinks?");
+      await aliceReplies(w, own.stanzaId!, "alice: who brings drinks?", "me!");
+      assert.equal((await bridged(w, "me!")).root_id, ownPost.id);
+      // … and a Mattermost reply there points back at the room's message.
+      await w.mm.postAs(w.bob.id, w.channel.id, "I do", { root_id: ownPost.id });
+      const back = await inRoom(w, "bridge", "I do");
+      assert.equal(replyOf(back).id, own.stanzaId);
+      assert.equal(replyOf(back).thread, own.stanzaId);
+      assert.equal(back.body, "> alice (xmpp): who brings drinks?\n<bob> I do");
+
+      // Parents that never crossed are quoted, in a message of its own.
+      await aliceReplies(w, "never-bridged-id", "carol: old news", "agreed");
+      const orphan = await bridged(w, "agreed");
+      assert.equal(orphan.root_id, "");
+      assert.equal(orphan.message, "> carol: old news\n\nagreed");
+      await w.mm.postAs(w.bob.id, w.channel.id, "late answer", { root_id: old.id });
+      const late = await inRoom(w, "bridge", "late answer");
+      assert.equal(late.body, "> bob: old question\n<bob> late answer");
+      assert.equal(replyOf(late).id, undefined);
+    }),
+);
+
+Deno.test(
+  "ibr: a ghost's thread reply points at the root, and an XMPP reply to a ghost's message joins its thread",
+  opts,
+  () =>
+    inWorld(async (w) => {
+      await w.startBridge(IBR);
+      const root = await w.mm.postAs(w.bob.id, w.channel.id, "release on friday?");
+      const rootMsg = await inRoom(w, "bob", "release on friday?");
+      await w.mm.postAs(w.bob.id, w.channel.id, "or monday", { root_id: root.id });
+      const reply = await inRoom(w, "bob", "or monday");
+      const quote = "> bob: release on friday?\n";
+      assert.equal(reply.body, `${quote}or monday`, "the ghost speaks for itself: no name prefix");
+      assert.deepEqual(replyOf(reply), {
+        id: rootMsg.stanzaId,
+        to: undefined,
+        thread: rootMsg.id,
+        fallback: [0, [...quote].length],
+      });
+
+      await aliceReplies(w, reply.stanzaId!, "bob: or monday", "friday please", reply.from);
+      const answer = await bridged(w, "friday please");
+      assert.equal(answer.root_id, root.id, "a reply to a reply goes to the thread's root");
+      assert.equal(answer.message, "friday please");
+
+      // A `<thread>` alone (no XEP-0461) stands for the thread's root.
+      await w.alice.sendGroupchat(w.room, "also tuesday works", {
+        children: [xml("thread", {}, rootMsg.id!)],
+      });
+      assert.equal((await bridged(w, "also tuesday works")).root_id, root.id);
+    }),
+);
+
+Deno.test(
+  "restart: replies after a restart find their parents in the stored map, both ways",
+  opts,
+  () =>
+    inWorld(async (w) => {
+      let bridge = await w.startBridge();
+      const root = await w.mm.postAs(w.bob.id, w.channel.id, "standup moved?");
+      const rootMsg = await inRoom(w, "bridge", "standup moved?");
+      await w.alice.sendGroupchat(w.room, "new idea");
+      const [idea] = await w.alice.waitForMessages(
+        w.room,
+        (m) => m.nick === "alice" && m.body === "new idea",
+      );
+      const ideaPost = await bridged(w, "new idea");
+      await bridge.manager.bus.drain();
+      await bridge.stop();
+
+      bridge = await w.startBridge();
+      await w.mm.postAs(w.bob.id, w.channel.id, "yes, to 10:00", { root_id: root.id });
+      const reply = await inRoom(w, "bridge", "yes, to 10:00");
+      assert.equal(replyOf(reply).id, rootMsg.stanzaId);
+      assert.equal(replyOf(reply).thread, rootMsg.id);
+      await aliceReplies(w, reply.stanzaId!, "bob: yes, to 10:00", "thanks");
+      assert.equal((await bridged(w, "thanks")).root_id, root.id);
+      await aliceReplies(w, idea.stanzaId!, "alice: new idea", "details follow");
+      assert.equal((await bridged(w, "details follow")).root_id, ideaPost.id);
+    }),
+);
+
+Deno.test({
+  name: "threads: stop the shared Prosody",
+  ...opts,
+  fn: async () => {
+    await shared?.stop();
+  },
+});
