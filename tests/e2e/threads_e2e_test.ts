@@ -116,6 +116,12 @@ Deno.test(
       assert.equal(replyOf(second).thread, rootMsg.id, "one thread for every reply");
       assert.equal(replyOf(second).id, rootMsg.stanzaId);
 
+      // A reply right behind its root (the relay writes ahead of reflections) still finds it.
+      const quick = await w.mm.postAs(w.bob.id, w.channel.id, "quick root");
+      await w.mm.postAs(w.bob.id, w.channel.id, "quick reply", { root_id: quick.id });
+      const quickRoot = await inRoom(w, "bridge", "quick root");
+      assert.equal(replyOf(await inRoom(w, "bridge", "quick reply")).id, quickRoot.stanzaId);
+
       // XMPP → Mattermost: a reply to a reply goes into its thread's root, without the fallback quote.
       await aliceReplies(w, first.stanzaId!, "bob: pizza", "pizza it is", first.from);
       const answer = await bridged(w, "pizza it is");
