@@ -127,12 +127,18 @@ Deno.test(
       const answer = await bridged(w, "pizza it is");
       assert.equal(answer.root_id, root.id);
       assert.equal(answer.message, "pizza it is");
+      // … also a reply to a reply bridged from XMPP (its post is a reply in the thread there).
+      const [mine] = await w.alice.waitForMessages(w.room, (m) =>
+        m.nick === "alice" && !!m.body?.endsWith("pizza it is"));
+      await aliceReplies(w, mine.stanzaId!, "alice: pizza it is", "with extra cheese");
+      assert.equal((await bridged(w, "with extra cheese")).root_id, root.id);
 
       // A reply to a message written in the room: its post becomes the root.
       await w.alice.sendGroupchat(w.room, "who brings drinks?");
       const [own] = await w.alice.waitForMessages(
         w.room,
-        (m) => m.nick === "alice" && m.body === "who brings drinks?",
+        (m) =>
+          m.nick === "alice" && m.body === "who brings drinks?",
       );
       const ownPost = await bridged(w, "who brings drinks?");
       await aliceReplies(w, own.stanzaId!, "alice: who brings drinks?", "me!");
