@@ -99,8 +99,8 @@ export function readReply(stanza: Element, body: string): ReadReply {
     body = [...runes.slice(0, cut.start), ...runes.slice(cut.end)].join("");
   }
   const nick = nickOf(reply?.attrs.to);
-  // The author, when the quote does not already name them ("> alice: …", "> alice wrote:").
-  if (nick && replyTo.quote && !replyTo.quote.startsWith(nick)) replyTo.author = nick;
+  // The author, when the quote does not already name someone ("> alice: …", "> alice wrote:").
+  if (nick && replyTo.quote && !namesAuthor(replyTo.quote)) replyTo.author = nick;
   return { replyTo, body };
 }
 
@@ -117,6 +117,12 @@ function fallbackRange(stanza: Element, length: number): { start: number; end: n
     return undefined;
   }
   return { start, end };
+}
+
+/** True when the first line of a quote names its author, as clients write it: `alice: …` or `alice wrote:`. */
+function namesAuthor(quote: string): boolean {
+  const first = quote.split("\n", 1)[0];
+  return /^[^\s:][^:]{0,63}: /.test(first) || /\bwrote:?\s*$/.test(first);
 }
 
 /** The resource of an occupant JID (`room@service/nick`), if any. */
