@@ -159,6 +159,13 @@ Deno.test(
       const late = await inRoom(w, "bridge", "late answer");
       assert.equal(late.body, "> bob: old question\n<bob> late answer");
       assert.equal(replyOf(late).id, undefined);
+
+      // A root deleted on Mattermost after it crossed: the server refuses it as a root, and the reply stands alone.
+      await w.mm.deleteAs(w.mm.bot.id, ownPost.id);
+      await aliceReplies(w, own.stanzaId!, "alice: who brings drinks?", "nobody?");
+      const alone = await bridged(w, "nobody?");
+      assert.equal(alone.root_id, "");
+      assert.equal(alone.message, "> alice: who brings drinks?\n\nnobody?");
     }),
 );
 
