@@ -169,37 +169,46 @@ Deno.test(
     }),
 );
 
-Deno.test(
-  "ibr: a ghost's thread reply points at the root, and an XMPP reply to a ghost's message joins its thread",
-  opts,
-  () =>
-    inWorld(async (w) => {
-      await w.startBridge(IBR);
-      const root = await w.mm.postAs(w.bob.id, w.channel.id, "release on friday?");
-      const rootMsg = await inRoom(w, "bob", "release on friday?");
-      await w.mm.postAs(w.bob.id, w.channel.id, "or monday", { root_id: root.id });
-      const reply = await inRoom(w, "bob", "or monday");
-      const quote = "> bob: release on friday?\n";
-      assert.equal(reply.body, `${quote}or monday`, "the ghost speaks for itself: no name prefix");
-      assert.deepEqual(replyOf(reply), {
-        id: rootMsg.stanzaId,
-        to: undefined,
-        thread: rootMsg.id,
-        fallback: [0, [...quote].length],
-      });
+for (const mode of ["ibr", "component"] as const) {
+  Deno.test(
+    `${mode}: a ghost's thread reply points at the root, and an XMPP reply to a ghost's message joins its thread`,
+    opts,
+    () =>
+      inWorld(async (w) => {
+        await w.startBridge(
+          mode === "ibr" ? IBR : {
+            BRIDGE_GHOST_MODE: "component",
+            XMPP_COMPONENT_JID: w.prosody.componentDomain,
+            XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
+            XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+          },
+        );
+        const root = await w.mm.postAs(w.bob.id, w.channel.id, "release on friday?");
+        const rootMsg = await inRoom(w, "bob", "release on friday?");
+        await w.mm.postAs(w.bob.id, w.channel.id, "or monday", { root_id: root.id });
+        const reply = await inRoom(w, "bob", "or monday");
+        const quote = "> bob: release on friday?\n";
+        assert.equal(reply.body, `${quote}or monday`, "the ghost speaks for itself: no name prefix");
+        assert.deepEqual(replyOf(reply), {
+          id: rootMsg.stanzaId,
+          to: undefined,
+          thread: rootMsg.id,
+          fallback: [0, [...quote].length],
+        });
 
-      await aliceReplies(w, reply.stanzaId!, "bob: or monday", "friday please", reply.from);
-      const answer = await bridged(w, "friday please");
-      assert.equal(answer.root_id, root.id, "a reply to a reply goes to the thread's root");
-      assert.equal(answer.message, "friday please");
+        await aliceReplies(w, reply.stanzaId!, "bob: or monday", "friday please", reply.from);
+        const answer = await bridged(w, "friday please");
+        assert.equal(answer.root_id, root.id, "a reply to a reply goes to the thread's root");
+        assert.equal(answer.message, "friday please");
 
-      // A `<thread>` alone (no XEP-0461) stands for the thread's root.
-      await w.alice.sendGroupchat(w.room, "also tuesday works", {
-        children: [xml("thread", {}, rootMsg.id!)],
-      });
-      assert.equal((await bridged(w, "also tuesday works")).root_id, root.id);
-    }),
-);
+        // A `<thread>` alone (no XEP-0461) stands for the thread's root.
+        await w.alice.sendGroupchat(w.room, "also tuesday works", {
+          children: [xml("thread", {}, rootMsg.id!)],
+        });
+        assert.equal((await bridged(w, "also tuesday works")).root_id, root.id);
+      }),
+  );
+}
 
 Deno.test(
   "restart: replies after a restart find their parents in the stored map, both ways",

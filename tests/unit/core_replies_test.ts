@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type { Bridge, Dispatched, PipeliningBridge } from "../../src/core/bridge.ts";
 import { MessageBus } from "../../src/core/bus.ts";
-import type { BridgeMessage, ReplyTo } from "../../src/core/events.ts";
+import { type BridgeMessage, eventProblem, type ReplyTo } from "../../src/core/events.ts";
 import type { DirectionalMessage } from "../../src/core/message.ts";
 import { quoteLines, standaloneQuote } from "../../src/core/reply.ts";
 import { Store } from "../../src/core/store.ts";
@@ -143,4 +143,9 @@ Deno.test("quote lines: author on the first line, long parents cut, actions and 
   assert.equal(standaloneQuote(dm), "> q\n");
   assert.equal(standaloneQuote({ ...dm, message: { ...dm.message, action: true } }), undefined);
   assert.equal(standaloneQuote({ ...dm, parent: { channel: ROOM, ids: ["p"], parts: [] } }), undefined);
+});
+
+Deno.test("a message whose replyTo has no targetId is refused by the core, naming what is missing", () => {
+  assert.equal(eventProblem({ ...post("m"), replyTo: { quote: "q" } }), "a reply without a targetId");
+  assert.equal(eventProblem(post("m", { targetId: "p" })), undefined);
 });
