@@ -150,6 +150,31 @@ Deno.test(
       assert.equal(replyOf(back).thread, own.stanzaId);
       assert.equal(back.body, "> alice (xmpp): who brings drinks?\n<bob> I do");
 
+      // A thread an XMPP client names itself: its first message becomes the root, the next ones follow it there.
+      const native = { children: [xml("thread", {}, "client-thread-1")] };
+      await w.alice.sendGroupchat(w.room, "shall we vote?", native);
+      const nativeRoot = await bridged(w, "shall we vote?");
+      assert.equal(nativeRoot.root_id, "");
+      await w.alice.sendGroupchat(w.room, "I vote yes", native);
+      assert.equal((await bridged(w, "I vote yes")).root_id, nativeRoot.id);
+      await w.mm.postAs(w.bob.id, w.channel.id, "yes too", { root_id: nativeRoot.id });
+      assert.equal(
+        replyOf(await inRoom(w, "bridge", "yes too")).thread,
+        "client-thread-1",
+        "the client's thread",
+      );
+      // … and a client's thread id on a reply to a bridged message names that message's thread.
+      await w.alice.sendGroupchat(w.room, "> bob: where do we eat?\nthai?", {
+        children: [
+          xml("reply", { xmlns: NS_REPLY, id: rootMsg.stanzaId! }),
+          xml("fallback", { xmlns: NS_FALLBACK, for: NS_REPLY }, xml("body", { start: "0", end: "24" })),
+          xml("thread", {}, "client-thread-2"),
+        ],
+      });
+      assert.equal((await bridged(w, "thai?")).root_id, root.id);
+      await w.alice.sendGroupchat(w.room, "or indian", { children: [xml("thread", {}, "client-thread-2")] });
+      assert.equal((await bridged(w, "or indian")).root_id, root.id);
+
       // Parents that never crossed are quoted, in a message of its own.
       await aliceReplies(w, "never-bridged-id", "carol: old news", "agreed");
       const orphan = await bridged(w, "agreed");

@@ -23,8 +23,37 @@ const log = getLogger(["mmxmpp", "bus"]);
  */
 export function handleMessage(dm: DirectionalMessage, ctx: HandlerContext): Work {
   if (!dm.message.replyTo) return ctx.deliverMessage(dm);
-  const work = withParent(dm, ctx).then((as) => ctx.deliverMessage(dm, as));
+  const work = withParent(dm, ctx).then((as) => {
+    const delivery = ctx.deliverMessage(dm, as);
+    // Done only once its thread is named: the next message of the thread (a barrier too) must find it.
+    const named = (ok: boolean) => nameThread(dm, as.parent !== undefined, ctx).then(() => ok);
+    return { ...delivery, done: delivery.done.then(named) };
+  });
   return { written: work.then((w) => w.written), done: work.then((w) => w.done) };
+}
+
+/**
+ * Makes the thread `dm` names on its source network, when the id map does not know it yet (a thread the bridge
+ * never saw begin, such as an XMPP client's own `<thread>` id), another name of the message it answers (`parented`:
+ * found on the target), else of `dm` itself, which then stands for the thread's root: the thread's later messages
+ * follow it there. Best effort.
+ */
+async function nameThread(dm: DirectionalMessage, parented: boolean, ctx: HandlerContext): Promise<void> {
+  const { thread, targetId } = dm.message.replyTo!;
+  const { network, channel } = dm.message.portal;
+  const known = parented ? targetId : dm.message.ids[0];
+  if (!thread || !known || thread === known) return;
+  try {
+    await ctx.recorded();
+    if (await ctx.store.findLink(network, channel, thread)) return;
+    await ctx.store.addAlias(network, channel, known, thread);
+  } catch (err) {
+    log.warn("Could not record where a thread is in {network} {channel}: {error}", {
+      network,
+      channel,
+      error: errorMessage(err),
+    });
+  }
 }
 
 /**
