@@ -149,3 +149,64 @@ Deno.test("a message whose replyTo has no targetId is refused by the core, namin
   assert.equal(eventProblem({ ...post("m"), replyTo: { quote: "q" } }), "a reply without a targetId");
   assert.equal(eventProblem(post("m", { targetId: "p" })), undefined);
 });
+
+Deno.test("a reply left in the outbox by a crash is stored without its parent and finds it at the next start", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-replies-" });
+  const path = `${dir}/state.kv`;
+  const open = async () => {
+    const store = await Store.open(path);
+    const xmpp = new HeldPipeline(XMPP);
+    const bus = new MessageBus(store, new Map<string, Bridge>([[MM, new FakeBridge(MM)], [XMPP, xmpp]]), {
+      initialMs: 5,
+      maxMs: 20,
+    });
+    return { store, xmpp, bus };
+  };
+  try {
+    const first = await open();
+    assert.ok(
+      (await first.store.addMapping({
+        channels: { [MM]: CHAN, [XMPP]: ROOM },
+        origin: "command",
+        createdAt: 0,
+      })).ok,
+    );
+    first.bus.publish(post("root"));
+    await written(first.xmpp, 1);
+    first.xmpp.release();
+    await first.bus.drain();
+    // The reply is written with its parent, and the process dies before the room confirms it.
+    first.bus.publish(post("reply", { targetId: "root", thread: "root" }));
+    await written(first.xmpp, 2);
+    assert.deepEqual(first.xmpp.wire[1].parent?.ids, ["xmpp-1"]);
+    // The outbox write goes along with the send, not before it.
+    let entries = await first.store.listOutbox();
+    while (entries.length === 0) {
+      await new Promise((r) => setTimeout(r, 5));
+      entries = await first.store.listOutbox();
+    }
+    const [entry] = entries;
+    assert.deepEqual(entry.delivery.message.replyTo, { targetId: "root", thread: "root" });
+    assert.equal("parent" in entry.delivery, false, "the outbox keeps the reply as accepted, unresolved");
+    first.bus.stop();
+    first.store.close();
+
+    const second = await open();
+    try {
+      assert.equal(await second.bus.restore(), 1);
+      second.bus.resume();
+      await written(second.xmpp, 1);
+      second.xmpp.release();
+      await second.bus.drain();
+      assert.deepEqual(second.xmpp.wire[0].parent?.ids, ["xmpp-1"], "the parent, from the stored map");
+      assert.deepEqual(await second.store.listOutbox(), []);
+    } finally {
+      second.bus.stop();
+      second.xmpp.release();
+      await second.bus.drain();
+      second.store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
