@@ -82,6 +82,11 @@ export interface ReplyTo {
   /** An id of the message answered on the source network, as the id map knows it. */
   targetId: string;
   /**
+   * Other names the answered message may go by in the id map, tried after `targetId` (an XMPP client may point at
+   * the sender's message id, which the map knows qualified by the sender's nick).
+   */
+  otherIds?: string[];
+  /**
    * The thread the message is in on the source network, when it says (Mattermost's root post id, XMPP's thread id):
    * tried in the id map when `targetId` is not found there.
    */

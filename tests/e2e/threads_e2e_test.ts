@@ -143,6 +143,9 @@ Deno.test(
       const ownPost = await bridged(w, "who brings drinks?");
       await aliceReplies(w, own.stanzaId!, "alice: who brings drinks?", "me!");
       assert.equal((await bridged(w, "me!")).root_id, ownPost.id);
+      // A client that points at the sender's own message id (not the room's stanza-id) is understood too.
+      await aliceReplies(w, own.id!, "alice: who brings drinks?", "me too!", own.from);
+      assert.equal((await bridged(w, "me too!")).root_id, ownPost.id);
       // … and a Mattermost reply there points back at the room's message.
       await w.mm.postAs(w.bob.id, w.channel.id, "I do", { root_id: ownPost.id });
       const back = await inRoom(w, "bridge", "I do");

@@ -28,7 +28,12 @@ Deno.test("a built reply reads back as the same reply, its quote cut out of the 
 
   const read = readReply(stanza, stanza.getChildText("body")!);
   assert.equal(read.body, "ok 👍");
-  assert.deepEqual(read.replyTo, { targetId: "stanza-1", thread: "m1", quote: "bob: 🍕 tonight?" });
+  assert.deepEqual(read.replyTo, {
+    targetId: "stanza-1",
+    otherIds: ["bridge/stanza-1"],
+    thread: "m1",
+    quote: "bob: 🍕 tonight?",
+  });
 });
 
 Deno.test("reading replies: thread alone, no fallback, a fallback out of range, the author from `to`", () => {
@@ -66,7 +71,7 @@ Deno.test("reading replies: thread alone, no fallback, a fallback out of range, 
     xml("fallback", { xmlns: NS_FALLBACK, for: NS_REPLY }, xml("body", { start: "0", end: "9" })),
   );
   assert.deepEqual(readReply(withTo, "> pizza?\nyes"), {
-    replyTo: { targetId: "s1", quote: "pizza?", author: "carol" },
+    replyTo: { targetId: "s1", otherIds: ["carol/s1"], quote: "pizza?", author: "carol" },
     body: "yes",
   });
 });

@@ -23,10 +23,10 @@ const log = getLogger(["mmxmpp", "bus"]);
  */
 export function handleMessage(dm: DirectionalMessage, ctx: HandlerContext): Work {
   if (!dm.message.replyTo) return ctx.deliverMessage(dm);
-  const work = withParent(dm, ctx).then((as) => {
+  const work = withParent(dm, ctx).then(({ as, foundBy }) => {
     const delivery = ctx.deliverMessage(dm, as);
     // Done only once its thread is named: the next message of the thread (a barrier too) must find it.
-    const named = (ok: boolean) => nameThread(dm, as.parent !== undefined, ctx).then(() => ok);
+    const named = (ok: boolean) => nameThread(dm, foundBy, ctx).then(() => ok);
     return { ...delivery, done: delivery.done.then(named) };
   });
   return { written: work.then((w) => w.written), done: work.then((w) => w.done) };
@@ -34,14 +34,18 @@ export function handleMessage(dm: DirectionalMessage, ctx: HandlerContext): Work
 
 /**
  * Makes the thread `dm` names on its source network, when the id map does not know it yet (a thread the bridge
- * never saw begin, such as an XMPP client's own `<thread>` id), another name of the message it answers (`parented`:
- * found on the target), else of `dm` itself, which then stands for the thread's root: the thread's later messages
- * follow it there. Best effort.
+ * never saw begin, such as an XMPP client's own `<thread>` id), another name of the message it answers (found on
+ * the target by the id `foundBy`), else of `dm` itself, which then stands for the thread's root: the thread's later
+ * messages follow it there. Best effort.
  */
-async function nameThread(dm: DirectionalMessage, parented: boolean, ctx: HandlerContext): Promise<void> {
-  const { thread, targetId } = dm.message.replyTo!;
+async function nameThread(
+  dm: DirectionalMessage,
+  foundBy: string | undefined,
+  ctx: HandlerContext,
+): Promise<void> {
+  const { thread } = dm.message.replyTo!;
   const { network, channel } = dm.message.portal;
-  const known = parented ? targetId : dm.message.ids[0];
+  const known = foundBy ?? dm.message.ids[0];
   if (!thread || !known || thread === known) return;
   try {
     await ctx.recorded();
@@ -57,18 +61,23 @@ async function nameThread(dm: DirectionalMessage, parented: boolean, ctx: Handle
 }
 
 /**
- * `dm` with its parent on the target network, looked up by the id it answers, then by its thread; else `dm` as it
- * is, which its connector shows after a quote of the parent it came with.
+ * `dm` with its parent on the target network (`as`), looked up by the id it answers, its other names, then its
+ * thread, and the id it was found by; else `dm` as it is, which its connector shows after a quote of the parent it
+ * came with.
  */
-async function withParent(dm: DirectionalMessage, ctx: HandlerContext): Promise<DirectionalMessage> {
+async function withParent(
+  dm: DirectionalMessage,
+  ctx: HandlerContext,
+): Promise<{ as: DirectionalMessage; foundBy?: string }> {
   const reply = dm.message.replyTo!;
   const { network, channel } = dm.message.portal;
+  const names = [reply.targetId, ...(reply.otherIds ?? []), reply.thread].filter((x): x is string => !!x);
   try {
     await ctx.recorded();
-    for (const id of new Set([reply.targetId, reply.thread].filter((x): x is string => !!x))) {
+    for (const id of new Set(names)) {
       const ref = (await ctx.store.findLink(network, channel, id))?.refs[dm.target];
       // A parent in another channel there (the mapping changed) cannot be answered in this one.
-      if (ref && ref.channel === dm.targetChannel) return { ...dm, parent: ref };
+      if (ref && ref.channel === dm.targetChannel) return { as: { ...dm, parent: ref }, foundBy: id };
     }
   } catch (err) {
     // The answer still goes, quoting its parent, rather than waiting on the store.
@@ -85,5 +94,5 @@ async function withParent(dm: DirectionalMessage, ctx: HandlerContext): Promise<
     targetId: reply.targetId,
   });
   // Without a parent, the connector shows the message after a quote of it (`standaloneQuote`).
-  return dm;
+  return { as: dm };
 }

@@ -99,6 +99,9 @@ export function readReply(stanza: Element, body: string): ReadReply {
     body = [...runes.slice(0, cut.start), ...runes.slice(cut.end)].join("");
   }
   const nick = nickOf(reply?.attrs.to);
+  // The room's stanza-id is what a reply should point at; some clients give the sender's own id, which the id map
+  // knows qualified by the sender's nick, as it keeps every sender-chosen id.
+  if (nick) replyTo.otherIds = [`${nick}/${id}`];
   // The author, when the quote does not already name someone ("> alice: …", "> alice wrote:").
   if (nick && replyTo.quote && !namesAuthor(replyTo.quote)) replyTo.author = nick;
   return { replyTo, body };
