@@ -28,7 +28,13 @@ import { handleMessage } from "./handlers/message.ts";
 import { handleReactions } from "./handlers/reactions.ts";
 import { handleRemove } from "./handlers/remove.ts";
 import { handleTyping } from "./handlers/typing.ts";
-import { type Delivery, type DirectionalMessage, eventOf, type SentRefs } from "./message.ts";
+import {
+  type Delivery,
+  type DirectionalMessage,
+  eventOf,
+  type MessagePart,
+  type SentRefs,
+} from "./message.ts";
 import { Outbox } from "./outbox.ts";
 import type { MessageLink, OutboxEntry, Store } from "./store.ts";
 
@@ -122,7 +128,7 @@ export class MessageBus {
     this.handlerContext = {
       store,
       bridge: (network) => this.bridges.get(network)!,
-      deliverMessage: (dm) => this.deliver(dm),
+      deliverMessage: (dm, as) => this.deliver(dm, as),
       attempt: (d, send) => this.attempt(d, send),
       count: (what: HandlerCount) => this.stats[what]++,
       recorded: () => Promise.all([...this.recording.values()]).then(() => {}),
@@ -372,9 +378,9 @@ export class MessageBus {
     if (!queue) {
       queue = new DeliveryQueue((item) => this.dispatch(item), {
         window: isPipeliningBridge(this.bridges.get(d.target)!) ? PIPELINE_WINDOW : 1,
-        // The other kinds look their target up in the id map at their turn: the message they point at must be
-        // confirmed and recorded by then, not merely written.
-        barrier: (item) => !("message" in item),
+        // The other kinds, and replies, look their target up in the id map at their turn: the message they point at
+        // must be confirmed and recorded by then, not merely written.
+        barrier: (item) => !("message" in item) || item.message.replyTo !== undefined,
       });
       this.outbound.set(key, queue);
     }
@@ -391,14 +397,19 @@ export class MessageBus {
    * when it landed or was given up on for good; false when the bus stopped first. `written` resolves once it is on
    * the wire (dispatched, with a pipelining connector) or else done, so that the queue's next message may follow.
    */
-  private deliver(dm: DirectionalMessage): Work {
+  private deliver(dm: DirectionalMessage, as: DirectionalMessage = dm): Work {
     let markWritten!: () => void;
     const written = new Promise<void>((resolve) => markWritten = resolve);
-    const done = this.deliverNow(dm, markWritten).finally(markWritten);
+    const done = this.deliverNow(dm, as, markWritten).finally(markWritten);
     return { written, done };
   }
 
-  private async deliverNow(dm: DirectionalMessage, markWritten: () => void): Promise<boolean> {
+  /** Delivers `dm` (the message accepted and recorded) by handing the connector `as`. */
+  private async deliverNow(
+    dm: DirectionalMessage,
+    as: DirectionalMessage,
+    markWritten: () => void,
+  ): Promise<boolean> {
     // Sent without waiting for its outbox write: until it is recorded and settled, its source's read position has
     // not moved past it, so a crash before that write replays it from the source, with the same delivery id.
     const accepted = this.accepted.get(dm);
@@ -407,8 +418,8 @@ export class MessageBus {
     let endAttempts!: () => void;
     const attemptsOver = new Promise<void>((resolve) => endAttempts = resolve);
     const send = isPipeliningBridge(bridge)
-      ? this.pipelined(bridge, dm, markWritten, attemptsOver)
-      : () => bridge.send(dm);
+      ? this.pipelined(bridge, as, markWritten, attemptsOver)
+      : () => bridge.send(as);
     const done = await this.attempt(dm, send).finally(endAttempts);
     const entry = await accepted;
     if (!done.ok) {
@@ -533,7 +544,7 @@ function linkFor(dm: DirectionalMessage, sent: SentRefs): MessageLink {
       [dm.source]: {
         channel: dm.message.portal.channel,
         ids: dm.message.ids,
-        parts: [{ sender: { kind: "author" } }],
+        parts: [{ sender: { kind: "author" }, ...threadOf(dm.message) }],
       },
       [dm.target]: {
         channel: dm.targetChannel,
@@ -543,6 +554,16 @@ function linkFor(dm: DirectionalMessage, sent: SentRefs): MessageLink {
     },
     createdAt: Date.now(),
   };
+}
+
+/**
+ * Where a message sits in a thread on its source network, for its part there: so that a reply to it on another
+ * network finds the thread (Mattermost takes only a thread's root as the parent).
+ */
+function threadOf(message: DirectionalMessage["message"]): Pick<MessagePart, "threadRoot" | "replyTo"> {
+  const reply = message.replyTo;
+  if (!reply) return {};
+  return { replyTo: reply.targetId, ...(reply.thread ? { threadRoot: reply.thread } : {}) };
 }
 
 /** What {@link MessageBus.route} answers for a message that needs no delivery. */

@@ -69,6 +69,32 @@ export interface BridgeMessage extends EventBase {
    * source server's clock and may differ from ours.
    */
   caughtUp?: boolean;
+  /** The earlier message this one answers (a Mattermost thread reply, an XMPP reply or thread), when it does. */
+  replyTo?: ReplyTo;
+}
+
+/**
+ * What a message answers, as the source network names it: resolved in the id map only when the message is delivered
+ * (a message waiting in the outbox keeps these plain ids). Where the parent never reached the target, the message
+ * goes there on its own, led by {@link ReplyTo.quote}.
+ */
+export interface ReplyTo {
+  /** An id of the message answered on the source network, as the id map knows it. */
+  targetId: string;
+  /**
+   * Other names the answered message may go by in the id map, tried after `targetId` (an XMPP client may point at
+   * the sender's message id, which the map knows qualified by the sender's nick).
+   */
+  otherIds?: string[];
+  /**
+   * The thread the message is in on the source network, when it says (Mattermost's root post id, XMPP's thread id):
+   * tried in the id map when `targetId` is not found there.
+   */
+  thread?: string;
+  /** The answered message's text as the source gave or quoted it, plain (without quote markers). */
+  quote?: string;
+  /** Who wrote the answered message, as the source named them, when the quote does not already say. */
+  author?: string;
 }
 
 /** A new text for an earlier message (Mattermost post edit, XEP-0308 correction). */
@@ -144,6 +170,9 @@ export function eventProblem(value: unknown): string | undefined {
   switch (e.kind) {
     case "message":
       if (!Array.isArray(e.ids)) return "a message without ids";
+      if (e.replyTo !== undefined && typeof (e.replyTo as { targetId?: unknown })?.targetId !== "string") {
+        return "a reply without a targetId";
+      }
       return typeof e.text === "string" ? undefined : "a message without text";
     case "edit":
       if (typeof e.text !== "string") return "an edit without text";

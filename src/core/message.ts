@@ -30,6 +30,12 @@ export interface DirectionalMessage {
    * back and can deduplicate on (Mattermost's `pending_post_id`, XMPP's origin-id).
    */
   deliveryId: string;
+  /**
+   * The message `message.replyTo` answers, as the id map knows it on the target network: looked up by the bus when
+   * the message is delivered, never stored with it (the outbox keeps the message as it was accepted). Absent when
+   * the message answers nothing, or its parent never reached the target.
+   */
+  parent?: MessageRef;
 }
 
 /**
@@ -102,9 +108,12 @@ export type IdName = keyof PartIds;
  */
 export interface MessagePart extends PartIds {
   sender: PartSender;
-  /** The id of the thread's root message on this network. */
+  /**
+   * The thread this part is in on this network, in the form the network names threads by: Mattermost's root post
+   * id; XMPP's `<thread>` id.
+   */
   threadRoot?: string;
-  /** The id of the message this one answers on this network. */
+  /** The id of the message this one answers on this network (the one its protocol points at). */
   replyTo?: string;
 }
 

@@ -24,10 +24,13 @@ import { BridgeError, errorMessage } from "../core/errors.ts";
 import type { BridgeMessage, DirectionalMessage, SentRefs } from "../core/message.ts";
 import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
 import { BASE_URL_HINT, describeFailure, explainUnreachable } from "./explain.ts";
+import { runeLength } from "../core/text.ts";
 import { PostCursors, postsInOrder, postsSince } from "./catch_up.ts";
 import {
   type DisplayOptions,
   isBridgeable,
+  MAX_POST_RUNES,
+  parsePost,
   parsePostedEvent,
   type Post,
   postText,
@@ -37,6 +40,9 @@ import { UndeliverableNotices, withRefusalNotice } from "./notices.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { MM_ID } from "../settings.ts";
+import { isRootRefused, overriddenName, replyOfPost, rootIdFor } from "./threads.ts";
+import { standaloneQuote } from "../core/reply.ts";
+import type { ReplyTo } from "../core/events.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
 
@@ -96,6 +102,8 @@ export class MattermostBridge implements NoticeCapable {
   /** Posted events and catch-ups run one at a time, in order, so that user look-ups cannot reorder them. */
   private inbound: Promise<void> = Promise.resolve();
   private readonly users = new Map<string, { user: User; at: number }>();
+  /** Thread roots read for their replies' quotes, with their author's name (see `replyOf`). */
+  private readonly roots = new Map<string, { post?: Post; author?: string; at: number }>();
   /** Where each channel's catch-up starts. */
   private readonly cursors = new PostCursors();
   private catchUpTimer?: ReturnType<typeof setTimeout>;
@@ -271,7 +279,15 @@ export class MattermostBridge implements NoticeCapable {
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
+    // A reply goes into its parent's thread (Mattermost has one level: the parent's root).
+    const rootId = dm.parent ? rootIdFor(dm.parent) : undefined;
     const drafts = renderPosts(dm.message, dm.source, this.opts.display);
+    // A reply whose parent never got here stands alone after a quote of it (a blank line ends a Markdown quote),
+    // when the quote fits in the first post.
+    const quote = standaloneQuote(dm);
+    if (quote && runeLength(quote + drafts[0].message) < MAX_POST_RUNES) {
+      drafts[0].message = `${quote}\n${drafts[0].message}`;
+    }
     const done = this.progress.get(dm) ?? [];
     this.progress.set(dm, done);
     for (let piece = done.length; piece < drafts.length; piece++) {
@@ -283,16 +299,28 @@ export class MattermostBridge implements NoticeCapable {
         // The same on every retry of this piece: the server answers a repeated create within 30 s with the post
         // the first one made, so a create whose answer got lost is not posted twice.
         pending_post_id: pendingPostId(this.botId, dm.deliveryId, piece),
+        ...(rootId ? { root_id: rootId } : {}),
       };
-      const post = await call(
-        `post to channel ${dm.targetChannel}`,
-        () => this.client.createPost(body as never),
-      ).catch((err) => {
+      let post;
+      try {
+        post = await call(`post to channel ${dm.targetChannel}`, () => this.client.createPost(body as never));
+      } catch (err) {
+        // The root went away (deleted) since the parent was recorded: the reply stands alone, quoting its parent.
+        if (rootId && piece === 0 && isRootRefused(err)) {
+          log.info("Mattermost refused the thread of a reply in {channel}: posted on its own", {
+            channel: dm.targetChannel,
+          });
+          return this.send({ ...dm, parent: undefined });
+        }
         throw withRefusalNotice(err);
-      });
+      }
       done.push(post.id);
     }
-    return { ids: [...done], parts: done.map((postId) => ({ postId, sender: { kind: "relay" } })) };
+    const thread = rootId ? { threadRoot: rootId, replyTo: rootId } : {};
+    return {
+      ids: [...done],
+      parts: done.map((postId) => ({ postId, sender: { kind: "relay" }, ...thread })),
+    };
   }
 
   /**
@@ -421,8 +449,10 @@ export class MattermostBridge implements NoticeCapable {
       channel: post.channel_id,
       message: post.message,
     });
+    const replyTo = await this.replyOf(post);
     this.ctx.receive({
       kind: "message",
+      ...(replyTo ? { replyTo } : {}),
       eventId: post.id,
       portal: { network: this.network, channel: post.channel_id },
       ids: [post.id],
@@ -549,6 +579,33 @@ export class MattermostBridge implements NoticeCapable {
       });
     }
     for (const post of posts) await this.handlePost(post, { caughtUp: true });
+  }
+
+  /**
+   * What a thread reply answers: its root, with the root's text and author for a network where the root never
+   * arrived (fetched, and kept a while: a thread's replies share it). Without the root's text when it cannot be read.
+   */
+  private async replyOf(post: Post): Promise<ReplyTo | undefined> {
+    if (!post.root_id) return undefined;
+    const rootId = post.root_id;
+    let root = this.roots.get(rootId);
+    if (!root || Date.now() - root.at > 10 * 60_000) {
+      try {
+        const fetched = parsePost(await call(`read post ${rootId}`, () => this.client.getPost(rootId)));
+        const author = fetched
+          ? overriddenName(fetched) ?? (await this.user(fetched.user_id))?.username
+          : undefined;
+        root = { post: fetched ?? undefined, author, at: Date.now() };
+        this.roots.set(rootId, root);
+        if (this.roots.size > 1_000) this.roots.delete(this.roots.keys().next().value!);
+      } catch (err) {
+        log.warn("Could not read the root {rootId} of a reply: {error}", {
+          rootId,
+          error: errorMessage(err),
+        });
+      }
+    }
+    return replyOfPost(post, root?.post, () => root?.author);
   }
 
   private async user(id: string): Promise<User | undefined> {

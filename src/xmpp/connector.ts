@@ -50,6 +50,8 @@ import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
 import { NS_MAM } from "./protocol/ns.ts";
+import { addReply, prependQuote, readReply, type ReplyPointer, replyPointer } from "./xeps/xep0461.ts";
+import { quoteLines, standaloneQuote } from "../core/reply.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -473,19 +475,25 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
    */
   async dispatch(dm: DirectionalMessage): Promise<Dispatched> {
     const already = await this.readyToSend(dm);
-    if (already) return { confirmed: Promise.resolve(already) };
+    const reply = this.replyPointerOf(dm);
+    if (already) {
+      const part = already.parts?.[0];
+      // Sent as this reply before: its thread is the one this delivery would have put it in.
+      if (part && reply) Object.assign(part, { threadRoot: reply.thread, replyTo: reply.id });
+      return { confirmed: Promise.resolve(already) };
+    }
     const room = dm.targetChannel;
     const id = dm.deliveryId;
     // The author's own voice when a ghost mode gives one; else the bridge's occupant relays the message.
     const ghost = await this.opts.ghosts?.intentFor(dm.message.sender) ?? null;
-    const stanza = this.groupchatFor(dm, ghost === null);
+    const stanza = this.groupchatFor(dm, ghost === null, reply);
     const intent = ghost ?? this.relay;
     await intent.ensureJoined(room);
     const { reflected } = await intent.sendAhead(room, stanza, id);
     const sender: PartSender = ghost
       ? { kind: this.opts.ghosts?.mode === "component" ? "puppet" : "ghost", id: ghost.jid.split("/")[0] }
       : { kind: "relay" };
-    const confirmed = reflected.then(({ stanzaId }) => sentRefs(id, stanzaId, sender));
+    const confirmed = reflected.then(({ stanzaId }) => sentRefs(id, stanzaId, sender, reply));
     if (this.opts.ghosts) return { confirmed: Promise.resolve(await confirmed) };
     return { confirmed };
   }
@@ -521,8 +529,22 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     return undefined;
   }
 
-  /** The one stanza `dm` is sent as, by whichever voice speaks it; `relayed` names the author in the body. */
-  private groupchatFor(dm: DirectionalMessage, relayed: boolean): Element {
+  /** Where `dm` points as a reply in its room (XEP-0461), when its parent reached the room. */
+  private replyPointerOf(dm: DirectionalMessage): ReplyPointer | undefined {
+    if (!dm.parent) return undefined;
+    const room = dm.targetChannel;
+    // Only the relay's occupant JID is known for sure; `to` is optional (XEP-0461 §3).
+    return replyPointer(dm.parent, (part) => {
+      const nick = part.sender.kind === "relay" ? this.muc.nickIn(room) : undefined;
+      return nick ? `${room}/${nick}` : undefined;
+    });
+  }
+
+  /**
+   * The one stanza `dm` is sent as, by whichever voice speaks it; `relayed` names the author in the body; `reply`
+   * makes it a reply in its parent's thread.
+   */
+  private groupchatFor(dm: DirectionalMessage, relayed: boolean, reply?: ReplyPointer): Element {
     const { text, action, sender: author } = dm.message;
     const relayedAs = relayed
       ? {
@@ -540,6 +562,13 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       this.delayOf(dm.message),
     );
     for (const step of this.outgoing) step(stanza, dm);
+    // Last, so that the fallback's offsets count the body as sent. An action keeps no quote in front: `/me` must
+    // lead its body. A reply whose parent never reached the room stands alone after a quote of it.
+    if (reply) {
+      addReply(stanza, reply, action ? undefined : quoteLines(dm.message.replyTo ?? { targetId: "" }));
+    } else {
+      prependQuote(stanza, standaloneQuote(dm));
+    }
     return stanza;
   }
 
@@ -675,7 +704,10 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       if (event !== undefined) return event ?? undefined;
     }
     if (msg.body === undefined || msg.body === "") return undefined;
-    return { kind: "message", ...base, ...parseBody(msg.body) };
+    const { replyTo, body } = readReply(msg.stanza, msg.body);
+    // A reply with nothing but its quote still says what it quoted.
+    const text = body.trim() === "" ? msg.body : body;
+    return { kind: "message", ...base, ...parseBody(text), ...(replyTo ? { replyTo } : {}) };
   }
 
   /** Remembers how far `room` was read, here and (in batches) in the store. */
@@ -822,11 +854,20 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   }
 }
 
-/** What a message sent with `id` (its message id and origin-id) and reflected with `stanzaId` is in the room. */
-function sentRefs(id: string, stanzaId: string | undefined, sender: PartSender): SentRefs {
+/**
+ * What a message sent with `id` (its message id and origin-id) and reflected with `stanzaId` is in the room; a
+ * `reply` records its thread and the id it answers.
+ */
+function sentRefs(
+  id: string,
+  stanzaId: string | undefined,
+  sender: PartSender,
+  reply?: ReplyPointer,
+): SentRefs {
+  const thread = reply ? { threadRoot: reply.thread, replyTo: reply.id } : {};
   return {
     ids: stanzaId ? [id, stanzaId] : [id],
-    parts: [{ messageId: id, originId: id, ...(stanzaId ? { stanzaId } : {}), sender }],
+    parts: [{ messageId: id, originId: id, ...(stanzaId ? { stanzaId } : {}), sender, ...thread }],
   };
 }
 

@@ -301,8 +301,10 @@ function validatedPost(app: App, author: User, channel: Channel, input: NewPost)
   const { store } = app;
   const rootId = typeof input.root_id === "string" ? input.root_id : "";
   if (rootId) {
+    // app/post.go `CreatePost`, in its order: the root must be readable (not deleted: the store's Get skips those),
+    // its thread in this channel (500, lowered to 400 by `CreatePostAsUser`), and it must be a root itself.
     const root = store.posts.get(rootId);
-    if (!root || root.delete_at !== 0 || root.root_id !== "") {
+    if (!root || root.delete_at !== 0) {
       throw new AppError("api.post.create_post.root_id.app_error", "Invalid RootId parameter.", 400);
     }
     if (root.channel_id !== channel.id) {
@@ -311,6 +313,9 @@ function validatedPost(app: App, author: User, channel: Channel, input: NewPost)
         "Invalid ChannelId for RootId parameter.",
         400,
       );
+    }
+    if (root.root_id !== "") {
+      throw new AppError("api.post.create_post.root_id.app_error", "Invalid RootId parameter.", 400);
     }
   }
   const message = typeof input.message === "string" ? input.message : "";

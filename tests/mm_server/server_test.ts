@@ -248,7 +248,20 @@ Deno.test("replies need a live root post in the same channel that is not itself 
       400,
       "api.post.create_post.channel_root_id.app_error",
     );
+    // The channel is checked before whether the root is a reply (app/post.go `CreatePost`).
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: otherChannel.id, message: "x", root_id: reply.id })),
+      400,
+      "api.post.create_post.channel_root_id.app_error",
+    );
     assert.equal(server.post(root.id)?.reply_count, 1);
+    const doomed = await bot.createPost(draft({ channel_id: channel.id, message: "doomed" }));
+    await bot.deletePost(doomed.id);
+    await rejectsWith(
+      bot.createPost(draft({ channel_id: channel.id, message: "x", root_id: doomed.id })),
+      400,
+      rootError,
+    );
   });
 });
 

@@ -34,8 +34,10 @@ export interface HandlerContext {
   /**
    * Delivers a message with retries and records it in the id map. `done`: true when it landed or was given up on
    * for good, false when the bus stopped first; `written` once it is on the wire (the next message may follow).
+   * `as`: what the connector is handed instead of `dm` itself, when the handler worked something out at delivery
+   * (its parent, a quote); `dm` stays the message the bus accepted, recorded and keeps in the outbox.
    */
-  deliverMessage(dm: DirectionalMessage): Work;
+  deliverMessage(dm: DirectionalMessage, as?: DirectionalMessage): Work;
   /** Runs `send` for `d`, retrying transient failures with the bus' backoff until it lands or the bus stops. */
   attempt<T>(d: Delivery, send: () => Promise<T>): Promise<Attempt<T>>;
   count(what: HandlerCount): void;

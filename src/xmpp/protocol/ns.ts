@@ -75,3 +75,9 @@ export const NS_RECEIPTS = "urn:xmpp:receipts";
 
 /** XEP-0421 anonymous unique occupant identifiers. */
 export const NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0";
+
+/** XEP-0461 message replies. */
+export const NS_REPLY = "urn:xmpp:reply:0";
+
+/** XEP-0428 fallback indication. */
+export const NS_FALLBACK = "urn:xmpp:fallback:0";
