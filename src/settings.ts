@@ -103,6 +103,24 @@ function httpUrl(value: string, name: string, ctx: ParseContext): string | undef
   return base;
 }
 
+/**
+ * A comma-separated list of HTTP hosts (`name` or `name:port`, IPv6 in brackets), lowercased; each is checked by
+ * parsing it as the host of a URL.
+ */
+function hostList(value: string, name: string, ctx: ParseContext): string[] | undefined {
+  const hosts = value.split(",").map((h) => h.trim().toLowerCase()).filter((h) => h !== "");
+  for (const host of hosts) {
+    if (!URL.canParse(`http://${host}/`) || new URL(`http://${host}/`).host !== host.replace(/:80$/, "")) {
+      ctx.problem(
+        `${name}: "${host}" is not a host: expected a host name or address, with a port if not 80, e.g. ` +
+          "files.example.org or 127.0.0.1:5280",
+      );
+      return undefined;
+    }
+  }
+  return hosts;
+}
+
 /** A duration such as `90s`, `30m`, `24h` or `2d` (a number alone is seconds), in milliseconds. */
 function duration(value: string, name: string, ctx: ParseContext): number | undefined {
   const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$/i.exec(value);
@@ -331,6 +349,15 @@ export const SETTINGS = {
     notes: "Older ones are counted in a warning, not bridged. A number alone is seconds.",
     default: "24h",
     parse: duration,
+  }),
+  BRIDGE_FILE_FETCH_HOSTS: setting({
+    section: "Bridge",
+    doc: "hosts (name or name:port, comma-separated) files may be downloaded from over plain http",
+    notes:
+      "https downloads are always allowed. Unset: the hosts of the XMPP server's upload service (XEP-0363).",
+    defaultDoc: "the XMPP upload service's hosts",
+    example: "files.example.org,127.0.0.1:5280",
+    parse: hostList,
   }),
   BRIDGE_KV_PATH: setting({
     section: "Bridge",
