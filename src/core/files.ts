@@ -34,7 +34,11 @@ export function capStream(body: ReadableStream<Uint8Array>, maxBytes: number): R
 
 /** The {@link FileUnavailable} of a file over `maxBytes`. */
 export function tooLarge(maxBytes: number, size?: number): FileUnavailable {
-  const what = size === undefined ? "it is" : `it is ${formatBytes(size)},`;
+  // Rounded alike, the two sizes would read as equal.
+  const shown = size !== undefined && formatBytes(size) === formatBytes(maxBytes)
+    ? `${size} bytes`
+    : formatBytes(size ?? 0);
+  const what = size === undefined ? "it is" : `it is ${shown},`;
   return new FileUnavailable("too-large", `${what} larger than the ${formatBytes(maxBytes)} limit`);
 }
 

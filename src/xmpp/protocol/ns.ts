@@ -75,3 +75,6 @@ export const NS_RECEIPTS = "urn:xmpp:receipts";
 
 /** XEP-0421 anonymous unique occupant identifiers. */
 export const NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0";
+
+/** XEP-0066 out-of-band data (the `jabber:x:oob` element that makes clients show a file inline). */
+export const NS_OOB = "jabber:x:oob";
