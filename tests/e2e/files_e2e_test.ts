@@ -238,6 +238,26 @@ Deno.test(
 );
 
 Deno.test(
+  "over the limit: Mattermost's 413 for a file over a MaxFileSize lowered since the bridge read it is a notice",
+  opts,
+  async () => {
+    await inWorld(async (w) => {
+      await w.startBridge();
+      const small = await uploadAsAlice(w, "small.txt", bytes(10));
+      await shareAsAlice(w, small);
+      await postsMatching(w.mm, w.channel.id, (p) => byBot(w)(p) && p.file_ids?.length === 1, 1, 15_000);
+      // The bridge read MaxFileSize (100 MiB) for the first file; the admin lowers it.
+      w.mm.setConfig({ maxFileSize: 1000 });
+      const url = await uploadAsAlice(w, "later.txt", bytes(4000));
+      await shareAsAlice(w, url);
+      const [, post] = await postsMatching(w.mm, w.channel.id, byBot(w), 2, 15_000);
+      assert.equal(post.file_ids, undefined);
+      assert.equal(post.message, `📎 later.txt: ${url} (not copied: it is larger than Mattermost accepts)`);
+    });
+  },
+);
+
+Deno.test(
   "a file shared from a host the bridge may not download from over http is posted as a link, never fetched",
   opts,
   async () => {
