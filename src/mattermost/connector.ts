@@ -333,8 +333,8 @@ export class MattermostBridge implements NoticeCapable, FileSource {
         state.fileIds.push(await this.copyFile(dm, file, maxBytes));
       } catch (err) {
         if (!(err instanceof FileUnavailable)) throw err;
-        log.warn("Could not copy {name} from {source} to {channel}: {reason}; posted its link instead", {
-          name: file.name,
+        log.debug("Not copied: {name}", { name: file.name });
+        log.warn("Could not copy a file from {source} to {channel}: {reason}; posted its link instead", {
           source: dm.source,
           channel: dm.targetChannel,
           reason: err.message,

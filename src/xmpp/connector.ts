@@ -582,8 +582,8 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       body = url;
     } catch (err) {
       if (!(err instanceof FileUnavailable)) throw err;
-      log.warn("Could not copy {name} from {source} to {room}: {reason}; sent its link instead", {
-        name: file.name,
+      log.debug("Not copied: {name}", { name: file.name });
+      log.warn("Could not copy a file from {source} to {room}: {reason}; sent its link instead", {
         source: dm.source,
         room: dm.targetChannel,
         reason: err.message,
