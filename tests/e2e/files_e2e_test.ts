@@ -12,6 +12,8 @@ import { postsMatching, startWorld, type World, type WorldOptions } from "../hel
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import type { GroupchatMessage } from "../helpers/xmpp_user.ts";
 import type { Post } from "../mm_server/server.ts";
+import { FileUnavailable } from "../../src/core/bridge.ts";
+import { uploadApi } from "../../src/xmpp/xeps/xep0363.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const NS_UPLOAD = "urn:xmpp:http:upload:0";
@@ -215,6 +217,28 @@ Deno.test(
           "(not copied: it is 10485761 bytes, larger than the 10 MiB limit)",
       );
       assert.equal(oobUrl(notice), undefined, "a link, not an upload");
+    });
+  },
+);
+
+Deno.test(
+  "a slot the upload service refuses as too large names the limit it answered with",
+  opts,
+  async () => {
+    await inWorld(async (w) => {
+      // As when the service states no max-file-size in its disco#info: only its answer tells the limit.
+      const api = uploadApi({ iqCaller: { request: (el, t) => w.alice.iq(el, t) } }, w.prosody.uploadDomain);
+      const err = await api.requestSlot({ name: "huge.bin", size: 20 * 1024 * 1024 }).catch((e) => e);
+      assert.ok(err instanceof FileUnavailable, String(err));
+      assert.equal(err.problem, "too-large");
+      assert.equal(err.message, "it is larger than the 10 MiB limit");
+      const slot = await api.requestSlot({ name: "ok.txt", size: 3, mimeType: "text/plain" });
+      assert.match(slot.get, /^http:\/\/127\.0\.0\.1:\d+\/.*ok\.txt$/);
+      assert.ok(
+        Object.keys(slot.headers).every((h) =>
+          ["authorization", "cookie", "expires"].includes(h.toLowerCase())
+        ),
+      );
     });
   },
 );
