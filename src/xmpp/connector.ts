@@ -575,11 +575,9 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     id: string,
     relayed: boolean,
   ): Promise<Element> {
-    let body: string;
-    let url: string | undefined;
+    let url: string;
     try {
       url = await this.copyFile(dm, file);
-      body = url;
     } catch (err) {
       if (!(err instanceof FileUnavailable)) throw err;
       log.debug("Not copied: {name}", { name: file.name });
@@ -588,21 +586,16 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
         room: dm.targetChannel,
         reason: err.message,
       });
-      const notice = fileNotice(file, err.message);
-      body = relayed
-        ? renderBody(notice, {
-          relayedAs: {
-            prefix: renderTemplate(this.opts.nameFormat, {
-              username: dm.message.sender.name,
-              displayname: dm.message.sender.displayName ?? dm.message.sender.name,
-            }),
-            name: relayedName(this.opts.nameFormat, dm.message.sender),
-          },
-        })
-        : notice;
+      // A line like any message of the author's: relayed, with their name.
+      const text = fileNotice(file, err.message);
+      return this.groupchatFor(
+        { ...dm, deliveryId: id, message: { ...dm.message, text, action: false } },
+        relayed,
+      );
     }
-    const stanza = buildGroupchat(dm.targetChannel, body, id, this.delayOf(dm.message));
-    if (url) stanza.append(oobElement(url));
+    // The body is exactly the URL, even relayed: clients show the file inline only then.
+    const stanza = buildGroupchat(dm.targetChannel, url, id, this.delayOf(dm.message));
+    stanza.append(oobElement(url));
     for (const step of this.outgoing) step(stanza, dm);
     return stanza;
   }
@@ -654,7 +647,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   private defaultFetchHosts(): Promise<Set<string>> {
     this.uploadHosts ??= (async () => {
       const upload = await this.uploadService();
-      if (!upload) return new Set<string>();
+      if (!upload) throw new Error("the server has no upload service (or its discovery failed)");
       const slot = await upload.requestSlot({ name: "probe.bin", size: 1 });
       return new Set([new URL(slot.get).host, new URL(slot.put).host]);
     })().catch((err) => {
