@@ -108,15 +108,18 @@ function httpUrl(value: string, name: string, ctx: ParseContext): string | undef
  * parsing it as the host of a URL.
  */
 function hostList(value: string, name: string, ctx: ParseContext): string[] | undefined {
-  const hosts = value.split(",").map((h) => h.trim().toLowerCase()).filter((h) => h !== "");
-  for (const host of hosts) {
-    if (!URL.canParse(`http://${host}/`) || new URL(`http://${host}/`).host !== host.replace(/:80$/, "")) {
+  const hosts: string[] = [];
+  for (const given of value.split(",").map((h) => h.trim().toLowerCase()).filter((h) => h !== "")) {
+    // As URL.host gives it, which is what a download's address is compared with (":80" dropped).
+    const host = URL.canParse(`http://${given}/`) ? new URL(`http://${given}/`).host : "";
+    if (host === "" || host !== given.replace(/:80$/, "")) {
       ctx.problem(
-        `${name}: "${host}" is not a host: expected a host name or address, with a port if not 80, e.g. ` +
+        `${name}: "${given}" is not a host: expected a host name or address, with a port if not 80, e.g. ` +
           "files.example.org or 127.0.0.1:5280",
       );
       return undefined;
     }
+    hosts.push(host);
   }
   return hosts;
 }
