@@ -60,10 +60,26 @@ export async function openUrl(url: string, policy: FetchPolicy): Promise<FileStr
     () => abort.abort(new FileUnavailable("failed", "the download took too long")),
     BODY_TIMEOUT_MS,
   );
-  const body = capStream(res.body ?? new Response("").body!, policy.maxBytes).pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({ flush: () => clearTimeout(bodyTimer) }),
-  );
-  signal.addEventListener("abort", () => clearTimeout(bodyTimer), { once: true });
+  const reader = capStream(res.body ?? new Response("").body!, policy.maxBytes).getReader();
+  // The timer ends with the body however it ends: read to the end, failed, or cancelled by the consumer.
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          clearTimeout(bodyTimer);
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (err) {
+        clearTimeout(bodyTimer);
+        controller.error(signal.reason instanceof FileUnavailable ? signal.reason : err);
+      }
+    },
+    cancel(reason) {
+      clearTimeout(bodyTimer);
+      return reader.cancel(reason);
+    },
+  });
   return { body, size, mimeType: res.headers.get("content-type")?.split(";")[0].trim() || undefined };
 }
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { FileUnavailable } from "../../src/core/bridge.ts";
 import { openUrl } from "../../src/xmpp/file_fetch.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = {};
 
 /** Runs `body` with a local server answering with `handler`; counts the requests it got. */
 async function withServer(
