@@ -60,6 +60,17 @@ async function uploadAsBob(
   return answer.file_infos[0].id;
 }
 
+/** Uploads as bob with MaxFileSize raised for that upload only (the bridge keeps the limit it read). */
+async function uploadAsBobAllowing(w: World, name: string, data: Uint8Array<ArrayBuffer>): Promise<string> {
+  const was = w.mm.config.maxFileSize;
+  w.mm.setConfig({ maxFileSize: 100 * 1024 * 1024 });
+  try {
+    return await uploadAsBob(w, name, data, "application/octet-stream");
+  } finally {
+    w.mm.setConfig({ maxFileSize: was });
+  }
+}
+
 /** A Mattermost file's bytes, read as an admin. */
 async function mmFile(w: World, fileId: string): Promise<{ name: string; data: Uint8Array }> {
   const headers = { Authorization: `Bearer ${w.mm.admin.token}` };
@@ -111,54 +122,83 @@ async function download(url: string): Promise<Uint8Array> {
 
 const byBot = (w: World) => (p: Post) => p.user_id === w.mm.bot.id;
 
-Deno.test(
-  "relay: a post's text and file reach the room as a relayed line and an OOB upload",
-  opts,
-  async () => {
-    await inWorld(async (w) => {
-      const bridge = await w.startBridge();
-      const data = bytes(3000);
-      const fileId = await uploadAsBob(w, "cat photo.png", data);
-      const post = await w.mm.postAs(w.bob.id, w.channel.id, "look at this", { file_ids: [fileId] });
-
-      const [text, file] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bridge", 2, 15_000);
-      assert.equal(text.body, "<bob> look at this");
-      assert.equal(oobUrl(file), file.body, "the body is exactly the OOB URL, so clients show it inline");
-      assert.match(file.body!, /^http:\/\/127\.0\.0\.1:\d+\/.*cat%20photo\.png$/);
-      assert.deepEqual(await download(file.body!), data, "the upload holds the file's bytes");
-
-      await bridge.manager.bus.drain();
-      const link = await bridge.store.findLink("mattermost", w.channel.id, post.id);
-      const parts = link?.refs.xmpp.parts ?? [];
-      assert.equal(parts.length, 2, "both parts are in the id map");
-      assert.deepEqual(parts.map((p) => p.stanzaId), [text.stanzaId, file.stanzaId]);
-      assert.ok(parts.every((p) => p.sender.kind === "relay"));
-      // The room's reflection of the bridge's own upload is not bridged back.
-      assert.equal(w.mm.posts(w.channel.id).length, 1, "no echo");
-    });
-  },
-);
+/** The bot's posts in the world's channel, newest last. */
+const botPosts = (w: World) => w.mm.posts(w.channel.id).filter(byBot(w));
 
 Deno.test(
-  "relay: a file shared in the room is uploaded to Mattermost and posted with file_ids",
+  "relay: files both ways, and a link for a host the bridge may not download from",
   opts,
-  async () => {
+  async (t) => {
     await inWorld(async (w) => {
       const bridge = await w.startBridge();
-      const data = bytes(5000, 3);
-      const url = await uploadAsAlice(w, "notes.txt", data);
-      await shareAsAlice(w, url);
 
-      const [post] = await postsMatching(w.mm, w.channel.id, byBot(w), 1, 15_000);
-      assert.equal(post.message, "", "a bare upload has no text");
-      assert.equal(post.props?.override_username, "alice (xmpp)");
-      assert.equal(post.file_ids?.length, 1);
-      const file = await mmFile(w, post.file_ids![0]);
-      assert.equal(file.name, "notes.txt");
-      assert.deepEqual(file.data, data);
+      await t.step("a post's text and file reach the room as a relayed line and an OOB upload", async () => {
+        const data = bytes(3000);
+        const fileId = await uploadAsBob(w, "cat photo.png", data);
+        const post = await w.mm.postAs(w.bob.id, w.channel.id, "look at this", { file_ids: [fileId] });
 
-      await bridge.manager.bus.drain();
-      await w.alice.expectSilence(w.room, (m) => m.nick === "bridge", 300);
+        const [text, file] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bridge", 2, 15_000);
+        assert.equal(text.body, "<bob> look at this");
+        assert.equal(oobUrl(file), file.body, "the body is exactly the OOB URL, so clients show it inline");
+        assert.match(file.body!, /^http:\/\/127\.0\.0\.1:\d+\/.*cat%20photo\.png$/);
+        assert.deepEqual(await download(file.body!), data, "the upload holds the file's bytes");
+
+        await bridge.manager.bus.drain();
+        const link = await bridge.store.findLink("mattermost", w.channel.id, post.id);
+        const parts = link?.refs.xmpp.parts ?? [];
+        assert.equal(parts.length, 2, "both parts are in the id map");
+        assert.deepEqual(parts.map((p) => p.stanzaId), [text.stanzaId, file.stanzaId]);
+        assert.ok(parts.every((p) => p.sender.kind === "relay"));
+        // The room's reflection of the bridge's own upload is not bridged back.
+        assert.equal(botPosts(w).length, 0, "no echo");
+      });
+
+      await t.step(
+        "a file shared in the room is uploaded to Mattermost and posted with file_ids",
+        async () => {
+          const data = bytes(5000, 3);
+          const url = await uploadAsAlice(w, "notes.txt", data);
+          await shareAsAlice(w, url);
+
+          const [post] = await postsMatching(w.mm, w.channel.id, byBot(w), 1, 15_000);
+          assert.equal(post.message, "", "a bare upload has no text");
+          assert.equal(post.props?.override_username, "alice (xmpp)");
+          assert.equal(post.file_ids?.length, 1);
+          const file = await mmFile(w, post.file_ids![0]);
+          assert.equal(file.name, "notes.txt");
+          assert.deepEqual(file.data, data);
+          await bridge.manager.bus.drain();
+          assert.equal(
+            w.alice.messages.filter((m) => m.room === w.room && m.nick === "bridge").length,
+            2,
+            "no echo",
+          );
+        },
+      );
+
+      await t.step(
+        "a file shared from a host not allowed over http is posted as a link, never fetched",
+        async () => {
+          let requests = 0;
+          const elsewhere = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+            requests++;
+            return new Response("secret intranet page");
+          });
+          try {
+            const url = `http://127.0.0.1:${elsewhere.addr.port}/report.pdf`;
+            await shareAsAlice(w, url);
+            const [, post] = await postsMatching(w.mm, w.channel.id, byBot(w), 2, 15_000);
+            assert.equal(
+              post.message,
+              `📎 report.pdf: ${url} (not copied: the bridge does not download over plain http from ` +
+                `127.0.0.1:${elsewhere.addr.port} (see BRIDGE_FILE_FETCH_HOSTS))`,
+            );
+            assert.equal(requests, 0, "nothing was requested from the refused host");
+          } finally {
+            await elsewhere.shutdown();
+          }
+        },
+      );
     });
   },
 );
@@ -195,19 +235,38 @@ Deno.test(
   },
 );
 
-Deno.test(
-  "over the limit: a file larger than the upload service's max-file-size goes as a link with a notice",
-  opts,
-  async () => {
-    await inWorld(async (w) => {
-      await w.startBridge();
+Deno.test("ibr: a post's text and file come from the author's registered ghost", opts, async () => {
+  await inWorld(async (w) => {
+    const bridge = await w.startBridge({
+      BRIDGE_GHOST_MODE: "ibr",
+      BRIDGE_SECRET_KEY: "a-long-random-key-for-the-tests-0123456789",
+    });
+    const data = bytes(1500, 13);
+    const fileId = await uploadAsBob(w, "map.png", data);
+    const post = await w.mm.postAs(w.bob.id, w.channel.id, "the map", { file_ids: [fileId] });
+    const [text, file] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bob", 2, 15_000);
+    assert.equal(text.body, "the map");
+    assert.equal(oobUrl(file), file.body);
+    assert.deepEqual(await download(file.body!), data);
+    await bridge.manager.bus.drain();
+    const parts = (await bridge.store.findLink("mattermost", w.channel.id, post.id))?.refs.xmpp.parts;
+    assert.deepEqual(parts?.map((p) => p.sender), [
+      { kind: "ghost", id: "mm_bob@localhost" },
+      { kind: "ghost", id: "mm_bob@localhost" },
+    ]);
+    assert.equal(w.mm.posts(w.channel.id).length, 1, "no echo");
+  });
+});
+
+Deno.test("over a size limit, a file goes as a link with a notice, never dropped", opts, async (t) => {
+  await inWorld(async (w) => {
+    // Known before the bridge first reads it; raised and lowered again below.
+    w.mm.setConfig({ maxFileSize: 1000 });
+    await w.startBridge();
+
+    await t.step("larger than the upload service's advertised max-file-size: not even fetched", async () => {
       // Prosody's mod_http_file_share advertises 10 MiB by default.
-      const fileId = await uploadAsBob(
-        w,
-        "huge.bin",
-        bytes(10 * 1024 * 1024 + 1),
-        "application/octet-stream",
-      );
+      const fileId = await uploadAsBobAllowing(w, "huge.bin", bytes(10 * 1024 * 1024 + 1));
       await w.mm.postAs(w.bob.id, w.channel.id, "", { file_ids: [fileId] });
       const [label, notice] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bridge", 2, 15_000);
       assert.equal(label.body, "<bob> 📎 huge.bin");
@@ -218,14 +277,8 @@ Deno.test(
       );
       assert.equal(oobUrl(notice), undefined, "a link, not an upload");
     });
-  },
-);
 
-Deno.test(
-  "a slot the upload service refuses as too large names the limit it answered with",
-  opts,
-  async () => {
-    await inWorld(async (w) => {
+    await t.step("a slot the service refuses as too large names the limit from its answer", async () => {
       // As when the service states no max-file-size in its disco#info: only its answer tells the limit.
       const api = uploadApi({ iqCaller: { request: (el, t) => w.alice.iq(el, t) } }, w.prosody.uploadDomain);
       const err = await api.requestSlot({ name: "huge.bin", size: 20 * 1024 * 1024 }).catch((e) => e);
@@ -240,74 +293,31 @@ Deno.test(
         ),
       );
     });
-  },
-);
 
-Deno.test(
-  "over the limit: a shared file larger than Mattermost's MaxFileSize is posted as a link with a notice",
-  opts,
-  async () => {
-    await inWorld(async (w) => {
-      await w.startBridge();
-      const url = await uploadAsAlice(w, "big.txt", bytes(4000));
-      await shareAsAlice(w, url, `big one ${url}`);
-      const [post] = await postsMatching(w.mm, w.channel.id, byBot(w), 1, 15_000);
-      assert.equal(post.file_ids, undefined);
-      assert.equal(
-        post.message,
-        `big one\n📎 big.txt: ${url} (not copied: it is 3.9 KiB, larger than the 1000 bytes limit)`,
-      );
-    }, { mattermost: { maxFileSize: 1000 } });
-  },
-);
+    await t.step(
+      "larger than Mattermost's MaxFileSize (from its client config): refused by the download's length",
+      async () => {
+        const url = await uploadAsAlice(w, "big.txt", bytes(4000));
+        await shareAsAlice(w, url, `big one ${url}`);
+        const [post] = await postsMatching(w.mm, w.channel.id, byBot(w), 1, 15_000);
+        assert.equal(post.file_ids, undefined);
+        assert.equal(
+          post.message,
+          `big one\n📎 big.txt: ${url} (not copied: it is 3.9 KiB, larger than the 1000 bytes limit)`,
+        );
+      },
+    );
 
-Deno.test(
-  "over the limit: Mattermost's 413 for a file over a MaxFileSize lowered since the bridge read it is a notice",
-  opts,
-  async () => {
-    await inWorld(async (w) => {
-      await w.startBridge();
-      const small = await uploadAsAlice(w, "small.txt", bytes(10));
-      await shareAsAlice(w, small);
-      await postsMatching(w.mm, w.channel.id, (p) => byBot(w)(p) && p.file_ids?.length === 1, 1, 15_000);
-      // The bridge read MaxFileSize (100 MiB) for the first file; the admin lowers it.
-      w.mm.setConfig({ maxFileSize: 1000 });
-      const url = await uploadAsAlice(w, "later.txt", bytes(4000));
+    await t.step("Mattermost's 413, for a MaxFileSize lowered since the bridge read it", async () => {
+      w.mm.setConfig({ maxFileSize: 500 });
+      const url = await uploadAsAlice(w, "later.txt", bytes(800));
       await shareAsAlice(w, url);
       const [, post] = await postsMatching(w.mm, w.channel.id, byBot(w), 2, 15_000);
       assert.equal(post.file_ids, undefined);
       assert.equal(post.message, `📎 later.txt: ${url} (not copied: it is larger than Mattermost accepts)`);
     });
-  },
-);
-
-Deno.test(
-  "a file shared from a host the bridge may not download from over http is posted as a link, never fetched",
-  opts,
-  async () => {
-    let requests = 0;
-    const elsewhere = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
-      requests++;
-      return new Response("secret intranet page");
-    });
-    try {
-      await inWorld(async (w) => {
-        await w.startBridge();
-        const url = `http://127.0.0.1:${elsewhere.addr.port}/report.pdf`;
-        await shareAsAlice(w, url);
-        const [post] = await postsMatching(w.mm, w.channel.id, byBot(w), 1, 15_000);
-        assert.equal(
-          post.message,
-          `📎 report.pdf: ${url} (not copied: the bridge does not download over plain http from ` +
-            `127.0.0.1:${elsewhere.addr.port} (see BRIDGE_FILE_FETCH_HOSTS))`,
-        );
-        assert.equal(requests, 0, "nothing was requested from the refused host");
-      });
-    } finally {
-      await elsewhere.shutdown();
-    }
-  },
-);
+  });
+});
 
 Deno.test(
   "restart: a file posted while the bridge was down is caught up once; the one before it is not sent again",
