@@ -264,19 +264,22 @@ Deno.test("over a size limit, a file goes as a link with a notice, never dropped
     w.mm.setConfig({ maxFileSize: 1000 });
     await w.startBridge();
 
-    await t.step("larger than the upload service's advertised max-file-size: not even fetched", async () => {
-      // Prosody's mod_http_file_share advertises 10 MiB by default.
-      const fileId = await uploadAsBobAllowing(w, "huge.bin", bytes(10 * 1024 * 1024 + 1));
-      await w.mm.postAs(w.bob.id, w.channel.id, "", { file_ids: [fileId] });
-      const [label, notice] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bridge", 2, 15_000);
-      assert.equal(label.body, "<bob> 📎 huge.bin");
-      assert.equal(
-        notice.body,
-        `<bob> 📎 huge.bin: ${w.mm.url}/api/v4/files/${fileId}?download=1 ` +
-          "(not copied: it is 10485761 bytes, larger than the 10 MiB limit)",
-      );
-      assert.equal(oobUrl(notice), undefined, "a link, not an upload");
-    });
+    await t.step(
+      "larger than the upload service's advertised max-file-size: known from the file's size, its body never read",
+      async () => {
+        // Prosody's mod_http_file_share advertises 10 MiB by default.
+        const fileId = await uploadAsBobAllowing(w, "huge.bin", bytes(10 * 1024 * 1024 + 1));
+        await w.mm.postAs(w.bob.id, w.channel.id, "", { file_ids: [fileId] });
+        const [label, notice] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bridge", 2, 15_000);
+        assert.equal(label.body, "<bob> 📎 huge.bin");
+        assert.equal(
+          notice.body,
+          `<bob> 📎 huge.bin: ${w.mm.url}/api/v4/files/${fileId}?download=1 ` +
+            "(not copied: it is 10485761 bytes, larger than the 10 MiB limit)",
+        );
+        assert.equal(oobUrl(notice), undefined, "a link, not an upload");
+      },
+    );
 
     await t.step("a slot the service refuses as too large names the limit from its answer", async () => {
       // As when the service states no max-file-size in its disco#info: only its answer tells the limit.
