@@ -90,6 +90,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     nameFormat: config.bridge.mmNameFormat,
     ghosts,
     catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
+    fileFetchHosts: config.bridge.fileFetchHosts,
   });
   const manager = new BridgeManager(store, [mattermost, xmpp], {
     staticMappings: config.bridge.mappings,

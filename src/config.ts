@@ -55,6 +55,8 @@ export interface Config {
     mmDisplay: "override" | "prefix";
     /** `@channel`, `@all` and `@here` from XMPP notify the Mattermost channel (else they are defused). */
     allowChannelMentions: boolean;
+    /** Hosts files may be downloaded from over http (`BRIDGE_FILE_FETCH_HOSTS`); unset: the upload service's. */
+    fileFetchHosts?: string[];
   };
   ghosts: {
     /** `relay`: the bridge speaks for everyone; `ibr`: an account per user; `component`: XEP-0114 puppets. */
@@ -165,6 +167,7 @@ export function loadConfig(
         mmNameFormat: v.BRIDGE_MM_NAME_FORMAT!,
         mmDisplay: v.BRIDGE_MM_DISPLAY!,
         allowChannelMentions: v.BRIDGE_ALLOW_CHANNEL_MENTIONS!,
+        fileFetchHosts: v.BRIDGE_FILE_FETCH_HOSTS,
       },
       ghosts: {
         mode: v.BRIDGE_GHOST_MODE!,

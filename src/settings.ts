@@ -103,6 +103,27 @@ function httpUrl(value: string, name: string, ctx: ParseContext): string | undef
   return base;
 }
 
+/**
+ * A comma-separated list of HTTP hosts (`name` or `name:port`, IPv6 in brackets), lowercased; each is checked by
+ * parsing it as the host of a URL.
+ */
+function hostList(value: string, name: string, ctx: ParseContext): string[] | undefined {
+  const hosts: string[] = [];
+  for (const given of value.split(",").map((h) => h.trim().toLowerCase()).filter((h) => h !== "")) {
+    // As URL.host gives it, which is what a download's address is compared with (":80" dropped).
+    const host = URL.canParse(`http://${given}/`) ? new URL(`http://${given}/`).host : "";
+    if (host === "" || host !== given.replace(/:80$/, "")) {
+      ctx.problem(
+        `${name}: "${given}" is not a host: expected a host name or address, with a port if not 80, e.g. ` +
+          "files.example.org or 127.0.0.1:5280",
+      );
+      return undefined;
+    }
+    hosts.push(host);
+  }
+  return hosts;
+}
+
 /** A duration such as `90s`, `30m`, `24h` or `2d` (a number alone is seconds), in milliseconds. */
 function duration(value: string, name: string, ctx: ParseContext): number | undefined {
   const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$/i.exec(value);
@@ -331,6 +352,15 @@ export const SETTINGS = {
     notes: "Older ones are counted in a warning, not bridged. A number alone is seconds.",
     default: "24h",
     parse: duration,
+  }),
+  BRIDGE_FILE_FETCH_HOSTS: setting({
+    section: "Bridge",
+    doc: "hosts (name or name:port, comma-separated) files may be downloaded from over plain http",
+    notes:
+      "https downloads are always allowed. Unset: the hosts of the XMPP server's upload service (XEP-0363).",
+    defaultDoc: "the XMPP upload service's hosts",
+    example: "files.example.org,127.0.0.1:5280",
+    parse: hostList,
   }),
   BRIDGE_KV_PATH: setting({
     section: "Bridge",

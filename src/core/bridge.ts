@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { BridgeEvent, BridgeMessage } from "./events.ts";
+import type { Attachment, BridgeEvent, BridgeMessage } from "./events.ts";
 import type {
   DirectionalMessage,
   EditDelivery,
@@ -60,6 +60,60 @@ export interface BridgeContext {
    * forward; written to the store in batches.
    */
   saveCursor(channel: string, position: number): void;
+  /**
+   * Opens the bytes of `attachment`, received from `network`, through that network's connector
+   * ({@link FileSource}). Rejects with a {@link FileUnavailable} when the file cannot be had (the source cannot
+   * serve files, refused, too large, gone), or with another error when it may work later.
+   */
+  openFile(network: string, attachment: Attachment, opts: OpenFileOptions): Promise<FileStream>;
+}
+
+/** Limits of one {@link FileSource.openFile}. */
+export interface OpenFileOptions {
+  /** Most bytes the caller takes: a file known to be larger is refused before fetching, and the stream stops there. */
+  maxBytes: number;
+  /** Aborts the fetch and the stream. */
+  signal?: AbortSignal;
+}
+
+/** The bytes of a file, as they arrive. */
+export interface FileStream {
+  /** Never yields more than the `maxBytes` asked for: it errors with a {@link FileUnavailable} ("too-large") instead. */
+  body: ReadableStream<Uint8Array>;
+  /** Size in bytes, when the source said (it is then at most `maxBytes`). */
+  size?: number;
+  mimeType?: string;
+}
+
+/** Why a file cannot be had: `too-large` (over a size limit), `refused` (policy, a bad address), `failed`. */
+export type FileProblem = "too-large" | "refused" | "failed";
+
+/**
+ * A file that cannot be copied to the other network; the message goes on with a link and `message` as the notice.
+ * `message` is one clause fit for readers, e.g. "it is larger than the 10 MB limit" (no tokens, no internals).
+ */
+export class FileUnavailable extends Error {
+  constructor(readonly problem: FileProblem, message: string, opts: { cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = "FileUnavailable";
+  }
+}
+
+/**
+ * Optional capability: serves the bytes of files received from this network, so that another network's connector
+ * can copy them. The core checks with {@link isFileSource} and routes {@link BridgeContext.openFile} here.
+ */
+export interface FileSource extends Bridge {
+  /**
+   * Opens `attachment` (one this connector put on a received message), streaming: nothing is buffered beyond a
+   * chunk. Errors as for {@link BridgeContext.openFile}.
+   */
+  openFile(attachment: Attachment, opts: OpenFileOptions): Promise<FileStream>;
+}
+
+/** True when `bridge` implements {@link FileSource}. */
+export function isFileSource(bridge: Bridge): bridge is FileSource {
+  return typeof (bridge as Partial<FileSource>).openFile === "function";
 }
 
 /**

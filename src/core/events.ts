@@ -45,6 +45,27 @@ interface EventBase {
   deliveryId?: string;
 }
 
+/**
+ * A file sent with a message, as its source network describes it. Plain data: a message travels through the durable
+ * outbox, so the bytes are never in it; the target connector asks the source network for them
+ * (`BridgeContext.openFile`).
+ */
+export interface Attachment {
+  /** File name, as the sender gave it (no path). */
+  name: string;
+  /** MIME type, when the source said. */
+  mimeType?: string;
+  /** Size in bytes, when known before fetching. */
+  size?: number;
+  /** What the source connector finds the file by (a Mattermost file id, a download URL); opaque to the core. */
+  source: string;
+  /**
+   * An address a person can open the file at, when the source has one: shown instead of the file when it cannot be
+   * copied (too large, refused).
+   */
+  url?: string;
+}
+
 /** A chat message. */
 export interface BridgeMessage extends EventBase {
   kind: "message";
@@ -69,6 +90,8 @@ export interface BridgeMessage extends EventBase {
    * source server's clock and may differ from ours.
    */
   caughtUp?: boolean;
+  /** Files sent with the message, in order; `text` may then be empty. */
+  attachments?: Attachment[];
   /** The earlier message this one answers (a Mattermost thread reply, an XMPP reply or thread), when it does. */
   replyTo?: ReplyTo;
 }
@@ -172,6 +195,9 @@ export function eventProblem(value: unknown): string | undefined {
       if (!Array.isArray(e.ids)) return "a message without ids";
       if (e.replyTo !== undefined && typeof (e.replyTo as { targetId?: unknown })?.targetId !== "string") {
         return "a reply without a targetId";
+      }
+      if (e.attachments !== undefined && !Array.isArray(e.attachments)) {
+        return "attachments that are not a list";
       }
       return typeof e.text === "string" ? undefined : "a message without text";
     case "edit":

@@ -5,7 +5,14 @@
  */
 import { Cursors } from "./cursors.ts";
 import { getLogger } from "@logtape/logtape";
-import { type Bridge, type BridgeContext, type BridgeHealth, isGhostingBridge } from "./bridge.ts";
+import {
+  type Bridge,
+  type BridgeContext,
+  type BridgeHealth,
+  FileUnavailable,
+  isFileSource,
+  isGhostingBridge,
+} from "./bridge.ts";
 import { type BusStats, MessageBus, type RetryPolicy } from "./bus.ts";
 import { BridgeError, errorMessage, isTransient } from "./errors.ts";
 import type { ChannelMapping, Store } from "./store.ts";
@@ -239,6 +246,13 @@ export class BridgeManager {
         last.then((handled) => {
           if (handled) this.cursors.advance(network, channel, position);
         });
+      },
+      openFile: (source, attachment, opts) => {
+        const bridge = this.bridges.get(source);
+        if (!bridge || !isFileSource(bridge)) {
+          return Promise.reject(new FileUnavailable("failed", `${source} cannot serve files`));
+        }
+        return bridge.openFile(attachment, opts);
       },
       userDeactivated: (userId) => {
         for (const bridge of this.bridges.values()) {

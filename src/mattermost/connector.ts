@@ -14,10 +14,17 @@ import { getLogger } from "@logtape/logtape";
 import {
   type BridgeContext,
   type BridgeHealth,
+  type FileSource,
+  type FileStream,
+  FileUnavailable,
   MESSAGES_ONLY,
   type NoticeCapable,
+  type OpenFileOptions,
   type PortalCapabilities,
 } from "../core/bridge.ts";
+import type { Attachment } from "../core/events.ts";
+import { fileNotice } from "../core/files.ts";
+import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
 import { Backoff } from "../core/backoff.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
@@ -84,12 +91,15 @@ interface User {
 }
 
 /** Mattermost side of the bridge. */
-export class MattermostBridge implements NoticeCapable {
+export class MattermostBridge implements NoticeCapable, FileSource {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
   private clientStop = new AbortController();
   private notices!: UndeliverableNotices;
+  private files!: MattermostFiles;
+  /** Files of a message already uploaded (their ids), and notices for those that could not be, across retries. */
+  private readonly uploads = new WeakMap<DirectionalMessage, { fileIds: string[]; notices: string[] }>();
   private socket?: MattermostSocket;
   private ctx!: BridgeContext;
   private botId = "";
@@ -134,6 +144,7 @@ export class MattermostBridge implements NoticeCapable {
     this.clientStop = new AbortController();
     this.client = createClient(this.opts.url, this.opts.token, this.clientStop.signal);
     this.notices = new UndeliverableNotices(this.client);
+    this.files = new MattermostFiles(this.opts.url, this.opts.token, this.client);
     // Waiting cannot fix MM_URL or a certificate: such a failure ends the start, with what to do.
     const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe(), {
       404: `cannot log in to ${this.opts.url}: it answered 404 for /api/v4/users/me; ${BASE_URL_HINT}`,
@@ -281,7 +292,11 @@ export class MattermostBridge implements NoticeCapable {
   async send(dm: DirectionalMessage): Promise<SentRefs> {
     // A reply goes into its parent's thread (Mattermost has one level: the parent's root).
     const rootId = dm.parent ? rootIdFor(dm.parent) : undefined;
-    const drafts = renderPosts(dm.message, dm.source, this.opts.display);
+    const files = dm.message.attachments?.length ? await this.uploadFiles(dm) : undefined;
+    const message = files?.notices.length
+      ? { ...dm.message, text: [dm.message.text, ...files.notices].filter((t) => t.trim() !== "").join("\n") }
+      : dm.message;
+    const drafts = renderPosts(message, dm.source, this.opts.display);
     // A reply whose parent never got here stands alone after a quote of it (a blank line ends a Markdown quote),
     // when the quote fits in the first post.
     const quote = standaloneQuote(dm);
@@ -300,6 +315,8 @@ export class MattermostBridge implements NoticeCapable {
         // the first one made, so a create whose answer got lost is not posted twice.
         pending_post_id: pendingPostId(this.botId, dm.deliveryId, piece),
         ...(rootId ? { root_id: rootId } : {}),
+        // The files go with the first post: the text that comes with them.
+        ...(piece === 0 && files?.fileIds.length ? { file_ids: files.fileIds } : {}),
       };
       let post;
       try {
@@ -321,6 +338,53 @@ export class MattermostBridge implements NoticeCapable {
       ids: [...done],
       parts: done.map((postId) => ({ postId, sender: { kind: "relay" }, ...thread })),
     };
+  }
+
+  /**
+   * Copies the files of `dm` from their network to the target channel (`POST /files`), at most
+   * {@link MAX_FILES_PER_POST}; a file that cannot be copied (too large for Mattermost, refused, gone) becomes a
+   * notice line with its link. A transient failure is thrown, for the bus to retry: files uploaded before it are
+   * kept and not uploaded again.
+   */
+  private async uploadFiles(dm: DirectionalMessage): Promise<{ fileIds: string[]; notices: string[] }> {
+    const state = this.uploads.get(dm) ?? { fileIds: [], notices: [] };
+    this.uploads.set(dm, state);
+    const files = dm.message.attachments ?? [];
+    const maxBytes = await this.files.maxBytes();
+    for (const [i, file] of files.entries()) {
+      if (i < state.fileIds.length + state.notices.length) continue;
+      if (state.fileIds.length >= MAX_FILES_PER_POST) {
+        state.notices.push(fileNotice(file, `a Mattermost post holds at most ${MAX_FILES_PER_POST} files`));
+        continue;
+      }
+      try {
+        state.fileIds.push(await this.copyFile(dm, file, maxBytes));
+      } catch (err) {
+        if (!(err instanceof FileUnavailable)) throw err;
+        log.debug("Not copied: {name}", { name: file.name });
+        log.warn("Could not copy a file from {source} to {channel}: {reason}; posted its link instead", {
+          source: dm.source,
+          channel: dm.targetChannel,
+          reason: err.message,
+        });
+        state.notices.push(fileNotice(file, err.message));
+      }
+    }
+    return state;
+  }
+
+  private async copyFile(dm: DirectionalMessage, file: Attachment, maxBytes: number): Promise<string> {
+    const stream = await this.ctx.openFile(dm.source, file, { maxBytes });
+    try {
+      return await this.files.upload(dm.targetChannel, file, stream);
+    } finally {
+      await stream.body.cancel().catch(() => {});
+    }
+  }
+
+  /** Serves the bytes of a file attached to a post, fetched with the bot's token. */
+  openFile(attachment: Attachment, opts: OpenFileOptions): Promise<FileStream> {
+    return this.files.open(attachment, opts);
   }
 
   /**
@@ -444,6 +508,9 @@ export class MattermostBridge implements NoticeCapable {
       : isBridgeable({ ...post, props: {} }, "");
     if (!bridgeable) return;
     const user = await this.user(post.user_id);
+    const attachments = post.file_ids?.length ? await this.files.attachmentsOf(post) : [];
+    // Only files, none of which could be read (logged): nothing is left to bridge.
+    if (attachments.length === 0 && postText(post).text.trim() === "") return;
     log.debug("Received post {postId} in {channel}: {message}", {
       postId: post.id,
       channel: post.channel_id,
@@ -465,6 +532,7 @@ export class MattermostBridge implements NoticeCapable {
       ...postText(post),
       timestamp: post.create_at ?? Date.now(),
       caughtUp: caughtUp || undefined,
+      ...(attachments.length ? { attachments } : {}),
       deliveryId: this.echoGuards.deliveryId ? deliveryIdOf(post.pending_post_id, this.botId) : undefined,
     });
   }

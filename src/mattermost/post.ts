@@ -34,6 +34,10 @@ export interface Post {
   props?: Record<string, unknown>;
   /** Only in a `posted` event (and the create's answer): the creating client's `pending_post_id`. */
   pending_post_id?: string;
+  /** Ids of the files attached to the post. */
+  file_ids?: string[];
+  /** What the server added for clients; the bridge reads the files' infos from it (unchecked here). */
+  metadata?: { files?: unknown[] };
 }
 
 /**
@@ -63,6 +67,12 @@ export function parsePost(value: unknown): Post | null {
     const time = raw[key];
     if (typeof time === "number" && Number.isFinite(time)) post[key] = time;
   }
+  if (Array.isArray(raw.file_ids)) {
+    const ids = raw.file_ids.filter((id): id is string => typeof id === "string" && id !== "");
+    if (ids.length) post.file_ids = ids;
+  }
+  const metadata = raw.metadata as { files?: unknown } | undefined;
+  if (Array.isArray(metadata?.files)) post.metadata = { files: metadata.files };
   if (typeof raw.props === "object" && raw.props !== null && !Array.isArray(raw.props)) {
     post.props = raw.props as Record<string, unknown>;
   }
@@ -84,14 +94,15 @@ export function parsePostedEvent(data: unknown): Post | null {
 export const ACTION_POST_TYPE = "me";
 
 /**
- * Whether a post should be bridged at all: normal posts and `/me` actions with text, by someone other than the
- * bridge, not created by the bridge, not deleted. (A post with only files, or a bare `/me`, has no text; files
- * are not bridged yet.) System messages (`system_*`) and integrations' own types are not chat.
+ * Whether a post should be bridged at all: normal posts and `/me` actions with text or files, by someone other than
+ * the bridge, not created by the bridge, not deleted. (A bare `/me` has neither.) System messages (`system_*`) and
+ * integrations' own types are not chat.
  */
 export function isBridgeable(post: Post, botUserId: string): boolean {
   const type = post.type ?? "";
   return (type === "" || type === ACTION_POST_TYPE) && post.user_id !== botUserId &&
-    !post.props?.[BRIDGE_MARKER_PROP] && !post.delete_at && postText(post).text.trim() !== "";
+    !post.props?.[BRIDGE_MARKER_PROP] && !post.delete_at &&
+    (postText(post).text.trim() !== "" || (post.file_ids?.length ?? 0) > 0);
 }
 
 /**

@@ -18,9 +18,13 @@ import {
   type BridgeContext,
   type BridgeHealth,
   type Dispatched,
+  type FileSource,
+  type FileStream,
+  FileUnavailable,
   type GhostingBridge,
   MESSAGES_ONLY,
   type NoticeCapable,
+  type OpenFileOptions,
   type PipeliningBridge,
   type PortalCapabilities,
 } from "../core/bridge.ts";
@@ -28,7 +32,8 @@ import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
 import type { BridgeMessage, DirectionalMessage, PartSender, SentRefs } from "../core/message.ts";
-import type { BridgeEvent, Portal, Sender } from "../core/events.ts";
+import type { Attachment, BridgeEvent, Portal, Sender } from "../core/events.ts";
+import { fileNotice, tooLarge } from "../core/files.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./session/client.ts";
 import { discoInfo } from "./protocol/disco.ts";
@@ -52,6 +57,9 @@ import { fetchRoomArchive } from "./xeps/xep0313.ts";
 import { NS_MAM } from "./protocol/ns.ts";
 import { addReply, prependQuote, readReply, type ReplyPointer, replyPointer } from "./xeps/xep0461.ts";
 import { quoteLines, standaloneQuote } from "../core/reply.ts";
+import { oobElement, readOobMessage } from "./xeps/xep0066.ts";
+import { putToSlot, xep0363 } from "./xeps/xep0363.ts";
+import { openUrl } from "./file_fetch.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -93,7 +101,15 @@ export interface XmppBridgeOptions {
    * `BRIDGE_CATCHUP_MAX_AGE`); older messages are counted in a warning and not bridged.
    */
   catchUpMaxAgeMs?: number;
+  /**
+   * Hosts (`name` or `name:port`) files may be downloaded from over plain http (`BRIDGE_FILE_FETCH_HOSTS`); unset,
+   * the hosts of the server's XEP-0363 upload service URLs.
+   */
+  fileFetchHosts?: string[];
 }
+
+/** Largest file copied to an upload service that states no limit (Mattermost's default MaxFileSize). */
+const DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024;
 
 /** How much earlier than the last message seen a catch-up asks the archive from: clocks differ. */
 const CATCH_UP_MARGIN_MS = 60_000;
@@ -128,7 +144,7 @@ const REJOIN_STAY_MS = 60_000;
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
  */
-export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBridge {
+export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBridge, FileSource {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -158,6 +174,12 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   private relay!: Intent;
   /** The server's capabilities and the XEP modules it enables; found once per process, after the first login. */
   private xeps?: SessionXeps;
+  /** Settles once the capability discovery under way (or the last one) is over. */
+  private discovering?: Promise<void>;
+  /** The hosts of the upload service's URLs, learnt from one slot it gives (the default of `fileFetchHosts`). */
+  private uploadHosts?: Promise<Set<string>>;
+  /** Parts of a message with files already in the room, so that a retry does not send them again. */
+  private readonly fileProgress = new WeakMap<DirectionalMessage, SentRefs>();
   private state: BridgeHealth = {
     network: "xmpp",
     connected: false,
@@ -474,6 +496,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
    * only once the room reflected the message.
    */
   async dispatch(dm: DirectionalMessage): Promise<Dispatched> {
+    if (dm.message.attachments?.length) return { confirmed: Promise.resolve(await this.sendWithFiles(dm)) };
     const already = await this.readyToSend(dm);
     const reply = this.replyPointerOf(dm);
     if (already) {
@@ -499,10 +522,160 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   }
 
   /**
+   * Sends a message with files, one stanza after the other from the author's voice: its text (relayed: with the
+   * author's name, also when there is no text), then per file an XEP-0066 message whose body is exactly the URL the
+   * file was uploaded to (XEP-0363), which clients show inline. A file that cannot be copied (too large, refused, no
+   * upload service) is sent as a line with its link and why instead, so nothing is silently dropped. Each part has
+   * its own origin-id (`deliveryId`, then `deliveryId~n` for the n-th file) and is recorded in the id map; a retry
+   * sends only the parts not sent yet.
+   */
+  private async sendWithFiles(dm: DirectionalMessage): Promise<SentRefs> {
+    const room = dm.targetChannel;
+    const files = dm.message.attachments ?? [];
+    const ghost = await this.opts.ghosts?.intentFor(dm.message.sender) ?? null;
+    const intent = ghost ?? this.relay;
+    const sender: PartSender = ghost
+      ? { kind: this.opts.ghosts?.mode === "component" ? "puppet" : "ghost", id: ghost.jid.split("/")[0] }
+      : { kind: "relay" };
+    const done = this.fileProgress.get(dm) ?? { ids: [], parts: [] };
+    this.fileProgress.set(dm, done);
+    const relayed = ghost === null;
+    // A reply: the text goes into its parent's thread, and every part is recorded there.
+    const reply = this.replyPointerOf(dm);
+    const pieces: Array<{ id: string; stanza: () => Promise<Element> }> = [];
+    if (dm.message.text.trim() !== "" || relayed) {
+      const text = dm.message.text.trim() !== ""
+        ? dm.message.text
+        : `📎 ${files.map((f) => f.name).join(", ")}`;
+      pieces.push({
+        id: dm.deliveryId,
+        stanza: () =>
+          Promise.resolve(this.groupchatFor({ ...dm, message: { ...dm.message, text } }, relayed, reply)),
+      });
+    }
+    files.forEach((file, i) => {
+      const id = `${dm.deliveryId}~${i + 1}`;
+      pieces.push({ id, stanza: () => this.fileStanza(dm, file, id, relayed) });
+    });
+    for (const piece of pieces.slice(done.parts!.length)) {
+      const already = await this.readyToSend(dm, piece.id);
+      let refs = already;
+      if (!refs) {
+        const stanza = await piece.stanza();
+        await intent.ensureJoined(room);
+        const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, piece.id);
+        refs = sentRefs(piece.id, stanzaId, sender);
+      }
+      if (reply) {
+        for (const part of refs.parts ?? []) {
+          Object.assign(part, { threadRoot: reply.thread, replyTo: reply.id });
+        }
+      }
+      done.ids.push(...refs.ids);
+      done.parts!.push(...refs.parts!);
+    }
+    return { ids: [...done.ids], parts: [...done.parts!] };
+  }
+
+  /**
+   * The stanza that shares `file` in the room: copied to the upload service, an XEP-0066 message whose body is the
+   * URL; else a line with the file's link and why it was not copied. A transient failure (no answer) is thrown, for
+   * the bus to retry the message.
+   */
+  private async fileStanza(
+    dm: DirectionalMessage,
+    file: Attachment,
+    id: string,
+    relayed: boolean,
+  ): Promise<Element> {
+    let url: string;
+    try {
+      url = await this.copyFile(dm, file);
+    } catch (err) {
+      if (!(err instanceof FileUnavailable)) throw err;
+      log.debug("Not copied: {name}", { name: file.name });
+      log.warn("Could not copy a file from {source} to {room}: {reason}; sent its link instead", {
+        source: dm.source,
+        room: dm.targetChannel,
+        reason: err.message,
+      });
+      // A line like any message of the author's: relayed, with their name.
+      const text = fileNotice(file, err.message);
+      return this.groupchatFor(
+        { ...dm, deliveryId: id, message: { ...dm.message, text, action: false } },
+        relayed,
+      );
+    }
+    // The body is exactly the URL, even relayed: clients show the file inline only then.
+    const stanza = buildGroupchat(dm.targetChannel, url, id, this.delayOf(dm.message));
+    stanza.append(oobElement(url));
+    for (const step of this.outgoing) step(stanza, dm);
+    return stanza;
+  }
+
+  /** Copies `file` from its source network to the server's upload service; resolves with its GET URL. */
+  private async copyFile(dm: DirectionalMessage, file: Attachment): Promise<string> {
+    const upload = await this.uploadService();
+    if (!upload) throw new FileUnavailable("failed", "the XMPP server has no upload service");
+    const maxBytes = upload.maxFileSize ?? DEFAULT_MAX_FILE_BYTES;
+    // Known too large: not even fetched.
+    if (file.size !== undefined && file.size > maxBytes) throw tooLarge(maxBytes, file.size);
+    const stream = await this.ctx.openFile(dm.source, file, { maxBytes });
+    try {
+      const size = stream.size ?? file.size;
+      if (size === undefined) {
+        throw new FileUnavailable("failed", "its size is not known, and an XMPP upload needs it");
+      }
+      const mimeType = file.mimeType ?? stream.mimeType;
+      const slot = await upload.requestSlot({ name: file.name, size, mimeType });
+      await putToSlot(slot, stream.body, { size, mimeType });
+      return slot.get;
+    } finally {
+      // Unread when the copy failed before the PUT took it; cancelling a consumed stream does nothing.
+      await stream.body.cancel().catch(() => {});
+    }
+  }
+
+  /** The XEP-0363 API, once discovery is over; undefined when the server has no upload service. */
+  private async uploadService() {
+    if (!this.xeps) await this.discovering;
+    return this.xeps?.xeps.get(xep0363);
+  }
+
+  /** Serves a file an XMPP message shared by URL: downloaded under the fetch policy (see file_fetch.ts). */
+  openFile(file: Attachment, opts: OpenFileOptions): Promise<FileStream> {
+    return openUrl(file.source, { ...opts, httpAllowed: (host) => this.httpAllowed(host) });
+  }
+
+  /** Whether files may be downloaded from `host` over plain http. */
+  private async httpAllowed(host: string): Promise<boolean> {
+    if (this.opts.fileFetchHosts) return this.opts.fileFetchHosts.includes(host);
+    return (await this.defaultFetchHosts()).has(host);
+  }
+
+  /**
+   * The hosts of the upload service's URLs: they are not in its disco#info, so they are learnt from a slot it gives
+   * (asked once for a one-byte file that is never uploaded; XEP-0363 slots expire unused).
+   */
+  private defaultFetchHosts(): Promise<Set<string>> {
+    this.uploadHosts ??= (async () => {
+      const upload = await this.uploadService();
+      if (!upload) throw new Error("the server has no upload service (or its discovery failed)");
+      const slot = await upload.requestSlot({ name: "probe.bin", size: 1 });
+      return new Set([new URL(slot.get).host, new URL(slot.put).host]);
+    })().catch((err) => {
+      this.uploadHosts = undefined;
+      log.warn("Could not learn the hosts of the XMPP upload service: {error}", { error: errorMessage(err) });
+      return new Set<string>();
+    });
+    return this.uploadHosts;
+  }
+
+  /**
    * Checks that `dm` can go to its room now (throws as `send` does when not), and whether it already went: the
    * refs of an earlier send the room reflected, else undefined, with its origin-id remembered as ours.
    */
-  private async readyToSend(dm: DirectionalMessage): Promise<SentRefs | undefined> {
+  private async readyToSend(dm: DirectionalMessage, id = dm.deliveryId): Promise<SentRefs | undefined> {
     const room = dm.targetChannel;
     if (this.banned.has(room)) {
       // Waiting cannot help: the bridge does not rejoin a room that banned it until it is restarted.
@@ -514,8 +687,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       const why = this.roomTrouble.get(room);
       throw new BridgeError(`not in ${room} right now${why ? ` (${why})` : ""}`, { transient: true });
     }
-    // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
-    const id = dm.deliveryId;
+    // `id` is the same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
     // Sent before a crash, or before its waiter gave up, and reflected: report it, never send it twice. A delivery
     // replayed after a restart waits for the room's archive first, where that reflection would be.
     await this.catchingUp.get(room);
@@ -703,11 +875,15 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       const event = read(msg, base);
       if (event !== undefined) return event ?? undefined;
     }
-    if (msg.body === undefined || msg.body === "") return undefined;
-    const { replyTo, body } = readReply(msg.stanza, msg.body);
+    const { replyTo, body } = readReply(msg.stanza, msg.body ?? "");
     // A reply with nothing but its quote still says what it quoted.
-    const text = body.trim() === "" ? msg.body : body;
-    return { kind: "message", ...base, ...parseBody(text), ...(replyTo ? { replyTo } : {}) };
+    const text = body.trim() === "" ? msg.body ?? "" : body;
+    const reply = replyTo ? { replyTo } : {};
+    // Files shared with it (XEP-0066), read from the body without the reply's quote.
+    const shared = readOobMessage({ ...msg, body: text }, base);
+    if (shared) return { ...shared, ...reply };
+    if (text === "") return undefined;
+    return { kind: "message", ...base, ...parseBody(text), ...reply };
   }
 
   /** Remembers how far `room` was read, here and (in batches) in the store. */
@@ -727,13 +903,15 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     this.lastFailure = undefined;
     // In the background, so that a slow service does not hold up rejoining; retried on the next login if it failed.
     if (!this.xeps) {
-      discoverXeps(this.client, {
+      this.discovering = discoverXeps(this.client, {
         service: this.opts.service,
         domain: this.domain,
         tls: this.opts.tls,
         protectedJids: [this.opts.jid],
       }).then(
-        (found) => this.xeps = found,
+        (found) => {
+          this.xeps = found;
+        },
         (err) => log.warn("XMPP capability discovery failed: {error}", { error: errorMessage(err) }),
       );
     }

@@ -102,6 +102,7 @@ Deno.test("a Mattermost start whose websocket upgrade is refused says so, and wh
     userDeactivated: () => {},
     loadCursor: () => Promise.resolve(undefined),
     saveCursor: () => {},
+    openFile: () => Promise.reject(new Error("this test copies no files")),
   };
   try {
     await assert.rejects(bridge.start(ctx), (err: Error) => {

@@ -67,6 +67,7 @@ async function withRig(
     // A bridge that never ran before: no stored positions.
     loadCursor: () => Promise.resolve(undefined),
     saveCursor: () => {},
+    openFile: () => Promise.reject(new Error("this test copies no files")),
   };
   opts.before?.(rig);
   try {
@@ -308,6 +309,7 @@ Deno.test(
         return Promise.resolve(1);
       },
       saveCursor: () => {},
+      openFile: () => Promise.reject(new Error("this test copies no files")),
     };
     try {
       await captureLogs(async (records) => {

@@ -46,6 +46,7 @@ Deno.test("a late reflection whose alias cannot be stored is logged, not an unha
     userDeactivated: () => {},
     loadCursor: () => Promise.resolve(undefined),
     saveCursor: () => {},
+    openFile: () => Promise.reject(new Error("this test copies no files")),
   };
   const room = `late@${prosody.mucDomain}`;
   try {
@@ -97,6 +98,7 @@ Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fa
     userDeactivated: () => {},
     loadCursor: () => Promise.resolve(undefined),
     saveCursor: () => {},
+    openFile: () => Promise.reject(new Error("this test copies no files")),
   };
   let bridgeLeft = false;
   try {
@@ -131,6 +133,7 @@ Deno.test("while the server is down the session retries after 1 s, 2 s, 4 s …,
     userDeactivated: () => {},
     loadCursor: () => Promise.resolve(undefined),
     saveCursor: () => {},
+    openFile: () => Promise.reject(new Error("this test copies no files")),
   };
   /** The distinct waits /healthz has announced so far, in order. */
   const announced: number[] = [];
@@ -171,6 +174,7 @@ Deno.test("60 dispatches, none confirmed when written, all reach the room in ord
     userDeactivated: () => {},
     loadCursor: () => Promise.resolve(undefined),
     saveCursor: () => {},
+    openFile: () => Promise.reject(new Error("this test copies no files")),
   };
   const room = `pipeline@${prosody.mucDomain}`;
   const n = 60;

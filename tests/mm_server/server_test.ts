@@ -614,16 +614,22 @@ Deno.test("GET /config is admin-only and reports the override settings as boolea
   });
 });
 
-Deno.test("files: multipart upload, attach to a post, download; too large 413; channel_id must come first", async () => {
+Deno.test("files: multipart upload (streamed or legacy), attach to a post, download; too large 413; empty 400", async () => {
   await withStandIn({ maxFileSize: 1024 }, async (server) => {
     const channel = server.createChannel("bridged");
     server.addMember(channel.id, server.bot.id);
     const bot = clientFor(server, server.bot.token);
     const form = new FormData();
     form.append("channel_id", channel.id);
-    form.append("files", new File([new TextEncoder().encode("hello file")], "hello.txt"));
+    // Before the file, as the webapp sends it: after the first file the server expects no more client ids.
     form.append("client_ids", "c1");
+    form.append("files", new File([new TextEncoder().encode("hello file")], "hello.txt"));
     const uploaded = await bot.uploadFile(form);
+    const late = new FormData();
+    late.append("channel_id", channel.id);
+    late.append("files", new File([new Uint8Array(1)], "late.bin"));
+    late.append("client_ids", "c2");
+    await rejectsWith(bot.uploadFile(late), 400, "api.context.invalid_param.app_error");
     assert.deepEqual(uploaded.client_ids, ["c1"]);
     const info = uploaded.file_infos[0];
     assert.equal(info.name, "hello.txt");
@@ -644,10 +650,40 @@ Deno.test("files: multipart upload, attach to a post, download; too large 413; c
     big.append("files", new File([new Uint8Array(2048)], "big.bin"));
     await rejectsWith(bot.uploadFile(big), 413, "api.file.upload_file.too_large_detailed.app_error");
 
+    // A file before channel_id: the legacy buffered mode, which takes channel_id from anywhere in the form.
     const misordered = new FormData();
     misordered.append("files", new File([new Uint8Array(4)], "a.bin"));
     misordered.append("channel_id", channel.id);
-    await rejectsWith(bot.uploadFile(misordered), 400);
+    assert.equal((await bot.uploadFile(misordered)).file_infos[0].name, "a.bin");
+    const noChannel = new FormData();
+    noChannel.append("files", new File([new Uint8Array(4)], "a.bin"));
+    await rejectsWith(bot.uploadFile(noChannel), 400, "api.context.invalid_param.app_error");
+
+    // Streamed (channel_id first): any part with a filename is a file; an unknown field is refused.
+    const anyName = new FormData();
+    anyName.append("channel_id", channel.id);
+    anyName.append("attachment", new File([new Uint8Array(3)], "b.bin"));
+    assert.equal((await bot.uploadFile(anyName)).file_infos[0].name, "b.bin");
+    const unknown = new FormData();
+    unknown.append("channel_id", channel.id);
+    unknown.append("comment", "hi");
+    unknown.append("files", new File([new Uint8Array(3)], "c.bin"));
+    await rejectsWith(bot.uploadFile(unknown), 400, "api.context.invalid_param.app_error");
+    const twoChannels = new FormData();
+    twoChannels.append("channel_id", channel.id);
+    twoChannels.append("channel_id", "x".repeat(26));
+    await rejectsWith(
+      bot.uploadFile(twoChannels),
+      400,
+      "api.file.upload_file.multiple_channel_ids.app_error",
+    );
+
+    const empty = await fetch(`${server.url}/api/v4/files?channel_id=${channel.id}&filename=a.txt`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${server.bot.token}` },
+    });
+    assert.equal(empty.status, 400, "Content-Length 0");
+    assert.equal((await empty.json()).id, "api.file.upload_file.read_request.app_error");
 
     const stranger = server.createChannel("stranger");
     const elsewhere = new FormData();

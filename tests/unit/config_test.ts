@@ -560,3 +560,17 @@ Deno.test("component mode needs XMPP_COMPONENT_JID and XMPP_COMPONENT_SECRET, ea
     );
   }
 });
+
+Deno.test("BRIDGE_FILE_FETCH_HOSTS: a list of hosts, lowercased; unset is the upload service's; a URL is refused", () => {
+  assert.equal(ok(baseEnv()).bridge.fileFetchHosts, undefined);
+  assert.deepEqual(
+    ok({ ...baseEnv(), BRIDGE_FILE_FETCH_HOSTS: " Files.Example.org:80, 127.0.0.1:5280 ,[::1]:8080" }).bridge
+      .fileFetchHosts,
+    ["files.example.org", "127.0.0.1:5280", "[::1]:8080"],
+  );
+  const line = oneErrorAbout(
+    errorsOf({ ...baseEnv(), BRIDGE_FILE_FETCH_HOSTS: "http://files.example.org/" }),
+    "BRIDGE_FILE_FETCH_HOSTS",
+  );
+  assert.match(line, /"http:\/\/files\.example\.org\/" is not a host: expected a host name or address/);
+});

@@ -218,3 +218,36 @@ Deno.test("the outbox and id-map writes of a burst share atomic commits", async 
     }
   });
 });
+
+Deno.test("a message's attachments survive in the outbox: the next process delivers them as they were", async () => {
+  await withPath(async (path) => {
+    const attachments = [
+      {
+        name: "cat photo.png",
+        mimeType: "image/png",
+        size: 3000,
+        source: "file1",
+        url: "https://mm/files/file1",
+      },
+      { name: "notes.txt", source: "file2" },
+    ];
+    const first = await open(path);
+    first.xmpp.behave = () => new Promise(() => {});
+    first.bus.publish({ ...mmPost("post1", ""), attachments });
+    await waitFor("the send", () => first.xmpp.calls === 1);
+    for (let i = 0; i < 100 && (await first.store.listOutbox()).length === 0; i++) await sleep(5);
+    first.bus.stop();
+    first.store.close();
+
+    const second = await open(path);
+    try {
+      assert.equal(await second.bus.restore(), 1);
+      second.bus.resume();
+      await second.bus.drain();
+      assert.deepEqual(second.xmpp.sent.map((dm) => dm.message.attachments), [attachments]);
+    } finally {
+      second.bus.stop();
+      second.store.close();
+    }
+  });
+});

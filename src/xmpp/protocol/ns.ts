@@ -81,3 +81,5 @@ export const NS_REPLY = "urn:xmpp:reply:0";
 
 /** XEP-0428 fallback indication. */
 export const NS_FALLBACK = "urn:xmpp:fallback:0";
+/** XEP-0066 out-of-band data (the `jabber:x:oob` element that makes clients show a file inline). */
+export const NS_OOB = "jabber:x:oob";

@@ -8,10 +8,12 @@ import type { XmppClient } from "../session/client.ts";
 import { type Capabilities, discoverCapabilities, type DiscoverOptions } from "./capabilities.ts";
 import { type EnabledXeps, enableXeps, type XepModule, type XepOptions } from "./xep.ts";
 import { xep0077 } from "./xep0077.ts";
+import { xep0363 } from "./xep0363.ts";
 
 /** All XEP modules, in the order they are enabled. */
 export const ALL_XEPS: readonly XepModule<unknown>[] = [
   xep0077,
+  xep0363,
 ];
 
 /** What {@link discoverXeps} found and enabled. */
