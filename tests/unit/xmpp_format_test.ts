@@ -33,6 +33,8 @@ const IN: Array<[string, string]> = [
   ["C:\\temp\\*", "C:\\\\temp\\\\\\*"],
   ["  two spaces\n    four", "\u00a0\u00a0two spaces\n\u00a0\u00a0\u00a0\u00a0four"],
   ["**", "\\*\\*"],
+  // Emphasis Markdown cannot express (of punctuation, glued to a word) shows as typed.
+  ["_*_x and *(a)*b", "\\_\\*\\_x and \\*(a)\\*b"],
   // URLs stay verbatim: Mattermost links them before it reads escapes.
   [
     "see https://example.org/a_b_*c* and www.x.org/_y_.",
