@@ -456,6 +456,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     this.roomTrouble.delete(room);
     await this.opts.ghosts?.leaveRoom(room);
     await this.muc.leave(room);
+    this.occupants.forget(room);
   }
 
   async remoteUserGone(_network: string, userId: string): Promise<void> {

@@ -121,6 +121,20 @@ Deno.test(
     }),
 );
 
+Deno.test("ibr: a ghost addressed by nick is an @mention of its user", opts, () =>
+  inWorld(async (w) => {
+    await w.startBridge({
+      BRIDGE_GHOST_MODE: "ibr",
+      BRIDGE_SECRET_KEY: "a-long-random-key-for-the-tests-0123456789",
+    });
+    await w.mm.postAs(w.bob.id, w.channel.id, "~~late~~ here");
+    const [here] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bob", 1, 15_000);
+    assert.equal(here.body, "~late~ here");
+    await w.alice.sendGroupchat(w.room, "Bob, _welcome_");
+    const [post] = await bridged(w, 1);
+    assert.equal(post.message, "@bob, _welcome_");
+  }));
+
 Deno.test(
   "@channel inside styling from XMPP notifies nobody, and everyone once BRIDGE_ALLOW_CHANNEL_MENTIONS=true",
   opts,

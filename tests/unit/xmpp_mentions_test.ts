@@ -44,6 +44,9 @@ Deno.test("occupants follow the room's presence: arrivals, departures, nick chan
   presence("ALICE");
   assert.equal(occupants.find(room, "alice"), undefined, "ambiguous: two nicks differ only in case");
   assert.equal(occupants.find(room, "ALICE"), "ALICE");
+  occupants.forget(room);
+  assert.deepEqual(occupants.nicks(room), [], "a room the bridge left has no occupants for it");
+  presence("Alice");
   occupants.clear();
   assert.deepEqual(occupants.nicks(room), []);
 });

@@ -43,6 +43,11 @@ export class Occupants {
     return matches.length === 1 ? matches[0] : undefined;
   }
 
+  /** Forgets `room`: the bridge left it. */
+  forget(room: string): void {
+    this.rooms.delete(room);
+  }
+
   /** Forgets every room: after a disconnect, each rejoin brings the full list again. */
   clear(): void {
     this.rooms.clear();
