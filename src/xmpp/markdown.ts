@@ -32,7 +32,9 @@ export function markdownToStyling(md: string, opts: StylingOptions = {}): string
   // `breaks`: Mattermost shows every newline as a line break, as XMPP clients do.
   const tokens = Lexer.lex(md, { gfm: true, breaks: true });
   // Leading no-break spaces are how the way in keeps an XMPP line's indentation (see xep0393.ts).
-  return blocks(tokens, opts).replace(/\n+$/, "").replace(/^\u00a0+/gm, (s) => " ".repeat(s.length));
+  const styled = blocks(tokens, opts).replace(/\n+$/, "").replace(/^\u00a0+/gm, (s) => " ".repeat(s.length));
+  // What shows nothing on Mattermost (a lone link definition) still says something: it goes as written.
+  return styled.trim() === "" ? md : styled;
 }
 
 /** Block tokens in order, each followed by the line ends its source had after it. */

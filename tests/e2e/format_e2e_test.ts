@@ -10,7 +10,7 @@ import { xml } from "@xmpp/client-core";
 import { postsMatching, startWorld, type World } from "../helpers/harness.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import { connectClient } from "../mm_server/test_support.ts";
-import { NS_STYLING } from "../../src/xmpp/xeps/xep0393.ts";
+import { NS_STYLING } from "../../src/xmpp/protocol/ns.ts";
 
 // xmpp.js and the Mattermost websocket client keep internal timers that outlive a test by a few ms.
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -86,6 +86,7 @@ const OUT: Array<[string, string]> = [
   ["line one\nline two", "line one\nline two"],
   ["a\n\n***\n\nb", "a\n\n―――\n\nb"],
   ["``a`b``", "a`b"],
+  ["[a]: https://x.org", "[a]: https://x.org"],
 ];
 
 Deno.test("Mattermost Markdown becomes XMPP styling; links as text <url>, headings and tables flattened", () => {

@@ -10,9 +10,6 @@
  * @module
  */
 
-/** XEP-0393's namespace: `<unstyled xmlns='urn:xmpp:styling:0'/>` says the body is plain text. */
-export const NS_STYLING = "urn:xmpp:styling:0";
-
 /** A span of one line (XEP-0393 §5.2). */
 export type Span =
   | { kind: "plain"; text: string }
