@@ -27,10 +27,13 @@ const IN: Array<[string, string]> = [
   ["a | b\n--|--", "a \\| b\n--\\|--"],
   ["a | b", "a | b"],
   ["title\n---", "title\n\\---"],
-  ["title\n===", "title\n\\==="],
-  ["<b>x</b> &amp; <3", "\\<b>x\\</b> \\&amp; <3"],
+  ["title\n===", "title\n&#61;=="],
+  // Mattermost's renderer escapes no `<`, `&`, `=` or `:` with a backslash: references instead.
+  ["<b>x</b> &amp; <3 & co", "&lt;b>x&lt;/b> &amp;amp; <3 & co"],
+  ["-:\n:-", "\\-:\n&#58;-"],
   ["[not](a link) ~/home", "\\[not](a link) \\~/home"],
-  ["C:\\temp\\*", "C:\\\\temp\\\\\\*"],
+  // A backslash before a letter is one already; before punctuation or at a line's end it is escaped.
+  ["C:\\temp\\* a\\", "C:\\temp\\\\\\* a\\\\"],
   ["  two spaces\n    four", "\u00a0\u00a0two spaces\n\u00a0\u00a0\u00a0\u00a0four"],
   ["**", "\\*\\*"],
   // Emphasis Markdown cannot express (of punctuation, glued to a word) shows as typed.
@@ -119,6 +122,15 @@ function ink(text: string): string {
   return text.replace(/\s+/g, "");
 }
 
+/** A text's character references as the characters a browser shows. */
+function decode(text: string): string {
+  const named: Record<string, string> = { amp: "&", lt: "<" };
+  return text.replace(
+    /&(amp|lt|#\d+);/g,
+    (_, ref: string) => named[ref] ?? String.fromCodePoint(Number(ref.slice(1))),
+  );
+}
+
 /** What Mattermost shows for Markdown `md`, as text: the lexer's text of every token, markup aside. */
 function shown(md: string): string {
   const walk = (tokens: Token[]): string =>
@@ -141,7 +153,7 @@ function shown(md: string): string {
       if (g.tokens) return walk(g.tokens);
       if (t.type === "space" || t.type === "hr" || t.type === "def" || t.type === "br") return "";
       // Mattermost shows a character reference in text as its character.
-      return t.type === "text" ? g.text.replace(/&amp;/g, "&") : g.text ?? g.raw;
+      return t.type === "text" ? decode(g.text) : g.text ?? g.raw;
     }).join("");
   return ink(walk(Lexer.lex(md, { gfm: true })).replace(/\u00a0/g, ""));
 }

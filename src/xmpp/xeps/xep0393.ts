@@ -262,30 +262,34 @@ function escapeChars(text: string, before: string, after: string, pipes: boolean
     const c = text[i];
     const prev = i === 0 ? before : text[i - 1];
     const next = i + 1 < text.length ? text[i + 1] : after;
-    let escape = false;
     switch (c) {
-      case "\\":
       case "*":
       case "`":
       case "~":
       case "[":
-        escape = true;
+        out += `\\${c}`;
+        break;
+      case "\\":
+        // Before a letter or digit a backslash is just one; before punctuation it escapes, at a line's end it breaks.
+        out += next === "" || /[\s!-/:-@[-`{-~]/.test(next) ? "\\\\" : c;
         break;
       case "_":
         // Inside a word (`snake_case`) an underscore is never emphasis; elsewhere it may be.
-        escape = !(isWordChar(prev) && isWordChar(next));
-        break;
-      case "<":
-        escape = /[A-Za-z/!?]/.test(next);
+        out += isWordChar(prev) && isWordChar(next) ? c : "\\_";
         break;
       case "&":
-        escape = /^&#?[A-Za-z0-9]+;/.test(text.slice(i) + after);
+        // Mattermost's renderer escapes no `&` or `<` with a backslash: as references they are text in any renderer.
+        out += /^&#?[A-Za-z0-9]+;/.test(text.slice(i) + after) ? "&amp;" : c;
+        break;
+      case "<":
+        out += /[A-Za-z/!?]/.test(next) ? "&lt;" : c;
         break;
       case "|":
-        escape = pipes;
+        out += pipes ? "\\|" : c;
         break;
+      default:
+        out += c;
     }
-    out += escape ? `\\${c}` : c;
   }
   return out;
 }
@@ -305,7 +309,9 @@ function escapeLineStart(line: string): string {
   if (rest === "") return line;
   const block = rest.startsWith(">") || /^#{1,6}(?:[ \t]|$)/.test(rest) || /^[-+](?:[ \t]|$)/.test(rest) ||
     /^(?:=+|-+)[ \t]*$/.test(rest) || /^\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$/.test(rest);
-  if (block && !rest.startsWith("\\")) rest = `\\${rest}`;
+  // Mattermost's renderer escapes neither `=` nor `:` with a backslash: those are written as references.
+  const escaped: Record<string, string> = { "=": "&#61;", ":": "&#58;" };
+  if (block && !rest.startsWith("\\")) rest = (escaped[rest[0]] ?? `\\${rest[0]}`) + rest.slice(1);
   else rest = rest.replace(/^(\d{1,9})([.)])(?=[ \t]|$)/, "$1\\$2");
   return indent.replaceAll(" ", "\u00a0").replaceAll("\t", "\u00a0".repeat(4)) + rest;
 }
