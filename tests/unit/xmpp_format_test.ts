@@ -36,6 +36,7 @@ const IN: Array<[string, string]> = [
   ["C:\\temp\\* a\\", "C:\\temp\\\\\\* a\\\\"],
   ["  two spaces\n    four", "\u00a0\u00a0two spaces\n\u00a0\u00a0\u00a0\u00a0four"],
   ["**", "\\*\\*"],
+  ["a\\`b` c", "a\\\\\\`b\\` c"],
   // Emphasis Markdown cannot express (of punctuation, glued to a word) shows as typed.
   ["_*_x and *(a)*b", "\\_\\*\\_x and \\*(a)\\*b"],
   // URLs stay verbatim: Mattermost links them before it reads escapes.

@@ -4,8 +4,9 @@
  *
  * Everything that is not styling is escaped where Mattermost's Markdown would read it as something else (a `#`
  * heading, a `1.` list, a `|` table, a `*` or `_` that is no styling, an indented code block), so that it shows as
- * the sender typed it. URLs stay verbatim: Mattermost links them before it reads escapes. The way out is
- * `markdownToStyling` (src/xmpp/markdown.ts).
+ * the sender typed it: with a backslash where Mattermost's renderer (a fork of marked) takes one, else as a
+ * character reference (`&lt;`, `&#61;`). URLs stay verbatim: Mattermost links them before it reads escapes. The
+ * way out is `markdownToStyling` (src/xmpp/markdown.ts).
  *
  * @module
  */
@@ -178,8 +179,8 @@ function renderLine(spans: Span[], pipes: boolean): string {
 
 function firstChar(span: Span | undefined): string {
   if (!span) return "";
-  if (span.kind === "plain" || span.kind === "pre") return span.text[0] ?? "";
-  return DIRECTIVE_OF[span.kind];
+  if (span.kind === "plain") return span.text[0] ?? "";
+  return span.kind === "pre" ? "`" : DIRECTIVE_OF[span.kind];
 }
 
 const DIRECTIVE_OF = { strong: "*", emphasis: "_", strike: "~" } as const;
