@@ -54,12 +54,16 @@ import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
-import { NS_MAM } from "./protocol/ns.ts";
+import { NS_MAM, NS_STYLING } from "./protocol/ns.ts";
 import { addReply, prependQuote, readReply, type ReplyPointer, replyPointer } from "./xeps/xep0461.ts";
 import { quoteLines, standaloneQuote } from "../core/reply.ts";
 import { oobElement, readOobMessage } from "./xeps/xep0066.ts";
 import { putToSlot, xep0363 } from "./xeps/xep0363.ts";
 import { openUrl } from "./file_fetch.ts";
+import { stylingToMarkdown } from "./xeps/xep0393.ts";
+import { markdownToStyling } from "./markdown.ts";
+import { ghostMentions, type GhostName } from "./mentions.ts";
+import { Occupants } from "./muc/occupants.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -172,6 +176,8 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   readonly incoming: IncomingReader[] = [];
   /** The bridge's own occupant, which relays everyone without a voice of their own. */
   private relay!: Intent;
+  /** Who is in each joined room, for mentions. */
+  private readonly occupants = new Occupants();
   /** The server's capabilities and the XEP modules it enables; found once per process, after the first login. */
   private xeps?: SessionXeps;
   /** Settles once the capability discovery under way (or the last one) is over. */
@@ -474,6 +480,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     this.roomTrouble.delete(room);
     await this.opts.ghosts?.leaveRoom(room);
     await this.muc.leave(room);
+    this.occupants.forget(room);
   }
 
   async remoteUserGone(_network: string, userId: string): Promise<void> {
@@ -729,7 +736,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       : undefined;
     const stanza = buildGroupchat(
       dm.targetChannel,
-      renderBody(text, { action, relayedAs }),
+      renderBody(this.styledFor(dm.targetChannel, text), { action, relayedAs }),
       dm.deliveryId,
       this.delayOf(dm.message),
     );
@@ -742,6 +749,34 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       prependQuote(stanza, standaloneQuote(dm));
     }
     return stanza;
+  }
+
+  /**
+   * The XEP-0393 body that shows Mattermost Markdown `text` in `room`: an `@username` that is an occupant's nick
+   * becomes the plain nick, which XMPP clients highlight for that occupant. (In relay mode XMPP users have no
+   * Mattermost account: Mattermost users mention them by their nick, lowercased.)
+   */
+  styledFor(room: string, text: string): string {
+    return markdownToStyling(text, { mention: (username) => this.occupants.find(room, username) });
+  }
+
+  /**
+   * The Mattermost Markdown for `body`, read from `msg`'s room: its styling as Markdown (everything else escaped,
+   * or all of it when the sender marked it `<unstyled/>`), and the ghosts it addresses by nick as `@username`.
+   */
+  markdownOf(msg: Groupchat, body: string): string {
+    const unstyled = msg.stanza.getChild("unstyled", NS_STYLING) !== undefined;
+    return stylingToMarkdown(ghostMentions(body, this.ghostNames(msg.room)), { unstyled });
+  }
+
+  /** The ghosts (or puppets) in `room` by nick, with the Mattermost usernames they stand for. */
+  private ghostNames(room: string): GhostName[] {
+    const ghosts = this.opts.ghosts;
+    if (!ghosts?.authorOf) return [];
+    return this.occupants.nicks(room).flatMap((nick) => {
+      const author = ghosts.authorOf!(room, nick);
+      return author ? [{ nick, username: author.name }] : [];
+    });
   }
 
   /**
@@ -778,6 +813,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     try {
       if (stanza.is("presence")) {
         this.muc.handlePresence(stanza);
+        this.occupants.handlePresence(stanza);
         return;
       }
       const msg = parseGroupchat(stanza);
@@ -881,9 +917,16 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     const reply = replyTo ? { replyTo } : {};
     // Files shared with it (XEP-0066), read from the body without the reply's quote.
     const shared = readOobMessage({ ...msg, body: text }, base);
-    if (shared) return { ...shared, ...reply };
+    if (shared) return { ...shared, text: this.markdownOf(msg, shared.text), ...reply };
     if (text === "") return undefined;
-    return { kind: "message", ...base, ...parseBody(text), ...reply };
+    const { text: said, action } = parseBody(text);
+    return {
+      kind: "message",
+      ...base,
+      text: this.markdownOf(msg, said),
+      ...(action ? { action } : {}),
+      ...reply,
+    };
   }
 
   /** Remembers how far `room` was read, here and (in batches) in the store. */
@@ -941,6 +984,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       new BridgeError("XMPP connection lost before the room confirmed a message", { transient: true }),
     );
     this.muc.resetAll();
+    this.occupants.clear();
     // Every failed attempt ends in another disconnect: this sets the wait before the next one.
     this.client.reconnect.delay = this.reconnectBackoff.next();
   }

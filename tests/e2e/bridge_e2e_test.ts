@@ -23,7 +23,9 @@ Deno.test(
       const reply = "Hej 🇸🇪 från XMPP\n> quoted\n\ttabbed";
       await w.alice.sendGroupchat(w.room, reply);
       const [post] = await postsMatching(w.mm, w.channel.id, (p) => p.user_id === w.mm.bot.id, 1, 10_000);
-      assert.equal(post.message, reply);
+      // As Markdown that shows it as typed: a blank line ends the quote, and the tab stays indentation (no-break
+      // spaces) instead of starting a code block.
+      assert.equal(post.message, "Hej 🇸🇪 från XMPP\n> quoted\n\n\u00a0\u00a0\u00a0\u00a0tabbed");
       assert.equal(post.props?.override_username, "alice (xmpp)");
       assert.equal(post.props?.from_webhook, "true");
       assert.equal(post.props?.mmxmpp_bridged, "xmpp");

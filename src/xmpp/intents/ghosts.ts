@@ -34,6 +34,8 @@ export interface GhostProvider {
   intentFor(author: GhostAuthor): Promise<Intent | null>;
   /** True when `nick` in `room` is one of this provider's ghosts. */
   isGhost(room: string, nick: string): boolean;
+  /** The author whose ghost is `nick` in `room`, if it is one (XMPP mentions of the nick become theirs). */
+  authorOf?(room: string, nick: string): GhostAuthor | undefined;
   /** The author was deactivated on their network: leave every room (and clean up, if configured). */
   retire(authorId: string): Promise<void>;
   /** The room is no longer mapped: every ghost leaves it. */

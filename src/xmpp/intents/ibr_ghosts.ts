@@ -96,6 +96,8 @@ class GhostSession {
   /** The ghost's voice in rooms. */
   readonly intent: SessionIntent;
   lastActive = Date.now();
+  /** Who it stands for, as last seen sending. */
+  author?: GhostAuthor;
 
   constructor(
     readonly userId: string,
@@ -147,6 +149,7 @@ export class IbrGhosts implements GhostProvider {
     const session = await this.session(author);
     if (!session) return null;
     session.lastActive = Date.now();
+    session.author = author;
     // The nick follows the author's current name; it is used on the next join.
     session.intent.joinAs = renderTemplate(this.opts.nickFormat, {
       username: author.name,
@@ -158,6 +161,11 @@ export class IbrGhosts implements GhostProvider {
   isGhost(room: string, nick: string): boolean {
     for (const s of this.sessions.values()) if (s.muc.nickIn(room) === nick) return true;
     return false;
+  }
+
+  authorOf(room: string, nick: string): GhostAuthor | undefined {
+    for (const s of this.sessions.values()) if (s.muc.nickIn(room) === nick) return s.author;
+    return undefined;
   }
 
   /** Users with a live session (for health and tests). */

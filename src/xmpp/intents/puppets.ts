@@ -164,6 +164,14 @@ export class ComponentPuppets implements GhostProvider {
     return false;
   }
 
+  authorOf(room: string, nick: string): GhostAuthor | undefined {
+    room = room.toLowerCase();
+    for (const puppet of this.occupants.get(room) ?? []) {
+      if (puppet.muc.rooms.get(room)?.nick === nick) return puppet.author;
+    }
+    return undefined;
+  }
+
   async retire(authorId: string): Promise<void> {
     const puppet = this.byId.get(authorId);
     if (!puppet) return;

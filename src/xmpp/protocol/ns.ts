@@ -67,6 +67,9 @@ export const NS_MAM = "urn:xmpp:mam:2";
 /** XEP-0359 unique and stable stanza ids (stanza-id, origin-id). */
 export const NS_SID = "urn:xmpp:sid:0";
 
+/** XEP-0393 message styling: `<unstyled/>` says a body is plain text. */
+export const NS_STYLING = "urn:xmpp:styling:0";
+
 /** XEP-0363 HTTP file upload. */
 export const NS_UPLOAD = "urn:xmpp:http:upload:0";
 
