@@ -58,6 +58,8 @@ export interface BusStats {
   unsupported: number;
   /** Deliveries of an event whose target message never reached that network. */
   unresolved: number;
+  /** Edits and removals refused because their sender did not write the message they point at. */
+  notAuthor: number;
 }
 
 /** Retry timing; tests shorten it. */
@@ -85,6 +87,7 @@ export class MessageBus {
     unhandled: 0,
     unsupported: 0,
     unresolved: 0,
+    notAuthor: 0,
   };
   /** One promise chain per source channel keeps routing in arrival order. */
   private readonly inbound = new Map<string, Promise<void>>();
@@ -127,7 +130,6 @@ export class MessageBus {
       count: (what: HandlerCount) => this.stats[what]++,
       recorded: () => Promise.all([...this.recording.values()]).then(() => {}),
     };
-    this.outbox = new Outbox(store);
     this.outbox = new Outbox(store);
   }
 
@@ -533,7 +535,8 @@ function linkFor(dm: DirectionalMessage, sent: SentRefs): MessageLink {
       [dm.source]: {
         channel: dm.message.portal.channel,
         ids: dm.message.ids,
-        parts: [{ sender: { kind: "author" } }],
+        // Who wrote it: an edit or removal of it must come from them (handlers/authorship.ts).
+        parts: [{ sender: { kind: "author", id: dm.message.sender.id } }],
       },
       [dm.target]: {
         channel: dm.targetChannel,
