@@ -18,16 +18,25 @@ import {
   type BridgeContext,
   type BridgeHealth,
   type Dispatched,
+  type EditCapable,
   type GhostingBridge,
   MESSAGES_ONLY,
   type NoticeCapable,
   type PipeliningBridge,
   type PortalCapabilities,
+  type RemoveCapable,
 } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
-import type { BridgeMessage, DirectionalMessage, PartSender, SentRefs } from "../core/message.ts";
+import type {
+  BridgeMessage,
+  DirectionalMessage,
+  EditDelivery,
+  PartSender,
+  RemoveDelivery,
+  SentRefs,
+} from "../core/message.ts";
 import type { BridgeEvent, Portal, Sender } from "../core/events.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./session/client.ts";
@@ -50,6 +59,9 @@ import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
 import { NS_MAM } from "./protocol/ns.ts";
+import { buildCorrection, readCorrection } from "./xeps/xep0308.ts";
+import { buildRetraction, readRetraction } from "./xeps/xep0424.ts";
+import { readModeration } from "./xeps/xep0425.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -126,7 +138,8 @@ const REJOIN_STAY_MS = 60_000;
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
  */
-export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBridge {
+export class XmppBridge
+  implements GhostingBridge, NoticeCapable, PipeliningBridge, EditCapable, RemoveCapable {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -193,6 +206,8 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   constructor(private readonly opts: XmppBridgeOptions) {
     [this.local, this.domain] = opts.jid.split("@");
     this.reflections = new Reflections(opts.reflectionTimeoutMs);
+    // The room's announcement of a moderation before an occupant's retraction: both carry `<retract>`.
+    this.incoming.push(readModeration, readRetraction, readCorrection);
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -456,9 +471,69 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     await this.opts.ghosts?.retire(userId);
   }
 
-  /** Only new messages for now: corrections, retractions and reactions come with their XEPs (issue 8). */
+  /**
+   * Corrections (XEP-0308) and retractions (XEP-0424) need nothing of the room: clients apply them, and any
+   * occupant may send them for its own messages.
+   */
   portalCapabilities(_room: string): PortalCapabilities {
-    return MESSAGES_ONLY;
+    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true };
+  }
+
+  /**
+   * Sends an XEP-0308 correction of the bridged message, from the JID that sent it (clients ignore a correction
+   * from anyone else), pointing at its message id. A Mattermost post is one message in the room, the first part
+   * (only a post's text is corrected; what follows it, such as files, is not text to correct): that one is corrected.
+   */
+  async sendEdit(d: EditDelivery): Promise<void> {
+    const room = d.targetChannel;
+    const part = d.targetMessage.parts[0];
+    const originalId = part?.messageId ?? part?.originId;
+    if (!originalId) {
+      throw new BridgeError(`the id map has no message id of the message to correct in ${room}`);
+    }
+    if (await this.readyToSend(room, d.deliveryId)) return;
+    const intent = await this.voiceOf(part.sender, d.event.sender, room);
+    const body = this.bodyFor(d.event.text, d.event.action, d.event.sender, intent === this.relay);
+    const stanza = buildCorrection(room, body, d.deliveryId, originalId);
+    await intent.ensureJoined(room);
+    await intent.sendAwaitingReflection(room, stanza, d.deliveryId);
+  }
+
+  /**
+   * Retracts (XEP-0424) every message the bridged post became, each from the JID that sent it, pointing at the
+   * room's stanza-id (the message id when the room gave none), with the XEP-0428 fallback body.
+   */
+  async sendRemove(d: RemoveDelivery): Promise<void> {
+    const room = d.targetChannel;
+    const { parts } = d.targetMessage;
+    for (const [i, part] of parts.entries()) {
+      const targetId = part.stanzaId ?? part.originId ?? part.messageId;
+      if (!targetId) continue;
+      // One id per retraction, the same on every retry.
+      const id = parts.length === 1 ? d.deliveryId : `${d.deliveryId}-${i}`;
+      if (await this.readyToSend(room, id)) continue;
+      const intent = await this.voiceOf(part.sender, d.event.sender, room);
+      await intent.ensureJoined(room);
+      await intent.sendAwaitingReflection(room, buildRetraction(room, id, targetId), id);
+    }
+  }
+
+  /**
+   * The voice that sent a part (`sender`, as the id map recorded it) for a follow-up by `author`: the relay, or the
+   * author's ghost or puppet when it is the JID that sent the part. A part whose sender was not recorded gets the
+   * voice the current mode gives the author. Throws a permanent error when that JID cannot speak now (the mode
+   * changed since): a correction from another JID would not be applied by clients.
+   */
+  private async voiceOf(sender: PartSender, author: Sender, room: string): Promise<Intent> {
+    if (sender.kind === "relay") return this.relay;
+    const ghost = await this.opts.ghosts?.intentFor(author) ?? null;
+    if (sender.kind !== "ghost" && sender.kind !== "puppet") return ghost ?? this.relay;
+    if (ghost && ghost.jid.split("/")[0] === sender.id) return ghost;
+    throw new BridgeError(
+      `the message in ${room} was sent as ${sender.id}, which the bridge cannot speak as now (${
+        this.opts.ghosts ? `${this.opts.ghosts.mode} mode gives ${ghost?.jid ?? "no JID"}` : "relay mode"
+      })`,
+    );
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
@@ -472,7 +547,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
    * only once the room reflected the message.
    */
   async dispatch(dm: DirectionalMessage): Promise<Dispatched> {
-    const already = await this.readyToSend(dm);
+    const already = await this.readyToSend(dm.targetChannel, dm.deliveryId);
     if (already) return { confirmed: Promise.resolve(already) };
     const room = dm.targetChannel;
     const id = dm.deliveryId;
@@ -491,11 +566,10 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   }
 
   /**
-   * Checks that `dm` can go to its room now (throws as `send` does when not), and whether it already went: the
-   * refs of an earlier send the room reflected, else undefined, with its origin-id remembered as ours.
+   * Checks that a stanza with origin-id `id` can go to `room` now (throws as `send` does when not), and whether it
+   * already went: the refs of an earlier send the room reflected, else undefined, with `id` remembered as ours.
    */
-  private async readyToSend(dm: DirectionalMessage): Promise<SentRefs | undefined> {
-    const room = dm.targetChannel;
+  private async readyToSend(room: string, id: string): Promise<SentRefs | undefined> {
     if (this.banned.has(room)) {
       // Waiting cannot help: the bridge does not rejoin a room that banned it until it is restarted.
       throw new BridgeError(`the bridge is banned from ${room}`, {
@@ -506,8 +580,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       const why = this.roomTrouble.get(room);
       throw new BridgeError(`not in ${room} right now${why ? ` (${why})` : ""}`, { transient: true });
     }
-    // The same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
-    const id = dm.deliveryId;
+    // The same origin-id on every retry (the delivery id), so that any reflection of it is recognised as ours.
     // Sent before a crash, or before its waiter gave up, and reflected: report it, never send it twice. A delivery
     // replayed after a restart waits for the room's archive first, where that reflection would be.
     await this.catchingUp.get(room);
@@ -524,6 +597,18 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   /** The one stanza `dm` is sent as, by whichever voice speaks it; `relayed` names the author in the body. */
   private groupchatFor(dm: DirectionalMessage, relayed: boolean): Element {
     const { text, action, sender: author } = dm.message;
+    const stanza = buildGroupchat(
+      dm.targetChannel,
+      this.bodyFor(text, action, author, relayed),
+      dm.deliveryId,
+      this.delayOf(dm.message),
+    );
+    for (const step of this.outgoing) step(stanza, dm);
+    return stanza;
+  }
+
+  /** The body that carries `text` by `author`; `relayed` names the author in it. */
+  private bodyFor(text: string, action: boolean | undefined, author: Sender, relayed: boolean): string {
     const relayedAs = relayed
       ? {
         prefix: renderTemplate(this.opts.nameFormat, {
@@ -533,14 +618,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
         name: relayedName(this.opts.nameFormat, author),
       }
       : undefined;
-    const stanza = buildGroupchat(
-      dm.targetChannel,
-      renderBody(text, { action, relayedAs }),
-      dm.deliveryId,
-      this.delayOf(dm.message),
-    );
-    for (const step of this.outgoing) step(stanza, dm);
-    return stanza;
+    return renderBody(text, { action, relayedAs });
   }
 
   /**
@@ -639,7 +717,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       return false;
     }
     // History the room replays at join is bridged only through a catch-up, which knows what was missed.
-    if ((msg.delayed && !caughtUp) || msg.nick === "") return false;
+    if (msg.delayed && !caughtUp) return false;
     const event = this.eventOf(msg, caughtUp);
     if (!event) return false;
     log.debug("Received a {kind} from {room}/{nick}: {body}", {
@@ -674,7 +752,8 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       const event = read(msg, base);
       if (event !== undefined) return event ?? undefined;
     }
-    if (msg.body === undefined || msg.body === "") return undefined;
+    // The room's own messages (its announcements) are read by the readers above, never bridged as said by someone.
+    if (msg.body === undefined || msg.body === "" || msg.nick === "") return undefined;
     return { kind: "message", ...base, ...parseBody(msg.body) };
   }
 
