@@ -56,6 +56,7 @@ import { senderMessageId, undeliverableNotice } from "./protocol/undeliverable.t
 import type { GhostProvider } from "./intents/ghosts.ts";
 import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
+import { RealJids } from "./muc/real_jids.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
 import { NS_MAM } from "./protocol/ns.ts";
@@ -145,6 +146,8 @@ export class XmppBridge
   private ctx!: BridgeContext;
   private muc!: MucRooms;
   private readonly reflections: Reflections;
+  /** Occupants' real JIDs, where rooms reveal them: who sent a message when a room has no occupant-id. */
+  private readonly realJids = new RealJids();
   /** Why the last connection attempt failed, until the session is back. */
   private lastFailure?: string;
   /** Origin-ids of everything we sent, relayed or by a ghost: their reflections are ours. */
@@ -654,6 +657,7 @@ export class XmppBridge
   private onStanza(stanza: Element): void {
     try {
       if (stanza.is("presence")) {
+        this.realJids.handlePresence(stanza);
         this.muc.handlePresence(stanza);
         return;
       }
@@ -743,7 +747,7 @@ export class XmppBridge
       eventId: ids[0] ?? crypto.randomUUID(),
       ids,
       portal: { network: this.network, channel: msg.room },
-      sender: { network: this.network, id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
+      sender: { network: this.network, id: this.senderId(msg), name: msg.nick },
       timestamp: caughtUp ? msg.stamp ?? Date.now() : Date.now(),
       caughtUp: caughtUp || undefined,
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
@@ -755,6 +759,14 @@ export class XmppBridge
     // The room's own messages (its announcements) are read by the readers above, never bridged as said by someone.
     if (msg.body === undefined || msg.body === "" || msg.nick === "") return undefined;
     return { kind: "message", ...base, ...parseBody(msg.body) };
+  }
+
+  /**
+   * Who sent `msg`, as stable as the room lets us tell (an edit or removal must come from the same): its XEP-0421
+   * occupant-id; else the real bare JID the room revealed; else the occupant JID (`room/nick`).
+   */
+  private senderId(msg: Groupchat): string {
+    return msg.occupantId ?? this.realJids.of(msg.room, msg.nick) ?? `${msg.room}/${msg.nick}`;
   }
 
   /** Remembers how far `room` was read, here and (in batches) in the store. */

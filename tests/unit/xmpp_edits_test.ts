@@ -14,6 +14,7 @@ import {
   NS_HINTS,
   NS_MODERATE,
   NS_MODERATE_0,
+  NS_MUC_USER,
   NS_OCCUPANT_ID,
   NS_RETRACT,
   NS_RETRACT_0,
@@ -28,6 +29,7 @@ import {
 } from "../../src/xmpp/xeps/xep0424.ts";
 import { parseModeration, readModeration } from "../../src/xmpp/xeps/xep0425.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
+import { RealJids } from "../../src/xmpp/muc/real_jids.ts";
 
 const ROOM = "room@conference.example.org";
 
@@ -170,4 +172,25 @@ Deno.test("XEP-0425: the room's announcement is a moderated removal by the moder
   assert.deepEqual(parseModeration(old), { targetId: "sid-9", by: `${ROOM}/mod` });
   assert.equal((read(readModeration, old, "") as { moderated?: boolean }).moderated, true);
   assert.equal(parseModeration(from("", moderated(`${ROOM}/mod`, ""))), undefined, "no id");
+});
+
+Deno.test("the real JIDs a room reveals in presences are remembered per occupant, until it leaves", () => {
+  const realJids = new RealJids();
+  const presence = (nick: string, jid?: string, type?: string) =>
+    xml(
+      "presence",
+      { from: `${ROOM}/${nick}`, ...(type ? { type } : {}) },
+      xml(
+        "x",
+        { xmlns: NS_MUC_USER },
+        xml("item", { affiliation: "none", role: "participant", ...(jid ? { jid } : {}) }),
+      ),
+    );
+  realJids.handlePresence(presence("carol", "Carol@Example.org/phone"));
+  realJids.handlePresence(presence("anon"));
+  assert.equal(realJids.of(ROOM, "carol"), "carol@example.org", "bare and lowercased");
+  assert.equal(realJids.of(ROOM.toUpperCase(), "carol"), "carol@example.org");
+  assert.equal(realJids.of(ROOM, "anon"), undefined, "a semi-anonymous room reveals none");
+  realJids.handlePresence(presence("carol", undefined, "unavailable"));
+  assert.equal(realJids.of(ROOM, "carol"), undefined, "another may take the nick once she left");
 });
