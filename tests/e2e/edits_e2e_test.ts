@@ -9,7 +9,7 @@ import { xml } from "@xmpp/client-core";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import { PASSWORD, postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
 import { connectXmppUser, type GroupchatMessage } from "../helpers/xmpp_user.ts";
-import { NS_CORRECT, NS_FALLBACK, NS_RETRACT } from "../../src/xmpp/protocol/ns.ts";
+import { NS_CORRECT, NS_FALLBACK, NS_OCCUPANT_ID, NS_RETRACT } from "../../src/xmpp/protocol/ns.ts";
 import { EDIT_MARK } from "../../src/core/handlers/edit.ts";
 import type { Post } from "../mm_server/server.ts";
 
@@ -219,6 +219,54 @@ Deno.test(
       );
       await w.alice.sendGroupchat(w.room, "retracted", retraction(doomedMsg.stanzaId!));
       await waitFor(() => (w.mm.post(doomed.id)?.delete_at ?? 0) > 0, "the post to be deleted", 15_000);
+    } finally {
+      await w.stop();
+    }
+  },
+);
+
+Deno.test(
+  "a room without occupant-ids that reveals real JIDs: the real JID decides who may correct a message",
+  opts,
+  async () => {
+    const w = await startWorld({ prosody: { mucRealJidsOnly: true } });
+    try {
+      const bridge = await w.startBridge();
+      await w.prosody.register("carol", PASSWORD);
+      await w.prosody.register("mallory", PASSWORD);
+      const carol = await connectXmppUser(w.prosody, "carol", PASSWORD, "laptop");
+      const mallory = await connectXmppUser(w.prosody, "mallory", PASSWORD, "laptop");
+      try {
+        await carol.joinRoom(w.room, "carol");
+        const carolsId = await carol.sendGroupchat(w.room, "carol's own words");
+        const carols = await postWith(w, "carol's own words");
+        const [said] = await carol.waitForMessages(w.room, (m) => m.id === carolsId, 1);
+        assert.equal(said.stanza.getChild("occupant-id", NS_OCCUPANT_ID), undefined, "no XEP-0421 here");
+        await carol.leaveRoom(w.room);
+        await mallory.joinRoom(w.room, "carol");
+        await mallory.sendGroupchat(w.room, "carol says something else", correction(carolsId));
+        await mallory.sendGroupchat(w.room, "sync");
+        await postWith(w, "sync");
+        assert.equal(w.mm.post(carols.id)!.edit_at, 0, "another account under her nick may not correct her");
+        assert.equal(bridge.manager.bus.stats.notAuthor, 1);
+        await mallory.leaveRoom(w.room);
+        // Carol again, under the same nick, from another of her devices: the same real JID.
+        const phone = await connectXmppUser(w.prosody, "carol", PASSWORD, "phone");
+        try {
+          await phone.joinRoom(w.room, "carol");
+          await phone.sendGroupchat(w.room, "carol's better words", correction(carolsId));
+          await waitFor(
+            () => w.mm.post(carols.id)?.message.includes("carol's better words") ?? false,
+            "her own correction to be applied",
+            15_000,
+          );
+        } finally {
+          await phone.stop();
+        }
+      } finally {
+        await carol.stop();
+        await mallory.stop();
+      }
     } finally {
       await w.stop();
     }
