@@ -286,34 +286,46 @@ export class MattermostBridge implements NoticeCapable, EditCapable, RemoveCapab
    */
   async sendEdit(d: EditDelivery): Promise<void> {
     const drafts = renderPosts(d.event, d.source, this.opts.display);
-    for (const change of postChanges(d.targetMessage.parts, drafts)) {
+    // On Mattermost every id of a bridged message is one of its posts, in order (those an edit added, too).
+    const postIds = d.targetMessage.ids;
+    for (const change of postChanges(postIds, drafts)) {
+      if (change.kind === "delete") {
+        await this.deletePost(change.postId);
+        continue;
+      }
       if (change.kind === "patch") {
         const { postId, draft } = change;
-        await call(
+        const patched = await call(
           `edit post ${postId}`,
           () => this.client.patchPost({ id: postId, message: draft.message }),
-        );
-      } else if (change.kind === "delete") {
-        await this.deletePost(change.postId);
-      } else {
-        const { draft, piece } = change;
-        const body = {
-          channel_id: d.targetChannel,
-          message: draft.message,
-          type: draft.type,
-          props: draft.props,
-          pending_post_id: pendingPostId(this.botId, d.deliveryId, piece),
-        };
-        await call(`post to channel ${d.targetChannel}`, () => this.client.createPost(body as never));
+        ).then(() => true, (err) => {
+          // A later piece that an earlier, shorter edit deleted (Mattermost answers 403 for a deleted post) is
+          // posted anew below. The first post is the message itself: gone, it stays gone.
+          if (postId !== postIds[0] && statusOf(err) === 403) return false;
+          throw err;
+        });
+        if (patched) continue;
       }
+      const piece = change.kind === "create" ? change.piece : postIds.indexOf(change.postId);
+      const body = {
+        channel_id: d.targetChannel,
+        message: change.draft.message,
+        type: change.draft.type,
+        props: change.draft.props,
+        pending_post_id: pendingPostId(this.botId, d.deliveryId, piece),
+      };
+      const post = await call(
+        `post to channel ${d.targetChannel}`,
+        () => this.client.createPost(body as never),
+      );
+      // Recorded as another post of the message, so that a later edit or deletion reaches it too.
+      await this.ctx.addMessageAlias(d.targetChannel, postIds[0], post.id);
     }
   }
 
   /** Deletes every post that carries the bridged message; one already gone counts as deleted. */
   async sendRemove(d: RemoveDelivery): Promise<void> {
-    for (const part of d.targetMessage.parts) {
-      if (part.postId) await this.deletePost(part.postId);
-    }
+    for (const postId of d.targetMessage.ids) await this.deletePost(postId);
   }
 
   private async deletePost(postId: string): Promise<void> {

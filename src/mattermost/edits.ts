@@ -6,7 +6,6 @@
  * @module
  */
 import type { BridgeEdit, BridgeRemove, Sender } from "../core/events.ts";
-import type { MessagePart } from "../core/message.ts";
 import { statusOf } from "./api.ts";
 import { ACTION_POST_TYPE, type Post, type PostDraft, postText } from "./post.ts";
 
@@ -58,18 +57,18 @@ export type PostChange =
   | { kind: "delete"; postId: string };
 
 /**
- * How to turn the posts `parts` (in order) into `drafts`, the new text's pieces: each post is patched with the piece
- * at its place; a longer text gets new posts for the pieces beyond, a shorter one loses the posts it no longer needs.
+ * How to turn the posts `postIds` (a bridged message's posts on Mattermost, in order) into `drafts`, the new text's
+ * pieces: each post is patched with the piece at its place; a longer text gets new posts for the pieces beyond,
+ * a shorter one loses the posts it no longer needs.
  */
-export function postChanges(parts: readonly MessagePart[], drafts: readonly PostDraft[]): PostChange[] {
-  const posts = parts.map((p) => p.postId).filter((id): id is string => !!id);
+export function postChanges(postIds: readonly string[], drafts: readonly PostDraft[]): PostChange[] {
   const changes: PostChange[] = [];
   for (const [i, draft] of drafts.entries()) {
     changes.push(
-      i < posts.length ? { kind: "patch", postId: posts[i], draft } : { kind: "create", piece: i, draft },
+      i < postIds.length ? { kind: "patch", postId: postIds[i], draft } : { kind: "create", piece: i, draft },
     );
   }
-  for (const postId of posts.slice(drafts.length)) changes.push({ kind: "delete", postId });
+  for (const postId of postIds.slice(drafts.length)) changes.push({ kind: "delete", postId });
   return changes;
 }
 

@@ -226,6 +226,34 @@ Deno.test(
 );
 
 Deno.test(
+  "a message split into several posts: an edit patches, adds and deletes posts; a retraction removes all",
+  opts,
+  async () => {
+    const w = await world();
+    try {
+      await w.startBridge();
+      const long = (tag: string) => `${tag} ` + "word ".repeat(4_000);
+      const live = () => w.mm.posts(w.channel.id).filter((p) => p.user_id === w.mm.bot.id);
+      const id = await w.alice.sendGroupchat(w.room, long("first"));
+      await waitFor(() => live().length === 2, "the long message as two posts", 15_000);
+      const [a, b] = live();
+      await w.alice.sendGroupchat(w.room, "short now", correction(id));
+      await waitFor(() => w.mm.post(b.id)!.delete_at > 0, "the second post to go", 15_000);
+      assert.ok(w.mm.post(a.id)!.message.endsWith("short now"));
+      await w.alice.sendGroupchat(w.room, long("second"), correction(id));
+      await waitFor(() => live().length === 2, "two posts again", 15_000);
+      assert.equal(live()[0].id, a.id, "the first post is patched in place");
+      assert.ok(live()[0].message.includes("second word"));
+      const [said] = await w.alice.waitForMessages(w.room, (m) => m.id === id, 1);
+      await w.alice.sendGroupchat(w.room, "retracted", retraction(said.stanzaId!));
+      await waitFor(() => live().length === 0, "every post of the message to be deleted", 15_000);
+    } finally {
+      await w.stop();
+    }
+  },
+);
+
+Deno.test(
   "a room without occupant-ids that reveals real JIDs: the real JID decides who may correct a message",
   opts,
   async () => {
