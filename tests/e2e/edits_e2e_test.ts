@@ -186,12 +186,18 @@ Deno.test("ibr ghosts: edits and deletions both ways, from the ghost's own JID",
 });
 
 Deno.test(
-  "after a restart, edits and deletions still find the messages bridged before it",
+  "component puppets, across a restart: edits and deletions still find the messages bridged before it",
   opts,
   async () => {
     const w = await world();
     try {
-      let bridge = await w.startBridge();
+      const puppets = {
+        BRIDGE_GHOST_MODE: "component",
+        XMPP_COMPONENT_JID: w.prosody.componentDomain,
+        XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
+        XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+      };
+      let bridge = await w.startBridge(puppets);
       const post = await w.mm.postAs(w.bob.id, w.channel.id, "said before the restart");
       const [original] = await w.alice.waitForMessages(
         w.room,
@@ -206,11 +212,17 @@ Deno.test(
       await bridge.manager.bus.drain();
       await bridge.stop();
 
-      bridge = await w.startBridge();
+      bridge = await w.startBridge(puppets);
       await w.mm.editAs(w.bob.id, post.id, "edited after the restart");
       const [fix] = await w.alice.waitForMessages(w.room, (m) => replaces(m) !== undefined, 1, 15_000);
+      assert.equal(original.nick, "bob", "said by bob's puppet");
       assert.equal(replaces(fix), original.id);
       assert.equal(fix.from, original.from);
+      assert.equal(fix.body, "edited after the restart");
+      await w.mm.deleteAs(w.bob.id, post.id);
+      const [gone] = await w.alice.waitForMessages(w.room, (m) => retracts(m) !== undefined, 1, 15_000);
+      assert.equal(retracts(gone), original.stanzaId);
+      assert.equal(gone.from, original.from);
       await w.alice.sendGroupchat(w.room, "alice after the restart", correction(aliceId));
       await waitFor(
         () => w.mm.post(alicePost.id)?.message.includes("alice after the restart") ?? false,
