@@ -499,7 +499,8 @@ export class XmppBridge
     const body = this.bodyFor(d.event.text, d.event.action, d.event.sender, intent === this.relay);
     const stanza = buildCorrection(room, body, d.deliveryId, originalId);
     await intent.ensureJoined(room);
-    await intent.sendAwaitingReflection(room, stanza, d.deliveryId);
+    const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, d.deliveryId);
+    await this.recordFollowUp(room, originalId, stanzaId);
   }
 
   /**
@@ -517,8 +518,24 @@ export class XmppBridge
       if (await this.readyToSend(room, id)) continue;
       const intent = await this.voiceOf(part.sender, d.event.sender, room);
       await intent.ensureJoined(room);
-      await intent.sendAwaitingReflection(room, buildRetraction(room, id, targetId), id);
+      const { stanzaId } = await intent.sendAwaitingReflection(room, buildRetraction(room, id, targetId), id);
+      await this.recordFollowUp(room, targetId, stanzaId);
     }
+  }
+
+  /**
+   * Records the room's stanza-id of a correction or retraction we sent as another id of the message it points at
+   * (`knownId`): when the room's archive hands it back after a restart, from a ghost or puppet whose session is not
+   * up yet to be recognised, the id map knows it as our own output and it is dropped, not bridged back.
+   */
+  private async recordFollowUp(room: string, knownId: string, stanzaId: string | undefined): Promise<void> {
+    if (!stanzaId) return;
+    await this.ctx.addMessageAlias(room, knownId, stanzaId).catch((err) =>
+      log.warn("Could not record the room's id of a correction or retraction in {room}: {error}", {
+        room,
+        error: errorMessage(err),
+      })
+    );
   }
 
   /**

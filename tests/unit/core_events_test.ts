@@ -262,6 +262,13 @@ Deno.test("a moderated removal needs no authorship; an unmoderated one by the mo
     const capable = mm as CapableFakeBridge;
     assert.deepEqual(capable.applied.map((c) => [c.kind, c.delivery.event.eventId]), [["remove", "s3"]]);
     assert.equal(bus.stats.notAuthor, 1);
+    // The copy of a Mattermost post in the room: the room's moderators have no say over the post.
+    bus.publish(post("post9"));
+    await bus.drain();
+    bus.publish({ ...inRoom(remove("s4", "xmpp-1")), sender: mod, moderated: true } as BridgeEvent);
+    await bus.drain();
+    assert.equal(capable.applied.length, 1);
+    assert.equal(bus.stats.notAuthor, 2);
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * Who may edit or remove a bridged message: only its author, as the source network named them when it was bridged
  * (the `id` of the source part's `author` sender), or a moderator the source network itself vouches for (a
- * `moderated` removal). Anyone else's edit or removal is refused and logged: a bridge that applies whatever points
+ * `moderated` removal, of a message written there: a room's moderator has no say over a Mattermost post). Anyone else's edit or removal is refused and logged: a bridge that applies whatever points
  * at a stored id lets one user rewrite another's words on the other side (matterbridge #1396, #1568).
  *
  * @module
@@ -37,7 +37,8 @@ export async function findOwnOriginal(
   await ctx.recorded();
   const link = await ctx.store.findLink(portal.network, portal.channel, targetId);
   if (!link) return { status: "unknown" };
-  const moderated = d.event.kind === "remove" && d.event.moderated === true;
+  // A moderator's word counts in their own channel: not for a copy of a message written on the other network.
+  const moderated = d.event.kind === "remove" && d.event.moderated === true && link.source === portal.network;
   if (!moderated && authorOf(link, portal.network) !== sender.id) {
     ctx.count("notAuthor");
     // Not an error of ours: someone tried to change a message that is not theirs. Who it was, never what they wrote.
