@@ -43,6 +43,7 @@ export async function renderMetrics(manager: BridgeManager): Promise<string> {
     [
       ['{reason="unsupported"}', stats.unsupported],
       ['{reason="unresolved"}', stats.unresolved],
+      ['{reason="not_author"}', stats.notAuthor],
     ],
   );
   metric("mmxmpp_queue_depth", "gauge", "Messages waiting for delivery.", [["", stats.queued]]);

@@ -64,6 +64,8 @@ export interface BusStats {
   unsupported: number;
   /** Deliveries of an event whose target message never reached that network. */
   unresolved: number;
+  /** Edits and removals refused because their sender did not write the message they point at. */
+  notAuthor: number;
 }
 
 /** Retry timing; tests shorten it. */
@@ -91,6 +93,7 @@ export class MessageBus {
     unhandled: 0,
     unsupported: 0,
     unresolved: 0,
+    notAuthor: 0,
   };
   /** One promise chain per source channel keeps routing in arrival order. */
   private readonly inbound = new Map<string, Promise<void>>();
@@ -133,7 +136,6 @@ export class MessageBus {
       count: (what: HandlerCount) => this.stats[what]++,
       recorded: () => Promise.all([...this.recording.values()]).then(() => {}),
     };
-    this.outbox = new Outbox(store);
     this.outbox = new Outbox(store);
   }
 
@@ -544,7 +546,8 @@ function linkFor(dm: DirectionalMessage, sent: SentRefs): MessageLink {
       [dm.source]: {
         channel: dm.message.portal.channel,
         ids: dm.message.ids,
-        parts: [{ sender: { kind: "author" }, ...threadOf(dm.message) }],
+        // Who wrote it: an edit or removal of it must come from them (handlers/authorship.ts).
+        parts: [{ sender: { kind: "author", id: dm.message.sender.id }, ...threadOf(dm.message) }],
       },
       [dm.target]: {
         channel: dm.targetChannel,

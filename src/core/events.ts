@@ -135,6 +135,11 @@ export interface BridgeRemove extends EventBase {
   kind: "remove";
   /** An id of the removed message on the source network. */
   targetId: string;
+  /**
+   * Removed by a moderator (`sender`), as the source network itself vouches (the room's XEP-0425 announcement),
+   * not by the author: the core then does not require the sender to be the author.
+   */
+  moderated?: boolean;
 }
 
 /**

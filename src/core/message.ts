@@ -84,7 +84,11 @@ export function eventOf(d: Delivery): BridgeEvent {
 export type PartSender =
   | { kind: "relay" }
   | { kind: "ghost" | "puppet"; id: string }
-  | { kind: "author" }
+  /**
+   * `id`: the author's id on the source network (their `Sender.id`), which an edit or removal must come from.
+   * Absent on records made before edits were bridged: the author of those cannot be told, so they are not edited.
+   */
+  | { kind: "author"; id?: string }
   | { kind: "unknown" };
 
 /** The names a network gives one part of a message; each network sets the ones it has. */

@@ -14,6 +14,7 @@ import { getLogger } from "@logtape/logtape";
 import {
   type BridgeContext,
   type BridgeHealth,
+  type EditCapable,
   type FileSource,
   type FileStream,
   FileUnavailable,
@@ -21,6 +22,7 @@ import {
   type NoticeCapable,
   type OpenFileOptions,
   type PortalCapabilities,
+  type RemoveCapable,
 } from "../core/bridge.ts";
 import type { Attachment } from "../core/events.ts";
 import { fileNotice } from "../core/files.ts";
@@ -28,7 +30,15 @@ import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
 import { Backoff } from "../core/backoff.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
-import type { BridgeMessage, DirectionalMessage, SentRefs } from "../core/message.ts";
+import type {
+  BridgeMessage,
+  DirectionalMessage,
+  EditDelivery,
+  RemoveDelivery,
+  SentRefs,
+} from "../core/message.ts";
+import type { Sender } from "../core/events.ts";
+import { editOf, isGone, isRelayedChange, postChanges, removalOf } from "./edits.ts";
 import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
 import { BASE_URL_HINT, describeFailure, explainUnreachable } from "./explain.ts";
 import { runeLength } from "../core/text.ts";
@@ -91,7 +101,7 @@ interface User {
 }
 
 /** Mattermost side of the bridge. */
-export class MattermostBridge implements NoticeCapable, FileSource {
+export class MattermostBridge implements NoticeCapable, FileSource, EditCapable, RemoveCapable {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
@@ -284,9 +294,63 @@ export class MattermostBridge implements NoticeCapable, FileSource {
     return Promise.resolve();
   }
 
-  /** Only new posts for now: edits, deletions and reactions come with issue 8. */
+  /** The bot may patch and delete its own posts in any channel it posts in (api4/post.go patchPost, deletePost). */
   portalCapabilities(_channel: string): PortalCapabilities {
-    return MESSAGES_ONLY;
+    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true };
+  }
+
+  /**
+   * Gives the bot's posts that carry the bridged message the edit's text: each post is patched with the piece of
+   * the new text at its place; a text that now needs more posts gets them, one that needs fewer deletes the rest.
+   */
+  async sendEdit(d: EditDelivery): Promise<void> {
+    const drafts = renderPosts(d.event, d.source, this.opts.display);
+    // On Mattermost every id of a bridged message is one of its posts, in order (those an edit added, too).
+    const postIds = d.targetMessage.ids;
+    for (const change of postChanges(postIds, drafts)) {
+      if (change.kind === "delete") {
+        await this.deletePost(change.postId);
+        continue;
+      }
+      if (change.kind === "patch") {
+        const { postId, draft } = change;
+        const patched = await call(
+          `edit post ${postId}`,
+          () => this.client.patchPost({ id: postId, message: draft.message }),
+        ).then(() => true, (err) => {
+          // A later piece that an earlier, shorter edit deleted (Mattermost answers 403 for a deleted post) is
+          // posted anew below. The first post is the message itself: gone, it stays gone.
+          if (postId !== postIds[0] && statusOf(err) === 403) return false;
+          throw err;
+        });
+        if (patched) continue;
+      }
+      const piece = change.kind === "create" ? change.piece : postIds.indexOf(change.postId);
+      const body = {
+        channel_id: d.targetChannel,
+        message: change.draft.message,
+        type: change.draft.type,
+        props: change.draft.props,
+        pending_post_id: pendingPostId(this.botId, d.deliveryId, piece),
+      };
+      const post = await call(
+        `post to channel ${d.targetChannel}`,
+        () => this.client.createPost(body as never),
+      );
+      // Recorded as another post of the message, so that a later edit or deletion reaches it too.
+      await this.ctx.addMessageAlias(d.targetChannel, postIds[0], post.id);
+    }
+  }
+
+  /** Deletes every post that carries the bridged message; one already gone counts as deleted. */
+  async sendRemove(d: RemoveDelivery): Promise<void> {
+    for (const postId of d.targetMessage.ids) await this.deletePost(postId);
+  }
+
+  private async deletePost(postId: string): Promise<void> {
+    await call(`delete post ${postId}`, () => this.client.deletePost(postId)).catch((err) => {
+      if (!isGone(err)) throw err;
+    });
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
@@ -414,6 +478,8 @@ export class MattermostBridge implements NoticeCapable, FileSource {
             helloed();
           } else if (event === "posted") {
             this.onPosted(data);
+          } else if (event === "post_edited" || event === "post_deleted") {
+            this.onPostChanged(event, data);
           } else if (event === "user_updated") {
             this.onUserUpdated(data);
           }
@@ -458,6 +524,39 @@ export class MattermostBridge implements NoticeCapable, FileSource {
       return;
     }
     this.enqueue("post", () => this.handlePost(post));
+  }
+
+  /** An edited or deleted post: handed on in order with new posts, so that an edit follows its post. */
+  private onPostChanged(event: "post_edited" | "post_deleted", data: unknown): void {
+    const post = parsePostedEvent(data);
+    if (!post) {
+      log.warn("Ignored a malformed {event} event", { event });
+      return;
+    }
+    this.enqueue(event, async () => {
+      // The bot's own patches and deletions (what the other side asked for) come back as these events too.
+      if (this.echoGuards.filter && !isRelayedChange(post, this.botId)) return;
+      const sender = await this.senderOf(post.user_id);
+      const change = event === "post_edited" ? editOf(post, sender) : removalOf(post, sender);
+      if (!change) return;
+      log.debug("Received a {kind} of post {postId} in {channel}", {
+        kind: change.kind,
+        postId: post.id,
+        channel: post.channel_id,
+      });
+      this.ctx.receive(change);
+    });
+  }
+
+  /** The author of a post as the core names them. */
+  private async senderOf(userId: string): Promise<Sender> {
+    const user = await this.user(userId);
+    return {
+      network: this.network,
+      id: userId,
+      name: user?.username ?? userId,
+      displayName: user ? displayName(user) : undefined,
+    };
   }
 
   private onUserUpdated(data: Record<string, unknown>): void {

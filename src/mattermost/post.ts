@@ -30,6 +30,8 @@ export interface Post {
   /** Absent when the value received was not a finite number: it then neither dates the message nor moves a cursor. */
   create_at?: number;
   update_at?: number;
+  /** When the message was last edited; 0 or absent when never (a pin changes `update_at`, not this). */
+  edit_at?: number;
   delete_at?: number;
   props?: Record<string, unknown>;
   /** Only in a `posted` event (and the create's answer): the creating client's `pending_post_id`. */
@@ -63,7 +65,7 @@ export function parsePost(value: unknown): Post | null {
   const post: Post = { id, channel_id, user_id, message, type: typeof raw.type === "string" ? raw.type : "" };
   if (typeof raw.root_id === "string") post.root_id = raw.root_id;
   if (typeof raw.pending_post_id === "string") post.pending_post_id = raw.pending_post_id;
-  for (const key of ["create_at", "update_at", "delete_at"] as const) {
+  for (const key of ["create_at", "update_at", "edit_at", "delete_at"] as const) {
     const time = raw[key];
     if (typeof time === "number" && Number.isFinite(time)) post[key] = time;
   }

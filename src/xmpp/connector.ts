@@ -18,6 +18,7 @@ import {
   type BridgeContext,
   type BridgeHealth,
   type Dispatched,
+  type EditCapable,
   type FileSource,
   type FileStream,
   FileUnavailable,
@@ -27,11 +28,19 @@ import {
   type OpenFileOptions,
   type PipeliningBridge,
   type PortalCapabilities,
+  type RemoveCapable,
 } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
-import type { BridgeMessage, DirectionalMessage, PartSender, SentRefs } from "../core/message.ts";
+import type {
+  BridgeMessage,
+  DirectionalMessage,
+  EditDelivery,
+  PartSender,
+  RemoveDelivery,
+  SentRefs,
+} from "../core/message.ts";
 import type { Attachment, BridgeEvent, Portal, Sender } from "../core/events.ts";
 import { fileNotice, tooLarge } from "../core/files.ts";
 import { renderTemplate } from "../core/text.ts";
@@ -52,6 +61,7 @@ import { senderMessageId, undeliverableNotice } from "./protocol/undeliverable.t
 import type { GhostProvider } from "./intents/ghosts.ts";
 import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
+import { RealJids } from "./muc/real_jids.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
 import { NS_MAM, NS_STYLING } from "./protocol/ns.ts";
@@ -64,6 +74,9 @@ import { stylingToMarkdown } from "./xeps/xep0393.ts";
 import { markdownToStyling } from "./markdown.ts";
 import { ghostMentions, type GhostName } from "./mentions.ts";
 import { Occupants } from "./muc/occupants.ts";
+import { buildCorrection, readCorrection } from "./xeps/xep0308.ts";
+import { buildRetraction, readRetraction } from "./xeps/xep0424.ts";
+import { readModeration } from "./xeps/xep0425.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -148,12 +161,15 @@ const REJOIN_STAY_MS = 60_000;
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
  */
-export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBridge, FileSource {
+export class XmppBridge
+  implements GhostingBridge, NoticeCapable, PipeliningBridge, FileSource, EditCapable, RemoveCapable {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
   private muc!: MucRooms;
   private readonly reflections: Reflections;
+  /** Occupants' real JIDs, where rooms reveal them: who sent a message when a room has no occupant-id. */
+  private readonly realJids = new RealJids();
   /** Why the last connection attempt failed, until the session is back. */
   private lastFailure?: string;
   /** Origin-ids of everything we sent, relayed or by a ghost: their reflections are ours. */
@@ -223,6 +239,13 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   constructor(private readonly opts: XmppBridgeOptions) {
     [this.local, this.domain] = opts.jid.split("@");
     this.reflections = new Reflections(opts.reflectionTimeoutMs);
+    // The room's announcement of a moderation before an occupant's retraction: both carry `<retract>`.
+    // A correction's new text is styled like a message's: read as Markdown the same way.
+    const readStyledCorrection: IncomingReader = (msg, base) => {
+      const edit = readCorrection(msg, base);
+      return edit?.kind === "edit" ? { ...edit, text: this.markdownOf(msg, edit.text) } : edit;
+    };
+    this.incoming.push(readModeration, readRetraction, readStyledCorrection);
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -487,9 +510,86 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     await this.opts.ghosts?.retire(userId);
   }
 
-  /** Only new messages for now: corrections, retractions and reactions come with their XEPs (issue 8). */
+  /**
+   * Corrections (XEP-0308) and retractions (XEP-0424) need nothing of the room: clients apply them, and any
+   * occupant may send them for its own messages.
+   */
   portalCapabilities(_room: string): PortalCapabilities {
-    return MESSAGES_ONLY;
+    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true };
+  }
+
+  /**
+   * Sends an XEP-0308 correction of the bridged message, from the JID that sent it (clients ignore a correction
+   * from anyone else), pointing at its message id. A Mattermost post is one message in the room, the first part
+   * (only a post's text is corrected; what follows it, such as files, is not text to correct): that one is corrected.
+   */
+  async sendEdit(d: EditDelivery): Promise<void> {
+    const room = d.targetChannel;
+    const part = d.targetMessage.parts[0];
+    const originalId = part?.messageId ?? part?.originId;
+    if (!originalId) {
+      throw new BridgeError(`the id map has no message id of the message to correct in ${room}`);
+    }
+    if (await this.readyToSend(room, d.deliveryId)) return;
+    const intent = await this.voiceOf(part.sender, d.event.sender, room);
+    const body = this.bodyFor(room, d.event.text, d.event.action, d.event.sender, intent === this.relay);
+    const stanza = buildCorrection(room, body, d.deliveryId, originalId);
+    await intent.ensureJoined(room);
+    const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, d.deliveryId);
+    await this.recordFollowUp(room, originalId, stanzaId);
+  }
+
+  /**
+   * Retracts (XEP-0424) every message the bridged post became, each from the JID that sent it, pointing at the
+   * room's stanza-id (the message id when the room gave none), with the XEP-0428 fallback body.
+   */
+  async sendRemove(d: RemoveDelivery): Promise<void> {
+    const room = d.targetChannel;
+    const { parts } = d.targetMessage;
+    for (const [i, part] of parts.entries()) {
+      const targetId = part.stanzaId ?? part.originId ?? part.messageId;
+      if (!targetId) continue;
+      // One id per retraction, the same on every retry.
+      const id = parts.length === 1 ? d.deliveryId : `${d.deliveryId}-${i}`;
+      if (await this.readyToSend(room, id)) continue;
+      const intent = await this.voiceOf(part.sender, d.event.sender, room);
+      await intent.ensureJoined(room);
+      const { stanzaId } = await intent.sendAwaitingReflection(room, buildRetraction(room, id, targetId), id);
+      await this.recordFollowUp(room, targetId, stanzaId);
+    }
+  }
+
+  /**
+   * Records the room's stanza-id of a correction or retraction we sent as another id of the message it points at
+   * (`knownId`): when the room's archive hands it back after a restart, from a ghost or puppet whose session is not
+   * up yet to be recognised, the id map knows it as our own output and it is dropped, not bridged back.
+   */
+  private async recordFollowUp(room: string, knownId: string, stanzaId: string | undefined): Promise<void> {
+    if (!stanzaId) return;
+    await this.ctx.addMessageAlias(room, knownId, stanzaId).catch((err) =>
+      log.warn("Could not record the room's id of a correction or retraction in {room}: {error}", {
+        room,
+        error: errorMessage(err),
+      })
+    );
+  }
+
+  /**
+   * The voice that sent a part (`sender`, as the id map recorded it) for a follow-up by `author`: the relay, or the
+   * author's ghost or puppet when it is the JID that sent the part. A part whose sender was not recorded gets the
+   * voice the current mode gives the author. Throws a permanent error when that JID cannot speak now (the mode
+   * changed since): a correction from another JID would not be applied by clients.
+   */
+  private async voiceOf(sender: PartSender, author: Sender, room: string): Promise<Intent> {
+    if (sender.kind === "relay") return this.relay;
+    const ghost = await this.opts.ghosts?.intentFor(author) ?? null;
+    if (sender.kind !== "ghost" && sender.kind !== "puppet") return ghost ?? this.relay;
+    if (ghost && ghost.jid.split("/")[0] === sender.id) return ghost;
+    throw new BridgeError(
+      `the message in ${room} was sent as ${sender.id}, which the bridge cannot speak as now (${
+        this.opts.ghosts ? `${this.opts.ghosts.mode} mode gives ${ghost?.jid ?? "no JID"}` : "relay mode"
+      })`,
+    );
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
@@ -504,7 +604,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
    */
   async dispatch(dm: DirectionalMessage): Promise<Dispatched> {
     if (dm.message.attachments?.length) return { confirmed: Promise.resolve(await this.sendWithFiles(dm)) };
-    const already = await this.readyToSend(dm);
+    const already = await this.readyToSend(dm.targetChannel, dm.deliveryId);
     const reply = this.replyPointerOf(dm);
     if (already) {
       const part = already.parts?.[0];
@@ -565,7 +665,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       pieces.push({ id, stanza: () => this.fileStanza(dm, file, id, relayed) });
     });
     for (const piece of pieces.slice(done.parts!.length)) {
-      const already = await this.readyToSend(dm, piece.id);
+      const already = await this.readyToSend(room, piece.id);
       let refs = already;
       if (!refs) {
         const stanza = await piece.stanza();
@@ -679,11 +779,10 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   }
 
   /**
-   * Checks that `dm` can go to its room now (throws as `send` does when not), and whether it already went: the
-   * refs of an earlier send the room reflected, else undefined, with its origin-id remembered as ours.
+   * Checks that a stanza with origin-id `id` can go to `room` now (throws as `send` does when not), and whether it
+   * already went: the refs of an earlier send the room reflected, else undefined, with `id` remembered as ours.
    */
-  private async readyToSend(dm: DirectionalMessage, id = dm.deliveryId): Promise<SentRefs | undefined> {
-    const room = dm.targetChannel;
+  private async readyToSend(room: string, id: string): Promise<SentRefs | undefined> {
     if (this.banned.has(room)) {
       // Waiting cannot help: the bridge does not rejoin a room that banned it until it is restarted.
       throw new BridgeError(`the bridge is banned from ${room}`, {
@@ -694,7 +793,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       const why = this.roomTrouble.get(room);
       throw new BridgeError(`not in ${room} right now${why ? ` (${why})` : ""}`, { transient: true });
     }
-    // `id` is the same origin-id on every retry, so that any reflection of this delivery is recognised as ours.
+    // The same origin-id on every retry (the delivery id), so that any reflection of it is recognised as ours.
     // Sent before a crash, or before its waiter gave up, and reflected: report it, never send it twice. A delivery
     // replayed after a restart waits for the room's archive first, where that reflection would be.
     await this.catchingUp.get(room);
@@ -725,18 +824,9 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
    */
   private groupchatFor(dm: DirectionalMessage, relayed: boolean, reply?: ReplyPointer): Element {
     const { text, action, sender: author } = dm.message;
-    const relayedAs = relayed
-      ? {
-        prefix: renderTemplate(this.opts.nameFormat, {
-          username: author.name,
-          displayname: author.displayName ?? author.name,
-        }),
-        name: relayedName(this.opts.nameFormat, author),
-      }
-      : undefined;
     const stanza = buildGroupchat(
       dm.targetChannel,
-      renderBody(this.styledFor(dm.targetChannel, text), { action, relayedAs }),
+      this.bodyFor(dm.targetChannel, text, action, author, relayed),
       dm.deliveryId,
       this.delayOf(dm.message),
     );
@@ -749,6 +839,26 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       prependQuote(stanza, standaloneQuote(dm));
     }
     return stanza;
+  }
+
+  /** The body that carries Markdown `text` by `author` in `room`, styled (XEP-0393); `relayed` names the author. */
+  private bodyFor(
+    room: string,
+    text: string,
+    action: boolean | undefined,
+    author: Sender,
+    relayed: boolean,
+  ): string {
+    const relayedAs = relayed
+      ? {
+        prefix: renderTemplate(this.opts.nameFormat, {
+          username: author.name,
+          displayname: author.displayName ?? author.name,
+        }),
+        name: relayedName(this.opts.nameFormat, author),
+      }
+      : undefined;
+    return renderBody(this.styledFor(room, text), { action, relayedAs });
   }
 
   /**
@@ -812,6 +922,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   private onStanza(stanza: Element): void {
     try {
       if (stanza.is("presence")) {
+        this.realJids.handlePresence(stanza);
         this.muc.handlePresence(stanza);
         this.occupants.handlePresence(stanza);
         return;
@@ -876,7 +987,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       return false;
     }
     // History the room replays at join is bridged only through a catch-up, which knows what was missed.
-    if ((msg.delayed && !caughtUp) || msg.nick === "") return false;
+    if (msg.delayed && !caughtUp) return false;
     const event = this.eventOf(msg, caughtUp);
     if (!event) return false;
     log.debug("Received a {kind} from {room}/{nick}: {body}", {
@@ -902,7 +1013,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       eventId: ids[0] ?? crypto.randomUUID(),
       ids,
       portal: { network: this.network, channel: msg.room },
-      sender: { network: this.network, id: msg.occupantId ?? `${msg.room}/${msg.nick}`, name: msg.nick },
+      sender: { network: this.network, id: this.senderId(msg), name: msg.nick },
       timestamp: caughtUp ? msg.stamp ?? Date.now() : Date.now(),
       caughtUp: caughtUp || undefined,
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
@@ -911,6 +1022,8 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       const event = read(msg, base);
       if (event !== undefined) return event ?? undefined;
     }
+    // The room's own messages (its announcements) are read by the readers above, never bridged as said by someone.
+    if (msg.nick === "") return undefined;
     const { replyTo, body } = readReply(msg.stanza, msg.body ?? "");
     // A reply with nothing but its quote still says what it quoted.
     const text = body.trim() === "" ? msg.body ?? "" : body;
@@ -927,6 +1040,14 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
       ...(action ? { action } : {}),
       ...reply,
     };
+  }
+
+  /**
+   * Who sent `msg`, as stable as the room lets us tell (an edit or removal must come from the same): its XEP-0421
+   * occupant-id; else the real bare JID the room revealed; else the occupant JID (`room/nick`).
+   */
+  private senderId(msg: Groupchat): string {
+    return msg.occupantId ?? this.realJids.of(msg.room, msg.nick) ?? `${msg.room}/${msg.nick}`;
   }
 
   /** Remembers how far `room` was read, here and (in batches) in the store. */

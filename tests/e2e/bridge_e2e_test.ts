@@ -198,7 +198,7 @@ Deno.test("the id map links a post to the room's stanza-id and back", opts, asyn
     assert.deepEqual(link.refs.xmpp.parts, [
       { messageId: msg.originId, originId: msg.originId, stanzaId: msg.stanzaId, sender: { kind: "relay" } },
     ]);
-    assert.deepEqual(link.refs.mattermost.parts, [{ sender: { kind: "author" } }]);
+    assert.deepEqual(link.refs.mattermost.parts, [{ sender: { kind: "author", id: w.bob.id } }]);
 
     await w.alice.sendGroupchat(w.room, "and me");
     const [reply] = await postsMatching(w.mm, w.channel.id, (p) => p.message === "and me", 1, 10_000);

@@ -33,6 +33,11 @@ export interface ProsodyOptions {
    * server that ignores the request would (default false).
    */
   mucIgnoresHistoryLimit?: boolean;
+  /**
+   * A MUC service as servers without XEP-0421 are (`muc_occupant_id = false`), whose new rooms reveal occupants'
+   * real JIDs to everyone (`muc_room_default_public_jids`) (default false: occupant-ids, semi-anonymous rooms).
+   */
+  mucRealJidsOnly?: boolean;
 }
 
 /** A MUC join request as the MUC service received it, recorded by the test module (see {@linkcode Prosody}). */
@@ -222,7 +227,8 @@ async function addTestOptions(dir: string, opts: ProsodyOptions): Promise<void> 
   config = config.replace(
     mucModules,
     `\tmodules_enabled = { "muc_mam"; "mmxmpp_test_muc" }\n` +
-      `\tmmxmpp_test_ignore_history_limit = ${opts.mucIgnoresHistoryLimit ?? false}\n`,
+      `\tmmxmpp_test_ignore_history_limit = ${opts.mucIgnoresHistoryLimit ?? false}\n` +
+      (opts.mucRealJidsOnly ? `\tmuc_occupant_id = false\n\tmuc_room_default_public_jids = true\n` : ""),
   );
   // Global options go before the first host section.
   const global = [`plugin_paths = { ${JSON.stringify(plugins)} }`];

@@ -382,9 +382,12 @@ function requireOwnOrAdmin(app: App, actor: User, post: Post, own: string, other
 /**
  * Patch a post (`PUT /posts/{id}/patch`): own posts need channel membership, others' posts need admin;
  * system messages cannot be edited; the message limit applies again. Publishes `post_edited`.
+ * A missing or deleted post is a 403 `edit_post`, not a 404 (api4/post.go `postPatchChecks` answers a failed
+ * `GetSinglePost` with a permission error).
  */
 export function patchPost(app: App, actor: User, postId: string, patch: PostPatch): Post {
-  const post = requireLivePost(app.store, postId);
+  const post = app.store.posts.get(postId);
+  if (!post || post.delete_at !== 0) throw permissionError("edit_post");
   const channel = requireOwnOrAdmin(app, actor, post, "edit_post", "edit_others_posts");
   if (post.type.startsWith("system_")) {
     throw new AppError(
@@ -418,13 +421,16 @@ export function patchPost(app: App, actor: User, postId: string, patch: PostPatc
 }
 
 /**
- * Delete a post (`DELETE /posts/{id}`): soft delete of the post, its thread replies and its files.
+ * Delete a post (`DELETE /posts/{id}`): soft delete of the post, its thread replies and its files; a post
+ * already deleted is a 404 (api4/post.go `deletePost`).
  * Publishes `post_deleted` twice like the real server: a copy for non-admins and one with `delete_by`
- * for admins.
+ * for admins. Both carry the post as it was read before the delete (`CleanUpAfterPostDeletion` marshals the
+ * post `DeletePost` fetched first): `delete_at` 0, the old `update_at`.
  */
 export function deletePost(app: App, actor: User, postId: string): void {
   const post = requireLivePost(app.store, postId);
   const channel = requireOwnOrAdmin(app, actor, post, "delete_post", "delete_others_posts");
+  const postJson = JSON.stringify(postView(app.store, post));
   const now = app.store.clock.now();
   const doomed = [post, ...(post.root_id ? [] : app.store.repliesOf(post.id))];
   for (const p of doomed) {
@@ -436,7 +442,6 @@ export function deletePost(app: App, actor: User, postId: string): void {
       if (file) file.info.delete_at = now;
     }
   }
-  const postJson = JSON.stringify(postView(app.store, post));
   app.publish(
     newEvent("post_deleted", { post: postJson }, { channelId: channel.id, audience: "non_admins" }),
   );

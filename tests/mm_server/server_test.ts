@@ -365,6 +365,22 @@ Deno.test("patching edits the message and sets edit_at; only the author or an ad
   });
 });
 
+Deno.test("patching a deleted or missing post is 403 edit_post, not 404 (api4/post.go postPatchChecks)", async () => {
+  await withStandIn(NO_OPTS, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const gone = await bot.createPost(draft({ channel_id: channel.id, message: "gone" }));
+    await bot.deletePost(gone.id);
+    await rejectsWith(
+      bot.patchPost(draft({ id: gone.id, message: "x" })),
+      403,
+      "api.context.permissions.app_error",
+    );
+    await rejectsWith(bot.patchPost(draft({ id: "a".repeat(26), message: "x" })), 403);
+  });
+});
+
 Deno.test("deleting a post answers OK, hides it from GET and keeps it in ?since= with delete_at set", async () => {
   await withStandIn(NO_OPTS, async (server) => {
     const channel = server.createChannel("bridged");

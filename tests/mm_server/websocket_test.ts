@@ -362,6 +362,9 @@ Deno.test("post_deleted: non-admins get the post, admins also get delete_by", as
     const botDeleted = (await readUntil(bot, (m) => m.event === "post_deleted")).at(-1)!;
     const adminDeleted = (await readUntil(admin, (m) => m.event === "post_deleted")).at(-1)!;
     assert.equal(JSON.parse(botDeleted.data.post).id, post.id);
+    // The post as read before the delete (app/post.go DeletePost → CleanUpAfterPostDeletion).
+    assert.equal(JSON.parse(botDeleted.data.post).delete_at, 0);
+    assert.equal(JSON.parse(adminDeleted.data.post).delete_at, 0);
     assert.equal(botDeleted.data.delete_by, undefined);
     assert.equal(adminDeleted.data.delete_by, alice.id);
     await bot.close();

@@ -144,7 +144,8 @@ Deno.test("delivery records the id link: the target's ids resolve to the source'
       assert.deepEqual(link.refs[MM], {
         channel: CHAN,
         ids: ["post1"],
-        parts: [{ sender: { kind: "author" } }],
+        // Who wrote it, which an edit or removal of it must come from.
+        parts: [{ sender: { kind: "author", id: mmPost("post1").sender.id } }],
       });
       // The fake connector reports no typed parts: one part of unknown sender stands for them.
       assert.deepEqual(link.refs[XMPP], {

@@ -143,7 +143,7 @@ Deno.test("a reaction from the room to a message bridged into it reaches the ori
     assert.deepEqual(call.delivery.targetMessage, {
       channel: CHAN,
       ids: ["post1"],
-      parts: [{ sender: { kind: "author" } }],
+      parts: [{ sender: { kind: "author", id: ALICE.id } }],
     });
     assert.deepEqual(call.delivery.event.emojis, ["👍", "🎉"]);
     assert.equal(bus.stats.echoesDropped, 0, "a reaction to our delivery is not its echo");
@@ -200,13 +200,98 @@ Deno.test("removals, reactions and typing a target cannot show are dropped and c
   });
 });
 
-Deno.test("an edit of a message that never reached the target is dropped as unresolved, not sent", async () => {
+Deno.test("an edit of a message the id map does not know is posted as a new message marked as an edit", async () => {
   await withBus({}, async ({ xmpp, bus }) => {
     bus.publish(edit("old@2", "old", "edited before the channel was mapped"));
     await bus.drain();
-    assert.equal(xmpp.sent.length, 0);
+    assert.deepEqual(xmpp.sent.map((d) => d.message.text), [
+      `${EDIT_MARK}edited before the channel was mapped`,
+    ]);
+    assert.equal(xmpp.sent[0].message.sender, ALICE, "shown as the editor's own");
     assert.equal(xmpp.applied.length, 0);
-    assert.equal(bus.stats.unresolved, 1);
+  });
+});
+
+Deno.test("a removal of something never bridged is ignored quietly", async () => {
+  await withBus({}, async ({ xmpp, bus }) => {
+    bus.publish(remove("old@del", "old"));
+    await bus.drain();
+    assert.equal(xmpp.sent.length + xmpp.applied.length, 0);
+    assert.equal(bus.stats.notAuthor + bus.stats.failed, 0);
+  });
+});
+
+Deno.test("an edit or removal by anyone but the author is ignored, counted and logged; the author's goes", async () => {
+  await withBus({}, async ({ xmpp, bus }) => {
+    const logs: LogRecord[] = [];
+    await captureLogs(async (records) => {
+      bus.publish(inRoom(post("s1", "bob's words")));
+      const mallory: Sender = { network: XMPP, id: "occupant-mallory", name: "bob" };
+      // Same nick, another occupant: the hole matterbridge leaves open (#1396, #1568).
+      bus.publish({ ...inRoom(edit("s2", "s1", "forged")), sender: mallory });
+      bus.publish({ ...inRoom(remove("s3", "s1")), sender: mallory });
+      await bus.drain();
+      logs.push(...records);
+    });
+    assert.equal(bus.stats.notAuthor, 2);
+    assert.equal(xmpp.applied.length, 0);
+    const warning = logs.find((r) => r.message.join("").includes("not theirs"));
+    assert.ok(warning, "the refusal is logged");
+    assert.ok(!JSON.stringify(warning.properties).includes("forged"), "without what was written");
+    // Wrong way round too: a Mattermost user cannot edit the copy of Bob's message.
+    bus.publish(edit("post-x", "mattermost-1", "mine now"));
+    await bus.drain();
+    assert.equal(bus.stats.notAuthor, 3);
+  });
+  await withBus({ mmIncapable: true }, async ({ mm, bus }) => {
+    bus.publish(inRoom(post("s1", "bob's words")));
+    bus.publish(inRoom(edit("s2", "s1", "bob's better words")));
+    await bus.drain();
+    assert.deepEqual(mm.sent.map((d) => d.message.text), ["bob's words", `${EDIT_MARK}bob's better words`]);
+    assert.equal(bus.stats.notAuthor, 0);
+  });
+});
+
+Deno.test("a moderated removal needs no authorship; an unmoderated one by the moderator does", async () => {
+  await withBus({}, async ({ mm, bus }) => {
+    const mod: Sender = { network: XMPP, id: "occupant-mod", name: "mod" };
+    bus.publish(inRoom(post("s1")));
+    bus.publish({ ...inRoom(remove("s2", "s1")), sender: mod });
+    bus.publish({ ...inRoom(remove("s3", "s1")), sender: mod, moderated: true } as BridgeEvent);
+    await bus.drain();
+    const capable = mm as CapableFakeBridge;
+    assert.deepEqual(capable.applied.map((c) => [c.kind, c.delivery.event.eventId]), [["remove", "s3"]]);
+    assert.equal(bus.stats.notAuthor, 1);
+    // The copy of a Mattermost post in the room: the room's moderators have no say over the post.
+    bus.publish(post("post9"));
+    await bus.drain();
+    bus.publish({ ...inRoom(remove("s4", "xmpp-1")), sender: mod, moderated: true } as BridgeEvent);
+    await bus.drain();
+    assert.equal(capable.applied.length, 1);
+    assert.equal(bus.stats.notAuthor, 2);
+  });
+});
+
+Deno.test("a message recorded before authors were kept cannot be edited (its author cannot be told)", async () => {
+  await withBus({}, async ({ store, xmpp, bus }) => {
+    await store.saveLink({
+      id: "legacy",
+      source: MM,
+      refs: {
+        [MM]: {
+          channel: CHAN,
+          ids: ["old-post"],
+          parts: [{ postId: "old-post", sender: { kind: "author" } }],
+        },
+        [XMPP]: { channel: ROOM, ids: ["x1"], parts: [{ messageId: "x1", sender: { kind: "unknown" } }] },
+      },
+      createdAt: 0,
+    });
+    bus.publish(edit("old-post@2", "old-post", "new"));
+    bus.publish(remove("old-post@del", "old-post"));
+    await bus.drain();
+    assert.equal(xmpp.applied.length + xmpp.sent.length, 0);
+    assert.equal(bus.stats.notAuthor, 2);
   });
 });
 

@@ -24,7 +24,9 @@ export type HandlerCount =
   /** The target connector cannot show the event there, and it has no fallback. */
   | "unsupported"
   /** The message the event points at never reached the target. */
-  | "unresolved";
+  | "unresolved"
+  /** An edit or removal by someone other than the author of the message it points at. */
+  | "notAuthor";
 
 /** The bus, as a handler sees it. */
 export interface HandlerContext {

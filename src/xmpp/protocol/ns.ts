@@ -86,3 +86,24 @@ export const NS_REPLY = "urn:xmpp:reply:0";
 export const NS_FALLBACK = "urn:xmpp:fallback:0";
 /** XEP-0066 out-of-band data (the `jabber:x:oob` element that makes clients show a file inline). */
 export const NS_OOB = "jabber:x:oob";
+
+/** XEP-0308 last message correction. */
+export const NS_CORRECT = "urn:xmpp:message-correct:0";
+
+/** XEP-0424 message retraction (version 1, 0.4.0 on). */
+export const NS_RETRACT = "urn:xmpp:message-retract:1";
+
+/** XEP-0424 message retraction as 0.3 and earlier wrote it, inside a XEP-0422 `<apply-to>`. */
+export const NS_RETRACT_0 = "urn:xmpp:message-retract:0";
+
+/** XEP-0422 message fastening (the `<apply-to>` of retraction and moderation before their version 1). */
+export const NS_FASTEN = "urn:xmpp:fasten:0";
+
+/** XEP-0425 moderated message retraction (0.3.0 on). */
+export const NS_MODERATE = "urn:xmpp:message-moderate:1";
+
+/** XEP-0425 message moderation as 0.2 wrote it. */
+export const NS_MODERATE_0 = "urn:xmpp:message-moderate:0";
+
+/** XEP-0334 message processing hints. */
+export const NS_HINTS = "urn:xmpp:hints";
