@@ -30,6 +30,7 @@ import { handleRemove } from "./handlers/remove.ts";
 import { handleTyping } from "./handlers/typing.ts";
 import { type Delivery, type DirectionalMessage, eventOf, type SentRefs } from "./message.ts";
 import { Outbox } from "./outbox.ts";
+import { ReactionCoalescer } from "./reaction_coalescer.ts";
 import type { MessageLink, OutboxEntry, Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
@@ -125,9 +126,9 @@ export class MessageBus {
       deliverMessage: (dm) => this.deliver(dm),
       attempt: (d, send) => this.attempt(d, send),
       count: (what: HandlerCount) => this.stats[what]++,
+      reactions: new ReactionCoalescer(),
       recorded: () => Promise.all([...this.recording.values()]).then(() => {}),
     };
-    this.outbox = new Outbox(store);
     this.outbox = new Outbox(store);
   }
 
@@ -296,6 +297,7 @@ export class MessageBus {
     };
     for (const [target, targetChannel] of targets) {
       const route = { source: network, target, targetChannel, deliveryId: deliveryIdFor(event, target) };
+      if (event.kind === "reactions") this.handlerContext.reactions.queued({ ...route, event });
       if (event.kind !== "message") {
         this.enqueue({ ...route, event }, settled);
         continue;
