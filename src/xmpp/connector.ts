@@ -23,11 +23,18 @@ import {
   type NoticeCapable,
   type PipeliningBridge,
   type PortalCapabilities,
+  type ReactionCapable,
 } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
-import type { BridgeMessage, DirectionalMessage, PartSender, SentRefs } from "../core/message.ts";
+import type {
+  BridgeMessage,
+  DirectionalMessage,
+  PartSender,
+  ReactionsDelivery,
+  SentRefs,
+} from "../core/message.ts";
 import type { BridgeEvent, Portal, Sender } from "../core/events.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./session/client.ts";
@@ -50,6 +57,7 @@ import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
 import { NS_MAM } from "./protocol/ns.ts";
+import { buildReactions, reactionTargetId, readReactions } from "./xeps/xep0444.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -126,7 +134,7 @@ const REJOIN_STAY_MS = 60_000;
  * XMPP side of the bridge. Without a ghost provider the bridge's own occupant relays everyone's words; with one,
  * remote users speak as their own occupants and the bridge's session only listens.
  */
-export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBridge {
+export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBridge, ReactionCapable {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -193,6 +201,7 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
   constructor(private readonly opts: XmppBridgeOptions) {
     [this.local, this.domain] = opts.jid.split("@");
     this.reflections = new Reflections(opts.reflectionTimeoutMs);
+    this.incoming.push(readReactions);
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -456,9 +465,35 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     await this.opts.ghosts?.retire(userId);
   }
 
-  /** Only new messages for now: corrections, retractions and reactions come with their XEPs (issue 8). */
+  /** New messages and reactions (XEP-0444). */
   portalCapabilities(_room: string): PortalCapabilities {
-    return MESSAGES_ONLY;
+    return { ...MESSAGES_ONLY, reactions: true };
+  }
+
+  /**
+   * Sends a XEP-0444 reactions message pointing at the room's stanza-id of the bridged message. With a ghost mode
+   * the sender's own ghost or puppet sends the sender's set; the relay, reacting for every Mattermost user at once,
+   * sends the union of their sets (`shared`): XMPP cannot show who reacted then, only that someone did.
+   */
+  async sendReactions(d: ReactionsDelivery): Promise<void> {
+    const room = d.targetChannel;
+    this.assertInRoom(room);
+    const ghost = await this.opts.ghosts?.intentFor(d.event.sender) ?? null;
+    const intent = ghost ?? this.relay;
+    const emojis = ghost ? d.event.emojis : d.shared;
+    await intent.ensureJoined(room);
+    this.rememberOwn(d.deliveryId);
+    const stanza = buildReactions(room, reactionTargetId(d.targetMessage), emojis, d.deliveryId);
+    await intent.sendAwaitingReflection(room, stanza, d.deliveryId);
+  }
+
+  /** Throws as `send` does when the bridge cannot be heard in `room` right now. */
+  private assertInRoom(room: string): void {
+    if (this.banned.has(room)) throw new BridgeError(`the bridge is banned from ${room}`);
+    if (this.client.status !== "online" || !this.muc.nickIn(room)) {
+      const why = this.roomTrouble.get(room);
+      throw new BridgeError(`not in ${room} right now${why ? ` (${why})` : ""}`, { transient: true });
+    }
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {

@@ -75,3 +75,9 @@ export const NS_RECEIPTS = "urn:xmpp:receipts";
 
 /** XEP-0421 anonymous unique occupant identifiers. */
 export const NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0";
+
+/** XEP-0444 message reactions. */
+export const NS_REACTIONS = "urn:xmpp:reactions:0";
+
+/** XEP-0334 message processing hints. */
+export const NS_HINTS = "urn:xmpp:hints";

@@ -1,0 +1,193 @@
+/**
+ * Reactions both ways (XEP-0444 ↔ Mattermost reactions), against real Prosody and the Mattermost stand-in: relay
+ * mode (one occupant and one bot react for everyone: the union of their sets) and ibr ghost mode (each Mattermost
+ * user reacts as their own ghost), across a bridge restart.
+ *
+ * One Prosody serves every test of the file; each test has its own room.
+ */
+import assert from "node:assert/strict";
+import { xml } from "@xmpp/client-core";
+import { NS_REACTIONS } from "../../src/xmpp/protocol/ns.ts";
+import type { Element } from "../../src/xmpp/session/client.ts";
+import { PASSWORD, postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
+import { type Prosody, startProsody } from "../helpers/prosody.ts";
+import { connectXmppUser, type GroupchatMessage, type XmppUser } from "../helpers/xmpp_user.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+let shared: Prosody | undefined;
+let worlds = 0;
+
+/** Runs `body` in a world of its own (room, stand-in, state) on the file's Prosody, with a second XMPP user. */
+async function inWorld(body: (w: World, carol: XmppUser) => Promise<void>): Promise<void> {
+  shared ??= await startProsody();
+  const n = ++worlds;
+  const w = await startWorld({ sharedProsody: shared, room: `reactions${n}` });
+  let carol: XmppUser | undefined;
+  try {
+    await shared.register(`carol${n}`, PASSWORD);
+    carol = await connectXmppUser(shared, `carol${n}`, PASSWORD, "phone");
+    await carol.joinRoom(w.room, "carol");
+    await body(w, carol);
+  } finally {
+    await carol?.stop();
+    await w.stop();
+  }
+}
+
+/** `user` reacts to the room's message `stanzaId` with exactly `emojis` (XEP-0444: the complete set). */
+function react(user: XmppUser, room: string, stanzaId: string, emojis: string[]): Promise<void> {
+  return user.send(
+    xml(
+      "message",
+      { to: room, type: "groupchat", id: crypto.randomUUID() },
+      xml("reactions", { xmlns: NS_REACTIONS, id: stanzaId }, ...emojis.map((e) => xml("reaction", {}, e))),
+    ),
+  );
+}
+
+/** The reactions a room message carries: the id it points at and the set, or undefined when it has none. */
+function reactionsOf(m: GroupchatMessage): { id: string; emojis: string[] } | undefined {
+  const el = m.stanza.getChild("reactions", NS_REACTIONS);
+  if (!el) return undefined;
+  return { id: String(el.attrs.id), emojis: el.getChildren("reaction").map((r: Element) => r.getText()) };
+}
+
+/** Waits for a reactions message from `nick` pointing at `stanzaId` with exactly `emojis` (in any order). */
+async function expectReactions(
+  user: XmppUser,
+  room: string,
+  nick: string,
+  stanzaId: string,
+  emojis: string[],
+): Promise<void> {
+  const want = [...emojis].sort().join(" ");
+  await user.waitForMessages(
+    room,
+    (m) => {
+      const r = reactionsOf(m);
+      return m.nick === nick && r?.id === stanzaId && [...r.emojis].sort().join(" ") === want;
+    },
+    1,
+    15_000,
+  );
+}
+
+/** The emoji names `userId` has on `postId`, sorted. */
+function reactionsOn(w: World, postId: string, userId: string): string[] {
+  const list = w.mm.post(postId)?.metadata?.reactions ?? [];
+  return list.filter((r) => r.user_id === userId).map((r) => r.emoji_name).sort();
+}
+
+Deno.test(
+  "relay: two XMPP users react with the same emoji, one withdraws across a restart, the bot's reaction stays; Mattermost users' union reaches the room",
+  opts,
+  () =>
+    inWorld(async (w, carol) => {
+      let bridge = await w.startBridge();
+      const botId = w.mm.bot.id;
+
+      // XMPP → Mattermost: the bot reacts for both.
+      await w.mm.postAs(w.bob.id, w.channel.id, "react to me");
+      const [relayed] = await w.alice.waitForMessages(
+        w.room,
+        (m) => m.body?.includes("react to me") ?? false,
+      );
+      assert.ok(relayed.stanzaId, "the room gave the relayed message a stanza-id");
+      const postId = w.mm.posts(w.channel.id).find((p) => p.message === "react to me")!.id;
+      await react(w.alice, w.room, relayed.stanzaId, ["👍"]);
+      await react(carol, w.room, relayed.stanzaId, ["👍"]);
+      await waitFor(() => reactionsOn(w, postId, botId).join() === "+1", "the bot's +1");
+
+      // A restart: the sets come from the store.
+      await bridge.stop();
+      bridge = await w.startBridge();
+      await react(w.alice, w.room, relayed.stanzaId, []);
+      // Carol's next set is delivered after Alice's withdrawal (same channel, in order).
+      await react(carol, w.room, relayed.stanzaId, ["👍", "🎉"]);
+      await waitFor(() => reactionsOn(w, postId, botId).includes("tada"), "the bot's tada");
+      assert.deepEqual(reactionsOn(w, postId, botId), ["+1", "tada"], "Carol still has 👍: the bot keeps it");
+      await react(carol, w.room, relayed.stanzaId, []);
+      await waitFor(() => reactionsOn(w, postId, botId).length === 0, "the bot's reactions withdrawn");
+
+      // Mattermost → XMPP: the relay shows the union of every Mattermost user's set.
+      await w.alice.sendGroupchat(w.room, "and to me");
+      const [fromAlice] = await w.alice.waitForMessages(
+        w.room,
+        (m) => m.body === "and to me" && !!m.stanzaId,
+      );
+      const [bridged] = await postsMatching(w.mm, w.channel.id, (p) => p.message.includes("and to me"), 1);
+      const dave = w.mm.createUser("dave");
+      w.mm.addMember(w.channel.id, dave.id);
+      await w.mm.reactAs(w.bob.id, bridged.id, "+1");
+      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍"]);
+      await w.mm.reactAs(dave.id, bridged.id, "thumbsup");
+      await w.mm.reactAs(dave.id, bridged.id, "smile");
+      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍", "😄"]);
+      await w.mm.unreactAs(w.bob.id, bridged.id, "+1");
+      // Dave's thumbsup is the same 👍: it stays.
+      await w.mm.unreactAs(dave.id, bridged.id, "smile");
+      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍"]);
+      await bridge.manager.bus.drain();
+
+      // Echoes: the bot's own reactions never came back to the room, and the relay's never went to Mattermost.
+      const fromBridgeOnFirst = w.alice.messages.filter((m) =>
+        m.room === w.room && m.nick === "bridge" && reactionsOf(m)?.id === relayed.stanzaId
+      );
+      assert.equal(fromBridgeOnFirst.length, 0, "the bot's reactions were not bridged back");
+      const botOnSecond = reactionsOn(w, bridged.id, botId);
+      assert.deepEqual(botOnSecond, [], "the relay's reactions were not bridged back");
+    }),
+);
+
+Deno.test(
+  "ibr: a Mattermost user reacts as their own ghost with their complete set; a storm ends in its final set; XMPP reactions reach the bot",
+  opts,
+  () =>
+    inWorld(async (w, carol) => {
+      const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" });
+      await w.alice.sendGroupchat(w.room, "ghosts react");
+      const [fromAlice] = await w.alice.waitForMessages(w.room, (m) =>
+        m.body === "ghosts react" && !!m.stanzaId);
+      const [bridged] = await postsMatching(w.mm, w.channel.id, (p) =>
+        p.message.includes("ghosts react"), 1);
+
+      await w.mm.reactAs(w.bob.id, bridged.id, "+1");
+      await expectReactions(w.alice, w.room, "bob", fromAlice.stanzaId!, ["👍"]);
+      // A storm: each event folds into Bob's complete set; what the room ends with is the final one.
+      for (const name of ["smile", "tada", "heart", "fire"]) await w.mm.reactAs(w.bob.id, bridged.id, name);
+      for (const name of ["+1", "tada", "fire"]) await w.mm.unreactAs(w.bob.id, bridged.id, name);
+      await expectReactions(w.alice, w.room, "bob", fromAlice.stanzaId!, ["😄", "❤️"]);
+      await bridge.manager.bus.drain();
+      const last = w.alice.messages.filter((m) => m.room === w.room && m.nick === "bob" && reactionsOf(m)).at(
+        -1,
+      );
+      assert.deepEqual(
+        reactionsOf(last!)?.emojis.sort(),
+        ["❤️", "😄"].sort(),
+        "the final set is the last one",
+      );
+
+      // XMPP → Mattermost in ghost mode: Carol reacts to Bob's ghost's message; the bot shows it.
+      await w.mm.postAs(w.bob.id, w.channel.id, "from my ghost");
+      const [ghostMsg] = await w.alice.waitForMessages(
+        w.room,
+        (m) => m.nick === "bob" && m.body === "from my ghost" && !!m.stanzaId,
+        1,
+        15_000,
+      );
+      const postId = w.mm.posts(w.channel.id).find((p) => p.message === "from my ghost")!.id;
+      await react(carol, w.room, ghostMsg.stanzaId!, ["🎉"]);
+      await waitFor(() => reactionsOn(w, postId, w.mm.bot.id).join() === "tada", "the bot's tada");
+      // The ghost's own reactions were not taken for an XMPP user's.
+      assert.deepEqual(reactionsOn(w, bridged.id, w.mm.bot.id), []);
+    }),
+);
+
+Deno.test({
+  name: "reactions: stop the shared Prosody",
+  ...opts,
+  fn: async () => {
+    await shared?.stop();
+  },
+});
