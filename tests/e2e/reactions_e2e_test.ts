@@ -103,10 +103,14 @@ Deno.test(
       await bridge.stop();
       bridge = await w.startBridge();
       await react(w.alice, w.room, relayed.stanzaId, []);
-      // Carol's next set is delivered after Alice's withdrawal (same channel, in order).
-      await react(carol, w.room, relayed.stanzaId, ["👍", "🎉"]);
-      await waitFor(() => reactionsOn(w, postId, botId).includes("tada"), "the bot's tada");
-      assert.deepEqual(reactionsOn(w, postId, botId), ["+1", "tada"], "Carol still has 👍: the bot keeps it");
+      // A reaction to another message, delivered after Alice's withdrawal (same channel, in order), tells that the
+      // withdrawal was handled.
+      await w.mm.postAs(w.bob.id, w.channel.id, "marker");
+      const [marker] = await w.alice.waitForMessages(w.room, (m) => m.body?.includes("marker") ?? false);
+      const markerId = w.mm.posts(w.channel.id).find((p) => p.message === "marker")!.id;
+      await react(carol, w.room, marker.stanzaId!, ["🎉"]);
+      await waitFor(() => reactionsOn(w, markerId, botId).join() === "tada", "the bot's tada on the marker");
+      assert.deepEqual(reactionsOn(w, postId, botId), ["+1"], "Carol still has 👍: the bot keeps it");
       await react(carol, w.room, relayed.stanzaId, []);
       await waitFor(() => reactionsOn(w, postId, botId).length === 0, "the bot's reactions withdrawn");
 
