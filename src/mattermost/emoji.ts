@@ -6,8 +6,9 @@
  * The dataset (1.3 MB of JSON) is read once, on first use, into two small maps; the parsed JSON is not kept.
  *
  * Names the dataset does not know are custom emoji of the server: they travel as `:name:`, which no Unicode emoji
- * is, and come back as `name`. A Unicode emoji Mattermost has no name for cannot be a Mattermost reaction:
- * {@link nameOfEmoji} answers undefined and the caller leaves it out (see the README's Reactions section).
+ * is, and come back as `name`. A Unicode emoji with skin tones Mattermost has no name for is named without them;
+ * any other Unicode emoji (or text) Mattermost has no name for cannot be a Mattermost reaction: {@link nameOfEmoji}
+ * answers undefined and the caller leaves it out (see the README's Reactions section).
  *
  * @module
  */
@@ -108,5 +109,9 @@ export function emojiOfName(name: string): string {
 export function nameOfEmoji(emoji: string): string | undefined {
   const custom = /^:([a-zA-Z0-9_+-]{1,64}):$/.exec(emoji);
   if (custom) return custom[1];
-  return load().byEmoji.get(emojiKey(emoji));
+  const { byEmoji } = load();
+  const key = emojiKey(emoji);
+  // Skin tones Mattermost has no name for (two people of different tones): the same emoji without them is closer
+  // than nothing.
+  return byEmoji.get(key) ?? byEmoji.get(key.replace(/[\u{1F3FB}-\u{1F3FF}]/gu, ""));
 }
