@@ -65,6 +65,8 @@ export class Store {
   readonly threadReplies: Map<string, string[]> = new Map();
   /** Post id → its reactions. */
   readonly reactions: Map<string, Reaction[]> = new Map();
+  /** Names of the custom emoji the server has (`/emoji`), which reactions may use besides the system ones. */
+  readonly customEmoji: Set<string> = new Set();
   /** Uploaded files by id. */
   readonly files: Map<string, StoredFile> = new Map();
   /** Slash commands by id. */
