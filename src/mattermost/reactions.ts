@@ -96,7 +96,7 @@ export async function reactionSetOf(client: Client4, postId: string, userId: str
 /**
  * Makes the reactions of `userId` (the bot) on `postId` exactly `emojis`: adds what is missing and removes what is
  * too many, against what the post has now. An emoji Mattermost has no name for, or refuses (an unknown custom emoji,
- * the post's limit of distinct emoji), is left out with a warning; the others still go.
+ * custom emoji turned off, the post's limit of distinct emoji), is left out with a warning; the others still go.
  */
 export async function applyReactionSet(
   client: Client4,
@@ -129,10 +129,7 @@ export async function applyReactionSet(
     try {
       await call(`react with ${name} to post ${postId}`, () => client.addReaction(userId, postId, name));
     } catch (err) {
-      // 404: no such emoji (a custom one this server lacks); 400: too many distinct emoji on the post. Neither
-      // changes on a retry, and the rest of the set must still go.
-      const status = statusOf(err);
-      if (status !== 404 && status !== 400) throw err;
+      if (!isRefusedEmoji(err)) throw err;
       log.warn("Mattermost refused reaction {name} on post {postId}: {error}", {
         name,
         postId,
@@ -140,4 +137,15 @@ export async function applyReactionSet(
       });
     }
   }
+}
+
+/**
+ * Whether Mattermost refused one emoji, not the bot (app/reaction.go `SaveReactionForPost`): 404, no such emoji (a
+ * custom one this server lacks); 403 `api.emoji.disabled.app_error`, custom emoji are off; 400, too many distinct
+ * emoji on the post. None changes on a retry, and the rest of the set must still go.
+ */
+function isRefusedEmoji(err: unknown): boolean {
+  const status = statusOf(err);
+  const id = (err as { cause?: { server_error_id?: unknown } }).cause?.server_error_id;
+  return status === 404 || status === 400 || (status === 403 && id === "api.emoji.disabled.app_error");
 }

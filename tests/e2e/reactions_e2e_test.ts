@@ -12,6 +12,7 @@ import type { Element } from "../../src/xmpp/session/client.ts";
 import { PASSWORD, postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import { connectXmppUser, type GroupchatMessage, type XmppUser } from "../helpers/xmpp_user.ts";
+import type { StandInOptions } from "../mm_server/server.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -19,10 +20,13 @@ let shared: Prosody | undefined;
 let worlds = 0;
 
 /** Runs `body` in a world of its own (room, stand-in, state) on the file's Prosody, with a second XMPP user. */
-async function inWorld(body: (w: World, carol: XmppUser) => Promise<void>): Promise<void> {
+async function inWorld(
+  body: (w: World, carol: XmppUser) => Promise<void>,
+  mattermost: StandInOptions = {},
+): Promise<void> {
   shared ??= await startProsody();
   const n = ++worlds;
-  const w = await startWorld({ sharedProsody: shared, room: `reactions${n}` });
+  const w = await startWorld({ sharedProsody: shared, room: `reactions${n}`, mattermost });
   let carol: XmppUser | undefined;
   try {
     await shared.register(`carol${n}`, PASSWORD);
@@ -97,7 +101,7 @@ Deno.test(
       const postId = w.mm.posts(w.channel.id).find((p) => p.message === "react to me")!.id;
       await react(w.alice, w.room, relayed.stanzaId, ["👍"]);
       await react(carol, w.room, relayed.stanzaId, ["👍"]);
-      await waitFor(() => reactionsOn(w, postId, botId).join() === "+1", "the bot's +1");
+      await waitFor(() => reactionsOn(w, postId, botId).join() === "+1", "the bot's +1", 15_000);
 
       // A restart: the sets come from the store.
       await bridge.stop();
@@ -109,10 +113,23 @@ Deno.test(
       const [marker] = await w.alice.waitForMessages(w.room, (m) => m.body?.includes("marker") ?? false);
       const markerId = w.mm.posts(w.channel.id).find((p) => p.message === "marker")!.id;
       await react(carol, w.room, marker.stanzaId!, ["🎉"]);
-      await waitFor(() => reactionsOn(w, markerId, botId).join() === "tada", "the bot's tada on the marker");
+      await waitFor(
+        () => reactionsOn(w, markerId, botId).join() === "tada",
+        "the bot's tada on the marker",
+        15_000,
+      );
       assert.deepEqual(reactionsOn(w, postId, botId), ["+1"], "Carol still has 👍: the bot keeps it");
+      // A custom emoji as :name: becomes that Mattermost emoji; text Mattermost has no emoji for is left out.
+      w.mm.createCustomEmoji("party_parrot");
+      await react(carol, w.room, relayed.stanzaId, ["👍", ":party_parrot:", "not an emoji"]);
+      await waitFor(() => reactionsOn(w, postId, botId).length === 2, "the bot's party_parrot", 15_000);
+      assert.deepEqual(reactionsOn(w, postId, botId), ["+1", "party_parrot"]);
       await react(carol, w.room, relayed.stanzaId, []);
-      await waitFor(() => reactionsOn(w, postId, botId).length === 0, "the bot's reactions withdrawn");
+      await waitFor(
+        () => reactionsOn(w, postId, botId).length === 0,
+        "the bot's reactions withdrawn",
+        15_000,
+      );
 
       // Mattermost → XMPP: the relay shows the union of every Mattermost user's set.
       await w.alice.sendGroupchat(w.room, "and to me");
@@ -128,10 +145,13 @@ Deno.test(
       await w.mm.reactAs(dave.id, bridged.id, "thumbsup");
       await w.mm.reactAs(dave.id, bridged.id, "smile");
       await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍", "😄"]);
+      // A custom emoji has no Unicode form: it goes as :name:.
+      await w.mm.reactAs(dave.id, bridged.id, "party_parrot");
+      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍", "😄", ":party_parrot:"]);
       await w.mm.unreactAs(w.bob.id, bridged.id, "+1");
       // Dave's thumbsup is the same 👍: it stays.
       await w.mm.unreactAs(dave.id, bridged.id, "smile");
-      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍"]);
+      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍", ":party_parrot:"]);
       await bridge.manager.bus.drain();
 
       // Echoes: the bot's own reactions never came back to the room, and the relay's never went to Mattermost.
@@ -181,11 +201,13 @@ Deno.test(
         15_000,
       );
       const postId = w.mm.posts(w.channel.id).find((p) => p.message === "from my ghost")!.id;
-      await react(carol, w.room, ghostMsg.stanzaId!, ["🎉"]);
-      await waitFor(() => reactionsOn(w, postId, w.mm.bot.id).join() === "tada", "the bot's tada");
+      // Custom emoji are off on this server: Mattermost refuses that one, the rest of the set still goes.
+      w.mm.createCustomEmoji("party_parrot");
+      await react(carol, w.room, ghostMsg.stanzaId!, [":party_parrot:", "🎉"]);
+      await waitFor(() => reactionsOn(w, postId, w.mm.bot.id).join() === "tada", "the bot's tada", 15_000);
       // The ghost's own reactions were not taken for an XMPP user's.
       assert.deepEqual(reactionsOn(w, bridged.id, w.mm.bot.id), []);
-    }),
+    }, { enableCustomEmoji: false }),
 );
 
 Deno.test({
