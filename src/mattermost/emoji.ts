@@ -3,7 +3,8 @@
  * emoji from, so its short names (`+1`, `thumbsup`, `smile`, …) are Mattermost's. Skin-tone variants get
  * Mattermost's names for them (`+1_dark_skin_tone`).
  *
- * The dataset (1.3 MB of JSON) is read once, on first use, into two small maps; the parsed JSON is not kept.
+ * The dataset (1.3 MB of JSON) is read once, on first use ({@link loadEmoji}), into two small maps; the parsed
+ * JSON is not kept.
  *
  * Names the dataset does not know are custom emoji of the server: they travel as `:name:`, which no Unicode emoji
  * is, and come back as `name`. A Unicode emoji with skin tones Mattermost has no name for is named without them;
@@ -38,7 +39,9 @@ interface Tables {
   byEmoji: Map<string, string>;
 }
 
-let tables: Tables | undefined;
+/** The maps, once read; `loading` while they are being read (cleared again when that fails, to be retried). */
+let loaded: Tables | undefined;
+let loading: Promise<void> | undefined;
 
 /** `1F44D-1F3FB` → `👍🏻`. */
 function fromCodepoints(unified: string): string {
@@ -50,13 +53,25 @@ function emojiKey(emoji: string): string {
   return emoji.replace(/[\uFE0E\uFE0F]/g, "");
 }
 
-function load(): Tables {
-  if (tables) return tables;
-  // Through require, not a JSON import: a JSON module stays in the module map for the life of the process; this
-  // way the parsed dataset is garbage once the maps are built.
-  const require = createRequire(import.meta.url);
-  const path = require.resolve("emoji-datasource/emoji.json");
-  const entries = JSON.parse(Deno.readTextFileSync(path)) as DatasetEntry[];
+/**
+ * Reads the dataset into the two maps, once. Call (and await) before {@link emojiOfName} or {@link nameOfEmoji}.
+ */
+export function loadEmoji(): Promise<void> {
+  if (loaded) return Promise.resolve();
+  loading ??= build().then((t) => void (loaded = t), (err) => {
+    loading = undefined;
+    throw err;
+  });
+  return loading;
+}
+
+async function build(): Promise<Tables> {
+  // A literal import puts the package in the module graph, so that `deno cache`, a first run on a fresh machine
+  // and `deno compile` all have it; the dataset itself is read as a file, not imported: a JSON module stays in the
+  // module map for the life of the process, and this way the parsed JSON is garbage once the maps are built.
+  await import("emoji-datasource/package.json", { with: { type: "json" } });
+  const path = createRequire(import.meta.url).resolve("emoji-datasource/emoji.json");
+  const entries = JSON.parse(await Deno.readTextFile(path)) as DatasetEntry[];
   const byName = new Map<string, string>();
   const byEmoji = new Map<string, string>();
   const add = (names: string[], unified: string, nonQualified?: string | null) => {
@@ -77,8 +92,12 @@ function load(): Tables {
       add(entry.short_names.map((n) => `${n}_${word}`), variation.unified, variation.non_qualified);
     }
   }
-  tables = { byName, byEmoji };
-  return tables;
+  return { byName, byEmoji };
+}
+
+function ready(): Tables {
+  if (!loaded) throw new Error("the emoji dataset is not loaded: await loadEmoji() first");
+  return loaded;
 }
 
 /**
@@ -87,12 +106,13 @@ function load(): Tables {
  *
  * @example
  * ```ts
+ * await loadEmoji();
  * emojiOfName("+1"); // "👍"
  * emojiOfName("party_parrot"); // ":party_parrot:"
  * ```
  */
 export function emojiOfName(name: string): string {
-  return load().byName.get(name) ?? `:${name}:`;
+  return ready().byName.get(name) ?? `:${name}:`;
 }
 
 /**
@@ -109,7 +129,7 @@ export function emojiOfName(name: string): string {
 export function nameOfEmoji(emoji: string): string | undefined {
   const custom = /^:([a-zA-Z0-9_+-]{1,64}):$/.exec(emoji);
   if (custom) return custom[1];
-  const { byEmoji } = load();
+  const { byEmoji } = ready();
   const key = emojiKey(emoji);
   // Skin tones Mattermost has no name for (two people of different tones): the same emoji without them is closer
   // than nothing.

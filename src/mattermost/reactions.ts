@@ -13,7 +13,7 @@
 import { getLogger } from "@logtape/logtape";
 import { errorMessage } from "../core/errors.ts";
 import { call, type Client4, statusOf } from "./api.ts";
-import { emojiOfName, nameOfEmoji } from "./emoji.ts";
+import { emojiOfName, loadEmoji, nameOfEmoji } from "./emoji.ts";
 import { isRecord } from "./websocket.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
@@ -88,6 +88,7 @@ async function reactionsOn(client: Client4, postId: string): Promise<Reaction[]>
  * were added.
  */
 export async function reactionSetOf(client: Client4, postId: string, userId: string): Promise<string[]> {
+  await loadEmoji();
   const mine = (await reactionsOn(client, postId)).filter((r) => r.user_id === userId)
     .sort((a, b) => (a.create_at ?? 0) - (b.create_at ?? 0));
   return [...new Set(mine.map((r) => emojiOfName(r.emoji_name)))];
@@ -104,6 +105,7 @@ export async function applyReactionSet(
   userId: string,
   emojis: readonly string[],
 ): Promise<void> {
+  await loadEmoji();
   const wanted = new Map<string, string>();
   for (const emoji of emojis) {
     const name = nameOfEmoji(emoji);

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { emojiOfName, nameOfEmoji } from "../../src/mattermost/emoji.ts";
+import { emojiOfName, loadEmoji, nameOfEmoji } from "../../src/mattermost/emoji.ts";
 import { parseReactionEvent } from "../../src/mattermost/reactions.ts";
+
+await loadEmoji();
 
 Deno.test("Mattermost emoji names to Unicode", () => {
   const table: Array<[name: string, emoji: string]> = [
