@@ -210,6 +210,35 @@ Deno.test(
     }, { enableCustomEmoji: false }),
 );
 
+Deno.test(
+  "component: a Mattermost user's reactions come from their puppet, also after a restart",
+  opts,
+  () =>
+    inWorld(async (w) => {
+      const env = {
+        BRIDGE_GHOST_MODE: "component",
+        XMPP_COMPONENT_JID: w.prosody.componentDomain,
+        XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
+        XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+      };
+      let bridge = await w.startBridge(env);
+      await w.alice.sendGroupchat(w.room, "puppets react");
+      const [fromAlice] = await w.alice.waitForMessages(w.room, (m) =>
+        m.body === "puppets react" && !!m.stanzaId);
+      const [bridged] = await postsMatching(w.mm, w.channel.id, (p) =>
+        p.message.includes("puppets react"), 1);
+      await w.mm.reactAs(w.bob.id, bridged.id, "+1");
+      await expectReactions(w.alice, w.room, "bob", fromAlice.stanzaId!, ["👍"]);
+      await bridge.stop();
+      bridge = await w.startBridge(env);
+      await w.mm.reactAs(w.bob.id, bridged.id, "smile");
+      await expectReactions(w.alice, w.room, "bob", fromAlice.stanzaId!, ["👍", "😄"]);
+      await w.mm.unreactAs(w.bob.id, bridged.id, "+1");
+      await w.mm.unreactAs(w.bob.id, bridged.id, "smile");
+      await expectReactions(w.alice, w.room, "bob", fromAlice.stanzaId!, []);
+    }),
+);
+
 Deno.test({
   name: "reactions: stop the shared Prosody",
   ...opts,
