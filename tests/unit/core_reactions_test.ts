@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Bridge } from "../../src/core/bridge.ts";
 import { MessageBus, type RetryPolicy } from "../../src/core/bus.ts";
+import { BridgeError } from "../../src/core/errors.ts";
 import type { BridgeEvent, BridgeMessage, BridgeReactions, Sender } from "../../src/core/events.ts";
 import { distinct } from "../../src/core/handlers/reactions.ts";
 import type { DirectionalEvent, ReactionsDelivery } from "../../src/core/message.ts";
@@ -104,13 +105,17 @@ Deno.test("a storm of one sender's sets is coalesced: only the newest waiting se
   await withBus(async ({ mm, bus }) => {
     bus.publish(said("m1"));
     await bus.drain();
-    // The target is slow: the first set is under way while the storm queues behind it.
+    // The target is slow: the first set is in the connector while the storm queues behind it.
     let release!: () => void;
     const held = new Promise<void>((r) => release = r);
+    let entered!: () => void;
+    const inConnector = new Promise<void>((r) => entered = r);
     let first = true;
-    mm.behaveOn = () => first ? (first = false, held) : Promise.resolve();
+    mm.behaveOn = () => first ? (first = false, entered(), held) : Promise.resolve();
     const storm = [["👍"], ["👍", "🎉"], ["🎉"], ["🎉", "❤️"], ["❤️"]];
-    const settled = storm.map((emojis) => bus.publish(set(ALICE, "m1", emojis)));
+    const settled = [bus.publish(set(ALICE, "m1", storm[0]))];
+    await inConnector;
+    for (const emojis of storm.slice(1)) settled.push(bus.publish(set(ALICE, "m1", emojis)));
     // Carol's set waits in the same queue and is not Alice's to supersede.
     settled.push(bus.publish(set(CAROL, "m1", ["👀"])));
     // Released once every set is queued for the channel (routing reads the store, one event after the other).
@@ -125,6 +130,29 @@ Deno.test("a storm of one sender's sets is coalesced: only the newest waiting se
       "the first (already under way), then only the final set, then Carol's",
     );
     assert.deepEqual(calls.at(-1)!.shared, ["❤️", "👀"]);
+  });
+});
+
+Deno.test("a set retried while the target is unreachable gives way to a newer one of the same sender", async () => {
+  await withBus(async ({ mm, bus }) => {
+    bus.publish(said("m1"));
+    await bus.drain();
+    let failures = 0;
+    // The first set fails (transiently) until the newer one waits behind it, and then some: at most 20 times.
+    mm.behaveOn = (d) => {
+      const emojis = (d.event as BridgeReactions).emojis;
+      if (emojis.includes("👍") && failures < 20) {
+        failures++;
+        return Promise.reject(new BridgeError("unreachable", { transient: true }));
+      }
+      return Promise.resolve();
+    };
+    bus.publish(set(ALICE, "m1", ["👍"]));
+    while (failures < 2) await new Promise((r) => setTimeout(r, 2));
+    bus.publish(set(ALICE, "m1", ["🎉"]));
+    await bus.drain();
+    assert.ok(failures < 20, `the stale set stopped being retried (${failures} failures)`);
+    assert.deepEqual(reactionCalls(mm).map((d) => d.event.emojis), [["🎉"]]);
   });
 });
 

@@ -32,7 +32,11 @@ export async function handleReactions(
   await ctx.store.setReactions(d.target, d.targetChannel, messageId, d.event.sender, emojis);
   const shared = distinct((await ctx.store.listReactions(d.target, d.targetChannel, messageId)).flat());
   const event = { ...d.event, emojis };
-  const done = await ctx.attempt(d, () => bridge.sendReactions({ ...d, event, targetMessage, shared }));
+  const done = await ctx.attempt(d, () =>
+    // A set that waits for a retry (the target unreachable) is moot once a newer one of the sender queued behind it.
+    ctx.reactions.superseded(d)
+      ? Promise.resolve()
+      : bridge.sendReactions({ ...d, event, targetMessage, shared }));
   return done.ok || done.handled;
 }
 
