@@ -27,7 +27,7 @@ function publishReaction(app: App, event: string, reaction: Reaction, post: Post
 }
 
 function touchPost(app: App, post: Post): void {
-  post.has_reactions = (app.store.reactions.get(post.id) ?? []).length > 0 || undefined;
+  post.has_reactions = app.store.liveReactions(post.id).length > 0 || undefined;
   post.update_at = app.store.clock.now();
 }
 
@@ -66,8 +66,7 @@ export function addReaction(app: App, actor: User, input: Record<string, unknown
       throw new AppError("app.emoji.get_by_name.no_result", "Unable to find the emoji.", 404);
     }
   }
-  const list = app.store.reactions.get(postId) ?? [];
-  const names = new Set(list.map((r) => r.emoji_name));
+  const names = new Set(app.store.liveReactions(postId).map((r) => r.emoji_name));
   if (!names.has(emojiName) && names.size >= app.config.uniqueEmojiReactionLimitPerPost) {
     throw new AppError(
       "app.reaction.save.save.too_many_reactions",
@@ -79,6 +78,8 @@ export function addReaction(app: App, actor: User, input: Record<string, unknown
     throw new AppError("model.reaction.is_valid.emoji_name.app_error", "Invalid emoji name.", 400);
   }
   const now = app.store.clock.now();
+  // An upsert on (post, user, emoji) that leaves CreateAt alone (sqlstore `saveReactionAndUpdatePost`); the answer
+  // and the event carry the CreateAt `PreSave` gave the request's reaction: now.
   const reaction: Reaction = {
     user_id: userId,
     post_id: postId,
@@ -89,10 +90,10 @@ export function addReaction(app: App, actor: User, input: Record<string, unknown
     remote_id: "",
     channel_id: post.channel_id,
   };
-  app.store.reactions.set(postId, [
-    ...list.filter((r) => !(r.user_id === userId && r.emoji_name === emojiName)),
-    reaction,
-  ]);
+  const list = app.store.reactions.get(postId) ?? [];
+  const row = list.find((r) => r.user_id === userId && r.emoji_name === emojiName);
+  if (row) Object.assign(row, { update_at: now, delete_at: 0, remote_id: "", channel_id: post.channel_id });
+  else app.store.reactions.set(postId, [...list, { ...reaction }]);
   touchPost(app, post);
   publishReaction(app, "reaction_added", reaction, post);
   return { ...reaction };
@@ -117,15 +118,19 @@ export function removeReaction(
   requirePermissionByPost(app, actor, postId, "remove_reaction");
   if (userId !== actor.id && !isSystemAdmin(actor)) throw permissionError("remove_others_reactions");
   const post = requireLivePost(app.store, postId);
-  const list = app.store.reactions.get(postId) ?? [];
-  app.store.reactions.set(postId, list.filter((r) => !(r.user_id === userId && r.emoji_name === emojiName)));
+  const now = app.store.clock.now();
+  // A soft delete (sqlstore `deleteReactionAndUpdatePost`): the row stays, with DeleteAt.
+  const row = (app.store.reactions.get(postId) ?? []).find((r) =>
+    r.user_id === userId && r.emoji_name === emojiName
+  );
+  if (row) Object.assign(row, { update_at: now, delete_at: now });
   touchPost(app, post);
   const reaction: Reaction = {
     user_id: userId,
     post_id: postId,
     emoji_name: emojiName,
     create_at: 0,
-    update_at: app.store.clock.now(),
+    update_at: now,
     delete_at: 0,
     remote_id: "",
     channel_id: "",

@@ -460,6 +460,14 @@ Deno.test("reactions: checked in the Go server's order; custom emoji; the limit 
       assert.equal(reaction.create_at, 0);
       assert.ok(reaction.update_at > 0);
       assert.equal(removed.broadcast.channel_id, channel.id, "the broadcast names the channel");
+      // Added again, a reaction keeps its row and its first create_at (the upsert leaves CreateAt alone): its place
+      // in the post's list, oldest first, does not change.
+      await bot.addReaction(server.bot.id, post.id, "+1");
+      await bot.removeReaction(server.bot.id, post.id, "party_parrot");
+      const again = await bot.addReaction(server.bot.id, post.id, "party_parrot");
+      const list = await bot.getReactionsForPost(post.id);
+      assert.deepEqual(list.map((r) => r.emoji_name), ["party_parrot", "+1"]);
+      assert.ok(again.create_at >= list[0].create_at, "the answer carries the create_at of the request");
     } finally {
       ws.close();
     }
