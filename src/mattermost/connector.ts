@@ -414,12 +414,18 @@ export class MattermostBridge implements NoticeCapable, ReactionCapable {
     if (!await this.isMapped(change.channelId)) return;
     const emojis = await reactionSetOf(this.client, change.postId, change.userId);
     const user = await this.user(change.userId);
+    // Unique per change and the same when the websocket replays it.
+    const eventId = [
+      change.postId,
+      change.userId,
+      change.emojiName,
+      change.added ? "added" : "removed",
+      change.at,
+    ]
+      .join(":");
     this.ctx.receive({
       kind: "reactions",
-      // Unique per change and the same when the websocket replays it.
-      eventId: `${change.postId}:${change.userId}:${change.emojiName}:${
-        change.added ? "+" : "-"
-      }${change.at}`,
+      eventId,
       portal: { network: this.network, channel: change.channelId },
       sender: {
         network: this.network,

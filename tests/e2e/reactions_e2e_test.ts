@@ -77,6 +77,12 @@ async function expectReactions(
   );
 }
 
+/** How often the bridge read `postId`'s reactions over REST. */
+function reactionReads(w: World, postId: string): number {
+  return w.mm.requestLog.filter((r) => r.method === "GET" && r.path === `/api/v4/posts/${postId}/reactions`)
+    .length;
+}
+
 /** The emoji names `userId` has on `postId`, sorted. */
 function reactionsOn(w: World, postId: string, userId: string): string[] {
   const list = w.mm.post(postId)?.metadata?.reactions ?? [];
@@ -178,10 +184,14 @@ Deno.test(
 
       await w.mm.reactAs(w.bob.id, bridged.id, "+1");
       await expectReactions(w.alice, w.room, "bob", fromAlice.stanzaId!, ["👍"]);
-      // A storm: each event folds into Bob's complete set; what the room ends with is the final one.
+      // A storm: each event folds into Bob's complete set; what the room ends with is the final one. The events
+      // queued behind each other are read once (one GET of the post's reactions, not one per event).
+      const readsBefore = reactionReads(w, bridged.id);
       for (const name of ["smile", "tada", "heart", "fire"]) await w.mm.reactAs(w.bob.id, bridged.id, name);
       for (const name of ["+1", "tada", "fire"]) await w.mm.unreactAs(w.bob.id, bridged.id, name);
       await expectReactions(w.alice, w.room, "bob", fromAlice.stanzaId!, ["😄", "❤️"]);
+      const reads = reactionReads(w, bridged.id) - readsBefore;
+      assert.ok(reads < 7, `7 changes, ${reads} reads of the post's reactions`);
       await bridge.manager.bus.drain();
       const last = w.alice.messages.filter((m) => m.room === w.room && m.nick === "bob" && reactionsOf(m)).at(
         -1,
