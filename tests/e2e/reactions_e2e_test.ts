@@ -57,13 +57,14 @@ function reactionsOf(m: GroupchatMessage): { id: string; emojis: string[] } | un
   return { id: String(el.attrs.id), emojis: el.getChildren("reaction").map((r: Element) => r.getText()) };
 }
 
-/** Waits for a reactions message from `nick` pointing at `stanzaId` with exactly `emojis` (in any order). */
+/** Waits for `count` reactions messages from `nick` pointing at `stanzaId` with exactly `emojis` (in any order). */
 async function expectReactions(
   user: XmppUser,
   room: string,
   nick: string,
   stanzaId: string,
   emojis: string[],
+  count = 1,
 ): Promise<void> {
   const want = [...emojis].sort().join(" ");
   await user.waitForMessages(
@@ -72,7 +73,7 @@ async function expectReactions(
       const r = reactionsOf(m);
       return m.nick === nick && r?.id === stanzaId && [...r.emojis].sort().join(" ") === want;
     },
-    1,
+    count,
     15_000,
   );
 }
@@ -146,16 +147,21 @@ Deno.test(
       const [bridged] = await postsMatching(w.mm, w.channel.id, (p) => p.message.includes("and to me"), 1);
       const dave = w.mm.createUser("dave");
       w.mm.addMember(w.channel.id, dave.id);
+      const all = ["👍", "😄", ":party_parrot:"];
       await w.mm.reactAs(w.bob.id, bridged.id, "+1");
       await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍"]);
-      await w.mm.reactAs(dave.id, bridged.id, "thumbsup");
+      // Dave's own set is 😄 alone; the relay shows Bob's 👍 too.
       await w.mm.reactAs(dave.id, bridged.id, "smile");
       await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍", "😄"]);
       // A custom emoji has no Unicode form: it goes as :name:.
       await w.mm.reactAs(dave.id, bridged.id, "party_parrot");
-      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍", "😄", ":party_parrot:"]);
+      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, all);
+      // Dave's thumbsup is Bob's 👍 under another name: the same set again.
+      await w.mm.reactAs(dave.id, bridged.id, "thumbsup");
+      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, all, 2);
+      // Bob withdraws his 👍: Dave still has it, so the relay keeps it (Bob's own set is empty).
       await w.mm.unreactAs(w.bob.id, bridged.id, "+1");
-      // Dave's thumbsup is the same 👍: it stays.
+      await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, all, 3);
       await w.mm.unreactAs(dave.id, bridged.id, "smile");
       await expectReactions(w.alice, w.room, "bridge", fromAlice.stanzaId!, ["👍", ":party_parrot:"]);
       await bridge.manager.bus.drain();
@@ -201,6 +207,11 @@ Deno.test(
         ["❤️", "😄"].sort(),
         "the final set is the last one",
       );
+      // Another user's ghost shows that user's own set, not everyone's.
+      const dave = w.mm.createUser("dave");
+      w.mm.addMember(w.channel.id, dave.id);
+      await w.mm.reactAs(dave.id, bridged.id, "eyes");
+      await expectReactions(w.alice, w.room, "dave", fromAlice.stanzaId!, ["👀"]);
 
       // XMPP → Mattermost in ghost mode: Carol reacts to Bob's ghost's message; the bot shows it.
       await w.mm.postAs(w.bob.id, w.channel.id, "from my ghost");
