@@ -204,8 +204,10 @@ export function isRemoveCapable(bridge: Bridge): bridge is RemoveCapable {
 /** Optional capability: shows reactions on delivered messages. The core checks with {@link isReactionCapable}. */
 export interface ReactionCapable extends Bridge {
   /**
-   * Makes the sender's reactions on `reactions.targetMessage` exactly `reactions.event.emojis` (adding and
-   * withdrawing as needed). Errors as for `send`.
+   * Makes the sender's reactions on `reactions.targetMessage` exactly `reactions.event.emojis` where the sender has
+   * a voice of their own there (a ghost, a puppet); where one voice reacts for every sender (a relay, a bot), makes
+   * that voice's reactions exactly `reactions.shared`, so that one sender's withdrawal keeps another's reaction.
+   * Adds and withdraws as needed; applying the same set twice changes nothing. Errors as for `send`.
    */
   sendReactions(reactions: ReactionsDelivery): Promise<void>;
 }

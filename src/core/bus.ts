@@ -36,6 +36,7 @@ import {
   type SentRefs,
 } from "./message.ts";
 import { Outbox } from "./outbox.ts";
+import { ReactionCoalescer } from "./reaction_coalescer.ts";
 import type { MessageLink, OutboxEntry, Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
@@ -134,6 +135,7 @@ export class MessageBus {
       deliverMessage: (dm, as) => this.deliver(dm, as),
       attempt: (d, send) => this.attempt(d, send),
       count: (what: HandlerCount) => this.stats[what]++,
+      reactions: new ReactionCoalescer(),
       recorded: () => Promise.all([...this.recording.values()]).then(() => {}),
     };
     this.outbox = new Outbox(store);
@@ -304,6 +306,7 @@ export class MessageBus {
     };
     for (const [target, targetChannel] of targets) {
       const route = { source: network, target, targetChannel, deliveryId: deliveryIdFor(event, target) };
+      if (event.kind === "reactions") this.handlerContext.reactions.queued({ ...route, event });
       if (event.kind !== "message") {
         this.enqueue({ ...route, event }, settled);
         continue;

@@ -64,7 +64,13 @@ export type EditDelivery = TargetedDelivery<BridgeEdit>;
 /** A removal of a bridged message. */
 export type RemoveDelivery = TargetedDelivery<BridgeRemove>;
 /** A sender's current reaction set on a bridged message. */
-export type ReactionsDelivery = TargetedDelivery<BridgeReactions>;
+export interface ReactionsDelivery extends TargetedDelivery<BridgeReactions> {
+  /**
+   * The union of the current sets of every sender of the source network on that message, the sender's included:
+   * what a voice that reacts for all of them (a relay, a bot) shows. Each emoji once, in first-seen order.
+   */
+  shared: string[];
+}
 /** A typing notification. */
 export type TypingDelivery = DirectionalEvent<BridgeTyping>;
 

@@ -10,6 +10,10 @@
  * - `["outbox", targetNetwork, targetChannel, seq]` → {@link OutboxEntry}: a delivery accepted and not yet recorded
  * - `["cursor", network, channel]` → number: how far the channel was read, in the network's own position (e.g.
  *   Mattermost's `create_at`), so that what was said while the bridge was down is caught up at start
+ * - `["reactions", targetNetwork, targetChannel, messageId, senderNetwork, senderId]` → string[]: the reactions of
+ *   one sender of another network on one bridged message (`messageId`: the message's first id on the target
+ *   network), as last delivered there; absent when empty. A voice that reacts for every sender (a relay, a bot)
+ *   shows their union.
  * - `["meta", "schema_version"]` → number (see migrations.ts)
  *
  * @module
@@ -310,6 +314,33 @@ export class Store {
     await op.commit();
   }
 
+  // --- reaction sets ---
+
+  /**
+   * Records `emojis` as the reactions of `sender` (of its network) on the message `messageId` of `channel` on
+   * `network`; an empty set forgets them.
+   */
+  async setReactions(
+    network: string,
+    channel: string,
+    messageId: string,
+    sender: { network: string; id: string },
+    emojis: readonly string[],
+  ): Promise<void> {
+    const key = reactionsKey(network, channel, messageId, sender.network, sender.id);
+    if (emojis.length === 0) await this.kv.delete(key);
+    else await this.kv.set(key, [...emojis]);
+  }
+
+  /** Every sender's recorded reactions on the message `messageId` of `channel` on `network`, in key order. */
+  async listReactions(network: string, channel: string, messageId: string): Promise<string[][]> {
+    const out: string[][] = [];
+    for await (const e of this.kv.list<string[]>({ prefix: ["reactions", network, channel, messageId] })) {
+      out.push(e.value);
+    }
+    return out;
+  }
+
   // --- ghosts ---
 
   /** The ghost of the user `userId` of `network`, if one was created. */
@@ -364,6 +395,16 @@ function outboxKey(entry: OutboxEntry): Deno.KvKey {
 
 function cursorKey(network: string, channel: string): Deno.KvKey {
   return ["cursor", network, channel];
+}
+
+function reactionsKey(
+  network: string,
+  channel: string,
+  messageId: string,
+  senderNetwork: string,
+  senderId: string,
+): Deno.KvKey {
+  return ["reactions", network, channel, messageId, senderNetwork, senderId];
 }
 
 function ghostKey(network: string, userId: string): Deno.KvKey {

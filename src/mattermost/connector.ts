@@ -22,6 +22,7 @@ import {
   type NoticeCapable,
   type OpenFileOptions,
   type PortalCapabilities,
+  type ReactionCapable,
   type RemoveCapable,
 } from "../core/bridge.ts";
 import type { Attachment } from "../core/events.ts";
@@ -34,11 +35,13 @@ import type {
   BridgeMessage,
   DirectionalMessage,
   EditDelivery,
+  ReactionsDelivery,
   RemoveDelivery,
   SentRefs,
 } from "../core/message.ts";
 import type { Sender } from "../core/events.ts";
 import { editOf, isGone, isRelayedChange, postChanges, removalOf } from "./edits.ts";
+import { applyReactionSet, parseReactionEvent, type ReactionChange, reactionSetOf } from "./reactions.ts";
 import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
 import { BASE_URL_HINT, describeFailure, explainUnreachable } from "./explain.ts";
 import { runeLength } from "../core/text.ts";
@@ -101,7 +104,8 @@ interface User {
 }
 
 /** Mattermost side of the bridge. */
-export class MattermostBridge implements NoticeCapable, FileSource, EditCapable, RemoveCapable {
+export class MattermostBridge
+  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
@@ -136,6 +140,11 @@ export class MattermostBridge implements NoticeCapable, FileSource, EditCapable,
   /** Waits between failed catch-ups after a websocket gap; reset by one that succeeds. */
   private readonly catchUpBackoff: Backoff;
   private stopped = false;
+  /**
+   * Reaction events queued per (post, user) and not yet handled: only the last of a burst reads the user's set
+   * (the others would read the same set, or an older one).
+   */
+  private readonly reactionsQueued = new Map<string, number>();
   /** Posts already created for a message whose later pieces failed, so a retry does not repeat them. */
   private readonly progress = new WeakMap<DirectionalMessage, string[]>();
   /**
@@ -294,9 +303,12 @@ export class MattermostBridge implements NoticeCapable, FileSource, EditCapable,
     return Promise.resolve();
   }
 
-  /** The bot may patch and delete its own posts in any channel it posts in (api4/post.go patchPost, deletePost). */
+  /**
+   * The bot may patch and delete its own posts in any channel it posts in (api4/post.go patchPost, deletePost), and
+   * reacts for every XMPP user (Mattermost has no puppets yet).
+   */
   portalCapabilities(_channel: string): PortalCapabilities {
-    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true };
+    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true };
   }
 
   /**
@@ -351,6 +363,15 @@ export class MattermostBridge implements NoticeCapable, FileSource, EditCapable,
     await call(`delete post ${postId}`, () => this.client.deletePost(postId)).catch((err) => {
       if (!isGone(err)) throw err;
     });
+  }
+
+  /**
+   * Makes the bot's reactions on the first post of the bridged message the union of every XMPP sender's set
+   * (`shared`): the bot reacts for all of them, so one withdrawing an emoji another still has keeps it.
+   */
+  async sendReactions(d: ReactionsDelivery): Promise<void> {
+    const postId = d.targetMessage.parts.find((p) => p.postId)?.postId ?? d.targetMessage.ids[0];
+    await applyReactionSet(this.client, postId, this.botId, d.shared);
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
@@ -471,7 +492,7 @@ export class MattermostBridge implements NoticeCapable, FileSource, EditCapable,
       token: this.opts.token,
       reconnect: this.opts.reconnect,
       events: {
-        onEvent: (event, data) => {
+        onEvent: (event, data, broadcast) => {
           if (event === "hello") {
             lastError = undefined;
             this.setState(true, `connected as ${username}`);
@@ -482,6 +503,8 @@ export class MattermostBridge implements NoticeCapable, FileSource, EditCapable,
             this.onPostChanged(event, data);
           } else if (event === "user_updated") {
             this.onUserUpdated(data);
+          } else if (event === "reaction_added" || event === "reaction_removed") {
+            this.onReaction(event, data, broadcast);
           }
         },
         // No hello follows a lossless resume, and a resume replays only what the server still had queued: mark
@@ -557,6 +580,59 @@ export class MattermostBridge implements NoticeCapable, FileSource, EditCapable,
       name: user?.username ?? userId,
       displayName: user ? displayName(user) : undefined,
     };
+  }
+
+  private onReaction(
+    event: string,
+    data: Record<string, unknown>,
+    broadcast?: Record<string, unknown>,
+  ): void {
+    const change = parseReactionEvent(event, data, broadcast);
+    if (!change) {
+      log.warn("Ignored a malformed {event} event", { event });
+      return;
+    }
+    // The bot's own reactions are those it makes for XMPP users: their echo must not go back.
+    if (change.userId === this.botId) return;
+    const key = `${change.postId}:${change.userId}`;
+    this.reactionsQueued.set(key, (this.reactionsQueued.get(key) ?? 0) + 1);
+    this.enqueue("reaction", () => this.relayReactions(change, key));
+  }
+
+  /** Hands on the user's complete current set on the post, read once the last of their queued changes is due. */
+  private async relayReactions(change: ReactionChange, key: string): Promise<void> {
+    const left = (this.reactionsQueued.get(key) ?? 1) - 1;
+    if (left > 0) {
+      this.reactionsQueued.set(key, left);
+      return;
+    }
+    this.reactionsQueued.delete(key);
+    if (!await this.isMapped(change.channelId)) return;
+    const emojis = await reactionSetOf(this.client, change.postId, change.userId);
+    const user = await this.user(change.userId);
+    // Unique per change and the same when the websocket replays it.
+    const eventId = [
+      change.postId,
+      change.userId,
+      change.emojiName,
+      change.added ? "added" : "removed",
+      change.at,
+    ]
+      .join(":");
+    this.ctx.receive({
+      kind: "reactions",
+      eventId,
+      portal: { network: this.network, channel: change.channelId },
+      sender: {
+        network: this.network,
+        id: change.userId,
+        name: user?.username ?? change.userId,
+        displayName: user ? displayName(user) : undefined,
+      },
+      targetId: change.postId,
+      emojis,
+      timestamp: change.at || Date.now(),
+    });
   }
 
   private onUserUpdated(data: Record<string, unknown>): void {

@@ -147,8 +147,11 @@ export function guardFrames<T extends EventTarget>(socket: T): T {
 
 /** What {@link MattermostSocket} reports. Callbacks must not throw (a throw is logged and swallowed). */
 export interface SocketEvents {
-  /** An event, in sequence; `data` is always an object but its fields are unchecked. */
-  onEvent(event: string, data: Record<string, unknown>): void;
+  /**
+   * An event, in sequence; `data` is always an object but its fields are unchecked, as are those of `broadcast`
+   * (who it went to: `channel_id`, `user_id` …), when the event had one.
+   */
+  onEvent(event: string, data: Record<string, unknown>, broadcast?: Record<string, unknown>): void;
   /** The socket opened again after a close; resumed or not, events may have been lost meanwhile. */
   onReconnect(): void;
   /** The socket closed; `failures` counts attempts since it was last open. */
@@ -198,9 +201,12 @@ export class MattermostSocket {
     const config = (this.client as unknown as { config: { minWebSocketRetryTime: number } }).config;
     const { events } = opts;
     this.client.addMessageListener((msg) => {
-      const { event, data } = msg as { event?: unknown; data?: unknown };
+      const { event, data, broadcast } = msg as { event?: unknown; data?: unknown; broadcast?: unknown };
       if (typeof event !== "string") return;
-      guarded("event", () => events.onEvent(event, isRecord(data) ? data : {}));
+      guarded(
+        "event",
+        () => events.onEvent(event, isRecord(data) ? data : {}, isRecord(broadcast) ? broadcast : undefined),
+      );
     });
     // The client only records the hello's connection id (and restarts its sequence on a new one) when a
     // missed-message listener exists; without one every resume would be refused and the socket would loop. The

@@ -28,6 +28,7 @@ import {
   type OpenFileOptions,
   type PipeliningBridge,
   type PortalCapabilities,
+  type ReactionCapable,
   type RemoveCapable,
 } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
@@ -38,6 +39,7 @@ import type {
   DirectionalMessage,
   EditDelivery,
   PartSender,
+  ReactionsDelivery,
   RemoveDelivery,
   SentRefs,
 } from "../core/message.ts";
@@ -77,6 +79,7 @@ import { Occupants } from "./muc/occupants.ts";
 import { buildCorrection, readCorrection } from "./xeps/xep0308.ts";
 import { buildRetraction, readRetraction } from "./xeps/xep0424.ts";
 import { readModeration } from "./xeps/xep0425.ts";
+import { buildReactions, reactionTargetId, readReactions } from "./xeps/xep0444.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -162,7 +165,14 @@ const REJOIN_STAY_MS = 60_000;
  * remote users speak as their own occupants and the bridge's session only listens.
  */
 export class XmppBridge
-  implements GhostingBridge, NoticeCapable, PipeliningBridge, FileSource, EditCapable, RemoveCapable {
+  implements
+    GhostingBridge,
+    NoticeCapable,
+    PipeliningBridge,
+    FileSource,
+    EditCapable,
+    RemoveCapable,
+    ReactionCapable {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -245,7 +255,7 @@ export class XmppBridge
       const edit = readCorrection(msg, base);
       return edit?.kind === "edit" ? { ...edit, text: this.markdownOf(msg, edit.text) } : edit;
     };
-    this.incoming.push(readModeration, readRetraction, readStyledCorrection);
+    this.incoming.push(readModeration, readRetraction, readStyledCorrection, readReactions);
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -511,11 +521,11 @@ export class XmppBridge
   }
 
   /**
-   * Corrections (XEP-0308) and retractions (XEP-0424) need nothing of the room: clients apply them, and any
-   * occupant may send them for its own messages.
+   * Corrections (XEP-0308), retractions (XEP-0424) and reactions (XEP-0444) need nothing of the room: clients apply
+   * them, and any occupant may send them for its own messages.
    */
   portalCapabilities(_room: string): PortalCapabilities {
-    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true };
+    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true };
   }
 
   /**
@@ -590,6 +600,22 @@ export class XmppBridge
         this.opts.ghosts ? `${this.opts.ghosts.mode} mode gives ${ghost?.jid ?? "no JID"}` : "relay mode"
       })`,
     );
+  }
+
+  /**
+   * Sends a XEP-0444 reactions message pointing at the room's stanza-id of the bridged message. With a ghost mode
+   * the sender's own ghost or puppet sends the sender's set; the relay, reacting for every Mattermost user at once,
+   * sends the union of their sets (`shared`): XMPP cannot show who reacted then, only that someone did.
+   */
+  async sendReactions(d: ReactionsDelivery): Promise<void> {
+    const room = d.targetChannel;
+    if (await this.readyToSend(room, d.deliveryId)) return;
+    const ghost = await this.opts.ghosts?.intentFor(d.event.sender) ?? null;
+    const intent = ghost ?? this.relay;
+    const emojis = ghost ? d.event.emojis : d.shared;
+    await intent.ensureJoined(room);
+    const stanza = buildReactions(room, reactionTargetId(d.targetMessage), emojis, d.deliveryId);
+    await intent.sendAwaitingReflection(room, stanza, d.deliveryId);
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {

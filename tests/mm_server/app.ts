@@ -34,6 +34,10 @@ export interface ServerConfig {
   enableCommands: boolean;
   /** `FileSettings.MaxFileSize` in bytes. */
   maxFileSize: number;
+  /** `ServiceSettings.EnableCustomEmoji` (default true): without it, a reaction with a non-system name is 403. */
+  enableCustomEmoji: boolean;
+  /** `ServiceSettings.UniqueEmojiReactionLimitPerPost` (default 50): distinct emoji one post may have. */
+  uniqueEmojiReactionLimitPerPost: number;
   /** `RateLimitSettings`; null when disabled. */
   rateLimit: RateLimitConfig | null;
   /** `ServiceSettings.AllowedUntrustedInternalConnections`: hosts a slash command may call on loopback/private addresses. */

@@ -81,7 +81,7 @@ export function postView(store: Store, post: Post): Post {
   const metadata: Post["metadata"] = {};
   const files = (post.file_ids ?? []).map((id) => store.files.get(id)?.info).filter((f) => f !== undefined);
   if (files.length) metadata.files = structuredClone(files);
-  const reactions = store.reactions.get(post.id) ?? [];
+  const reactions = store.liveReactions(post.id);
   if (reactions.length && post.delete_at === 0) metadata.reactions = structuredClone(reactions);
   view.metadata = metadata;
   return view;

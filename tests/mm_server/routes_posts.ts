@@ -70,7 +70,7 @@ export function registerPostRoutes(router: Router): void {
 
   router.add("GET", "/posts/:post_id/reactions", (ctx) => {
     const post = readablePost(ctx);
-    return json(200, ctx.app.store.reactions.get(post.id) ?? []);
+    return json(200, ctx.app.store.liveReactions(post.id));
   });
 
   router.add("PUT", "/posts/:post_id/patch", async (ctx) => {

@@ -62,6 +62,10 @@ export interface StandInOptions {
   enableUserAccessTokens?: boolean;
   /** `ServiceSettings.EnableCommands` (default true). */
   enableCommands?: boolean;
+  /** `ServiceSettings.EnableCustomEmoji` (default true). */
+  enableCustomEmoji?: boolean;
+  /** `ServiceSettings.UniqueEmojiReactionLimitPerPost` (default 50). */
+  uniqueEmojiReactionLimitPerPost?: number;
   /** Rate limiting per token; null or absent = off (the server default). */
   rateLimit?: RateLimitConfig | null;
   /** `ServiceSettings.SiteURL` (default: the stand-in's own URL). */
@@ -180,6 +184,8 @@ export interface MattermostStandIn {
   reactAs(userId: string, postId: string, emojiName: string): Promise<void>;
   /** Remove a user's reaction. */
   unreactAs(userId: string, postId: string, emojiName: string): Promise<void>;
+  /** Add a custom emoji named `name`, as an admin uploading one (`POST /emoji`) would. No events. */
+  createCustomEmoji(name: string): void;
   /** A post by id as the API returns it (deleted ones included), or undefined. */
   post(postId: string): Post | undefined;
   /** A channel's posts in creation order (by default without system messages and deleted posts). */
@@ -284,6 +290,8 @@ class StandIn implements MattermostStandIn {
       enablePostIconOverride: opts.enablePostIconOverride ?? true,
       enableUserAccessTokens: opts.enableUserAccessTokens ?? true,
       enableCommands: opts.enableCommands ?? true,
+      enableCustomEmoji: opts.enableCustomEmoji ?? true,
+      uniqueEmojiReactionLimitPerPost: opts.uniqueEmojiReactionLimitPerPost ?? 50,
       maxFileSize: opts.maxFileSize ?? 100 * 1024 * 1024,
       rateLimit: opts.rateLimit ?? null,
       allowedUntrustedInternalConnections: opts.allowedUntrustedInternalConnections ??
@@ -459,6 +467,10 @@ class StandIn implements MattermostStandIn {
     return Promise.resolve().then(() => {
       addReaction(this.#app, this.#user(userId), { user_id: userId, post_id: postId, emoji_name: emojiName });
     });
+  }
+
+  createCustomEmoji(name: string): void {
+    this.#store.customEmoji.add(name);
   }
 
   unreactAs(userId: string, postId: string, emojiName: string): Promise<void> {

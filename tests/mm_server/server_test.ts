@@ -455,6 +455,71 @@ Deno.test("reactions: add and remove for oneself, unknown emoji 404, removing an
   });
 });
 
+Deno.test("reactions: checked in the Go server's order; custom emoji; the limit per post; the removal event names no channel", async () => {
+  await withStandIn({ uniqueEmojiReactionLimitPerPost: 2 }, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const post = await server.postAs(server.bot.id, channel.id, "react to me");
+    const invalid = "api.reaction.save_reaction.invalid.app_error";
+    // api4/reaction.go: ids and the name's length come first (400), before whose reaction it is (403).
+    await rejectsWith(bot.addReaction("nope", post.id, "+1"), 400, invalid);
+    await rejectsWith(bot.addReaction(server.bot.id, post.id, "x".repeat(65)), 400, invalid);
+    await rejectsWith(bot.addReaction(server.admin.id, "nope", "+1"), 400, invalid);
+    // A name with a character the model refuses is looked up first: no such emoji (app/reaction.go).
+    await rejectsWith(bot.addReaction(server.bot.id, post.id, "a b"), 404, "app.emoji.get_by_name.no_result");
+    server.createCustomEmoji("party_parrot");
+    assert.equal((await bot.addReaction(server.bot.id, post.id, "party_parrot")).emoji_name, "party_parrot");
+    await bot.addReaction(server.bot.id, post.id, "+1");
+    // Re-adding one already there is no new distinct emoji; a third one is over the limit.
+    await bot.addReaction(server.bot.id, post.id, "+1");
+    await rejectsWith(
+      bot.addReaction(server.bot.id, post.id, "smile"),
+      400,
+      "app.reaction.save.save.too_many_reactions",
+    );
+    const ws = connectClient(server, server.bot.token);
+    try {
+      await ws.waitFor((m) => m.event === "hello");
+      await bot.removeReaction(server.bot.id, post.id, "+1");
+      const removed = await ws.waitFor((m) => m.event === "reaction_removed");
+      const reaction = JSON.parse(removed.data.reaction);
+      assert.equal(reaction.emoji_name, "+1");
+      assert.equal(reaction.channel_id, "", "built from the URL: no channel");
+      assert.equal(reaction.create_at, 0);
+      assert.ok(reaction.update_at > 0);
+      assert.equal(removed.broadcast.channel_id, channel.id, "the broadcast names the channel");
+      // Added again, a reaction keeps its row and its first create_at (the upsert leaves CreateAt alone): its place
+      // in the post's list, oldest first, does not change.
+      await bot.addReaction(server.bot.id, post.id, "+1");
+      await bot.removeReaction(server.bot.id, post.id, "party_parrot");
+      const again = await bot.addReaction(server.bot.id, post.id, "party_parrot");
+      const list = await bot.getReactionsForPost(post.id);
+      assert.deepEqual(list.map((r) => r.emoji_name), ["party_parrot", "+1"]);
+      assert.ok(again.create_at >= list[0].create_at, "the answer carries the create_at of the request");
+    } finally {
+      ws.close();
+    }
+  });
+  await withStandIn({ enableCustomEmoji: false }, async (server) => {
+    const channel = server.createChannel("bridged");
+    server.addMember(channel.id, server.bot.id);
+    const bot = clientFor(server, server.bot.token);
+    const post = await server.postAs(server.bot.id, channel.id, "react to me");
+    server.createCustomEmoji("party_parrot");
+    await rejectsWith(
+      bot.addReaction(server.bot.id, post.id, "party_parrot"),
+      403,
+      "api.emoji.disabled.app_error",
+    );
+    assert.equal(
+      (await bot.addReaction(server.bot.id, post.id, "+1")).emoji_name,
+      "+1",
+      "system emoji still work",
+    );
+  });
+});
+
 Deno.test("private channels: a non-member gets 403 by id and 404 by name; members read them", async () => {
   await withStandIn(NO_OPTS, async (server) => {
     const secret = server.createChannel("secret", { type: "P", displayName: "Secret" });

@@ -63,8 +63,13 @@ export class Store {
   readonly channelPosts: Map<string, string[]> = new Map();
   /** Thread root id → its replies' ids, in creation order (an index for `repliesOf`; a reply never moves). */
   readonly threadReplies: Map<string, string[]> = new Map();
-  /** Post id → its reactions. */
+  /**
+   * Post id → its reactions, removed ones included (with `delete_at` set, as rows of the real table stay), so that
+   * one added again keeps its first `create_at`. Read them with {@link liveReactions}.
+   */
   readonly reactions: Map<string, Reaction[]> = new Map();
+  /** Names of the custom emoji the server has (`/emoji`), which reactions may use besides the system ones. */
+  readonly customEmoji: Set<string> = new Set();
   /** Uploaded files by id. */
   readonly files: Map<string, StoredFile> = new Map();
   /** Slash commands by id. */
@@ -123,6 +128,12 @@ export class Store {
   /** Every post of a channel, deleted ones included, in creation order. */
   postsOf(channelId: string): Post[] {
     return (this.channelPosts.get(channelId) ?? []).map((id) => this.posts.get(id)!);
+  }
+
+  /** The reactions `postId` has, oldest first (sqlstore `GetForPost`: `DeleteAt = 0 ORDER BY CreateAt`). */
+  liveReactions(postId: string): Reaction[] {
+    return (this.reactions.get(postId) ?? []).filter((r) => r.delete_at === 0)
+      .sort((a, b) => a.create_at - b.create_at);
   }
 
   /** Live (not deleted) replies of a thread, oldest first. */

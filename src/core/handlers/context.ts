@@ -12,6 +12,7 @@ import type { Work } from "../delivery_queue.ts";
 import type { TargetedEvent } from "../events.ts";
 import type { Delivery, DirectionalEvent, DirectionalMessage } from "../message.ts";
 import type { MessageRef, Store } from "../store.ts";
+import type { ReactionCoalescer } from "../reaction_coalescer.ts";
 
 /** Outcome of {@link HandlerContext.attempt}. */
 export type Attempt<T> =
@@ -43,6 +44,8 @@ export interface HandlerContext {
   /** Runs `send` for `d`, retrying transient failures with the bus' backoff until it lands or the bus stops. */
   attempt<T>(d: Delivery, send: () => Promise<T>): Promise<Attempt<T>>;
   count(what: HandlerCount): void;
+  /** The newest reaction set queued per sender and message: an older one is skipped (see reaction_coalescer.ts). */
+  readonly reactions: ReactionCoalescer;
   /**
    * Resolves once the id-map records of the messages delivered so far are written: records go in group commits
    * behind the deliveries, and an event that points at a message just delivered must find it.

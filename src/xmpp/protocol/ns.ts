@@ -105,5 +105,8 @@ export const NS_MODERATE = "urn:xmpp:message-moderate:1";
 /** XEP-0425 message moderation as 0.2 wrote it. */
 export const NS_MODERATE_0 = "urn:xmpp:message-moderate:0";
 
+/** XEP-0444 message reactions. */
+export const NS_REACTIONS = "urn:xmpp:reactions:0";
+
 /** XEP-0334 message processing hints. */
 export const NS_HINTS = "urn:xmpp:hints";
