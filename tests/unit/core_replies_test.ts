@@ -109,7 +109,7 @@ Deno.test("a reply is found by its thread when its own target is unknown, and re
     assert.deepEqual(xmpp.wire[1].parent?.ids, ["xmpp-1"]);
     const link = await store.findLink(MM, CHAN, "r2");
     assert.deepEqual(link?.refs[MM].parts[0], {
-      sender: { kind: "author" },
+      sender: { kind: "author", id: "u1" },
       threadRoot: "root",
       replyTo: "gone",
     });
