@@ -141,7 +141,8 @@ Deno.test("XEP-0077 is enabled with registrationOpen when Prosody allows registr
       domain: prosody.domain,
       tls: { ca },
     });
-    assert.deepEqual(xeps.names, ["XEP-0077 In-Band Registration"]);
+    // The test Prosody also has an upload service (mod_http_file_share), which enables XEP-0363.
+    assert.deepEqual(xeps.names, ["XEP-0077 In-Band Registration", "XEP-0363 HTTP File Upload"]);
     assert.equal(xeps.get(xep0077)?.registrationOpen, true);
   });
 });
