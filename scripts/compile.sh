@@ -105,6 +105,12 @@ fi
 if [[ -n $target ]]; then
 	args+=(--target "$target")
 fi
+# emoji-datasource (emoji names for reactions) ships 24 MB of sprite sheets the bridge never reads: leave them out
+# of the binary. deno compile embeds npm packages from Deno's npm cache, where they are found by version.
+npm_cache=$(cd "$root" && deno info --json 2>/dev/null | sed -n 's/.*"npmCache": *"\([^"]*\)".*/\1/p')
+for img in "$npm_cache"/registry.npmjs.org/emoji-datasource/*/img; do
+	[[ -d $img ]] && args+=(--exclude "$img")
+done
 # main.ts loads doctor.ts with a dynamic import (for --doctor); name it so it is embedded whatever the analysis finds.
 args+=(--include "$root/doctor.ts" "$root/main.ts")
 
