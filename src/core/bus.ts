@@ -9,8 +9,9 @@
  * Loop prevention happens three times: an event is never delivered to the network it came from; an event that
  * carries the delivery id of one of our own recent deliveries is its echo (recorded before sending, so this holds
  * even when the echo arrives before the send returns); and an event whose own id (a message's ids, any other
- * event's `eventId`, never the id it points at) is in flight, recently handled, or in the id map is either an echo
- * of our own output or a replay of something already bridged. Such events are dropped.
+ * event's `eventId`, never the id it points at) is in flight, recently handled, in the id map or (an edit, removal
+ * or reactions event) recorded as handled is either an echo of our own output or a replay of something already
+ * bridged. Such events are dropped.
  *
  * @module
  */
@@ -103,8 +104,8 @@ export class MessageBus {
   /** Source ids of events queued or being delivered: a copy arriving meanwhile is a duplicate too. */
   private readonly inFlight = new Set<string>();
   /**
-   * Source ids of recently settled events, oldest first: a replay of one is a duplicate even when the id map does
-   * not have it (only messages are recorded there; the other kinds are idempotent, so this memory only saves work).
+   * Source ids of recently settled events, oldest first: a replay of one is a duplicate without a look-up (messages
+   * are in the id map, edits, removals and reactions recorded by `Store.eventSeen`, for a replay after a restart).
    */
   private readonly settledEvents = new Set<string>();
   /** `network, channel, delivery id` of our recent deliveries, oldest first: an event carrying one is an echo. */
@@ -266,6 +267,11 @@ export class MessageBus {
       this.stats.duplicatesDropped++;
       return DROPPED;
     }
+    if (remembersSeen(event) && await this.store.eventSeen(network, channel, event.eventId)) {
+      // Handled before the last restart, fetched again by a catch-up.
+      this.stats.duplicatesDropped++;
+      return DROPPED;
+    }
     for (const id of ids) {
       const link = await this.store.findLink(network, channel, id);
       if (!link) continue;
@@ -295,9 +301,10 @@ export class MessageBus {
     let allHandled = true;
     let resolve!: (handled: boolean) => void;
     const settledAll = new Promise<boolean>((r) => resolve = r);
-    const settled = (handled: boolean) => {
+    const settled = async (handled: boolean) => {
       allHandled &&= handled;
       if (--pending > 0) return;
+      if (allHandled && remembersSeen(event)) await this.rememberSeen(event);
       for (const k of keys) {
         this.inFlight.delete(k);
         if (allHandled) remember(this.settledEvents, k);
@@ -377,7 +384,23 @@ export class MessageBus {
     );
   }
 
-  private enqueue(d: Delivery, settled: (handled: boolean) => void): void {
+  /**
+   * Records `event` as handled, in the outbox's next commit, before it is settled: its source may then move past
+   * it. A failed write only costs a second delivery of the event after a restart, which its handler takes again.
+   */
+  private async rememberSeen(event: BridgeEvent): Promise<void> {
+    const { network, channel } = event.portal;
+    await this.outbox.seen({ network, channel, eventId: event.eventId }).catch((err) =>
+      log.warn("Could not record a handled {kind} from {network} {channel}: {error}", {
+        kind: event.kind,
+        network,
+        channel,
+        error: errorMessage(err),
+      })
+    );
+  }
+
+  private enqueue(d: Delivery, settled: (handled: boolean) => void | Promise<void>): void {
     const key = `${d.target}\u0000${d.targetChannel}`;
     let queue = this.outbound.get(key);
     if (!queue) {
@@ -393,7 +416,7 @@ export class MessageBus {
     // does).
     queue.push(d, async (handled) => {
       await ("message" in d ? this.recording.get(d) : undefined);
-      settled(handled);
+      await settled(handled);
     });
   }
 
@@ -570,6 +593,14 @@ function threadOf(message: DirectionalMessage["message"]): Pick<MessagePart, "th
   const reply = message.replyTo;
   if (!reply) return {};
   return { replyTo: reply.targetId, ...(reply.thread ? { threadRoot: reply.thread } : {}) };
+}
+
+/**
+ * Whether a replay of `event` is recognised across restarts by its recorded id (`Store.eventSeen`): edits, removals
+ * and reactions. Messages are in the id map; typing is momentary, not worth a write.
+ */
+function remembersSeen(event: BridgeEvent): boolean {
+  return event.kind === "edit" || event.kind === "remove" || event.kind === "reactions";
 }
 
 /** What {@link MessageBus.route} answers for a message that needs no delivery. */
