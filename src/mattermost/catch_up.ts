@@ -90,9 +90,12 @@ export type PostChangeEvent = "post_edited" | "post_deleted";
  * What happened after `since` to `post`, a post of a `?since=` answer (which lists every post with
  * `update_at > since`, deleted ones included) made at or before `handed`, the newest post already handed on: it
  * was deleted, or its text edited; undefined when neither (a pin, a reaction, a reply only touched it) or when it
- * is newer than `handed` (handed on as a new post, with its text as it is now, or not at all when deleted).
+ * is newer than `handed` (handed on as a new post, with its text as it is now, or not at all when deleted), or
+ * is an edit's history copy (`original_id` set).
  */
 export function changeOf(post: Post, since: number, handed: number): PostChangeEvent | undefined {
+  // An edit's record of the earlier text (deleted when made), not a post of the channel.
+  if (post.original_id) return undefined;
   if ((post.create_at ?? 0) > handed) return undefined;
   if ((post.delete_at ?? 0) > since) return "post_deleted";
   if ((post.edit_at ?? 0) > since) return "post_edited";
