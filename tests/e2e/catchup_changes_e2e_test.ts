@@ -59,47 +59,52 @@ async function twoBridgedPosts(w: World) {
   return { keep, drop, keptCopy, droppedCopy };
 }
 
-Deno.test(
-  "an edit and a deletion made while the bridge is down arrive after its restart, once, and never again",
-  opts,
-  async () => {
-    const w = await world();
-    try {
-      const first = await w.startBridge();
-      const { keep, drop, keptCopy, droppedCopy } = await twoBridgedPosts(w);
-      await first.stop();
+for (const mode of ["relay", "ibr"] as const) {
+  Deno.test(
+    `${mode}: an edit and a deletion made while the bridge is down arrive after its restart, once, and never again`,
+    opts,
+    async () => {
+      // In ibr mode the correction and retraction come from Bob's ghost, the JID that said the original.
+      const env: Record<string, string> = mode === "ibr" ? { BRIDGE_GHOST_MODE: "ibr" } : {};
+      const w = await world();
+      try {
+        const first = await w.startBridge(env);
+        const { keep, drop, keptCopy, droppedCopy } = await twoBridgedPosts(w);
+        await first.stop();
 
-      await w.mm.editAs(w.bob.id, keep.id, "hello world");
-      await w.mm.deleteAs(w.bob.id, drop.id);
+        await w.mm.editAs(w.bob.id, keep.id, "hello world");
+        await w.mm.deleteAs(w.bob.id, drop.id);
 
-      const second = await w.startBridge();
-      const [fix] = await w.alice.waitForMessages(w.room, (m) => replaces(m) !== undefined, 1, 20_000);
-      assert.ok(fix.body?.endsWith("hello world"), fix.body);
-      await w.alice.waitForMessages(w.room, (m) => retracts(m) !== undefined, 1, 20_000);
-      await sync(w, "after the first restart");
-      assert.deepEqual(changesIn(w), { corrected: [keptCopy.id], retracted: [droppedCopy.stanzaId] });
-      await second.stop();
-      // As if the room had been read on for two more minutes: the XMPP side's own catch-up (its archive from its
-      // read position, less a minute) no longer shows the bridge its correction and retraction, so only the core's
-      // record of handled events can tell that they went. Mattermost's read position stays where it was.
-      const store = await Store.open(w.kvPath);
-      await store.setCursors("xmpp", new Map([[w.room, Date.now() + 120_000]]));
-      store.close();
+        const second = await w.startBridge(env);
+        const [fix] = await w.alice.waitForMessages(w.room, (m) => replaces(m) !== undefined, 1, 20_000);
+        assert.ok(fix.body?.endsWith("hello world"), fix.body);
+        assert.equal(fix.from, keptCopy.from, "from the JID that said the original");
+        await w.alice.waitForMessages(w.room, (m) => retracts(m) !== undefined, 1, 20_000);
+        await sync(w, "after the first restart");
+        assert.deepEqual(changesIn(w), { corrected: [keptCopy.id], retracted: [droppedCopy.stanzaId] });
+        await second.stop();
+        // As if the room had been read on for two more minutes: the XMPP side's own catch-up (its archive from its
+        // read position, less a minute) no longer shows the bridge its correction and retraction, so only the core's
+        // record of handled events can tell that they went. Mattermost's read position stays where it was.
+        const store = await Store.open(w.kvPath);
+        await store.setCursors("xmpp", new Map([[w.room, Date.now() + 120_000]]));
+        store.close();
 
-      // The next start fetches the same edit and deletion again: the core knows them and sends nothing.
-      await w.startBridge();
-      await sync(w, "after the second restart");
-      assert.deepEqual(changesIn(w), { corrected: [keptCopy.id], retracted: [droppedCopy.stanzaId] });
-      // Nothing else was bridged twice either.
-      const bodies = w.alice.messages.filter((m) => m.room === w.room && m.nick === "bridge").map((m) =>
-        m.body
-      );
-      assert.equal(bodies.filter((b) => b?.includes("helo wrold")).length, 1, bodies.join("\n"));
-    } finally {
-      await w.stop();
-    }
-  },
-);
+        // The next start fetches the same edit and deletion again: the core knows them and sends nothing.
+        await w.startBridge(env);
+        await sync(w, "after the second restart");
+        assert.deepEqual(changesIn(w), { corrected: [keptCopy.id], retracted: [droppedCopy.stanzaId] });
+        // Nothing else was bridged twice either.
+        const bodies = w.alice.messages.filter((m) => m.room === w.room && m.nick !== "alice").map((m) =>
+          m.body
+        );
+        assert.equal(bodies.filter((b) => b?.includes("helo wrold")).length, 1, bodies.join("\n"));
+      } finally {
+        await w.stop();
+      }
+    },
+  );
+}
 
 Deno.test(
   "an edit and a deletion made during a websocket gap whose queue the server lost arrive once",
