@@ -124,6 +124,8 @@ export class MessageBus {
   private restored = false;
   /** Id-map records still being written, by delivery: a delivery is settled once recorded. */
   private readonly recording = new Map<DirectionalMessage, Promise<void>>();
+  /** Records of handled edits, removals and reactions still being written (`Store.eventSeen`). */
+  private readonly remembering = new Set<Promise<void>>();
 
   constructor(
     private readonly store: Store,
@@ -231,12 +233,14 @@ export class MessageBus {
   /** Resolves when everything published so far has been delivered or given up on. */
   async drain(): Promise<void> {
     while (
-      this.inbound.size > 0 || [...this.outbound.values()].some((q) => q.busy) || this.recording.size > 0
+      this.inbound.size > 0 || [...this.outbound.values()].some((q) => q.busy) || this.recording.size > 0 ||
+      this.remembering.size > 0
     ) {
       await Promise.all([
         ...this.inbound.values(),
         ...[...this.outbound.values()].map((q) => q.idle()),
         ...this.recording.values(),
+        ...this.remembering,
       ]);
     }
   }
@@ -301,15 +305,17 @@ export class MessageBus {
     let allHandled = true;
     let resolve!: (handled: boolean) => void;
     const settledAll = new Promise<boolean>((r) => resolve = r);
-    const settled = async (handled: boolean) => {
+    const settled = (handled: boolean) => {
       allHandled &&= handled;
       if (--pending > 0) return;
-      if (allHandled && remembersSeen(event)) await this.rememberSeen(event);
       for (const k of keys) {
         this.inFlight.delete(k);
         if (allHandled) remember(this.settledEvents, k);
       }
-      resolve(allHandled);
+      // Settled for the source (which may then move its read position past it) once the record is durable; the
+      // queue goes on meanwhile (a replay before then is still known here), so records of a burst share commits.
+      if (allHandled && remembersSeen(event)) this.rememberSeen(event).then(() => resolve(true));
+      else resolve(allHandled);
     };
     for (const [target, targetChannel] of targets) {
       const route = { source: network, target, targetChannel, deliveryId: deliveryIdFor(event, target) };
@@ -385,22 +391,24 @@ export class MessageBus {
   }
 
   /**
-   * Records `event` as handled, in the outbox's next commit, before it is settled: its source may then move past
-   * it. A failed write only costs a second delivery of the event after a restart, which its handler takes again.
+   * Records `event` as handled, in the outbox's next commit (shared with the other writes made meanwhile). A failed
+   * write only costs a second delivery of the event after a restart, which its handler takes again.
    */
-  private async rememberSeen(event: BridgeEvent): Promise<void> {
+  private rememberSeen(event: BridgeEvent): Promise<void> {
     const { network, channel } = event.portal;
-    await this.outbox.seen({ network, channel, eventId: event.eventId }).catch((err) =>
+    const written = this.outbox.seen({ network, channel, eventId: event.eventId }).catch((err) =>
       log.warn("Could not record a handled {kind} from {network} {channel}: {error}", {
         kind: event.kind,
         network,
         channel,
         error: errorMessage(err),
       })
-    );
+    ).finally(() => this.remembering.delete(written));
+    this.remembering.add(written);
+    return written;
   }
 
-  private enqueue(d: Delivery, settled: (handled: boolean) => void | Promise<void>): void {
+  private enqueue(d: Delivery, settled: (handled: boolean) => void): void {
     const key = `${d.target}\u0000${d.targetChannel}`;
     let queue = this.outbound.get(key);
     if (!queue) {
@@ -416,7 +424,7 @@ export class MessageBus {
     // does).
     queue.push(d, async (handled) => {
       await ("message" in d ? this.recording.get(d) : undefined);
-      await settled(handled);
+      settled(handled);
     });
   }
 
