@@ -761,7 +761,8 @@ export class MattermostBridge
 
   /**
    * Bridges what `channel` got while the bridge was down: posts after `stored` (less the margin) up to `newest`,
-   * those within the maximum age; older ones are counted and skipped. A failure is retried with backoff.
+   * those within the maximum age (older ones are counted and skipped), and the edits and deletions of the posts
+   * handed on before (`changeOf`) within that age. A failure is retried with backoff.
    */
   private async resume(
     channel: string,
