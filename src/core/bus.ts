@@ -9,8 +9,9 @@
  * Loop prevention happens three times: an event is never delivered to the network it came from; an event that
  * carries the delivery id of one of our own recent deliveries is its echo (recorded before sending, so this holds
  * even when the echo arrives before the send returns); and an event whose own id (a message's ids, any other
- * event's `eventId`, never the id it points at) is in flight, recently handled, or in the id map is either an echo
- * of our own output or a replay of something already bridged. Such events are dropped.
+ * event's `eventId`, never the id it points at) is in flight, recently handled, in the id map or (an edit, removal
+ * or reactions event) recorded as handled is either an echo of our own output or a replay of something already
+ * bridged. Such events are dropped.
  *
  * @module
  */
@@ -103,8 +104,8 @@ export class MessageBus {
   /** Source ids of events queued or being delivered: a copy arriving meanwhile is a duplicate too. */
   private readonly inFlight = new Set<string>();
   /**
-   * Source ids of recently settled events, oldest first: a replay of one is a duplicate even when the id map does
-   * not have it (only messages are recorded there; the other kinds are idempotent, so this memory only saves work).
+   * Source ids of recently settled events, oldest first: a replay of one is a duplicate without a look-up (messages
+   * are in the id map, edits, removals and reactions recorded by `Store.eventSeen`, for a replay after a restart).
    */
   private readonly settledEvents = new Set<string>();
   /** `network, channel, delivery id` of our recent deliveries, oldest first: an event carrying one is an echo. */
@@ -123,6 +124,8 @@ export class MessageBus {
   private restored = false;
   /** Id-map records still being written, by delivery: a delivery is settled once recorded. */
   private readonly recording = new Map<DirectionalMessage, Promise<void>>();
+  /** Records of handled edits, removals and reactions still being written (`Store.eventSeen`). */
+  private readonly remembering = new Set<Promise<void>>();
 
   constructor(
     private readonly store: Store,
@@ -230,12 +233,14 @@ export class MessageBus {
   /** Resolves when everything published so far has been delivered or given up on. */
   async drain(): Promise<void> {
     while (
-      this.inbound.size > 0 || [...this.outbound.values()].some((q) => q.busy) || this.recording.size > 0
+      this.inbound.size > 0 || [...this.outbound.values()].some((q) => q.busy) || this.recording.size > 0 ||
+      this.remembering.size > 0
     ) {
       await Promise.all([
         ...this.inbound.values(),
         ...[...this.outbound.values()].map((q) => q.idle()),
         ...this.recording.values(),
+        ...this.remembering,
       ]);
     }
   }
@@ -263,6 +268,11 @@ export class MessageBus {
     const ids = event.kind === "message" ? event.ids : [event.eventId];
     const keys = ids.map((id) => idKey(network, channel, id));
     if (keys.some((k) => this.inFlight.has(k) || this.settledEvents.has(k))) {
+      this.stats.duplicatesDropped++;
+      return DROPPED;
+    }
+    if (remembersSeen(event) && await this.store.eventSeen(network, channel, event.eventId)) {
+      // Handled before the last restart, fetched again by a catch-up.
       this.stats.duplicatesDropped++;
       return DROPPED;
     }
@@ -302,7 +312,10 @@ export class MessageBus {
         this.inFlight.delete(k);
         if (allHandled) remember(this.settledEvents, k);
       }
-      resolve(allHandled);
+      // Settled for the source (which may then move its read position past it) once the record is durable; the
+      // queue goes on meanwhile (a replay before then is still known here), so records of a burst share commits.
+      if (allHandled && remembersSeen(event)) this.rememberSeen(event).then(() => resolve(true));
+      else resolve(allHandled);
     };
     for (const [target, targetChannel] of targets) {
       const route = { source: network, target, targetChannel, deliveryId: deliveryIdFor(event, target) };
@@ -375,6 +388,24 @@ export class MessageBus {
         error: errorMessage(e),
       })
     );
+  }
+
+  /**
+   * Records `event` as handled, in the outbox's next commit (shared with the other writes made meanwhile). A failed
+   * write only costs a second delivery of the event after a restart, which its handler takes again.
+   */
+  private rememberSeen(event: BridgeEvent): Promise<void> {
+    const { network, channel } = event.portal;
+    const written = this.outbox.seen({ network, channel, eventId: event.eventId }).catch((err) =>
+      log.warn("Could not record a handled {kind} from {network} {channel}: {error}", {
+        kind: event.kind,
+        network,
+        channel,
+        error: errorMessage(err),
+      })
+    ).finally(() => this.remembering.delete(written));
+    this.remembering.add(written);
+    return written;
   }
 
   private enqueue(d: Delivery, settled: (handled: boolean) => void): void {
@@ -570,6 +601,14 @@ function threadOf(message: DirectionalMessage["message"]): Pick<MessagePart, "th
   const reply = message.replyTo;
   if (!reply) return {};
   return { replyTo: reply.targetId, ...(reply.thread ? { threadRoot: reply.thread } : {}) };
+}
+
+/**
+ * Whether a replay of `event` is recognised across restarts by its recorded id (`Store.eventSeen`): edits, removals
+ * and reactions. Messages are in the id map; typing is momentary, not worth a write.
+ */
+function remembersSeen(event: BridgeEvent): boolean {
+  return event.kind === "edit" || event.kind === "remove" || event.kind === "reactions";
 }
 
 /** What {@link MessageBus.route} answers for a message that needs no delivery. */

@@ -1,7 +1,8 @@
 /**
  * The durable outbox: every delivery the bus accepts is in Deno KV before it is attempted, and leaves only in the
  * commit that records it in the id map (or when it is given up on). What a crash leaves there is delivered again
- * at the next start, with the same delivery id.
+ * at the next start, with the same delivery id. The ids of handled edits, removals and reactions, remembered so
+ * that a replay after a restart is dropped, go through the same commits.
  *
  * Writes are group-committed: those made while a commit is running (accepts of a burst, records of other
  * channels) go together in the next one, so durability costs a commit per round, not per write.
@@ -9,7 +10,7 @@
  * @module
  */
 import type { DirectionalMessage } from "./message.ts";
-import type { BatchWrite, MessageLink, OutboxEntry, Store } from "./store.ts";
+import type { BatchWrite, MessageLink, OutboxEntry, SeenEvent, Store } from "./store.ts";
 
 /** Deno KV's limits on one atomic commit, with room to spare for keys and encoding. */
 const MAX_MUTATIONS = 900;
@@ -59,6 +60,11 @@ export class Outbox {
   /** Records `link` in the id map and removes `entry` (when it was written) from the outbox, in one commit. */
   delivered(entry: OutboxEntry | undefined, link: MessageLink): Promise<void> {
     return this.write({ kind: "deliver", entry, link });
+  }
+
+  /** Remembers that `event` (not a message: those are in the id map) was handled, so that a replay is dropped. */
+  seen(event: SeenEvent): Promise<void> {
+    return this.write({ kind: "seen", event });
   }
 
   /** Removes `entry`: its delivery was given up on for good. */
@@ -126,6 +132,6 @@ function mutationsOf(write: BatchWrite): number {
 
 /** About how many bytes `write` adds to a commit (UTF-16 length × 2 bounds UTF-8 and V8 serialization). */
 function sizeOf(write: BatchWrite): number {
-  const value = write.kind === "deliver" ? write.link : write.entry;
+  const value = write.kind === "deliver" ? write.link : write.kind === "seen" ? write.event : write.entry;
   return JSON.stringify(value).length * 2 + 256;
 }

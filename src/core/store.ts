@@ -14,6 +14,9 @@
  *   one sender of another network on one bridged message (`messageId`: the message's first id on the target
  *   network), as last delivered there; absent when empty. A voice that reacts for every sender (a relay, a bot)
  *   shows their union.
+ * - `["event_seen", network, channel, eventId]` → true: an edit, removal or reactions event of `network` that was
+ *   handled, so that a replay of it (a catch-up after a restart fetches changes again) is dropped. Expires after
+ *   {@link EVENT_SEEN_TTL_MS}, well past how far back a catch-up reaches (`BRIDGE_CATCHUP_MAX_AGE`, 24 h by default).
  * - `["meta", "schema_version"]` → number (see migrations.ts)
  *
  * @module
@@ -74,14 +77,25 @@ export interface OutboxEntry {
   acceptedAt: number;
 }
 
+/** How long a handled event's id is kept ({@link Store.eventSeen}): 7 days, longer than any catch-up reaches. */
+export const EVENT_SEEN_TTL_MS = 7 * 24 * 3_600_000;
+
+/** A handled event, by the network and channel it came from and its own id. */
+export interface SeenEvent {
+  network: string;
+  channel: string;
+  eventId: string;
+}
+
 /**
  * One write of {@link Store.writeBatch}: an accepted delivery enters the outbox; a delivered one is recorded in the
- * id map and leaves it; a discarded one (given up on) leaves it.
+ * id map and leaves it; a discarded one (given up on) leaves it; a handled event (not a message) is remembered.
  */
 export type BatchWrite =
   | { kind: "accept"; entry: OutboxEntry }
   | { kind: "deliver"; entry?: OutboxEntry; link: MessageLink }
-  | { kind: "discard"; entry: OutboxEntry };
+  | { kind: "discard"; entry: OutboxEntry }
+  | { kind: "seen"; event: SeenEvent };
 
 /** Whose ghost a JID is. */
 export interface GhostOwner {
@@ -281,6 +295,7 @@ export class Store {
     for (const w of writes) {
       if (w.kind === "accept") op.set(outboxKey(w.entry), w.entry);
       else if (w.kind === "discard") op.delete(outboxKey(w.entry));
+      else if (w.kind === "seen") op.set(eventSeenKey(w.event), true, { expireIn: EVENT_SEEN_TTL_MS });
       else {
         op.set(linkKey(w.link.id), w.link);
         for (const [network, ref] of Object.entries(w.link.refs)) {
@@ -297,6 +312,13 @@ export class Store {
     const out: OutboxEntry[] = [];
     for await (const e of this.kv.list<OutboxEntry>({ prefix: ["outbox"] })) out.push(e.value);
     return out;
+  }
+
+  // --- handled events ---
+
+  /** Whether the event `eventId` of `channel` on `network` was handled (within {@link EVENT_SEEN_TTL_MS}). */
+  async eventSeen(network: string, channel: string, eventId: string): Promise<boolean> {
+    return (await this.kv.get(eventSeenKey({ network, channel, eventId }))).value !== null;
   }
 
   // --- cursors ---
@@ -391,6 +413,10 @@ function linkKey(linkId: string): Deno.KvKey {
 
 function outboxKey(entry: OutboxEntry): Deno.KvKey {
   return ["outbox", entry.delivery.target, entry.delivery.targetChannel, entry.seq];
+}
+
+function eventSeenKey(e: SeenEvent): Deno.KvKey {
+  return ["event_seen", e.network, e.channel, e.eventId];
 }
 
 function cursorKey(network: string, channel: string): Deno.KvKey {

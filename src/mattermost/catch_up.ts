@@ -1,6 +1,7 @@
 /**
- * Catching up over REST on posts the websocket did not deliver: where each channel's catch-up starts, and fetching
- * everything after that point although the server caps `?since=` at an arbitrary 1,000 posts.
+ * Catching up over REST on posts the websocket did not deliver: where each channel's catch-up starts, fetching
+ * everything after that point although the server caps `?since=` at an arbitrary 1,000 posts, and telling which
+ * older posts of the answer were edited or deleted meanwhile.
  *
  * @module
  */
@@ -80,4 +81,28 @@ export async function postsSince(client: Client4, channel: string, since: number
     if (posts.length < PAGE_SIZE || posts.some((p) => (p.create_at ?? 0) <= since)) break;
   }
   return [...byId.values()].sort((a, b) => (a.create_at ?? 0) - (b.create_at ?? 0) || (a.id < b.id ? -1 : 1));
+}
+
+/** The websocket event a catch-up stands in for: the post was edited, or deleted. */
+export type PostChangeEvent = "post_edited" | "post_deleted";
+
+/**
+ * What happened after `since` to `post`, a post of a `?since=` answer (which lists every post with
+ * `update_at > since`, deleted ones included) made at or before `handed`, the newest post already handed on: it
+ * was deleted, or its text edited; undefined when neither (a pin, a reaction, a reply only touched it) or when it
+ * is newer than `handed` (handed on as a new post, with its text as it is now, or not at all when deleted), or
+ * is an edit's history copy (`original_id` set).
+ */
+export function changeOf(post: Post, since: number, handed: number): PostChangeEvent | undefined {
+  // An edit's record of the earlier text (deleted when made), not a post of the channel.
+  if (post.original_id) return undefined;
+  if ((post.create_at ?? 0) > handed) return undefined;
+  if ((post.delete_at ?? 0) > since) return "post_deleted";
+  if ((post.edit_at ?? 0) > since) return "post_edited";
+  return undefined;
+}
+
+/** When `change` happened to `post`, in the server's milliseconds. */
+export function changedAt(post: Post, change: PostChangeEvent): number {
+  return (change === "post_deleted" ? post.delete_at : post.edit_at) ?? 0;
 }

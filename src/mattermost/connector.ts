@@ -6,7 +6,9 @@
  * while the connection was being handed back, so after every reconnect the connector also catches up over REST
  * (`?since=`, with a safety margin, for every mapped channel) and the bus drops whatever was already bridged.
  * At join, a channel read before (a stored read position) first gets what it was sent while the bridge was down,
- * up to `BRIDGE_CATCHUP_MAX_AGE` back; its read position moves on only once those posts were handed on.
+ * up to `BRIDGE_CATCHUP_MAX_AGE` back; its read position moves on only once those posts were handed on. Both
+ * catch-ups also hand on the edits and deletions of older posts that the `?since=` answer shows (catch_up.ts
+ * `changeOf`), as the live events would have: the core drops those it already handled.
  *
  * @module
  */
@@ -45,7 +47,14 @@ import { applyReactionSet, parseReactionEvent, type ReactionChange, reactionSetO
 import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
 import { BASE_URL_HINT, describeFailure, explainUnreachable } from "./explain.ts";
 import { runeLength } from "../core/text.ts";
-import { PostCursors, postsInOrder, postsSince } from "./catch_up.ts";
+import {
+  changedAt,
+  changeOf,
+  type PostChangeEvent,
+  PostCursors,
+  postsInOrder,
+  postsSince,
+} from "./catch_up.ts";
 import {
   type DisplayOptions,
   isBridgeable,
@@ -270,8 +279,9 @@ export class MattermostBridge
     const newest = this.cursors.get(channelId)?.floor;
     // Never read before: reading starts at the newest post, recorded at once (a crash soon after is caught up).
     if (stored === undefined && newest !== undefined) this.ctx.saveCursor(channelId, newest);
-    if (stored !== undefined && newest !== undefined && stored < newest) {
-      // Posts were made while the bridge was down: fetch them before anything newer is recorded as read.
+    if (stored !== undefined && newest !== undefined) {
+      // Posts may have been made, edited or deleted while the bridge was down (the last two leave no trace in the
+      // newest post): fetch them before anything newer is recorded as read. One `?since=` per channel.
       this.resuming.set(channelId, []);
       this.enqueue("catch-up", () => this.resume(channelId, stored, newest));
     }
@@ -556,19 +566,25 @@ export class MattermostBridge
       log.warn("Ignored a malformed {event} event", { event });
       return;
     }
-    this.enqueue(event, async () => {
-      // The bot's own patches and deletions (what the other side asked for) come back as these events too.
-      if (this.echoGuards.filter && !isRelayedChange(post, this.botId)) return;
-      const sender = await this.senderOf(post.user_id);
-      const change = event === "post_edited" ? editOf(post, sender) : removalOf(post, sender);
-      if (!change) return;
-      log.debug("Received a {kind} of post {postId} in {channel}", {
-        kind: change.kind,
-        postId: post.id,
-        channel: post.channel_id,
-      });
-      this.ctx.receive(change);
+    this.enqueue(event, () => this.relayChange(event, post));
+  }
+
+  /**
+   * Hands on an edit or deletion of `post`, received live or found by a catch-up: the same change has the same
+   * event id either way (edits.ts), so the core drops the second.
+   */
+  private async relayChange(event: PostChangeEvent, post: Post): Promise<void> {
+    // The bot's own patches and deletions (what the other side asked for) come back as these events too.
+    if (this.echoGuards.filter && !isRelayedChange(post, this.botId)) return;
+    const sender = await this.senderOf(post.user_id);
+    const change = event === "post_edited" ? editOf(post, sender) : removalOf(post, sender);
+    if (!change) return;
+    log.debug("Received a {kind} of post {postId} in {channel}", {
+      kind: change.kind,
+      postId: post.id,
+      channel: post.channel_id,
     });
+    this.ctx.receive(change);
   }
 
   /** The author of a post as the core names them. */
@@ -745,7 +761,8 @@ export class MattermostBridge
 
   /**
    * Bridges what `channel` got while the bridge was down: posts after `stored` (less the margin) up to `newest`,
-   * those within the maximum age; older ones are counted and skipped. A failure is retried with backoff.
+   * those within the maximum age (older ones are counted and skipped), and the edits and deletions of the posts
+   * handed on before (`changeOf`) within that age. A failure is retried with backoff.
    */
   private async resume(
     channel: string,
@@ -756,10 +773,9 @@ export class MattermostBridge
     if (this.stopped) return;
     const since = this.sinceBefore(stored);
     const cutoff = newest - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
-    let posts: Post[];
+    let answer: Post[];
     try {
-      posts = (await postsSince(this.client, channel, since))
-        .filter((p) => p.create_at !== undefined && p.create_at > since && p.create_at <= newest);
+      answer = await postsSince(this.client, channel, since);
     } catch (err) {
       if (this.stopped) return; // stop() is waiting for this step: no timer may outlive it
       const waitMs = backoff.next();
@@ -774,6 +790,9 @@ export class MattermostBridge
       this.resumeTimers.add(timer);
       return;
     }
+    const posts = answer.filter((p) =>
+      p.create_at !== undefined && p.create_at > since && p.create_at <= newest
+    );
     const old = posts.filter((p) => p.create_at! <= cutoff && p.create_at! > stored);
     if (old.length > 0) {
       log.warn(
@@ -783,11 +802,20 @@ export class MattermostBridge
       );
     }
     const fresh = posts.filter((p) => p.create_at! > cutoff);
-    log.info("Caught up {count} post(s) in {channel} made while the bridge was down", {
-      count: fresh.filter((p) => p.create_at! > stored).length,
-      channel,
-    });
-    for (const post of fresh) await this.handlePost(post, { resumed: true, caughtUp: true });
+    // Posts already handed on before the stop that were edited or deleted since, within the maximum age.
+    const changes = new Map<Post, PostChangeEvent>();
+    for (const post of answer) {
+      const change = changeOf(post, since, stored);
+      if (change && changedAt(post, change) > cutoff) changes.set(post, change);
+    }
+    const count = fresh.filter((p) => p.create_at! > stored).length;
+    if (count + changes.size > 0) {
+      log.info(
+        "Caught up {count} post(s) and {changes} edit(s) and deletion(s) in {channel} made while the bridge was down",
+        { count, changes: changes.size, channel },
+      );
+    }
+    await this.handleCaughtUp(answer, fresh, changes, { resumed: true, caughtUp: true });
     const held = this.resuming.get(channel) ?? [];
     this.resuming.delete(channel);
     this.ctx.saveCursor(channel, newest);
@@ -813,15 +841,39 @@ export class MattermostBridge
     if (!cursor) return; // not joined yet: its join seeds the cursor
     const since = this.sinceBefore(cursor.seen);
     const after = Math.max(since, cursor.floor);
-    const posts = (await postsSince(this.client, channel, since))
-      .filter((p) => p.create_at !== undefined && p.create_at > after);
-    if (posts.length > 0) {
-      log.info("Caught up {count} post(s) in {channel} after a websocket gap", {
-        count: posts.length,
-        channel,
-      });
+    const answer = await postsSince(this.client, channel, since);
+    const posts = answer.filter((p) => p.create_at !== undefined && p.create_at > after);
+    // Posts handed on before the gap (live, or by an earlier run) that were edited or deleted during it.
+    const changes = new Map<Post, PostChangeEvent>();
+    for (const post of answer) {
+      const change = changeOf(post, since, cursor.seen);
+      if (change) changes.set(post, change);
     }
-    for (const post of posts) await this.handlePost(post, { caughtUp: true });
+    if (posts.length + changes.size > 0) {
+      log.info(
+        "Caught up {count} post(s) and {changes} edit(s) and deletion(s) in {channel} after a websocket gap",
+        { count: posts.length, changes: changes.size, channel },
+      );
+    }
+    await this.handleCaughtUp(answer, posts, changes, { caughtUp: true });
+  }
+
+  /**
+   * Hands on what a catch-up found, in the order of `answer` (oldest post first): each post of `posts`, and right
+   * after a post the change `changes` has for it, so that an edit follows its post.
+   */
+  private async handleCaughtUp(
+    answer: Post[],
+    posts: Post[],
+    changes: ReadonlyMap<Post, PostChangeEvent>,
+    opts: { resumed?: boolean; caughtUp?: boolean },
+  ): Promise<void> {
+    const handOn = new Set(posts);
+    for (const post of answer) {
+      if (handOn.has(post)) await this.handlePost(post, opts);
+      const change = changes.get(post);
+      if (change) await this.relayChange(change, post);
+    }
   }
 
   /**

@@ -34,6 +34,11 @@ export interface Post {
   edit_at?: number;
   delete_at?: number;
   props?: Record<string, unknown>;
+  /**
+   * Set on the copy of an edited post's earlier text that the server keeps (deleted) as its edit history: the id of
+   * the post it is a version of. `?since=` lists these copies among the deleted posts.
+   */
+  original_id?: string;
   /** Only in a `posted` event (and the create's answer): the creating client's `pending_post_id`. */
   pending_post_id?: string;
   /** Ids of the files attached to the post. */
@@ -65,6 +70,7 @@ export function parsePost(value: unknown): Post | null {
   const post: Post = { id, channel_id, user_id, message, type: typeof raw.type === "string" ? raw.type : "" };
   if (typeof raw.root_id === "string") post.root_id = raw.root_id;
   if (typeof raw.pending_post_id === "string") post.pending_post_id = raw.pending_post_id;
+  if (typeof raw.original_id === "string" && raw.original_id !== "") post.original_id = raw.original_id;
   for (const key of ["create_at", "update_at", "edit_at", "delete_at"] as const) {
     const time = raw[key];
     if (typeof time === "number" && Number.isFinite(time)) post[key] = time;

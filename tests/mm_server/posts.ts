@@ -402,6 +402,7 @@ export function patchPost(app: App, actor: User, postId: string, patch: PostPatc
   }
   const now = app.store.clock.now();
   if (typeof patch.message === "string" && patch.message !== post.message) {
+    keepEditHistory(app.store, post, now);
     post.message = patch.message;
     post.edit_at = now;
   }
@@ -418,6 +419,23 @@ export function patchPost(app: App, actor: User, postId: string, patch: PostPatc
     newEvent("post_edited", { post: JSON.stringify(postView(app.store, post)) }, { channelId: channel.id }),
   );
   return postView(app.store, post);
+}
+
+/**
+ * Keeps the text `post` had before an edit at `now` as the real store does (store/sqlstore/post_store.go `Update`):
+ * a copy under a new id, `original_id` the post's, deleted (`delete_at` = `update_at` = `now`), in the same
+ * channel. `?since=` lists it like any deleted post; pages, look-ups and threads never show it.
+ */
+function keepEditHistory(store: Store, post: Post, now: number): void {
+  const old: Post = {
+    ...structuredClone(post),
+    id: newId(),
+    original_id: post.id,
+    delete_at: now,
+    update_at: now,
+  };
+  store.posts.set(old.id, old);
+  store.channelPosts.get(post.channel_id)?.push(old.id);
 }
 
 /**

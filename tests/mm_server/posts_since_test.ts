@@ -44,3 +44,32 @@ Deno.test("?since= parses like Go's ParseInt: 0 or a negative number lists pages
     }
   });
 });
+
+Deno.test("?since= lists edited and deleted posts, and the deleted copy of an edited post's earlier text", async () => {
+  await withStandIn({}, async (server) => {
+    const channel = server.createChannel("changes");
+    const alice = server.createUser("alice");
+    server.addMember(channel.id, alice.id);
+    const edited = await server.postAs(alice.id, channel.id, "helo");
+    const deleted = await server.postAs(alice.id, channel.id, "oops");
+    const since = deleted.create_at;
+    await server.editAs(alice.id, edited.id, "hello");
+    await server.deleteAs(alice.id, deleted.id);
+    const list = await clientFor(server, alice.token).getPostsSince(channel.id, since);
+    const posts = list.order.map((id) => list.posts[id]);
+    const now = posts.find((p) => p.id === edited.id)!;
+    assert.equal(now.message, "hello");
+    assert.ok(now.edit_at > since && now.delete_at === 0);
+    assert.ok(
+      posts.find((p) => p.id === deleted.id)!.delete_at > since,
+      "the deleted post, with its delete_at",
+    );
+    // post_store.go Update: the text before the edit, under a new id, deleted at the edit.
+    const history = posts.filter((p) => p.original_id === edited.id);
+    assert.equal(history.length, 1);
+    assert.equal(history[0].message, "helo");
+    assert.equal(history[0].delete_at, now.edit_at);
+    // Pages and look-ups never show it.
+    assert.ok(!server.posts(channel.id).some((p) => p.original_id !== ""));
+  });
+});

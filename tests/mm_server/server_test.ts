@@ -410,7 +410,9 @@ Deno.test("?since= returns posts updated strictly after the time, edits included
     const c = await bot.createPost(draft({ channel_id: channel.id, message: "c" }));
     await bot.patchPost(draft({ id: a.id, message: "a2" }));
     const list = await bot.getPostsSince(channel.id, b.create_at);
-    assert.deepEqual(list.order, [c.id, a.id]);
+    // And the deleted copy of a's text before the edit (post_store.go Update), listed like any deleted post.
+    assert.deepEqual(list.order.filter((id) => list.posts[id].original_id === ""), [c.id, a.id]);
+    assert.deepEqual(list.order.filter((id) => list.posts[id].original_id === a.id).length, 1);
     assert.equal(list.posts[a.id].message, "a2");
     assert.equal(list.next_post_id, "");
     assert.equal(list.prev_post_id, "");

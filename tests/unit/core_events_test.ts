@@ -431,3 +431,29 @@ Deno.test("a message its network gave no id (eventId made up at the edge) is sti
     assert.equal(bus.stats.unhandled, 0);
   });
 });
+
+Deno.test("a replayed edit, removal or reactions event is dropped by a new bus on the same store", async () => {
+  await withBus({}, async (rig, restart) => {
+    assert.equal(await rig.bus.publish(post("post1")), true);
+    assert.equal(await rig.bus.publish(edit("post1:edit:2", "post1", "fixed")), true);
+    assert.equal(await rig.bus.publish(reactions("post1:r:1", "post1", ["👍"])), true);
+    assert.equal(await rig.bus.publish(remove("post1:delete", "post1")), true);
+    assert.deepEqual(rig.xmpp.applied.map((c) => c.kind), ["edit", "reactions", "remove"]);
+    assert.equal(await rig.store.eventSeen(MM, CHAN, "post1:edit:2"), true, "recorded once settled");
+
+    // A restart: the in-memory memory of settled events is gone, the catch-up fetches the same changes again.
+    const bus = restart();
+    assert.equal(await bus.publish(edit("post1:edit:2", "post1", "fixed")), true);
+    assert.equal(await bus.publish(reactions("post1:r:1", "post1", ["👍"])), true);
+    assert.equal(await bus.publish(remove("post1:delete", "post1")), true);
+    await bus.drain();
+    assert.equal(rig.xmpp.applied.length, 3, "nothing applied twice");
+    assert.equal(bus.stats.duplicatesDropped, 3);
+
+    // Recognised by its id, not by what it points at: the next edit of the same message still goes.
+    assert.equal(await bus.publish(edit("post1:edit:5", "post1", "fixed again")), true);
+    assert.deepEqual(rig.xmpp.applied.map((c) => c.kind), ["edit", "reactions", "remove", "edit"]);
+    // The same event id in another channel is another event.
+    assert.equal(await rig.store.eventSeen(MM, "other", "post1:edit:2"), false);
+  });
+});
