@@ -598,7 +598,8 @@ export class XmppBridge implements GhostingBridge, NoticeCapable, PipeliningBrid
     if (!caughtUp) {
       const settled = this.reflections.settle(msg);
       // A bounce usually means we are no longer an occupant: rejoin, and the bus retries the message.
-      if (settled === "bounced") this.rejoin(msg.room);
+      // A window of sends bounces together: one rejoin per room at a time (a join under way takes them all back).
+      if (settled === "bounced" && !this.catchingUp.has(msg.room)) this.rejoin(msg.room);
       if (settled !== "unknown") return false;
     }
     if (msg.error || !this.muc.rooms.has(msg.room)) return false;

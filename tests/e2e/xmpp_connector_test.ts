@@ -1,6 +1,6 @@
 /**
  * The XMPP connector against a real Prosody: a late reflection whose alias cannot be stored, a stop whose ghost
- * provider fails, reconnection backoff, and pipelined dispatches (relay and component puppets).
+ * provider fails, reconnection backoff, pipelined dispatches (relay and component puppets), and bounces.
  *
  * One Prosody serves every test of the file; each test has rooms of its own.
  */
@@ -193,6 +193,40 @@ Deno.test("component puppets share one stream: 40 dispatches by two puppets go a
       dms.map((dm) => `${dm.message.sender.name}: ${dm.message.text}`),
     );
     assert.deepEqual(seen.map((m) => m.stanzaId), refs.map((r) => r.ids[1]));
+  } finally {
+    await bridge.stop();
+    await alice.stop();
+  }
+});
+
+Deno.test("a window of 32 bounced messages starts one rejoin of the room, not 32", async () => {
+  const prosody = await prosodyWithAccounts();
+  const alice = await connectXmppUser(prosody, "alice", PASSWORD, { resource: "test" });
+  const bridge = await xmppConnectorOn(prosody, PASSWORD);
+  const room = `bounces@${prosody.mucDomain}`;
+  const joins = () => prosody.mucJoinRequests().filter((r) => r.to === `${room}/bridge`).length;
+  try {
+    await alice.joinRoom(room, "alice", { maxstanzas: 0 });
+    await bridge.start(quietContext());
+    await waitFor(() => bridge.health().connected, "the session");
+    // The connector believes it is in the room, but the room has no such occupant (as after a kick whose presence
+    // was lost): the room bounces every message it sends.
+    bridge["muc"].rooms.set(room, { wantedNick: "bridge", nick: "bridge", joined: true });
+    const dms = Array.from({ length: 32 }, (_, i) => toRoom(room, i, `bounced ${i}`));
+    const { confirmations } = await dispatchAll(bridge, dms);
+    const outcomes = await Promise.allSettled(confirmations);
+    assert.ok(
+      outcomes.every((o) => o.status === "rejected" && /refused a message/.test(String(o.reason))),
+      "every message bounced",
+    );
+    // The rejoin is done once a message gets through again; by then every rejoin started has sent its join.
+    await waitFor(
+      () => bridge["muc"].nickIn(room) !== undefined && !bridge["catchingUp"].has(room),
+      "the rejoin",
+    );
+    await bridge.send(toRoom(room, 99, "after the rejoin"));
+    await alice.waitForMessages(room, (m) => m.body === "<bob> after the rejoin", 1);
+    assert.equal(joins(), 1, "join requests after 32 bounces");
   } finally {
     await bridge.stop();
     await alice.stop();
