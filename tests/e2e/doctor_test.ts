@@ -9,8 +9,20 @@ import type { Element } from "@xmpp/xml";
 import { xml } from "@xmpp/client-core";
 
 /** Runs `mmxmpp --doctor` as its own process, with exactly `env`. */
-function doctor(env: Record<string, string>, args: string[] = []): Promise<MainRun> {
+function doctorProcess(env: Record<string, string>, args: string[] = []): Promise<MainRun> {
   return runMain(["--doctor", ...args], env);
+}
+
+/**
+ * Runs the doctor with exactly `env` in this process, as `main.ts --doctor` does in its own (see
+ * {@linkcode doctorProcess}, which the full run uses): what it printed, a line each, and its exit code. A process
+ * per run cost a second of CPU each on a shared machine.
+ */
+async function doctor(env: Record<string, string>, args: string[] = []): Promise<MainRun> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runDoctor(args, env, { out: (l) => out.push(`${l}\n`), err: (l) => err.push(`${l}\n`) });
+  return { code, stdout: out.join(""), stderr: err.join("") };
 }
 
 /** The mark (✓ ✗ –) of the step called `name`, or undefined when it is not in the output. */
@@ -103,7 +115,7 @@ Deno.test("--doctor against real Prosody and the Mattermost stand-in", {
       xmppsOnStarttls,
       plainOnTls,
     ] = await Promise.all([
-      doctor(w.env(), [
+      doctorProcess(w.env(), [
         "--test-muc",
         "--test-xep0077",
         "--test-dm",

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { SentRefs } from "../../src/core/message.ts";
-import { waitFor } from "../helpers/harness.ts";
-import { fileProsody, quietContext, toRoom, xmppConnectorOn } from "../helpers/connector_kit.ts";
+import { fileProsody, waitFor } from "../helpers/harness.ts";
+import { quietContext, toRoom, xmppConnectorOn } from "../helpers/connector_kit.ts";
 import { connectXmppUser } from "../helpers/xmpp_user.ts";
 import type { Element } from "@xmpp/xml";
 import type { GhostProvider } from "../../src/xmpp/intents/ghosts.ts";

@@ -1,7 +1,6 @@
 /**
  * Parts for tests that drive a connector directly, without the core: a context that takes everything and keeps
- * nothing, the bridge's XMPP connector on a test Prosody, messages as the core would hand them over, and one Prosody
- * shared by the tests of a file.
+ * nothing, the bridge's XMPP connector on a test Prosody, and messages as the core would hand them over.
  *
  * @module
  */
@@ -9,7 +8,7 @@ import type { BridgeContext } from "../../src/core/bridge.ts";
 import { deliveryIdFor } from "../../src/core/bus.ts";
 import type { BridgeMessage, DirectionalMessage } from "../../src/core/message.ts";
 import { XmppBridge, type XmppBridgeOptions } from "../../src/xmpp/connector.ts";
-import { type Prosody, type ProsodyOptions, startProsody } from "./prosody.ts";
+import type { Prosody } from "./prosody.ts";
 
 /** A context that accepts everything and remembers nothing; `overrides` replace single calls. */
 export function quietContext(overrides: Partial<BridgeContext> = {}): BridgeContext {
@@ -68,62 +67,5 @@ export function toRoom(
     targetChannel: room,
     message,
     deliveryId: deliveryIdFor(message, "xmpp"),
-  };
-}
-
-/** One Prosody for the tests of a file: see {@linkcode fileProsody}. */
-export interface FileProsody {
-  /** The file's Prosody, started on first use. */
-  get(): Promise<Prosody>;
-  /**
-   * Registers the test that stops it: call once, after the file's other tests, so that it runs last. The accounts
-   * registered through {@linkcode FileProsody.register} are forgotten with it.
-   */
-  stopAfterAll(): void;
-  /** Registers `user` once per Prosody (prosodyctl is a process of its own each time). */
-  register(user: string, password: string): Promise<void>;
-}
-
-/**
- * One Prosody shared by the tests of a file (each test then uses rooms of its own: archives outlive a room), started
- * by the first test that asks for it and stopped by a last test, `label: stop the shared Prosody`.
- *
- * @example
- * ```ts
- * const shared = fileProsody("connector");
- * Deno.test("…", async () => { const prosody = await shared.get(); … });
- * shared.stopAfterAll();
- * ```
- */
-export function fileProsody(label: string, opts?: ProsodyOptions): FileProsody {
-  let started: Promise<Prosody> | undefined;
-  const registered = new Map<string, string>();
-  const get = () => {
-    started ??= startProsody(opts).catch((err) => {
-      started = undefined;
-      throw err;
-    });
-    return started;
-  };
-  return {
-    get,
-    stopAfterAll() {
-      Deno.test({
-        name: `${label}: stop the shared Prosody`,
-        sanitizeOps: false,
-        sanitizeResources: false,
-        async fn() {
-          const running = started;
-          started = undefined;
-          registered.clear();
-          if (running) await (await running).stop();
-        },
-      });
-    },
-    async register(user, password) {
-      if (registered.get(user) === password) return;
-      await (await get()).register(user, password);
-      registered.set(user, password);
-    },
   };
 }
