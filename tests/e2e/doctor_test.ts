@@ -9,20 +9,8 @@ import type { Element } from "@xmpp/xml";
 import { xml } from "@xmpp/client-core";
 
 /** Runs `mmxmpp --doctor` as its own process, with exactly `env`. */
-function doctorProcess(env: Record<string, string>, args: string[] = []): Promise<MainRun> {
+function doctor(env: Record<string, string>, args: string[] = []): Promise<MainRun> {
   return runMain(["--doctor", ...args], env);
-}
-
-/**
- * Runs the doctor with exactly `env` in this process, as `main.ts --doctor` does in its own (see
- * {@linkcode doctorProcess}, which the full run uses): what it printed, a line each, and its exit code. A process
- * per run cost a second of CPU each on a shared machine.
- */
-async function doctor(env: Record<string, string>, args: string[] = []): Promise<MainRun> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runDoctor(args, env, { out: (l) => out.push(`${l}\n`), err: (l) => err.push(`${l}\n`) });
-  return { code, stdout: out.join(""), stderr: err.join("") };
 }
 
 /** The mark (✓ ✗ –) of the step called `name`, or undefined when it is not in the output. */
@@ -105,17 +93,8 @@ Deno.test("--doctor against real Prosody and the Mattermost stand-in", {
 
   try {
     // Independent runs go in parallel to keep the test short.
-    const [
-      full,
-      badPassword,
-      insecure,
-      hostMismatch,
-      registrationOff,
-      noMappings,
-      xmppsOnStarttls,
-      plainOnTls,
-    ] = await Promise.all([
-      doctorProcess(w.env(), [
+    const batch = await Promise.all([
+      doctor(w.env(), [
         "--test-muc",
         "--test-xep0077",
         "--test-dm",
@@ -142,7 +121,8 @@ Deno.test("--doctor against real Prosody and the Mattermost stand-in", {
       doctor(w.env(), ["--skip-mattermost", "--server", `xmpps://127.0.0.1:${w.prosody.c2sPort}`]),
       doctor(w.env(), ["--skip-mattermost", "--server", `127.0.0.1:${wrongHost.addr.port}`]),
     ]);
-    runs.push(
+    runs.push(...batch);
+    const [
       full,
       badPassword,
       insecure,
@@ -151,7 +131,7 @@ Deno.test("--doctor against real Prosody and the Mattermost stand-in", {
       noMappings,
       xmppsOnStarttls,
       plainOnTls,
-    );
+    ] = batch;
 
     await t.step("a full run with every XMPP test passes every step and exits 0", () => {
       assert.equal(full.code, 0, full.stdout + full.stderr);
