@@ -15,13 +15,8 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 const worlds = sharedWorlds("continuity");
 
 /** Runs `body` in a world of its own (own room, stand-in and state) on the file's Prosody. */
-async function inWorld(body: (w: World) => Promise<void>): Promise<void> {
-  const w = await worlds.start();
-  try {
-    await body(w);
-  } finally {
-    await w.stop();
-  }
+function inWorld(body: (w: World) => Promise<void>): Promise<void> {
+  return worlds.run(body);
 }
 
 /** What Mattermost users said, as the room shows it (relayed by the bridge). */

@@ -19,12 +19,11 @@ const worlds = sharedWorlds("ghosts");
  * the next test's bridge registers them afresh, as on a Prosody of its own.
  */
 async function inWorld(body: (w: World) => Promise<void>): Promise<void> {
-  const w = await worlds.start();
+  let world: World | undefined;
   try {
-    await body(w);
+    await worlds.run((w) => body(world = w));
   } finally {
-    await w.stop();
-    await forgetGhosts(w);
+    if (world) await forgetGhosts(world);
   }
 }
 

@@ -272,6 +272,11 @@ export interface SharedWorlds {
   prosody: FileProsody;
   /** Starts a world on the file's Prosody, with a room of its own unless `opts.room` names one. */
   start(opts?: Omit<WorldOptions, "sharedProsody" | "prosody">): Promise<World>;
+  /** Runs `body` in a world of {@linkcode SharedWorlds.start}, and stops the world after it, also on failure. */
+  run(
+    body: (w: World) => Promise<void>,
+    opts?: Omit<WorldOptions, "sharedProsody" | "prosody">,
+  ): Promise<void>;
   /** Registers the test that stops the Prosody: call once, after the file's other tests. */
   stopAfterAll(): void;
 }
@@ -291,11 +296,20 @@ export interface SharedWorlds {
 export function sharedWorlds(label: string, opts?: ProsodyOptions): SharedWorlds {
   const prosody = fileProsody(label, opts);
   let rooms = 0;
+  const start = async (world: Omit<WorldOptions, "sharedProsody" | "prosody"> = {}) => {
+    const room = world.room ?? `${label.replace(/[^a-z0-9]/gi, "").toLowerCase()}${++rooms}`;
+    return await startWorld({ ...world, room, sharedProsody: await prosody.get() });
+  };
   return {
     prosody,
-    async start(world = {}) {
-      const room = world.room ?? `${label.replace(/[^a-z0-9]/gi, "").toLowerCase()}${++rooms}`;
-      return await startWorld({ ...world, room, sharedProsody: await prosody.get() });
+    start,
+    async run(body, world) {
+      const w = await start(world);
+      try {
+        await body(w);
+      } finally {
+        await w.stop();
+      }
     },
     stopAfterAll: () => prosody.stopAfterAll(),
   };
