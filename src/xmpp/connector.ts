@@ -624,8 +624,8 @@ export class XmppBridge
 
   /**
    * Writes the message and resolves before the room reflects it: the bridge's one stream and the room keep the
-   * order of what it writes, so the next message may follow at once. With a ghost provider a message may go out on
-   * another stream (each IBR ghost has its own session), which nothing orders against the others: then it resolves
+   * order of what it writes, so the next message may follow at once; so does the component's, which all puppets
+   * share. IBR ghosts write on streams of their own, which nothing orders against the others: there it resolves
    * only once the room reflected the message.
    */
   async dispatch(dm: DirectionalMessage): Promise<Dispatched> {
@@ -650,7 +650,10 @@ export class XmppBridge
       ? { kind: this.opts.ghosts?.mode === "component" ? "puppet" : "ghost", id: ghost.jid.split("/")[0] }
       : { kind: "relay" };
     const confirmed = reflected.then(({ stanzaId }) => sentRefs(id, stanzaId, sender, reply));
-    if (this.opts.ghosts) return { confirmed: Promise.resolve(await confirmed) };
+    // Ahead only on a stream that keeps order against the messages before: the relay's, or the one all puppets share.
+    if (this.opts.ghosts && !(ghost && this.opts.ghosts.oneStream)) {
+      return { confirmed: Promise.resolve(await confirmed) };
+    }
     return { confirmed };
   }
 
@@ -969,7 +972,8 @@ export class XmppBridge
     if (!caughtUp) {
       const settled = this.reflections.settle(msg);
       // A bounce usually means we are no longer an occupant: rejoin, and the bus retries the message.
-      if (settled === "bounced") this.rejoin(msg.room);
+      // A window of sends bounces together: one rejoin per room at a time (a join under way takes them all back).
+      if (settled === "bounced" && !this.catchingUp.has(msg.room)) this.rejoin(msg.room);
       if (settled !== "unknown") return false;
     }
     if (msg.error || !this.muc.rooms.has(msg.room)) return false;

@@ -1,17 +1,19 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import { PASSWORD, postsMatching, startWorld } from "../helpers/harness.ts";
+import { PASSWORD, postsMatching, sharedWorlds, startWorld } from "../helpers/harness.ts";
 import { connectXmppUser } from "../helpers/xmpp_user.ts";
 import { type Post, startMattermostStandIn } from "../mm_server/server.ts";
 
 // xmpp.js and the Mattermost websocket client keep internal timers that outlive a test by a few ms.
 const opts = { sanitizeOps: false, sanitizeResources: false };
+/** One Prosody for the file (but for the test that needs one configured otherwise); each test has its own room. */
+const worlds = sharedWorlds("bridge");
 
 Deno.test(
   "a Mattermost post reaches the room and an XMPP message becomes a post, text intact",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       await w.startBridge();
       const text = "Grüße 👋🏽 from Mattermost\nsecond line — ünïcödé 𝔘 and `code`";
@@ -36,7 +38,7 @@ Deno.test(
 );
 
 Deno.test("50 messages each way arrive once, in order, and nothing is echoed back", opts, async () => {
-  const w = await startWorld();
+  const w = await worlds.start();
   try {
     const bridge = await w.startBridge();
     for (let i = 0; i < 50; i++) {
@@ -47,18 +49,26 @@ Deno.test("50 messages each way arrive once, in order, and nothing is echoed bac
     assert.deepEqual(fromMm.map((m) => m.body), Array.from({ length: 50 }, (_, i) => `<bob> mm ${i}`));
     const posts = await postsMatching(w.mm, w.channel.id, (p) => p.user_id === w.mm.bot.id, 50, 20_000);
     assert.deepEqual(posts.map((p) => p.message), Array.from({ length: 50 }, (_, i) => `xmpp ${i}`));
+    // A sentinel each way after the 50: an echo of any of them would come back on the same ordered paths before it.
+    await w.mm.postAs(w.bob.id, w.channel.id, "sentinel");
+    await w.alice.sendGroupchat(w.room, "sentinel");
+    await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> sentinel", 1, 10_000);
+    await postsMatching(w.mm, w.channel.id, (p) => p.user_id === w.mm.bot.id && p.message === "sentinel", 1);
     await bridge.manager.bus.drain();
-    // Give any echo time to show up, then count: still exactly 50 each way.
-    await new Promise((r) => setTimeout(r, 1_000));
-    assert.equal(w.alice.messages.filter((m) => m.nick === "bridge").length, 50);
-    assert.equal(w.mm.posts(w.channel.id).filter((p) => p.user_id === w.mm.bot.id).length, 50);
+    const sentinel = (text?: string) => text?.endsWith("sentinel") ?? false;
+    assert.equal(w.alice.messages.filter((m) => m.nick === "bridge" && !sentinel(m.body)).length, 50);
+    assert.equal(
+      w.mm.posts(w.channel.id).filter((p) => p.user_id === w.mm.bot.id && !sentinel(p.message)).length,
+      50,
+    );
     assert.equal(w.mm.posts(w.channel.id).filter((p) => p.message.startsWith("<bob>")).length, 0);
+    // 50 each way and the two sentinels.
     const stats = bridge.manager.stats();
-    assert.equal(stats.delivered, 100);
+    assert.equal(stats.delivered, 102);
     assert.equal(stats.failed, 0);
     const metrics = await (await fetch(`http://127.0.0.1:${w.httpPort}/metrics`)).text();
-    assert.match(metrics, /^mmxmpp_messages_delivered_total 100$/m);
-    assert.match(metrics, /^mmxmpp_messages_received_total 100$/m);
+    assert.match(metrics, /^mmxmpp_messages_delivered_total 102$/m);
+    assert.match(metrics, /^mmxmpp_messages_received_total 102$/m);
     assert.match(metrics, /^mmxmpp_connected\{network="xmpp"\} 1$/m);
     assert.match(metrics, /^mmxmpp_mappings 1$/m);
   } finally {
@@ -67,8 +77,10 @@ Deno.test("50 messages each way arrive once, in order, and nothing is echoed bac
 });
 
 Deno.test("an unmapped channel stays silent and an unmapped room is never joined", opts, async () => {
-  const w = await startWorld();
+  const w = await worlds.start();
   try {
+    // The file's Prosody has seen the other tests' joins: this test's come after these.
+    const earlier = w.prosody.mucJoinRequests().length;
     const bridge = await w.startBridge();
     const other = w.mm.createChannel("elsewhere");
     w.mm.addMember(other.id, w.bob.id);
@@ -89,7 +101,9 @@ Deno.test("an unmapped channel stays silent and an unmapped room is never joined
     assert.equal(w.mm.posts(other.id).filter((p) => p.user_id === w.mm.bot.id).length, 0);
     assert.equal(w.mm.posts(w.channel.id).filter((p) => p.message.includes("not for Mattermost")).length, 0);
     // The bridge hears only rooms it joins: it asked to join the mapped room and nothing else.
-    const joins = w.prosody.mucJoinRequests().filter((j) => j.from.startsWith("bridge@localhost/"));
+    const joins = w.prosody.mucJoinRequests().slice(earlier).filter((j) =>
+      j.from.startsWith("bridge@localhost/")
+    );
     assert.deepEqual(joins.map((j) => j.to.split("/")[0]), [w.room]);
   } finally {
     await w.stop();
@@ -149,7 +163,7 @@ Deno.test(
   "an XMPP message of exactly 16,383 runes without spaces is one post; 16,384 runes are two, nothing lost",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       await w.startBridge();
       const fromBridge = (p: Post) => p.user_id === w.mm.bot.id;
@@ -171,9 +185,11 @@ Deno.test(
           assert.equal([...posts[0].message].length, LIMIT, "the hard cut fills the first post to the limit");
         }
       }
-      // Nothing more arrives: no retry of a refused piece, no extra post.
-      await new Promise((r) => setTimeout(r, 500));
-      assert.equal(w.mm.posts(w.channel.id).filter(fromBridge).length, seen);
+      // Nothing more arrives: no retry of a refused piece, no extra post. A message after them takes the same
+      // ordered path, so anything more would be posted before it.
+      await w.alice.sendGroupchat(w.room, "sentinel");
+      await postsMatching(w.mm, w.channel.id, (p) => fromBridge(p) && p.message === "sentinel", 1, 15_000);
+      assert.equal(w.mm.posts(w.channel.id).filter(fromBridge).length, seen + 1);
     } finally {
       await w.stop();
     }
@@ -181,7 +197,7 @@ Deno.test(
 );
 
 Deno.test("the id map links a post to the room's stanza-id and back", opts, async () => {
-  const w = await startWorld();
+  const w = await worlds.start();
   try {
     const bridge = await w.startBridge();
     const post = await w.mm.postAs(w.bob.id, w.channel.id, "map me");
@@ -255,12 +271,15 @@ Deno.test(
 );
 
 Deno.test("the bridge asks for no history when it joins a room", opts, async () => {
-  const w = await startWorld();
+  const w = await worlds.start();
   try {
+    const earlier = w.prosody.mucJoinRequests().length;
     await w.startBridge();
     await w.mm.postAs(w.bob.id, w.channel.id, "joined?");
     await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> joined?", 1, 10_000);
-    const joins = w.prosody.mucJoinRequests().filter((j) => j.from.startsWith("bridge@localhost/"));
+    const joins = w.prosody.mucJoinRequests().slice(earlier).filter((j) =>
+      j.from.startsWith("bridge@localhost/")
+    );
     assert.deepEqual(joins.map((j) => j.to), [`${w.room}/bridge`]);
     // What the room received, as the room serialized it: <x xmlns='…/muc'><history maxstanzas='0'/></x>.
     assert.match(joins[0].x, /<history\b[^>]*\bmaxstanzas=['"]0['"]/, joins[0].x);
@@ -270,7 +289,7 @@ Deno.test("the bridge asks for no history when it joins a room", opts, async () 
 });
 
 Deno.test("two users reusing the same message id are both bridged", opts, async () => {
-  const w = await startWorld();
+  const w = await worlds.start();
   try {
     await w.startBridge();
     const carol = await connectXmppUser(w.prosody, "alice", PASSWORD, "carol");
@@ -297,7 +316,7 @@ Deno.test(
   "posts by the bridge's own account and posts carrying the bridge marker are not bridged to the room",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       await w.startBridge();
       // Made outside the bridge (no pending_post_id, no marker): only the bot's user id tells it apart, as for the
@@ -317,3 +336,5 @@ Deno.test(
     }
   },
 );
+
+worlds.stopAfterAll();

@@ -74,7 +74,12 @@ Deno.test("a misspelt secret is named next to the 'required' error it causes, wi
 });
 
 Deno.test("--help lists every variable and --version prints the version", async () => {
-  const help = await runMain(["--help"], {});
+  // Independent runs go together: each is a process of its own.
+  const [help, version, unknown] = await Promise.all([
+    runMain(["--help"], {}),
+    runMain(["--version"], {}),
+    runMain(["--frobnicate"], {}),
+  ]);
   assert.equal(help.code, 0);
   for (
     const v of [
@@ -88,9 +93,7 @@ Deno.test("--help lists every variable and --version prints the version", async 
   ) {
     assert.match(help.stdout, new RegExp(`^  ${v} `, "m"));
   }
-  const version = await runMain(["--version"], {});
   assert.match(version.stdout, /^mmxmpp \d+\.\d+\.\d+/);
-  const unknown = await runMain(["--frobnicate"], {});
   assert.equal(unknown.code, 2);
 });
 
@@ -261,27 +264,39 @@ Deno.test("--doctor and its flags are accepted in any order; --check-config with
     );
   });
   await t.step("hints name the command that was run (deno task start from a checkout)", async () => {
-    const unknown = await runMain(["--frobnicate"], {});
+    // Independent runs go together: each is a process of its own.
+    const runs = [
+      ["--frobnicate"],
+      ["--frobnicate", "--doctor"],
+      ["--help"],
+      ["mappings", "--help"],
+      ["mappings", "--frobnicate"],
+      [],
+    ];
+    const [unknown, doctorUnknown, help, mappings, mappingsUnknown, bad] = await Promise.all(
+      runs.map((args) => runMain(args, {})),
+    );
     assert.match(unknown.stderr, /Unknown option '--frobnicate'\. Try deno task start --help\.$/m);
-    const doctorUnknown = await runMain(["--frobnicate", "--doctor"], {});
     assert.equal(doctorUnknown.code, 2);
     assert.match(doctorUnknown.stderr, /Try deno task start --doctor --help\.$/m);
-    const help = await runMain(["--help"], {});
     assert.match(help.stdout, /^Usage: deno task start \[--help\]/m);
-    const mappings = await runMain(["mappings", "--help"], {});
     assert.match(mappings.stdout, /^Usage: deno task start mappings list/m);
-    const mappingsUnknown = await runMain(["mappings", "--frobnicate"], {});
     assert.match(mappingsUnknown.stderr, /Try deno task start mappings --help\.$/m);
-    const bad = await runMain([], {});
     assert.match(bad.stderr, /^mmxmpp: see deno task start --help for every variable$/m);
   });
 });
 
 Deno.test("MM_URL with a query, a fragment or credentials is told exactly that; /api/v4 is cut with a warning", async () => {
-  const query = await runMain(["--check-config"], {
-    ...GOOD_ENV,
-    MM_URL: "https://chat.example.org/?access_token=querytoken123",
-  });
+  // Independent runs go together: each is a process of its own.
+  const [query, fragment, credentials, api] = await Promise.all([
+    runMain(["--check-config"], {
+      ...GOOD_ENV,
+      MM_URL: "https://chat.example.org/?access_token=querytoken123",
+    }),
+    runMain(["--check-config"], { ...GOOD_ENV, MM_URL: "https://chat.example.org/#/town" }),
+    runMain(["--check-config"], { ...GOOD_ENV, MM_URL: "https://admin:hunter2-password@chat.example.org" }),
+    runMain(["--check-config"], { ...GOOD_ENV, MM_URL: "https://chat.example.org/api/v4/" }),
+  ]);
   assert.equal(query.code, 2);
   assert.match(
     query.stderr,
@@ -289,16 +304,8 @@ Deno.test("MM_URL with a query, a fragment or credentials is told exactly that; 
   );
   assert.ok(!query.stderr.includes("querytoken123"), "the query is not repeated: it may hold a token");
 
-  const fragment = await runMain(["--check-config"], {
-    ...GOOD_ENV,
-    MM_URL: "https://chat.example.org/#/town",
-  });
   assert.match(fragment.stderr, /MM_URL must not carry a query string or fragment: remove #…/);
 
-  const credentials = await runMain(["--check-config"], {
-    ...GOOD_ENV,
-    MM_URL: "https://admin:hunter2-password@chat.example.org",
-  });
   assert.equal(credentials.code, 2);
   assert.match(
     credentials.stderr,
@@ -306,7 +313,6 @@ Deno.test("MM_URL with a query, a fragment or credentials is told exactly that; 
   );
   assert.ok(!credentials.stderr.includes("hunter2"));
 
-  const api = await runMain(["--check-config"], { ...GOOD_ENV, MM_URL: "https://chat.example.org/api/v4/" });
   assert.equal(api.code, 0, api.stderr);
   assert.equal(JSON.parse(api.stdout).mattermost.url, "https://chat.example.org");
   assert.match(
@@ -319,11 +325,17 @@ Deno.test("--check-config checks that BRIDGE_KV_PATH can be written and BRIDGE_H
   const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (busy.addr as Deno.NetAddr).port;
   try {
-    const both = await runMain(["--check-config"], {
-      ...GOOD_ENV,
-      BRIDGE_KV_PATH: "/etc/passwd/state.kv",
-      BRIDGE_HTTP_ADDR: `127.0.0.1:${port}`,
-    });
+    // Independent runs go together: each is a process of its own. /sys takes no new files, not even root's.
+    const [both, readOnly, dir, other] = await Promise.all([
+      runMain(["--check-config"], {
+        ...GOOD_ENV,
+        BRIDGE_KV_PATH: "/etc/passwd/state.kv",
+        BRIDGE_HTTP_ADDR: `127.0.0.1:${port}`,
+      }),
+      runMain(["--check-config"], { ...GOOD_ENV, BRIDGE_KV_PATH: "/sys/mmxmpp/state.kv" }),
+      runMain(["--check-config"], { ...GOOD_ENV, BRIDGE_KV_PATH: "/tmp" }),
+      runMain(["--check-config"], { ...GOOD_ENV, BRIDGE_HTTP_ADDR: "192.0.2.1:8786" }),
+    ]);
     assert.equal(both.code, 2);
     assert.equal(both.stdout, "", "no config is printed when a check failed");
     assert.match(
@@ -338,19 +350,12 @@ Deno.test("--check-config checks that BRIDGE_KV_PATH can be written and BRIDGE_H
         "m",
       ),
     );
-    // /sys takes no new files, not even root's.
-    const readOnly = await runMain(["--check-config"], {
-      ...GOOD_ENV,
-      BRIDGE_KV_PATH: "/sys/mmxmpp/state.kv",
-    });
     assert.equal(readOnly.code, 2);
     assert.match(readOnly.stderr, /BRIDGE_KV_PATH \/sys\/mmxmpp\/state\.kv: cannot create files in \/sys \(/);
-    const dir = await runMain(["--check-config"], { ...GOOD_ENV, BRIDGE_KV_PATH: "/tmp" });
     assert.match(
       dir.stderr,
       /BRIDGE_KV_PATH \/tmp is a directory: name a file in it, e\.g\. \/tmp\/mmxmpp\.kv/,
     );
-    const other = await runMain(["--check-config"], { ...GOOD_ENV, BRIDGE_HTTP_ADDR: "192.0.2.1:8786" });
     assert.match(
       other.stderr,
       /BRIDGE_HTTP_ADDR 192\.0\.2\.1:8786: 192\.0\.2\.1 is not an address of this machine/,

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import type { LogRecord } from "@logtape/logtape";
-import { postsMatching, startWorld, type World } from "../helpers/harness.ts";
+import { literal, postsMatching, sharedWorlds, type World } from "../helpers/harness.ts";
 import { captureLogs } from "../helpers/log_capture.ts";
 import { type ClientCommand, clientFor } from "../mm_server/test_support.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
+/** One Prosody for the file; each test has its own room, stand-in and store. */
+const worlds = sharedWorlds("commands");
 /** A world whose bot is team admin, so that the bridge may register /xmppbridge (manage_slash_commands). */
 const REGISTERING = { mapped: false, mattermost: { botTeamRole: "admin" } } as const;
 
@@ -53,7 +55,7 @@ Deno.test(
   "/xmppbridge is registered with autocomplete and its subcommands work for an admin",
   opts,
   async () => {
-    const w = await startWorld(REGISTERING);
+    const w = await worlds.start(REGISTERING);
     try {
       w.mm.addMember(w.channel.id, w.mm.admin.id);
       const bridge = await w.startBridge();
@@ -79,7 +81,7 @@ Deno.test(
       assert.equal((await bridge.manager.listMappings()).length, 0, "failed maps store nothing");
 
       const mapped = await command(w, w.mm.admin.id, `map ${w.room}`);
-      assert.match(replyText(mapped.body), /Mapped this channel to xmpp hall@conference\.localhost\./);
+      assert.match(replyText(mapped.body), new RegExp(`Mapped this channel to xmpp ${literal(w.room)}\\.`));
       assert.doesNotMatch(replyText(mapped.body), /Warning/);
       const again = await command(w, w.mm.admin.id, `map ${w.room}`);
       assert.match(replyText(again.body), /already mapped/);
@@ -92,14 +94,17 @@ Deno.test(
       const status = replyText((await command(w, w.mm.admin.id, "status")).body);
       assert.match(status, /mattermost: connected/);
       assert.match(status, /xmpp: connected/);
-      assert.match(status, /mapped to xmpp hall@conference\.localhost \(command/);
+      assert.match(status, new RegExp(`mapped to xmpp ${literal(w.room)} \\(command`));
       assert.match(
         replyText((await command(w, w.mm.admin.id, "list")).body),
-        /1 mapping\(s\):\n- .*hall@conference\.localhost/,
+        new RegExp(`1 mapping\\(s\\):\n- .*${literal(w.room)}`),
       );
 
       const unmapped = await command(w, w.mm.admin.id, "unmap");
-      assert.match(replyText(unmapped.body), /Unmapped this channel from xmpp hall@conference\.localhost/);
+      assert.match(
+        replyText(unmapped.body),
+        new RegExp(`Unmapped this channel from xmpp ${literal(w.room)}`),
+      );
       assert.equal((await bridge.manager.listMappings()).length, 0);
       assert.match(replyText((await command(w, w.mm.admin.id, "unmap")).body), /not mapped/);
       await w.mm.postAs(w.bob.id, w.channel.id, "after unmap");
@@ -111,7 +116,7 @@ Deno.test(
 );
 
 Deno.test("a non-admin is refused and a forged token gets 401; neither changes anything", opts, async () => {
-  const w = await startWorld(REGISTERING);
+  const w = await worlds.start(REGISTERING);
   try {
     const bridge = await w.startBridge();
     const refused = await command(w, w.bob.id, `map ${w.room}`);
@@ -127,7 +132,7 @@ Deno.test("a non-admin is refused and a forged token gets 401; neither changes a
 });
 
 Deno.test("a mapping made by command survives a restart on the same KV file", opts, async () => {
-  const w = await startWorld(REGISTERING);
+  const w = await worlds.start(REGISTERING);
   try {
     w.mm.addMember(w.channel.id, w.mm.admin.id);
     const first = await w.startBridge();
@@ -146,7 +151,7 @@ Deno.test("a mapping made by command survives a restart on the same KV file", op
 });
 
 Deno.test("a static mapping from BRIDGE_MAPPINGS bridges without any command", opts, async () => {
-  const w = await startWorld({ mapped: false });
+  const w = await worlds.start({ mapped: false });
   try {
     const bridge = await w.startBridge({ BRIDGE_MAPPINGS: `${w.channel.id}=${w.room.toUpperCase()}` });
     const [mapping] = await bridge.manager.listMappings();
@@ -163,7 +168,7 @@ Deno.test(
   "map in a private channel the bot is not in keeps the mapping and says to /invite the bot",
   opts,
   async () => {
-    const w = await startWorld(REGISTERING);
+    const w = await worlds.start(REGISTERING);
     try {
       const secret = w.mm.createChannel("secret-plans", { type: "P" });
       w.mm.addMember(secret.id, w.mm.admin.id);
@@ -175,7 +180,7 @@ Deno.test(
         text: `map ${w.room}`,
       });
       const text = replyText(res.body);
-      assert.match(text, /Mapped this channel to xmpp hall@conference\.localhost\./);
+      assert.match(text, new RegExp(`Mapped this channel to xmpp ${literal(w.room)}\\.`));
       assert.match(
         text,
         /the bot cannot join channel \w+ by itself \(a private channel\?\): add it in Mattermost with \/invite/,
@@ -191,7 +196,7 @@ Deno.test(
   "a bot with default roles and BRIDGE_PUBLIC_URL: the bridge starts, bridges both ways and warns once",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       await captureLogs(async (records) => {
         await w.startBridge();
@@ -222,7 +227,7 @@ Deno.test(
 );
 
 Deno.test("a bot outside the team: the bridge starts and says to add it to the team", opts, async () => {
-  const w = await startWorld({ mattermost: { botTeamRole: "none" } });
+  const w = await worlds.start({ mattermost: { botTeamRole: "none" } });
   try {
     await captureLogs(async (records) => {
       await w.startBridge();
@@ -248,7 +253,7 @@ Deno.test(
   "register mode: a regenerated token works at once and the old one stops working",
   opts,
   async () => {
-    const w = await startWorld(REGISTERING);
+    const w = await worlds.start(REGISTERING);
     try {
       w.mm.addMember(w.channel.id, w.mm.admin.id);
       await w.startBridge();
@@ -274,7 +279,7 @@ Deno.test(
   "discover mode: a regenerated token replaces the old one; MM_COMMAND_TOKEN stays accepted; re-reads are rate-limited",
   opts,
   async () => {
-    const w = await startWorld(REGISTERING);
+    const w = await worlds.start(REGISTERING);
     try {
       w.mm.addMember(w.channel.id, w.mm.admin.id);
       const cmd = await commandByHand(w);
@@ -300,7 +305,7 @@ Deno.test(
 );
 
 Deno.test("a command made by hand with method GET reaches the bridge and is answered", opts, async () => {
-  const w = await startWorld(REGISTERING);
+  const w = await worlds.start(REGISTERING);
   try {
     w.mm.addMember(w.channel.id, w.mm.admin.id);
     const cmd = await commandByHand(w, "G");
@@ -314,3 +319,5 @@ Deno.test("a command made by hand with method GET reaches the bridge and is answ
     await w.stop();
   }
 });
+
+worlds.stopAfterAll();

@@ -6,25 +6,17 @@
  * One Prosody serves every test of the file; each test has its own room (an archive outlives its room).
  */
 import assert from "node:assert/strict";
-import { startWorld, waitFor, type World } from "../helpers/harness.ts";
-import { type BridgeProcess, spawnBridge } from "../helpers/bridge_process.ts";
-import { type Prosody, startProsody } from "../helpers/prosody.ts";
+import { sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { type BridgeProcess, spawnReadyBridge } from "../helpers/bridge_process.ts";
 import { tally } from "../helpers/tally.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-let shared: Prosody | undefined;
-let rooms = 0;
+const worlds = sharedWorlds("continuity");
 
 /** Runs `body` in a world of its own (own room, stand-in and state) on the file's Prosody. */
-async function inWorld(body: (w: World) => Promise<void>): Promise<void> {
-  shared ??= await startProsody();
-  const w = await startWorld({ sharedProsody: shared, room: `continuity${++rooms}` });
-  try {
-    await body(w);
-  } finally {
-    await w.stop();
-  }
+function inWorld(body: (w: World) => Promise<void>): Promise<void> {
+  return worlds.run(body);
 }
 
 /** What Mattermost users said, as the room shows it (relayed by the bridge). */
@@ -67,15 +59,8 @@ function assertComplete(w: World, label: string, said: { mm: string[]; xmpp: str
   }
 }
 
-async function started(w: World): Promise<BridgeProcess> {
-  const bridge = spawnBridge(w.env(), w.httpPort);
-  try {
-    await bridge.waitForHealth(200, { ready: true });
-  } catch (err) {
-    await bridge.kill();
-    throw err;
-  }
-  return bridge;
+function started(w: World): Promise<BridgeProcess> {
+  return spawnReadyBridge(w.env(), w.httpPort);
 }
 
 Deno.test(
@@ -154,59 +139,42 @@ Deno.test(
     }),
 );
 
+/**
+ * Drops the bridge's websocket and refuses its reconnects while bob posts 20 messages, then lets it back; with
+ * `forgetQueue` the server has forgotten the connection by then (its reaper ran), so a new hello follows.
+ */
+async function websocketGap(w: World, label: string, forgetQueue: boolean): Promise<void> {
+  const bridge = await started(w);
+  try {
+    await w.mm.postAs(w.bob.id, w.channel.id, "warm-up");
+    await waitFor(() => inRoom(w).includes("warm-up"), "warm-up");
+    // The server stays up but its proxy refuses upgrades for a while: the connection is kept, with its queue.
+    // Refused from before the drop, so every post below is made while the bridge cannot be connected.
+    w.mm.refuseWebsockets(true);
+    w.mm.dropWebsockets();
+    const said = { mm: Array.from({ length: 20 }, (_, i) => `said in the gap ${i}`), xmpp: [] };
+    for (const text of said.mm) await w.mm.postAs(w.bob.id, w.channel.id, text);
+    // The reaper forgets a dropped connection idle for over 5 minutes: its queue is gone, a new hello follows.
+    if (forgetQueue) w.mm.runWebsocketReaper(Date.now() + 6 * 60_000);
+    // Let back in before its first reconnect (3 s after the drop) when the posts were quick, else at a later one.
+    w.mm.refuseWebsockets(false);
+    await settle(w, said);
+    assertComplete(w, label, said);
+  } finally {
+    await bridge.stop();
+  }
+}
+
 Deno.test(
   "a websocket gap in which the server keeps the bridge's queue: resumed, 0 lost, 0 doubled, in order",
   opts,
-  () =>
-    inWorld(async (w) => {
-      const bridge = await started(w);
-      try {
-        await w.mm.postAs(w.bob.id, w.channel.id, "warm-up");
-        await waitFor(() => inRoom(w).includes("warm-up"), "warm-up");
-        // The server stays up but its proxy refuses upgrades for a while: the connection is kept, with its queue.
-        w.mm.refuseWebsockets(true);
-        w.mm.dropWebsockets();
-        await waitFor(() => w.mm.refusedWebsockets >= 1, "a refused reconnect", 10_000);
-        const said = { mm: Array.from({ length: 20 }, (_, i) => `said in the gap ${i}`), xmpp: [] };
-        for (const text of said.mm) await w.mm.postAs(w.bob.id, w.channel.id, text);
-        w.mm.refuseWebsockets(false);
-        await settle(w, said);
-        assertComplete(w, "websocket gap, queue kept", said);
-      } finally {
-        await bridge.stop();
-      }
-    }),
+  () => inWorld((w) => websocketGap(w, "websocket gap, queue kept", false)),
 );
 
 Deno.test(
   "a websocket gap after which the server has forgotten the bridge's queue: caught up, 0 lost, 0 doubled, in order",
   opts,
-  () =>
-    inWorld(async (w) => {
-      const bridge = await started(w);
-      try {
-        await w.mm.postAs(w.bob.id, w.channel.id, "warm-up");
-        await waitFor(() => inRoom(w).includes("warm-up"), "warm-up");
-        w.mm.refuseWebsockets(true);
-        w.mm.dropWebsockets();
-        await waitFor(() => w.mm.refusedWebsockets >= 1, "a refused reconnect", 10_000);
-        const said = { mm: Array.from({ length: 20 }, (_, i) => `said in the gap ${i}`), xmpp: [] };
-        for (const text of said.mm) await w.mm.postAs(w.bob.id, w.channel.id, text);
-        // The reaper forgets a dropped connection idle for over 5 minutes: its queue is gone, a new hello follows.
-        w.mm.runWebsocketReaper(Date.now() + 6 * 60_000);
-        w.mm.refuseWebsockets(false);
-        await settle(w, said);
-        assertComplete(w, "websocket gap, queue lost", said);
-      } finally {
-        await bridge.stop();
-      }
-    }),
+  () => inWorld((w) => websocketGap(w, "websocket gap, queue lost", true)),
 );
 
-Deno.test({
-  name: "continuity: stop the shared Prosody",
-  ...opts,
-  fn: async () => {
-    await shared?.stop();
-  },
-});
+worlds.stopAfterAll();

@@ -4,10 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { postsMatching, startWorld, type World } from "../helpers/harness.ts";
+import { postsMatching, sharedWorlds, type World } from "../helpers/harness.ts";
 
 // xmpp.js and the Mattermost websocket client keep internal timers that outlive a test by a few ms.
 const opts = { sanitizeOps: false, sanitizeResources: false };
+/** One Prosody for the file; each test has its own room, stand-in and store. */
+const worlds = sharedWorlds("delivery");
 
 /** The bridge's posts in the mapped channel, in order. */
 function bridgePosts(w: World): string[] {
@@ -30,7 +32,7 @@ Deno.test(
   "a create whose answer is lost is retried with the same pending_post_id and posted once",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       const bridge = await w.startBridge();
       w.mm.failPostCreates({ kind: "lose-answer" });
@@ -54,7 +56,7 @@ Deno.test(
   async () => {
     // The bridge retries after 100 ms; a 20 ms pending_post_id lifetime stands for an outage longer than the server's
     // 30 s, so the server's de-duplication cannot hide a piece posted twice.
-    const w = await startWorld({ mattermost: { pendingPostIdTtlMs: 20 } });
+    const w = await worlds.start({ mattermost: { pendingPostIdTtlMs: 20 } });
     try {
       const bridge = await w.startBridge();
       const text = Array.from({ length: 1_500 }, (_, i) => `word${i} `).join("").repeat(2);
@@ -86,7 +88,7 @@ Deno.test(
         { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
       ],
     });
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       const bridge = await w.startBridge();
       w.mm.failPostCreates({ kind: "proxy-error", status: 413 });
@@ -116,7 +118,7 @@ Deno.test(
 for (const layer of ["filter", "deliveryId"] as const) {
   const alone = layer === "filter" ? "delivery id" : "connector filter";
   Deno.test(`with only the ${alone} guarding, 50 XMPP messages come back as 0 echoes`, opts, async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       const bridge = await w.startBridge();
       bridge.mattermost.echoGuards[layer] = false;
@@ -140,7 +142,7 @@ for (const layer of ["filter", "deliveryId"] as const) {
     `XMPP ghosts: with only the ${alone} guarding, 50 Mattermost posts come back as 0 echoes`,
     opts,
     async () => {
-      const w = await startWorld();
+      const w = await worlds.start();
       try {
         const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" });
         bridge.xmpp.echoGuards[layer] = false;
@@ -157,7 +159,11 @@ for (const layer of ["filter", "deliveryId"] as const) {
         if (layer === "filter") assert.equal(bridge.manager.stats().echoesDropped, 50);
       } finally {
         await w.stop();
+        // The next test's bridge registers bob's ghost afresh, as on a Prosody of its own.
+        await w.prosody.unregister("mm_bob").catch(() => {});
       }
     },
   );
 }
+
+worlds.stopAfterAll();

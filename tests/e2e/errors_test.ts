@@ -16,6 +16,7 @@ import { commandName } from "../../src/cli/command.ts";
 import { login, LoginError } from "../../src/doctor/xmpp_login.ts";
 import { XmppBridge } from "../../src/xmpp/connector.ts";
 import { register } from "../../src/xmpp/xeps/xep0077.ts";
+import { quietContext } from "../helpers/connector_kit.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProsody } from "../helpers/prosody.ts";
 import { startMattermostStandIn } from "../mm_server/server.ts";
@@ -94,16 +95,7 @@ Deno.test("a Mattermost start whose websocket upgrade is refused says so, and wh
     helloTimeoutMs: 2_000,
     reconnect: { initialMs: 50, maxMs: 200, jitterMs: 10 },
   });
-  const ctx = {
-    receive: () => {},
-    addMessageAlias: () => Promise.resolve(),
-    mappedChannels: () => Promise.resolve([]),
-    runCommand: () => Promise.resolve(""),
-    userDeactivated: () => {},
-    loadCursor: () => Promise.resolve(undefined),
-    saveCursor: () => {},
-    openFile: () => Promise.reject(new Error("this test copies no files")),
-  };
+  const ctx = quietContext();
   try {
     await assert.rejects(bridge.start(ctx), (err: Error) => {
       assert.match(

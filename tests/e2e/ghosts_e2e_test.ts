@@ -1,9 +1,36 @@
 import assert from "node:assert/strict";
 import { createXmppClient } from "../../src/xmpp/session/client.ts";
-import { PASSWORD, postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
+import {
+  PASSWORD,
+  postsMatching,
+  sharedWorlds,
+  startWorld,
+  waitFor,
+  type World,
+} from "../helpers/harness.ts";
 import { redactingFormatter, setupLogging, stopLogging } from "../../src/log.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
+/** One Prosody for the tests that need no other configuration; each test has its own room. */
+const worlds = sharedWorlds("ghosts");
+
+/**
+ * A world on the file's Prosody for `body`; the ghost accounts its bridge registered are deleted afterwards, so that
+ * the next test's bridge registers them afresh, as on a Prosody of its own.
+ */
+async function inWorld(body: (w: World) => Promise<void>): Promise<void> {
+  let world: World | undefined;
+  try {
+    await worlds.run((w) => body(world = w));
+  } finally {
+    if (world) await forgetGhosts(world);
+  }
+}
+
+/** Deletes the accounts of bob's and carol's ghosts, where they are left, from the file's Prosody. */
+async function forgetGhosts(w: World): Promise<void> {
+  for (const ghost of ["mm_bob", "mm_carol"]) await w.prosody.unregister(ghost).catch(() => {});
+}
 const SECRET_KEY = "a-long-random-key-for-the-tests-0123456789";
 
 /** Logs in as `local`@localhost with `password`; resolves to the error condition, or "ok". */
@@ -41,8 +68,7 @@ Deno.test(
   "ibr: Mattermost users speak as their own registered ghosts, both ways, without echo",
   opts,
   async () => {
-    const w = await startWorld();
-    try {
+    await inWorld(async (w) => {
       const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr", BRIDGE_SECRET_KEY: SECRET_KEY });
       await w.mm.postAs(w.bob.id, w.channel.id, "hello as myself 👋");
       const [msg] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bob", 1, 15_000);
@@ -58,8 +84,8 @@ Deno.test(
 
       await w.alice.sendGroupchat(w.room, "hi bob's ghost");
       await postsMatching(w.mm, w.channel.id, (p) => p.message === "hi bob's ghost", 1);
+      // An echo of bob's message would have reached the bridge before alice's, and been posted before it.
       await bridge.manager.bus.drain();
-      await new Promise((r) => setTimeout(r, 500));
       assert.equal(
         w.mm.posts(w.channel.id).filter((p) => p.message.includes("hello as myself")).length,
         1,
@@ -73,15 +99,12 @@ Deno.test(
       await w.mm.postAs(w.bob.id, w.channel.id, "still me");
       await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" && m.body === "still me", 1, 15_000);
       assert.equal((await again.store.getGhost("mattermost", w.bob.id))?.jid, "mm_bob@localhost");
-    } finally {
-      await w.stop();
-    }
+    });
   },
 );
 
 Deno.test("ibr: an idle ghost disconnects and leaves the room", opts, async () => {
-  const w = await startWorld();
-  try {
+  await inWorld(async (w) => {
     // 0.02 minutes = 1.2 s.
     await w.startBridge({ BRIDGE_GHOST_MODE: "ibr", BRIDGE_GHOST_IDLE_MINUTES: "0.02" });
     await w.mm.postAs(w.bob.id, w.channel.id, "brief visit");
@@ -103,14 +126,11 @@ Deno.test("ibr: an idle ghost disconnects and leaves the room", opts, async () =
     // The next message brings the ghost back.
     await w.mm.postAs(w.bob.id, w.channel.id, "back again");
     await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" && m.body === "back again", 1, 15_000);
-  } finally {
-    await w.stop();
-  }
+  });
 });
 
 Deno.test("ibr: a deactivated user's ghost leaves and cancels its own registration", opts, async () => {
-  const w = await startWorld();
-  try {
+  await inWorld(async (w) => {
     const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" });
     await w.mm.postAs(w.bob.id, w.channel.id, "soon gone");
     await w.alice.waitForMessages(w.room, (m) => m.nick === "bob", 1, 15_000);
@@ -127,9 +147,7 @@ Deno.test("ibr: a deactivated user's ghost leaves and cancels its own registrati
     );
     assert.equal(await tryLogin(w, "mm_bob", ghost.password.data), "not-authorized", "the account is gone");
     assert.equal(await tryLogin(w, "bridge", PASSWORD), "ok", "the bridge's own account is untouched");
-  } finally {
-    await w.stop();
-  }
+  });
 });
 
 Deno.test("ibr: without in-band registration the bridge falls back to relay", opts, async () => {
@@ -158,7 +176,7 @@ Deno.test(
     try {
       const carol = w.mm.createUser("carol");
       w.mm.addMember(w.channel.id, carol.id);
-      await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" }, { ghostRegistrationRetryMs: 1_000 });
+      const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" }, { ghostRegistrationRetryMs: 1_000 });
       await w.mm.postAs(w.bob.id, w.channel.id, "first user");
       await w.alice.waitForMessages(w.room, (m) => m.nick === "bob", 1, 15_000);
       // carol's registration comes within the throttle window: relayed, not lost.
@@ -172,13 +190,16 @@ Deno.test(
       assert.equal(relayed.body, "<carol> second user");
       // Later the retry registers carol, and she speaks as herself.
       await waitFor(
-        async () => {
-          await w.mm.postAs(carol.id, w.channel.id, "am I me yet?");
-          await new Promise((r) => setTimeout(r, 700));
-          return w.alice.messages.some((m) => m.nick === "carol");
-        },
-        "carol's ghost",
+        async () => (await bridge.store.getGhost("mattermost", carol.id)) !== null,
+        "carol's registration",
         20_000,
+      );
+      await w.mm.postAs(carol.id, w.channel.id, "am I me yet?");
+      await w.alice.waitForMessages(
+        w.room,
+        (m) => m.nick === "carol" && m.body === "am I me yet?",
+        1,
+        15_000,
       );
     } finally {
       await w.stop();
@@ -190,8 +211,7 @@ Deno.test(
   "component: Mattermost users are puppets of the component, both ways, without echo",
   opts,
   async () => {
-    const w = await startWorld();
-    try {
+    await inWorld(async (w) => {
       const bridge = await w.startBridge({
         BRIDGE_GHOST_MODE: "component",
         XMPP_COMPONENT_JID: w.prosody.componentDomain,
@@ -203,8 +223,8 @@ Deno.test(
       assert.equal(msg.body, "puppet speaking");
       await w.alice.sendGroupchat(w.room, "hello puppet");
       await postsMatching(w.mm, w.channel.id, (p) => p.message === "hello puppet", 1);
+      // An echo of the puppet's message would have reached the bridge before alice's, and been posted before it.
       await bridge.manager.bus.drain();
-      await new Promise((r) => setTimeout(r, 500));
       assert.equal(
         w.mm.posts(w.channel.id).filter((p) => p.message.includes("puppet speaking")).length,
         1,
@@ -218,9 +238,7 @@ Deno.test(
         stanzaId: msg.stanzaId,
         sender: { kind: "puppet", id: `bob@${w.prosody.componentDomain}` },
       }]);
-    } finally {
-      await w.stop();
-    }
+    });
   },
 );
 
@@ -246,7 +264,7 @@ Deno.test(
     const lines: string[] = [];
     const format = redactingFormatter("json", []);
     await setupLogging({ level: "debug", format: "json", sink: (r) => lines.push(format(r)) });
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       const carol = w.mm.createUser("carol");
       w.mm.addMember(w.channel.id, carol.id);
@@ -294,6 +312,7 @@ Deno.test(
       }
     } finally {
       await w.stop();
+      await forgetGhosts(w);
       await stopLogging();
     }
   },
@@ -303,8 +322,7 @@ Deno.test(
   "ibr: a profile edit leaves the ghost and its account alone; a deactivation retires only that user",
   opts,
   async () => {
-    const w = await startWorld();
-    try {
+    await inWorld(async (w) => {
       const carol = w.mm.createUser("carol");
       w.mm.addMember(w.channel.id, carol.id);
       const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" });
@@ -334,8 +352,8 @@ Deno.test(
       await w.mm.postAs(w.bob.id, w.channel.id, "still bob");
       const [msg] = await w.alice.waitForMessages(w.room, (m) => m.body === "still bob", 1, 15_000);
       assert.equal(msg.nick, "bob", "bob still speaks as his ghost");
-    } finally {
-      await w.stop();
-    }
+    });
   },
 );
+
+worlds.stopAfterAll();

@@ -9,10 +9,9 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
-import { PASSWORD, startWorld, waitFor, type World } from "../helpers/harness.ts";
-import { type BridgeProcess, spawnBridge } from "../helpers/bridge_process.ts";
+import { PASSWORD, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { type BridgeProcess, spawnReadyBridge } from "../helpers/bridge_process.ts";
 import { startFrameInjector } from "../helpers/frame_injector.ts";
-import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import { tally } from "../helpers/tally.ts";
 import { connectXmppUser, type XmppUser } from "../helpers/xmpp_user.ts";
 
@@ -26,8 +25,7 @@ const PROSODY_STANZA_LIMIT = 256 * 1024;
 /** Mattermost's `model.PostMessageMaxRunesV2`. */
 const MM_MAX_RUNES = 16_383;
 
-let shared: Prosody | undefined;
-let worlds = 0;
+const worlds = sharedWorlds("hostile");
 
 /** A world with a second mapped pair, `side`: a channel and a room that must keep flowing whatever the first has. */
 interface TwoRooms {
@@ -38,9 +36,8 @@ interface TwoRooms {
 }
 
 async function inWorld(body: (t: TwoRooms) => Promise<void>): Promise<void> {
-  shared ??= await startProsody();
-  const n = ++worlds;
-  const w = await startWorld({ sharedProsody: shared, room: `hostile${n}`, mapped: false });
+  const w = await worlds.start({ mapped: false });
+  const n = w.room.match(/\d+/)![0];
   try {
     const channel = w.mm.createChannel(`side-${n}`, { displayName: `Side ${n}` });
     w.mm.addMember(channel.id, w.bob.id);
@@ -56,15 +53,36 @@ async function inWorld(body: (t: TwoRooms) => Promise<void>): Promise<void> {
   }
 }
 
-async function started(env: Record<string, string>, httpPort: number): Promise<BridgeProcess> {
-  const bridge = spawnBridge(env, httpPort);
+/** Runs `body` with the bridge as its own process on `env` (default `t.env`); then it must shut down cleanly. */
+async function withBridge(
+  t: TwoRooms,
+  body: (bridge: BridgeProcess) => Promise<void>,
+  env = t.env,
+): Promise<void> {
+  const bridge = await spawnReadyBridge(env, t.w.httpPort);
   try {
-    await bridge.waitForHealth(200, { ready: true });
-  } catch (err) {
-    await bridge.kill();
-    throw err;
+    await body(bridge);
+  } finally {
+    assert.equal(await bridge.stop(), 0, "the bridge did not shut down cleanly");
   }
-  return bridge;
+}
+
+/**
+ * A warm-up across, then bob posts 30 messages (`queued 00` …) in the background, so that the bridge has some queued
+ * for the room; resolves once a few are across. `ids` maps each post's id to its text.
+ */
+async function queuePosts(
+  w: World,
+): Promise<{ said: string[]; ids: Map<string, string>; posting: Promise<void> }> {
+  await w.mm.postAs(w.bob.id, w.channel.id, "warm-up");
+  await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> warm-up", 1, 10_000);
+  const said = Array.from({ length: 30 }, (_, i) => `queued ${String(i).padStart(2, "0")}`);
+  const ids = new Map<string, string>();
+  const posting = (async () => {
+    for (const text of said) ids.set((await w.mm.postAs(w.bob.id, w.channel.id, text)).id, text);
+  })();
+  await waitFor(() => relayed(w.alice, w.room).length >= 3, "some posts across");
+  return { said, ids, posting };
 }
 
 /** What the bridge relayed into `room`, as `alice` saw it live, without the `<bob> ` prefix. */
@@ -117,8 +135,7 @@ Deno.test(
   () =>
     inWorld(async (t) => {
       const { w } = t;
-      const bridge = await started(t.env, w.httpPort);
-      try {
+      await withBridge(t, async (bridge) => {
         // ~250 KiB of text in one stanza, just under the limit with its XML around it: 16 posts' worth.
         const near = Array.from({ length: 25_000 }, (_, i) => `w${i % 10}xyz67890`).join("").slice(
           0,
@@ -161,9 +178,7 @@ Deno.test(
         assert.equal(overPosts.join(""), passed ? over : "");
         assert.equal((await bridge.healthz())?.status, 200);
         await sideKeepsFlowing(t, "size limit");
-      } finally {
-        assert.equal(await bridge.stop(), 0, "the bridge did not shut down cleanly");
-      }
+      });
     }),
 );
 
@@ -173,8 +188,7 @@ Deno.test(
   () =>
     inWorld(async (t) => {
       const { w } = t;
-      const bridge = await started(t.env, w.httpPort);
-      try {
+      await withBridge(t, async (bridge) => {
         const said = { mm: [] as string[], xmpp: [] as string[] };
         const mmSays = async (text: string) => {
           said.mm.push(text);
@@ -221,9 +235,7 @@ Deno.test(
         assert.deepEqual(posted(w, w.channel.id), said.xmpp);
         assert.equal((await bridge.healthz())?.status, 200);
         await sideKeepsFlowing(t, "unknown input");
-      } finally {
-        assert.equal(await bridge.stop(), 0, "the bridge did not shut down cleanly");
-      }
+      });
     }),
 );
 
@@ -235,16 +247,9 @@ Deno.test(
   () =>
     inWorld(async (t) => {
       const { w } = t;
-      let bridge = await started(t.env, w.httpPort);
+      let bridge = await spawnReadyBridge(t.env, w.httpPort);
       try {
-        await w.mm.postAs(w.bob.id, w.channel.id, "warm-up");
-        await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> warm-up", 1, 10_000);
-        const said = Array.from({ length: 30 }, (_, i) => `queued ${String(i).padStart(2, "0")}`);
-        const ids = new Map<string, string>();
-        const posting = (async () => {
-          for (const text of said) ids.set((await w.mm.postAs(w.bob.id, w.channel.id, text)).id, text);
-        })();
-        await waitFor(() => relayed(w.alice, w.room).length >= 3, "some posts across");
+        const { said, ids, posting } = await queuePosts(w);
         await roomIq(
           w.alice,
           w.room,
@@ -290,7 +295,7 @@ Deno.test(
           ),
         );
         assert.equal(await bridge.stop(), 0);
-        bridge = await started(t.env, w.httpPort);
+        bridge = await spawnReadyBridge(t.env, w.httpPort);
         await w.mm.postAs(w.bob.id, w.channel.id, "after the lift");
         await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> after the lift", 1, 20_000);
         await waitFor(accounted, "every queued post delivered or told", 20_000).catch(() => {});
@@ -321,15 +326,8 @@ Deno.test(
       const { w } = t;
       // A persistent room, as an admin sets one up: destroying it leaves a tombstone, so nobody can just recreate it.
       await roomIq(w.alice, w.room, roomConfig({ "muc#roomconfig_persistentroom": "1" }));
-      const bridge = await started(t.env, w.httpPort);
-      try {
-        await w.mm.postAs(w.bob.id, w.channel.id, "warm-up");
-        await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> warm-up", 1, 10_000);
-        const said = Array.from({ length: 30 }, (_, i) => `queued ${String(i).padStart(2, "0")}`);
-        const posting = (async () => {
-          for (const text of said) await w.mm.postAs(w.bob.id, w.channel.id, text);
-        })();
-        await waitFor(() => relayed(w.alice, w.room).length >= 3, "some posts across");
+      await withBridge(t, async (bridge) => {
+        const { said, posting } = await queuePosts(w);
         await roomIq(
           w.alice,
           w.room,
@@ -356,9 +354,7 @@ Deno.test(
           (await bridge.healthz())?.body.bridges.find((b) => b.network === "xmpp")?.connected,
           true,
         );
-      } finally {
-        assert.equal(await bridge.stop(), 0, "the bridge did not shut down cleanly");
-      }
+      });
     }),
 );
 
@@ -369,37 +365,37 @@ Deno.test(
     inWorld(async (t) => {
       const { w } = t;
       const proxy = startFrameInjector(Number(new URL(w.mm.url).port));
-      const bridge = await started({ ...t.env, MM_URL: `http://127.0.0.1:${proxy.port}` }, w.httpPort);
       try {
-        await w.mm.postAs(w.bob.id, w.channel.id, "warm-up");
-        await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> warm-up", 1, 10_000);
-        // A posted event whose message holds bytes that are no UTF-8 (a lone continuation byte, 0xFF, a cut
-        // sequence): RFC 6455 makes the client fail the connection (1007), so the server's queue must bridge the gap.
-        const post = `{"id":"${"p".repeat(26)}","channel_id":"${w.channel.id}","user_id":"${w.bob.id}",` +
-          `"message":"bad bytes: `;
-        const bytes = concat(
-          new TextEncoder().encode(`{"event":"posted","seq":9999,"data":{"post":${JSON.stringify(post)}`),
-          new Uint8Array([0x80, 0xff, 0xe2, 0x82]),
-          new TextEncoder().encode(`\"}"}}`),
-        );
-        assert.equal(proxy.inject(bytes), 1, "the bridge's websocket is not behind the proxy");
-        const said = Array.from({ length: 10 }, (_, i) => `around the bad frame ${i}`);
-        for (const text of said) await w.mm.postAs(w.bob.id, w.channel.id, text);
-        await waitFor(() => said.every((s) => relayed(w.alice, w.room).includes(s)), "the posts", 20_000)
-          .catch(() => {});
-        const x = tally(said, relayed(w.alice, w.room));
-        console.log(`${proxy.injected} frame of invalid UTF-8 injected: ${x.line("Mattermost → room")}`);
-        assert.deepEqual(x.lost, []);
-        assert.equal(x.doubled, 0);
-        assert.ok(x.inOrder);
-        assert.equal(proxy.injected, 1);
-        assert.equal(relayed(w.alice, w.room).filter((m) => m.includes("bad bytes")).length, 0);
-        // The gap has its cause in the log.
-        await bridge.waitForLog(/The Mattermost websocket closed \(.*Invalid UTF-8.*\); reconnecting/i);
-        await bridge.waitForHealth(200);
-        await sideKeepsFlowing(t, "invalid UTF-8");
+        await withBridge(t, async (bridge) => {
+          await w.mm.postAs(w.bob.id, w.channel.id, "warm-up");
+          await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> warm-up", 1, 10_000);
+          // A posted event whose message holds bytes that are no UTF-8 (a lone continuation byte, 0xFF, a cut
+          // sequence): RFC 6455 makes the client fail the connection (1007), so the server's queue must bridge the gap.
+          const post = `{"id":"${"p".repeat(26)}","channel_id":"${w.channel.id}","user_id":"${w.bob.id}",` +
+            `"message":"bad bytes: `;
+          const bytes = concat(
+            new TextEncoder().encode(`{"event":"posted","seq":9999,"data":{"post":${JSON.stringify(post)}`),
+            new Uint8Array([0x80, 0xff, 0xe2, 0x82]),
+            new TextEncoder().encode(`\"}"}}`),
+          );
+          assert.equal(proxy.inject(bytes), 1, "the bridge's websocket is not behind the proxy");
+          const said = Array.from({ length: 10 }, (_, i) => `around the bad frame ${i}`);
+          for (const text of said) await w.mm.postAs(w.bob.id, w.channel.id, text);
+          await waitFor(() => said.every((s) => relayed(w.alice, w.room).includes(s)), "the posts", 20_000)
+            .catch(() => {});
+          const x = tally(said, relayed(w.alice, w.room));
+          console.log(`${proxy.injected} frame of invalid UTF-8 injected: ${x.line("Mattermost → room")}`);
+          assert.deepEqual(x.lost, []);
+          assert.equal(x.doubled, 0);
+          assert.ok(x.inOrder);
+          assert.equal(proxy.injected, 1);
+          assert.equal(relayed(w.alice, w.room).filter((m) => m.includes("bad bytes")).length, 0);
+          // The gap has its cause in the log.
+          await bridge.waitForLog(/The Mattermost websocket closed \(.*Invalid UTF-8.*\); reconnecting/i);
+          await bridge.waitForHealth(200);
+          await sideKeepsFlowing(t, "invalid UTF-8");
+        }, { ...t.env, MM_URL: `http://127.0.0.1:${proxy.port}` });
       } finally {
-        assert.equal(await bridge.stop(), 0, "the bridge did not shut down cleanly");
         await proxy.close();
       }
     }),
@@ -414,14 +410,6 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
-
-Deno.test({
-  name: "hostile input: stop the shared Prosody",
-  ...opts,
-  fn: async () => {
-    await shared?.stop();
-  },
-});
 
 /** Events no Mattermost server of today sends (a newer server, a plugin): numbered and queued like real ones. */
 const UNKNOWN_EVENTS: Array<[string, unknown]> = [
@@ -468,3 +456,5 @@ function roomConfig(fields: Record<string, string>): Element {
     ),
   );
 }
+
+worlds.stopAfterAll();

@@ -6,12 +6,13 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
-import { PASSWORD, postsMatching, startWorld, waitFor } from "../helpers/harness.ts";
-import { startProsody } from "../helpers/prosody.ts";
+import { PASSWORD, postsMatching, sharedWorlds, waitFor } from "../helpers/harness.ts";
 import { connectXmppUser, type XmppUser } from "../helpers/xmpp_user.ts";
 import { ORIGINAL_TIME_PROP } from "../../src/mattermost/post.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
+/** One Prosody for the file; each test has its own rooms, stand-in and store. */
+const worlds = sharedWorlds("original-time");
 const NS_DELAY = "urn:xmpp:delay";
 const NS_MAM = "urn:xmpp:mam:2";
 
@@ -50,11 +51,11 @@ Deno.test(
   "Prosody passes a sender's XEP-0203 delay through to the sender's reflection and to other occupants",
   opts,
   async () => {
-    const prosody = await startProsody();
+    const prosody = await worlds.prosody.get();
     const users: XmppUser[] = [];
     try {
       for (const name of ["alice", "carol", "dave"]) {
-        await prosody.register(name, PASSWORD);
+        await worlds.prosody.register(name, PASSWORD);
         users.push(await connectXmppUser(prosody, name, PASSWORD));
       }
       const [alice, carol, dave] = users;
@@ -77,7 +78,6 @@ Deno.test(
       assert.equal(replayed[1]?.from, room);
     } finally {
       for (const user of users) await user.stop();
-      await prosody.stop();
     }
   },
 );
@@ -86,7 +86,7 @@ Deno.test(
   "posts made while the bridge was down reach the room with a delay at their create_at; live ones without",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       const first = await w.startBridge();
       await w.mm.postAs(w.bob.id, w.channel.id, "live before");
@@ -128,7 +128,7 @@ Deno.test(
   "messages said in the room while the bridge was down reach Mattermost with their archived time in props",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       const first = await w.startBridge();
       await w.alice.sendGroupchat(w.room, "live before");
@@ -171,7 +171,7 @@ Deno.test(
   "a live message another bridge stamped with its own delay is bridged, not taken for the room's history",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       await w.startBridge();
       await w.alice.sendGroupchat(w.room, "relayed late by another bridge", {
@@ -190,7 +190,7 @@ Deno.test(
   "a post fetched after a websocket gap whose queue the server lost reaches the room with a delay",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       await w.startBridge();
       await w.mm.postAs(w.bob.id, w.channel.id, "live before");
@@ -223,7 +223,7 @@ for (const mode of ["ibr", "component"] as const) {
     `${mode}: a caught-up post spoken by its author's own occupant carries the delay too`,
     opts,
     async () => {
-      const w = await startWorld();
+      const w = await worlds.start();
       try {
         const env: Record<string, string> = mode === "ibr" ? { BRIDGE_GHOST_MODE: "ibr" } : {
           BRIDGE_GHOST_MODE: "component",
@@ -251,7 +251,11 @@ for (const mode of ["ibr", "component"] as const) {
         assert.equal(Date.parse(delay?.stamp ?? ""), missed.create_at);
       } finally {
         await w.stop();
+        // The next test's bridge registers bob's ghost afresh, as on a Prosody of its own.
+        if (mode === "ibr") await w.prosody.unregister("mm_bob").catch(() => {});
       }
     },
   );
 }
+
+worlds.stopAfterAll();

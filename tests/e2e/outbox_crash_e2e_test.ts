@@ -12,6 +12,7 @@ import { XmppBridge } from "../../src/xmpp/connector.ts";
 import { ComponentPuppets } from "../../src/xmpp/intents/puppets.ts";
 import { waitFor } from "../helpers/harness.ts";
 import { FakeBridge } from "../helpers/fake_bridge.ts";
+import { quietContext, xmppConnectorOn } from "../helpers/connector_kit.ts";
 import { startProsody } from "../helpers/prosody.ts";
 import { connectXmppUser } from "../helpers/xmpp_user.ts";
 
@@ -186,30 +187,14 @@ Deno.test("a retry of a delivery whose reflection came after its waiter gave up 
   const alice = await connectXmppUser(prosody, "alice", PASSWORD, { resource: "test" });
   const room = `late@${prosody.mucDomain}`;
   // The waiter gives up before the room can reflect: the reflection then comes late.
-  const bridge = new XmppBridge({
-    jid: "bridge@localhost",
-    password: PASSWORD,
-    service: prosody.service,
-    resource: "test",
-    mucNick: "bridge",
-    nameFormat: "<{username}> ",
-    tls: { ca: await Deno.readTextFile(prosody.caFile) },
-    reflectionTimeoutMs: 1,
-  });
+  const bridge = await xmppConnectorOn(prosody, PASSWORD, { reflectionTimeoutMs: 1 });
   const aliases: string[] = [];
-  const ctx: BridgeContext = {
-    receive: () => {},
+  const ctx = quietContext({
     addMessageAlias: (_room, knownId) => {
       aliases.push(knownId);
       return Promise.resolve();
     },
-    mappedChannels: () => Promise.resolve([]),
-    runCommand: () => Promise.resolve(""),
-    userDeactivated: () => {},
-    loadCursor: () => Promise.resolve(undefined),
-    saveCursor: () => {},
-    openFile: () => Promise.reject(new Error("this test copies no files")),
-  };
+  });
   try {
     await alice.joinRoom(room, "alice");
     await bridge.start(ctx);

@@ -20,20 +20,28 @@ import { discoverXeps } from "../../src/xmpp/xeps/session_xeps.ts";
 import { NS_REGISTER, NS_REGISTER_FEATURE } from "../../src/xmpp/protocol/ns.ts";
 import { type Prosody, type ProsodyOptions, startProsody } from "../helpers/prosody.ts";
 import { freePort } from "../helpers/ports.ts";
+import { fileProsody } from "../helpers/harness.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** Runs `fn` against a fresh Prosody; `server` is where to register, with the test certificate trusted. */
+/** The Prosody of the tests that need no particular options; each registers names of its own. */
+const shared = fileProsody("xep0077");
+
+/**
+ * Runs `fn` against a Prosody: the file's for default options, else a fresh one; `server` is where to register, with
+ * the test certificate trusted.
+ */
 async function withProsody(
   options: ProsodyOptions,
   fn: (prosody: Prosody, server: RegistrationServer) => Promise<void>,
 ): Promise<void> {
-  const prosody = await startProsody(options);
+  const own = Object.keys(options).length > 0;
+  const prosody = own ? await startProsody(options) : await shared.get();
   try {
     const ca = await Deno.readTextFile(prosody.caFile);
     await fn(prosody, { service: prosody.service, domain: prosody.domain, tls: { ca } });
   } finally {
-    await prosody.stop();
+    if (own) await prosody.stop();
   }
 }
 
@@ -260,3 +268,5 @@ Deno.test("register against a closed port fails as 'unreachable' and transient",
   assert.equal(err.transient, true);
   assert.match(err.message, /connection refused/);
 });
+
+shared.stopAfterAll();

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import { PASSWORD, postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
+import { literal, PASSWORD, postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import { xep0077 } from "../../src/xmpp/xeps/xep0077.ts";
 import { connectXmppUser } from "../helpers/xmpp_user.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
+/** One Prosody for the file; each test has its own room, stand-in and store. */
+const worlds = sharedWorlds("xmpp");
 
 function command(w: World, text: string) {
   return w.mm.invokeCommand({ trigger: "xmppbridge", channelId: w.channel.id, userId: w.mm.admin.id, text });
@@ -14,7 +16,7 @@ Deno.test(
   "at login the bridge discovers the server's services and enables the XEPs it offers",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       const bridge = await w.startBridge();
       await waitFor(() => bridge.xmpp.capabilities() !== undefined, "capability discovery");
@@ -33,7 +35,7 @@ Deno.test(
   "when the bridge's nick is taken it joins as another nick and still tells itself apart",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     const impostor = await connectXmppUser(w.prosody, "alice", PASSWORD, "impostor");
     try {
       await impostor.joinRoom(w.room, "bridge");
@@ -59,7 +61,7 @@ Deno.test(
 );
 
 Deno.test("prefix mode puts the XMPP nick in bold for servers that forbid overrides", opts, async () => {
-  const w = await startWorld({ mattermost: { enablePostUsernameOverride: false } });
+  const w = await worlds.start({ mattermost: { enablePostUsernameOverride: false } });
   try {
     await w.startBridge({ BRIDGE_MM_DISPLAY: "prefix", BRIDGE_XMPP_NAME_FORMAT: "{nick}@xmpp" });
     await w.alice.sendGroupchat(w.room, "plain words");
@@ -76,7 +78,7 @@ Deno.test(
   "STARTTLS refuses an untrusted certificate unless XMPP_TLS_INSECURE_SKIP_VERIFY is set",
   opts,
   async () => {
-    const w = await startWorld();
+    const w = await worlds.start();
     try {
       await assert.rejects(
         () => w.startBridge({ XMPP_CA_FILE: "" }),
@@ -101,7 +103,7 @@ Deno.test(
 );
 
 Deno.test("a wrong XMPP password fails the start with a clear message and no secret", opts, async () => {
-  const w = await startWorld();
+  const w = await worlds.start();
   try {
     await assert.rejects(() => w.startBridge({ XMPP_PASSWORD: "wrong-password-123" }), (err: Error) => {
       assert.match(
@@ -118,7 +120,7 @@ Deno.test("a wrong XMPP password fails the start with a clear message and no sec
 
 Deno.test("map keeps the mapping and warns when the bridge is banned from the room", opts, async () => {
   // Team admin, so that the bridge may register /xmppbridge.
-  const w = await startWorld({ mapped: false, mattermost: { botTeamRole: "admin" } });
+  const w = await worlds.start({ mapped: false, mattermost: { botTeamRole: "admin" } });
   try {
     w.mm.addMember(w.channel.id, w.mm.admin.id);
     // alice created the room, so she owns it: ban the bridge's account.
@@ -136,13 +138,15 @@ Deno.test("map keeps the mapping and warns when the bridge is banned from the ro
     const bridge = await w.startBridge();
     const res = await command(w, `map ${w.room}`);
     const text = (res.body as { text: string }).text;
-    assert.match(text, /Mapped this channel to xmpp hall@conference\.localhost\./);
+    assert.match(text, new RegExp(`Mapped this channel to xmpp ${literal(w.room)}\\.`));
     assert.match(
       text,
-      /Warning: the mapping is stored, but could not join xmpp hall@conference\.localhost: .*forbidden/,
+      new RegExp(`Warning: the mapping is stored, but could not join xmpp ${literal(w.room)}: .*forbidden`),
     );
     assert.equal((await bridge.manager.listMappings()).length, 1);
   } finally {
     await w.stop();
   }
 });
+
+worlds.stopAfterAll();

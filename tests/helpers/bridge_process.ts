@@ -120,3 +120,18 @@ export function spawnBridge(env: Record<string, string>, httpPort: number): Brid
     },
   };
 }
+
+/** Starts `main.ts` as {@linkcode spawnBridge} does and waits until `/healthz` says ready; kills it if it never does. */
+export async function spawnReadyBridge(
+  env: Record<string, string>,
+  httpPort: number,
+): Promise<BridgeProcess> {
+  const bridge = spawnBridge(env, httpPort);
+  try {
+    await bridge.waitForHealth(200, { ready: true });
+  } catch (err) {
+    await bridge.kill();
+    throw err;
+  }
+  return bridge;
+}

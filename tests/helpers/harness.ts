@@ -70,8 +70,8 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     started.push(() => mm.close());
     dir = await Deno.makeTempDir({ prefix: "mmxmpp-e2e-" });
     started.push(() => Deno.remove(dir, { recursive: true }));
-    await prosody.register("bridge", PASSWORD);
-    await prosody.register("alice", PASSWORD);
+    await registerOnce(prosody, "bridge", PASSWORD);
+    await registerOnce(prosody, "alice", PASSWORD);
     alice = await connectXmppUser(prosody, "alice", PASSWORD, "phone");
     started.push(() => alice.stop());
     await alice.joinRoom(room, "alice");
@@ -141,6 +141,26 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   };
 }
 
+/** `text` as the source of a regular expression that matches it literally (a room's JID, a URL). */
+export function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Accounts registered by {@linkcode registerOnce}, per Prosody. */
+const registered = new WeakMap<Prosody, Map<string, string>>();
+
+/**
+ * Registers `user` with `password` on `prosody` unless this process already did (prosodyctl is a process of its own
+ * each time): worlds that share a Prosody register their accounts once.
+ */
+export async function registerOnce(prosody: Prosody, user: string, password: string): Promise<void> {
+  let users = registered.get(prosody);
+  if (!users) registered.set(prosody, users = new Map());
+  if (users.get(user) === password) return;
+  await prosody.register(user, password);
+  users.set(user, password);
+}
+
 /** Waits until `predicate` holds, polling every 20 ms; throws `what` after `timeoutMs`. */
 export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000) {
   const end = Date.now() + timeoutMs;
@@ -190,4 +210,107 @@ export async function runMain(args: string[], env: Record<string, string>): Prom
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** One Prosody for the tests of a file: see {@linkcode fileProsody}. */
+export interface FileProsody {
+  /** The file's Prosody, started on first use. */
+  get(): Promise<Prosody>;
+  /** Registers the test that stops it: call once, after the file's other tests, so that it runs last. */
+  stopAfterAll(): void;
+  /** Registers `user` on it, once (see {@linkcode registerOnce}). */
+  register(user: string, password: string): Promise<void>;
+}
+
+/**
+ * One Prosody shared by the tests of a file (each test then uses rooms of its own: archives outlive a room), started
+ * by the first test that asks for it and stopped by a last test, `label: stop the shared Prosody`.
+ *
+ * @example
+ * ```ts
+ * const shared = fileProsody("connector");
+ * Deno.test("…", async () => { const prosody = await shared.get(); … });
+ * shared.stopAfterAll();
+ * ```
+ */
+export function fileProsody(label: string, opts?: ProsodyOptions): FileProsody {
+  let started: Promise<Prosody> | undefined;
+  const get = () => {
+    started ??= startProsody(opts).then((prosody) => {
+      // A filtered run may leave out the test that stops it: it must not outlive the test process.
+      globalThis.addEventListener("unload", () => prosody.killNow?.());
+      return prosody;
+    }, (err) => {
+      started = undefined;
+      throw err;
+    });
+    return started;
+  };
+  return {
+    get,
+    stopAfterAll() {
+      Deno.test({
+        name: `${label}: stop the shared Prosody`,
+        sanitizeOps: false,
+        sanitizeResources: false,
+        async fn() {
+          const running = started;
+          started = undefined;
+          if (running) await (await running).stop();
+        },
+      });
+    },
+    async register(user, password) {
+      await registerOnce(await get(), user, password);
+    },
+  };
+}
+
+/** Worlds on one Prosody for the tests of a file: see {@linkcode sharedWorlds}. */
+export interface SharedWorlds {
+  /** The file's Prosody (started on first use), for what a world does not cover. */
+  prosody: FileProsody;
+  /** Starts a world on the file's Prosody, with a room of its own unless `opts.room` names one. */
+  start(opts?: Omit<WorldOptions, "sharedProsody" | "prosody">): Promise<World>;
+  /** Runs `body` in a world of {@linkcode SharedWorlds.start}, and stops the world after it, also on failure. */
+  run(
+    body: (w: World) => Promise<void>,
+    opts?: Omit<WorldOptions, "sharedProsody" | "prosody">,
+  ): Promise<void>;
+  /** Registers the test that stops the Prosody: call once, after the file's other tests. */
+  stopAfterAll(): void;
+}
+
+/**
+ * Worlds that share one Prosody, each with its own room (`{label}1`, `{label}2` …), stand-in and store: a Prosody
+ * and its accounts are made once per file instead of once per test. Not for tests that stop, kill or reconfigure
+ * Prosody, or leave accounts behind that the next world would meet (IBR ghosts).
+ *
+ * @example
+ * ```ts
+ * const worlds = sharedWorlds("bridge");
+ * Deno.test("…", async () => { const w = await worlds.start(); try { … } finally { await w.stop(); } });
+ * worlds.stopAfterAll();
+ * ```
+ */
+export function sharedWorlds(label: string, opts?: ProsodyOptions): SharedWorlds {
+  const prosody = fileProsody(label, opts);
+  let rooms = 0;
+  const start = async (world: Omit<WorldOptions, "sharedProsody" | "prosody"> = {}) => {
+    const room = world.room ?? `${label.replace(/[^a-z0-9]/gi, "").toLowerCase()}${++rooms}`;
+    return await startWorld({ ...world, room, sharedProsody: await prosody.get() });
+  };
+  return {
+    prosody,
+    start,
+    async run(body, world) {
+      const w = await start(world);
+      try {
+        await body(w);
+      } finally {
+        await w.stop();
+      }
+    },
+    stopAfterAll: () => prosody.stopAfterAll(),
+  };
 }

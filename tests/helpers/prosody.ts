@@ -95,6 +95,11 @@ export interface Prosody {
   logTail(lines?: number): string;
   /** Every MUC join request (presence with `<x xmlns="…/muc">`) the MUC service received so far, in order. */
   mucJoinRequests(): MucJoinRequest[];
+  /**
+   * Kills the server's process group at once and without waiting, for an `unload` handler when the test that would
+   * stop it did not run (a filtered run). Prefer {@linkcode Prosody.stop}.
+   */
+  killNow?(): void;
 }
 
 /**
@@ -438,6 +443,12 @@ class ProsodyServer {
       restart: () => this.restart(),
       logTail: (lines) => this.logTail(lines),
       mucJoinRequests: () => this.mucJoinRequests(),
+      killNow: () => {
+        if (!this.#process) return;
+        try {
+          Deno.kill(-this.#process.pid, "SIGKILL");
+        } catch { /* already gone */ }
+      },
     };
   }
 }

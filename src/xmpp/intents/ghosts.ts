@@ -23,6 +23,12 @@ export interface GhostAuthor {
 export interface GhostProvider {
   /** Mode name for logs and status: "ibr", "component". */
   readonly mode: string;
+  /**
+   * True when every voice it gives writes on one stream, which keeps their order (the component's, shared by all
+   * puppets), and it never answers null: the connector may then write a message before the last one is reflected,
+   * as it does for the relay. IBR ghosts have a stream each, which nothing orders against the others.
+   */
+  readonly oneStream?: boolean;
   /** Connects what must be connected up front (the component); `ibr` connects lazily. */
   start(): Promise<void>;
   /**

@@ -101,6 +101,8 @@ class PuppetIntent extends ReflectingIntent {
  */
 export class ComponentPuppets implements GhostProvider {
   readonly mode = "component";
+  /** Every puppet writes on the component's one stream: messages may be written ahead of their reflections. */
+  readonly oneStream = true;
   private readonly component: XmppComponent;
   private readonly reflections: Reflections;
   private readonly log: Logger;
