@@ -459,8 +459,10 @@ export class MessageBus {
     const done = await this.attempt(dm, send).finally(endAttempts);
     const entry = await accepted;
     if (!done.ok) {
-      // Given up on for good: left behind, it would only be given up on again at the next start.
-      if (done.handled && entry) await this.outbox.discard(entry).catch(() => {});
+      // Given up on for good (its author told, where the network allows): out of the outbox, where it would only be
+      // given up on again at the next start, and its source ids recorded, with no copy on the target, so that a
+      // catch-up fetching it again after a restart (the read position's margin) drops it instead of delivering it.
+      if (done.handled) await this.outbox.delivered(entry, givenUpLink(dm)).catch(() => {});
       return done.handled;
     }
     const sent: SentRefs = done.value;
@@ -591,6 +593,12 @@ function linkFor(dm: DirectionalMessage, sent: SentRefs): MessageLink {
     },
     createdAt: Date.now(),
   };
+}
+
+/** The id-map record of a message given up on: its source side only, as a delivered message's would be. */
+function givenUpLink(dm: DirectionalMessage): MessageLink {
+  const { [dm.target]: _, ...source } = linkFor(dm, { ids: [] }).refs;
+  return { id: crypto.randomUUID(), source: dm.source, refs: source, createdAt: Date.now() };
 }
 
 /**

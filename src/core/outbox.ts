@@ -1,6 +1,6 @@
 /**
  * The durable outbox: every delivery the bus accepts is in Deno KV before it is attempted, and leaves only in the
- * commit that records it in the id map (or when it is given up on). What a crash leaves there is delivered again
+ * commit that records it in the id map (one given up on is recorded with its source side only, so that a replay of it is dropped). What a crash leaves there is delivered again
  * at the next start, with the same delivery id. The ids of handled edits, removals and reactions, remembered so
  * that a replay after a restart is dropped, go through the same commits.
  *
@@ -65,11 +65,6 @@ export class Outbox {
   /** Remembers that `event` (not a message: those are in the id map) was handled, so that a replay is dropped. */
   seen(event: SeenEvent): Promise<void> {
     return this.write({ kind: "seen", event });
-  }
-
-  /** Removes `entry`: its delivery was given up on for good. */
-  discard(entry: OutboxEntry): Promise<void> {
-    return this.write({ kind: "discard", entry });
   }
 
   private write(write: BatchWrite): Promise<void> {

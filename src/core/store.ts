@@ -89,12 +89,12 @@ export interface SeenEvent {
 
 /**
  * One write of {@link Store.writeBatch}: an accepted delivery enters the outbox; a delivered one is recorded in the
- * id map and leaves it; a discarded one (given up on) leaves it; a handled event (not a message) is remembered.
+ * id map and leaves it (one given up on is recorded with its source side only); a handled event (not a message) is
+ * remembered.
  */
 export type BatchWrite =
   | { kind: "accept"; entry: OutboxEntry }
   | { kind: "deliver"; entry?: OutboxEntry; link: MessageLink }
-  | { kind: "discard"; entry: OutboxEntry }
   | { kind: "seen"; event: SeenEvent };
 
 /** Whose ghost a JID is. */
@@ -294,7 +294,6 @@ export class Store {
     const op = this.kv.atomic();
     for (const w of writes) {
       if (w.kind === "accept") op.set(outboxKey(w.entry), w.entry);
-      else if (w.kind === "discard") op.delete(outboxKey(w.entry));
       else if (w.kind === "seen") op.set(eventSeenKey(w.event), true, { expireIn: EVENT_SEEN_TTL_MS });
       else {
         op.set(linkKey(w.link.id), w.link);
