@@ -1,7 +1,7 @@
 /**
  * The durable outbox: every delivery the bus accepts is in Deno KV before it is attempted, and leaves only in the
- * commit that records it in the id map (one given up on is recorded with its source side only, so that a replay of it is dropped). What a crash leaves there is delivered again
- * at the next start, with the same delivery id. The ids of handled edits, removals and reactions, remembered so
+ * commit that records it in the id map (one given up on is recorded with its source side only, so that a replay of
+ * it is dropped). What a crash leaves there is delivered again at the next start, with the same delivery id. The ids of handled edits, removals and reactions, remembered so
  * that a replay after a restart is dropped, go through the same commits.
  *
  * Writes are group-committed: those made while a commit is running (accepts of a burst, records of other
