@@ -43,7 +43,7 @@ import type {
   RemoveDelivery,
   SentRefs,
 } from "../core/message.ts";
-import type { Attachment, BridgeEvent, Portal, Sender } from "../core/events.ts";
+import type { Attachment, BridgeEvent, Sender } from "../core/events.ts";
 import { fileNotice, tooLarge } from "../core/files.ts";
 import { renderTemplate } from "../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./session/client.ts";
@@ -76,31 +76,13 @@ import { stylingToMarkdown } from "./xeps/xep0393.ts";
 import { markdownToStyling } from "./markdown.ts";
 import { ghostMentions, type GhostName } from "./mentions.ts";
 import { Occupants } from "./muc/occupants.ts";
+import type { IncomingBase, IncomingReader } from "./incoming.ts";
 import { buildCorrection, readCorrection } from "./xeps/xep0308.ts";
 import { buildRetraction, readRetraction } from "./xeps/xep0424.ts";
 import { readModeration } from "./xeps/xep0425.ts";
 import { buildReactions, reactionTargetId, readReactions } from "./xeps/xep0444.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
-
-/** What every event read from a room's message carries, worked out once for the {@link IncomingReader}s. */
-export interface IncomingBase {
-  /** The room's stanza-id, else the sender's ids (`nick/id`). */
-  eventId: string;
-  /** Every id of the stanza, as a message's `ids`. */
-  ids: string[];
-  portal: Portal;
-  sender: Sender;
-  timestamp: number;
-  caughtUp?: boolean;
-  deliveryId?: string;
-}
-
-/**
- * Reads one kind of event from a room's message: the event, null to drop the stanza, or undefined when the stanza
- * is not of its kind.
- */
-export type IncomingReader = (msg: Groupchat, base: IncomingBase) => BridgeEvent | null | undefined;
 
 /** Settings of {@link XmppBridge}. */
 export interface XmppBridgeOptions {

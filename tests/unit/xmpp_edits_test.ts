@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import type { IncomingBase } from "../../src/xmpp/connector.ts";
+import type { IncomingBase } from "../../src/xmpp/incoming.ts";
 import { parseGroupchat } from "../../src/xmpp/protocol/stanza.ts";
 import {
   NS_CORRECT,

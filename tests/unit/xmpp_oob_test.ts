@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import { parseGroupchat } from "../../src/xmpp/protocol/stanza.ts";
 import { attachmentOfUrl, oobElement, readOobMessage } from "../../src/xmpp/xeps/xep0066.ts";
-import type { IncomingBase } from "../../src/xmpp/connector.ts";
+import type { IncomingBase } from "../../src/xmpp/incoming.ts";
 import { fileNotice, formatBytes, tooLarge } from "../../src/core/files.ts";
 
 const base: IncomingBase = {

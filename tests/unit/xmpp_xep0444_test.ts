@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import type { MessageRef } from "../../src/core/message.ts";
-import type { IncomingBase } from "../../src/xmpp/connector.ts";
+import type { IncomingBase } from "../../src/xmpp/incoming.ts";
 import { NS_REACTIONS, NS_SID } from "../../src/xmpp/protocol/ns.ts";
 import { parseGroupchat } from "../../src/xmpp/protocol/stanza.ts";
 import { buildReactions, reactionTargetId, readReactions } from "../../src/xmpp/xeps/xep0444.ts";

@@ -13,7 +13,7 @@ import type { Element } from "../session/client.ts";
 import { NS_OOB } from "../protocol/ns.ts";
 import { parseBody } from "../protocol/stanza.ts";
 import type { Groupchat } from "../protocol/stanza.ts";
-import type { IncomingBase } from "../connector.ts";
+import type { IncomingBase } from "../incoming.ts";
 
 /** `<x xmlns="jabber:x:oob"><url>url</url></x>`, with a description when given. */
 export function oobElement(url: string, desc?: string): Element {

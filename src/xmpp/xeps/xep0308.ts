@@ -11,7 +11,7 @@
 import { xml } from "@xmpp/client-core";
 import type { BridgeEdit } from "../../core/events.ts";
 import type { Element } from "../session/client.ts";
-import type { IncomingBase, IncomingReader } from "../connector.ts";
+import type { IncomingBase, IncomingReader } from "../incoming.ts";
 import { NS_CORRECT } from "../protocol/ns.ts";
 import { buildGroupchat, type Groupchat, parseBody } from "../protocol/stanza.ts";
 

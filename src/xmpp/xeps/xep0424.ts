@@ -11,7 +11,7 @@
 import { xml } from "@xmpp/client-core";
 import type { BridgeRemove } from "../../core/events.ts";
 import type { Element } from "../session/client.ts";
-import type { IncomingBase, IncomingReader } from "../connector.ts";
+import type { IncomingBase, IncomingReader } from "../incoming.ts";
 import { NS_FALLBACK, NS_FASTEN, NS_HINTS, NS_RETRACT, NS_RETRACT_0 } from "../protocol/ns.ts";
 import { buildGroupchat, type Groupchat } from "../protocol/stanza.ts";
 

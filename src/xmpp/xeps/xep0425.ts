@@ -14,7 +14,7 @@
  */
 import type { BridgeRemove } from "../../core/events.ts";
 import type { Element } from "../session/client.ts";
-import type { IncomingBase, IncomingReader } from "../connector.ts";
+import type { IncomingBase, IncomingReader } from "../incoming.ts";
 import {
   NS_FASTEN,
   NS_MODERATE,

@@ -10,7 +10,7 @@
 import { xml } from "@xmpp/client-core";
 import type { BridgeReactions } from "../../core/events.ts";
 import type { MessageRef } from "../../core/message.ts";
-import type { IncomingReader } from "../connector.ts";
+import type { IncomingReader } from "../incoming.ts";
 import { NS_HINTS, NS_REACTIONS, NS_SID } from "../protocol/ns.ts";
 import type { Element } from "../session/client.ts";
 
