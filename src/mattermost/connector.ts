@@ -625,7 +625,6 @@ export class MattermostBridge
     this.reactionsQueued.delete(key);
     if (!await this.isMapped(change.channelId)) return;
     const emojis = await reactionSetOf(this.client, change.postId, change.userId);
-    const user = await this.user(change.userId);
     // Unique per change and the same when the websocket replays it.
     const eventId = [
       change.postId,
@@ -639,12 +638,7 @@ export class MattermostBridge
       kind: "reactions",
       eventId,
       portal: { network: this.network, channel: change.channelId },
-      sender: {
-        network: this.network,
-        id: change.userId,
-        name: user?.username ?? change.userId,
-        displayName: user ? displayName(user) : undefined,
-      },
+      sender: await this.senderOf(change.userId),
       targetId: change.postId,
       emojis,
       timestamp: change.at || Date.now(),
@@ -698,7 +692,7 @@ export class MattermostBridge
       ? isBridgeable(post, this.botId)
       : isBridgeable({ ...post, props: {} }, "");
     if (!bridgeable) return;
-    const user = await this.user(post.user_id);
+    const sender = await this.senderOf(post.user_id);
     const attachments = post.file_ids?.length ? await this.files.attachmentsOf(post) : [];
     // Only files, none of which could be read (logged): nothing is left to bridge.
     if (attachments.length === 0 && postText(post).text.trim() === "") return;
@@ -714,12 +708,7 @@ export class MattermostBridge
       eventId: post.id,
       portal: { network: this.network, channel: post.channel_id },
       ids: [post.id],
-      sender: {
-        network: this.network,
-        id: post.user_id,
-        name: user?.username ?? post.user_id,
-        displayName: user ? displayName(user) : undefined,
-      },
+      sender,
       ...postText(post),
       timestamp: post.create_at ?? Date.now(),
       caughtUp: caughtUp || undefined,
