@@ -592,9 +592,8 @@ export class XmppBridge
   async sendReactions(d: ReactionsDelivery): Promise<void> {
     const room = d.targetChannel;
     if (await this.readyToSend(room, d.deliveryId)) return;
-    const ghost = await this.opts.ghosts?.intentFor(d.event.sender) ?? null;
-    const intent = ghost ?? this.relay;
-    const emojis = ghost ? d.event.emojis : d.shared;
+    const { intent, relayed } = await this.authorVoice(d.event.sender);
+    const emojis = relayed ? d.shared : d.event.emojis;
     await intent.ensureJoined(room);
     const stanza = buildReactions(room, reactionTargetId(d.targetMessage), emojis, d.deliveryId);
     await intent.sendAwaitingReflection(room, stanza, d.deliveryId);
@@ -614,29 +613,33 @@ export class XmppBridge
     if (dm.message.attachments?.length) return { confirmed: Promise.resolve(await this.sendWithFiles(dm)) };
     const already = await this.readyToSend(dm.targetChannel, dm.deliveryId);
     const reply = this.replyPointerOf(dm);
-    if (already) {
-      const part = already.parts?.[0];
-      // Sent as this reply before: its thread is the one this delivery would have put it in.
-      if (part && reply) Object.assign(part, { threadRoot: reply.thread, replyTo: reply.id });
-      return { confirmed: Promise.resolve(already) };
-    }
+    // Sent as this reply before: its thread is the one this delivery would have put it in.
+    if (already) return { confirmed: Promise.resolve(inThread(already, reply)) };
     const room = dm.targetChannel;
     const id = dm.deliveryId;
-    // The author's own voice when a ghost mode gives one; else the bridge's occupant relays the message.
-    const ghost = await this.opts.ghosts?.intentFor(dm.message.sender) ?? null;
-    const stanza = this.groupchatFor(dm, ghost === null, reply);
-    const intent = ghost ?? this.relay;
+    const { intent, relayed, sender } = await this.authorVoice(dm.message.sender);
+    const stanza = this.groupchatFor(dm, relayed, reply);
     await intent.ensureJoined(room);
     const { reflected } = await intent.sendAhead(room, stanza, id);
-    const sender: PartSender = ghost
-      ? { kind: this.opts.ghosts?.mode === "component" ? "puppet" : "ghost", id: ghost.jid.split("/")[0] }
-      : { kind: "relay" };
-    const confirmed = reflected.then(({ stanzaId }) => sentRefs(id, stanzaId, sender, reply));
+    const confirmed = reflected.then(({ stanzaId }) => inThread(sentRefs(id, stanzaId, sender), reply));
     // Ahead only on a stream that keeps order against the messages before: the relay's, or the one all puppets share.
-    if (this.opts.ghosts && !(ghost && this.opts.ghosts.oneStream)) {
+    if (this.opts.ghosts && (relayed || !this.opts.ghosts.oneStream)) {
       return { confirmed: Promise.resolve(await confirmed) };
     }
     return { confirmed };
+  }
+
+  /**
+   * Who speaks for `author` in a room: their own ghost or puppet when the ghost mode gives one, else the bridge's
+   * occupant, which relays them (`relayed`); and how the id map records that voice as a part's sender.
+   */
+  private async authorVoice(
+    author: Sender,
+  ): Promise<{ intent: Intent; relayed: boolean; sender: PartSender }> {
+    const ghost = await this.opts.ghosts?.intentFor(author) ?? null;
+    if (!ghost) return { intent: this.relay, relayed: true, sender: { kind: "relay" } };
+    const kind = this.opts.ghosts?.mode === "component" ? "puppet" : "ghost";
+    return { intent: ghost, relayed: false, sender: { kind, id: ghost.jid.split("/")[0] } };
   }
 
   /**
@@ -650,14 +653,9 @@ export class XmppBridge
   private async sendWithFiles(dm: DirectionalMessage): Promise<SentRefs> {
     const room = dm.targetChannel;
     const files = dm.message.attachments ?? [];
-    const ghost = await this.opts.ghosts?.intentFor(dm.message.sender) ?? null;
-    const intent = ghost ?? this.relay;
-    const sender: PartSender = ghost
-      ? { kind: this.opts.ghosts?.mode === "component" ? "puppet" : "ghost", id: ghost.jid.split("/")[0] }
-      : { kind: "relay" };
+    const { intent, relayed, sender } = await this.authorVoice(dm.message.sender);
     const done = this.fileProgress.get(dm) ?? { ids: [], parts: [] };
     this.fileProgress.set(dm, done);
-    const relayed = ghost === null;
     // A reply: the text goes into its parent's thread, and every part is recorded there.
     const reply = this.replyPointerOf(dm);
     const pieces: Array<{ id: string; stanza: () => Promise<Element> }> = [];
@@ -676,19 +674,14 @@ export class XmppBridge
       pieces.push({ id, stanza: () => this.fileStanza(dm, file, id, relayed) });
     });
     for (const piece of pieces.slice(done.parts!.length)) {
-      const already = await this.readyToSend(room, piece.id);
-      let refs = already;
+      let refs = await this.readyToSend(room, piece.id);
       if (!refs) {
         const stanza = await piece.stanza();
         await intent.ensureJoined(room);
         const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, piece.id);
         refs = sentRefs(piece.id, stanzaId, sender);
       }
-      if (reply) {
-        for (const part of refs.parts ?? []) {
-          Object.assign(part, { threadRoot: reply.thread, replyTo: reply.id });
-        }
-      }
+      refs = inThread(refs, reply);
       done.ids.push(...refs.ids);
       done.parts!.push(...refs.parts!);
     }
@@ -1213,17 +1206,18 @@ export class XmppBridge
  * What a message sent with `id` (its message id and origin-id) and reflected with `stanzaId` is in the room; a
  * `reply` records its thread and the id it answers.
  */
-function sentRefs(
-  id: string,
-  stanzaId: string | undefined,
-  sender: PartSender,
-  reply?: ReplyPointer,
-): SentRefs {
-  const thread = reply ? { threadRoot: reply.thread, replyTo: reply.id } : {};
+function sentRefs(id: string, stanzaId: string | undefined, sender: PartSender): SentRefs {
   return {
     ids: stanzaId ? [id, stanzaId] : [id],
-    parts: [{ messageId: id, originId: id, ...(stanzaId ? { stanzaId } : {}), sender, ...thread }],
+    parts: [{ messageId: id, originId: id, ...(stanzaId ? { stanzaId } : {}), sender }],
   };
+}
+
+/** `refs` with each part placed in the thread of `reply` (the reply they were sent as), when they were one. */
+function inThread(refs: SentRefs, reply: ReplyPointer | undefined): SentRefs {
+  if (!reply) return refs;
+  const thread = { threadRoot: reply.thread, replyTo: reply.id };
+  return { ...refs, parts: refs.parts?.map((part) => ({ ...part, ...thread })) };
 }
 
 /**
