@@ -62,6 +62,7 @@ import {
   parsePost,
   parsePostedEvent,
   type Post,
+  type PostDraft,
   postText,
   renderPosts,
 } from "./post.ts";
@@ -348,17 +349,7 @@ export class MattermostBridge
         if (patched) continue;
       }
       const piece = change.kind === "create" ? change.piece : postIds.indexOf(change.postId);
-      const body = {
-        channel_id: d.targetChannel,
-        message: change.draft.message,
-        type: change.draft.type,
-        props: change.draft.props,
-        pending_post_id: pendingPostId(this.botId, d.deliveryId, piece),
-      };
-      const post = await call(
-        `post to channel ${d.targetChannel}`,
-        () => this.client.createPost(body as never),
-      );
+      const post = await this.createPiece(d.targetChannel, change.draft, d.deliveryId, piece);
       // Recorded as another post of the message, so that a later edit or deletion reaches it too.
       await this.ctx.addMessageAlias(d.targetChannel, postIds[0], post.id);
     }
@@ -401,21 +392,13 @@ export class MattermostBridge
     const done = this.progress.get(dm) ?? [];
     this.progress.set(dm, done);
     for (let piece = done.length; piece < drafts.length; piece++) {
-      const body = {
-        channel_id: dm.targetChannel,
-        message: drafts[piece].message,
-        type: drafts[piece].type,
-        props: drafts[piece].props,
-        // The same on every retry of this piece: the server answers a repeated create within 30 s with the post
-        // the first one made, so a create whose answer got lost is not posted twice.
-        pending_post_id: pendingPostId(this.botId, dm.deliveryId, piece),
-        ...(rootId ? { root_id: rootId } : {}),
-        // The files go with the first post: the text that comes with them.
-        ...(piece === 0 && files?.fileIds.length ? { file_ids: files.fileIds } : {}),
-      };
       let post;
       try {
-        post = await call(`post to channel ${dm.targetChannel}`, () => this.client.createPost(body as never));
+        post = await this.createPiece(dm.targetChannel, drafts[piece], dm.deliveryId, piece, {
+          ...(rootId ? { root_id: rootId } : {}),
+          // The files go with the first post: the text that comes with them.
+          ...(piece === 0 && files?.fileIds.length ? { file_ids: files.fileIds } : {}),
+        });
       } catch (err) {
         // The root went away (deleted) since the parent was recorded: the reply stands alone, quoting its parent.
         if (rootId && piece === 0 && isRootRefused(err)) {
@@ -433,6 +416,29 @@ export class MattermostBridge
       ids: [...done],
       parts: done.map((postId) => ({ postId, sender: { kind: "relay" }, ...thread })),
     };
+  }
+
+  /**
+   * Creates piece `piece` of delivery `deliveryId` in `channel` as `draft` says, with `extra` fields (thread, files).
+   * Its `pending_post_id` is the same on every retry of this piece: the server answers a repeated create within 30 s
+   * with the post the first one made, so a create whose answer got lost is not posted twice.
+   */
+  private createPiece(
+    channel: string,
+    draft: PostDraft,
+    deliveryId: string,
+    piece: number,
+    extra: { root_id?: string; file_ids?: string[] } = {},
+  ): Promise<{ id: string }> {
+    const body = {
+      channel_id: channel,
+      message: draft.message,
+      type: draft.type,
+      props: draft.props,
+      pending_post_id: pendingPostId(this.botId, deliveryId, piece),
+      ...extra,
+    };
+    return call(`post to channel ${channel}`, () => this.client.createPost(body as never));
   }
 
   /**
