@@ -5,6 +5,7 @@ import { BridgeError } from "../../src/core/errors.ts";
 import type { BridgeMessage, DirectionalMessage } from "../../src/core/message.ts";
 import { Store } from "../../src/core/store.ts";
 import { FakeBridge } from "../helpers/fake_bridge.ts";
+import { sleep, waitUntil } from "../helpers/wait.ts";
 
 const MM = "mattermost";
 const XMPP = "xmpp";
@@ -64,18 +65,6 @@ function groupchat(ids: string[], text: string, room = ROOM): BridgeMessage {
     text,
     timestamp: 1,
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
 }
 
 Deno.test("a message is delivered to the mapped channel of the other network and not back to its source", async () => {
@@ -246,7 +235,7 @@ Deno.test("a slow channel does not hold up delivery to another channel", async (
     xmpp.behave = (dm) => dm.targetChannel === ROOM ? blocked : Promise.resolve();
     bus.publish(mmPost("slow", "slow", CHAN));
     bus.publish(mmPost("fast", "fast", "chan2"));
-    await waitFor("the fast channel's delivery", () => xmpp.sent.length === 1);
+    await waitUntil("the fast channel's delivery", () => xmpp.sent.length === 1, 3_000);
     assert.equal(xmpp.sent[0].message.text, "fast");
     release();
     await bus.drain();
@@ -300,12 +289,12 @@ Deno.test("a message carrying the delivery id of our delivery is an echo, even w
       return sending;
     };
     bus.publish(mmPost("post1"));
-    await waitFor("the send to start", () => inFlight !== undefined);
+    await waitUntil("the send to start", () => inFlight !== undefined, 3_000);
     // The room reflects the delivery before its send returns: no id-map link exists yet.
     bus.publish({ ...groupchat(["stanza-9"], "text of post1"), deliveryId: inFlight!.deliveryId });
     // A message with a delivery id that is not ours is bridged.
     bus.publish({ ...groupchat(["stanza-10"], "hello"), deliveryId: "not-ours" });
-    await waitFor("the other message", () => mm.sent.length === 1);
+    await waitUntil("the other message", () => mm.sent.length === 1, 3_000);
     release();
     await bus.drain();
     assert.equal(bus.stats.echoesDropped, 1);
@@ -364,7 +353,7 @@ Deno.test("stop() cuts a pending backoff short and nothing is sent afterwards", 
   await withBus({ initialMs: 60_000, maxMs: 60_000 }, async ({ xmpp, bus }) => {
     xmpp.behave = () => Promise.reject(new BridgeError("down", { transient: true }));
     bus.publish(mmPost("post1"));
-    await waitFor("the first failed attempt", () => bus.stats.retried === 1);
+    await waitUntil("the first failed attempt", () => bus.stats.retried === 1, 3_000);
     const before = performance.now();
     bus.stop();
     await bus.drain();

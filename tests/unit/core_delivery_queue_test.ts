@@ -11,6 +11,7 @@ import type { BridgeEvent, BridgeMessage } from "../../src/core/events.ts";
 import type { DirectionalMessage } from "../../src/core/message.ts";
 import { Store } from "../../src/core/store.ts";
 import { CapableFakeBridge, FakeBridge } from "../helpers/fake_bridge.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const MM = "mattermost";
 const XMPP = "xmpp";
@@ -116,14 +117,6 @@ async function turns(n = 20): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 0));
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 Deno.test("a pipelining connector gets a window of messages on the wire before the first is confirmed, never more", async () => {
   await withBus(async ({ store, xmpp, bus }) => {
     const gates = heldConfirmations(xmpp);
@@ -132,20 +125,20 @@ Deno.test("a pipelining connector gets a window of messages on the wire before t
     const n = PIPELINE_WINDOW * 3;
     const settledOrder: number[] = [];
     for (let i = 0; i < n; i++) bus.publish(post(i)).then((ok) => ok && settledOrder.push(i));
-    await waitFor("all routed", () => bus.queued() === n);
+    await waitUntil("all routed", () => bus.queued() === n);
     await turns();
     assert.equal(xmpp.wire.length, PIPELINE_WINDOW, "nothing beyond the window before a confirmation");
 
     // Each confirmation of the oldest lets exactly one more out.
     gates.get(1)!.resolve();
-    await waitFor("the next write", () => xmpp.wire.length === PIPELINE_WINDOW + 1);
+    await waitUntil("the next write", () => xmpp.wire.length === PIPELINE_WINDOW + 1);
     await turns();
     assert.equal(xmpp.wire.length, PIPELINE_WINDOW + 1);
 
     // The rest confirmed newest first within what is out: neither the wire order nor the settlement order follows.
     let released = 1;
     while (released < n) {
-      await waitFor("more writes", () => xmpp.wire.length > released);
+      await waitUntil("more writes", () => xmpp.wire.length > released);
       const out = xmpp.wire.length;
       for (let w = out; w > released; w--) gates.get(w)!.resolve();
       released = out;
@@ -174,14 +167,14 @@ Deno.test("a transient failure in the middle of the window is retried before any
     const n = 40;
     const settledOrder: number[] = [];
     const all = range(0, n).map((i) => bus.publish(post(i)).then((ok) => ok && settledOrder.push(i)));
-    await waitFor("a full window on the wire", () => xmpp.wire.length === PIPELINE_WINDOW);
+    await waitUntil("a full window on the wire", () => xmpp.wire.length === PIPELINE_WINDOW);
     gates.get(failedWrite)!.reject(
       new BridgeError("the room did not reflect it in time", { transient: true }),
     );
     await turns();
     // Everything else on the wire is confirmed, newest first; room in the window, but the retry goes first.
     for (let w = PIPELINE_WINDOW; w >= 1; w--) if (w !== failedWrite) gates.get(w)!.resolve();
-    await waitFor("the retry and the rest", () => xmpp.wire.length === n + 1);
+    await waitUntil("the retry and the rest", () => xmpp.wire.length === n + 1);
     assert.equal(
       numbers(xmpp.wire)[PIPELINE_WINDOW],
       failing,
@@ -226,11 +219,11 @@ Deno.test("when everything on the wire fails (a lost connection), all of it is r
     const gates = heldConfirmations(xmpp);
     const n = PIPELINE_WINDOW + 8;
     for (let i = 0; i < n; i++) bus.publish(post(i));
-    await waitFor("a full window on the wire", () => xmpp.wire.length === PIPELINE_WINDOW);
+    await waitUntil("a full window on the wire", () => xmpp.wire.length === PIPELINE_WINDOW);
     for (let w = 1; w <= PIPELINE_WINDOW; w++) {
       gates.get(w)!.reject(new BridgeError("connection lost", { transient: true }));
     }
-    await waitFor("the retries", () => xmpp.wire.length >= 2 * PIPELINE_WINDOW);
+    await waitUntil("the retries", () => xmpp.wire.length >= 2 * PIPELINE_WINDOW);
     await turns();
     assert.equal(xmpp.wire.length, 2 * PIPELINE_WINDOW, "nothing new while retries are held back");
     assert.deepEqual(
@@ -282,12 +275,12 @@ Deno.test("a reaction waits until the message before it is confirmed and recorde
     };
     bus.publish(reaction);
     bus.publish(post(1));
-    await waitFor("the message on the wire", () => xmpp.wire.length === 1);
+    await waitUntil("the message on the wire", () => xmpp.wire.length === 1);
     await turns();
     assert.equal(xmpp.applied.length, 0, "the reaction waits for the confirmation");
     assert.equal(xmpp.wire.length, 1, "the message after the reaction waits for it");
     gates.get(1)!.resolve();
-    await waitFor("the next message", () => xmpp.wire.length === 2);
+    await waitUntil("the next message", () => xmpp.wire.length === 2);
     gates.get(2)!.resolve();
     await bus.drain();
     assert.equal(bus.stats.unresolved, 0, "the reaction found its message in the id map");

@@ -14,6 +14,7 @@ import { EDIT_MARK } from "../../src/core/handlers/edit.ts";
 import { Store } from "../../src/core/store.ts";
 import { CapableFakeBridge, FakeBridge } from "../helpers/fake_bridge.ts";
 import { captureLogs } from "../helpers/log_capture.ts";
+import { sleep, waitUntil } from "../helpers/wait.ts";
 
 const MM = "mattermost";
 const XMPP = "xmpp";
@@ -91,18 +92,6 @@ function typing(eventId: string): BridgeEvent {
 /** `event` done by Bob in the room instead of by Alice in the channel. */
 function inRoom<E extends BridgeEvent>(event: E): E {
   return { ...event, portal: { network: XMPP, channel: ROOM }, sender: BOB };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
 }
 
 Deno.test("each kind reaches its own capability on the target, in order, pointing at the bridged message", async () => {
@@ -314,7 +303,7 @@ Deno.test("a replayed event (same eventId) is handled once, in flight, later, an
     bus.publish(post("post1"));
     bus.publish(edit("post1@2", "post1", "fixed"));
     bus.publish(edit("post1@2", "post1", "fixed"));
-    await waitFor("the first edit to be applied", () => release !== undefined);
+    await waitUntil("the first edit to be applied", () => release !== undefined, 3_000);
     xmpp.behaveOn = () => Promise.resolve();
     release();
     await bus.drain();

@@ -9,6 +9,7 @@ import { BridgeError } from "../../src/core/errors.ts";
 import type { BridgeMessage } from "../../src/core/message.ts";
 import { type BatchWrite, Store } from "../../src/core/store.ts";
 import { FakeBridge } from "../helpers/fake_bridge.ts";
+import { sleep, waitUntil } from "../helpers/wait.ts";
 
 const MM = "mattermost";
 const XMPP = "xmpp";
@@ -63,18 +64,6 @@ function mmPost(id: string, text = `text of ${id}`): BridgeMessage {
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
-}
-
 Deno.test("an accepted message is in the outbox before it is sent and leaves it in the commit that records it", async () => {
   await withPath(async (path) => {
     const p = await open(path);
@@ -97,7 +86,7 @@ Deno.test("an accepted message is in the outbox before it is sent and leaves it 
         return real(writes);
       };
       p.bus.publish(mmPost("post1"));
-      await waitFor("the record", () => delivers.length > 0);
+      await waitUntil("the record", () => delivers.length > 0);
       assert.deepEqual(inOutboxAtSend, [deliveryIdFor(mmPost("post1"), XMPP)], "written before the send");
       assert.equal((await p.store.listOutbox()).length, 1, "still there while unrecorded");
       assert.equal(await p.store.findLink(MM, CHAN, "post1"), null);
@@ -124,7 +113,7 @@ Deno.test("what a process left in the outbox is delivered by the next, in order,
     // The first process never gets a send through: it dies with everything accepted and nothing recorded.
     first.xmpp.behave = () => new Promise(() => {});
     texts.forEach((t, i) => first.bus.publish(mmPost(`post${i}`, t)));
-    await waitFor("the outbox", () => first.xmpp.calls === 1);
+    await waitUntil("the outbox", () => first.xmpp.calls === 1);
     let left = 0;
     for (let i = 0; i < 100 && left < texts.length; i++) {
       left = (await first.store.listOutbox()).length;
@@ -234,7 +223,7 @@ Deno.test("a message's attachments survive in the outbox: the next process deliv
     const first = await open(path);
     first.xmpp.behave = () => new Promise(() => {});
     first.bus.publish({ ...mmPost("post1", ""), attachments });
-    await waitFor("the send", () => first.xmpp.calls === 1);
+    await waitUntil("the send", () => first.xmpp.calls === 1);
     for (let i = 0; i < 100 && (await first.store.listOutbox()).length === 0; i++) await sleep(5);
     first.bus.stop();
     first.store.close();
