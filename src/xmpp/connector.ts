@@ -63,7 +63,6 @@ import { senderMessageId, undeliverableNotice } from "./protocol/undeliverable.t
 import type { GhostProvider } from "./intents/ghosts.ts";
 import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
-import { RealJids } from "./muc/real_jids.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
 import { NS_MAM, NS_STYLING } from "./protocol/ns.ts";
@@ -160,8 +159,6 @@ export class XmppBridge
   private ctx!: BridgeContext;
   private muc!: MucRooms;
   private readonly reflections: Reflections;
-  /** Occupants' real JIDs, where rooms reveal them: who sent a message when a room has no occupant-id. */
-  private readonly realJids = new RealJids();
   /** Why the last connection attempt failed, until the session is back. */
   private lastFailure?: string;
   /** Origin-ids of everything we sent, relayed or by a ghost: their reflections are ours. */
@@ -184,7 +181,7 @@ export class XmppBridge
   readonly incoming: IncomingReader[] = [];
   /** The bridge's own occupant, which relays everyone without a voice of their own. */
   private relay!: Intent;
-  /** Who is in each joined room, for mentions. */
+  /** Who is in each joined room: nicks for mentions, real JIDs (where revealed) for who sent a message. */
   private readonly occupants = new Occupants();
   /** The server's capabilities and the XEP modules it enables; found once per process, after the first login. */
   private xeps?: SessionXeps;
@@ -926,7 +923,6 @@ export class XmppBridge
   private onStanza(stanza: Element): void {
     try {
       if (stanza.is("presence")) {
-        this.realJids.handlePresence(stanza);
         this.muc.handlePresence(stanza);
         this.occupants.handlePresence(stanza);
         return;
@@ -1052,7 +1048,7 @@ export class XmppBridge
    * occupant-id; else the real bare JID the room revealed; else the occupant JID (`room/nick`).
    */
   private senderId(msg: Groupchat): string {
-    return msg.occupantId ?? this.realJids.of(msg.room, msg.nick) ?? `${msg.room}/${msg.nick}`;
+    return msg.occupantId ?? this.occupants.realJid(msg.room, msg.nick) ?? `${msg.room}/${msg.nick}`;
   }
 
   /** Remembers how far `room` was read, here and (in batches) in the store. */

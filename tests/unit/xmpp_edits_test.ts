@@ -29,7 +29,7 @@ import {
 } from "../../src/xmpp/xeps/xep0424.ts";
 import { parseModeration, readModeration } from "../../src/xmpp/xeps/xep0425.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
-import { RealJids } from "../../src/xmpp/muc/real_jids.ts";
+import { Occupants } from "../../src/xmpp/muc/occupants.ts";
 
 const ROOM = "room@conference.example.org";
 
@@ -175,7 +175,7 @@ Deno.test("XEP-0425: the room's announcement is a moderated removal by the moder
 });
 
 Deno.test("the real JIDs a room reveals in presences are remembered per occupant, until it leaves", () => {
-  const realJids = new RealJids();
+  const realJids = new Occupants();
   const presence = (nick: string, jid?: string, type?: string) =>
     xml(
       "presence",
@@ -188,9 +188,9 @@ Deno.test("the real JIDs a room reveals in presences are remembered per occupant
     );
   realJids.handlePresence(presence("carol", "Carol@Example.org/phone"));
   realJids.handlePresence(presence("anon"));
-  assert.equal(realJids.of(ROOM, "carol"), "carol@example.org", "bare and lowercased");
-  assert.equal(realJids.of(ROOM.toUpperCase(), "carol"), "carol@example.org");
-  assert.equal(realJids.of(ROOM, "anon"), undefined, "a semi-anonymous room reveals none");
+  assert.equal(realJids.realJid(ROOM, "carol"), "carol@example.org", "bare and lowercased");
+  assert.equal(realJids.realJid(ROOM.toUpperCase(), "carol"), "carol@example.org");
+  assert.equal(realJids.realJid(ROOM, "anon"), undefined, "a semi-anonymous room reveals none");
   realJids.handlePresence(presence("carol", undefined, "unavailable"));
-  assert.equal(realJids.of(ROOM, "carol"), undefined, "another may take the nick once she left");
+  assert.equal(realJids.realJid(ROOM, "carol"), undefined, "another may take the nick once she left");
 });
