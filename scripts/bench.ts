@@ -11,6 +11,7 @@
  * @module
  */
 import { benchScram } from "./bench_scram.ts";
+import { benchGhosts } from "./bench_ghosts.ts";
 import { fileURLToPath } from "node:url";
 import { Session } from "node:inspector/promises";
 import v8 from "node:v8";
@@ -54,6 +55,8 @@ const SIZES = {
   /** Direct Prosody round trips (the XMPP user's own reflection) next to the sustained run. */
   rttProbes: 100,
   rttProbeIntervalMs: 100,
+  /** IBR ghosts brought online per phase (registration, warm logins). */
+  ghosts: 100,
 };
 
 /** Burst msgs/s of the code before pipelining (issue 7's "today"), for the ratio the issue asks for. */
@@ -1378,6 +1381,24 @@ function renderTables(r: Json): string {
         `${sus.ratios.xmpp_to_mm_p50_vs_prosody_rtt_under_load}× (under the load).`,
     );
   }
+  if (r.ghosts) {
+    const g = r.ghosts;
+    out.push("");
+    out.push(
+      `### IBR ghosts brought online (${g.first_login.ghosts} each, 10 at a time, fresh process each)\n`,
+    );
+    out.push(table([
+      ["phase", "wall", "CPU ms per ghost", "RSS KiB per ghost"],
+      ...([
+        ["first login (XEP-0077 registration, then login)", g.first_login],
+        ["warm, XMPP_CA_FILE alone (what ghosts do)", g.warm_ca_alone],
+        ["warm, system CAs + XMPP_CA_FILE (before)", g.warm_with_system_cas],
+      ] as const).map((
+        [label, p],
+      ) => [label, ms(p.wall_ms), String(p.cpu_ms_per_ghost), String(p.rss_kib_per_ghost)]),
+      ["ratio (before / now)", "", `${g.cpu_ratio}×`, `${g.rss_ratio}×`],
+    ]));
+  }
   if (r.scram) {
     out.push("");
     out.push(`### Login CPU (SCRAM-SHA-1, ${r.scram.iterations} iterations, median of ${r.scram.runs})\n`);
@@ -1434,6 +1455,10 @@ async function main(): Promise<number> {
   result.bus = await benchBus();
   progress("SCRAM-SHA-1 login CPU: the library's key derivation vs the native one");
   result.scram = await benchScram();
+  progress(
+    "IBR ghosts: CPU and memory per ghost brought online, first and warm, CA alone vs with the system's CAs",
+  );
+  result.ghosts = await benchGhosts(SIZES.ghosts);
 
   // @mattermost/client's websocket chats on console.log ("websocket connecting to …"); keep stdout for the table.
   const quiet = { log: console.log, info: console.info, debug: console.debug };

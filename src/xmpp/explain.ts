@@ -72,6 +72,15 @@ const PASSING_CONDITIONS = [
  * log.error("{reason}; {fix}", f);
  * ```
  */
+/** True when `err` (at its root) is a TLS certificate check that failed: an unknown issuer, a name mismatch … */
+export function isCertificateRejection(err: unknown): boolean {
+  const e = rootError(err);
+  const code = e.code ?? "";
+  const message = e.message ?? String(err);
+  return /CERT|SELF_SIGNED|LEAF_SIGNATURE|ISSUER/.test(code) ||
+    /certificate|self.signed|altnames/i.test(message);
+}
+
 export function explainXmppFailure(err: unknown, at: LoginAttempt): XmppFailure {
   const e = rootError(err);
   const condition = e.condition;
@@ -120,9 +129,7 @@ export function explainXmppFailure(err: unknown, at: LoginAttempt): XmppFailure 
       kind: "configuration",
     };
   }
-  if (
-    /CERT|SELF_SIGNED|LEAF_SIGNATURE|ISSUER/.test(code) || /certificate|self.signed|altnames/i.test(message)
-  ) {
+  if (isCertificateRejection(err)) {
     const mismatch = /ALTNAME|altnames/i.test(`${code} ${message}`);
     return {
       reason: `TLS: the server's certificate is not accepted (${message}${code ? `, ${code}` : ""})`,

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
 import { Client, xml } from "@xmpp/client-core";
 import reconnect from "@xmpp/reconnect";
 import tcp from "@xmpp/tcp";
@@ -28,13 +29,21 @@ import { NativeScramSha1 } from "./scram.ts";
 import { dropSocket, NegotiationTimeout, settleStart } from "./settled_start.ts";
 import { NS_PING, NS_STREAM, NS_TLS } from "../protocol/ns.ts";
 
+const log = getLogger(["mmxmpp", "xmpp"]);
+
 /** An xmpp.js element. */
 export type Element = ReturnType<typeof xml>;
 
 /** TLS settings for one connection. */
 export interface TlsOptions {
-  /** Extra CA certificate(s), PEM. */
+  /** Extra CA certificate(s), PEM, trusted besides the system's CAs. */
   ca?: string;
+  /**
+   * Trust `ca` alone, not the system's CAs as well. Each TLS connection parses the CAs it is given, and keeps them:
+   * with the system's ~150 that costs about 0.8 MB and 15 ms of CPU per connection, which is what a connection per
+   * ghost cannot afford. Set once a connection showed that `ca` alone verifies the server.
+   */
+  caOnly?: boolean;
   /** Accept any certificate. Only for testing; the caller warns. */
   insecureSkipVerify?: boolean;
   /**
@@ -132,11 +141,51 @@ interface NegotiatingEntity {
 /** The SASL step's callback that performs the exchange. */
 type Authenticate = (credentials: { username: string; password: string }, mechanism: string) => Promise<void>;
 
+/**
+ * Learns, from its connections, whether the extra CA (`XMPP_CA_FILE`) alone verifies the server, so that many
+ * connections to it (one per ghost) can each trust that CA alone ({@link TlsOptions.caOnly}): the first connection
+ * tries it alone; a certificate rejection makes it, and every later one, trust the system's CAs as well.
+ *
+ * @example
+ * ```ts
+ * const trust = new CaTrust({ ca: pem });
+ * const client = await trust.connect((tls) => startClient({ ...opts, tls }), isCertificateRejection);
+ * ```
+ */
+export class CaTrust {
+  /** Whether `ca` alone verified the server; undefined until a connection tried. */
+  #alone?: boolean;
+
+  constructor(private readonly base: TlsOptions = {}) {}
+
+  /**
+   * Runs `attempt` with the TLS options to use now; when it fails with a certificate rejection (as `rejected`
+   * tells) while trusting `ca` alone, learns that and runs it once more with the system's CAs too.
+   */
+  async connect<T>(
+    attempt: (tls: TlsOptions) => Promise<T>,
+    rejected: (err: unknown) => boolean,
+  ): Promise<T> {
+    const caOnly = this.base.ca !== undefined && this.#alone !== false;
+    try {
+      const result = await attempt({ ...this.base, caOnly });
+      if (caOnly) this.#alone = true;
+      return result;
+    } catch (err) {
+      if (!caOnly || !rejected(err)) throw err;
+      this.#alone = false;
+      log.info("XMPP_CA_FILE alone does not verify the server; trusting the system's CAs too");
+      return await attempt({ ...this.base, caOnly: false });
+    }
+  }
+}
+
 /** Node TLS connect options for `opts`. */
 export function tlsConnectOptions(domain: string, opts: TlsOptions = {}): tls.ConnectionOptions {
   return {
     servername: domain,
-    ca: opts.ca ? [...tls.rootCertificates, opts.ca] : undefined,
+    // Node's (and Deno's) `ca` replaces the system's CAs rather than adding to them.
+    ca: opts.ca ? (opts.caOnly ? [opts.ca] : [...tls.rootCertificates, opts.ca]) : undefined,
     rejectUnauthorized: !opts.insecureSkipVerify,
     checkServerIdentity: (_host, cert) => tls.checkServerIdentity(domain, cert),
   };
