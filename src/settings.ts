@@ -268,7 +268,7 @@ export const SETTINGS = {
   }),
   MM_ADMIN_TOKEN: setting({
     section: "Mattermost",
-    doc: "personal access token of a system admin; needed by BRIDGE_MM_PUPPETS to create the puppet users",
+    doc: "a system admin's personal access token, which BRIDGE_MM_PUPPETS needs to make the puppets",
     notes:
       "Creates the puppets, their access tokens and their team and channel memberships, and deactivates them " +
       "(/xmppbridge puppet-cleanup). Not used for anything else.",
@@ -476,8 +476,7 @@ export const SETTINGS = {
   }),
   BRIDGE_MM_PUPPETS: setting({
     section: "Ghosts",
-    doc:
-      "true: each XMPP user seen in a mapped room becomes a Mattermost user of its own (needs MM_ADMIN_TOKEN)",
+    doc: "true: each XMPP user in a mapped room becomes a Mattermost user (a puppet; needs MM_ADMIN_TOKEN)",
     notes:
       "The puppets post, edit, delete and react as themselves with a personal access token each. Where the " +
       "server has personal access tokens off (EnableUserAccessTokens), the bridge says so and posts as the bot.",
