@@ -9,6 +9,9 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import mm from "@mattermost/client";
+import type { LogRecord } from "@logtape/logtape";
+import { NS_CORRECT, NS_FALLBACK, NS_REACTIONS, NS_RETRACT } from "../../src/xmpp/protocol/ns.ts";
+import { captureLogs } from "../helpers/log_capture.ts";
 import { postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
@@ -82,6 +85,23 @@ async function changeNick(user: XmppUser, room: string, nick: string): Promise<v
   }
 }
 
+/** An XEP-0308 correction of the message `id`. */
+function correction(id: string) {
+  return { children: [xml("replace", { xmlns: NS_CORRECT, id })] };
+}
+
+/** An XEP-0424 retraction of the room's message `stanzaId`. */
+function retraction(stanzaId: string) {
+  return {
+    children: [xml("retract", { xmlns: NS_RETRACT, id: stanzaId }), xml("fallback", { xmlns: NS_FALLBACK })],
+  };
+}
+
+/** A log record's message with its properties filled in. */
+function rendered(r: LogRecord): string {
+  return r.message.map((part) => typeof part === "string" ? part : JSON.stringify(part)).join("");
+}
+
 /** The channel's posts with `text`, waited for. */
 function postsWith(w: World, text: string, count = 1): Promise<Post[]> {
   return postsMatching(w.mm, w.channel.id, (p) => p.message === text, count);
@@ -111,4 +131,133 @@ Deno.test(
       assert.equal((await userNamed(w, "xmpp-alice"))?.nickname, "ally", "shown with the new nick");
       assert.equal(await userNamed(w, "xmpp-ally"), undefined, "no second puppet for the new nick");
     }),
+);
+
+/** `user` reacts to the room's message `stanzaId` with exactly `emojis` (XEP-0444: the complete set). */
+function react(user: XmppUser, room: string, stanzaId: string, emojis: string[]): Promise<void> {
+  return user.send(
+    xml(
+      "message",
+      { to: room, type: "groupchat", id: crypto.randomUUID() },
+      xml("reactions", { xmlns: NS_REACTIONS, id: stanzaId }, ...emojis.map((e) => xml("reaction", {}, e))),
+    ),
+  );
+}
+
+/** The emoji names `userId` has on `postId`, sorted. */
+function reactionsOn(w: World, postId: string, userId: string): string[] {
+  const list = w.mm.post(postId)?.metadata?.reactions ?? [];
+  return list.filter((r) => r.user_id === userId).map((r) => r.emoji_name).sort();
+}
+
+Deno.test(
+  "edits, deletions and reactions are made as the puppet, and none of what the puppet does comes back to XMPP",
+  opts,
+  () =>
+    inWorld(async (w) => {
+      await w.startBridge(puppetEnv(w));
+      const before = w.alice.messages.length;
+      await w.mm.postAs(w.bob.id, w.channel.id, "react to me");
+      const [relayed] = await w.alice.waitForMessages(
+        w.room,
+        (m) => m.body?.includes("react to me") ?? false,
+      );
+      const target = (await postsWith(w, "react to me"))[0];
+      await react(w.alice, w.room, relayed.stanzaId!, ["👍"]);
+      let puppet: MmUser | undefined;
+      await waitFor(async () => (puppet ??= await userNamed(w, "xmpp-alice")) !== undefined, "the puppet");
+      await waitFor(() => reactionsOn(w, target.id, puppet!.id).join() === "+1", "the puppet's +1", 15_000);
+      assert.deepEqual(reactionsOn(w, target.id, w.mm.bot.id), [], "the bot does not react for a puppet");
+
+      const id = await w.alice.sendGroupchat(w.room, "teh cat");
+      const [typo] = await postsWith(w, "teh cat");
+      assert.equal(typo.user_id, puppet!.id);
+      await w.alice.sendGroupchat(w.room, "the cat", correction(id));
+      await waitFor(
+        () => w.mm.post(typo.id)?.message === "the cat",
+        "the puppet's post to be edited",
+        15_000,
+      );
+      assert.ok(w.mm.post(typo.id)!.edit_at > 0);
+
+      await w.alice.sendGroupchat(w.room, "oops, wrong room");
+      const [oops] = await postsWith(w, "oops, wrong room");
+      const [said] = await w.alice.waitForMessages(w.room, (m) => m.body === "oops, wrong room");
+      await w.alice.sendGroupchat(w.room, "This person attempted to retract…", retraction(said.stanzaId!));
+      await waitFor(
+        () => (w.mm.post(oops.id)?.delete_at ?? 0) > 0,
+        "the puppet's post to be deleted",
+        15_000,
+      );
+
+      // What the puppet did reached Mattermost as events like anyone's: none of it came back to the room. Bob's
+      // post after them arrives after anything they could have caused.
+      await w.mm.postAs(w.bob.id, w.channel.id, "sync");
+      await w.alice.waitForMessages(w.room, (m) => m.body === "<bob> sync" || m.body === "sync", 1, 15_000);
+      const fromBridge = w.alice.messages.slice(before).filter((m) => m.nick !== "alice");
+      assert.deepEqual(
+        fromBridge.map((m) => m.body?.replace(/^<bob> /, "")),
+        ["react to me", "sync"],
+        "only Bob's two posts came from the bridge",
+      );
+    }),
+);
+
+Deno.test(
+  "with personal access tokens off, the start log says so and the bot posts for XMPP users, naming them",
+  opts,
+  () =>
+    inWorld(async (w) => {
+      await captureLogs(async (records) => {
+        await w.startBridge(puppetEnv(w));
+        const said = records.filter((r) => r.level === "warning").map(rendered).join("\n");
+        assert.match(said, /personal access tokens are off/);
+        assert.match(said, /EnableUserAccessTokens/);
+      });
+      await w.alice.sendGroupchat(w.room, "posted by the bot");
+      const [post] = await postsWith(w, "posted by the bot");
+      assert.equal(post.user_id, w.mm.bot.id);
+      assert.equal(post.props?.override_username, "alice (xmpp)");
+      assert.equal(await userNamed(w, "xmpp-alice"), undefined, "no puppet that could not speak");
+    }, { enableUserAccessTokens: false }),
+);
+
+/** Runs `/xmppbridge text` in the mapped channel as `userId`; the reply's text. */
+async function command(w: World, userId: string, text: string): Promise<string> {
+  const res = await w.mm.invokeCommand({ trigger: "xmppbridge", channelId: w.channel.id, userId, text });
+  assert.equal(res.status, 200);
+  return (res.body as { text: string }).text;
+}
+
+Deno.test(
+  "/xmppbridge puppets lists the puppets; puppet-cleanup deactivates those in no mapped room, and a puppet seen again comes back",
+  opts,
+  () =>
+    inWorld(async (w) => {
+      await w.startBridge(puppetEnv(w));
+      await w.alice.sendGroupchat(w.room, "I am here");
+      const [first] = await postsWith(w, "I am here");
+      assert.match(
+        await command(w, w.mm.admin.id, "puppets"),
+        /1 puppet\(s\):\n- @xmpp-alice \(alice\): in 1 mapped/,
+      );
+      assert.match(await command(w, w.bob.id, "puppets"), /Only system admins/);
+      assert.match(await command(w, w.mm.admin.id, "help"), /puppet-cleanup/);
+      assert.match(await command(w, w.mm.admin.id, "puppet-cleanup"), /No puppet to deactivate/);
+      assert.equal((await userNamed(w, "xmpp-alice"))?.delete_at, 0);
+
+      assert.match(await command(w, w.mm.admin.id, "unmap"), /Unmapped/);
+      assert.match(
+        await command(w, w.mm.admin.id, "puppet-cleanup"),
+        /Deactivated 1 puppet\(s\): @xmpp-alice/,
+      );
+      assert.ok((await userNamed(w, "xmpp-alice"))!.delete_at > 0, "deactivated");
+      assert.match(await command(w, w.mm.admin.id, "puppets"), /@xmpp-alice \(alice\): deactivated/);
+
+      assert.match(await command(w, w.mm.admin.id, `map ${w.room}`), /Mapped/);
+      await w.alice.sendGroupchat(w.room, "back again");
+      const [again] = await postsWith(w, "back again");
+      assert.equal(again.user_id, first.user_id, "the same puppet, reactivated");
+      assert.equal((await userNamed(w, "xmpp-alice"))?.delete_at, 0);
+    }, { botTeamRole: "admin" }),
 );
