@@ -20,6 +20,7 @@ import {
   type FileSource,
   type FileStream,
   FileUnavailable,
+  type MembershipCapable,
   MESSAGES_ONLY,
   type NoticeCapable,
   type OpenFileOptions,
@@ -37,6 +38,7 @@ import type {
   BridgeMessage,
   DirectionalMessage,
   EditDelivery,
+  MembershipDelivery,
   PartSender,
   ReactionsDelivery,
   RemoveDelivery,
@@ -129,7 +131,7 @@ interface User {
 
 /** Mattermost side of the bridge. */
 export class MattermostBridge
-  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable {
+  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable, MembershipCapable {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
@@ -372,6 +374,14 @@ export class MattermostBridge
       // Recorded as another post of the message, so that a later edit or deletion reaches it too.
       await this.ctx.addMessageAlias(d.targetChannel, postIds[0], post.id);
     }
+  }
+
+  /**
+   * An XMPP user joined or left a mapped room: with puppets, theirs joins or leaves the channel (made when it is the
+   * user's first appearance). Without puppets there is no one to move.
+   */
+  async sendMembership(d: MembershipDelivery): Promise<void> {
+    await this.opts.puppets?.setMembership(d.event.sender, d.targetChannel, d.event.present);
   }
 
   /** Deletes every post that carries the bridged message; one already gone counts as deleted. */

@@ -489,7 +489,7 @@ export class MattermostPuppets {
  * reveals), else their id in the room (occupant-id, else room/nick).
  */
 export function identityOf(sender: Sender): string {
-  return (sender as Sender & { accountId?: string }).accountId ?? sender.id;
+  return sender.accountId ?? sender.id;
 }
 
 function keyOf(network: string, identity: string): string {

@@ -12,25 +12,20 @@ import mm from "@mattermost/client";
 import type { LogRecord } from "@logtape/logtape";
 import { NS_CORRECT, NS_FALLBACK, NS_REACTIONS, NS_RETRACT } from "../../src/xmpp/protocol/ns.ts";
 import { captureLogs } from "../helpers/log_capture.ts";
-import { postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
-import { type Prosody, startProsody } from "../helpers/prosody.ts";
-import type { XmppUser } from "../helpers/xmpp_user.ts";
+import { PASSWORD, postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { connectXmppUser, type XmppUser } from "../helpers/xmpp_user.ts";
 import type { Post, StandInOptions } from "../mm_server/server.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-let shared: Prosody | undefined;
-let worlds = 0;
+/** One Prosody for the file (occupant-ids, semi-anonymous rooms); each test has its own room, stand-in and store. */
+const worlds = sharedWorlds("puppets");
+/** A Prosody whose rooms show everyone's real JID and give no occupant-ids. */
+const jidWorlds = sharedWorlds("puppetsjid", { mucRealJidsOnly: true });
 
-/** Runs `body` in a world of its own (room, stand-in, state) on the file's Prosody. */
-async function inWorld(body: (w: World) => Promise<void>, mattermost: StandInOptions = {}): Promise<void> {
-  shared ??= await startProsody();
-  const w = await startWorld({ sharedProsody: shared, room: `puppets${++worlds}`, mattermost });
-  try {
-    await body(w);
-  } finally {
-    await w.stop();
-  }
+/** Runs `body` in a world of its own on the file's Prosody. */
+function inWorld(body: (w: World) => Promise<void>, mattermost: StandInOptions = {}): Promise<void> {
+  return worlds.run(body, { mattermost });
 }
 
 /** The bridge's environment for puppets, the admin's token as MM_ADMIN_TOKEN. */
@@ -261,3 +256,87 @@ Deno.test(
       assert.equal((await userNamed(w, "xmpp-alice"))?.delete_at, 0);
     }, { botTeamRole: "admin" }),
 );
+
+/** Whether `userId` is a member of the world's channel, asked as the admin. */
+function inChannel(w: World, userId: string): Promise<boolean> {
+  return adminClient(w).getChannelMember(w.channel.id, userId).then(() => true, () => false);
+}
+
+Deno.test(
+  "an XMPP user's puppet joins the channel when they enter the room, leaves when they leave, and is cleaned up then",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      await w.startBridge(puppetEnv(w));
+      // Alice was in the room before the bridge: her puppet is made when she speaks.
+      await w.alice.sendGroupchat(w.room, "alice stays");
+      await postsWith(w, "alice stays");
+      await worlds.prosody.register("carol", PASSWORD);
+      const carol = await connectXmppUser(await worlds.prosody.get(), "carol", PASSWORD, "laptop");
+      try {
+        await carol.joinRoom(w.room, "carol");
+        let puppet: MmUser | undefined;
+        await waitFor(
+          async () => (puppet ??= await userNamed(w, "xmpp-carol")) !== undefined,
+          "carol's puppet",
+        );
+        await waitFor(() => inChannel(w, puppet!.id), "carol's puppet in the channel", 10_000);
+        assert.equal(
+          w.mm.posts(w.channel.id).filter((p) => p.user_id === puppet!.id).length,
+          0,
+          "said nothing",
+        );
+
+        await carol.leaveRoom(w.room);
+        await waitFor(
+          async () => !await inChannel(w, puppet!.id),
+          "carol's puppet to leave the channel",
+          10_000,
+        );
+        assert.match(
+          await command(w, w.mm.admin.id, "puppet-cleanup"),
+          /Deactivated 1 puppet\(s\): @xmpp-carol\./,
+        );
+        assert.ok((await userNamed(w, "xmpp-carol"))!.delete_at > 0);
+        assert.equal((await userNamed(w, "xmpp-alice"))?.delete_at, 0, "alice is still in the room");
+
+        await carol.joinRoom(w.room, "carol");
+        await waitFor(
+          async () => (await userNamed(w, "xmpp-carol"))?.delete_at === 0,
+          "carol's puppet back",
+          10_000,
+        );
+        await waitFor(() => inChannel(w, puppet!.id), "carol's puppet back in the channel", 10_000);
+      } finally {
+        await carol.stop();
+      }
+    }, { mattermost: { botTeamRole: "admin" } }),
+);
+
+Deno.test(
+  "where the room reveals real JIDs, the puppet is named after the JID, not the nick, and keeps it across nicks",
+  opts,
+  () =>
+    jidWorlds.run(async (w) => {
+      await w.startBridge(puppetEnv(w));
+      await jidWorlds.prosody.register("dave", PASSWORD);
+      const dave = await connectXmppUser(await jidWorlds.prosody.get(), "dave", PASSWORD, "laptop");
+      try {
+        await dave.joinRoom(w.room, "Captain D");
+        await dave.sendGroupchat(w.room, "aye");
+        const [post] = await postsWith(w, "aye");
+        const puppet = await userNamed(w, "xmpp-dave");
+        assert.equal(post.user_id, puppet?.id, "xmpp-dave, from dave@localhost");
+        assert.equal(puppet?.nickname, "Captain D");
+        await changeNick(dave, w.room, "Dave");
+        await dave.sendGroupchat(w.room, "still me");
+        const [later] = await postsWith(w, "still me");
+        assert.equal(later.user_id, puppet?.id);
+      } finally {
+        await dave.stop();
+      }
+    }),
+);
+
+worlds.stopAfterAll();
+jidWorlds.stopAfterAll();
