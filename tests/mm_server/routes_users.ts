@@ -117,21 +117,33 @@ export function registerUserRoutes(router: Router): void {
     return json(201, userView(user, actor));
   });
 
+  // api4/user.go updateUserActive: `active` must be a boolean; anyone but oneself needs
+  // sysconsole_write_user_management_users (admins: 403 `api.user.update_active.permissions.app_error` for
+  // others); deactivating oneself needs EnableUserDeactivation (default false: 401), admins included; then the
+  // user (404). Publishes `user_updated` and `user_activation_status_change`.
   router.add("PUT", "/users/:user_id/active", async (ctx) => {
     const actor = requireUser(ctx);
-    const target = userParam(ctx);
+    const userId = idParam(ctx, "user_id");
     const body = await readJsonObject(ctx, "active");
     if (typeof body.active !== "boolean") throw invalidParam("active");
-    if (!isSystemAdmin(actor)) {
-      if (actor.id !== target.id) throw permissionError("manage_system");
-      // EnableUserDeactivation defaults to false: users may not deactivate themselves.
+    const selfDeactivate = !body.active && userId === actor.id;
+    if (!selfDeactivate && !isSystemAdmin(actor)) {
+      throw new AppError(
+        "api.user.update_active.permissions.app_error",
+        "You do not have the appropriate permissions.",
+        403,
+      );
+    }
+    if (selfDeactivate) {
       throw new AppError(
         "api.user.update_active.not_enable.app_error",
         "You cannot deactivate yourself because this feature is not enabled.",
         401,
       );
     }
+    const target = userParam(ctx);
     setUserActive(ctx.app, target, body.active);
+    ctx.app.publish(newEvent("user_activation_status_change", {}));
     return statusOk();
   });
 

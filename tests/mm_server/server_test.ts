@@ -684,7 +684,17 @@ Deno.test("deactivating a user publishes user_updated to everyone and their toke
     const ws = connectClient(server, server.bot.token);
     try {
       await ws.waitFor((m) => m.event === "hello");
-      await rejectsWith(clientFor(server, server.bot.token).updateUserActive(alice.id, false), 403);
+      await rejectsWith(
+        clientFor(server, server.bot.token).updateUserActive(alice.id, false),
+        403,
+        "api.user.update_active.permissions.app_error",
+      );
+      // EnableUserDeactivation is off by default: nobody deactivates themselves, not even an admin.
+      await rejectsWith(
+        clientFor(server, server.admin.token).updateUserActive(server.admin.id, false),
+        401,
+        "api.user.update_active.not_enable.app_error",
+      );
       assert.deepEqual(await clientFor(server, server.admin.token).updateUserActive(alice.id, false), {
         status: "OK",
       });
