@@ -33,7 +33,7 @@ import { fileNotice } from "../core/files.ts";
 import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
 import { Backoff } from "../core/backoff.ts";
 import { deadline } from "../core/deadline.ts";
-import { BridgeError, errorMessage } from "../core/errors.ts";
+import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
 import type {
   BridgeMessage,
   DirectionalMessage,
@@ -459,7 +459,17 @@ export class MattermostBridge
   private async voiceFor(sender: Sender, channel: string): Promise<Voice> {
     const puppet = sender.network === this.network
       ? undefined
-      : await this.opts.puppets?.puppetFor(sender, channel);
+      : await this.opts.puppets?.puppetFor(sender, channel)
+        .catch((err) => {
+          // Worth another try: the bus retries the message. Refused for good (the admin token revoked, a username
+          // Mattermost will not take): the bot posts it rather than lose it.
+          if (isTransient(err)) throw err;
+          log.warn("Could not post as the puppet of {sender}; the bot posts for them: {error}", {
+            sender: sender.name,
+            error: errorMessage(err),
+          });
+          return undefined;
+        });
     if (!puppet) {
       return { client: this.client, files: this.files, display: this.opts.display, part: { kind: "relay" } };
     }

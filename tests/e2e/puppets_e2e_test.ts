@@ -338,5 +338,35 @@ Deno.test(
     }),
 );
 
+Deno.test(
+  "a puppet that cannot be made (the admin token stopped working) loses nothing: the bot posts for that user",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      const admin2 = w.mm.createUser("admin2", { admin: true });
+      await w.startBridge(puppetEnv(w, { MM_ADMIN_TOKEN: admin2.token }));
+      await w.alice.sendGroupchat(w.room, "before");
+      const [before] = await postsWith(w, "before");
+      assert.equal(before.user_id, (await userNamed(w, "xmpp-alice"))?.id);
+      // The token's owner is deactivated: its token no longer authenticates.
+      await adminClient(w).updateUserActive(admin2.id, false);
+      await worlds.prosody.register("erin", PASSWORD);
+      const erin = await connectXmppUser(await worlds.prosody.get(), "erin", PASSWORD, "laptop");
+      try {
+        await erin.joinRoom(w.room, "erin");
+        await erin.sendGroupchat(w.room, "can anyone hear me");
+        const [post] = await postsWith(w, "can anyone hear me");
+        assert.equal(post.user_id, w.mm.bot.id, "posted by the bot");
+        assert.equal(post.props?.override_username, "erin (xmpp)");
+        // Alice's puppet has its own token: it still speaks.
+        await w.alice.sendGroupchat(w.room, "after");
+        const [after] = await postsWith(w, "after");
+        assert.equal(after.user_id, before.user_id);
+      } finally {
+        await erin.stop();
+      }
+    }),
+);
+
 worlds.stopAfterAll();
 jidWorlds.stopAfterAll();
