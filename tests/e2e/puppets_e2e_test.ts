@@ -12,6 +12,7 @@ import mm from "@mattermost/client";
 import type { LogRecord } from "@logtape/logtape";
 import { NS_CORRECT, NS_FALLBACK, NS_REACTIONS, NS_RETRACT } from "../../src/xmpp/protocol/ns.ts";
 import { captureLogs } from "../helpers/log_capture.ts";
+import { runDoctor } from "../../doctor.ts";
 import { PASSWORD, postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import { connectXmppUser, type XmppUser } from "../helpers/xmpp_user.ts";
 import type { Post, StandInOptions } from "../mm_server/server.ts";
@@ -364,6 +365,57 @@ Deno.test(
         assert.equal(after.user_id, before.user_id);
       } finally {
         await erin.stop();
+      }
+    }),
+);
+
+/** The doctor's `Mattermost puppets` step for `env` (run in-process), and everything it printed. */
+async function doctorPuppetStep(env: Record<string, string>): Promise<{ step: JsonStep; printed: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
+  await runDoctor(["--json", "--insecure-skip-verify"], env, io);
+  const printed = [...out, ...err].join("\n");
+  const report = JSON.parse(out.join("\n") || "{}") as { steps?: JsonStep[] };
+  const step = report.steps?.find((s) => s.id === "mattermost.puppets");
+  assert.ok(step, printed);
+  return { step, printed };
+}
+
+interface JsonStep {
+  id: string;
+  status: "pass" | "fail" | "skip";
+  detail: string;
+  fix?: string;
+}
+
+Deno.test(
+  "the doctor checks MM_ADMIN_TOKEN and says when personal access tokens are off",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      const env = { ...w.env(), XMPP_CA_FILE: "" };
+      const off = await doctorPuppetStep(env);
+      assert.equal(off.step.status, "skip");
+      assert.match(off.step.detail, /BRIDGE_MM_PUPPETS is off/);
+
+      const ready = await doctorPuppetStep({ ...env, ...puppetEnv(w) });
+      assert.equal(ready.step.status, "pass", ready.step.detail);
+      assert.match(ready.step.detail, /sysadmin's \(system admin\); personal access tokens are on/);
+
+      const notAdmin = await doctorPuppetStep({ ...env, ...puppetEnv(w, { MM_ADMIN_TOKEN: w.bob.token }) });
+      assert.equal(notAdmin.step.status, "fail");
+      assert.match(notAdmin.step.detail, /belongs to bob .*not a system admin/);
+
+      w.mm.setConfig({ enableUserAccessTokens: false });
+      const tokensOff = await doctorPuppetStep({ ...env, ...puppetEnv(w) });
+      assert.equal(tokensOff.step.status, "fail");
+      assert.match(tokensOff.step.detail, /personal access tokens are off/);
+      assert.match(tokensOff.step.fix!, /Enable Personal Access Tokens/);
+      for (const run of [ready, notAdmin, tokensOff]) {
+        for (const secret of [w.mm.admin.token, w.bob.token]) {
+          assert.ok(!run.printed.includes(secret), "a secret leaked");
+        }
       }
     }),
 );
