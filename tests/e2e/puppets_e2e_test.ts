@@ -13,6 +13,7 @@ import type { LogRecord } from "@logtape/logtape";
 import { NS_CORRECT, NS_FALLBACK, NS_REACTIONS, NS_RETRACT } from "../../src/xmpp/protocol/ns.ts";
 import { captureLogs } from "../helpers/log_capture.ts";
 import { runDoctor } from "../../doctor.ts";
+import { SecretBox } from "../../src/core/secretbox.ts";
 import { PASSWORD, postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import { connectXmppUser, type XmppUser } from "../helpers/xmpp_user.ts";
 import type { Post, StandInOptions } from "../mm_server/server.ts";
@@ -108,7 +109,7 @@ Deno.test(
   opts,
   () =>
     inWorld(async (w) => {
-      await w.startBridge(puppetEnv(w));
+      let bridge = await w.startBridge(puppetEnv(w));
       await w.alice.sendGroupchat(w.room, "hello as myself");
       const [post] = await postsWith(w, "hello as myself");
       const puppet = await userNamed(w, "xmpp-alice");
@@ -126,6 +127,28 @@ Deno.test(
       assert.equal(later.user_id, puppet.id, "the same puppet after the nick change");
       assert.equal((await userNamed(w, "xmpp-alice"))?.nickname, "ally", "shown with the new nick");
       assert.equal(await userNamed(w, "xmpp-ally"), undefined, "no second puppet for the new nick");
+
+      // Its token is stored sealed with BRIDGE_SECRET_KEY, and is the puppet's.
+      const [record] = await bridge.store.listPuppets();
+      assert.equal(record.userId, puppet.id);
+      assert.equal(record.token?.alg, "aes-256-gcm");
+      const box = await SecretBox.create(puppetEnv(w).BRIDGE_SECRET_KEY);
+      const token = await box.open(record.token!);
+      const asPuppet = new mm.Client4();
+      asPuppet.setUrl(w.mm.url);
+      asPuppet.setToken(token);
+      assert.equal((await asPuppet.getMe()).id, puppet.id);
+
+      // A restart keeps the puppet and its token: nothing is made twice.
+      await bridge.stop();
+      bridge = await w.startBridge(puppetEnv(w));
+      await w.alice.sendGroupchat(w.room, "after a restart");
+      const [restarted] = await postsWith(w, "after a restart");
+      assert.equal(restarted.user_id, puppet.id);
+      const made = (path: string) =>
+        w.mm.requestLog.filter((r) => r.method === "POST" && r.path === path && r.status < 300).length;
+      assert.equal(made("/api/v4/users"), 1, "one user made");
+      assert.equal(made(`/api/v4/users/${puppet.id}/tokens`), 1, "one token made");
     }),
 );
 
