@@ -392,6 +392,34 @@ Deno.test(
     }),
 );
 
+Deno.test(
+  "a taken username gets a suffix from the identity, and a puppet whose record was lost is found again, not remade",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      const human = w.mm.createUser("xmpp-alice");
+      let bridge = await w.startBridge(puppetEnv(w));
+      await w.alice.sendGroupchat(w.room, "who am I");
+      const [post] = await postsWith(w, "who am I");
+      assert.notEqual(post.user_id, human.id, "not the person who had the name");
+      const [record] = await bridge.store.listPuppets();
+      assert.match(record.username, /^xmpp-alice-[0-9a-f]{4}$/);
+      assert.equal(post.user_id, record.userId);
+
+      // The state file is lost: the puppet is recognised by its props and used again.
+      await bridge.stop();
+      for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(w.kvPath + suffix).catch(() => {});
+      bridge = await w.startBridge(puppetEnv(w));
+      await w.alice.sendGroupchat(w.room, "still me");
+      const [again] = await postsWith(w, "still me");
+      assert.equal(again.user_id, record.userId, "the same puppet");
+      const made = w.mm.requestLog.filter((r) =>
+        r.method === "POST" && r.path === "/api/v4/users" && r.status < 300
+      );
+      assert.equal(made.length, 1, "one puppet user made");
+    }),
+);
+
 /** The doctor's `Mattermost puppets` step for `env` (run in-process), and everything it printed. */
 async function doctorPuppetStep(env: Record<string, string>): Promise<{ step: JsonStep; printed: string }> {
   const out: string[] = [];
