@@ -90,8 +90,13 @@ export interface PuppetRecord {
   token?: StoredSecret;
   /** Channels (of the other network) the puppet was made a member of because its user is present there. */
   channels: string[];
-  /** When the puppet was deactivated (cleaned up); absent while active. */
+  /** When the bridge deactivated the puppet (cleaned up); absent while active. It comes back when seen again. */
   deactivatedAt?: number;
+  /**
+   * Deactivated on the other network by someone else (an admin): the bridge leaves it so and speaks for the user
+   * itself until the puppet is reactivated there.
+   */
+  suspended?: boolean;
   createdAt: number;
 }
 

@@ -409,9 +409,13 @@ export class MattermostBridge
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
+    return await this.sendAs(dm, await this.voiceFor(dm.message.sender, dm.targetChannel));
+  }
+
+  /** Posts `dm` as `voice` (the author's puppet, or the bot). */
+  private async sendAs(dm: DirectionalMessage, voice: Voice): Promise<SentRefs> {
     // A reply goes into its parent's thread (Mattermost has one level: the parent's root).
     const rootId = dm.parent ? rootIdFor(dm.parent) : undefined;
-    const voice = await this.voiceFor(dm.message.sender, dm.targetChannel);
     const files = dm.message.attachments?.length ? await this.uploadFiles(dm, voice.files) : undefined;
     const message = files?.notices.length
       ? { ...dm.message, text: [dm.message.text, ...files.notices].filter((t) => t.trim() !== "").join("\n") }
@@ -439,7 +443,18 @@ export class MattermostBridge
           log.info("Mattermost refused the thread of a reply in {channel}: posted on its own", {
             channel: dm.targetChannel,
           });
-          return this.send({ ...dm, parent: undefined });
+          return this.sendAs({ ...dm, parent: undefined }, voice);
+        }
+        // The puppet's token no longer works (revoked, or the puppet deactivated by an admin): the bot posts it,
+        // with files uploaded again as the bot (a post keeps only its author's files).
+        if (voice.part.kind === "puppet" && done.length === 0 && statusOf(err) === 401) {
+          log.warn("Mattermost refused the token of puppet {userId}; the bot posts for {sender}", {
+            userId: voice.part.id,
+            sender: dm.message.sender.name,
+          });
+          this.opts.puppets?.tokenRefused(voice.part.id);
+          this.uploads.delete(dm);
+          return this.sendAs(dm, this.botVoice());
         }
         throw withRefusalNotice(err);
       }
@@ -470,15 +485,18 @@ export class MattermostBridge
           });
           return undefined;
         });
-    if (!puppet) {
-      return { client: this.client, files: this.files, display: this.opts.display, part: { kind: "relay" } };
-    }
+    if (!puppet) return this.botVoice();
     return {
       client: puppet.client,
       files: puppet.files,
       display: { ...this.opts.display, mode: "puppet" },
       part: { kind: "puppet", id: puppet.userId },
     };
+  }
+
+  /** The bot, posting for a remote user with their name shown as the display options say. */
+  private botVoice(): Voice {
+    return { client: this.client, files: this.files, display: this.opts.display, part: { kind: "relay" } };
   }
 
   /**
@@ -741,8 +759,13 @@ export class MattermostBridge
       log.warn("Ignored a malformed user_updated event");
       return;
     }
-    // A puppet cleaned up stands for an XMPP user, who has nothing to retire on XMPP.
-    if (typeof user.delete_at === "number" && user.delete_at > 0 && !this.isPuppet(user.id)) {
+    if (this.isPuppet(user.id)) {
+      // It stands for an XMPP user, who has nothing to retire on XMPP; deactivated by an admin, the bot speaks for
+      // them meanwhile.
+      this.opts.puppets?.userUpdated(user.id, typeof user.delete_at === "number" ? user.delete_at : 0);
+      return;
+    }
+    if (typeof user.delete_at === "number" && user.delete_at > 0) {
       log.info("Mattermost user {userId} was deactivated", { userId: user.id });
       this.ctx.userDeactivated(user.id);
     }

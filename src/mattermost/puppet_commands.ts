@@ -50,6 +50,12 @@ export async function runPuppetCommand(
   }
 }
 
+const STATES = {
+  active: (channels: number) => `in ${channels} mapped channel(s)`,
+  "cleaned-up": () => "deactivated by puppet-cleanup (back when seen again)",
+  suspended: () => "deactivated in Mattermost (the bot posts for them)",
+};
+
 function listing(puppets: MattermostPuppets): string {
   const mode = puppets.mode;
   const note = mode.kind === "fallback"
@@ -57,9 +63,7 @@ function listing(puppets: MattermostPuppets): string {
     : "";
   const all = puppets.list();
   if (all.length === 0) return `No puppets yet.${note}`;
-  const lines = all.map((p) =>
-    `- @${p.username} (${p.displayName}): ${p.active ? `in ${p.channels} mapped channel(s)` : "deactivated"}`
-  );
+  const lines = all.map((p) => `- @${p.username} (${p.displayName}): ${STATES[p.state](p.channels)}`);
   return [`${all.length} puppet(s):`, ...lines].join("\n") + note;
 }
 

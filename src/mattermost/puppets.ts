@@ -76,7 +76,8 @@ export interface PuppetListing {
   displayName: string;
   /** Mapped channels the XMPP user is present in. */
   channels: number;
-  active: boolean;
+  /** `cleaned-up`: by `puppet-cleanup`, back when seen again; `suspended`: by someone else in Mattermost. */
+  state: "active" | "cleaned-up" | "suspended";
 }
 
 interface User {
@@ -191,8 +192,9 @@ export class MattermostPuppets {
    */
   async puppetFor(sender: Sender, channel?: string): Promise<Puppet | undefined> {
     if (this.state.kind !== "tokens") return undefined;
-    const identity = identityOf(sender);
+    const identity = puppetIdentity(sender);
     return await this.serially(sender.network, identity, async () => {
+      if (this.records.get(keyOf(sender.network, identity))?.suspended) return undefined;
       let record = await this.ensureUser(sender, identity);
       if (channel) record = await this.ensureMember(record, channel);
       return await this.clientFor(record);
@@ -222,12 +224,72 @@ export class MattermostPuppets {
   }
 
   /**
+   * The server refused the token of the puppet `userId` (revoked, or the user deactivated outside the bridge): it
+   * is forgotten, so that the next use makes a new one.
+   */
+  tokenRefused(userId: string): void {
+    this.clients.delete(userId);
+    const owner = this.owners.get(userId);
+    const record = owner && this.records.get(keyOf(owner.network, owner.identity));
+    if (!record) return;
+    this.serially(record.network, record.identity, async () => {
+      const current = this.records.get(keyOf(record.network, record.identity))!;
+      // Deactivated while the bridge was not listening: the same as when it was (userUpdated).
+      const user = await call(
+        `read puppet ${current.username}`,
+        () => this.admin.getUser(userId) as Promise<User>,
+      );
+      await this.save({ ...current, token: undefined });
+      if (user.delete_at) await this.suspend(userId);
+    }).catch((err) =>
+      log.warn("Could not forget the refused token of puppet {username}: {error}", {
+        username: record.username,
+        error: errorMessage(err),
+      })
+    );
+  }
+
+  /**
+   * Follows a Mattermost user's `user_updated` event: a puppet deactivated by someone else (not `puppet-cleanup`)
+   * is suspended, the bot speaking for its XMPP user, until it is reactivated in Mattermost.
+   */
+  userUpdated(userId: string, deleteAt: number): void {
+    const owner = this.owners.get(userId);
+    if (!owner) return;
+    this.serially(owner.network, owner.identity, async () => {
+      const record = this.records.get(keyOf(owner.network, owner.identity))!;
+      if (deleteAt > 0) await this.suspend(userId);
+      else if (record.suspended) {
+        await this.save({ ...record, suspended: undefined });
+        log.info("Puppet {username} was reactivated in Mattermost: it speaks for its XMPP user again", {
+          username: record.username,
+        });
+      }
+    }).catch((err) =>
+      log.warn("Could not follow a change of puppet {userId}: {error}", { userId, error: errorMessage(err) })
+    );
+  }
+
+  /** Marks the puppet `userId`, deactivated in Mattermost by someone else, as suspended; not one we cleaned up. */
+  private async suspend(userId: string): Promise<void> {
+    const owner = this.owners.get(userId)!;
+    const record = this.records.get(keyOf(owner.network, owner.identity))!;
+    if (record.deactivatedAt !== undefined || record.suspended) return;
+    this.clients.delete(userId);
+    await this.save({ ...record, suspended: true });
+    log.info(
+      "Puppet {username} was deactivated in Mattermost: the bot speaks for its XMPP user until it is reactivated",
+      { username: record.username },
+    );
+  }
+
+  /**
    * Follows an XMPP user's presence in a mapped room: present, their puppet (made if needed) joins `channel`;
    * gone, it leaves it. Nothing when puppets cannot speak.
    */
   async setMembership(sender: Sender, channel: string, present: boolean): Promise<void> {
     if (this.state.kind !== "tokens") return;
-    const identity = identityOf(sender);
+    const identity = puppetIdentity(sender);
     if (present) {
       await this.puppetFor(sender, channel);
       return;
@@ -250,11 +312,11 @@ export class MattermostPuppets {
   /** Every puppet, by username. */
   list(): PuppetListing[] {
     return [...this.records.values()]
-      .map((r) => ({
+      .map((r): PuppetListing => ({
         username: r.username,
         displayName: r.displayName,
         channels: r.channels.length,
-        active: r.deactivatedAt === undefined,
+        state: r.suspended ? "suspended" : r.deactivatedAt === undefined ? "active" : "cleaned-up",
       }))
       .sort((a, b) => a.username.localeCompare(b.username));
   }
@@ -268,12 +330,21 @@ export class MattermostPuppets {
     const deactivated: string[] = [];
     const failed: string[] = [];
     for (const record of [...this.records.values()]) {
-      if (record.deactivatedAt !== undefined || record.channels.some((c) => mapped.has(c))) continue;
+      if (
+        record.deactivatedAt !== undefined || record.suspended || record.channels.some((c) => mapped.has(c))
+      ) {
+        continue;
+      }
       try {
         await this.serially(record.network, record.identity, async () => {
           const current = this.records.get(keyOf(record.network, record.identity))!;
           // Seen again meanwhile.
-          if (current.channels.some((c) => mapped.has(c)) || current.deactivatedAt !== undefined) return;
+          if (
+            current.channels.some((c) => mapped.has(c)) || current.deactivatedAt !== undefined ||
+            current.suspended
+          ) {
+            return;
+          }
           await call(
             `deactivate puppet ${current.username}`,
             () => this.admin.updateUserActive(current.userId, false),
@@ -488,7 +559,7 @@ export class MattermostPuppets {
  * Who `sender` is across nick changes: their account when the network tells it (XMPP: the real bare JID a room
  * reveals), else their id in the room (occupant-id, else room/nick).
  */
-export function identityOf(sender: Sender): string {
+export function puppetIdentity(sender: Sender): string {
   return sender.accountId ?? sender.id;
 }
 

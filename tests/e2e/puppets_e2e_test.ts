@@ -271,7 +271,10 @@ Deno.test(
         /Deactivated 1 puppet\(s\): @xmpp-alice/,
       );
       assert.ok((await userNamed(w, "xmpp-alice"))!.delete_at > 0, "deactivated");
-      assert.match(await command(w, w.mm.admin.id, "puppets"), /@xmpp-alice \(alice\): deactivated/);
+      assert.match(
+        await command(w, w.mm.admin.id, "puppets"),
+        /@xmpp-alice \(alice\): deactivated by puppet-cleanup/,
+      );
 
       assert.match(await command(w, w.mm.admin.id, `map ${w.room}`), /Mapped/);
       await w.alice.sendGroupchat(w.room, "back again");
@@ -418,6 +421,52 @@ Deno.test(
       );
       assert.equal(made.length, 1, "one puppet user made");
     }),
+);
+
+Deno.test(
+  "a puppet an admin deactivates stays so, the bot posting for its XMPP user, until it is reactivated; also when it happened while the bridge was down",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      let bridge = await w.startBridge(puppetEnv(w));
+      await w.alice.sendGroupchat(w.room, "one");
+      const puppetId = (await postsWith(w, "one"))[0].user_id;
+      const admin = adminClient(w);
+      const byBot = async (text: string) => {
+        await w.alice.sendGroupchat(w.room, text);
+        const [post] = await postsWith(w, text);
+        assert.equal(post.user_id, w.mm.bot.id, `"${text}" posted by the bot`);
+        assert.equal(post.props?.override_username, "alice (xmpp)");
+      };
+
+      await admin.updateUserActive(puppetId, false);
+      await waitFor(
+        async () => /deactivated in Mattermost/.test(await command(w, w.mm.admin.id, "puppets")),
+        "the puppet to be suspended",
+      );
+      await byBot("two");
+      assert.ok((await userNamed(w, "xmpp-alice"))!.delete_at > 0, "left deactivated");
+
+      await admin.updateUserActive(puppetId, true);
+      await waitFor(
+        async () => /in 1 mapped channel/.test(await command(w, w.mm.admin.id, "puppets")),
+        "the puppet to speak again",
+      );
+      await w.alice.sendGroupchat(w.room, "three");
+      assert.equal((await postsWith(w, "three"))[0].user_id, puppetId);
+
+      // Deactivated while the bridge was down: its token is refused, the bot posts, and no new token is made.
+      await bridge.stop();
+      await admin.updateUserActive(puppetId, false);
+      bridge = await w.startBridge(puppetEnv(w));
+      await byBot("four");
+      await byBot("five");
+      const tokens = w.mm.requestLog.filter((r) =>
+        r.method === "POST" && r.path === `/api/v4/users/${puppetId}/tokens` && r.status < 300
+      );
+      assert.equal(tokens.length, 1, "no token made for a deactivated puppet");
+      assert.ok((await userNamed(w, "xmpp-alice"))!.delete_at > 0, "left deactivated");
+    }, { mattermost: { botTeamRole: "admin" } }),
 );
 
 /** The doctor's `Mattermost puppets` step for `env` (run in-process), and everything it printed. */
