@@ -105,51 +105,59 @@ function postsWith(w: World, text: string, count = 1): Promise<Post[]> {
 }
 
 Deno.test(
-  "an XMPP user's messages are posted by a puppet of their own, made once and kept across a nick change",
+  "an XMPP user's messages are posted by a puppet of their own, made once and kept across a nick change; no token is ever logged",
   opts,
   () =>
-    inWorld(async (w) => {
-      let bridge = await w.startBridge(puppetEnv(w));
-      await w.alice.sendGroupchat(w.room, "hello as myself");
-      const [post] = await postsWith(w, "hello as myself");
-      const puppet = await userNamed(w, "xmpp-alice");
-      assert.ok(puppet, "the puppet xmpp-alice exists");
-      assert.equal(post.user_id, puppet.id, "posted by the puppet, not the bot");
-      assert.equal(post.props?.override_username, undefined, "no name override: the author is the user");
-      assert.equal(post.props?.from_webhook, undefined);
-      assert.equal(puppet.nickname, "alice");
-      assert.match(puppet.email, /^xmpp-alice@[^@]+\.invalid$/, "a non-routable e-mail address");
-      assert.equal(puppet.props?.mmxmpp_puppet, "xmpp", "marked as bridged");
+    inWorld((w) =>
+      captureLogs(async (records) => {
+        let bridge = await w.startBridge(puppetEnv(w));
+        await w.alice.sendGroupchat(w.room, "hello as myself");
+        const [post] = await postsWith(w, "hello as myself");
+        const puppet = await userNamed(w, "xmpp-alice");
+        assert.ok(puppet, "the puppet xmpp-alice exists");
+        assert.equal(post.user_id, puppet.id, "posted by the puppet, not the bot");
+        assert.equal(post.props?.override_username, undefined, "no name override: the author is the user");
+        assert.equal(post.props?.from_webhook, undefined);
+        assert.equal(puppet.nickname, "alice");
+        assert.match(puppet.email, /^xmpp-alice@[^@]+\.invalid$/, "a non-routable e-mail address");
+        assert.equal(puppet.props?.mmxmpp_puppet, "xmpp", "marked as bridged");
 
-      await changeNick(w.alice, w.room, "ally");
-      await w.alice.sendGroupchat(w.room, "after the nick change");
-      const [later] = await postsWith(w, "after the nick change");
-      assert.equal(later.user_id, puppet.id, "the same puppet after the nick change");
-      assert.equal((await userNamed(w, "xmpp-alice"))?.nickname, "ally", "shown with the new nick");
-      assert.equal(await userNamed(w, "xmpp-ally"), undefined, "no second puppet for the new nick");
+        await changeNick(w.alice, w.room, "ally");
+        await w.alice.sendGroupchat(w.room, "after the nick change");
+        const [later] = await postsWith(w, "after the nick change");
+        assert.equal(later.user_id, puppet.id, "the same puppet after the nick change");
+        assert.equal((await userNamed(w, "xmpp-alice"))?.nickname, "ally", "shown with the new nick");
+        assert.equal(await userNamed(w, "xmpp-ally"), undefined, "no second puppet for the new nick");
 
-      // Its token is stored sealed with BRIDGE_SECRET_KEY, and is the puppet's.
-      const [record] = await bridge.store.listPuppets();
-      assert.equal(record.userId, puppet.id);
-      assert.equal(record.token?.alg, "aes-256-gcm");
-      const box = await SecretBox.create(puppetEnv(w).BRIDGE_SECRET_KEY);
-      const token = await box.open(record.token!);
-      const asPuppet = new mm.Client4();
-      asPuppet.setUrl(w.mm.url);
-      asPuppet.setToken(token);
-      assert.equal((await asPuppet.getMe()).id, puppet.id);
+        // Its token is stored sealed with BRIDGE_SECRET_KEY, and is the puppet's.
+        const [record] = await bridge.store.listPuppets();
+        assert.equal(record.userId, puppet.id);
+        assert.equal(record.token?.alg, "aes-256-gcm");
+        const box = await SecretBox.create(puppetEnv(w).BRIDGE_SECRET_KEY);
+        const token = await box.open(record.token!);
+        const asPuppet = new mm.Client4();
+        asPuppet.setUrl(w.mm.url);
+        asPuppet.setToken(token);
+        assert.equal((await asPuppet.getMe()).id, puppet.id);
 
-      // A restart keeps the puppet and its token: nothing is made twice.
-      await bridge.stop();
-      bridge = await w.startBridge(puppetEnv(w));
-      await w.alice.sendGroupchat(w.room, "after a restart");
-      const [restarted] = await postsWith(w, "after a restart");
-      assert.equal(restarted.user_id, puppet.id);
-      const made = (path: string) =>
-        w.mm.requestLog.filter((r) => r.method === "POST" && r.path === path && r.status < 300).length;
-      assert.equal(made("/api/v4/users"), 1, "one user made");
-      assert.equal(made(`/api/v4/users/${puppet.id}/tokens`), 1, "one token made");
-    }),
+        // A restart keeps the puppet and its token: nothing is made twice.
+        await bridge.stop();
+        bridge = await w.startBridge(puppetEnv(w));
+        await w.alice.sendGroupchat(w.room, "after a restart");
+        const [restarted] = await postsWith(w, "after a restart");
+        assert.equal(restarted.user_id, puppet.id);
+        const made = (path: string) =>
+          w.mm.requestLog.filter((r) => r.method === "POST" && r.path === path && r.status < 300).length;
+        assert.equal(made("/api/v4/users"), 1, "one user made");
+        assert.equal(made(`/api/v4/users/${puppet.id}/tokens`), 1, "one token made");
+
+        const logged = JSON.stringify(records.map((r) => [r.message, r.properties]));
+        assert.ok(logged.includes("xmpp-alice"), "the log names the puppet");
+        for (const secret of [token, w.mm.admin.token, puppetEnv(w).BRIDGE_SECRET_KEY]) {
+          assert.ok(!logged.includes(secret), "a secret reached the log");
+        }
+      })
+    ),
 );
 
 /** `user` reacts to the room's message `stanzaId` with exactly `emojis` (XEP-0444: the complete set). */
