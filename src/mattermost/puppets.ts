@@ -203,14 +203,16 @@ export class MattermostPuppets {
 
   /**
    * A client that may change the posts of the puppet `userId`: the puppet's own when its token can be had, else the
-   * admin's (a system admin may edit and delete anyone's posts). Undefined when `userId` is not a puppet.
+   * admin's (a system admin may edit and delete anyone's posts: tokens off, the puppet suspended). Undefined when
+   * `userId` is not a puppet.
    */
   async clientOf(userId: string): Promise<Client4 | undefined> {
     const owner = this.owners.get(userId);
     if (!owner) return undefined;
     const record = this.records.get(keyOf(owner.network, owner.identity));
     if (!record) return undefined;
-    if (this.state.kind !== "tokens") return this.admin;
+    // A suspended puppet's token is refused; without tokens there is none.
+    if (this.state.kind !== "tokens" || record.suspended) return this.admin;
     try {
       return (await this.serially(owner.network, owner.identity, () => this.clientFor(record)))?.client ??
         this.admin;

@@ -437,8 +437,9 @@ Deno.test(
   () =>
     worlds.run(async (w) => {
       let bridge = await w.startBridge(puppetEnv(w));
-      await w.alice.sendGroupchat(w.room, "one");
-      const puppetId = (await postsWith(w, "one"))[0].user_id;
+      const oneId = await w.alice.sendGroupchat(w.room, "one");
+      const [one] = await postsWith(w, "one");
+      const puppetId = one.user_id;
       const admin = adminClient(w);
       const byBot = async (text: string) => {
         await w.alice.sendGroupchat(w.room, text);
@@ -454,6 +455,13 @@ Deno.test(
       );
       await byBot("two");
       assert.ok((await userNamed(w, "xmpp-alice"))!.delete_at > 0, "left deactivated");
+      // The puppet's earlier post is still Alice's to correct: the admin edits it for her.
+      await w.alice.sendGroupchat(w.room, "one, corrected", correction(oneId));
+      await waitFor(
+        () => w.mm.post(one.id)?.message === "one, corrected",
+        "the suspended puppet's post edited",
+        15_000,
+      );
 
       await admin.updateUserActive(puppetId, true);
       await waitFor(
