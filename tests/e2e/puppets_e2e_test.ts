@@ -13,6 +13,7 @@ import type { LogRecord } from "@logtape/logtape";
 import { NS_CORRECT, NS_FALLBACK, NS_REACTIONS, NS_RETRACT, NS_UPLOAD } from "../../src/xmpp/protocol/ns.ts";
 import { captureLogs } from "../helpers/log_capture.ts";
 import { runDoctor } from "../../doctor.ts";
+import { EXIT, exitCodeOf } from "../../src/app.ts";
 import { SecretBox } from "../../src/core/secretbox.ts";
 import { PASSWORD, postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import { connectXmppUser, type XmppUser } from "../helpers/xmpp_user.ts";
@@ -531,6 +532,27 @@ Deno.test(
         headers: { Authorization: `Bearer ${w.mm.admin.token}` },
       });
       assert.deepEqual(new Uint8Array(await res.arrayBuffer()), data);
+    }),
+);
+
+Deno.test(
+  "a start with an MM_ADMIN_TOKEN that is not an admin's, or not valid, fails naming it, with the configuration or credentials exit code",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      const notAdmin = await w.startBridge(puppetEnv(w, { MM_ADMIN_TOKEN: w.bob.token })).then(
+        () => assert.fail("started"),
+        (err) => err,
+      );
+      assert.match(String(notAdmin), /MM_ADMIN_TOKEN belongs to bob, who is not a system admin/);
+      assert.equal(exitCodeOf(notAdmin), EXIT.configuration);
+      const invalid = await w.startBridge(puppetEnv(w, { MM_ADMIN_TOKEN: "nosuchtoken" })).then(
+        () => assert.fail("started"),
+        (err) => err,
+      );
+      assert.match(String(invalid), /MM_ADMIN_TOKEN is not a valid token/);
+      assert.ok(!String(invalid).includes("nosuchtoken"), "the token is not quoted");
+      assert.equal(exitCodeOf(invalid), EXIT.credentials);
     }),
 );
 
