@@ -403,9 +403,10 @@ export class MattermostBridge
    */
   async sendReactions(d: ReactionsDelivery): Promise<void> {
     const postId = d.targetMessage.parts.find((p) => p.postId)?.postId ?? d.targetMessage.ids[0];
-    const puppet = await this.opts.puppets?.puppetFor(d.event.sender, d.targetChannel);
-    if (puppet) await applyReactionSet(puppet.client, postId, puppet.userId, d.event.emojis);
-    else await applyReactionSet(this.client, postId, this.botId, d.shared);
+    const voice = await this.voiceFor(d.event.sender, d.targetChannel);
+    if (voice.part.kind === "puppet") {
+      await applyReactionSet(voice.client, postId, voice.part.id, d.event.emojis);
+    } else await applyReactionSet(this.client, postId, this.botId, d.shared);
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
