@@ -1,5 +1,5 @@
 /**
- * Encryption of secrets at rest (ghost passwords) with AES-256-GCM from WebCrypto.
+ * Encryption of secrets at rest (ghost passwords, Mattermost puppets' access tokens) with AES-256-GCM from WebCrypto.
  *
  * The key is derived from `BRIDGE_SECRET_KEY` with PBKDF2-SHA-256. Without a key, secrets are stored as they are
  * and marked so; a store written with a key cannot be read without the same key.
@@ -72,7 +72,8 @@ export class SecretBox {
     if (stored.alg === "none") return stored.data;
     if (!this.key) {
       throw new Error(
-        "a ghost password is encrypted but BRIDGE_SECRET_KEY is not set: set the key it was stored with",
+        "a stored secret (a ghost password or a puppet's token) is encrypted but BRIDGE_SECRET_KEY is not set: " +
+          "set the key it was stored with",
       );
     }
     try {
@@ -84,7 +85,8 @@ export class SecretBox {
       return new TextDecoder().decode(plain);
     } catch {
       throw new Error(
-        "a ghost password cannot be decrypted: BRIDGE_SECRET_KEY is not the key it was stored with",
+        "a stored secret (a ghost password or a puppet's token) cannot be decrypted: BRIDGE_SECRET_KEY is not " +
+          "the key it was stored with",
       );
     }
   }

@@ -1,7 +1,7 @@
 /**
  * The doctor's Mattermost steps: the server answers (and its version), the token (and the bot's roles), the
- * websocket's `hello`, each mapped channel, posting overrides, the bot's right to manage the slash command, and
- * the command's callback URL.
+ * websocket's `hello`, each mapped channel, posting overrides, the bot's right to manage the slash command, the
+ * command's callback URL, and with puppets the admin token and personal access tokens.
  *
  * @module
  */
@@ -12,6 +12,7 @@ import { explainUnreachable } from "../mattermost/explain.ts";
 import type { DoctorSettings } from "./options.ts";
 import { StepFailure, type StepSpec } from "./report.ts";
 import { MM_ID } from "../settings.ts";
+import { TOKENS_OFF_FIX } from "../mattermost/puppets.ts";
 
 const TIMEOUT_MS = 10_000;
 
@@ -141,7 +142,43 @@ export function mattermostSteps(s: DoctorSettings): StepSpec[] {
       skip: s.config.bridge.publicUrl ? undefined : "BRIDGE_PUBLIC_URL is not set",
       run: () => commandCallback(s.config.bridge.publicUrl! + CALLBACK_PATH),
     },
+    {
+      id: "mattermost.puppets",
+      name: "Mattermost puppets",
+      fix: "set MM_ADMIN_TOKEN to a personal access token of a system admin (Profile → Security → Personal " +
+        "Access Tokens, as the admin)",
+      needs: ["mattermost.reachable"],
+      skip: mm.puppets ? undefined : "BRIDGE_MM_PUPPETS is off",
+      run: () => puppetsReady(base, mm.puppets!.adminToken),
+    },
   ];
+}
+
+/**
+ * Whether puppets can be made and can speak: `MM_ADMIN_TOKEN` is a system admin's, and the server has personal
+ * access tokens on (else the bridge posts for XMPP users as the bot, as the start log says too).
+ */
+async function puppetsReady(base: string, adminToken: string): Promise<{ detail: string }> {
+  const admin = createClient(base, adminToken);
+  const me = await call("read the account of MM_ADMIN_TOKEN (/users/me)", () => admin.getMe()) as Me;
+  if (!me.roles.split(" ").includes("system_admin")) {
+    throw new StepFailure(
+      `MM_ADMIN_TOKEN belongs to ${me.username} (roles ${me.roles}), who is not a system admin: puppets cannot ` +
+        "be made",
+    );
+  }
+  const cfg = await call(
+    "read the client configuration (/config/client)",
+    () => admin.getClientConfig(),
+  ) as unknown as Record<string, string>;
+  if (cfg.EnableUserAccessTokens !== "true") {
+    throw new StepFailure(
+      "personal access tokens are off (EnableUserAccessTokens): puppets cannot post, so the bridge posts for " +
+        "XMPP users as the bot",
+      TOKENS_OFF_FIX,
+    );
+  }
+  return { detail: `MM_ADMIN_TOKEN is ${me.username}'s (system admin); personal access tokens are on` };
 }
 
 async function timedFetch(url: string, init: RequestInit = {}): Promise<Response> {

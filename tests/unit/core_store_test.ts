@@ -313,3 +313,37 @@ Deno.test("of two concurrent adds contending for the same room, exactly one wins
     assert.equal((await store.listMappings()).length, 1);
   });
 });
+
+Deno.test("a puppet is recorded once per identity and per user id, found by both, and updated in place", async () => {
+  await withStore(async (store) => {
+    const record = {
+      network: XMPP,
+      identity: "alice@example.org",
+      userId: "u".repeat(26),
+      username: "xmpp-alice",
+      displayName: "alice",
+      channels: [],
+      createdAt: 1,
+    };
+    assert.equal(await store.createPuppet(record), true);
+    assert.equal(
+      await store.createPuppet({ ...record, userId: "v".repeat(26) }),
+      false,
+      "a second for the identity",
+    );
+    assert.equal(
+      await store.createPuppet({ ...record, identity: "bob@example.org" }),
+      false,
+      "a user id twice",
+    );
+    assert.deepEqual(await store.puppetOwner(record.userId), {
+      network: XMPP,
+      identity: "alice@example.org",
+    });
+    assert.equal(await store.puppetOwner("v".repeat(26)), null);
+    await store.updatePuppet({ ...record, displayName: "ally", channels: ["c1"] });
+    assert.deepEqual(await store.listPuppets(), [{ ...record, displayName: "ally", channels: ["c1"] }]);
+    assert.equal((await store.getPuppet(XMPP, "alice@example.org"))?.displayName, "ally");
+    assert.equal(await store.getPuppet(MM, "alice@example.org"), null, "keyed by network too");
+  });
+});
