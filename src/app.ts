@@ -45,6 +45,8 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** First wait before retrying a rate-limited ghost registration. */
   ghostRegistrationRetryMs?: number;
+  /** How long after a Mattermost user's last typing event their typing ends (default 6 s; tests shorten it). */
+  typingTimeoutMs?: number;
   /** The DNS server for SRV discovery when XMPP_SERVICE is unset (tests run their own); the system's by default. */
   dnsNameServer?: { ipAddr: string; port: number };
 }
@@ -77,6 +79,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     publicUrl: config.bridge.publicUrl,
     commandToken: config.mattermost.commandToken,
     catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
+    typingTimeoutMs: opts.typingTimeoutMs,
     route: (method, path, handler) => http.route(method, path, handler),
   });
   const ghosts = await createGhosts(config, store, opts);

@@ -73,6 +73,7 @@ import { MM_ID } from "../settings.ts";
 import { isRootRefused, overriddenName, replyOfPost, rootIdFor } from "./threads.ts";
 import { standaloneQuote } from "../core/reply.ts";
 import type { ReplyTo } from "../core/events.ts";
+import { TypingIn } from "./typing.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
 
@@ -103,6 +104,11 @@ export interface MattermostBridgeOptions {
    * `BRIDGE_CATCHUP_MAX_AGE`); older ones are counted in a warning and not bridged.
    */
   catchUpMaxAgeMs?: number;
+  /**
+   * How long after a user's last `typing` event their typing counts as stopped (default 6 s: the webapp repeats
+   * the event every 5 s while its user types).
+   */
+  typingTimeoutMs?: number;
 }
 
 interface User {
@@ -164,8 +170,18 @@ export class MattermostBridge
    */
   readonly echoGuards = { filter: true, deliveryId: true };
 
+  /** Mattermost users' typing, as starts and ends. */
+  private readonly typingIn: TypingIn;
+  /** Numbers the typing events handed on, so that each has an id of its own. */
+  private typingCount = 0;
+
   constructor(private readonly opts: MattermostBridgeOptions) {
     this.catchUpBackoff = new Backoff(this.catchUpRetry());
+    this.typingIn = new TypingIn({
+      timeoutMs: opts.typingTimeoutMs ?? 6_000,
+      onChange: ({ channelId, userId, active }) =>
+        this.enqueue("typing", () => this.relayTyping(channelId, userId, active)),
+    });
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -209,6 +225,7 @@ export class MattermostBridge
   async stop(): Promise<void> {
     this.stopped = true;
     this.clientStop.abort();
+    this.typingIn.clear();
     clearTimeout(this.catchUpTimer);
     for (const timer of this.resumeTimers) clearTimeout(timer);
     this.resumeTimers.clear();
@@ -521,6 +538,8 @@ export class MattermostBridge
             this.onUserUpdated(data);
           } else if (event === "reaction_added" || event === "reaction_removed") {
             this.onReaction(event, data, broadcast);
+          } else if (event === "typing") {
+            this.onTyping(data, broadcast);
           }
         },
         // No hello follows a lossless resume, and a resume replays only what the server still had queued: mark
@@ -562,7 +581,34 @@ export class MattermostBridge
       log.warn("Ignored a malformed posted event");
       return;
     }
+    // Clients take the post as the end of its author's typing: no end needs to follow it.
+    this.typingIn.posted(post.channel_id, post.user_id);
     this.enqueue("post", () => this.handlePost(post));
+  }
+
+  /** A `typing` event: `{user_id, parent_id}`, the channel in the broadcast. */
+  private onTyping(data: Record<string, unknown>, broadcast?: Record<string, unknown>): void {
+    const userId = data.user_id;
+    const channelId = broadcast?.channel_id;
+    if (typeof userId !== "string" || typeof channelId !== "string" || channelId === "") {
+      log.warn("Ignored a malformed typing event");
+      return;
+    }
+    // The bot types for no one: such an event is not a person typing.
+    if (userId === this.botId) return;
+    this.typingIn.typed(channelId, userId, typeof data.parent_id === "string" ? data.parent_id : "");
+  }
+
+  /** Hands a start or end of typing on; unmapped channels are left to the core to count. */
+  private async relayTyping(channelId: string, userId: string, active: boolean): Promise<void> {
+    this.ctx.receive({
+      kind: "typing",
+      eventId: `typing:${channelId}:${userId}:${Date.now()}:${++this.typingCount}`,
+      portal: { network: this.network, channel: channelId },
+      sender: await this.senderOf(userId),
+      timestamp: Date.now(),
+      active,
+    });
   }
 
   /** An edited or deleted post: handed on in order with new posts, so that an edit follows its post. */

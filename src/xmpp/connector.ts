@@ -30,6 +30,7 @@ import {
   type PortalCapabilities,
   type ReactionCapable,
   type RemoveCapable,
+  type TypingCapable,
 } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
@@ -42,6 +43,7 @@ import type {
   ReactionsDelivery,
   RemoveDelivery,
   SentRefs,
+  TypingDelivery,
 } from "../core/message.ts";
 import type { Attachment, BridgeEvent, Sender } from "../core/events.ts";
 import { fileNotice, tooLarge } from "../core/files.ts";
@@ -80,6 +82,7 @@ import { buildCorrection, readCorrection } from "./xeps/xep0308.ts";
 import { buildRetraction, readRetraction } from "./xeps/xep0424.ts";
 import { readModeration } from "./xeps/xep0425.ts";
 import { buildReactions, reactionTargetId, readReactions } from "./xeps/xep0444.ts";
+import { ChatStates, readChatState } from "./xeps/xep0085.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -153,7 +156,8 @@ export class XmppBridge
     FileSource,
     EditCapable,
     RemoveCapable,
-    ReactionCapable {
+    ReactionCapable,
+    TypingCapable {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -179,6 +183,8 @@ export class XmppBridge
    * Each XEP module registers one.
    */
   readonly incoming: IncomingReader[] = [];
+  /** What each ghost or puppet shows as typing in each room (XEP-0085), rate-limited. */
+  private readonly chatStates = new ChatStates();
   /** The bridge's own occupant, which relays everyone without a voice of their own. */
   private relay!: Intent;
   /** Who is in each joined room: nicks for mentions, real JIDs (where revealed) for who sent a message. */
@@ -234,7 +240,8 @@ export class XmppBridge
       const edit = readCorrection(msg, base);
       return edit?.kind === "edit" ? { ...edit, text: this.markdownOf(msg, edit.text) } : edit;
     };
-    this.incoming.push(readModeration, readRetraction, readStyledCorrection, readReactions);
+    // Chat states last: a reactions message may carry one too, and is reactions.
+    this.incoming.push(readModeration, readRetraction, readStyledCorrection, readReactions, readChatState);
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -282,6 +289,7 @@ export class XmppBridge
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.chatStates.clear();
     for (const timer of this.rejoinTimers) clearTimeout(timer);
     this.rejoinTimers.clear();
     this.rejoins.clear();
@@ -504,7 +512,21 @@ export class XmppBridge
    * them, and any occupant may send them for its own messages.
    */
   portalCapabilities(_room: string): PortalCapabilities {
-    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true };
+    // Typing shows only as the typer's own ghost or puppet: the relay typing for everyone would tell nothing.
+    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true, typing: !!this.opts.ghosts };
+  }
+
+  /**
+   * Shows the sender's typing as XEP-0085 `composing`, its end as `paused`, from the sender's ghost or puppet, and
+   * only where it is already an occupant: a ghost never connects or joins a room just to type. Rate-limited per
+   * voice and room (see {@link ChatStates}).
+   */
+  async sendTyping(d: TypingDelivery): Promise<void> {
+    const room = d.targetChannel;
+    const intent = this.opts.ghosts?.presentIn(d.event.sender.id, room);
+    if (!intent) return;
+    const state = d.event.active ? "composing" : "paused";
+    await this.chatStates.set(room, intent.jid, state, (stanza) => intent.send(stanza));
   }
 
   /**
@@ -616,6 +638,7 @@ export class XmppBridge
     const id = dm.deliveryId;
     const { intent, relayed, sender } = await this.authorVoice(dm.message.sender);
     const stanza = this.groupchatFor(dm, relayed, reply);
+    if (!relayed) this.chatStates.messageSent(room, intent.jid, stanza);
     await intent.ensureJoined(room);
     const { reflected } = await intent.sendAhead(room, stanza, id);
     const confirmed = reflected.then(({ stanzaId }) => inThread(sentRefs(id, stanzaId, sender), reply));
@@ -674,6 +697,7 @@ export class XmppBridge
       let refs = await this.readyToSend(room, piece.id);
       if (!refs) {
         const stanza = await piece.stanza();
+        if (!relayed) this.chatStates.messageSent(room, intent.jid, stanza);
         await intent.ensureJoined(room);
         const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, piece.id);
         refs = sentRefs(piece.id, stanzaId, sender);

@@ -58,6 +58,7 @@ Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fa
     mode: "failing",
     start: () => Promise.resolve(),
     intentFor: () => Promise.resolve(null),
+    presentIn: () => undefined,
     isGhost: () => false,
     retire: () => Promise.resolve(),
     leaveRoom: () => Promise.resolve(),

@@ -38,6 +38,11 @@ export interface GhostProvider {
    * message should be retried.
    */
   intentFor(author: GhostAuthor): Promise<Intent | null>;
+  /**
+   * The voice of the author with id `authorId` when it is an occupant of `room` right now, else undefined. Never
+   * connects, registers or joins: for what is only worth showing where the ghost already is (typing, presence).
+   */
+  presentIn(authorId: string, room: string): Intent | undefined;
   /** True when `nick` in `room` is one of this provider's ghosts. */
   isGhost(room: string, nick: string): boolean;
   /** The author whose ghost is `nick` in `room`, if it is one (XMPP mentions of the nick become theirs). */

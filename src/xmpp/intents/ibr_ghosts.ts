@@ -158,6 +158,11 @@ export class IbrGhosts implements GhostProvider {
     return session.intent;
   }
 
+  presentIn(authorId: string, room: string): Intent | undefined {
+    const session = this.sessions.get(authorId);
+    return session?.client.status === "online" && session.muc.nickIn(room) ? session.intent : undefined;
+  }
+
   isGhost(room: string, nick: string): boolean {
     for (const s of this.sessions.values()) if (s.muc.nickIn(room) === nick) return true;
     return false;

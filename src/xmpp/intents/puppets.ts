@@ -158,6 +158,12 @@ export class ComponentPuppets implements GhostProvider {
     return Promise.resolve(this.puppetFor(author).intent);
   }
 
+  presentIn(authorId: string, room: string): Intent | undefined {
+    const puppet = this.byId.get(authorId);
+    if (!puppet || this.component.status !== "online") return undefined;
+    return puppet.muc.nickIn(room.toLowerCase()) ? puppet.intent : undefined;
+  }
+
   isGhost(room: string, nick: string): boolean {
     room = room.toLowerCase();
     for (const puppet of this.occupants.get(room) ?? []) {
