@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { benchScram } from "./bench_scram.ts";
 import { fileURLToPath } from "node:url";
 import { Session } from "node:inspector/promises";
 import v8 from "node:v8";
@@ -1377,6 +1378,17 @@ function renderTables(r: Json): string {
         `${sus.ratios.xmpp_to_mm_p50_vs_prosody_rtt_under_load}× (under the load).`,
     );
   }
+  if (r.scram) {
+    out.push("");
+    out.push(`### Login CPU (SCRAM-SHA-1, ${r.scram.iterations} iterations, median of ${r.scram.runs})\n`);
+    out.push(table([
+      ["key derivation", "CPU ms per login"],
+      ["sasl-scram-sha-1 (awaited HMAC per iteration)", String(r.scram.library_cpu_ms)],
+      ["native PBKDF2 (src/xmpp/session/scram.ts)", String(r.scram.native_cpu_ms)],
+      ["ratio", `${r.scram.speedup}×`],
+    ]));
+    out.push("");
+  }
   out.push(
     `Section 2's Prosody RTT (sequential, in-process bridge) was ` +
       `${ms(r.e2e["in-process"].baseline_prosody_reflection.median_ms)}.`,
@@ -1420,6 +1432,8 @@ async function main(): Promise<number> {
 
   progress(`1/5 core bus: ${SIZES.busMessages} messages × 3 variants, sequential and burst`);
   result.bus = await benchBus();
+  progress("SCRAM-SHA-1 login CPU: the library's key derivation vs the native one");
+  result.scram = await benchScram();
 
   // @mattermost/client's websocket chats on console.log ("websocket connecting to …"); keep stdout for the table.
   const quiet = { log: console.log, info: console.info, debug: console.debug };

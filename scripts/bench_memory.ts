@@ -134,7 +134,7 @@ const IMPORT_GROUPS: Array<[string, string[]]> = [
     "@xmpp/iq/caller.js",
     "@xmpp/iq/callee.js",
     "@xmpp/sasl",
-    "@xmpp/sasl-scram-sha-1",
+    "sasl-scram-sha-1",
     "@xmpp/sasl-plain",
     "@xmpp/resource-binding",
     "saslmechanisms",

@@ -19,12 +19,12 @@ import iqCaller from "@xmpp/iq/caller.js";
 import iqCallee from "@xmpp/iq/callee.js";
 import sasl from "@xmpp/sasl";
 import SASLFactory from "saslmechanisms";
-import scramsha1 from "@xmpp/sasl-scram-sha-1";
 import plain from "@xmpp/sasl-plain";
 import resourceBinding from "@xmpp/resource-binding";
 import net from "node:net";
 import tls from "node:tls";
 import { decodeUtf8Streaming } from "./utf8_stream.ts";
+import { NativeScramSha1 } from "./scram.ts";
 import { dropSocket, NegotiationTimeout, settleStart } from "./settled_start.ts";
 import { NS_PING, NS_STREAM, NS_TLS } from "../protocol/ns.ts";
 
@@ -158,7 +158,7 @@ export function createXmppClient(opts: XmppClientOptions): XmppClient {
   const reconnector = reconnect({ entity });
 
   const saslFactory = new SASLFactory();
-  scramsha1(saslFactory);
+  saslFactory.use(NativeScramSha1);
   plain(saslFactory);
   sasl(
     { streamFeatures: features, saslFactory },
