@@ -26,6 +26,7 @@ import {
   type PortalCapabilities,
   type ReactionCapable,
   type RemoveCapable,
+  type TypingCapable,
 } from "../core/bridge.ts";
 import type { Attachment } from "../core/events.ts";
 import { fileNotice } from "../core/files.ts";
@@ -41,6 +42,7 @@ import type {
   ReactionsDelivery,
   RemoveDelivery,
   SentRefs,
+  TypingDelivery,
 } from "../core/message.ts";
 import type { Sender } from "../core/events.ts";
 import { editOf, isGone, isRelayedChange, postChanges, removalOf } from "./edits.ts";
@@ -76,7 +78,7 @@ import { MM_ID } from "../settings.ts";
 import { isRootRefused, overriddenName, replyOfPost, rootIdFor } from "./threads.ts";
 import { standaloneQuote } from "../core/reply.ts";
 import type { ReplyTo } from "../core/events.ts";
-import { TypingIn } from "./typing.ts";
+import { publishUserTyping, TypingIn, TypingOut } from "./typing.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
 
@@ -135,7 +137,7 @@ interface User {
 
 /** Mattermost side of the bridge. */
 export class MattermostBridge
-  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable {
+  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable, TypingCapable {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
@@ -188,6 +190,8 @@ export class MattermostBridge
   private readonly typingIn: TypingIn;
   /** Numbers the typing events handed on, so that each has an id of its own. */
   private typingCount = 0;
+  /** XMPP users' typing shown by their puppets, kept up while it lasts. */
+  private readonly typingOut: TypingOut;
 
   constructor(private readonly opts: MattermostBridgeOptions) {
     this.catchUpBackoff = new Backoff(this.catchUpRetry());
@@ -195,6 +199,17 @@ export class MattermostBridge
       timeoutMs: opts.typingTimeoutMs ?? 6_000,
       onChange: ({ channelId, userId, active }) =>
         this.enqueue("typing", () => this.relayTyping(channelId, userId, active)),
+    });
+    this.typingOut = new TypingOut({
+      // Under the 5 s after which clients drop an indicator; XEP-0085 clients send `paused` within 30 s.
+      refreshMs: 4_000,
+      maxMs: 30_000,
+      publish: async (userId, channelId) => {
+        const client = await this.opts.puppets?.clientOf(userId);
+        if (client) await publishUserTyping(client, userId, channelId);
+      },
+      onError: (err) =>
+        log.debug("Could not keep a puppet's typing up: {error}", { error: errorMessage(err) }),
     });
   }
 
@@ -242,6 +257,7 @@ export class MattermostBridge
     this.stopped = true;
     this.clientStop.abort();
     this.typingIn.clear();
+    this.typingOut.clear();
     this.opts.puppets?.stop();
     clearTimeout(this.catchUpTimer);
     for (const timer of this.resumeTimers) clearTimeout(timer);
@@ -353,7 +369,19 @@ export class MattermostBridge
    * reacts for every XMPP user; with puppets, each does so for their own.
    */
   portalCapabilities(_channel: string): PortalCapabilities {
-    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true };
+    // Typing shows only as the typer's own puppet: the bot typing for everyone would tell nothing.
+    const typing = this.opts.puppets?.mode.kind === "tokens";
+    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true, typing };
+  }
+
+  /**
+   * Shows an XMPP user's typing as their puppet's, kept up while it lasts (see {@link TypingOut}), and only where
+   * the puppet already is a member: no puppet is made, and none joins a channel, just to type.
+   */
+  async sendTyping(d: TypingDelivery): Promise<void> {
+    const userId = this.opts.puppets?.existingUserId(d.event.sender, d.targetChannel);
+    if (!userId) return;
+    await this.typingOut.set(userId, d.targetChannel, d.event.active);
   }
 
   /**
@@ -658,8 +686,8 @@ export class MattermostBridge
       log.warn("Ignored a malformed typing event");
       return;
     }
-    // The bot types for no one: such an event is not a person typing.
-    if (userId === this.botId) return;
+    // The bot types for no one, and a puppet's typing is an XMPP user's, shown by the bridge: neither goes back.
+    if (userId === this.botId || this.isPuppet(userId)) return;
     this.typingIn.typed(channelId, userId, typeof data.parent_id === "string" ? data.parent_id : "");
   }
 

@@ -5,10 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import { sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import type { GroupchatMessage } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
 import { NS_CHAT_STATES } from "../../src/xmpp/protocol/ns.ts";
+import { connectClient } from "../mm_server/test_support.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const worlds = sharedWorlds("typing");
@@ -131,6 +132,54 @@ Deno.test(
         10_000,
       );
       assert.deepEqual(w.mm.requestLog.filter((r) => r.path.endsWith("/typing")), [], "no typing published");
+    });
+  },
+);
+
+/** Sends a body-less chat state from alice to the room, as an XMPP client does while its user types. */
+function aliceState(w: World, state: string): Promise<void> {
+  return w.alice.send(
+    xml(
+      "message",
+      { type: "groupchat", to: w.room, id: crypto.randomUUID() },
+      xml(state, { xmlns: NS_CHAT_STATES }),
+    ),
+  );
+}
+
+Deno.test(
+  "puppets: an XMPP occupant's composing shows as their puppet typing on Mattermost, kept up until paused",
+  opts,
+  async () => {
+    await worlds.run(async (w) => {
+      await w.startBridge(
+        { BRIDGE_MM_PUPPETS: "true", MM_ADMIN_TOKEN: w.mm.admin.token },
+        { typingTimeoutMs: TYPING_TIMEOUT_MS },
+      );
+      await w.alice.sendGroupchat(w.room, "hi from alice");
+      const [post] = await postsMatching(w.mm, w.channel.id, (p) => p.message === "hi from alice", 1);
+      const puppetId = post.user_id;
+      assert.notEqual(puppetId, w.mm.bot.id, "posted by alice's puppet");
+      const bob = connectClient(w.mm, w.bob.token);
+      try {
+        await bob.waitFor((m) => m.event === "hello");
+        const typingOf = (m: Record<string, unknown>) =>
+          m.event === "typing" && (m.data as { user_id: string }).user_id === puppetId;
+        await aliceState(w, "composing");
+        const event = await bob.waitFor(typingOf, 10_000);
+        assert.equal(event.broadcast.channel_id, w.channel.id);
+        // Mattermost clients drop an indicator 5 s after the last event: it is published again while alice types.
+        await waitFor(() => bob.events.filter(typingOf).length >= 2, "the typing kept up", 10_000);
+        await aliceState(w, "paused");
+        await w.alice.sendGroupchat(w.room, "after pausing");
+        await postsMatching(w.mm, w.channel.id, (p) => p.message === "after pausing", 1);
+        const shown = bob.events.filter(typingOf).length;
+        // No more refreshes once paused (the next one would have come within 4 s).
+        await new Promise((r) => setTimeout(r, 5_000));
+        assert.equal(bob.events.filter(typingOf).length, shown, "no typing after paused");
+      } finally {
+        bob.close();
+      }
     });
   },
 );
