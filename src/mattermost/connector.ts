@@ -447,6 +447,8 @@ export class MattermostBridge
     // A reply goes into its parent's thread (Mattermost has one level: the parent's root).
     const rootId = dm.parent ? rootIdFor(dm.parent) : undefined;
     const voice = await this.voiceFor(dm.message.sender, dm.targetChannel);
+    // The post ends the author's typing: clients drop the indicator at it, and it must not be published again.
+    if (voice.part.kind === "puppet") void this.typingOut.set(voice.part.id, dm.targetChannel, false);
     const files = dm.message.attachments?.length ? await this.uploadFiles(dm, voice.files) : undefined;
     const message = files?.notices.length
       ? { ...dm.message, text: [dm.message.text, ...files.notices].filter((t) => t.trim() !== "").join("\n") }

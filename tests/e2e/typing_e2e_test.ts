@@ -177,6 +177,15 @@ Deno.test(
         // No more refreshes once paused (the next one would have come within 4 s).
         await new Promise((r) => setTimeout(r, 5_000));
         assert.equal(bob.events.filter(typingOf).length, shown, "no typing after paused");
+
+        // Composing, then the message itself (clients send no paused before it): the post ends the typing.
+        await aliceState(w, "composing");
+        await waitFor(() => bob.events.filter(typingOf).length > shown, "typing again", 10_000);
+        await w.alice.sendGroupchat(w.room, "sent while composing");
+        await postsMatching(w.mm, w.channel.id, (p) => p.message === "sent while composing", 1);
+        const atPost = bob.events.filter(typingOf).length;
+        await new Promise((r) => setTimeout(r, 5_000));
+        assert.equal(bob.events.filter(typingOf).length, atPost, "no typing after the post");
       } finally {
         bob.close();
       }
