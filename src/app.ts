@@ -81,6 +81,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     commandToken: config.mattermost.commandToken,
     catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
     typingTimeoutMs: opts.typingTimeoutMs,
+    statusPollMs: config.bridge.statusPollMs,
     route: (method, path, handler) => http.route(method, path, handler),
     puppets: await createPuppets(config, store),
   });

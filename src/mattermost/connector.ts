@@ -26,7 +26,10 @@ import {
   type PortalCapabilities,
   type ReactionCapable,
   type RemoveCapable,
+  type StatusChange,
+  type StatusMirroring,
   type TypingCapable,
+  type UserStatus,
 } from "../core/bridge.ts";
 import type { Attachment } from "../core/events.ts";
 import { fileNotice } from "../core/files.ts";
@@ -71,7 +74,7 @@ import {
 } from "./post.ts";
 import { UndeliverableNotices, withRefusalNotice } from "./notices.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
-import type { MattermostPuppets } from "./puppets.ts";
+import { identityOf, type MattermostPuppets } from "./puppets.ts";
 import { runPuppetCommand } from "./puppet_commands.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { MM_ID } from "../settings.ts";
@@ -79,6 +82,7 @@ import { isRootRefused, overriddenName, replyOfPost, rootIdFor } from "./threads
 import { standaloneQuote } from "../core/reply.ts";
 import type { ReplyTo } from "../core/events.ts";
 import { publishUserTyping, TypingIn, TypingOut } from "./typing.ts";
+import { readStatuses, StatusPoller } from "./status.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
 
@@ -114,6 +118,11 @@ export interface MattermostBridgeOptions {
    * the event every 5 s while its user types).
    */
   typingTimeoutMs?: number;
+  /**
+   * How often the statuses of the users the bridge handed something of are read, for their stand-ins elsewhere
+   * (`BRIDGE_STATUS_POLL_INTERVAL`); 0 or absent: never.
+   */
+  statusPollMs?: number;
   /** XMPP users as Mattermost users of their own (`BRIDGE_MM_PUPPETS`); without it the bot posts for them. */
   puppets?: MattermostPuppets;
 }
@@ -137,7 +146,14 @@ interface User {
 
 /** Mattermost side of the bridge. */
 export class MattermostBridge
-  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable, TypingCapable {
+  implements
+    NoticeCapable,
+    FileSource,
+    EditCapable,
+    RemoveCapable,
+    ReactionCapable,
+    TypingCapable,
+    StatusMirroring {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
@@ -190,6 +206,15 @@ export class MattermostBridge
   private readonly typingIn: TypingIn;
   /** Numbers the typing events handed on, so that each has an id of its own. */
   private typingCount = 0;
+  /** Statuses of the users whose stand-ins may be elsewhere, polled. */
+  private statusPoller?: StatusPoller;
+  /** The status each puppet was last given, so that an unchanged one is not set again. */
+  private readonly puppetStatuses = new Map<string, UserStatus>();
+  /**
+   * The last status of each XMPP user (by puppet identity) that had no puppet yet when it came: given to the
+   * puppet once it is made, at its first post.
+   */
+  private readonly waitingStatuses = new Map<string, StatusChange>();
   /** XMPP users' typing shown by their puppets, kept up while it lasts. */
   private readonly typingOut: TypingOut;
 
@@ -233,6 +258,7 @@ export class MattermostBridge
     // Before the websocket: the puppets' own posts must be known as ours from the first event on.
     await this.opts.puppets?.start();
     await this.connectWebsocket(me.username);
+    if (this.opts.statusPollMs) this.startStatusPoller(this.opts.statusPollMs);
     if (this.opts.route) {
       const command = new SlashCommand({
         client: this.client,
@@ -258,6 +284,7 @@ export class MattermostBridge
     this.clientStop.abort();
     this.typingIn.clear();
     this.typingOut.clear();
+    await this.statusPoller?.stop();
     this.opts.puppets?.stop();
     clearTimeout(this.catchUpTimer);
     for (const timer of this.resumeTimers) clearTimeout(timer);
@@ -447,8 +474,17 @@ export class MattermostBridge
     // A reply goes into its parent's thread (Mattermost has one level: the parent's root).
     const rootId = dm.parent ? rootIdFor(dm.parent) : undefined;
     const voice = await this.voiceFor(dm.message.sender, dm.targetChannel);
-    // The post ends the author's typing: clients drop the indicator at it, and it must not be published again.
-    if (voice.part.kind === "puppet") void this.typingOut.set(voice.part.id, dm.targetChannel, false);
+    if (voice.part.kind === "puppet") {
+      // The post ends the author's typing: clients drop the indicator at it, and it must not be published again.
+      void this.typingOut.set(voice.part.id, dm.targetChannel, false);
+      // A status that came before the puppet was made is given to it now (its post made it online meanwhile).
+      const waiting = this.waitingStatuses.get(identityOf(dm.message.sender));
+      if (waiting) {
+        this.sendStatus(waiting).catch((err) =>
+          log.debug("Could not set a puppet's status: {error}", { error: errorMessage(err) })
+        );
+      }
+    }
     const files = dm.message.attachments?.length ? await this.uploadFiles(dm, voice.files) : undefined;
     const message = files?.notices.length
       ? { ...dm.message, text: [dm.message.text, ...files.notices].filter((t) => t.trim() !== "").join("\n") }
@@ -680,6 +716,53 @@ export class MattermostBridge
     this.enqueue("post", () => this.handlePost(post));
   }
 
+  /**
+   * Reads the statuses of the users the bridge handed something of every `intervalMs`, and hands their changes to
+   * the core (`status_change` reaches only the user's own connections).
+   */
+  private startStatusPoller(intervalMs: number): void {
+    this.statusPoller = new StatusPoller({
+      intervalMs,
+      read: (ids) => readStatuses(this.client, ids),
+      onChange: (userId, status) =>
+        this.enqueue(
+          "status",
+          async () => this.ctx.statusChanged({ sender: await this.senderOf(userId), status }),
+        ),
+      onError: (err) => log.warn("Could not read Mattermost statuses: {error}", { error: errorMessage(err) }),
+    });
+    this.statusPoller.start();
+  }
+
+  /**
+   * Gives an XMPP user's puppet their status (`PUT /users/{id}/status`, as the puppet, or as the admin when its
+   * token cannot be had: api4/status.go allows the user themself or `edit_other_users`). A user without a puppet is
+   * not given one for it; an unchanged status is not set again.
+   */
+  async sendStatus(change: StatusChange): Promise<void> {
+    if (!this.opts.puppets) return;
+    const userId = this.opts.puppets.existingUserId(change.sender);
+    const identity = identityOf(change.sender);
+    if (!userId) {
+      this.waitingStatuses.delete(identity);
+      this.waitingStatuses.set(identity, change);
+      // Bounded: the oldest is forgotten (that user's puppet then shows the status its first post gives it).
+      if (this.waitingStatuses.size > 10_000) {
+        this.waitingStatuses.delete(this.waitingStatuses.keys().next().value!);
+      }
+      return;
+    }
+    this.waitingStatuses.delete(identity);
+    if (this.puppetStatuses.get(userId) === change.status) return;
+    const client = await this.opts.puppets?.clientOf(userId);
+    if (!client) return;
+    await call(
+      `set the status of puppet ${userId}`,
+      () => client.updateStatus({ user_id: userId, status: change.status } as never),
+    );
+    this.puppetStatuses.set(userId, change.status);
+  }
+
   /** A `typing` event: `{user_id, parent_id}`, the channel in the broadcast. */
   private onTyping(data: Record<string, unknown>, broadcast?: Record<string, unknown>): void {
     const userId = data.user_id;
@@ -695,6 +778,7 @@ export class MattermostBridge
 
   /** Hands a start or end of typing on; unmapped channels are left to the core to count. */
   private async relayTyping(channelId: string, userId: string, active: boolean): Promise<void> {
+    this.statusPoller?.watch(userId);
     this.ctx.receive({
       kind: "typing",
       eventId: `typing:${channelId}:${userId}:${Date.now()}:${++this.typingCount}`,
@@ -770,6 +854,7 @@ export class MattermostBridge
     }
     this.reactionsQueued.delete(key);
     if (!await this.isMapped(change.channelId)) return;
+    this.statusPoller?.watch(change.userId);
     const emojis = await reactionSetOf(this.client, change.postId, change.userId);
     // Unique per change and the same when the websocket replays it.
     const eventId = [
@@ -857,6 +942,8 @@ export class MattermostBridge
       : isBridgeable({ ...post, props: {} }, "");
     if (!bridgeable) return;
     const sender = await this.senderOf(post.user_id);
+    // Their ghost or puppet appears on the other side with this post: its status is worth following from now on.
+    this.statusPoller?.watch(post.user_id);
     const attachments = post.file_ids?.length ? await this.files.attachmentsOf(post) : [];
     // Only files, none of which could be read (logged): nothing is left to bridge.
     if (attachments.length === 0 && postText(post).text.trim() === "") return;

@@ -30,6 +30,8 @@ import {
   type PortalCapabilities,
   type ReactionCapable,
   type RemoveCapable,
+  type StatusChange,
+  type StatusMirroring,
   type TypingCapable,
 } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
@@ -83,6 +85,7 @@ import { buildRetraction, readRetraction } from "./xeps/xep0424.ts";
 import { readModeration } from "./xeps/xep0425.ts";
 import { buildReactions, reactionTargetId, readReactions } from "./xeps/xep0444.ts";
 import { ChatStates, readChatState } from "./xeps/xep0085.ts";
+import { OccupantStatuses, presenceOf, statusOfShow } from "./status.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -110,6 +113,11 @@ export interface XmppBridgeOptions {
    * the hosts of the server's XEP-0363 upload service URLs.
    */
   fileFetchHosts?: string[];
+  /**
+   * The window in which an occupant's presence changes are coalesced into one status change (default 2 s): a room's
+   * flood of presences (a join, a server restart) costs one update per user.
+   */
+  presenceWindowMs?: number;
 }
 
 /** Largest file copied to an upload service that states no limit (Mattermost's default MaxFileSize). */
@@ -157,7 +165,8 @@ export class XmppBridge
     EditCapable,
     RemoveCapable,
     ReactionCapable,
-    TypingCapable {
+    TypingCapable,
+    StatusMirroring {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -183,6 +192,8 @@ export class XmppBridge
    * Each XEP module registers one.
    */
   readonly incoming: IncomingReader[] = [];
+  /** The occupants' statuses, from their presence, coalesced per user before they reach the core. */
+  private readonly statuses: OccupantStatuses;
   /** What each ghost or puppet shows as typing in each room (XEP-0085), rate-limited. */
   private readonly chatStates = new ChatStates();
   /** The bridge's own occupant, which relays everyone without a voice of their own. */
@@ -234,6 +245,10 @@ export class XmppBridge
   constructor(private readonly opts: XmppBridgeOptions) {
     [this.local, this.domain] = opts.jid.split("@");
     this.reflections = new Reflections(opts.reflectionTimeoutMs);
+    this.statuses = new OccupantStatuses(
+      opts.presenceWindowMs ?? 2_000,
+      (change) => this.ctx.statusChanged(change),
+    );
     // The room's announcement of a moderation before an occupant's retraction: both carry `<retract>`.
     // A correction's new text is styled like a message's: read as Markdown the same way.
     const readStyledCorrection: IncomingReader = (msg, base) => {
@@ -290,6 +305,7 @@ export class XmppBridge
   async stop(): Promise<void> {
     this.stopping = true;
     this.chatStates.clear();
+    this.statuses.clear();
     for (const timer of this.rejoinTimers) clearTimeout(timer);
     this.rejoinTimers.clear();
     this.rejoins.clear();
@@ -501,6 +517,7 @@ export class XmppBridge
     await this.opts.ghosts?.leaveRoom(room);
     await this.muc.leave(room);
     this.occupants.forget(room);
+    this.statuses.forgetRoom(room);
   }
 
   async remoteUserGone(_network: string, userId: string): Promise<void> {
@@ -948,8 +965,11 @@ export class XmppBridge
     try {
       if (stanza.is("presence")) {
         this.muc.handlePresence(stanza);
+        // Who is leaving, read before the tracker forgets them (their real JID says who they are).
+        const leaving = stanza.attrs.type === "unavailable" ? this.occupantSender(stanza) : undefined;
         const change = this.occupants.handlePresence(stanza);
         if (change) this.onOccupantChange(change);
+        this.trackStatus(stanza, leaving);
         return;
       }
       const msg = parseGroupchat(stanza);
@@ -1107,6 +1127,41 @@ export class XmppBridge
     });
   }
 
+  /**
+   * The sender a presence from a room's occupant names, unless it is the bridge's own occupant or one of its ghosts
+   * or puppets (their presence is the bridge's doing), or the room is not one the bridge is in.
+   */
+  private occupantSender(stanza: Element): { room: string; sender: Sender } | undefined {
+    const from = String(stanza.attrs.from ?? "");
+    const slash = from.indexOf("/");
+    if (slash < 0) return undefined;
+    const room = from.slice(0, slash).toLowerCase();
+    const nick = from.slice(slash + 1);
+    const own = this.muc.nickIn(room);
+    if (own === undefined || nick === own || this.opts.ghosts?.isGhost(room, nick)) return undefined;
+    return { room, sender: this.senderOf(room, nick) };
+  }
+
+  /** Follows an occupant's status from their presence (`leaving`: who an unavailable presence was from). */
+  private trackStatus(stanza: Element, leaving: { room: string; sender: Sender } | undefined): void {
+    const type = stanza.attrs.type;
+    if (type === "unavailable") {
+      if (leaving) this.statuses.gone(leaving.room, leaving.sender);
+      return;
+    }
+    if (type !== undefined) return;
+    const occupant = this.occupantSender(stanza);
+    if (occupant) this.statuses.present(occupant.room, occupant.sender, statusOfShow(stanza));
+  }
+
+  /**
+   * Shows a Mattermost user's status as their ghost's or puppet's presence in the rooms it is in (and at its later
+   * joins); a user without one is not given one for it.
+   */
+  async sendStatus(change: StatusChange): Promise<void> {
+    await this.opts.ghosts?.setStatus(change.sender.id, presenceOf(change.status));
+  }
+
   /** Remembers how far `room` was read, here and (in batches) in the store. */
   private recordPosition(room: string, time: number): void {
     if (!Number.isFinite(time) || time <= (this.lastSeen.get(room) ?? -Infinity)) return;
@@ -1163,6 +1218,7 @@ export class XmppBridge
     );
     this.muc.resetAll();
     this.occupants.clear();
+    this.statuses.clear();
     // Every failed attempt ends in another disconnect: this sets the wait before the next one.
     this.client.reconnect.delay = this.reconnectBackoff.next();
   }
