@@ -37,6 +37,16 @@ async function setStatus(w: World, user: { id: string; token: string }, status: 
   assert.equal(res.status, 200, await res.text());
 }
 
+/** `POST /users/{id}/typing` as the user themself, as a Mattermost client does. */
+async function typeAs(w: World, user: { id: string; token: string }): Promise<void> {
+  const res = await fetch(`${w.mm.url}/api/v4/users/${user.id}/typing`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${user.token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ channel_id: w.channel.id }),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
 /** The Mattermost status of `userId`, as the admin reads it. */
 async function statusOf(w: World, userId: string): Promise<string> {
   const res = await fetch(`${w.mm.url}/api/v4/users/${userId}/status`, {
@@ -98,14 +108,7 @@ Deno.test(
       await w.startBridge(componentEnv(w));
       // Everyone changes status; a few type; one posts.
       for (const m of members) await setStatus(w, m, "dnd");
-      for (const m of members.slice(0, 5)) {
-        const res = await fetch(`${w.mm.url}/api/v4/users/${m.id}/typing`, {
-          method: "POST",
-          headers: { Authorization: `Bearer ${m.token}`, "Content-Type": "application/json" },
-          body: JSON.stringify({ channel_id: w.channel.id }),
-        });
-        assert.equal(res.status, 200);
-      }
+      for (const m of members.slice(0, 5)) await typeAs(w, m);
       await w.mm.postAs(members[7].id, w.channel.id, "only I speak");
       await w.alice.waitForMessages(w.room, (m) => m.body === "only I speak", 1, 15_000);
       // The one who spoke shows their status (read by the poller), in one batch request per round.
@@ -116,6 +119,49 @@ Deno.test(
         r.method === "POST" && r.path === "/api/v4/users/status/ids"
       );
       assert.ok(polls.length > 0, "statuses were polled");
+    });
+  },
+);
+
+Deno.test(
+  "ibr: a channel of many members registers, logs in and joins only the ghost of the one who spoke",
+  opts,
+  async () => {
+    await worlds.run(async (w) => {
+      const members = Array.from({ length: 40 }, (_, i) => w.mm.createUser(`ibrmember${i}`));
+      for (const m of members) w.mm.addMember(w.channel.id, m.id);
+      const seen = recordPresences(w);
+      try {
+        await w.startBridge({
+          BRIDGE_GHOST_MODE: "ibr",
+          BRIDGE_SECRET_KEY: "a-long-random-key-for-the-tests-0123456789",
+          ...POLL,
+        });
+        for (const m of members) await setStatus(w, m, "away");
+        // Typing is read too (their statuses then are), but is no reason for a session either.
+        for (const m of members.slice(10, 15)) await typeAs(w, m);
+        await w.mm.postAs(members[3].id, w.channel.id, "only I speak");
+        await w.alice.waitForMessages(w.room, (m) => m.body === "only I speak", 1, 15_000);
+        await waitFor(() => lastShow(seen, "ibrmember3") === "away", "ibrmember3's ghost showing away");
+        // The typists' statuses were read too by now (a round after the one that read ibrmember3's), and left alone.
+        const polls = () => w.mm.requestLog.filter((r) => r.path === "/api/v4/users/status/ids").length;
+        const after = polls();
+        await waitFor(() => polls() >= after + 2, "two more rounds of status reads");
+        const joiners = new Set(
+          w.prosody.mucJoinRequests().filter((j) => j.to.startsWith(`${w.room}/`)).map((j) =>
+            j.from.split("/")[0]
+          ),
+        );
+        assert.deepEqual(
+          joiners,
+          new Set(["alice@localhost", "bridge@localhost", "mm_ibrmember3@localhost"]),
+        );
+      } finally {
+        // The file's Prosody outlives the world: the ghost accounts (one, unless this failed) must not.
+        for (const m of [members[3], ...members.slice(10, 15)]) {
+          await w.prosody.unregister(`mm_${m.username}`).catch(() => {});
+        }
+      }
     });
   },
 );
