@@ -69,7 +69,7 @@ import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
-import { NS_MAM, NS_STYLING } from "./protocol/ns.ts";
+import { NS_MAM, NS_MUC_USER, NS_STYLING } from "./protocol/ns.ts";
 import { addReply, prependQuote, readReply, type ReplyPointer, replyPointer } from "./xeps/xep0461.ts";
 import { quoteLines, standaloneQuote } from "../core/reply.ts";
 import { oobElement, readOobMessage } from "./xeps/xep0066.ts";
@@ -1129,7 +1129,8 @@ export class XmppBridge
 
   /**
    * The sender a presence from a room's occupant names, unless it is the bridge's own occupant or one of its ghosts
-   * or puppets (their presence is the bridge's doing), or the room is not one the bridge is in.
+   * or puppets (their presence is the bridge's doing), or the room is not one the bridge is in or joining: the
+   * occupants already there are announced before the room confirms our join (XEP-0045 §7.2.3), and count too.
    */
   private occupantSender(stanza: Element): { room: string; sender: Sender } | undefined {
     const from = String(stanza.attrs.from ?? "");
@@ -1137,9 +1138,12 @@ export class XmppBridge
     if (slash < 0) return undefined;
     const room = from.slice(0, slash).toLowerCase();
     const nick = from.slice(slash + 1);
-    const own = this.muc.nickIn(room);
-    if (own === undefined || nick === own || this.opts.ghosts?.isGhost(room, nick)) return undefined;
-    return { room, sender: this.senderOf(room, nick) };
+    const occupancy = this.muc.rooms.get(room);
+    if (!occupancy || nick === occupancy.nick || this.opts.ghosts?.isGhost(room, nick)) return undefined;
+    const self = stanza.getChild("x", NS_MUC_USER)?.getChildren("status").some((s: Element) =>
+      s.attrs.code === "110"
+    );
+    return self ? undefined : { room, sender: this.senderOf(room, nick) };
   }
 
   /** Follows an occupant's status from their presence (`leaving`: who an unavailable presence was from). */

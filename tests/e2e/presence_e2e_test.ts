@@ -211,13 +211,14 @@ Deno.test(
   async () => {
     await worlds.run(async (w) => {
       const seen = recordPresences(w);
+      // Alice is busy before the bridge joins, and so before she has a puppet: it is busy once made (at her first
+      // message).
+      await aliceShows(w, "dnd");
       await w.startBridge({
         ...componentEnv(w),
         BRIDGE_MM_PUPPETS: "true",
         MM_ADMIN_TOKEN: w.mm.admin.token,
       });
-      // Alice is busy before she has a puppet: it is busy once made (at her first message).
-      await aliceShows(w, "dnd");
       await new Promise((r) => setTimeout(r, 2_500));
       await w.alice.sendGroupchat(w.room, "hi from alice");
       const [post] = await postsMatching(w.mm, w.channel.id, (p) => p.message === "hi from alice", 1);
