@@ -81,7 +81,8 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     commandToken: config.mattermost.commandToken,
     catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
     typingTimeoutMs: opts.typingTimeoutMs,
-    statusPollMs: config.bridge.statusPollMs,
+    // Only ghosts show a status: in relay mode there is no one to poll for.
+    statusPollMs: config.ghosts.mode === "relay" ? 0 : config.bridge.statusPollMs,
     route: (method, path, handler) => http.route(method, path, handler),
     puppets: await createPuppets(config, store),
   });

@@ -480,7 +480,7 @@ export const SETTINGS = {
       "how often the Mattermost statuses of users with ghosts are read, for their ghosts' presence (0: never)",
     notes:
       "Mattermost tells a user's status only to that user, so the bridge reads the statuses of the users it has " +
-      "bridged something of, in batches (POST /users/status/ids). A number alone is seconds.",
+      "bridged something of, in batches (POST /users/status/ids); not in relay mode. A number alone is seconds.",
     default: "60s",
     parse: (value, name, ctx) =>
       ["0", "off"].includes(value.trim().toLowerCase()) ? 0 : duration(value, name, ctx),
