@@ -19,9 +19,10 @@ import { type Intent, ReflectingIntent } from "./intent.ts";
 import { type LeaveReason, MucRooms, type PresenceState } from "../muc/rooms.ts";
 import { Reflections } from "../muc/reflections.ts";
 import { parseGroupchat } from "../protocol/stanza.ts";
-import { NS_DISCO_INFO, NS_MUC, NS_PING } from "../protocol/ns.ts";
+import { NS_CHAT_STATES, NS_DISCO_INFO, NS_MUC, NS_PING } from "../protocol/ns.ts";
 
-const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING];
+/** Puppets send chat states (XEP-0085) when their Mattermost users type. */
+const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING, NS_CHAT_STATES];
 /** How many rooms are rejoined at once after a reconnection. */
 const REJOIN_CONCURRENCY = 8;
 
