@@ -83,6 +83,8 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     typingTimeoutMs: opts.typingTimeoutMs,
     // Only ghosts show a status: in relay mode there is no one to poll for.
     statusPollMs: config.ghosts.mode === "relay" ? 0 : config.bridge.statusPollMs,
+    // An ibr ghost disconnects after this long without activity; component puppets stay in their rooms.
+    statusWatchMs: config.ghosts.mode === "ibr" ? config.ghosts.idleMinutes * 60_000 : undefined,
     route: (method, path, handler) => http.route(method, path, handler),
     puppets: await createPuppets(config, store),
   });

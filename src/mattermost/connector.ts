@@ -123,6 +123,8 @@ export interface MattermostBridgeOptions {
    * (`BRIDGE_STATUS_POLL_INTERVAL`); 0 or absent: never.
    */
   statusPollMs?: number;
+  /** How long after their last activity a user's status stops being read (their ghost's idle time); absent: never. */
+  statusWatchMs?: number;
   /** XMPP users as Mattermost users of their own (`BRIDGE_MM_PUPPETS`); without it the bot posts for them. */
   puppets?: MattermostPuppets;
 }
@@ -723,6 +725,7 @@ export class MattermostBridge
   private startStatusPoller(intervalMs: number): void {
     this.statusPoller = new StatusPoller({
       intervalMs,
+      forgetAfterMs: this.opts.statusWatchMs,
       read: (ids) => readStatuses(this.client, ids),
       onChange: (userId, status) =>
         this.enqueue(

@@ -3,8 +3,8 @@
  * the user's own connections, so the bridge asks for the statuses it needs, in batches (`POST /users/status/ids`).
  *
  * Only the users whose stand-ins may be somewhere are watched: those the bridge handed something of (a post, a
- * reaction, typing) since it started, since ghosts and puppets appear on the other side on first activity only. A
- * channel's silent members cost nothing.
+ * reaction, typing), since ghosts and puppets appear on the other side on first activity only, and, where ghosts
+ * go away when idle (`ibr`), only for as long as they stay. A channel's silent members cost nothing.
  *
  * @module
  */
@@ -26,6 +26,11 @@ export interface StatusPollerOptions {
   onChange: (userId: string, status: UserStatus) => void;
   /** A round of reads failed; the next round tries again. */
   onError?: (err: unknown) => void;
+  /**
+   * How long after their last activity a user stops being watched: as long as their stand-in stays (an `ibr`
+   * ghost disconnects when idle); absent, for as long as this runs (component puppets stay in their rooms).
+   */
+  forgetAfterMs?: number;
 }
 
 /**
@@ -41,6 +46,8 @@ export interface StatusPollerOptions {
 export class StatusPoller {
   /** Watched users, with their last status read (undefined until read once). */
   private readonly known = new Map<string, UserStatus | undefined>();
+  /** When each watched user was last active. */
+  private readonly active = new Map<string, number>();
   private timer?: ReturnType<typeof setTimeout>;
   private running = false;
   /** The round under way, if any. */
@@ -48,9 +55,10 @@ export class StatusPoller {
 
   constructor(private readonly opts: StatusPollerOptions) {}
 
-  /** Reads `userId`'s status from the next round on. */
+  /** Reads `userId`'s status from the next round on (they were active just now). */
   watch(userId: string): void {
     if (!this.known.has(userId)) this.known.set(userId, undefined);
+    this.active.set(userId, Date.now());
   }
 
   /** How many users are watched. */
@@ -73,6 +81,15 @@ export class StatusPoller {
 
   /** Reads every watched user's status once, in batches, and reports the changes. */
   async poll(): Promise<void> {
+    const forgetAfter = this.opts.forgetAfterMs;
+    if (forgetAfter !== undefined) {
+      const cutoff = Date.now() - forgetAfter;
+      for (const [userId, at] of this.active) {
+        if (at > cutoff) continue;
+        this.active.delete(userId);
+        this.known.delete(userId);
+      }
+    }
     const ids = [...this.known.keys()];
     for (let i = 0; i < ids.length; i += BATCH) {
       const statuses = await this.opts.read(ids.slice(i, i + BATCH));

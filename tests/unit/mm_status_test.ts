@@ -3,6 +3,7 @@ import type { UserStatus } from "../../src/core/bridge.ts";
 import { createClient } from "../../src/mattermost/api.ts";
 import { readStatuses, StatusPoller } from "../../src/mattermost/status.ts";
 import { startMattermostStandIn } from "../mm_server/server.ts";
+import { sleep } from "../helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -40,3 +41,32 @@ Deno.test(
     }
   },
 );
+
+Deno.test("a user idle for longer than their ghost stays is no longer read", opts, async () => {
+  const mm = await startMattermostStandIn();
+  try {
+    const [idle, busy] = [mm.createUser("idle"), mm.createUser("busy")];
+    const client = createClient(mm.url, mm.bot.token);
+    const asked: string[][] = [];
+    const poller = new StatusPoller({
+      intervalMs: 60_000,
+      forgetAfterMs: 50,
+      read: (ids) => {
+        asked.push(ids);
+        return readStatuses(client, ids);
+      },
+      onChange: () => {},
+    });
+    poller.watch(idle.id);
+    poller.watch(busy.id);
+    await poller.poll();
+    assert.deepEqual(asked, [[idle.id, busy.id]]);
+    await sleep(100);
+    poller.watch(busy.id); // active again
+    await poller.poll();
+    assert.deepEqual(asked.at(-1), [busy.id], "only the one still active");
+    assert.equal(poller.watched, 1);
+  } finally {
+    await mm.close();
+  }
+});
