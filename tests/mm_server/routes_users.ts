@@ -186,9 +186,11 @@ export function registerUserRoutes(router: Router): void {
     return json(200, createAccessToken(ctx.app.store, target.id, description));
   });
 
+  // api4/status.go getUserStatus: no permission check and no user look-up: an id without a status row (an unknown
+  // user too) is offline (app/platform/status.go GetUserStatusesByIds).
   router.add("GET", "/users/:user_id/status", (ctx) => {
     requireUser(ctx);
-    return json(200, statusOf(ctx.app.store, userParam(ctx).id));
+    return json(200, statusOf(ctx.app.store, idParam(ctx, "user_id")));
   });
 
   // api4/status.go getUserStatusesByIds: any session; every id must be 26 characters; a user without a status

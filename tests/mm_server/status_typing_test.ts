@@ -18,6 +18,11 @@ Deno.test("POST /users/status/ids lists every id asked, offline for users never 
       statuses.map((s) => [s.user_id, s.status]),
       [[bob.id, "dnd"], [unknown, "offline"]],
     );
+    assert.equal(
+      (await bot.getStatus(unknown)).status,
+      "offline",
+      "GET for an unknown user: offline, not 404",
+    );
     await rejectsWith(bot.getStatusesByIds([]), 400, "api.context.invalid_param.app_error");
     await rejectsWith(bot.getStatusesByIds(["short"]), 400, "api.context.invalid_param.app_error");
     const garbage = await apiFetch(server, "POST", "/users/status/ids", {
