@@ -46,6 +46,8 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** First wait before retrying a rate-limited ghost registration. */
   ghostRegistrationRetryMs?: number;
+  /** How long after a Mattermost user's last typing event their typing ends (default 6 s; tests shorten it). */
+  typingTimeoutMs?: number;
   /** The DNS server for SRV discovery when XMPP_SERVICE is unset (tests run their own); the system's by default. */
   dnsNameServer?: { ipAddr: string; port: number };
 }
@@ -78,6 +80,11 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     publicUrl: config.bridge.publicUrl,
     commandToken: config.mattermost.commandToken,
     catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
+    typingTimeoutMs: opts.typingTimeoutMs,
+    // Only ghosts show a status: in relay mode there is no one to poll for.
+    statusPollMs: config.ghosts.mode === "relay" ? 0 : config.bridge.statusPollMs,
+    // An ibr ghost disconnects after this long without activity; component puppets stay in their rooms.
+    statusWatchMs: config.ghosts.mode === "ibr" ? config.ghosts.idleMinutes * 60_000 : undefined,
     route: (method, path, handler) => http.route(method, path, handler),
     puppets: await createPuppets(config, store),
   });

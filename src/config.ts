@@ -59,6 +59,8 @@ export interface Config {
     allowChannelMentions: boolean;
     /** Hosts files may be downloaded from over http (`BRIDGE_FILE_FETCH_HOSTS`); unset: the upload service's. */
     fileFetchHosts?: string[];
+    /** How often Mattermost statuses are read for the ghosts' presence (`BRIDGE_STATUS_POLL_INTERVAL`); 0: never. */
+    statusPollMs: number;
   };
   ghosts: {
     /** `relay`: the bridge speaks for everyone; `ibr`: an account per user; `component`: XEP-0114 puppets. */
@@ -188,6 +190,7 @@ export function loadConfig(
         mmDisplay: v.BRIDGE_MM_DISPLAY!,
         allowChannelMentions: v.BRIDGE_ALLOW_CHANNEL_MENTIONS!,
         fileFetchHosts: v.BRIDGE_FILE_FETCH_HOSTS,
+        statusPollMs: v.BRIDGE_STATUS_POLL_INTERVAL!,
       },
       ghosts: {
         mode: v.BRIDGE_GHOST_MODE!,

@@ -474,6 +474,17 @@ export const SETTINGS = {
     default: "true",
     parse: bool,
   }),
+  BRIDGE_STATUS_POLL_INTERVAL: setting({
+    section: "Ghosts",
+    doc:
+      "how often the Mattermost statuses of users with ghosts are read, for their ghosts' presence (0: never)",
+    notes:
+      "Mattermost tells a user's status only to that user, so the bridge reads the statuses of the users it has " +
+      "bridged something of, in batches (POST /users/status/ids); not in relay mode. A number alone is seconds.",
+    default: "60s",
+    parse: (value, name, ctx) =>
+      ["0", "off"].includes(value.trim().toLowerCase()) ? 0 : duration(value, name, ctx),
+  }),
   BRIDGE_MM_PUPPETS: setting({
     section: "Ghosts",
     doc: "true: each XMPP user in a mapped room becomes a Mattermost user (a puppet; needs MM_ADMIN_TOKEN)",

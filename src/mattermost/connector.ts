@@ -27,6 +27,10 @@ import {
   type PortalCapabilities,
   type ReactionCapable,
   type RemoveCapable,
+  type StatusChange,
+  type StatusMirroring,
+  type TypingCapable,
+  type UserStatus,
 } from "../core/bridge.ts";
 import type { Attachment } from "../core/events.ts";
 import { fileNotice } from "../core/files.ts";
@@ -43,6 +47,7 @@ import type {
   ReactionsDelivery,
   RemoveDelivery,
   SentRefs,
+  TypingDelivery,
 } from "../core/message.ts";
 import type { Sender } from "../core/events.ts";
 import { editOf, isGone, isRelayedChange, postChanges, removalOf } from "./edits.ts";
@@ -71,13 +76,15 @@ import {
 } from "./post.ts";
 import { UndeliverableNotices, withRefusalNotice } from "./notices.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
-import type { MattermostPuppets } from "./puppets.ts";
+import { type MattermostPuppets, puppetIdentity } from "./puppets.ts";
 import { runPuppetCommand } from "./puppet_commands.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { MM_ID } from "../settings.ts";
 import { isRootRefused, overriddenName, replyOfPost, rootIdFor } from "./threads.ts";
 import { standaloneQuote } from "../core/reply.ts";
 import type { ReplyTo } from "../core/events.ts";
+import { publishUserTyping, TypingIn, TypingOut } from "./typing.ts";
+import { readStatuses, StatusPoller } from "./status.ts";
 
 const log = getLogger(["mmxmpp", "mattermost"]);
 
@@ -108,6 +115,18 @@ export interface MattermostBridgeOptions {
    * `BRIDGE_CATCHUP_MAX_AGE`); older ones are counted in a warning and not bridged.
    */
   catchUpMaxAgeMs?: number;
+  /**
+   * How long after a user's last `typing` event their typing counts as stopped (default 6 s: the webapp repeats
+   * the event every 5 s while its user types).
+   */
+  typingTimeoutMs?: number;
+  /**
+   * How often the statuses of the users the bridge handed something of are read, for their stand-ins elsewhere
+   * (`BRIDGE_STATUS_POLL_INTERVAL`); 0 or absent: never.
+   */
+  statusPollMs?: number;
+  /** How long after their last activity a user's status stops being read (their ghost's idle time); absent: never. */
+  statusWatchMs?: number;
   /** XMPP users as Mattermost users of their own (`BRIDGE_MM_PUPPETS`); without it the bot posts for them. */
   puppets?: MattermostPuppets;
 }
@@ -131,7 +150,15 @@ interface User {
 
 /** Mattermost side of the bridge. */
 export class MattermostBridge
-  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable, MembershipCapable {
+  implements
+    NoticeCapable,
+    FileSource,
+    EditCapable,
+    RemoveCapable,
+    ReactionCapable,
+    MembershipCapable,
+    TypingCapable,
+    StatusMirroring {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
@@ -180,8 +207,40 @@ export class MattermostBridge
    */
   readonly echoGuards = { filter: true, deliveryId: true };
 
+  /** Mattermost users' typing, as starts and ends. */
+  private readonly typingIn: TypingIn;
+  /** Numbers the typing events handed on, so that each has an id of its own. */
+  private typingCount = 0;
+  /** Statuses of the users whose stand-ins may be elsewhere, polled. */
+  private statusPoller?: StatusPoller;
+  /** The status each puppet was last given, so that an unchanged one is not set again. */
+  private readonly puppetStatuses = new Map<string, UserStatus>();
+  /**
+   * The last status of each XMPP user (by puppet identity) that had no puppet yet when it came: given to the
+   * puppet once it is made, at its first post.
+   */
+  private readonly waitingStatuses = new Map<string, StatusChange>();
+  /** XMPP users' typing shown by their puppets, kept up while it lasts. */
+  private readonly typingOut: TypingOut;
+
   constructor(private readonly opts: MattermostBridgeOptions) {
     this.catchUpBackoff = new Backoff(this.catchUpRetry());
+    this.typingIn = new TypingIn({
+      timeoutMs: opts.typingTimeoutMs ?? 6_000,
+      onChange: ({ channelId, userId, active }) =>
+        this.enqueue("typing", () => this.relayTyping(channelId, userId, active)),
+    });
+    this.typingOut = new TypingOut({
+      // Under the 5 s after which clients drop an indicator; XEP-0085 clients send `paused` within 30 s.
+      refreshMs: 4_000,
+      maxMs: 30_000,
+      publish: async (userId, channelId) => {
+        const client = await this.opts.puppets?.clientOf(userId);
+        if (client) await publishUserTyping(client, userId, channelId);
+      },
+      onError: (err) =>
+        log.debug("Could not keep a puppet's typing up: {error}", { error: errorMessage(err) }),
+    });
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -204,6 +263,7 @@ export class MattermostBridge
     // Before the websocket: the puppets' own posts must be known as ours from the first event on.
     await this.opts.puppets?.start();
     await this.connectWebsocket(me.username);
+    if (this.opts.statusPollMs) this.startStatusPoller(this.opts.statusPollMs);
     if (this.opts.route) {
       const command = new SlashCommand({
         client: this.client,
@@ -227,6 +287,9 @@ export class MattermostBridge
   async stop(): Promise<void> {
     this.stopped = true;
     this.clientStop.abort();
+    this.typingIn.clear();
+    this.typingOut.clear();
+    await this.statusPoller?.stop();
     this.opts.puppets?.stop();
     clearTimeout(this.catchUpTimer);
     for (const timer of this.resumeTimers) clearTimeout(timer);
@@ -338,7 +401,19 @@ export class MattermostBridge
    * reacts for every XMPP user; with puppets, each does so for their own.
    */
   portalCapabilities(_channel: string): PortalCapabilities {
-    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true };
+    // Typing shows only as the typer's own puppet: the bot typing for everyone would tell nothing.
+    const typing = this.opts.puppets?.mode.kind === "tokens";
+    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true, typing };
+  }
+
+  /**
+   * Shows an XMPP user's typing as their puppet's, kept up while it lasts (see {@link TypingOut}), and only where
+   * the puppet already is a member: no puppet is made, and none joins a channel, just to type.
+   */
+  async sendTyping(d: TypingDelivery): Promise<void> {
+    const userId = this.opts.puppets?.existingUserId(d.event.sender, d.targetChannel);
+    if (!userId) return;
+    await this.typingOut.set(userId, d.targetChannel, d.event.active);
   }
 
   /**
@@ -417,6 +492,17 @@ export class MattermostBridge
   private async sendAs(dm: DirectionalMessage, voice: Voice): Promise<SentRefs> {
     // A reply goes into its parent's thread (Mattermost has one level: the parent's root).
     const rootId = dm.parent ? rootIdFor(dm.parent) : undefined;
+    if (voice.part.kind === "puppet") {
+      // The post ends the author's typing: clients drop the indicator at it, and it must not be published again.
+      void this.typingOut.set(voice.part.id, dm.targetChannel, false);
+      // A status that came before the puppet was made is given to it now (its post made it online meanwhile).
+      const waiting = this.waitingStatuses.get(puppetIdentity(dm.message.sender));
+      if (waiting) {
+        this.sendStatus(waiting).catch((err) =>
+          log.debug("Could not set a puppet's status: {error}", { error: errorMessage(err) })
+        );
+      }
+    }
     const files = dm.message.attachments?.length ? await this.uploadFiles(dm, voice.files) : undefined;
     const message = files?.notices.length
       ? { ...dm.message, text: [dm.message.text, ...files.notices].filter((t) => t.trim() !== "").join("\n") }
@@ -624,6 +710,8 @@ export class MattermostBridge
             this.onUserUpdated(data);
           } else if (event === "reaction_added" || event === "reaction_removed") {
             this.onReaction(event, data, broadcast);
+          } else if (event === "typing") {
+            this.onTyping(data, broadcast);
           }
         },
         // No hello follows a lossless resume, and a resume replays only what the server still had queued: mark
@@ -665,7 +753,83 @@ export class MattermostBridge
       log.warn("Ignored a malformed posted event");
       return;
     }
+    // Clients take the post as the end of its author's typing: no end needs to follow it.
+    this.typingIn.posted(post.channel_id, post.user_id);
     this.enqueue("post", () => this.handlePost(post));
+  }
+
+  /**
+   * Reads the statuses of the users the bridge handed something of every `intervalMs`, and hands their changes to
+   * the core (`status_change` reaches only the user's own connections).
+   */
+  private startStatusPoller(intervalMs: number): void {
+    this.statusPoller = new StatusPoller({
+      intervalMs,
+      forgetAfterMs: this.opts.statusWatchMs,
+      read: (ids) => readStatuses(this.client, ids),
+      onChange: (userId, status) =>
+        this.enqueue(
+          "status",
+          async () => this.ctx.statusChanged({ sender: await this.senderOf(userId), status }),
+        ),
+      onError: (err) => log.warn("Could not read Mattermost statuses: {error}", { error: errorMessage(err) }),
+    });
+    this.statusPoller.start();
+  }
+
+  /**
+   * Gives an XMPP user's puppet their status (`PUT /users/{id}/status`, as the puppet, or as the admin when its
+   * token cannot be had: api4/status.go allows the user themself or `edit_other_users`). A user without a puppet is
+   * not given one for it; an unchanged status is not set again.
+   */
+  async sendStatus(change: StatusChange): Promise<void> {
+    if (!this.opts.puppets) return;
+    const userId = this.opts.puppets.existingUserId(change.sender);
+    const identity = puppetIdentity(change.sender);
+    if (!userId) {
+      this.waitingStatuses.delete(identity);
+      this.waitingStatuses.set(identity, change);
+      // Bounded: the oldest is forgotten (that user's puppet then shows the status its first post gives it).
+      if (this.waitingStatuses.size > 10_000) {
+        this.waitingStatuses.delete(this.waitingStatuses.keys().next().value!);
+      }
+      return;
+    }
+    this.waitingStatuses.delete(identity);
+    if (this.puppetStatuses.get(userId) === change.status) return;
+    const client = await this.opts.puppets?.clientOf(userId);
+    if (!client) return;
+    await call(
+      `set the status of puppet ${userId}`,
+      () => client.updateStatus({ user_id: userId, status: change.status } as never),
+    );
+    this.puppetStatuses.set(userId, change.status);
+  }
+
+  /** A `typing` event: `{user_id, parent_id}`, the channel in the broadcast. */
+  private onTyping(data: Record<string, unknown>, broadcast?: Record<string, unknown>): void {
+    const userId = data.user_id;
+    const channelId = broadcast?.channel_id;
+    if (typeof userId !== "string" || typeof channelId !== "string" || channelId === "") {
+      log.warn("Ignored a malformed typing event");
+      return;
+    }
+    // The bot types for no one, and a puppet's typing is an XMPP user's, shown by the bridge: neither goes back.
+    if (userId === this.botId || this.isPuppet(userId)) return;
+    this.typingIn.typed(channelId, userId, typeof data.parent_id === "string" ? data.parent_id : "");
+  }
+
+  /** Hands a start or end of typing on; unmapped channels are left to the core to count. */
+  private async relayTyping(channelId: string, userId: string, active: boolean): Promise<void> {
+    this.statusPoller?.watch(userId);
+    this.ctx.receive({
+      kind: "typing",
+      eventId: `typing:${channelId}:${userId}:${Date.now()}:${++this.typingCount}`,
+      portal: { network: this.network, channel: channelId },
+      sender: await this.senderOf(userId),
+      timestamp: Date.now(),
+      active,
+    });
   }
 
   /** An edited or deleted post: handed on in order with new posts, so that an edit follows its post. */
@@ -733,6 +897,7 @@ export class MattermostBridge
     }
     this.reactionsQueued.delete(key);
     if (!await this.isMapped(change.channelId)) return;
+    this.statusPoller?.watch(change.userId);
     const emojis = await reactionSetOf(this.client, change.postId, change.userId);
     // Unique per change and the same when the websocket replays it.
     const eventId = [
@@ -825,6 +990,8 @@ export class MattermostBridge
       : isBridgeable({ ...post, props: {} }, "");
     if (!bridgeable) return;
     const sender = await this.senderOf(post.user_id);
+    // Their ghost or puppet appears on the other side with this post: its status is worth following from now on.
+    this.statusPoller?.watch(post.user_id);
     const attachments = post.file_ids?.length ? await this.files.attachmentsOf(post) : [];
     // Only files, none of which could be read (logged): nothing is left to bridge.
     if (attachments.length === 0 && postText(post).text.trim() === "") return;

@@ -202,6 +202,18 @@ export class MattermostPuppets {
   }
 
   /**
+   * The user id of `sender`'s puppet when it exists, is active and is a member of `channel` (when given); else
+   * undefined. Never creates, renames or adds a puppet anywhere: for what is only worth showing where the puppet
+   * already is (typing, status).
+   */
+  existingUserId(sender: Sender, channel?: string): string | undefined {
+    if (this.state.kind !== "tokens") return undefined;
+    const record = this.records.get(keyOf(sender.network, puppetIdentity(sender)));
+    if (!record || record.deactivatedAt !== undefined) return undefined;
+    return channel === undefined || record.channels.includes(channel) ? record.userId : undefined;
+  }
+
+  /**
    * A client that may change the posts of the puppet `userId`: the puppet's own when its token can be had, else the
    * admin's (a system admin may edit and delete anyone's posts: tokens off, the puppet suspended). Undefined when
    * `userId` is not a puppet.

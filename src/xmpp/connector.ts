@@ -30,6 +30,9 @@ import {
   type PortalCapabilities,
   type ReactionCapable,
   type RemoveCapable,
+  type StatusChange,
+  type StatusMirroring,
+  type TypingCapable,
 } from "../core/bridge.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
@@ -42,6 +45,7 @@ import type {
   ReactionsDelivery,
   RemoveDelivery,
   SentRefs,
+  TypingDelivery,
 } from "../core/message.ts";
 import type { Attachment, BridgeEvent, Sender } from "../core/events.ts";
 import { fileNotice, tooLarge } from "../core/files.ts";
@@ -65,7 +69,7 @@ import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
-import { NS_MAM, NS_STYLING } from "./protocol/ns.ts";
+import { NS_MAM, NS_MUC_USER, NS_STYLING } from "./protocol/ns.ts";
 import { addReply, prependQuote, readReply, type ReplyPointer, replyPointer } from "./xeps/xep0461.ts";
 import { quoteLines, standaloneQuote } from "../core/reply.ts";
 import { oobElement, readOobMessage } from "./xeps/xep0066.ts";
@@ -80,6 +84,8 @@ import { buildCorrection, readCorrection } from "./xeps/xep0308.ts";
 import { buildRetraction, readRetraction } from "./xeps/xep0424.ts";
 import { readModeration } from "./xeps/xep0425.ts";
 import { buildReactions, reactionTargetId, readReactions } from "./xeps/xep0444.ts";
+import { ChatStates, readChatState } from "./xeps/xep0085.ts";
+import { OccupantStatuses, presenceOf, statusOfShow } from "./status.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -107,6 +113,11 @@ export interface XmppBridgeOptions {
    * the hosts of the server's XEP-0363 upload service URLs.
    */
   fileFetchHosts?: string[];
+  /**
+   * The window in which an occupant's presence changes are coalesced into one status change (default 2 s): a room's
+   * flood of presences (a join, a server restart) costs one update per user.
+   */
+  presenceWindowMs?: number;
 }
 
 /** Largest file copied to an upload service that states no limit (Mattermost's default MaxFileSize). */
@@ -153,7 +164,9 @@ export class XmppBridge
     FileSource,
     EditCapable,
     RemoveCapable,
-    ReactionCapable {
+    ReactionCapable,
+    TypingCapable,
+    StatusMirroring {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -179,6 +192,10 @@ export class XmppBridge
    * Each XEP module registers one.
    */
   readonly incoming: IncomingReader[] = [];
+  /** The occupants' statuses, from their presence, coalesced per user before they reach the core. */
+  private readonly statuses: OccupantStatuses;
+  /** What each ghost or puppet shows as typing in each room (XEP-0085), rate-limited. */
+  private readonly chatStates = new ChatStates();
   /** The bridge's own occupant, which relays everyone without a voice of their own. */
   private relay!: Intent;
   /** Who is in each joined room: nicks for mentions, real JIDs (where revealed) for who sent a message. */
@@ -228,13 +245,18 @@ export class XmppBridge
   constructor(private readonly opts: XmppBridgeOptions) {
     [this.local, this.domain] = opts.jid.split("@");
     this.reflections = new Reflections(opts.reflectionTimeoutMs);
+    this.statuses = new OccupantStatuses(
+      opts.presenceWindowMs ?? 2_000,
+      (change) => this.ctx.statusChanged(change),
+    );
     // The room's announcement of a moderation before an occupant's retraction: both carry `<retract>`.
     // A correction's new text is styled like a message's: read as Markdown the same way.
     const readStyledCorrection: IncomingReader = (msg, base) => {
       const edit = readCorrection(msg, base);
       return edit?.kind === "edit" ? { ...edit, text: this.markdownOf(msg, edit.text) } : edit;
     };
-    this.incoming.push(readModeration, readRetraction, readStyledCorrection, readReactions);
+    // Chat states last: a reactions message may carry one too, and is reactions.
+    this.incoming.push(readModeration, readRetraction, readStyledCorrection, readReactions, readChatState);
   }
 
   async start(ctx: BridgeContext): Promise<void> {
@@ -282,6 +304,8 @@ export class XmppBridge
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.chatStates.clear();
+    this.statuses.clear();
     for (const timer of this.rejoinTimers) clearTimeout(timer);
     this.rejoinTimers.clear();
     this.rejoins.clear();
@@ -493,6 +517,7 @@ export class XmppBridge
     await this.opts.ghosts?.leaveRoom(room);
     await this.muc.leave(room);
     this.occupants.forget(room);
+    this.statuses.forgetRoom(room);
   }
 
   async remoteUserGone(_network: string, userId: string): Promise<void> {
@@ -504,7 +529,21 @@ export class XmppBridge
    * them, and any occupant may send them for its own messages.
    */
   portalCapabilities(_room: string): PortalCapabilities {
-    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true };
+    // Typing shows only as the typer's own ghost or puppet: the relay typing for everyone would tell nothing.
+    return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true, typing: !!this.opts.ghosts };
+  }
+
+  /**
+   * Shows the sender's typing as XEP-0085 `composing`, its end as `paused`, from the sender's ghost or puppet, and
+   * only where it is already an occupant: a ghost never connects or joins a room just to type. Rate-limited per
+   * voice and room (see {@link ChatStates}).
+   */
+  async sendTyping(d: TypingDelivery): Promise<void> {
+    const room = d.targetChannel;
+    const intent = this.opts.ghosts?.presentIn(d.event.sender.id, room);
+    if (!intent) return;
+    const state = d.event.active ? "composing" : "paused";
+    await this.chatStates.set(room, intent.jid, state, (stanza) => intent.send(stanza));
   }
 
   /**
@@ -616,6 +655,7 @@ export class XmppBridge
     const id = dm.deliveryId;
     const { intent, relayed, sender } = await this.authorVoice(dm.message.sender);
     const stanza = this.groupchatFor(dm, relayed, reply);
+    if (!relayed) this.chatStates.messageSent(room, intent.jid, stanza);
     await intent.ensureJoined(room);
     const { reflected } = await intent.sendAhead(room, stanza, id);
     const confirmed = reflected.then(({ stanzaId }) => inThread(sentRefs(id, stanzaId, sender), reply));
@@ -674,6 +714,7 @@ export class XmppBridge
       let refs = await this.readyToSend(room, piece.id);
       if (!refs) {
         const stanza = await piece.stanza();
+        if (!relayed) this.chatStates.messageSent(room, intent.jid, stanza);
         await intent.ensureJoined(room);
         const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, piece.id);
         refs = sentRefs(piece.id, stanzaId, sender);
@@ -924,8 +965,11 @@ export class XmppBridge
     try {
       if (stanza.is("presence")) {
         this.muc.handlePresence(stanza);
+        // Who is leaving, read before the tracker forgets them (their real JID says who they are).
+        const leaving = stanza.attrs.type === "unavailable" ? this.occupantSender(stanza) : undefined;
         const change = this.occupants.handlePresence(stanza);
         if (change) this.onOccupantChange(change);
+        this.trackStatus(stanza, leaving);
         return;
       }
       const msg = parseGroupchat(stanza);
@@ -1083,6 +1127,45 @@ export class XmppBridge
     });
   }
 
+  /**
+   * The sender a presence from a room's occupant names, unless it is the bridge's own occupant or one of its ghosts
+   * or puppets (their presence is the bridge's doing), or the room is not one the bridge is in or joining: the
+   * occupants already there are announced before the room confirms our join (XEP-0045 §7.2.3), and count too.
+   */
+  private occupantSender(stanza: Element): { room: string; sender: Sender } | undefined {
+    const from = String(stanza.attrs.from ?? "");
+    const slash = from.indexOf("/");
+    if (slash < 0) return undefined;
+    const room = from.slice(0, slash).toLowerCase();
+    const nick = from.slice(slash + 1);
+    const occupancy = this.muc.rooms.get(room);
+    if (!occupancy || nick === occupancy.nick || this.opts.ghosts?.isGhost(room, nick)) return undefined;
+    const self = stanza.getChild("x", NS_MUC_USER)?.getChildren("status").some((s: Element) =>
+      s.attrs.code === "110"
+    );
+    return self ? undefined : { room, sender: this.senderOf(room, nick) };
+  }
+
+  /** Follows an occupant's status from their presence (`leaving`: who an unavailable presence was from). */
+  private trackStatus(stanza: Element, leaving: { room: string; sender: Sender } | undefined): void {
+    const type = stanza.attrs.type;
+    if (type === "unavailable") {
+      if (leaving) this.statuses.gone(leaving.room, leaving.sender);
+      return;
+    }
+    if (type !== undefined) return;
+    const occupant = this.occupantSender(stanza);
+    if (occupant) this.statuses.present(occupant.room, occupant.sender, statusOfShow(stanza));
+  }
+
+  /**
+   * Shows a Mattermost user's status as their ghost's or puppet's presence in the rooms it is in (and at its later
+   * joins); a user without one is not given one for it.
+   */
+  async sendStatus(change: StatusChange): Promise<void> {
+    await this.opts.ghosts?.setStatus(change.sender.id, presenceOf(change.status));
+  }
+
   /** Remembers how far `room` was read, here and (in batches) in the store. */
   private recordPosition(room: string, time: number): void {
     if (!Number.isFinite(time) || time <= (this.lastSeen.get(room) ?? -Infinity)) return;
@@ -1139,6 +1222,7 @@ export class XmppBridge
     );
     this.muc.resetAll();
     this.occupants.clear();
+    this.statuses.clear();
     // Every failed attempt ends in another disconnect: this sets the wait before the next one.
     this.client.reconnect.delay = this.reconnectBackoff.next();
   }

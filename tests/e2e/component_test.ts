@@ -171,6 +171,12 @@ Deno.test("the component answers disco#info for itself and its puppets, and serv
       assert.equal(bob.getChild("identity").attrs.category, "client");
       assert.equal(bob.getChild("identity").attrs.name, "Bob Builder");
       assert.ok(bob.getChildren("feature").some((f: Element) => f.attrs.var === NS_DISCO_INFO));
+      assert.ok(
+        bob.getChildren("feature").some((f: Element) =>
+          f.attrs.var === "http://jabber.org/protocol/chatstates"
+        ),
+        "puppets say they send chat states",
+      );
     }
 
     const refused = (stanza: Element) =>

@@ -58,6 +58,8 @@ Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fa
     mode: "failing",
     start: () => Promise.resolve(),
     intentFor: () => Promise.resolve(null),
+    presentIn: () => undefined,
+    setStatus: () => Promise.resolve(),
     isGhost: () => false,
     retire: () => Promise.resolve(),
     leaveRoom: () => Promise.resolve(),

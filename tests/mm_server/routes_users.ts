@@ -24,6 +24,8 @@ import {
   insertUser,
   isValidUsername,
   type NewUser,
+  setManualStatus,
+  SETTABLE_STATUSES,
   setUserActive,
   statusOf,
   userView,
@@ -196,9 +198,41 @@ export function registerUserRoutes(router: Router): void {
     return json(200, createAccessToken(ctx.app.store, target.id, description));
   });
 
+  // api4/status.go getUserStatus: no permission check and no user look-up: an id without a status row (an unknown
+  // user too) is offline (app/platform/status.go GetUserStatusesByIds).
   router.add("GET", "/users/:user_id/status", (ctx) => {
     requireUser(ctx);
-    return json(200, statusOf(ctx.app.store, userParam(ctx).id));
+    return json(200, statusOf(ctx.app.store, idParam(ctx, "user_id")));
+  });
+
+  // api4/status.go getUserStatusesByIds: any session; every id must be 26 characters; a user without a status
+  // row (never seen, or unknown) is listed as offline (app/platform/status.go GetUserStatusesByIds).
+  router.add("POST", "/users/status/ids", async (ctx) => {
+    requireUser(ctx);
+    let body: unknown;
+    try {
+      body = await readJson(ctx, "user_ids");
+    } catch (err) {
+      // model.ArrayFromJSON yields an empty list for a body it cannot decode.
+      if (err instanceof AppError && err.statusCode === 400) throw invalidParam("user_ids");
+      throw err;
+    }
+    const ids = Array.isArray(body) ? body.filter((v) => typeof v === "string") : [];
+    if (ids.length === 0 || ids.some((id) => id.length !== 26)) throw invalidParam("user_ids");
+    return json(200, ids.map((id) => statusOf(ctx.app.store, id)));
+  });
+
+  // api4/status.go updateUserStatus: the body's user_id must be the URL's, then self or edit_other_users
+  // (SessionHasPermissionToUser), then one of online/offline/away/dnd; answers with the new status.
+  router.add("PUT", "/users/:user_id/status", async (ctx) => {
+    const actor = requireUser(ctx);
+    const target = userParam(ctx);
+    const body = await readJsonObject(ctx, "status");
+    if (body.user_id !== target.id) throw invalidParam("user_id");
+    if (actor.id !== target.id && !isSystemAdmin(actor)) throw permissionError("edit_other_users");
+    const status = body.status;
+    if (!(SETTABLE_STATUSES as readonly unknown[]).includes(status)) throw invalidParam("status");
+    return json(200, setManualStatus(ctx.app, target.id, status as (typeof SETTABLE_STATUSES)[number]));
   });
 
   router.add("GET", "/users/:user_id/teams", (ctx) => {
@@ -239,8 +273,10 @@ export function registerUserRoutes(router: Router): void {
   router.add("POST", "/users/:user_id/typing", async (ctx) => {
     const actor = requireUser(ctx);
     const target = userParam(ctx);
-    if (actor.id !== target.id && !isSystemAdmin(actor)) throw permissionError("manage_system");
+    // api4/user.go publishUserTyping: the body is decoded first, then self or manage_system, then the typer's
+    // own create_post in the channel.
     const body = await readJsonObject(ctx, "typing_request");
+    if (actor.id !== target.id && !isSystemAdmin(actor)) throw permissionError("manage_system");
     ctx.params.channel_id = String(body.channel_id ?? "");
     const channel = channelParam(ctx);
     requireChannelPermission(ctx.app.store, target, channel, "create_post");

@@ -205,6 +205,26 @@ export function statusOf(store: Store, userId: string): Status {
     { user_id: userId, status: "offline", manual: false, last_activity_at: 0 };
 }
 
+/** The statuses `PUT /users/{id}/status` accepts (api4/status.go `updateUserStatus`). */
+export const SETTABLE_STATUSES = ["online", "away", "dnd", "offline"] as const;
+
+/**
+ * Set a user's status by hand, as `PUT /users/{id}/status` does (app/platform/status.go): `online` is never
+ * manual (`SetStatusOnline` clears it), `away`, `dnd` and `offline` are (the automatic changes then leave them
+ * alone). Broadcasts `status_change` to the user's own connections (`BroadcastStatus`).
+ */
+export function setManualStatus(app: App, userId: string, status: Status["status"]): Status {
+  const record: Status = {
+    user_id: userId,
+    status,
+    manual: status !== "online",
+    last_activity_at: app.store.clock.now(),
+  };
+  app.store.statuses.set(userId, record);
+  app.publish(newEvent("status_change", { status, user_id: userId }, { userId }));
+  return { ...record };
+}
+
 /**
  * Set a user's automatic presence; like `SetStatusOnline`/`SetStatusOffline` it broadcasts
  * `status_change` (to that user's own connections only) when the status actually changes and leaves a

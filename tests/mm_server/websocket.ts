@@ -228,15 +228,16 @@ function onMessage(
         );
         return;
       }
+      // wsapi/user.go userTyping answers a missing create_post permission as an invalid channel_id too.
       if (!hasChannelPermission(app.store, user, channel)) {
         hub.reply(
           conn,
           failReply(
             seq,
             new AppError(
-              "api.context.permissions.app_error",
-              "You do not have the appropriate permissions.",
-              403,
+              "api.websocket_handler.invalid_param.app_error",
+              "Invalid channel_id parameter.",
+              400,
             ),
           ),
         );

@@ -9,6 +9,7 @@
  * @module
  */
 import type { Intent } from "./intent.ts";
+import type { PresenceState } from "../muc/rooms.ts";
 
 /** The remote author a ghost stands for. */
 export interface GhostAuthor {
@@ -38,6 +39,17 @@ export interface GhostProvider {
    * message should be retried.
    */
   intentFor(author: GhostAuthor): Promise<Intent | null>;
+  /**
+   * The voice of the author with id `authorId` when it is an occupant of `room` right now, else undefined. Never
+   * connects, registers or joins: for what is only worth showing where the ghost already is (typing, presence).
+   */
+  presentIn(authorId: string, room: string): Intent | undefined;
+  /**
+   * Makes `presence` (a `<show/>`, a status text) what the ghost of the author with id
+   * `authorId` says in every room it is in, and at its later joins. Never connects or joins: a ghost that is not
+   * live keeps it for when it is.
+   */
+  setStatus(authorId: string, presence: PresenceState): Promise<void>;
   /** True when `nick` in `room` is one of this provider's ghosts. */
   isGhost(room: string, nick: string): boolean;
   /** The author whose ghost is `nick` in `room`, if it is one (XMPP mentions of the nick become theirs). */

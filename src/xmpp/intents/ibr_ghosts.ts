@@ -26,7 +26,7 @@ import {
 import { type GhostAuthor, type GhostProvider, nodeSafe } from "./ghosts.ts";
 import { type Intent, SessionIntent } from "./intent.ts";
 import { isCertificateRejection } from "../explain.ts";
-import { MucRooms } from "../muc/rooms.ts";
+import { MucRooms, type PresenceState } from "../muc/rooms.ts";
 import { Reflections } from "../muc/reflections.ts";
 import { parseGroupchat } from "../protocol/stanza.ts";
 import { cancelRegistration, register, RegistrationError, type RegistrationServer } from "../xeps/xep0077.ts";
@@ -136,6 +136,8 @@ export class IbrGhosts implements GhostProvider {
   /** Users whose registration failed for good: said once, then relayed. */
   private readonly refused = new Set<string>();
   private idleTimer?: ReturnType<typeof setInterval>;
+  /** What each user's ghost says in its rooms besides being there (its status), also for sessions opened later. */
+  private readonly presences = new Map<string, PresenceState>();
   private stopped = false;
   /** Ghosts trust XMPP_CA_FILE alone while it verifies the server: a quarter of the memory per connection. */
   private readonly trust: CaTrust;
@@ -169,6 +171,17 @@ export class IbrGhosts implements GhostProvider {
     return session.intent;
   }
 
+  presentIn(authorId: string, room: string): Intent | undefined {
+    const session = this.sessions.get(authorId);
+    return session?.client.status === "online" && session.muc.nickIn(room) ? session.intent : undefined;
+  }
+
+  async setStatus(authorId: string, presence: PresenceState): Promise<void> {
+    if (!presence.show && !presence.status) this.presences.delete(authorId);
+    else this.presences.set(authorId, presence);
+    await this.sessions.get(authorId)?.muc.setPresence(presence);
+  }
+
   isGhost(room: string, nick: string): boolean {
     for (const s of this.sessions.values()) if (s.muc.nickIn(room) === nick) return true;
     return false;
@@ -187,6 +200,7 @@ export class IbrGhosts implements GhostProvider {
   async retire(userId: string): Promise<void> {
     clearTimeout(this.retrying.get(userId));
     this.retrying.delete(userId);
+    this.presences.delete(userId);
     const record = await this.opts.store.getGhost(this.userNetwork, userId);
     let session = this.sessions.get(userId);
     if (session) await this.close(session);
@@ -240,6 +254,8 @@ export class IbrGhosts implements GhostProvider {
     const record = await this.opts.store.getGhost(this.userNetwork, author.id) ?? await this.create(author);
     if (!record) return null;
     const session = await this.connect(record);
+    // Before any join: the joins carry it.
+    await session.muc.setPresence(this.presences.get(author.id) ?? {});
     this.sessions.set(author.id, session);
     log.info("Ghost {jid} is online", { jid: record.jid });
     return session;

@@ -16,12 +16,13 @@ import type { Element } from "../session/client.ts";
 import { type IqContext, XmppComponent } from "./component.ts";
 import { type GhostAuthor, type GhostProvider, nodeSafe } from "./ghosts.ts";
 import { type Intent, ReflectingIntent } from "./intent.ts";
-import { type LeaveReason, MucRooms } from "../muc/rooms.ts";
+import { type LeaveReason, MucRooms, type PresenceState } from "../muc/rooms.ts";
 import { Reflections } from "../muc/reflections.ts";
 import { parseGroupchat } from "../protocol/stanza.ts";
-import { NS_DISCO_INFO, NS_MUC, NS_PING } from "../protocol/ns.ts";
+import { NS_CHAT_STATES, NS_DISCO_INFO, NS_MUC, NS_PING } from "../protocol/ns.ts";
 
-const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING];
+/** Puppets send chat states (XEP-0085) when their Mattermost users type. */
+const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING, NS_CHAT_STATES];
 /** How many rooms are rejoined at once after a reconnection. */
 const REJOIN_CONCURRENCY = 8;
 
@@ -113,6 +114,8 @@ export class ComponentPuppets implements GhostProvider {
   private readonly byNode = new Map<string, Puppet>();
   /** Puppets that are or were in each room: isGhost looks only at these. */
   private readonly occupants = new Map<string, Set<Puppet>>();
+  /** What each user's puppet says in its rooms besides being there (its status), also for puppets made later. */
+  private readonly presences = new Map<string, PresenceState>();
   private everOnline = false;
   private online = false;
   private stopping = false;
@@ -158,6 +161,19 @@ export class ComponentPuppets implements GhostProvider {
     return Promise.resolve(this.puppetFor(author).intent);
   }
 
+  presentIn(authorId: string, room: string): Intent | undefined {
+    const puppet = this.byId.get(authorId);
+    if (!puppet || this.component.status !== "online") return undefined;
+    return puppet.muc.nickIn(room.toLowerCase()) ? puppet.intent : undefined;
+  }
+
+  async setStatus(authorId: string, presence: PresenceState): Promise<void> {
+    if (!presence.show && !presence.status) this.presences.delete(authorId);
+    else this.presences.set(authorId, presence);
+    // Sent to the rooms it is in now (none while the component is away: they are rejoined with it).
+    await this.byId.get(authorId)?.muc.setPresence(presence);
+  }
+
   isGhost(room: string, nick: string): boolean {
     room = room.toLowerCase();
     for (const puppet of this.occupants.get(room) ?? []) {
@@ -175,6 +191,7 @@ export class ComponentPuppets implements GhostProvider {
   }
 
   async retire(authorId: string): Promise<void> {
+    this.presences.delete(authorId);
     const puppet = this.byId.get(authorId);
     if (!puppet) return;
     this.byId.delete(authorId);
@@ -240,6 +257,8 @@ export class ComponentPuppets implements GhostProvider {
     };
     this.byId.set(author.id, puppet);
     this.byNode.set(node, puppet);
+    // Nothing to send yet (no room joined): its joins carry it.
+    void puppet.muc.setPresence(this.presences.get(author.id) ?? {});
     return puppet;
   }
 

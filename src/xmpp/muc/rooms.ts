@@ -25,6 +25,22 @@ export interface Occupancy {
   joined: boolean;
 }
 
+/** What a presence says besides being there (RFC 6121 §4.7.2): nothing is plain available. */
+export interface PresenceState {
+  /** `away`, `xa` (extended away), `dnd` (do not disturb) or `chat`. */
+  show?: "away" | "xa" | "dnd" | "chat";
+  /** A human-readable status text. */
+  status?: string;
+}
+
+/** The `<show/>` and `<status/>` children of a presence saying `state`. */
+export function presenceChildren(state: PresenceState): Element[] {
+  return [
+    ...(state.show ? [xml("show", {}, state.show)] : []),
+    ...(state.status ? [xml("status", {}, state.status)] : []),
+  ];
+}
+
 /** Why we are no longer in a room. */
 export type LeaveReason = "kicked" | "banned" | "destroyed" | "shutdown" | "removed" | "left";
 
@@ -33,6 +49,8 @@ interface PendingJoin {
   resolve: () => void;
   reject: (err: Error) => void;
   timer: ReturnType<typeof setTimeout>;
+  /** What the join presence said (see setPresence): a change meanwhile is sent once joined. */
+  presence: PresenceState;
 }
 
 /**
@@ -43,6 +61,8 @@ interface PendingJoin {
 export class MucRooms {
   readonly rooms = new Map<string, Occupancy>();
   private readonly pending = new Map<string, PendingJoin>();
+  /** What this session's presence in its rooms says besides being there: see setPresence. */
+  private presence: PresenceState = {};
 
   constructor(
     private readonly send: (el: Element) => Promise<void>,
@@ -79,6 +99,19 @@ export class MucRooms {
       }
     }
     throw new BridgeError(`every nick variant of ${nick} is taken in ${room}`);
+  }
+
+  /**
+   * Makes `state` what this session's presence says in every room it is in, now and at its later joins. Resolves
+   * once sent to the rooms joined now.
+   */
+  async setPresence(state: PresenceState): Promise<void> {
+    this.presence = state;
+    await Promise.all(
+      [...this.rooms].filter(([, occ]) => occ.joined && occ.nick).map(([room, occ]) =>
+        this.send(xml("presence", { to: `${room}/${occ.nick}` }, ...presenceChildren(state)))
+      ),
+    );
   }
 
   /** Leaves `room` and forgets it. */
@@ -125,7 +158,14 @@ export class MucRooms {
         // Recorded now, not when join() resumes: a kick parsed from the same read must find us in the room.
         const occ = this.rooms.get(room);
         if (occ) Object.assign(occ, { nick, joined: true });
+        // Changed while the join was under way: the room has the old one.
+        const changed = pending.presence !== this.presence;
         this.finish(room);
+        if (changed) {
+          this.send(xml("presence", { to: `${room}/${nick}` }, ...presenceChildren(this.presence))).catch((
+            err,
+          ) => log.debug("Could not update our presence in {room}: {error}", { room, error: String(err) }));
+        }
       }
       return true;
     }
@@ -160,12 +200,13 @@ export class MucRooms {
         this.joinTimeoutMs,
       );
       this.pending.get(room)?.reject(new BridgeError("superseded by a newer join", { transient: true }));
-      this.pending.set(room, { nick, resolve, reject, timer });
+      this.pending.set(room, { nick, resolve, reject, timer, presence: this.presence });
       this.send(
         xml(
           "presence",
           { to: `${room}/${nick}` },
           xml("x", { xmlns: NS_MUC }, xml("history", historyRequest(historySince))),
+          ...presenceChildren(this.presence),
         ),
       ).catch((err) => this.finish(room, new BridgeError(`cannot send join: ${err}`, { transient: true })));
     });

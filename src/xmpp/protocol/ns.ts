@@ -110,3 +110,6 @@ export const NS_REACTIONS = "urn:xmpp:reactions:0";
 
 /** XEP-0334 message processing hints. */
 export const NS_HINTS = "urn:xmpp:hints";
+
+/** XEP-0085 chat state notifications. */
+export const NS_CHAT_STATES = "http://jabber.org/protocol/chatstates";
