@@ -183,12 +183,12 @@ export class IbrGhosts implements GhostProvider {
   }
 
   isGhost(room: string, nick: string): boolean {
-    for (const s of this.sessions.values()) if (s.muc.nickIn(room) === nick) return true;
+    for (const s of this.sessions.values()) if (s.muc.isUs(room, nick)) return true;
     return false;
   }
 
   authorOf(room: string, nick: string): GhostAuthor | undefined {
-    for (const s of this.sessions.values()) if (s.muc.nickIn(room) === nick) return s.author;
+    for (const s of this.sessions.values()) if (s.muc.isUs(room, nick)) return s.author;
     return undefined;
   }
 

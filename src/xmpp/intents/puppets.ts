@@ -177,7 +177,7 @@ export class ComponentPuppets implements GhostProvider {
   isGhost(room: string, nick: string): boolean {
     room = room.toLowerCase();
     for (const puppet of this.occupants.get(room) ?? []) {
-      if (puppet.muc.rooms.get(room)?.nick === nick) return true;
+      if (puppet.muc.rooms.get(room)?.nick === nick || puppet.muc.isUs(room, nick)) return true;
     }
     return false;
   }
@@ -185,7 +185,7 @@ export class ComponentPuppets implements GhostProvider {
   authorOf(room: string, nick: string): GhostAuthor | undefined {
     room = room.toLowerCase();
     for (const puppet of this.occupants.get(room) ?? []) {
-      if (puppet.muc.rooms.get(room)?.nick === nick) return puppet.author;
+      if (puppet.muc.rooms.get(room)?.nick === nick || puppet.muc.isUs(room, nick)) return puppet.author;
     }
     return undefined;
   }

@@ -77,6 +77,14 @@ export class MucRooms {
   }
 
   /**
+   * True when `nick` in `room` is us: our nick there, or the nick a join under way asked for. Another session in the
+   * room (the bridge's own) may see our arrival before this one sees the room's answer to it.
+   */
+  isUs(room: string, nick: string): boolean {
+    return this.nickIn(room) === nick || this.pending.get(room)?.nick === nick;
+  }
+
+  /**
    * Joins `room` as `nick` (or a variant of it when taken), without history, or with what the room said since
    * `opts.historySince` (ms since the epoch; XEP-0045 §7.2.15), which it sends after our own presence.
    */
