@@ -17,6 +17,7 @@ import { getLogger } from "@logtape/logtape";
 import {
   type BridgeContext,
   type BridgeHealth,
+  type DirectCapable,
   type Dispatched,
   type EditCapable,
   type FileSource,
@@ -175,6 +176,7 @@ const REJOIN_STAY_MS = 60_000;
  */
 export class XmppBridge
   implements
+    DirectCapable,
     GhostingBridge,
     NoticeCapable,
     PipeliningBridge,
@@ -1119,7 +1121,7 @@ export class XmppBridge
       deliveryId: this.echoGuards.deliveryId ? chat.originId : undefined,
     };
     const event = readChat(chat, base, (body) => this.markdownOfDirect(chat, body));
-    return event && { ...event, direct: { network: DIRECT_USER_NETWORK, id: owner } } as unknown as BridgeEvent;
+    return event && { ...event, direct: { network: DIRECT_USER_NETWORK, id: owner } } as BridgeEvent;
   }
 
   /** The Mattermost Markdown for the body of a 1:1 message (its styling, unless marked `<unstyled/>`). */
@@ -1129,11 +1131,11 @@ export class XmppBridge
   }
 
   /**
-   * The 1:1 conversation between the XMPP user `user` (a bare JID) and the ghost or puppet of `author`, a user of
+   * The 1:1 conversation between the XMPP user `user` (a bare JID) and the ghost or puppet of `remote`, a user of
    * the other network: where a direct message of theirs goes. Connects the ghost and keeps it so. Throws a
    * permanent BridgeError when there can be none (no ghost mode, a domain not allowed, no ghost for the author).
    */
-  async openDirect(req: { user: string; with: Sender }): Promise<string> {
+  async openDirect(req: { user: string; remote: Sender }): Promise<string> {
     const user = bareJid(req.user);
     if (!this.opts.ghosts || !this.opts.direct) {
       throw new BridgeError("direct messages need BRIDGE_GHOST_MODE=ibr or component", {
@@ -1145,9 +1147,9 @@ export class XmppBridge
         notice: `direct messages to users of ${domainOf(user)} are not allowed by this bridge`,
       });
     }
-    const { intent, relayed } = await this.authorVoice(req.with);
+    const { intent, relayed } = await this.authorVoice(req.remote);
     if (relayed) {
-      throw new BridgeError(`${req.with.name} has no XMPP account of their own to write to ${user} from`, {
+      throw new BridgeError(`${req.remote.name} has no XMPP account of their own to write to ${user} from`, {
         notice: "you have no XMPP account of your own on this bridge yet",
       });
     }
