@@ -181,6 +181,14 @@ function canManageChannel(app: App, actor: User, channel: Channel): boolean {
  */
 export function addChannelMember(app: App, actor: User, channel: Channel, target: User): ChannelMember {
   const { store } = app;
+  // api4/channel.go addChannelMember: a direct or group channel's members are fixed at its creation.
+  if (channel.type === "D" || channel.type === "G") {
+    throw new AppError(
+      "api.channel.add_user_to_channel.type.app_error",
+      "Can not add user to this channel type.",
+      400,
+    );
+  }
   const selfJoin = actor.id === target.id;
   if (channel.type === "O" && selfJoin) {
     if (!isSystemAdmin(actor) && !store.isTeamMember(channel.team_id, actor.id)) {

@@ -37,6 +37,12 @@ Deno.test("POST /channels/direct creates one D channel named by the sorted ids, 
       await clientFor(server, bob.token).createPost(draft({ channel_id: first.id, message: "hi alice" }));
       assert.deepEqual(server.posts(first.id).map((p) => p.message), ["hi bob", "hi alice"]);
       const carol = server.createUser("carol");
+      // Its members are fixed (api4/channel.go addChannelMember), even for an admin.
+      await rejectsWith(
+        clientFor(server, server.admin.token).addToChannel(carol.id, first.id),
+        400,
+        "api.channel.add_user_to_channel.type.app_error",
+      );
       await rejectsWith(clientFor(server, carol.token).getPosts(first.id), 403);
       await rejectsWith(
         clientFor(server, carol.token).createPost(draft({ channel_id: first.id, message: "me too" })),
