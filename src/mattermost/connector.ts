@@ -862,6 +862,13 @@ export class MattermostBridge
   }
 
   private async relayPost(post: Post, caughtUp: boolean): Promise<void> {
+    // A direct channel a Mattermost user just opened with a puppet is read from its first post on (its mapping,
+    // made by the core for this post, then finds it read, not waiting for a join that never comes to a DM).
+    if (
+      this.directs?.has(post.channel_id) && !this.cursors.get(post.channel_id) && post.create_at !== undefined
+    ) {
+      this.cursors.seed(post.channel_id, post.create_at - 1);
+    }
     this.cursors.advance(post.channel_id, post.create_at);
     const bridgeable = this.echoGuards.filter
       ? isBridgeable(post, this.botId) && !this.isPuppet(post.user_id)

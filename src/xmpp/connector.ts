@@ -14,6 +14,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { xml } from "@xmpp/client-core";
 import {
   type BridgeContext,
   type BridgeHealth,
@@ -1348,6 +1349,9 @@ export class XmppBridge
   private async onOnline(jid: string): Promise<void> {
     this.setState(true, `connected as ${jid}`);
     this.lastFailure = undefined;
+    // Available, so that a chat to the bridge's own address reaches it and is answered (see onDirect), not held
+    // by the server as for an account nobody is logged in to.
+    this.client.send(xml("presence", {})).catch(() => {});
     // In the background, so that a slow service does not hold up rejoining; retried on the next login if it failed.
     if (!this.xeps) {
       this.discovering = discoverXeps(this.client, {
