@@ -67,7 +67,7 @@ import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
 import { fetchRoomArchive } from "./xeps/xep0313.ts";
-import { NS_MAM, NS_STYLING } from "./protocol/ns.ts";
+import { NS_MAM, NS_MUC_USER, NS_STYLING } from "./protocol/ns.ts";
 import { addReply, prependQuote, readReply, type ReplyPointer, replyPointer } from "./xeps/xep0461.ts";
 import { quoteLines, standaloneQuote } from "../core/reply.ts";
 import { oobElement, readOobMessage } from "./xeps/xep0066.ts";
@@ -1098,6 +1098,13 @@ export class XmppBridge
       return { condition: "service-unavailable", why: "this bridge does not carry direct messages" };
     }
     if (direct.refusal) return { condition: "service-unavailable", why: direct.refusal };
+    // A private message through a room (XEP-0045 §7.5) comes from an occupant, whose address the room keeps.
+    if (chat.stanza.getChild("x", NS_MUC_USER)) {
+      return {
+        condition: "not-acceptable",
+        why: `private messages through a room are not bridged; write to ${address.jid} from your own address`,
+      };
+    }
     if (!domainAllowed(chat.from, direct.allowedDomains)) {
       return {
         condition: "not-allowed",

@@ -3,10 +3,10 @@
  * plain data and read as the core's events, built from the stanzas the connector builds for rooms, and the error
  * replies that refuse one.
  *
- * The ids follow the XEPs' rules for 1:1 chat, where no room assigns a stanza-id: a message is known by its origin-id
- * and its `id` (not qualified by a nick: the conversation has one sender on each side), and corrections (XEP-0308),
- * retractions (XEP-0424), reactions (XEP-0444) and replies (XEP-0461) point at those. A ghost's own message carries
- * the same value in both.
+ * The ids follow the XEPs' rules for 1:1 chat, where no room assigns a stanza-id: a message is known by its `id` and
+ * its origin-id (not qualified by a nick: the conversation has one sender on each side); corrections (XEP-0308),
+ * reactions (XEP-0444) and replies (XEP-0461) point at the `id`, retractions (XEP-0424) at the origin-id. A ghost's
+ * own message carries the same value in both.
  *
  * @module
  */
@@ -80,9 +80,12 @@ export function carriesContent(chat: Chat): boolean {
     chat.stanza.getChild("reactions", "urn:xmpp:reactions:0") !== undefined;
 }
 
-/** The ids of a 1:1 message: its origin-id, then its `id` (each once). */
+/**
+ * The ids of a 1:1 message: its `id` first (what 1:1 corrections, reactions and replies point at, and what an error
+ * reply must carry), then its origin-id (what 1:1 retractions point at), each once.
+ */
 export function chatIds(chat: Chat): string[] {
-  return [...new Set([chat.originId, chat.id].filter((x): x is string => !!x))];
+  return [...new Set([chat.id, chat.originId].filter((x): x is string => !!x))];
 }
 
 /**

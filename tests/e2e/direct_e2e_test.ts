@@ -67,7 +67,7 @@ async function received(
   return box.stanzas.find(match)!;
 }
 
-/** Sends a chat from `user` to `to` with `body` and `id` (also its origin-id), and `children`. */
+/** Sends a chat from `user` to `to` with `body`, `id` and the origin-id `{id}-origin`, and `children`. */
 async function chat(
   user: XmppUser,
   to: string,
@@ -80,7 +80,7 @@ async function chat(
       "message",
       { type: "chat", to, id },
       xml("body", {}, body),
-      xml("origin-id", { xmlns: "urn:xmpp:sid:0", id }),
+      xml("origin-id", { xmlns: "urn:xmpp:sid:0", id: `${id}-origin` }),
       ...children,
     ),
   );
@@ -172,17 +172,34 @@ Deno.test(
         await waitFor(() =>
           w.mm.post(first.id)?.message === "hi bob, in private (fixed)", "the edited DM post");
 
+        // Bob reacts to it: a 1:1 reaction (XEP-0444) points at the message's id, not its origin-id.
+        await w.mm.reactAs(w.bob.id, first.id, "tada");
+        const reaction = await received(
+          box,
+          (s) =>
+            s.getChild("reactions", "urn:xmpp:reactions:0") !== undefined,
+          "bob's reaction",
+        );
+        const reactions = reaction.getChild("reactions", "urn:xmpp:reactions:0")!;
+        assert.equal(reactions.attrs.id, "dm-1");
+        assert.deepEqual(
+          reactions.getChildren("reaction").map((r: Element) =>
+            r.getText()
+          ),
+          ["🎉"],
+        );
+        assert.equal(String(reaction.attrs.from).split("/")[0], bobJid);
+
         // Alice retracts it (XEP-0424 in 1:1 points at the origin-id): the post is deleted.
         await w.alice.send(
           xml(
             "message",
             { type: "chat", to: bobJid, id: "retract-1" },
-            xml("retract", { xmlns: "urn:xmpp:message-retract:1", id: "dm-1" }),
+            xml("retract", { xmlns: "urn:xmpp:message-retract:1", id: "dm-1-origin" }),
             xml("body", {}, "retracted"),
           ),
         );
-        await waitFor(() =>
-          (w.mm.post(first.id)?.delete_at ?? 0) > 0, "the deleted DM post");
+        await waitFor(() => (w.mm.post(first.id)?.delete_at ?? 0) > 0, "the deleted DM post");
       } finally {
         box.stop();
       }
