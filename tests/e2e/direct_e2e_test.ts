@@ -291,7 +291,7 @@ Deno.test(
 );
 
 Deno.test(
-  "with Mattermost puppets off, or to a deactivated user, a direct message is refused with the reason",
+  "with Mattermost puppets off, or to a deactivated user (also in an open conversation), a DM is refused with why",
   opts,
   () =>
     inWorld(async (w) => {
@@ -314,6 +314,18 @@ Deno.test(
         await chat(w.alice, `carol@${w.prosody.componentDomain}`, "hello carol", "gone-1");
         const gone = await received(box, (s) => s.attrs.id === "gone-1", "the error for a deactivated user");
         assert.match(errorText(gone), /carol is deactivated on Mattermost/);
+
+        // A conversation already open: its user deactivated since, the next message is refused too.
+        const bob = `bob@${w.prosody.componentDomain}`;
+        await chat(w.alice, bob, "hello bob", "open-1");
+        const puppetId = await userId(w, "xmpp-alice");
+        await postsMatching(w.mm, await directChannel(w, w.bob.id, puppetId), (p) =>
+          p.message === "hello bob", 1);
+        await admin.updateUserActive(w.bob.id, false);
+        await chat(w.alice, bob, "are you gone?", "gone-2");
+        const left = await received(box, (s) =>
+          s.attrs.id === "gone-2", "the error for a user gone since");
+        assert.match(errorText(left), /bob is deactivated on Mattermost/);
       } finally {
         box.stop();
       }
