@@ -1129,7 +1129,7 @@ export class XmppBridge
       deliveryId: this.echoGuards.deliveryId ? chat.originId : undefined,
     };
     const event = readChat(chat, base, (body) => this.markdownOfDirect(chat, body));
-    return event && { ...event, direct: { network: DIRECT_USER_NETWORK, id: owner } } as BridgeEvent;
+    return event && { ...event, direct: { network: DIRECT_USER_NETWORK, id: owner } };
   }
 
   /** The Mattermost Markdown for the body of a 1:1 message (its styling, unless marked `<unstyled/>`). */

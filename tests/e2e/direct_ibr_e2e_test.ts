@@ -1,8 +1,9 @@
 /**
  * Direct messages with IBR ghosts (an XMPP account per Mattermost user) against real Prosody and the stand-in: a
  * chat to a ghost's account arrives through that ghost's own session, and a conversation survives a restart of the
- * bridge: its mapping and ids come from KV, its ghost is connected again at start, and what the XMPP user wrote
- * while the bridge was down (held by the server for the offline ghost) is bridged then, at its original time.
+ * bridge: its mapping and ids come from KV, its ghost is connected again at start, and what either side wrote while
+ * the bridge was down (held by the XMPP server for the offline ghost; in the DM channel) is bridged then, at its
+ * original time.
  *
  * A Prosody of its own: IBR ghosts leave accounts behind.
  */
@@ -86,6 +87,8 @@ Deno.test(
       await first.stop();
       // Written while the bridge is down: the server holds it for the offline ghost.
       await chat(w.alice, ghost, "are you still there?", "ibr-2");
+      // Posted in the DM meanwhile: caught up at start, as in a room.
+      await w.mm.postAs(w.bob.id, dm, "posted while the bridge was down");
 
       await w.startBridge(env);
       // The ghost is connected again at start (its conversation is mapped), and is handed what was held.
@@ -94,6 +97,12 @@ Deno.test(
       const heldAt = held.props?.mmxmpp_original_time;
       assert.equal(typeof heldAt, "number", "shown at its original time (the server's delay stamp)");
       assert.ok((heldAt as number) < held.create_at, "which is before it was posted");
+      const missed = await waitForChat(
+        box,
+        (s) => s.getChildText("body") === "posted while the bridge was down",
+      );
+      assert.equal(String(missed.attrs.from).split("/")[0], ghost);
+      assert.ok(missed.getChild("delay", "urn:xmpp:delay"), "marked as late, with its original time");
       // A correction of a message from before the restart: its ids come from KV.
       await chat(
         w.alice,
