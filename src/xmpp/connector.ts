@@ -1086,6 +1086,16 @@ export class XmppBridge
     address: DirectAddress,
   ): { condition: RefusalCondition; why: string } | undefined {
     const direct = this.opts.direct;
+    // A private message through a room (XEP-0045 §7.5) comes from an occupant, whose address the room keeps. First,
+    // and answered `not-acceptable`: rooms take most other errors between occupants for a bounce and kick the
+    // sender of the error (Prosody's is_kickable_error), which would be the ghost or the bridge.
+    if (this.muc.rooms.has(bareJid(chat.from)) || chat.stanza.getChild("x", NS_MUC_USER)) {
+      return {
+        condition: "not-acceptable",
+        why:
+          "private messages through a room are not bridged; write to a Mattermost user's address from your own",
+      };
+    }
     const ownAccount = address.jid === bareJid(this.opts.jid) || !address.jid.includes("@");
     if (ownAccount) {
       const hint = direct?.addressHint ? ` such as ${direct.addressHint}` : "";
@@ -1098,13 +1108,6 @@ export class XmppBridge
       return { condition: "service-unavailable", why: "this bridge does not carry direct messages" };
     }
     if (direct.refusal) return { condition: "service-unavailable", why: direct.refusal };
-    // A private message through a room (XEP-0045 §7.5) comes from an occupant, whose address the room keeps.
-    if (chat.stanza.getChild("x", NS_MUC_USER)) {
-      return {
-        condition: "not-acceptable",
-        why: `private messages through a room are not bridged; write to ${address.jid} from your own address`,
-      };
-    }
     if (!domainAllowed(chat.from, direct.allowedDomains)) {
       return {
         condition: "not-allowed",

@@ -257,7 +257,7 @@ Deno.test(
 );
 
 Deno.test(
-  "what cannot be delivered comes back as an XMPP error saying why: nobody's JID, a domain not allowed, the bridge",
+  "what cannot be delivered comes back as an XMPP error saying why: nobody's JID, the bridge's, a domain, a room PM",
   opts,
   () =>
     inWorld(async (w) => {
@@ -274,16 +274,37 @@ Deno.test(
         const own = await received(box, (s) => s.attrs.id === "lost-2", "the error for the bridge's JID");
         assert.equal(own.attrs.type, "error");
         assert.match(errorText(own), /is the bridge itself/);
+        // A private message through the room is answered with an error the room passes on (not-acceptable), not
+        // one it takes for a bounce and kicks the bridge for: the room keeps being bridged.
+        await w.alice.send(
+          xml(
+            "message",
+            { type: "chat", to: `${w.room}/bridge`, id: "lost-pm" },
+            xml("body", {}, "psst, bridge"),
+          ),
+        );
+        const pm = await received(box, (s) => s.attrs.id === "lost-pm", "the error for a private message");
+        assert.ok(pm.getChild("error")?.getChild("not-acceptable"), "condition not-acceptable");
+        assert.match(errorText(pm), /private messages through a room are not bridged/);
+        await w.alice.sendGroupchat(w.room, "still bridged after the private message");
+        await postsMatching(w.mm, w.channel.id, (p) =>
+          p.message === "still bridged after the private message", 1);
         await bridge.stop();
 
         // A domain the admin has not allowed.
         await w.startBridge(directEnv(w, { BRIDGE_DM_ALLOWED_DOMAINS: "example.test" }));
         await chat(w.alice, `bob@${w.prosody.componentDomain}`, "let me in", "lost-3");
-        const domain = await received(box, (s) => s.attrs.id === "lost-3", "the error for the domain");
+        const domain = await received(box, (s) =>
+          s.attrs.id === "lost-3", "the error for the domain");
         assert.equal(domain.attrs.type, "error");
         assert.ok(domain.getChild("error")?.getChild("not-allowed"), "condition not-allowed");
         assert.match(errorText(domain), /direct messages from localhost are not accepted/);
-        assert.equal(w.mm.posts(w.channel.id).length, 0);
+        assert.deepEqual(
+          w.mm.posts(w.channel.id).map((p) =>
+            p.message
+          ),
+          ["still bridged after the private message"],
+        );
       } finally {
         box.stop();
       }
