@@ -116,8 +116,8 @@ export class MattermostPuppets {
   private readonly queues = new Map<string, Promise<unknown>>();
   /** Teams each puppet was found or made a member of, as `userId\0teamId`. */
   private readonly teams = new Set<string>();
-  /** The team of each channel looked up. */
-  private readonly channelTeams = new Map<string, string>();
+  /** The team of each channel looked up, and whether it is a direct or group channel (which has none). */
+  private readonly channelPlaces = new Map<string, { teamId: string; direct: boolean }>();
 
   constructor(private readonly opts: PuppetsOptions) {}
 
@@ -436,21 +436,26 @@ export class MattermostPuppets {
     );
   }
 
-  /** Makes the puppet a member of the team of `channel`, then of `channel`, unless it is already. */
+  /**
+   * Makes the puppet a member of the team of `channel`, then of `channel`, unless it is already; a direct or group
+   * channel is left as it is.
+   */
   private async ensureMember(record: PuppetRecord, channel: string): Promise<PuppetRecord> {
     if (record.channels.includes(channel)) return record;
-    let teamId = this.channelTeams.get(channel);
-    if (teamId === undefined) {
+    let place = this.channelPlaces.get(channel);
+    if (!place) {
       const found = await call(`find channel ${channel}`, () => this.admin.getChannel(channel));
-      teamId = found.team_id;
-      this.channelTeams.set(channel, teamId);
+      place = { teamId: found.team_id, direct: found.type === "D" || found.type === "G" };
+      this.channelPlaces.set(channel, place);
     }
-    // A direct or group channel has no team, and its members are made with it (nobody can be added).
-    if (teamId === "") return record;
+    // Its members are fixed when it is made (Mattermost refuses to add any: 400
+    // api.channel.add_user_to_channel.type.app_error): the puppet is in it or never.
+    if (place.direct) return record;
+    const teamId = place.teamId;
     if (!this.teams.has(`${record.userId}\0${teamId}`)) {
       await call(
         `add puppet ${record.username} to team ${teamId}`,
-        () => this.admin.addToTeam(teamId!, record.userId),
+        () => this.admin.addToTeam(teamId, record.userId),
       );
       this.teams.add(`${record.userId}\0${teamId}`);
     }
