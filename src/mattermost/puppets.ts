@@ -171,6 +171,38 @@ export class MattermostPuppets {
     this.stopSignal.abort();
   }
 
+  /** Whom the puppet `userId` stands for: the network and identity of the user, if it is a puppet. */
+  ownerOf(userId: string): PuppetOwner | undefined {
+    return this.owners.get(userId);
+  }
+
+  /** The user ids of the puppets not deactivated. */
+  activeUserIds(): string[] {
+    return [...this.records.values()].filter((r) => r.deactivatedAt === undefined).map((r) => r.userId);
+  }
+
+  /**
+   * The puppet `userId`'s clients (opening its token), when it is an active puppet and puppets can speak; for what
+   * it does on its own behalf (its direct conversations).
+   */
+  async puppetOf(userId: string): Promise<Puppet | undefined> {
+    const owner = this.owners.get(userId);
+    const record = owner && this.records.get(keyOf(owner.network, owner.identity));
+    if (!owner || !record || record.deactivatedAt !== undefined || this.state.kind !== "tokens") {
+      return undefined;
+    }
+    return await this.serially(owner.network, owner.identity, () => this.clientFor(record));
+  }
+
+  /**
+   * A client and file access with the admin's token, which may read any channel: the direct conversations of the
+   * puppets, which the bot is not in.
+   */
+  adminAccess(): { client: Client4; files: MattermostFiles } {
+    this.adminFiles ??= new MattermostFiles(this.opts.url, this.opts.adminToken, this.admin);
+    return { client: this.admin, files: this.adminFiles };
+  }
+
   /** Whether puppets speak for themselves, or the bot posts for them (and why). */
   get mode(): PuppetMode {
     return this.state;
@@ -247,38 +279,6 @@ export class MattermostPuppets {
       await this.save({ ...record, channels: record.channels.filter((c) => c !== channel) });
       log.debug("Puppet {username} left {channel}", { username: record.username, channel });
     });
-  }
-
-  /** Whom the puppet `userId` stands for: the network and identity of the user, if it is a puppet. */
-  ownerOf(userId: string): PuppetOwner | undefined {
-    return this.owners.get(userId);
-  }
-
-  /** The user ids of the puppets not deactivated. */
-  activeUserIds(): string[] {
-    return [...this.records.values()].filter((r) => r.deactivatedAt === undefined).map((r) => r.userId);
-  }
-
-  /**
-   * The puppet `userId`'s clients (opening its token), when it is an active puppet and puppets can speak; for what
-   * it does on its own behalf (its direct conversations).
-   */
-  async puppetOf(userId: string): Promise<Puppet | undefined> {
-    const owner = this.owners.get(userId);
-    const record = owner && this.records.get(keyOf(owner.network, owner.identity));
-    if (!owner || !record || record.deactivatedAt !== undefined || this.state.kind !== "tokens") {
-      return undefined;
-    }
-    return await this.serially(owner.network, owner.identity, () => this.clientFor(record));
-  }
-
-  /**
-   * A client and file access with the admin's token, which may read any channel: the direct conversations of the
-   * puppets, which the bot is not in.
-   */
-  adminAccess(): { client: Client4; files: MattermostFiles } {
-    this.adminFiles ??= new MattermostFiles(this.opts.url, this.opts.adminToken, this.admin);
-    return { client: this.admin, files: this.adminFiles };
   }
 
   /** Every puppet, by username. */
