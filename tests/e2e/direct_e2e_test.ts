@@ -105,6 +105,30 @@ async function userId(w: World, username: string): Promise<string> {
   return id;
 }
 
+/** Uploads `text` as `name` through the XMPP server's upload service (XEP-0363) as alice; resolves with its URL. */
+async function uploadAsAlice(w: World, name: string, text: string): Promise<string> {
+  const data = new TextEncoder().encode(text);
+  const answer = await w.alice.iq(
+    xml(
+      "iq",
+      { type: "get", to: w.prosody.uploadDomain },
+      xml("request", {
+        xmlns: "urn:xmpp:http:upload:0",
+        filename: name,
+        size: String(data.byteLength),
+        "content-type": "text/plain",
+      }),
+    ),
+  );
+  const slot = answer.getChild("slot", "urn:xmpp:http:upload:0")!;
+  const headers: Record<string, string> = { "Content-Type": "text/plain" };
+  for (const h of slot.getChild("put")!.getChildren("header")) headers[h.attrs.name] = h.text();
+  const res = await fetch(slot.getChild("put")!.attrs.url, { method: "PUT", body: data, headers });
+  await res.body?.cancel();
+  assert.equal(res.status, 201);
+  return slot.getChild("get")!.attrs.url;
+}
+
 /** The error text of an error stanza. */
 function errorText(s: Element): string {
   return s.getChild("error")?.getChildText("text") ?? "";
@@ -207,7 +231,7 @@ Deno.test(
 );
 
 Deno.test(
-  "a Mattermost user can write to an XMPP user's puppet first; a file in the DM arrives as an upload link",
+  "a Mattermost user can write to an XMPP user's puppet first; files both ways and a deletion in the DM",
   opts,
   () =>
     inWorld(async (w) => {
@@ -250,6 +274,38 @@ Deno.test(
         // Alice answers the puppet JID: it lands in that same DM.
         await chat(w.alice, `bob@${w.prosody.componentDomain}`, "got it", "dm-a");
         await postsMatching(w.mm, dm.id, (p) => p.message === "got it" && p.user_id === puppetId, 1);
+
+        // A file alice shares in the conversation (XEP-0363 upload, XEP-0066 link) is posted there by her puppet.
+        const aliceUrl = await uploadAsAlice(w, "reply.txt", "my answer");
+        await chat(
+          w.alice,
+          `bob@${w.prosody.componentDomain}`,
+          aliceUrl,
+          "dm-file",
+          xml("x", { xmlns: "jabber:x:oob" }, xml("url", {}, aliceUrl)),
+        );
+        const [shared] = await postsMatching(w.mm, dm.id, (p) =>
+          (p.file_ids?.length ?? 0) > 0 && p.user_id === puppetId, 1);
+        const fileUrl = `${w.mm.url}/api/v4/files/${shared.file_ids![0]}`;
+        const auth = { headers: { Authorization: `Bearer ${w.bob.token}` } };
+        assert.equal((await (await fetch(`${fileUrl}/info`, auth)).json()).name, "reply.txt");
+        assert.equal(await (await fetch(fileUrl, auth)).text(), "my answer", "bob may read it in his DM");
+
+        // Bob deletes his first message: a 1:1 retraction pointing at its origin-id.
+        const psst = w.mm.posts(dm.id).find((p) =>
+          p.message === "psst, alice"
+        )!;
+        await w.mm.deleteAs(w.bob.id, psst.id);
+        const retraction = await received(
+          box,
+          (s) =>
+            s.getChild("retract", "urn:xmpp:message-retract:1") !== undefined,
+          "the retraction",
+        );
+        assert.equal(
+          retraction.getChild("retract", "urn:xmpp:message-retract:1")!.attrs.id,
+          first.getChild("origin-id", "urn:xmpp:sid:0")!.attrs.id,
+        );
       } finally {
         box.stop();
       }
