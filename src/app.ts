@@ -16,7 +16,7 @@ import { Store } from "./core/store.ts";
 import { HttpServer } from "./http.ts";
 import { renderMetrics } from "./metrics.ts";
 import { MattermostBridge } from "./mattermost/connector.ts";
-import { XmppBridge } from "./xmpp/connector.ts";
+import { type DirectOptions, XmppBridge } from "./xmpp/connector.ts";
 import type { TlsOptions } from "./xmpp/session/client.ts";
 import type { GhostProvider } from "./xmpp/intents/ghosts.ts";
 import type { MattermostPuppets } from "./mattermost/puppets.ts";
@@ -100,6 +100,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     ghosts,
     catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
     fileFetchHosts: config.bridge.fileFetchHosts,
+    direct: directOptions(config),
   });
   const manager = new BridgeManager(store, [mattermost, xmpp], {
     staticMappings: config.bridge.mappings,
@@ -191,6 +192,25 @@ async function createPuppets(config: Config, store: Store): Promise<MattermostPu
     store,
     box,
   });
+}
+
+/**
+ * Direct messages on XMPP: who may send them, why every one is refused while Mattermost puppets are off (a DM
+ * arrives there as a puppet's), and what a ghost's address looks like, for whoever writes to the bridge's own.
+ */
+function directOptions(config: Config): DirectOptions {
+  const g = config.ghosts;
+  return {
+    allowedDomains: g.dmAllowedDomains,
+    refusal: config.mattermost.puppets
+      ? undefined
+      : "Mattermost users cannot be written to directly through this bridge (its Mattermost puppets are off)",
+    addressHint: g.mode === "ibr"
+      ? `${g.prefix}{username}@${g.domain}`
+      : g.mode === "component" && g.component
+      ? `{username}@${g.component.jid}`
+      : undefined,
+  };
 }
 
 /** The ghost provider `config.ghosts.mode` asks for; none in relay mode. */

@@ -76,6 +76,8 @@ export interface Config {
     /** Encrypts stored ghost passwords when set. */
     secretKey?: string;
     component?: { jid: string; secret: string; service: string };
+    /** Domains whose users may send direct messages (`BRIDGE_DM_ALLOWED_DOMAINS`, default XMPP_JID's domain). */
+    dmAllowedDomains: string[];
   };
   log: { level: LogLevel; format: "json" | "pretty" };
   /** Every secret value read (see settings.ts), for masking; {@link maskedConfig} leaves it out. */
@@ -202,6 +204,7 @@ export function loadConfig(
         nodeId: v.BRIDGE_NODE_ID ?? defaultNodeId(kvPath),
         secretKey: v.BRIDGE_SECRET_KEY,
         component,
+        dmAllowedDomains: v.BRIDGE_DM_ALLOWED_DOMAINS ?? [domain],
       },
       log: { level: v.LOG_LEVEL!, format: v.LOG_FORMAT ?? (isTty ? "pretty" : "json") },
       secrets: unique(secrets),

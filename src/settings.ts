@@ -103,6 +103,22 @@ function httpUrl(value: string, name: string, ctx: ParseContext): string | undef
   return base;
 }
 
+/** A comma-separated list of domains, lowercased; `*.example.org` stands for its subdomains. */
+function domainList(value: string, name: string, ctx: ParseContext): string[] | undefined {
+  const domains = value.split(",").map((d) => d.trim().toLowerCase()).filter((d) => d !== "");
+  const bad = domains.find((d) => !/^(\*\.)?[^\s@/:*,]+$/.test(d));
+  if (bad !== undefined || domains.length === 0) {
+    ctx.problem(
+      `${name}: ${
+        bad === undefined ? "no domain given" : `"${bad}" is not a domain`
+      }: expected domains like ` +
+        "example.org or *.example.org, comma-separated",
+    );
+    return undefined;
+  }
+  return domains;
+}
+
 /**
  * A comma-separated list of HTTP hosts (`name` or `name:port`, IPv6 in brackets), lowercased; each is checked by
  * parsing it as the host of a URL.
@@ -508,6 +524,14 @@ export const SETTINGS = {
       );
       return undefined;
     },
+  }),
+  BRIDGE_DM_ALLOWED_DOMAINS: setting({
+    section: "Ghosts",
+    doc: "XMPP domains (comma-separated; *.example.org: its subdomains) whose users may send DMs",
+    notes: "Others get an error reply. Direct messages need ibr or component ghosts and BRIDGE_MM_PUPPETS.",
+    defaultDoc: "XMPP_JID's domain",
+    example: "example.org,*.example.org",
+    parse: domainList,
   }),
   BRIDGE_NODE_ID: setting({
     section: "Ghosts",

@@ -28,7 +28,7 @@ import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { sleep } from "./deadline.ts";
 import { DeliveryQueue, type Work } from "./delivery_queue.ts";
 import { BridgeError, errorMessage, isTransient } from "./errors.ts";
-import { type BridgeEvent, eventProblem } from "./events.ts";
+import { type BridgeEvent, type BridgeMessage, eventProblem } from "./events.ts";
 import type { Attempt, HandlerContext, HandlerCount } from "./handlers/context.ts";
 import { handleEdit } from "./handlers/edit.ts";
 import { handleMessage } from "./handlers/message.ts";
@@ -389,6 +389,9 @@ export class MessageBus {
         target: direct.network,
         error: errorMessage(err),
       });
+      // Only the addressee's network can tell (an unknown or deactivated user): its author hears why, where the
+      // source network can say it, rather than nothing.
+      if (event.kind === "message") this.noticeUndeliverable(event, direct.network, err);
       return null;
     }
   }
@@ -426,14 +429,15 @@ export class MessageBus {
    * Tells the author of a message given up on for good, when its network can: in the background, so that the
    * notice (a call to the source network) never holds up the target's queue.
    */
-  private noticeUndeliverable(dm: DirectionalMessage, err: unknown): void {
-    const origin = this.bridges.get(dm.source);
+  private noticeUndeliverable(message: BridgeMessage, target: string, err: unknown): void {
+    const { network, channel } = message.portal;
+    const origin = this.bridges.get(network);
     if (!origin || !isNoticeCapable(origin)) return;
-    const reason = (err instanceof BridgeError && err.notice) || `the ${dm.target} side refused it`;
-    origin.notifyUndeliverable(dm.message, reason).catch((e) =>
+    const reason = (err instanceof BridgeError && err.notice) || `the ${target} side refused it`;
+    origin.notifyUndeliverable(message, reason).catch((e) =>
       log.warn("Could not tell the author of an undelivered message in {network} {channel}: {error}", {
-        network: dm.source,
-        channel: dm.message.portal.channel,
+        network,
+        channel,
         error: errorMessage(e),
       })
     );
@@ -589,7 +593,7 @@ export class MessageBus {
             channel: d.targetChannel,
             error: errorMessage(err),
           });
-          if ("message" in d) this.noticeUndeliverable(d, err);
+          if ("message" in d) this.noticeUndeliverable(d.message, d.target, err);
           return { ok: false, handled: true };
         }
         this.stats.retried++;

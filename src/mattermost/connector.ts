@@ -16,6 +16,7 @@ import { getLogger } from "@logtape/logtape";
 import {
   type BridgeContext,
   type BridgeHealth,
+  type DirectCapable,
   type EditCapable,
   type FileSource,
   type FileStream,
@@ -79,6 +80,7 @@ import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
 import { type MattermostPuppets, puppetIdentity } from "./puppets.ts";
 import { runPuppetCommand } from "./puppet_commands.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
+import { DirectChannels } from "./direct.ts";
 import { MM_ID } from "../settings.ts";
 import { isRootRefused, overriddenName, replyOfPost, rootIdFor } from "./threads.ts";
 import { standaloneQuote } from "../core/reply.ts";
@@ -146,11 +148,13 @@ interface User {
   first_name?: string;
   last_name?: string;
   nickname?: string;
+  delete_at?: number;
 }
 
 /** Mattermost side of the bridge. */
 export class MattermostBridge
   implements
+    DirectCapable,
     NoticeCapable,
     FileSource,
     EditCapable,
@@ -168,6 +172,8 @@ export class MattermostBridge
   /** Files of a message already uploaded (their ids), and notices for those that could not be, across retries. */
   private readonly uploads = new WeakMap<DirectionalMessage, { fileIds: string[]; notices: string[] }>();
   private socket?: MattermostSocket;
+  /** The puppets' direct channels (with puppets only). */
+  private directs?: DirectChannels;
   private ctx!: BridgeContext;
   private botId = "";
   private state: BridgeHealth = {
@@ -264,6 +270,18 @@ export class MattermostBridge
     await this.opts.puppets?.start();
     await this.connectWebsocket(me.username);
     if (this.opts.statusPollMs) this.startStatusPoller(this.opts.statusPollMs);
+    if (this.opts.puppets) {
+      this.directs = new DirectChannels({
+        url: this.opts.url,
+        puppets: this.opts.puppets,
+        bot: this.client,
+        botId: this.botId,
+        reconnect: this.opts.reconnect,
+        onEvent: (event, data, broadcast) => this.onEvent(event, data, broadcast),
+        onReconnect: () => this.enqueue("catch-up", () => this.catchUp()),
+      });
+      void this.restoreDirects(this.directs);
+    }
     if (this.opts.route) {
       const command = new SlashCommand({
         client: this.client,
@@ -296,6 +314,8 @@ export class MattermostBridge
     this.resumeTimers.clear();
     this.socket?.close();
     this.socket = undefined;
+    this.directs?.close();
+    this.directs = undefined;
     await this.inbound;
     this.setState(false, "stopped");
   }
@@ -375,7 +395,7 @@ export class MattermostBridge
     try {
       const list = await call(
         `read the newest post of channel ${channelId}`,
-        () => this.client.getPosts(channelId, 0, 1),
+        () => this.readerOf(channelId).getPosts(channelId, 0, 1),
       );
       const empty = ((list as { order?: unknown[] }).order ?? []).length === 0;
       const newest = postsInOrder(list)[0]?.create_at;
@@ -485,6 +505,8 @@ export class MattermostBridge
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
+    const direct = this.directs?.get(dm.targetChannel);
+    if (direct) await this.checkAddressee(direct.userId);
     return await this.sendAs(dm, await this.voiceFor(dm.message.sender, dm.targetChannel));
   }
 
@@ -573,6 +595,8 @@ export class MattermostBridge
           return undefined;
         });
     if (!puppet) return this.botVoice();
+    // A puppet seen for the first time can be written to directly from now on.
+    void this.directs?.listenAs(puppet.userId);
     return {
       client: puppet.client,
       files: puppet.files,
@@ -673,8 +697,14 @@ export class MattermostBridge
   }
 
   /** Serves the bytes of a file attached to a post, fetched with the bot's token. */
-  openFile(attachment: Attachment, opts: OpenFileOptions): Promise<FileStream> {
-    return this.files.open(attachment, opts);
+  async openFile(attachment: Attachment, opts: OpenFileOptions): Promise<FileStream> {
+    try {
+      return await this.files.open(attachment, opts);
+    } catch (err) {
+      // A file of a direct conversation, which the bot is not in: the admin may read it.
+      if (!(err instanceof FileUnavailable) || err.problem !== "refused" || !this.directs) throw err;
+      return await this.directs.reader().files.open(attachment, opts);
+    }
   }
 
   /**
@@ -702,16 +732,10 @@ export class MattermostBridge
             lastError = undefined;
             this.setState(true, `connected as ${username}`);
             helloed();
-          } else if (event === "posted") {
-            this.onPosted(data);
-          } else if (event === "post_edited" || event === "post_deleted") {
-            this.onPostChanged(event, data);
           } else if (event === "user_updated") {
             this.onUserUpdated(data);
-          } else if (event === "reaction_added" || event === "reaction_removed") {
-            this.onReaction(event, data, broadcast);
-          } else if (event === "typing") {
-            this.onTyping(data, broadcast);
+          } else {
+            this.onEvent(event, data, broadcast);
           }
         },
         // No hello follows a lossless resume, and a resume replays only what the server still had queued: mark
@@ -738,6 +762,68 @@ export class MattermostBridge
         "the proxy in front of Mattermost must pass websocket upgrades on /api/v4/websocket";
       return new BridgeError(`no websocket hello from ${url}: ${why}`, { kind: "configuration" });
     });
+  }
+
+  /** A channel's event, heard by the bot's websocket or (a direct channel's) by a puppet's. */
+  private onEvent(event: string, data: Record<string, unknown>, broadcast?: Record<string, unknown>): void {
+    if (event === "posted") {
+      this.onPosted(data);
+    } else if (event === "post_edited" || event === "post_deleted") {
+      this.onPostChanged(event, data);
+    } else if (event === "reaction_added" || event === "reaction_removed") {
+      this.onReaction(event, data, broadcast);
+    } else if (event === "typing") {
+      this.onTyping(data, broadcast);
+    }
+  }
+
+  /** The client that reads `channel`: the bot's, or for a puppet's direct channel (the bot is not in) the admin's. */
+  private readerOf(channel: string): Client4 {
+    return this.directs?.has(channel) ? this.directs.reader().client : this.client;
+  }
+
+  /**
+   * Finds the direct channels among the mapped ones (their puppets then listen) and starts reading each from where
+   * it was read before the stop; then lets every other active puppet listen, for DMs opened on Mattermost.
+   */
+  private async restoreDirects(directs: DirectChannels): Promise<void> {
+    for (const channel of await this.ctx.mappedChannels().catch((): string[] => [])) {
+      if (this.stopped) return;
+      const direct = await directs.find(channel).catch((err) => {
+        log.warn("Could not tell whether {channel} is a direct channel: {error}", {
+          channel,
+          error: errorMessage(err),
+        });
+        return undefined;
+      });
+      if (direct) await this.seedCursor(channel);
+    }
+    await directs.listenAll();
+  }
+
+  /**
+   * The DM channel between the Mattermost user `user` (a user id, or `@username` when the other network knows only
+   * the name) and the puppet of `remote`; its posts are read from now on.
+   */
+  async openDirect(input: { user: string; remote: Sender }): Promise<string> {
+    if (!this.directs) {
+      throw new BridgeError("direct messages need BRIDGE_MM_PUPPETS=true", {
+        notice: "this bridge does not carry direct messages to Mattermost users",
+      });
+    }
+    const channel = await this.directs.open(input.user, input.remote);
+    await this.seedCursor(channel);
+    return channel;
+  }
+
+  /** Throws a permanent error, with a notice for the author, when the user a DM goes to is deactivated. */
+  private async checkAddressee(userId: string): Promise<void> {
+    const user = await this.user(userId);
+    if (user?.delete_at) {
+      throw new BridgeError(`Mattermost user ${user.username} is deactivated`, {
+        notice: `${user.username} is deactivated on Mattermost`,
+      });
+    }
   }
 
   /** Runs `step` after everything queued before it; a failed step is logged and never stops the ones after it. */
@@ -898,7 +984,7 @@ export class MattermostBridge
     this.reactionsQueued.delete(key);
     if (!await this.isMapped(change.channelId)) return;
     this.statusPoller?.watch(change.userId);
-    const emojis = await reactionSetOf(this.client, change.postId, change.userId);
+    const emojis = await reactionSetOf(this.readerOf(change.channelId), change.postId, change.userId);
     // Unique per change and the same when the websocket replays it.
     const eventId = [
       change.postId,
@@ -925,6 +1011,8 @@ export class MattermostBridge
       log.warn("Ignored a malformed user_updated event");
       return;
     }
+    // Looked up again when next needed: a deactivated user is written to no more.
+    this.users.delete(user.id);
     if (this.isPuppet(user.id)) {
       // It stands for an XMPP user, who has nothing to retire on XMPP; deactivated by an admin, the bot speaks for
       // them meanwhile.
@@ -984,15 +1072,26 @@ export class MattermostBridge
   }
 
   private async relayPost(post: Post, caughtUp: boolean): Promise<void> {
+    // A direct channel a Mattermost user just opened with a puppet is read from its first post on (its mapping,
+    // made by the core for this post, then finds it read, not waiting for a join that never comes to a DM).
+    if (
+      this.directs?.has(post.channel_id) && !this.cursors.get(post.channel_id) && post.create_at !== undefined
+    ) {
+      this.cursors.seed(post.channel_id, post.create_at - 1);
+    }
     this.cursors.advance(post.channel_id, post.create_at);
     const bridgeable = this.echoGuards.filter
       ? isBridgeable(post, this.botId) && !this.isPuppet(post.user_id)
       : isBridgeable({ ...post, props: {} }, "");
     if (!bridgeable) return;
+    // A post in a direct conversation goes to the user the puppet stands for.
+    const direct = this.directs?.has(post.channel_id) ? this.directs.peerOf(post.channel_id) : undefined;
+    if (this.directs?.has(post.channel_id) && !direct) return await this.refuseDirect(post);
     const sender = await this.senderOf(post.user_id);
     // Their ghost or puppet appears on the other side with this post: its status is worth following from now on.
     this.statusPoller?.watch(post.user_id);
-    const attachments = post.file_ids?.length ? await this.files.attachmentsOf(post) : [];
+    const files = this.directs?.has(post.channel_id) ? this.directs.reader().files : this.files;
+    const attachments = post.file_ids?.length ? await files.attachmentsOf(post) : [];
     // Only files, none of which could be read (logged): nothing is left to bridge.
     if (attachments.length === 0 && postText(post).text.trim() === "") return;
     log.debug("Received post {postId} in {channel}: {message}", {
@@ -1013,7 +1112,24 @@ export class MattermostBridge
       caughtUp: caughtUp || undefined,
       ...(attachments.length ? { attachments } : {}),
       deliveryId: this.echoGuards.deliveryId ? deliveryIdOf(post.pending_post_id, this.botId) : undefined,
+      ...(direct ? { direct } : {}),
     });
+  }
+
+  /**
+   * Tells the author of a post in a puppet's direct channel that it cannot reach the user the puppet stands for:
+   * their address is not known (a room that hides real JIDs names them only there).
+   */
+  private async refuseDirect(post: Post): Promise<void> {
+    log.info("A direct message in {channel} has nowhere to go: its puppet stands for no known address", {
+      channel: post.channel_id,
+    });
+    const author = await this.senderOf(post.user_id);
+    await this.notices.send(
+      { channel: post.channel_id, postId: post.id, author },
+      "Your message could not be bridged: the bridge does not know this XMPP user's address, only their name in a " +
+        "room, so it cannot write to them directly.",
+    ).catch((err) => log.warn("Could not answer a direct message: {error}", { error: errorMessage(err) }));
   }
 
   /**
@@ -1063,7 +1179,7 @@ export class MattermostBridge
     const cutoff = newest - (this.opts.catchUpMaxAgeMs ?? 24 * 3_600_000);
     let answer: Post[];
     try {
-      answer = await postsSince(this.client, channel, since);
+      answer = await postsSince(this.readerOf(channel), channel, since);
     } catch (err) {
       if (this.stopped) return; // stop() is waiting for this step: no timer may outlive it
       const waitMs = backoff.next();
@@ -1129,7 +1245,7 @@ export class MattermostBridge
     if (!cursor) return; // not joined yet: its join seeds the cursor
     const since = this.sinceBefore(cursor.seen);
     const after = Math.max(since, cursor.floor);
-    const answer = await postsSince(this.client, channel, since);
+    const answer = await postsSince(this.readerOf(channel), channel, since);
     const posts = answer.filter((p) => p.create_at !== undefined && p.create_at > after);
     // Posts handed on before the gap (live, or by an earlier run) that were edited or deleted during it.
     const changes = new Map<Post, PostChangeEvent>();
@@ -1174,7 +1290,9 @@ export class MattermostBridge
     let root = this.roots.get(rootId);
     if (!root || Date.now() - root.at > 10 * 60_000) {
       try {
-        const fetched = parsePost(await call(`read post ${rootId}`, () => this.client.getPost(rootId)));
+        const fetched = parsePost(
+          await call(`read post ${rootId}`, () => this.readerOf(post.channel_id).getPost(rootId)),
+        );
         const author = fetched
           ? overriddenName(fetched) ?? (await this.user(fetched.user_id))?.username
           : undefined;

@@ -105,6 +105,7 @@ export const TOKENS_OFF_FIX =
  */
 export class MattermostPuppets {
   private admin!: Client4;
+  private adminFiles?: MattermostFiles;
   private stopSignal = new AbortController();
   private state: PuppetMode = { kind: "fallback", reason: "not started" };
   /** Records by `network\0identity`, and identities by user id: loaded at start, kept current. */
@@ -129,6 +130,7 @@ export class MattermostPuppets {
   async start(): Promise<void> {
     this.stopSignal = new AbortController();
     this.admin = createClient(this.opts.url, this.opts.adminToken, this.stopSignal.signal);
+    this.adminFiles = undefined;
     const me = await call("read the admin account of MM_ADMIN_TOKEN (/users/me)", () => this.admin.getMe(), {
       401: "MM_ADMIN_TOKEN is not a valid token: create a personal access token for a system admin",
     }).catch((err) => {
@@ -168,6 +170,38 @@ export class MattermostPuppets {
   /** Ends waits of REST calls on a rate limit. */
   stop(): void {
     this.stopSignal.abort();
+  }
+
+  /** Whom the puppet `userId` stands for: the network and identity of the user, if it is a puppet. */
+  ownerOf(userId: string): PuppetOwner | undefined {
+    return this.owners.get(userId);
+  }
+
+  /** The user ids of the puppets not deactivated. */
+  activeUserIds(): string[] {
+    return [...this.records.values()].filter((r) => r.deactivatedAt === undefined).map((r) => r.userId);
+  }
+
+  /**
+   * The puppet `userId`'s clients (opening its token), when it is an active puppet and puppets can speak; for what
+   * it does on its own behalf (its direct conversations).
+   */
+  async puppetOf(userId: string): Promise<Puppet | undefined> {
+    const owner = this.owners.get(userId);
+    const record = owner && this.records.get(keyOf(owner.network, owner.identity));
+    if (!owner || !record || record.deactivatedAt !== undefined || this.state.kind !== "tokens") {
+      return undefined;
+    }
+    return await this.serially(owner.network, owner.identity, () => this.clientFor(record));
+  }
+
+  /**
+   * A client and file access with the admin's token, which may read any channel: the direct conversations of the
+   * puppets, which the bot is not in.
+   */
+  adminAccess(): { client: Client4; files: MattermostFiles } {
+    this.adminFiles ??= new MattermostFiles(this.opts.url, this.opts.adminToken, this.admin);
+    return { client: this.admin, files: this.adminFiles };
   }
 
   /** Whether puppets speak for themselves, or the bot posts for them (and why). */

@@ -14,9 +14,11 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { xml } from "@xmpp/client-core";
 import {
   type BridgeContext,
   type BridgeHealth,
+  type DirectCapable,
   type Dispatched,
   type EditCapable,
   type FileSource,
@@ -64,7 +66,7 @@ import {
   renderBody,
 } from "./protocol/stanza.ts";
 import { senderMessageId, undeliverableNotice } from "./protocol/undeliverable.ts";
-import type { GhostProvider } from "./intents/ghosts.ts";
+import type { DirectAddress, GhostProvider } from "./intents/ghosts.ts";
 import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
@@ -86,6 +88,19 @@ import { readModeration } from "./xeps/xep0425.ts";
 import { buildReactions, reactionTargetId, readReactions } from "./xeps/xep0444.ts";
 import { ChatStates, readChatState } from "./xeps/xep0085.ts";
 import { OccupantStatuses, presenceOf, statusOfShow } from "./status.ts";
+import { bareJid, directChannel, domainAllowed, domainOf, parseDirectChannel } from "./direct.ts";
+import {
+  asChat,
+  carriesContent,
+  type Chat,
+  chatIds,
+  errorReply,
+  parseChat,
+  readChat,
+  refusal,
+  type RefusalCondition,
+  senderOf,
+} from "./direct_chats.ts";
 
 const log = getLogger(["mmxmpp", "xmpp"]);
 
@@ -118,7 +133,22 @@ export interface XmppBridgeOptions {
    * flood of presences (a join, a server restart) costs one update per user.
    */
   presenceWindowMs?: number;
+  /** Direct messages: 1:1 chats with ghosts and puppets. Without it, every one is refused with an error. */
+  direct?: DirectOptions;
 }
+
+/** Settings of direct messages. */
+export interface DirectOptions {
+  /** Domains whose users may write to the bridge's ghosts (`BRIDGE_DM_ALLOWED_DOMAINS`; `*.example.org` too). */
+  allowedDomains: string[];
+  /** Why every direct message is refused right now, told to its sender (e.g. Mattermost puppets are off). */
+  refusal?: string;
+  /** What a ghost's or puppet's address looks like, told to whoever writes to the bridge's own. */
+  addressHint?: string;
+}
+
+/** The network whose users the ghosts stand for: the other end of every direct conversation. */
+const DIRECT_USER_NETWORK = "mattermost";
 
 /** Largest file copied to an upload service that states no limit (Mattermost's default MaxFileSize). */
 const DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024;
@@ -158,6 +188,7 @@ const REJOIN_STAY_MS = 60_000;
  */
 export class XmppBridge
   implements
+    DirectCapable,
     GhostingBridge,
     NoticeCapable,
     PipeliningBridge,
@@ -241,6 +272,10 @@ export class XmppBridge
   private readonly local: string;
   /** Drives `@xmpp/reconnect`, which has one fixed `delay` and no backoff of its own. */
   private readonly reconnectBackoff = new Backoff(RECONNECT);
+  /** 1:1 messages are read one after the other (an owner look-up may wait), so that they reach the core in order. */
+  private directInbound: Promise<void> = Promise.resolve();
+  /** Per XMPP user (bare JID) writing to a ghost, the full JID they last wrote from: where an error reply goes. */
+  private readonly peerResources = new Map<string, string>();
 
   constructor(private readonly opts: XmppBridgeOptions) {
     [this.local, this.domain] = opts.jid.split("@");
@@ -282,6 +317,7 @@ export class XmppBridge
       if (this.everOnline) this.lastFailure = oneLine(explainFor(err, this.opts));
     });
     this.stopping = false;
+    this.opts.ghosts?.onDirect?.((stanza, address) => this.onDirect(stanza, address));
     try {
       await this.client.start();
     } catch (err) {
@@ -299,7 +335,15 @@ export class XmppBridge
         throw err;
       }
       log.info("Mattermost users appear as themselves ({mode} mode)", { mode: this.opts.ghosts.mode });
+      void this.keepDirectGhostsOnline();
     }
+  }
+
+  /** Connects the ghosts that have direct conversations, so that what their peers write arrives. */
+  private async keepDirectGhostsOnline(): Promise<void> {
+    const channels = await this.ctx.mappedChannels().catch((): string[] => []);
+    const ghosts = new Set(channels.flatMap((c) => parseDirectChannel(c)?.ghost ?? []));
+    for (const jid of ghosts) await this.opts.ghosts?.keepOnline?.(jid);
   }
 
   async stop(): Promise<void> {
@@ -357,6 +401,9 @@ export class XmppBridge
   }
 
   async joinChannel(room: string): Promise<void> {
+    const pair = parseDirectChannel(room);
+    // A 1:1 conversation is joined by nobody: its ghost only has to be there to hear its peer.
+    if (pair) return await this.opts.ghosts?.keepOnline?.(pair.ghost);
     if (this.muc.nickIn(room)) return;
     if (this.client.status !== "online") {
       // Remember the room; it is joined when the session comes (back) online.
@@ -513,6 +560,7 @@ export class XmppBridge
   }
 
   async leaveChannel(room: string): Promise<void> {
+    if (parseDirectChannel(room)) return;
     this.roomTrouble.delete(room);
     await this.opts.ghosts?.leaveRoom(room);
     await this.muc.leave(room);
@@ -562,8 +610,7 @@ export class XmppBridge
     const intent = await this.voiceOf(part.sender, d.event.sender, room);
     const body = this.bodyFor(room, d.event.text, d.event.action, d.event.sender, intent === this.relay);
     const stanza = buildCorrection(room, body, d.deliveryId, originalId);
-    await intent.ensureJoined(room);
-    const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, d.deliveryId);
+    const stanzaId = await this.speak(intent, room, stanza, d.deliveryId);
     await this.recordFollowUp(room, originalId, stanzaId);
   }
 
@@ -581,8 +628,7 @@ export class XmppBridge
       const id = parts.length === 1 ? d.deliveryId : `${d.deliveryId}-${i}`;
       if (await this.readyToSend(room, id)) continue;
       const intent = await this.voiceOf(part.sender, d.event.sender, room);
-      await intent.ensureJoined(room);
-      const { stanzaId } = await intent.sendAwaitingReflection(room, buildRetraction(room, id, targetId), id);
+      const stanzaId = await this.speak(intent, room, buildRetraction(room, id, targetId), id);
       await this.recordFollowUp(room, targetId, stanzaId);
     }
   }
@@ -630,9 +676,8 @@ export class XmppBridge
     if (await this.readyToSend(room, d.deliveryId)) return;
     const { intent, relayed } = await this.authorVoice(d.event.sender);
     const emojis = relayed ? d.shared : d.event.emojis;
-    await intent.ensureJoined(room);
     const stanza = buildReactions(room, reactionTargetId(d.targetMessage), emojis, d.deliveryId);
-    await intent.sendAwaitingReflection(room, stanza, d.deliveryId);
+    await this.speak(intent, room, stanza, d.deliveryId);
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
@@ -656,6 +701,11 @@ export class XmppBridge
     const { intent, relayed, sender } = await this.authorVoice(dm.message.sender);
     const stanza = this.groupchatFor(dm, relayed, reply);
     if (!relayed) this.chatStates.messageSent(room, intent.jid, stanza);
+    if (parseDirectChannel(room)) {
+      // Nothing reflects a 1:1 message: it is there once written.
+      await this.speak(intent, room, stanza, id);
+      return { confirmed: Promise.resolve(inThread(sentRefs(id, undefined, sender), reply)) };
+    }
     await intent.ensureJoined(room);
     const { reflected } = await intent.sendAhead(room, stanza, id);
     const confirmed = reflected.then(({ stanzaId }) => inThread(sentRefs(id, stanzaId, sender), reply));
@@ -715,8 +765,7 @@ export class XmppBridge
       if (!refs) {
         const stanza = await piece.stanza();
         if (!relayed) this.chatStates.messageSent(room, intent.jid, stanza);
-        await intent.ensureJoined(room);
-        const { stanzaId } = await intent.sendAwaitingReflection(room, stanza, piece.id);
+        const stanzaId = await this.speak(intent, room, stanza, piece.id);
         refs = sentRefs(piece.id, stanzaId, sender);
       }
       refs = inThread(refs, reply);
@@ -825,6 +874,8 @@ export class XmppBridge
    * already went: the refs of an earlier send the room reflected, else undefined, with `id` remembered as ours.
    */
   private async readyToSend(room: string, id: string): Promise<SentRefs | undefined> {
+    // A 1:1 conversation has no room to be in, nor an archive to look in: its ghost's voice says when it cannot send.
+    if (parseDirectChannel(room)) return undefined;
     if (this.banned.has(room)) {
       // Waiting cannot help: the bridge does not rejoin a room that banned it until it is restarted.
       throw new BridgeError(`the bridge is banned from ${room}`, {
@@ -846,6 +897,40 @@ export class XmppBridge
       return already;
     }
     this.rememberOwn(id);
+    return undefined;
+  }
+
+  /**
+   * Sends `stanza` (built for a room) as `intent` into `channel`, resolving once it is there: in a room once the room
+   * reflected it, with the room's stanza-id; in a 1:1 conversation, which reflects nothing, once it is written.
+   */
+  private async speak(
+    intent: Intent,
+    channel: string,
+    stanza: Element,
+    id: string,
+  ): Promise<string | undefined> {
+    const pair = parseDirectChannel(channel);
+    if (!pair) {
+      await intent.ensureJoined(channel);
+      return (await intent.sendAwaitingReflection(channel, stanza, id)).stanzaId;
+    }
+    // The peer knows the conversation by the ghost's JID: another JID would be another conversation.
+    if (intent === this.relay || bareJid(intent.jid) !== pair.ghost) {
+      throw new BridgeError(
+        `the direct conversation with ${pair.peer} is held by ${pair.ghost}, which the bridge cannot speak as now (${
+          this.opts.ghosts ? `${this.opts.ghosts.mode} mode gives ${intent.jid || "no JID"}` : "relay mode"
+        })`,
+        { notice: `the XMPP side cannot write to ${pair.peer} as ${pair.ghost} any more` },
+      );
+    }
+    try {
+      await intent.send(asChat(stanza, pair.peer));
+    } catch (err) {
+      throw new BridgeError(`cannot write to ${pair.peer} as ${pair.ghost}: ${errorMessage(err)}`, {
+        transient: true,
+      });
+    }
     return undefined;
   }
 
@@ -945,6 +1030,8 @@ export class XmppBridge
    */
   async notifyUndeliverable(message: BridgeMessage, reason: string): Promise<void> {
     const room = message.portal.channel;
+    const pair = parseDirectChannel(room);
+    if (pair) return await this.refuseDirect(pair, message, "not-acceptable", reason);
     if (this.client?.status !== "online" || !this.muc.nickIn(room)) {
       log.warn(
         "Could not tell {nick} in {room} that a message was not delivered: the bridge is not in the room",
@@ -961,6 +1048,168 @@ export class XmppBridge
     );
   }
 
+  /**
+   * Tells the XMPP user of `pair` that their `message` was not bridged: an error reply from the ghost's address to
+   * the full JID they last wrote from, carrying the message's id, so that their client marks it failed.
+   */
+  private async refuseDirect(
+    pair: { peer: string; ghost: string },
+    message: BridgeMessage,
+    condition: RefusalCondition,
+    reason: string,
+  ): Promise<void> {
+    const address = await this.opts.ghosts?.addressOf?.(pair.ghost);
+    if (!address) {
+      log.warn("Could not tell {peer} that a direct message was not delivered: {ghost} cannot speak now", {
+        peer: pair.peer,
+        ghost: pair.ghost,
+      });
+      return;
+    }
+    const to = this.peerResources.get(pair.peer) ?? pair.peer;
+    // The `id` attribute the client chose: the first of a 1:1 message's ids (see chatIds).
+    const id = message.ids[0];
+    await address.send(
+      errorReply({ to, from: address.jid, id }, condition, `Your message could not be bridged: ${reason}.`),
+    );
+  }
+
+  /**
+   * A 1:1 message written to `address` (a ghost, a puppet, another JID of the component, or the bridge's own
+   * account): handed to the core as an event of the direct conversation between its sender and the ghost, or
+   * answered with an error that says why not. Never dropped silently, except what carries nothing to read (chat
+   * states, receipts) and what our own JIDs send.
+   */
+  private onDirect(stanza: Element, address: DirectAddress): void {
+    const chat = parseChat(stanza);
+    if (!chat || !carriesContent(chat)) return;
+    const peer = senderOf(chat);
+    if (peer === bareJid(this.opts.jid)) return;
+    const refuse = (condition: RefusalCondition, why: string) => {
+      log.info("Refused a direct message from {peer} to {to}: {why}", { peer, to: address.jid, why });
+      address.send(refusal(chat, condition, `Your message could not be delivered: ${why}.`)).catch((err) =>
+        log.warn("Could not answer {peer}'s direct message: {error}", { peer, error: errorMessage(err) })
+      );
+    };
+    const refused = this.directRefusal(chat, address);
+    if (refused) return refuse(refused.condition, refused.why);
+    this.directInbound = this.directInbound.then(async () => {
+      // Our own ghosts never write to each other: whatever one sends here is not a person's message.
+      if (await this.opts.ghosts?.ownerOf?.(peer)) return;
+      const owner = await this.opts.ghosts?.ownerOf?.(address.jid);
+      if (!owner) {
+        return refuse(
+          "item-not-found",
+          `${address.jid} is not the address of a Mattermost user on this bridge`,
+        );
+      }
+      this.peerResources.set(peer, chat.from);
+      const event = this.directEventOf(chat, address.jid, owner);
+      if (!event) return;
+      log.debug("Received a direct {kind} from {peer} to {to}: {body}", {
+        kind: event.kind,
+        peer,
+        to: address.jid,
+        body: chat.body,
+      });
+      this.ctx.receive(event);
+    }).catch((err) =>
+      log.warn("Could not read a direct message from {peer}: {error}", {
+        peer,
+        error: errorMessage(err),
+      })
+    );
+  }
+
+  /** Why a 1:1 message is refused before anything is looked up, if it is. */
+  private directRefusal(
+    chat: Chat,
+    address: DirectAddress,
+  ): { condition: RefusalCondition; why: string } | undefined {
+    const direct = this.opts.direct;
+    // A private message through a room (XEP-0045 §7.5) comes from an occupant, whose address the room keeps. First,
+    // and answered `not-acceptable`: rooms take most other errors between occupants for a bounce and kick the
+    // sender of the error (Prosody's is_kickable_error), which would be the ghost or the bridge.
+    if (this.muc.rooms.has(bareJid(chat.from)) || chat.stanza.getChild("x", NS_MUC_USER)) {
+      return {
+        condition: "not-acceptable",
+        why:
+          "private messages through a room are not bridged; write to a Mattermost user's address from your own",
+      };
+    }
+    const ownAccount = address.jid === bareJid(this.opts.jid) || !address.jid.includes("@");
+    if (ownAccount) {
+      const hint = direct?.addressHint ? ` such as ${direct.addressHint}` : "";
+      return {
+        condition: "service-unavailable",
+        why: `${address.jid} is the bridge itself; write to a Mattermost user's address${hint}`,
+      };
+    }
+    if (!this.opts.ghosts || !direct) {
+      return { condition: "service-unavailable", why: "this bridge does not carry direct messages" };
+    }
+    if (direct.refusal) return { condition: "service-unavailable", why: direct.refusal };
+    if (!domainAllowed(chat.from, direct.allowedDomains)) {
+      return {
+        condition: "not-allowed",
+        why: `direct messages from ${domainOf(chat.from)} are not accepted by this bridge`,
+      };
+    }
+    return undefined;
+  }
+
+  /** The event a 1:1 message from `chat`'s sender to `ghost`, who stands for `owner`, stands for. */
+  private directEventOf(chat: Chat, ghost: string, owner: string): BridgeEvent | undefined {
+    const peer = senderOf(chat);
+    const ids = chatIds(chat);
+    const base: IncomingBase = {
+      eventId: ids[0] ?? crypto.randomUUID(),
+      ids,
+      portal: { network: this.network, channel: directChannel(peer, ghost) },
+      sender: { network: this.network, id: peer, name: peer.slice(0, peer.indexOf("@")) },
+      // Held by the server while the ghost was offline: shown at its original time.
+      timestamp: chat.stamp ?? Date.now(),
+      caughtUp: chat.stamp !== undefined || undefined,
+      deliveryId: this.echoGuards.deliveryId ? chat.originId : undefined,
+    };
+    const event = readChat(chat, base, (body) => this.markdownOfDirect(chat, body));
+    return event && { ...event, direct: { network: DIRECT_USER_NETWORK, id: owner } };
+  }
+
+  /** The Mattermost Markdown for the body of a 1:1 message (its styling, unless marked `<unstyled/>`). */
+  private markdownOfDirect(chat: Chat, body: string): string {
+    const unstyled = chat.stanza.getChild("unstyled", NS_STYLING) !== undefined;
+    return stylingToMarkdown(body, { unstyled });
+  }
+
+  /**
+   * The 1:1 conversation between the XMPP user `user` (a bare JID) and the ghost or puppet of `remote`, a user of
+   * the other network: where a direct message of theirs goes. Connects the ghost and keeps it so. Throws a
+   * permanent BridgeError when there can be none (no ghost mode, a domain not allowed, no ghost for the author).
+   */
+  async openDirect(req: { user: string; remote: Sender }): Promise<string> {
+    const user = bareJid(req.user);
+    if (!this.opts.ghosts || !this.opts.direct) {
+      throw new BridgeError("direct messages need BRIDGE_GHOST_MODE=ibr or component", {
+        notice: "direct messages to XMPP are not enabled on this bridge",
+      });
+    }
+    if (!domainAllowed(user, this.opts.direct.allowedDomains)) {
+      throw new BridgeError(`${domainOf(user)} is not in BRIDGE_DM_ALLOWED_DOMAINS`, {
+        notice: `direct messages to users of ${domainOf(user)} are not allowed by this bridge`,
+      });
+    }
+    const { intent, relayed } = await this.authorVoice(req.remote);
+    if (relayed) {
+      throw new BridgeError(`${req.remote.name} has no XMPP account of their own to write to ${user} from`, {
+        notice: "you have no XMPP account of your own on this bridge yet",
+      });
+    }
+    const ghost = bareJid(intent.jid);
+    await this.opts.ghosts.keepOnline?.(ghost);
+    return directChannel(user, ghost);
+  }
+
   private onStanza(stanza: Element): void {
     try {
       if (stanza.is("presence")) {
@@ -970,6 +1219,18 @@ export class XmppBridge
         const change = this.occupants.handlePresence(stanza);
         if (change) this.onOccupantChange(change);
         this.trackStatus(stanza, leaving);
+        return;
+      }
+      const type = stanza.attrs.type;
+      if (stanza.is("message") && type !== "groupchat" && type !== "error") {
+        // Written to the bridge's own account: answered, never bridged (see onDirect).
+        this.onDirect(stanza, {
+          jid: bareJid(this.opts.jid),
+          send: (reply) => {
+            delete reply.attrs.from;
+            return this.client.send(reply);
+          },
+        });
         return;
       }
       const msg = parseGroupchat(stanza);
@@ -1181,6 +1442,9 @@ export class XmppBridge
   private async onOnline(jid: string): Promise<void> {
     this.setState(true, `connected as ${jid}`);
     this.lastFailure = undefined;
+    // Available, so that a chat to the bridge's own address reaches it and is answered (see onDirect), not held
+    // by the server as for an account nobody is logged in to.
+    this.client.send(xml("presence", {})).catch(() => {});
     // In the background, so that a slow service does not hold up rejoining; retried on the next login if it failed.
     if (!this.xeps) {
       this.discovering = discoverXeps(this.client, {

@@ -181,6 +181,14 @@ function canManageChannel(app: App, actor: User, channel: Channel): boolean {
  */
 export function addChannelMember(app: App, actor: User, channel: Channel, target: User): ChannelMember {
   const { store } = app;
+  // api4/channel.go addChannelMember: a direct or group channel's members are fixed at its creation.
+  if (channel.type === "D" || channel.type === "G") {
+    throw new AppError(
+      "api.channel.add_user_to_channel.type.app_error",
+      "Can not add user to this channel type.",
+      400,
+    );
+  }
   const selfJoin = actor.id === target.id;
   if (channel.type === "O" && selfJoin) {
     if (!isSystemAdmin(actor) && !store.isTeamMember(channel.team_id, actor.id)) {
@@ -338,4 +346,64 @@ export function patchChannel(app: App, actor: User, channel: Channel, patch: Cha
     });
   }
   return { ...channel };
+}
+
+/** The name of the direct channel between two users: their ids sorted, joined by `__` (model `GetDMNameFromIds`). */
+export function directChannelName(userId: string, otherUserId: string): string {
+  return [userId, otherUserId].sort().join("__");
+}
+
+/**
+ * The direct channel between `userId` and `otherUserId`, created when there is none (app/channel.go
+ * `GetOrCreateDirectChannel`, `createDirectChannel`, sqlstore `CreateDirectChannel`): type `D`, no team, no display
+ * name, named by {@link directChannelName}, both users members (one membership for a channel with oneself). An
+ * unknown user is 400 `api.channel.create_direct_channel.invalid_user.app_error`; a deactivated one is accepted
+ * (the store does not look). Only a new channel publishes `direct_added` (`handleCreationEvent`) to its members.
+ */
+export function getOrCreateDirectChannel(app: App, userId: string, otherUserId: string): Channel {
+  const { store } = app;
+  const name = directChannelName(userId, otherUserId);
+  for (const channel of store.channels.values()) {
+    if (channel.type === "D" && channel.name === name) return channel;
+  }
+  if (!store.users.has(userId) || !store.users.has(otherUserId)) {
+    throw new AppError(
+      "api.channel.create_direct_channel.invalid_user.app_error",
+      "Invalid user ID for direct channel creation.",
+      400,
+      `No users found for ids: ${userId}. ${otherUserId}`,
+    );
+  }
+  const now = store.clock.now();
+  const channel: Channel = {
+    id: newId(),
+    create_at: now,
+    update_at: now,
+    delete_at: 0,
+    team_id: "",
+    type: "D",
+    display_name: "",
+    name,
+    header: "",
+    purpose: "",
+    last_post_at: now,
+    last_root_post_at: now,
+    total_msg_count: 0,
+    total_msg_count_root: 0,
+    extra_update_at: 0,
+    creator_id: "",
+    scheme_id: null,
+    props: null,
+    group_constrained: null,
+    shared: false,
+    policy_id: null,
+  };
+  store.channels.set(channel.id, channel);
+  store.channelMembers.set(channel.id, new Map());
+  insertChannelMember(store, channel.id, userId);
+  if (otherUserId !== userId) insertChannelMember(store, channel.id, otherUserId);
+  app.publish(
+    newEvent("direct_added", { creator_id: userId, teammate_id: otherUserId }, { channelId: channel.id }),
+  );
+  return channel;
 }

@@ -7,16 +7,32 @@
 import { AppError, invalidParam, notFound, permissionError } from "./app_error.ts";
 import {
   addChannelMember,
+  getOrCreateDirectChannel,
   insertChannel,
   insertTeamMember,
   patchChannel,
   removeChannelMember,
 } from "./channels.ts";
 import { newEvent } from "./events.ts";
-import { intParam, json, readJsonObject, type RequestContext, requireUser, statusOk } from "./http.ts";
+import { isValidId } from "./ids.ts";
+import {
+  intParam,
+  json,
+  readJson,
+  readJsonObject,
+  type RequestContext,
+  requireUser,
+  statusOk,
+} from "./http.ts";
 import { channelParam, idParam, teamNameParam, teamParam, userParam } from "./lookup.ts";
 import type { Channel, Team, User } from "./model.ts";
-import { canReadChannel, hasChannelPermission, requireReadChannel, requireViewTeam } from "./permissions.ts";
+import {
+  canReadChannel,
+  hasChannelPermission,
+  hasSystemPermission,
+  requireReadChannel,
+  requireViewTeam,
+} from "./permissions.ts";
 import type { Router } from "./router.ts";
 import { isSystemAdmin } from "./store.ts";
 
@@ -123,6 +139,26 @@ export function registerChannelRoutes(router: Router): void {
       newEvent("channel_created", { channel_id: channel.id, team_id: teamId }, { userId: actor.id }),
     );
     return json(201, channel);
+  });
+
+  // api4/channel.go createDirectChannel: a JSON array of two user ids (duplicates dropped; one id is a channel with
+  // oneself when it is the caller's), each a valid id; `create_direct_channel` (every `system_user` has it); a pair
+  // without the caller needs `manage_system`. 201 whether the channel is new or not.
+  router.add("POST", "/channels/direct", async (ctx) => {
+    const actor = requireUser(ctx);
+    const body = await readJson(ctx, "user_ids");
+    if (!Array.isArray(body) || !body.every((id) => typeof id === "string")) {
+      throw new AppError("api.payload.parse.error", "Unable to parse the request payload.", 400);
+    }
+    let userIds = [...new Set(body as string[])];
+    if (userIds.length === 1 && userIds[0] === actor.id) userIds = [actor.id, actor.id];
+    if (userIds.length !== 2) throw invalidParam("user_ids");
+    if (!userIds.every((id) => isValidId(id))) throw invalidParam("user_id");
+    if (!hasSystemPermission(ctx.app.store, actor, "create_direct_channel")) {
+      throw permissionError("create_direct_channel");
+    }
+    if (!userIds.includes(actor.id) && !isSystemAdmin(actor)) throw permissionError("manage_system");
+    return json(201, getOrCreateDirectChannel(ctx.app, userIds[0], userIds[1]));
   });
 
   router.add("GET", "/channels/:channel_id", (ctx) => {

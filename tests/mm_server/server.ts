@@ -22,6 +22,7 @@ import type { App, RateLimitConfig, ServerConfig } from "./app.ts";
 import {
   addChannelMember,
   DEFAULT_CHANNEL,
+  directChannelName,
   insertChannel,
   insertChannelMember,
   insertTeam,
@@ -186,6 +187,8 @@ export interface MattermostStandIn {
   unreactAs(userId: string, postId: string, emojiName: string): Promise<void>;
   /** Add a custom emoji named `name`, as an admin uploading one (`POST /emoji`) would. No events. */
   createCustomEmoji(name: string): void;
+  /** Test control: the id of the direct channel between two users, when there is one (nothing is created). */
+  directChannelOf(userId: string, otherUserId: string): string | undefined;
   /** A post by id as the API returns it (deleted ones included), or undefined. */
   post(postId: string): Post | undefined;
   /** A channel's posts in creation order (by default without system messages and deleted posts). */
@@ -477,6 +480,14 @@ class StandIn implements MattermostStandIn {
     return Promise.resolve().then(() =>
       removeReaction(this.#app, this.#user(userId), userId, postId, emojiName)
     );
+  }
+
+  directChannelOf(userId: string, otherUserId: string): string | undefined {
+    const name = directChannelName(userId, otherUserId);
+    for (const channel of this.#store.channels.values()) {
+      if (channel.type === "D" && channel.name === name) return channel.id;
+    }
+    return undefined;
   }
 
   post(postId: string): Post | undefined {

@@ -33,6 +33,7 @@ class DirectFake extends FakeBridge
   readonly statuses: StatusChange[] = [];
   readonly profiles: Sender[] = [];
   refuse?: string;
+  refuseNotice?: string;
   context?: BridgeContext;
 
   override start(ctx: BridgeContext): Promise<void> {
@@ -41,7 +42,7 @@ class DirectFake extends FakeBridge
   }
 
   openDirect(input: { user: string; remote: Sender }): Promise<string> {
-    if (this.refuse) return Promise.reject(new BridgeError(this.refuse));
+    if (this.refuse) return Promise.reject(new BridgeError(this.refuse, { notice: this.refuseNotice }));
     this.opened.push(input);
     return Promise.resolve(`dm-${input.user}-${input.remote.id}`);
   }
@@ -117,6 +118,25 @@ Deno.test("a direct conversation that cannot be opened delivers nothing, maps no
     assert.equal(mm.sent.length, 0);
     assert.equal(await store.getMapping("xmpp", XMPP_DM), null);
     assert.equal(bus.stats.failed, 1);
+  });
+});
+
+Deno.test("a direct conversation that cannot be opened tells its author why, in the words the refusal gives", async () => {
+  await withRig(async ({ mm, xmpp, bus }) => {
+    const told: { message: BridgeMessage; reason: string }[] = [];
+    Object.assign(xmpp, {
+      notifyUndeliverable: (message: BridgeMessage, reason: string) => {
+        told.push({ message, reason });
+        return Promise.resolve();
+      },
+    });
+    mm.refuse = "no user alice-id";
+    mm.refuseNotice = "alice is not a Mattermost user";
+    bus.publish(chat("m1", "hi"));
+    await bus.drain();
+    await waitUntil("the author to be told", () => told.length === 1);
+    assert.equal(told[0].message.eventId, "m1");
+    assert.equal(told[0].reason, "alice is not a Mattermost user");
   });
 });
 

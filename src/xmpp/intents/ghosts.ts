@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { Element } from "../session/client.ts";
 import type { Intent } from "./intent.ts";
 import type { PresenceState } from "../muc/rooms.ts";
 
@@ -19,6 +20,17 @@ export interface GhostAuthor {
   name: string;
   displayName?: string;
 }
+
+/** An address 1:1 messages arrive at (a ghost account, a component JID), and the way to answer from it. */
+export interface DirectAddress {
+  /** The bare JID the message was sent to. */
+  jid: string;
+  /** Sends `stanza` from that JID. */
+  send(stanza: Element): Promise<void>;
+}
+
+/** Receives a 1:1 message (type chat, normal or error) sent to `address`. */
+export type DirectListener = (stanza: Element, address: DirectAddress) => void;
 
 /** A ghost mode. */
 export interface GhostProvider {
@@ -58,6 +70,23 @@ export interface GhostProvider {
   retire(authorId: string): Promise<void>;
   /** The room is no longer mapped: every ghost leaves it. */
   leaveRoom(room: string): Promise<void>;
+  /**
+   * Hands every 1:1 message addressed to one of its JIDs to `listener`, with the address to answer from. Set once,
+   * before {@link GhostProvider.start}; without a listener such messages are not read.
+   */
+  onDirect?(listener: DirectListener): void;
+  /**
+   * The user of the other network `jid` (a bare JID) stands for: their id, or `@username` when only the name can be
+   * told from the JID (a component puppet not seen since the start); undefined when `jid` is nobody's ghost.
+   */
+  ownerOf?(jid: string): Promise<string | undefined>;
+  /** The way to send from `jid` now (connecting its ghost when needed); undefined when it cannot be had. */
+  addressOf?(jid: string): Promise<DirectAddress | undefined>;
+  /**
+   * Keeps the ghost `jid` connected while it has a direct conversation (ibr): what its peer writes then arrives at
+   * once. Resolves once it is connected, or could not be.
+   */
+  keepOnline?(jid: string): Promise<void>;
   /** Disconnects every ghost. Must not throw. */
   stop(): Promise<void>;
 }

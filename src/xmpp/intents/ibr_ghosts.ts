@@ -23,7 +23,14 @@ import {
   type TlsOptions,
   type XmppClient,
 } from "../session/client.ts";
-import { type GhostAuthor, type GhostProvider, nodeSafe } from "./ghosts.ts";
+import xml from "@xmpp/xml";
+import {
+  type DirectAddress,
+  type DirectListener,
+  type GhostAuthor,
+  type GhostProvider,
+  nodeSafe,
+} from "./ghosts.ts";
 import { type Intent, SessionIntent } from "./intent.ts";
 import { isCertificateRejection } from "../explain.ts";
 import { MucRooms, type PresenceState } from "../muc/rooms.ts";
@@ -111,17 +118,32 @@ class GhostSession {
     readonly jid: string,
     readonly client: XmppClient,
     timeoutMs?: number,
+    onDirect?: DirectListener,
   ) {
     this.reflections = new Reflections(timeoutMs);
     this.muc = new MucRooms((el: Element) => client.send(el));
     this.intent = new SessionIntent(client, this.muc, this.reflections);
     client.on("stanza", (stanza: Element) => {
       if (stanza.is("presence")) this.muc.handlePresence(stanza);
-      else {
-        const msg = parseGroupchat(stanza);
+      else if (stanza.is("message")) {
+        const type = stanza.attrs.type;
+        const msg = type === "groupchat" || type === "error" ? parseGroupchat(stanza) : null;
         if (msg) this.reflections.settle(msg);
+        else onDirect?.(stanza, this.address);
       }
     });
+  }
+
+  /** The ghost's own address, to answer 1:1 messages from. */
+  get address(): DirectAddress {
+    return {
+      jid: this.jid,
+      // The server stamps a client's stanzas with its JID: a `from` of our own choosing could only be refused.
+      send: (stanza) => {
+        delete stanza.attrs.from;
+        return this.client.send(stanza);
+      },
+    };
   }
 }
 
@@ -141,6 +163,12 @@ export class IbrGhosts implements GhostProvider {
   private stopped = false;
   /** Ghosts trust XMPP_CA_FILE alone while it verifies the server: a quarter of the memory per connection. */
   private readonly trust: CaTrust;
+  /** Receives the 1:1 messages sent to any ghost. */
+  private directListener?: DirectListener;
+  /** Users whose ghost has a direct conversation: kept connected, never closed as idle. */
+  private readonly pinned = new Set<string>();
+  /** Reconnections of pinned ghosts waiting after a lost connection. */
+  private readonly reopenTimers = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(private readonly opts: IbrGhostOptions) {
     this.trust = new CaTrust(opts.tls);
@@ -182,6 +210,51 @@ export class IbrGhosts implements GhostProvider {
     await this.sessions.get(authorId)?.muc.setPresence(presence);
   }
 
+  onDirect(listener: DirectListener): void {
+    this.directListener = listener;
+  }
+
+  async ownerOf(jid: string): Promise<string | undefined> {
+    const owner = await this.opts.store.ghostOwner(jid.toLowerCase());
+    return owner?.network === this.userNetwork ? owner.userId : undefined;
+  }
+
+  async addressOf(jid: string): Promise<DirectAddress | undefined> {
+    const session = await this.sessionOf(jid).catch((err) => {
+      log.warn("Could not connect ghost {jid}: {error}", { jid, error: errorMessage(err) });
+      return undefined;
+    });
+    return session?.address;
+  }
+
+  async keepOnline(jid: string): Promise<void> {
+    const userId = await this.ownerOf(jid);
+    if (!userId || this.stopped) return;
+    this.pinned.add(userId);
+    await this.addressOf(jid);
+  }
+
+  /** The live session of the ghost `jid`, connecting it from its record when it is not up. */
+  private async sessionOf(jid: string): Promise<GhostSession | undefined> {
+    const userId = await this.ownerOf(jid);
+    if (!userId || this.stopped) return undefined;
+    const live = this.sessions.get(userId);
+    if (live) return live;
+    let opening = this.opening.get(userId);
+    if (!opening) {
+      opening = (async () => {
+        const record = await this.opts.store.getGhost(this.userNetwork, userId);
+        if (!record) return null;
+        const session = await this.connect(record);
+        this.sessions.set(userId, session);
+        log.info("Ghost {jid} is online for its direct conversations", { jid: record.jid });
+        return session;
+      })().finally(() => this.opening.delete(userId));
+      this.opening.set(userId, opening);
+    }
+    return await opening ?? undefined;
+  }
+
   isGhost(room: string, nick: string): boolean {
     for (const s of this.sessions.values()) if (s.muc.isUs(room, nick)) return true;
     return false;
@@ -201,6 +274,9 @@ export class IbrGhosts implements GhostProvider {
     clearTimeout(this.retrying.get(userId));
     this.retrying.delete(userId);
     this.presences.delete(userId);
+    this.pinned.delete(userId);
+    clearTimeout(this.reopenTimers.get(userId));
+    this.reopenTimers.delete(userId);
     const record = await this.opts.store.getGhost(this.userNetwork, userId);
     let session = this.sessions.get(userId);
     if (session) await this.close(session);
@@ -230,6 +306,8 @@ export class IbrGhosts implements GhostProvider {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.idleTimer);
+    for (const t of this.reopenTimers.values()) clearTimeout(t);
+    this.reopenTimers.clear();
     for (const t of this.retrying.values()) clearTimeout(t);
     this.retrying.clear();
     await Promise.all([...this.sessions.values()].map((s) => this.close(s)));
@@ -370,12 +448,20 @@ export class IbrGhosts implements GhostProvider {
     // A ghost that loses its connection is simply reopened on its next message.
     client.reconnect.stop();
     client.on("error", () => {});
-    const session = new GhostSession(record.userId, record.jid, client, this.opts.reflectionTimeoutMs);
+    const session = new GhostSession(
+      record.userId,
+      record.jid,
+      client,
+      this.opts.reflectionTimeoutMs,
+      this.directListener,
+    );
     client.on("disconnect", () => {
-      if (this.sessions.get(record.userId) === session) this.sessions.delete(record.userId);
+      const wasLive = this.sessions.get(record.userId) === session;
+      if (wasLive) this.sessions.delete(record.userId);
       session.reflections.rejectAll(
         new BridgeError(`ghost ${record.jid} was disconnected`, { transient: true }),
       );
+      if (wasLive && this.pinned.has(record.userId)) this.reopenLater(record.jid, record.userId);
     });
     try {
       await client.start();
@@ -383,12 +469,36 @@ export class IbrGhosts implements GhostProvider {
       await client.stop().catch(() => {});
       throw err;
     }
+    // Available, so that the server routes 1:1 messages to the ghost's bare JID here, and hands over what it
+    // stored for it while it was offline (RFC 6121 §8.5.2.1.1, Prosody's mod_offline).
+    if (this.directListener) await client.send(xml("presence", {})).catch(() => {});
     return session;
+  }
+
+  /** Connects a pinned ghost again after it lost its connection, until it is back or the bridge stops. */
+  private reopenLater(
+    jid: string,
+    userId: string,
+    backoff = new Backoff({ initialMs: 1_000, maxMs: 60_000 }),
+  ): void {
+    if (this.stopped || this.reopenTimers.has(userId)) return;
+    const timer = setTimeout(() => {
+      this.reopenTimers.delete(userId);
+      this.sessionOf(jid).catch((err) => {
+        log.warn("Could not reconnect ghost {jid}, which has direct conversations: {error}", {
+          jid,
+          error: errorMessage(err),
+        });
+        this.reopenLater(jid, userId, backoff);
+      });
+    }, backoff.next());
+    this.reopenTimers.set(userId, timer);
   }
 
   private closeIdle(): void {
     const now = Date.now();
     for (const s of this.sessions.values()) {
+      if (this.pinned.has(s.userId)) continue;
       if (now - s.lastActive >= this.opts.idleMs) {
         log.info("Ghost {jid} was idle; disconnecting", { jid: s.jid });
         void this.close(s);

@@ -14,7 +14,13 @@ import { BridgeError, errorMessage, isTransient } from "../../core/errors.ts";
 import { renderTemplate } from "../../core/text.ts";
 import type { Element } from "../session/client.ts";
 import { type IqContext, XmppComponent } from "./component.ts";
-import { type GhostAuthor, type GhostProvider, nodeSafe } from "./ghosts.ts";
+import {
+  type DirectAddress,
+  type DirectListener,
+  type GhostAuthor,
+  type GhostProvider,
+  nodeSafe,
+} from "./ghosts.ts";
 import { type Intent, ReflectingIntent } from "./intent.ts";
 import { type LeaveReason, MucRooms, type PresenceState } from "../muc/rooms.ts";
 import { Reflections } from "../muc/reflections.ts";
@@ -119,6 +125,8 @@ export class ComponentPuppets implements GhostProvider {
   private everOnline = false;
   private online = false;
   private stopping = false;
+  /** Receives the 1:1 messages sent to any JID of the component's domain. */
+  private directListener?: DirectListener;
 
   constructor(private readonly opts: ComponentPuppetsOptions) {
     this.domain = opts.domain.toLowerCase();
@@ -172,6 +180,39 @@ export class ComponentPuppets implements GhostProvider {
     else this.presences.set(authorId, presence);
     // Sent to the rooms it is in now (none while the component is away: they are rejoined with it).
     await this.byId.get(authorId)?.muc.setPresence(presence);
+  }
+
+  onDirect(listener: DirectListener): void {
+    this.directListener = listener;
+  }
+
+  /**
+   * A puppet's node is its user's username (a valid Mattermost username is already a valid localpart, so nodeSafe
+   * leaves it as it is): a puppet not seen since the start is named by it.
+   */
+  ownerOf(jid: string): Promise<string | undefined> {
+    const bare = jid.split("/")[0].toLowerCase();
+    const at = bare.indexOf("@");
+    if (at <= 0 || bare.slice(at + 1) !== this.domain) return Promise.resolve(undefined);
+    const node = bare.slice(0, at);
+    return Promise.resolve(this.byNode.get(node)?.author.id ?? `@${node}`);
+  }
+
+  addressOf(jid: string): Promise<DirectAddress | undefined> {
+    const bare = jid.split("/")[0].toLowerCase();
+    if (bare.slice(bare.indexOf("@") + 1) !== this.domain) return Promise.resolve(undefined);
+    return Promise.resolve(this.directAddress(bare));
+  }
+
+  /** The address `bare` (any JID of the domain) answers from: its full JID with the puppets' resource. */
+  private directAddress(bare: string): DirectAddress {
+    return {
+      jid: bare,
+      send: (stanza) => {
+        stanza.attrs.from = bare.includes("@") ? `${bare}/${this.resource}` : bare;
+        return this.component.send(stanza);
+      },
+    };
   }
 
   isGhost(room: string, nick: string): boolean {
@@ -321,6 +362,15 @@ export class ComponentPuppets implements GhostProvider {
 
   private onStanza(stanza: Element): void {
     try {
+      const type = stanza.attrs.type;
+      if (stanza.is("message") && type !== "groupchat" && type !== "error") {
+        // A 1:1 message, to a puppet or to any other JID of the domain (the listener refuses what is nobody's).
+        const to = String(stanza.attrs.to ?? "").split("/")[0].toLowerCase();
+        if (to === this.domain || to.endsWith(`@${this.domain}`)) {
+          this.directListener?.(stanza, this.directAddress(to));
+        }
+        return;
+      }
       const puppet = this.addressee(String(stanza.attrs.to ?? ""));
       if (!puppet) return;
       if (stanza.is("presence")) {
