@@ -48,3 +48,9 @@ export function imageType(bytes: Uint8Array): string | undefined {
 export function sha1Hex(bytes: Uint8Array): string {
   return createHash("sha1").update(bytes).digest("hex");
 }
+
+/**
+ * Largest avatar moved between networks (128 KiB). A Mattermost picture is a 128×128 PNG, and an XMPP avatar
+ * travels base64 in one stanza (4/3 larger), which servers cap (Prosody: 256 KiB per stanza).
+ */
+export const MAX_AVATAR_BYTES = 128 * 1024;

@@ -1,0 +1,136 @@
+/**
+ * Profile pictures on Mattermost: a user's picture is versioned by `last_picture_update` (0 while the user has the
+ * generated default), read with `GET /users/{id}/image` and set with `POST /users/{id}/image` (multipart `image`).
+ * Pictures stay small: a read stops at the cap, and a picture over it is skipped with a log line. The token goes in
+ * the Authorization header only, never in a URL or a log line.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { FileUnavailable } from "../core/bridge.ts";
+import { BridgeError, errorMessage } from "../core/errors.ts";
+import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
+
+const log = getLogger(["mmxmpp", "mattermost", "avatars"]);
+
+/** The fields of a Mattermost user that say which picture it has. */
+export interface PictureFields {
+  id: string;
+  last_picture_update?: number;
+}
+
+/** A user's picture as the core names it (`Sender.avatar`): the version, and where the picture is found. */
+export interface AvatarRef {
+  /** `last_picture_update`, as a string. */
+  version: string;
+  /** The user id, for `GET /users/{id}/image`. */
+  source: string;
+}
+
+/**
+ * The picture of `user` as the core names it, or undefined while the user has none of their own (the generated
+ * default, which the other network draws better itself).
+ *
+ * @example
+ * ```ts
+ * avatarOf({ id: "u1", last_picture_update: 1700000000000 }); // { version: "1700000000000", source: "u1" }
+ * ```
+ */
+export function avatarOf(user: PictureFields): AvatarRef | undefined {
+  const version = user.last_picture_update;
+  if (typeof version !== "number" || !Number.isSafeInteger(version) || version <= 0) return undefined;
+  return { version: String(version), source: user.id };
+}
+
+/**
+ * Reads and sets profile pictures on one Mattermost server.
+ *
+ * @example
+ * ```ts
+ * const avatars = new MattermostAvatars(url, token);
+ * const image = await avatars.open(userId); // undefined when over the cap
+ * await avatars.upload(puppetId, image!, puppetToken);
+ * ```
+ */
+export class MattermostAvatars {
+  constructor(
+    private readonly url: string,
+    private readonly token: string,
+    private readonly maxBytes = MAX_AVATAR_BYTES,
+  ) {}
+
+  /**
+   * The picture of user `userId`, read whole up to the cap; undefined (logged) when it is larger or is no picture.
+   * Rejects with a BridgeError when Mattermost cannot be reached or refuses (transient for 5xx, 429).
+   */
+  async open(userId: string): Promise<Image | undefined> {
+    const res = await this.request("GET", userId);
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw problem(res.status, `read the picture of user ${userId}`);
+    }
+    const length = Number(res.headers.get("content-length") ?? NaN);
+    let bytes: Uint8Array;
+    try {
+      if (length > this.maxBytes) throw new FileUnavailable("too-large", "");
+      bytes = await readAtMost(res.body ?? new Response("").body!, this.maxBytes);
+    } catch (err) {
+      await res.body?.cancel().catch(() => {});
+      if (!(err instanceof FileUnavailable)) throw err;
+      log.info("The picture of Mattermost user {userId} is over {max} bytes; not bridged", {
+        userId,
+        max: this.maxBytes,
+      });
+      return undefined;
+    }
+    const type = imageType(bytes);
+    if (!type) {
+      log.info("The picture of Mattermost user {userId} is no PNG, JPEG, GIF or WebP; not bridged", {
+        userId,
+      });
+      return undefined;
+    }
+    return { bytes, type };
+  }
+
+  /**
+   * Sets `image` as the picture of user `userId`, with `token` (the user's own, or one with `edit_other_users`;
+   * default the bridge's). Mattermost keeps the picture it has when it is the same, and else moves
+   * `last_picture_update`. Rejects with a BridgeError saying what Mattermost answered.
+   */
+  async upload(userId: string, image: Image, token = this.token): Promise<void> {
+    const form = new FormData();
+    const ext = image.type.split("/")[1] ?? "png";
+    form.append("image", new Blob([image.bytes.slice()], { type: image.type }), `avatar.${ext}`);
+    const res = await this.request("POST", userId, form, token);
+    const answer = await res.json().catch(() => undefined);
+    if (!res.ok) throw problem(res.status, `set the picture of user ${userId}`, answer?.id);
+  }
+
+  private async request(
+    method: string,
+    userId: string,
+    body?: FormData,
+    token = this.token,
+  ): Promise<Response> {
+    try {
+      return await fetch(`${this.url}/api/v4/users/${encodeURIComponent(userId)}/image`, {
+        method,
+        headers: { Authorization: `Bearer ${token}` },
+        body,
+      });
+    } catch (err) {
+      throw new BridgeError(`cannot reach Mattermost for a profile picture: ${errorMessage(err)}`, {
+        transient: true,
+        cause: err,
+      });
+    }
+  }
+}
+
+/** An error answer as a BridgeError: 5xx, 429 and 408 may pass, the rest will not. */
+function problem(status: number, what: string, serverId?: string): BridgeError {
+  return new BridgeError(`cannot ${what}: Mattermost answered ${status}${serverId ? ` ${serverId}` : ""}`, {
+    transient: status >= 500 || status === 429 || status === 408,
+  });
+}

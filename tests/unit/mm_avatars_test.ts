@@ -1,0 +1,53 @@
+/**
+ * Mattermost profile pictures read and set by the bridge (src/mattermost/avatars.ts), against the stand-in.
+ */
+import assert from "node:assert/strict";
+import { BridgeError } from "../../src/core/errors.ts";
+import { avatarOf, MattermostAvatars } from "../../src/mattermost/avatars.ts";
+import { solidPng } from "../helpers/png.ts";
+import { startMattermostStandIn } from "../mm_server/server.ts";
+
+Deno.test("avatarOf: a picture of one's own has a version; the generated default has none", () => {
+  assert.deepEqual(avatarOf({ id: "u1", last_picture_update: 1700 }), { version: "1700", source: "u1" });
+  assert.equal(avatarOf({ id: "u1", last_picture_update: 0 }), undefined);
+  assert.equal(avatarOf({ id: "u1" }), undefined);
+});
+
+Deno.test("a picture set through upload is read back by open, and one over the cap is skipped", async () => {
+  const mm = await startMattermostStandIn();
+  try {
+    const alice = mm.createUser("alice");
+    const avatars = new MattermostAvatars(mm.url, mm.admin.token);
+    const png = await solidPng([200, 10, 10]);
+    await avatars.upload(alice.id, { bytes: png, type: "image/png" });
+    const user = await (await fetch(`${mm.url}/api/v4/users/${alice.id}`, {
+      headers: { Authorization: `Bearer ${alice.token}` },
+    })).json();
+    assert.ok(avatarOf(user), "last_picture_update moved");
+    assert.deepEqual(await avatars.open(alice.id), { bytes: png, type: "image/png" });
+    const small = new MattermostAvatars(mm.url, mm.admin.token, 16);
+    assert.equal(await small.open(alice.id), undefined);
+  } finally {
+    await mm.close();
+  }
+});
+
+Deno.test("upload: a refusal says what Mattermost answered and never the token", async () => {
+  const mm = await startMattermostStandIn();
+  try {
+    const alice = mm.createUser("alice");
+    const bob = mm.createUser("bob");
+    const avatars = new MattermostAvatars(mm.url, bob.token);
+    await assert.rejects(
+      avatars.upload(alice.id, { bytes: await solidPng([1, 1, 1]), type: "image/png" }),
+      (err: BridgeError) => {
+        assert.match(err.message, /403 api\.context\.permissions\.app_error/);
+        assert.equal(err.transient, false);
+        assert.ok(!err.message.includes(bob.token));
+        return true;
+      },
+    );
+  } finally {
+    await mm.close();
+  }
+});
