@@ -7,11 +7,12 @@
  *
  * @module
  */
-import type { Attachment, BridgeEvent, BridgeMessage } from "./events.ts";
+import type { Attachment, BridgeEvent, BridgeMessage, Sender } from "./events.ts";
 import type {
   DirectionalMessage,
   EditDelivery,
   IdName,
+  MembershipDelivery,
   ReactionsDelivery,
   RemoveDelivery,
   SentRefs,
@@ -66,6 +67,30 @@ export interface BridgeContext {
    * serve files, refused, too large, gone), or with another error when it may work later.
    */
   openFile(network: string, attachment: Attachment, opts: OpenFileOptions): Promise<FileStream>;
+  /**
+   * Announces that a user of this network is now `status` (network-wide, not per channel): the other networks' stand-ins
+   * of that user follow ({@link StatusMirroring}). Best effort.
+   */
+  statusChanged(change: StatusChange): void;
+  /**
+   * Announces that a user of this network changed their name or picture (`sender` as it is now): the other networks'
+   * stand-ins follow ({@link ProfileMirroring}). Best effort.
+   */
+  profileChanged(sender: Sender): void;
+  /**
+   * Opens the picture `sender.avatar` of a user of `network` through that network's connector ({@link AvatarSource}).
+   * Rejects with a {@link FileUnavailable} when it cannot be had.
+   */
+  openAvatar(network: string, sender: Sender, opts: OpenFileOptions): Promise<FileStream>;
+}
+
+/** How available a user is, in the terms both networks share (Mattermost statuses, XMPP presence `show`). */
+export type UserStatus = "online" | "away" | "dnd" | "offline";
+
+/** A user's new network-wide status. */
+export interface StatusChange {
+  sender: Sender;
+  status: UserStatus;
 }
 
 /** Limits of one {@link FileSource.openFile}. */
@@ -240,6 +265,73 @@ export interface GhostingBridge extends Bridge {
 /** True when `bridge` implements {@link GhostingBridge}. */
 export function isGhostingBridge(bridge: Bridge): bridge is GhostingBridge {
   return typeof (bridge as Partial<GhostingBridge>).remoteUserGone === "function";
+}
+
+/**
+ * Optional capability: a connector that opens one-to-one conversations (direct messages) between a user of its
+ * network and a remote user's stand-in there. The core checks for it with {@link isDirectCapable} when an event with
+ * `direct` set arrives from a portal not yet mapped, and maps the two channels (`origin: "direct"`).
+ */
+export interface DirectCapable extends Bridge {
+  /**
+   * The channel of the conversation between `user` (of this network) and `remote`'s stand-in here, opened (and the
+   * stand-in created) when needed. Throws a permanent BridgeError, naming why, when there can be none (an unknown or
+   * deactivated user, stand-ins turned off); a transient one when it may work later. Direct channels are never
+   * joined by the core (`joinChannel` is for rooms): the connector keeps its own conversations reachable.
+   */
+  openDirect(input: { user: string; remote: Sender }): Promise<string>;
+}
+
+/** True when `bridge` implements {@link DirectCapable}. */
+export function isDirectCapable(bridge: Bridge): bridge is DirectCapable {
+  return typeof (bridge as Partial<DirectCapable>).openDirect === "function";
+}
+
+/** Optional capability: a remote user's stand-in follows their joins and leaves. Checked with {@link isMembershipCapable}. */
+export interface MembershipCapable extends Bridge {
+  /** Makes the sender's stand-in a member of `d.targetChannel`, or not. Best effort: not retried. */
+  sendMembership(d: MembershipDelivery): Promise<void>;
+}
+
+/** True when `bridge` implements {@link MembershipCapable}. */
+export function isMembershipCapable(bridge: Bridge): bridge is MembershipCapable {
+  return typeof (bridge as Partial<MembershipCapable>).sendMembership === "function";
+}
+
+/** Optional capability: remote users' stand-ins show their status. Checked with {@link isStatusMirroring}. */
+export interface StatusMirroring extends Bridge {
+  /** Shows `change.status` on the stand-in of `change.sender` (of another network), if it has one. Best effort. */
+  sendStatus(change: StatusChange): Promise<void>;
+}
+
+/** True when `bridge` implements {@link StatusMirroring}. */
+export function isStatusMirroring(bridge: Bridge): bridge is StatusMirroring {
+  return typeof (bridge as Partial<StatusMirroring>).sendStatus === "function";
+}
+
+/** Optional capability: remote users' stand-ins show their names and pictures. Checked with {@link isProfileMirroring}. */
+export interface ProfileMirroring extends Bridge {
+  /**
+   * Updates the stand-in of `sender` (of another network), if it has one, to its display name and picture (fetched
+   * with `BridgeContext.openAvatar` only when `sender.avatar.version` changed). Best effort.
+   */
+  sendProfile(sender: Sender): Promise<void>;
+}
+
+/** True when `bridge` implements {@link ProfileMirroring}. */
+export function isProfileMirroring(bridge: Bridge): bridge is ProfileMirroring {
+  return typeof (bridge as Partial<ProfileMirroring>).sendProfile === "function";
+}
+
+/** Optional capability: serves the pictures of this network's users. Checked with {@link isAvatarSource}. */
+export interface AvatarSource extends Bridge {
+  /** Opens `sender.avatar` (set by this connector), streaming. Errors as for {@link FileSource.openFile}. */
+  openAvatar(sender: Sender, opts: OpenFileOptions): Promise<FileStream>;
+}
+
+/** True when `bridge` implements {@link AvatarSource}. */
+export function isAvatarSource(bridge: Bridge): bridge is AvatarSource {
+  return typeof (bridge as Partial<AvatarSource>).openAvatar === "function";
 }
 
 /**

@@ -17,7 +17,13 @@
  */
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import { type Bridge, isNoticeCapable, isPipeliningBridge, type PipeliningBridge } from "./bridge.ts";
+import {
+  type Bridge,
+  isDirectCapable,
+  isNoticeCapable,
+  isPipeliningBridge,
+  type PipeliningBridge,
+} from "./bridge.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { sleep } from "./deadline.ts";
 import { DeliveryQueue, type Work } from "./delivery_queue.ts";
@@ -29,6 +35,7 @@ import { handleMessage } from "./handlers/message.ts";
 import { handleReactions } from "./handlers/reactions.ts";
 import { handleRemove } from "./handlers/remove.ts";
 import { handleTyping } from "./handlers/typing.ts";
+import { handleMembership } from "./handlers/membership.ts";
 import {
   type Delivery,
   type DirectionalMessage,
@@ -38,7 +45,7 @@ import {
 } from "./message.ts";
 import { Outbox } from "./outbox.ts";
 import { ReactionCoalescer } from "./reaction_coalescer.ts";
-import type { MessageLink, OutboxEntry, Store } from "./store.ts";
+import type { ChannelMapping, MessageLink, OutboxEntry, Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
 
@@ -288,7 +295,7 @@ export class MessageBus {
       }
       return DROPPED;
     }
-    const mapping = await this.store.getMapping(network, channel);
+    const mapping = await this.store.getMapping(network, channel) ?? await this.openDirect(event);
     if (!mapping) {
       this.stats.unmapped++;
       log.debug("Ignored a {kind} from unmapped {network} channel {channel}", {
@@ -347,6 +354,46 @@ export class MessageBus {
   }
 
   /**
+   * The mapping of a one-to-one conversation not yet mapped (`event.direct` set), made by opening the conversation on
+   * the addressee's network; null when `event` is not direct or the conversation cannot be opened (logged, and the
+   * event dropped: the source connector refuses what it knows cannot be delivered before it gets here).
+   */
+  private async openDirect(event: BridgeEvent): Promise<ChannelMapping | null> {
+    const { direct, portal, sender } = event;
+    if (!direct || direct.network === portal.network || event.kind !== "message") return null;
+    const bridge = this.bridges.get(direct.network);
+    if (!bridge || !isDirectCapable(bridge)) return null;
+    try {
+      const channel = await bridge.openDirect({ user: direct.id, remote: sender });
+      const mapping: ChannelMapping = {
+        channels: { [portal.network]: portal.channel, [direct.network]: channel },
+        origin: "direct",
+        createdBy: sender.id,
+        createdAt: Date.now(),
+      };
+      const added = await this.store.addMapping(mapping);
+      // Opened from both sides at once: the first mapping stored wins, for both.
+      if (!added.ok) return await this.store.getMapping(portal.network, portal.channel);
+      log.info("Opened a direct conversation: {network} {channel} ↔ {target} {targetChannel}", {
+        network: portal.network,
+        channel: portal.channel,
+        target: direct.network,
+        targetChannel: channel,
+      });
+      return mapping;
+    } catch (err) {
+      this.stats.failed++;
+      log.warn("Could not open a direct conversation from {network} {channel} on {target}: {error}", {
+        network: portal.network,
+        channel: portal.channel,
+        target: direct.network,
+        error: errorMessage(err),
+      });
+      return null;
+    }
+  }
+
+  /**
    * Hands one delivery to the handler of its kind, at its turn in the target channel's queue. A message stays the
    * `DirectionalMessage` it was routed as, from the queue to the connector.
    */
@@ -370,6 +417,8 @@ export class MessageBus {
         return handleReactions({ ...d, event }, ctx);
       case "typing":
         return handleTyping({ ...d, event }, ctx);
+      case "membership":
+        return handleMembership({ ...d, event }, ctx);
     }
   }
 

@@ -24,6 +24,36 @@ export interface Sender {
   name: string;
   /** Human display name, when the network has one. */
   displayName?: string;
+  /**
+   * The sender's account across the whole network, when the network reveals it and it differs from `id` (XMPP: the
+   * occupant's real bare JID, where `id` is the room's occupant-id). A user's stand-in on another network (a
+   * Mattermost puppet) is keyed by `accountId ?? id`, so that it is the same in every room.
+   */
+  accountId?: string;
+  /** The sender's picture, when the network has one (see {@link AvatarRef}). */
+  avatar?: AvatarRef;
+}
+
+/**
+ * A user's picture as the source network names it: compared by `version` to tell a changed picture, fetched through
+ * `BridgeContext.openAvatar`.
+ */
+export interface AvatarRef {
+  /** Changes whenever the picture does (a Mattermost `last_picture_update`, an XMPP avatar's SHA-1). */
+  version: string;
+  /** What the source connector finds the picture by; opaque to the core. */
+  source: string;
+}
+
+/**
+ * The other side of a one-to-one conversation: the user of another network that the sender wrote to (through that
+ * user's stand-in on the sender's network: a ghost's JID, a puppet's DM channel).
+ */
+export interface DirectPeer {
+  /** The network the addressee belongs to. */
+  network: string;
+  /** Their id there (a Mattermost user id, an XMPP bare JID). */
+  id: string;
 }
 
 /** What every event carries. */
@@ -43,6 +73,12 @@ interface EventBase {
    * the connector found one: it lets the bus recognise its own output before the send has even returned.
    */
   deliveryId?: string;
+  /**
+   * Set on events of a one-to-one conversation (a direct message): whom it is with. The portal needs no mapping made
+   * by an admin: the core opens the conversation on `direct.network` at the first event (`DirectCapable`) and maps
+   * the two channels (`origin: "direct"`).
+   */
+  direct?: DirectPeer;
 }
 
 /**
@@ -161,14 +197,37 @@ export interface BridgeTyping extends EventBase {
   active: boolean;
 }
 
+/**
+ * The sender joined or left the portal (an XMPP occupant entered or left the room): their stand-in on the other
+ * network follows (a Mattermost puppet joins or leaves the channel). Best effort, in queue order.
+ */
+export interface BridgeMembership extends EventBase {
+  kind: "membership";
+  /** True once joined, false once gone. */
+  present: boolean;
+}
+
 /** Every event that enters the core, discriminated by `kind`. */
-export type BridgeEvent = BridgeMessage | BridgeEdit | BridgeRemove | BridgeReactions | BridgeTyping;
+export type BridgeEvent =
+  | BridgeMessage
+  | BridgeEdit
+  | BridgeRemove
+  | BridgeReactions
+  | BridgeTyping
+  | BridgeMembership;
 
 /** The name of one kind of {@link BridgeEvent}. */
 export type EventKind = BridgeEvent["kind"];
 
 /** The kinds the core handles. */
-export const EVENT_KINDS: readonly EventKind[] = ["message", "edit", "remove", "reactions", "typing"];
+export const EVENT_KINDS: readonly EventKind[] = [
+  "message",
+  "edit",
+  "remove",
+  "reactions",
+  "typing",
+  "membership",
+];
 
 /** The events that point at an earlier message. */
 export type TargetedEvent = BridgeEdit | BridgeRemove | BridgeReactions;
@@ -195,6 +254,10 @@ export function eventProblem(value: unknown): string | undefined {
   if (typeof portal?.network !== "string" || typeof portal.channel !== "string") return "no portal";
   const sender = e.sender as Record<string, unknown> | undefined;
   if (typeof sender?.network !== "string" || typeof sender.id !== "string") return "no sender";
+  const direct = e.direct as Record<string, unknown> | undefined;
+  if (direct !== undefined && (typeof direct?.network !== "string" || typeof direct.id !== "string")) {
+    return "a direct peer without network and id";
+  }
   switch (e.kind) {
     case "message":
       if (!Array.isArray(e.ids)) return "a message without ids";
@@ -213,6 +276,8 @@ export function eventProblem(value: unknown): string | undefined {
       break;
     case "typing":
       return typeof e.active === "boolean" ? undefined : "typing without active";
+    case "membership":
+      return typeof e.present === "boolean" ? undefined : "membership without present";
   }
   return typeof e.targetId === "string" ? undefined : `${e.kind} without a targetId`;
 }

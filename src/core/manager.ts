@@ -10,8 +10,11 @@ import {
   type BridgeContext,
   type BridgeHealth,
   FileUnavailable,
+  isAvatarSource,
   isFileSource,
   isGhostingBridge,
+  isProfileMirroring,
+  isStatusMirroring,
 } from "./bridge.ts";
 import { type BusStats, MessageBus, type RetryPolicy } from "./bus.ts";
 import { BridgeError, errorMessage, isTransient } from "./errors.ts";
@@ -124,7 +127,8 @@ export class BridgeManager {
     this.bus.resume();
     const skipJoin = await this.reconcileStatic(this.opts.staticMappings ?? []);
     for (const mapping of await this.store.listMappings()) {
-      if (!skipJoin.has(mappingKey(mapping))) await this.joinBoth(mapping);
+      // Direct conversations are not rooms to join: their connectors keep them reachable (DirectCapable).
+      if (mapping.origin !== "direct" && !skipJoin.has(mappingKey(mapping))) await this.joinBoth(mapping);
     }
     this.ready = true;
   }
@@ -254,6 +258,19 @@ export class BridgeManager {
         }
         return bridge.openFile(attachment, opts);
       },
+      openAvatar: (source, sender, opts) => {
+        const bridge = this.bridges.get(source);
+        if (!bridge || !isAvatarSource(bridge) || !sender.avatar) {
+          return Promise.reject(new FileUnavailable("failed", `${source} cannot serve this picture`));
+        }
+        return bridge.openAvatar(sender, opts);
+      },
+      statusChanged: (change) => {
+        this.toOthers(network, "status", isStatusMirroring, (b) => b.sendStatus(change), change.sender.id);
+      },
+      profileChanged: (sender) => {
+        this.toOthers(network, "profile", isProfileMirroring, (b) => b.sendProfile(sender), sender.id);
+      },
       userDeactivated: (userId) => {
         for (const bridge of this.bridges.values()) {
           if (bridge.network === network || !isGhostingBridge(bridge)) continue;
@@ -267,6 +284,28 @@ export class BridgeManager {
         }
       },
     };
+  }
+
+  /** Hands a user change from `network` to every other connector that mirrors it; failures are logged. */
+  private toOthers<B extends Bridge>(
+    network: string,
+    what: string,
+    can: (bridge: Bridge) => bridge is B,
+    apply: (bridge: B) => Promise<void>,
+    userId: string,
+  ): void {
+    for (const bridge of this.bridges.values()) {
+      if (bridge.network === network || !can(bridge)) continue;
+      apply(bridge).catch((err) =>
+        log.info("Could not mirror the {what} of {network} user {userId} on {target}: {error}", {
+          what,
+          network,
+          userId,
+          target: bridge.network,
+          error: errorMessage(err),
+        })
+      );
+    }
   }
 
   /** Starts one bridge, retrying transient failures with backoff until it is up or `signal` aborts. */

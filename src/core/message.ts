@@ -7,6 +7,7 @@
 import type {
   BridgeEdit,
   BridgeEvent,
+  BridgeMembership,
   BridgeMessage,
   BridgeReactions,
   BridgeRemove,
@@ -73,6 +74,8 @@ export interface ReactionsDelivery extends TargetedDelivery<BridgeReactions> {
 }
 /** A typing notification. */
 export type TypingDelivery = DirectionalEvent<BridgeTyping>;
+/** A join or leave for the sender's stand-in. */
+export type MembershipDelivery = DirectionalEvent<BridgeMembership>;
 
 /** Anything the bus queues for one target channel: a message, or an event of another kind. */
 export type Delivery = DirectionalMessage | DirectionalEvent<Exclude<BridgeEvent, BridgeMessage>>;

@@ -35,9 +35,9 @@ export interface ChannelMapping {
   channels: Record<string, string>;
   /**
    * How the mapping was made. Static mappings come from `BRIDGE_MAPPINGS` and follow it at every start; mappings
-   * made by command stay until unmapped.
+   * made by command stay until unmapped; direct ones map a one-to-one conversation, opened by its first message.
    */
-  origin: "static" | "command";
+  origin: "static" | "command" | "direct";
   /**
    * For a static mapping: the `BRIDGE_MAPPINGS` entry it was made from (network → reference as configured), which
    * tells at the next start whether the entry is still there. Absent on static mappings stored before schema 2.

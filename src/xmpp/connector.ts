@@ -74,7 +74,7 @@ import { openUrl } from "./file_fetch.ts";
 import { stylingToMarkdown } from "./xeps/xep0393.ts";
 import { markdownToStyling } from "./markdown.ts";
 import { ghostMentions, type GhostName } from "./mentions.ts";
-import { Occupants } from "./muc/occupants.ts";
+import { type OccupantChange, Occupants } from "./muc/occupants.ts";
 import type { IncomingBase, IncomingReader } from "./incoming.ts";
 import { buildCorrection, readCorrection } from "./xeps/xep0308.ts";
 import { buildRetraction, readRetraction } from "./xeps/xep0424.ts";
@@ -924,7 +924,8 @@ export class XmppBridge
     try {
       if (stanza.is("presence")) {
         this.muc.handlePresence(stanza);
-        this.occupants.handlePresence(stanza);
+        const change = this.occupants.handlePresence(stanza);
+        if (change) this.onOccupantChange(change);
         return;
       }
       const msg = parseGroupchat(stanza);
@@ -1014,7 +1015,7 @@ export class XmppBridge
       eventId: ids[0] ?? crypto.randomUUID(),
       ids,
       portal: { network: this.network, channel: msg.room },
-      sender: { network: this.network, id: this.senderId(msg), name: msg.nick },
+      sender: this.senderOf(msg.room, msg.nick, msg.occupantId),
       timestamp: caughtUp ? msg.stamp ?? Date.now() : Date.now(),
       caughtUp: caughtUp || undefined,
       deliveryId: this.echoGuards.deliveryId ? msg.originId : undefined,
@@ -1044,11 +1045,42 @@ export class XmppBridge
   }
 
   /**
-   * Who sent `msg`, as stable as the room lets us tell (an edit or removal must come from the same): its XEP-0421
-   * occupant-id; else the real bare JID the room revealed; else the occupant JID (`room/nick`).
+   * Who `nick` of `room` is, as stable as the room lets us tell (an edit or removal must come from the same): its
+   * XEP-0421 occupant-id; else the real bare JID the room revealed; else the occupant JID (`room/nick`). The real
+   * JID, when revealed, is also their `accountId`, the same in every room.
    */
-  private senderId(msg: Groupchat): string {
-    return msg.occupantId ?? this.occupants.realJid(msg.room, msg.nick) ?? `${msg.room}/${msg.nick}`;
+  private senderOf(room: string, nick: string, occupantId?: string): Sender {
+    const realJid = this.occupants.realJid(room, nick);
+    const id = occupantId ?? this.occupants.get(room, nick)?.occupantId ?? realJid ?? `${room}/${nick}`;
+    return {
+      network: this.network,
+      id,
+      name: nick,
+      ...(realJid && realJid !== id ? { accountId: realJid } : {}),
+    };
+  }
+
+  /**
+   * An occupant other than the bridge's own (relay, ghosts, puppets) arrived in or left a room: their stand-in on the
+   * other network follows (`membership`); a nick change is a change of their profile.
+   */
+  private onOccupantChange(change: OccupantChange): void {
+    const { room, nick, occupantId } = change.occupant;
+    const own = this.muc.nickIn(room);
+    if (own === undefined || nick === own || this.opts.ghosts?.isGhost(room, nick)) return;
+    const sender = this.senderOf(room, nick, occupantId);
+    if (change.renamedFrom !== undefined) {
+      this.ctx.profileChanged(sender);
+      return;
+    }
+    this.ctx.receive({
+      kind: "membership",
+      eventId: crypto.randomUUID(),
+      portal: { network: this.network, channel: room },
+      sender,
+      timestamp: Date.now(),
+      present: change.present,
+    });
   }
 
   /** Remembers how far `room` was read, here and (in batches) in the store. */

@@ -5,8 +5,10 @@
  */
 import assert from "node:assert/strict";
 import type { BridgeContext } from "../../src/core/bridge.ts";
+import type { BridgeEvent } from "../../src/core/events.ts";
 import type { BridgeMessage } from "../../src/core/message.ts";
 import { MattermostBridge, type MattermostBridgeOptions } from "../../src/mattermost/connector.ts";
+import { quietContext } from "../helpers/connector_kit.ts";
 import { waitFor } from "../helpers/harness.ts";
 import { captureLogs } from "../helpers/log_capture.ts";
 import { MALFORMED_EVENTS, RAW_MALFORMED_FRAMES } from "../helpers/malformed_frames.ts";
@@ -57,18 +59,12 @@ async function withRig(
     mapped: () => Promise.resolve([channel.id]),
     onReceive: (m) => received.push(m),
   };
-  const ctx: BridgeContext = {
+  // A bridge that never ran before: no stored positions.
+  const ctx: BridgeContext = quietContext({
     // The connector parses posts into messages only, for now.
     receive: (e) => e.kind === "message" ? rig.onReceive(e) : assert.fail(`a ${e.kind} event`),
-    addMessageAlias: () => Promise.resolve(),
     mappedChannels: () => rig.mapped(),
-    runCommand: () => Promise.resolve(""),
-    userDeactivated: () => {},
-    // A bridge that never ran before: no stored positions.
-    loadCursor: () => Promise.resolve(undefined),
-    saveCursor: () => {},
-    openFile: () => Promise.reject(new Error("this test copies no files")),
-  };
+  });
   opts.before?.(rig);
   try {
     await bridge.start(ctx);
@@ -297,20 +293,15 @@ Deno.test(
       catchUpRetry: retry,
     });
     const received: BridgeMessage[] = [];
-    const ctx: BridgeContext = {
-      receive: (e) => e.kind === "message" ? received.push(e) : assert.fail(`a ${e.kind} event`),
-      addMessageAlias: () => Promise.resolve(),
+    const ctx: BridgeContext = quietContext({
+      receive: (e: BridgeEvent) => e.kind === "message" ? received.push(e) : assert.fail(`a ${e.kind} event`),
       mappedChannels: () => Promise.resolve([channel.id]),
-      runCommand: () => Promise.resolve(""),
-      userDeactivated: () => {},
       // Read up to long ago; the bot then loses the private channel, so reading what it got since fails (403).
       loadCursor: () => {
         mm.removeMember(channel.id, mm.bot.id);
         return Promise.resolve(1);
       },
-      saveCursor: () => {},
-      openFile: () => Promise.reject(new Error("this test copies no files")),
-    };
+    });
     try {
       await captureLogs(async (records) => {
         await bridge.start(ctx);

@@ -21,6 +21,9 @@ export function quietContext(overrides: Partial<BridgeContext> = {}): BridgeCont
     loadCursor: () => Promise.resolve(undefined),
     saveCursor: () => {},
     openFile: () => Promise.reject(new Error("this test copies no files")),
+    openAvatar: () => Promise.reject(new Error("this test copies no pictures")),
+    statusChanged: () => {},
+    profileChanged: () => {},
     ...overrides,
   };
 }

@@ -6,7 +6,25 @@
  * @module
  */
 import type { Element } from "../session/client.ts";
-import { NS_MUC_USER } from "../protocol/ns.ts";
+import { NS_MUC_USER, NS_OCCUPANT_ID } from "../protocol/ns.ts";
+
+/** One occupant as the room's presence describes it. */
+export interface Occupant {
+  room: string;
+  nick: string;
+  /** Real bare JID, when the room reveals it. */
+  realJid?: string;
+  /** XEP-0421 occupant-id, when the room gives one. */
+  occupantId?: string;
+}
+
+/** What a presence changed: an occupant arrived, left, or took a new nick (not a status update). */
+export interface OccupantChange {
+  occupant: Occupant;
+  present: boolean;
+  /** Set on the arrival that completes a nick change (XEP-0045 §7.6): the nick it had before. */
+  renamedFrom?: string;
+}
 
 /**
  * The occupants of the rooms a session is in, by nick, with their real bare JIDs when revealed. Feed it every
@@ -20,27 +38,53 @@ import { NS_MUC_USER } from "../protocol/ns.ts";
  * ```
  */
 export class Occupants {
-  /** Room (lowercased) → nick → real bare JID, or undefined when the room does not reveal it. */
-  private readonly rooms = new Map<string, Map<string, string | undefined>>();
+  /** Room (lowercased) → nick → the occupant. */
+  private readonly rooms = new Map<string, Map<string, Occupant>>();
+  /** `room/new nick` → old nick, between the two presences of a nick change. */
+  private readonly renames = new Map<string, string>();
 
   /**
    * Takes note of a presence from a room: an occupant arrives (or changes nick, or the room starts or stops
-   * revealing their JID), or leaves.
+   * revealing their JID), or leaves. Returns the arrival or departure it announced, if it did: a nick change (status
+   * 303) is neither, and nor is a presence update of someone already there.
    */
-  handlePresence(stanza: Element): void {
+  handlePresence(stanza: Element): OccupantChange | undefined {
     const from = String(stanza.attrs.from ?? "");
     const slash = from.indexOf("/");
-    if (slash < 0) return;
+    if (slash < 0) return undefined;
     const room = from.slice(0, slash).toLowerCase();
     const nick = from.slice(slash + 1);
     const type = stanza.attrs.type;
-    if (type === "unavailable") this.rooms.get(room)?.delete(nick);
-    else if (type === undefined) {
-      let nicks = this.rooms.get(room);
-      if (!nicks) this.rooms.set(room, nicks = new Map());
-      const jid = stanza.getChild("x", NS_MUC_USER)?.getChild("item")?.attrs.jid;
-      nicks.set(nick, typeof jid === "string" && jid !== "" ? jid.split("/")[0].toLowerCase() : undefined);
+    const x = stanza.getChild("x", NS_MUC_USER);
+    if (type === "unavailable") {
+      const occupant = this.rooms.get(room)?.get(nick);
+      if (!occupant) return undefined;
+      this.rooms.get(room)!.delete(nick);
+      const newNick = x?.getChild("item")?.attrs.nick;
+      const renamed = x?.getChildren("status").some((s: Element) => s.attrs.code === "303") &&
+        typeof newNick === "string";
+      if (!renamed) return { occupant, present: false };
+      this.renames.set(`${room}/${newNick}`, nick);
+      return undefined;
     }
+    if (type !== undefined) return undefined;
+    let nicks = this.rooms.get(room);
+    if (!nicks) this.rooms.set(room, nicks = new Map());
+    const jid = x?.getChild("item")?.attrs.jid;
+    const occupantId = stanza.getChild("occupant-id", NS_OCCUPANT_ID)?.attrs.id;
+    const occupant: Occupant = {
+      room,
+      nick,
+      ...(typeof jid === "string" && jid !== "" ? { realJid: jid.split("/")[0].toLowerCase() } : {}),
+      ...(typeof occupantId === "string" && occupantId !== "" ? { occupantId } : {}),
+    };
+    const known = nicks.has(nick);
+    nicks.set(nick, occupant);
+    if (known) return undefined;
+    const renamedFrom = this.renames.get(`${room}/${nick}`);
+    if (renamedFrom === undefined) return { occupant, present: true };
+    this.renames.delete(`${room}/${nick}`);
+    return { occupant, present: true, renamedFrom };
   }
 
   /** The nicks in `room` now. */
@@ -63,7 +107,7 @@ export class Occupants {
 
   /** The real bare JID of `nick` in `room`, when the room revealed it. */
   realJid(room: string, nick: string): string | undefined {
-    return this.rooms.get(room.toLowerCase())?.get(nick);
+    return this.rooms.get(room.toLowerCase())?.get(nick)?.realJid;
   }
 
   /** Forgets `room`: the bridge left it. */
@@ -71,8 +115,14 @@ export class Occupants {
     this.rooms.delete(room);
   }
 
+  /** The occupant `nick` of `room`, if present. */
+  get(room: string, nick: string): Occupant | undefined {
+    return this.rooms.get(room.toLowerCase())?.get(nick);
+  }
+
   /** Forgets every room: after a disconnect, each rejoin brings the full list again. */
   clear(): void {
     this.rooms.clear();
+    this.renames.clear();
   }
 }
