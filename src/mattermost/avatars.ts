@@ -1,17 +1,15 @@
 /**
  * Profile pictures on Mattermost: a user's picture is versioned by `last_picture_update` (0 while the user has the
  * generated default), read with `GET /users/{id}/image` and set with `POST /users/{id}/image` (multipart `image`).
- * Pictures stay small: a read stops at the cap, and a picture over it is skipped with a log line. The token goes in
- * the Authorization header only, never in a URL or a log line.
+ * A read never goes past the caller's cap. The token goes in the Authorization header only, never in a URL or a log
+ * line.
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
-import { FileUnavailable } from "../core/bridge.ts";
+import type { FileStream, OpenFileOptions } from "../core/bridge.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
-import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
-
-const log = getLogger(["mmxmpp", "mattermost", "avatars"]);
+import { capStream, tooLarge } from "../core/files.ts";
+import type { Image } from "../core/images.ts";
 
 /** The fields of a Mattermost user that say which picture it has. */
 export interface PictureFields {
@@ -48,49 +46,35 @@ export function avatarOf(user: PictureFields): AvatarRef | undefined {
  * @example
  * ```ts
  * const avatars = new MattermostAvatars(url, token);
- * const image = await avatars.open(userId); // undefined when over the cap
- * await avatars.upload(puppetId, image!, puppetToken);
+ * const stream = await avatars.open(userId, { maxBytes: 128 * 1024 });
+ * await avatars.upload(puppetId, { bytes, type: "image/png" }, puppetToken);
  * ```
  */
 export class MattermostAvatars {
-  constructor(
-    private readonly url: string,
-    private readonly token: string,
-    private readonly maxBytes = MAX_AVATAR_BYTES,
-  ) {}
+  constructor(private readonly url: string, private readonly token: string) {}
 
   /**
-   * The picture of user `userId`, read whole up to the cap; undefined (logged) when it is larger or is no picture.
-   * Rejects with a BridgeError when Mattermost cannot be reached or refuses (transient for 5xx, 429).
+   * Streams the picture of user `userId` (`GET /users/{id}/image`), never past `opts.maxBytes`: one known to be
+   * larger is refused before reading, one that turns out larger errors the stream (both a `FileUnavailable`
+   * "too-large"). Rejects with a BridgeError when Mattermost cannot be reached or refuses (transient for 5xx, 429).
    */
-  async open(userId: string): Promise<Image | undefined> {
-    const res = await this.request("GET", userId);
+  async open(userId: string, opts: OpenFileOptions): Promise<FileStream> {
+    const res = await this.request("GET", userId, undefined, this.token, opts.signal);
     if (!res.ok) {
       await res.body?.cancel();
       throw problem(res.status, `read the picture of user ${userId}`);
     }
     const length = Number(res.headers.get("content-length") ?? NaN);
-    let bytes: Uint8Array;
-    try {
-      if (length > this.maxBytes) throw new FileUnavailable("too-large", "");
-      bytes = await readAtMost(res.body ?? new Response("").body!, this.maxBytes);
-    } catch (err) {
-      await res.body?.cancel().catch(() => {});
-      if (!(err instanceof FileUnavailable)) throw err;
-      log.info("The picture of Mattermost user {userId} is over {max} bytes; not bridged", {
-        userId,
-        max: this.maxBytes,
-      });
-      return undefined;
+    const size = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+    if (size !== undefined && size > opts.maxBytes) {
+      await res.body?.cancel();
+      throw tooLarge(opts.maxBytes, size);
     }
-    const type = imageType(bytes);
-    if (!type) {
-      log.info("The picture of Mattermost user {userId} is no PNG, JPEG, GIF or WebP; not bridged", {
-        userId,
-      });
-      return undefined;
-    }
-    return { bytes, type };
+    return {
+      body: capStream(res.body ?? new Response("").body!, opts.maxBytes),
+      size,
+      mimeType: res.headers.get("content-type")?.split(";")[0].trim() || undefined,
+    };
   }
 
   /**
@@ -112,12 +96,14 @@ export class MattermostAvatars {
     userId: string,
     body?: FormData,
     token = this.token,
+    signal?: AbortSignal,
   ): Promise<Response> {
     try {
       return await fetch(`${this.url}/api/v4/users/${encodeURIComponent(userId)}/image`, {
         method,
         headers: { Authorization: `Bearer ${token}` },
         body,
+        signal,
       });
     } catch (err) {
       throw new BridgeError(`cannot reach Mattermost for a profile picture: ${errorMessage(err)}`, {

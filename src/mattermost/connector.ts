@@ -14,6 +14,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import {
+  type AvatarSource,
   type BridgeContext,
   type BridgeHealth,
   type EditCapable,
@@ -30,6 +31,7 @@ import {
 import type { Attachment } from "../core/events.ts";
 import { fileNotice } from "../core/files.ts";
 import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
+import { avatarOf, MattermostAvatars } from "./avatars.ts";
 import { Backoff } from "../core/backoff.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
@@ -111,17 +113,20 @@ interface User {
   first_name?: string;
   last_name?: string;
   nickname?: string;
+  /** When the user last set their picture (0: never; the generated default). */
+  last_picture_update?: number;
 }
 
 /** Mattermost side of the bridge. */
 export class MattermostBridge
-  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable {
+  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable, AvatarSource {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
   private clientStop = new AbortController();
   private notices!: UndeliverableNotices;
   private files!: MattermostFiles;
+  private avatars!: MattermostAvatars;
   /** Files of a message already uploaded (their ids), and notices for those that could not be, across retries. */
   private readonly uploads = new WeakMap<DirectionalMessage, { fileIds: string[]; notices: string[] }>();
   private socket?: MattermostSocket;
@@ -174,6 +179,7 @@ export class MattermostBridge
     this.client = createClient(this.opts.url, this.opts.token, this.clientStop.signal);
     this.notices = new UndeliverableNotices(this.client);
     this.files = new MattermostFiles(this.opts.url, this.opts.token, this.client);
+    this.avatars = new MattermostAvatars(this.opts.url, this.opts.token);
     // Waiting cannot fix MM_URL or a certificate: such a failure ends the start, with what to do.
     const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe(), {
       404: `cannot log in to ${this.opts.url}: it answered 404 for /api/v4/users/me; ${BASE_URL_HINT}`,
@@ -596,12 +602,24 @@ export class MattermostBridge
   /** The author of a post as the core names them. */
   private async senderOf(userId: string): Promise<Sender> {
     const user = await this.user(userId);
+    return user ? this.senderFrom(user) : { network: this.network, id: userId, name: userId };
+  }
+
+  /** A user as the core names them: their names, and their picture when they set one (`last_picture_update`). */
+  private senderFrom(user: User): Sender {
+    const avatar = avatarOf(user);
     return {
       network: this.network,
-      id: userId,
-      name: user?.username ?? userId,
-      displayName: user ? displayName(user) : undefined,
+      id: user.id,
+      name: user.username,
+      displayName: displayName(user),
+      ...(avatar ? { avatar } : {}),
     };
+  }
+
+  /** Serves the picture of a user this connector named in a sender (`avatar.source` is the user id). */
+  openAvatar(sender: Sender, opts: OpenFileOptions): Promise<FileStream> {
+    return this.avatars.open(sender.avatar?.source ?? sender.id, opts);
   }
 
   private onReaction(
@@ -660,7 +678,22 @@ export class MattermostBridge
     if (typeof user.delete_at === "number" && user.delete_at > 0) {
       log.info("Mattermost user {userId} was deactivated", { userId: user.id });
       this.ctx.userDeactivated(user.id);
+      return;
     }
+    if (typeof user.username !== "string" || user.id === this.botId) return;
+    const updated = user as unknown as User;
+    const before = this.users.get(user.id)?.user;
+    // The event carries the user as they are now: it also refreshes what posts' senders are read from.
+    this.users.set(user.id, { user: updated, at: Date.now() });
+    const was = before ? this.senderFrom(before) : undefined;
+    const now = this.senderFrom(updated);
+    // Any other change (a status, a setting) is no news to the other network.
+    if (
+      was && was.name === now.name && was.displayName === now.displayName &&
+      was.avatar?.version === now.avatar?.version
+    ) return;
+    log.debug("Mattermost user {userId} changed their name or picture", { userId: user.id });
+    this.ctx.profileChanged(now);
   }
 
   /**

@@ -15,6 +15,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import {
+  type AvatarSource,
   type BridgeContext,
   type BridgeHealth,
   type Dispatched,
@@ -28,9 +29,12 @@ import {
   type OpenFileOptions,
   type PipeliningBridge,
   type PortalCapabilities,
+  type ProfileMirroring,
   type ReactionCapable,
   type RemoveCapable,
 } from "../core/bridge.ts";
+import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
+import { fetchVcard, readVcardPhoto } from "./xeps/xep0054.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
@@ -60,7 +64,7 @@ import {
   renderBody,
 } from "./protocol/stanza.ts";
 import { senderMessageId, undeliverableNotice } from "./protocol/undeliverable.ts";
-import type { GhostProvider } from "./intents/ghosts.ts";
+import type { GhostAuthor, GhostProvider } from "./intents/ghosts.ts";
 import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
@@ -153,7 +157,9 @@ export class XmppBridge
     FileSource,
     EditCapable,
     RemoveCapable,
-    ReactionCapable {
+    ReactionCapable,
+    ProfileMirroring,
+    AvatarSource {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -269,7 +275,7 @@ export class XmppBridge
     }
     if (this.opts.ghosts) {
       try {
-        await this.opts.ghosts.start();
+        await this.opts.ghosts.start((author) => this.pictureOf(author));
       } catch (err) {
         // Leave nothing running, so that the start can be tried again.
         this.client.reconnect.stop();
@@ -899,6 +905,75 @@ export class XmppBridge
   }
 
   /**
+   * The picture of a remote author, for their ghost's avatar: fetched from their network (`openAvatar`), at most
+   * {@link MAX_AVATAR_BYTES}; undefined, logged, when it cannot be had (too large, not a picture).
+   */
+  private async pictureOf(author: GhostAuthor): Promise<Image | undefined> {
+    if (!author.avatar || !author.network) return undefined;
+    try {
+      const stream = await this.ctx.openAvatar(author.network, author as Sender, {
+        maxBytes: MAX_AVATAR_BYTES,
+      });
+      const bytes = await readAtMost(stream.body, MAX_AVATAR_BYTES);
+      const type = imageType(bytes);
+      if (type) return { bytes, type };
+      log.info("The picture of {network} user {userId} is no PNG, JPEG, GIF or WebP; not shown", {
+        network: author.network,
+        userId: author.id,
+      });
+    } catch (err) {
+      if (!(err instanceof FileUnavailable)) throw err;
+      log.info("The picture of {network} user {userId} is not shown: {reason}", {
+        network: author.network,
+        userId: author.id,
+        reason: err.message,
+      });
+    }
+    return undefined;
+  }
+
+  /** A remote user's name or picture changed: their ghost or puppet, if online, follows (see `updateProfile`). */
+  async sendProfile(sender: Sender): Promise<void> {
+    await this.opts.ghosts?.updateProfile?.(sender);
+  }
+
+  /**
+   * The picture an occupant's presence names (XEP-0153): their vCard (XEP-0054), asked through their occupant JID
+   * (the room passes the request on to their account), else their real JID when known.
+   */
+  async openAvatar(sender: Sender, opts: OpenFileOptions): Promise<FileStream> {
+    const where = [sender.avatar?.source, sender.accountId].filter((jid): jid is string => !!jid);
+    if (where.length === 0) throw new FileUnavailable("failed", `no JID to ask ${sender.name}'s picture of`);
+    let lastError: unknown;
+    for (const jid of where) {
+      try {
+        const vcard = await fetchVcard(this.client, jid);
+        const photo = vcard ? readVcardPhoto(vcard, opts.maxBytes) : undefined;
+        if (!photo) {
+          throw new FileUnavailable(
+            "failed",
+            `the vCard of ${jid} has no picture of at most ${opts.maxBytes} bytes`,
+          );
+        }
+        return {
+          body: new Blob([photo.bytes.slice()]).stream(),
+          size: photo.bytes.length,
+          mimeType: photo.type,
+        };
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    if (lastError instanceof FileUnavailable) throw lastError;
+    const condition = (lastError as { condition?: string } | undefined)?.condition;
+    // A refusal by the server or the account stays a refusal; no answer may pass.
+    if (condition) throw new FileUnavailable("refused", `the vCard could not be had (${condition})`);
+    throw new BridgeError(`cannot fetch the picture of ${sender.name}: ${errorMessage(lastError)}`, {
+      transient: true,
+    });
+  }
+
+  /**
    * Tells the occupant who said `message` that it was not delivered: an error reply to their message through the
    * room, which clients show on the message itself (see undeliverable.ts).
    */
@@ -1050,13 +1125,17 @@ export class XmppBridge
    * JID, when revealed, is also their `accountId`, the same in every room.
    */
   private senderOf(room: string, nick: string, occupantId?: string): Sender {
-    const realJid = this.occupants.realJid(room, nick);
-    const id = occupantId ?? this.occupants.get(room, nick)?.occupantId ?? realJid ?? `${room}/${nick}`;
+    const occupant = this.occupants.get(room, nick);
+    const realJid = occupant?.realJid;
+    const id = occupantId ?? occupant?.occupantId ?? realJid ?? `${room}/${nick}`;
+    // The picture their presence names (XEP-0153), asked for through their occupant JID (see openAvatar).
+    const hash = occupant?.photoHash;
     return {
       network: this.network,
       id,
       name: nick,
       ...(realJid && realJid !== id ? { accountId: realJid } : {}),
+      ...(hash ? { avatar: { version: hash, source: `${room}/${nick}` } } : {}),
     };
   }
 
@@ -1069,7 +1148,7 @@ export class XmppBridge
     const own = this.muc.nickIn(room);
     if (own === undefined || nick === own || this.opts.ghosts?.isGhost(room, nick)) return;
     const sender = this.senderOf(room, nick, occupantId);
-    if (change.renamedFrom !== undefined) {
+    if (change.renamedFrom !== undefined || change.pictureChanged) {
       this.ctx.profileChanged(sender);
       return;
     }

@@ -2,7 +2,9 @@
  * Mattermost profile pictures read and set by the bridge (src/mattermost/avatars.ts), against the stand-in.
  */
 import assert from "node:assert/strict";
+import { FileUnavailable } from "../../src/core/bridge.ts";
 import { BridgeError } from "../../src/core/errors.ts";
+import { MAX_AVATAR_BYTES, readAtMost } from "../../src/core/images.ts";
 import { avatarOf, MattermostAvatars } from "../../src/mattermost/avatars.ts";
 import { solidPng } from "../helpers/png.ts";
 import { startMattermostStandIn } from "../mm_server/server.ts";
@@ -13,7 +15,7 @@ Deno.test("avatarOf: a picture of one's own has a version; the generated default
   assert.equal(avatarOf({ id: "u1" }), undefined);
 });
 
-Deno.test("a picture set through upload is read back by open, and one over the cap is skipped", async () => {
+Deno.test("a picture set through upload is read back by open, and one over the cap is refused", async () => {
   const mm = await startMattermostStandIn();
   try {
     const alice = mm.createUser("alice");
@@ -24,9 +26,10 @@ Deno.test("a picture set through upload is read back by open, and one over the c
       headers: { Authorization: `Bearer ${alice.token}` },
     })).json();
     assert.ok(avatarOf(user), "last_picture_update moved");
-    assert.deepEqual(await avatars.open(alice.id), { bytes: png, type: "image/png" });
-    const small = new MattermostAvatars(mm.url, mm.admin.token, 16);
-    assert.equal(await small.open(alice.id), undefined);
+    const stream = await avatars.open(alice.id, { maxBytes: MAX_AVATAR_BYTES });
+    assert.equal(stream.mimeType, "image/png");
+    assert.deepEqual(await readAtMost(stream.body, MAX_AVATAR_BYTES), png);
+    await assert.rejects(avatars.open(alice.id, { maxBytes: 16 }), FileUnavailable);
   } finally {
     await mm.close();
   }

@@ -17,12 +17,13 @@ import { randomPassword, type SecretBox } from "../../core/secretbox.ts";
 import type { GhostRecord, Store } from "../../core/store.ts";
 import { renderTemplate } from "../../core/text.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "../session/client.ts";
-import { type GhostAuthor, type GhostProvider, nodeSafe } from "./ghosts.ts";
+import { type GhostAuthor, type GhostProvider, nodeSafe, type PictureSource } from "./ghosts.ts";
 import { type Intent, SessionIntent } from "./intent.ts";
 import { MucRooms } from "../muc/rooms.ts";
 import { Reflections } from "../muc/reflections.ts";
 import { parseGroupchat } from "../protocol/stanza.ts";
 import { cancelRegistration, register, RegistrationError, type RegistrationServer } from "../xeps/xep0077.ts";
+import { publishAvatar } from "../xeps/xep0084.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "ghosts"]);
 
@@ -98,6 +99,10 @@ class GhostSession {
   lastActive = Date.now();
   /** Who it stands for, as last seen sending. */
   author?: GhostAuthor;
+  /** The version of the author's picture its account shows as avatar ("" for none), once read from the store. */
+  avatarShown?: string;
+  /** The profile changes being applied, one after the other. */
+  syncing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly userId: string,
@@ -130,6 +135,7 @@ export class IbrGhosts implements GhostProvider {
   private readonly refused = new Set<string>();
   private idleTimer?: ReturnType<typeof setInterval>;
   private stopped = false;
+  private pictures?: PictureSource;
 
   constructor(private readonly opts: IbrGhostOptions) {}
 
@@ -137,7 +143,8 @@ export class IbrGhosts implements GhostProvider {
     return this.opts.userNetwork ?? "mattermost";
   }
 
-  start(): Promise<void> {
+  start(pictures?: PictureSource): Promise<void> {
+    this.pictures = pictures;
     this.idleTimer = setInterval(
       () => this.closeIdle(),
       Math.max(100, Math.min(60_000, this.opts.idleMs / 2)),
@@ -150,22 +157,73 @@ export class IbrGhosts implements GhostProvider {
     if (!session) return null;
     session.lastActive = Date.now();
     session.author = author;
-    // The nick follows the author's current name; it is used on the next join.
-    session.intent.joinAs = renderTemplate(this.opts.nickFormat, {
-      username: author.name,
-      displayname: author.displayName ?? author.name,
-    });
+    // Before the ghost joins anywhere, so that its presence carries its avatar's hash from the start.
+    await this.syncProfile(session, author);
     return session.intent;
   }
 
+  async updateProfile(author: GhostAuthor): Promise<void> {
+    const session = this.sessions.get(author.id);
+    if (!session) return; // offline: it follows when next used (intentFor)
+    session.author = author;
+    await this.syncProfile(session, author);
+  }
+
   isGhost(room: string, nick: string): boolean {
-    for (const s of this.sessions.values()) if (s.muc.nickIn(room) === nick) return true;
+    for (const s of this.sessions.values()) if (s.muc.isOurNick(room, nick)) return true;
     return false;
   }
 
   authorOf(room: string, nick: string): GhostAuthor | undefined {
-    for (const s of this.sessions.values()) if (s.muc.nickIn(room) === nick) return s.author;
+    for (const s of this.sessions.values()) if (s.muc.isOurNick(room, nick)) return s.author;
     return undefined;
+  }
+
+  /** Makes the ghost show `author`'s current name and picture; changes are applied one at a time. Never throws. */
+  private syncProfile(session: GhostSession, author: GhostAuthor): Promise<void> {
+    session.syncing = session.syncing.then(() => this.applyProfile(session, author)).catch((err) =>
+      log.warn("Ghost {jid} could not take on the profile of its user: {error}", {
+        jid: session.jid,
+        error: errorMessage(err),
+      })
+    );
+    return session.syncing;
+  }
+
+  /**
+   * The nick follows the author's name in every room the ghost is in (and at its next joins). A picture whose version
+   * the account does not show yet is published as its avatar (XEP-0084, from its own session; the server serves it
+   * as its vCard and puts its hash in its presence), and the ghost's presence goes again to its rooms.
+   */
+  private async applyProfile(session: GhostSession, author: GhostAuthor): Promise<void> {
+    const nick = renderTemplate(this.opts.nickFormat, {
+      username: author.name,
+      displayname: author.displayName ?? author.name,
+    });
+    session.intent.joinAs = nick;
+    for (const room of session.muc.rooms.keys()) await session.muc.changeNick(room, nick);
+    const version = author.avatar?.version;
+    if (!version || !this.pictures) return;
+    session.avatarShown ??= await this.opts.store.getAvatarShown(this.userNetwork, author.id, session.jid) ??
+      "";
+    if (session.avatarShown === version) return;
+    const image = await this.pictures(author);
+    if (image) {
+      try {
+        await publishAvatar(session.client, image);
+        log.info("Ghost {jid} shows its user's new picture", { jid: session.jid });
+        for (const room of session.muc.rooms.keys()) await session.muc.sendPresence(room);
+      } catch (err) {
+        // Without an answer it may work later; a refusal (no PEP on the server) would be the same every time.
+        if (!(err as { condition?: string }).condition) throw err;
+        log.warn("The server refused the avatar of ghost {jid}: {error}", {
+          jid: session.jid,
+          error: errorMessage(err),
+        });
+      }
+    }
+    session.avatarShown = version;
+    await this.opts.store.setAvatarShown(this.userNetwork, author.id, session.jid, version);
   }
 
   /** Users with a live session (for health and tests). */

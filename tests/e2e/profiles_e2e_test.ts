@@ -1,0 +1,188 @@
+/**
+ * Avatars and names, Mattermost → XMPP, against real Prosody (PEP, mod_vcard_legacy) and the Mattermost stand-in: a
+ * Mattermost user's profile picture becomes their ghost's XEP-0084 avatar (ibr) or their puppet's vCard and XEP-0153
+ * hash (component), read back by a real XMPP client; a new picture replaces it, an unchanged one is not fetched
+ * again; a new display name becomes the ghost's nick.
+ *
+ * One Prosody serves every test of the file; each test has its own room.
+ */
+import assert from "node:assert/strict";
+import { xml } from "@xmpp/client-core";
+import { sha1Hex } from "../../src/core/images.ts";
+import type { Element } from "../../src/xmpp/session/client.ts";
+import { fetchAvatarData, fetchAvatarMetadata } from "../../src/xmpp/xeps/xep0084.ts";
+import { fetchVcard, readVcardPhoto } from "../../src/xmpp/xeps/xep0054.ts";
+import { readPhotoHash } from "../../src/xmpp/xeps/xep0153.ts";
+import { sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { solidPng } from "../helpers/png.ts";
+import type { XmppUser } from "../helpers/xmpp_user.ts";
+import type { TestUser } from "../mm_server/server.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const worlds = sharedWorlds("profiles");
+const SECRET_KEY = "a-long-random-key-for-the-tests-0123456789";
+
+/** `user` sets their own Mattermost picture, through the REST API as a client would. */
+async function setPicture(w: World, user: TestUser, png: Uint8Array): Promise<void> {
+  const form = new FormData();
+  form.append("image", new Blob([png.slice()], { type: "image/png" }), "me.png");
+  const res = await fetch(`${w.mm.url}/api/v4/users/${user.id}/image`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${user.token}` },
+    body: form,
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
+/** `user` changes their Mattermost nickname (their display name). */
+async function setNickname(w: World, user: TestUser, nickname: string): Promise<void> {
+  const res = await fetch(`${w.mm.url}/api/v4/users/${user.id}/patch`, {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${user.token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ nickname }),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
+/** How often the bridge fetched `user`'s picture from Mattermost. */
+function pictureFetches(w: World, user: TestUser): number {
+  return w.mm.requestLog.filter((r) => r.method === "GET" && r.path === `/api/v4/users/${user.id}/image`)
+    .length;
+}
+
+/** Every presence `user` receives from now on. */
+function presencesOf(user: XmppUser): Element[] {
+  const seen: Element[] = [];
+  user.onStanza((s) => {
+    if (s.is("presence")) seen.push(s);
+  });
+  return seen;
+}
+
+/** Waits for a presence from `room/nick` naming the picture `hash` (XEP-0153). */
+async function presenceWithHash(seen: Element[], room: string, nick: string, hash: string): Promise<void> {
+  await waitFor(
+    () => seen.some((p) => p.attrs.from === `${room}/${nick}` && readPhotoHash(p) === hash),
+    `a presence of ${nick} naming ${hash}`,
+    15_000,
+  );
+}
+
+function readerOf(user: XmppUser) {
+  return { iqCaller: { request: (iq: Element, t?: number) => user.iq(iq, t) } };
+}
+
+Deno.test(
+  "ibr: the ghost publishes its user's picture as XEP-0084, again when it changes and not otherwise; a new display name becomes its nick",
+  opts,
+  async () => {
+    let world: World | undefined;
+    try {
+      await worlds.run(async (w) => {
+        world = w;
+        const seen = presencesOf(w.alice);
+        const red = await solidPng([220, 20, 20]);
+        await setPicture(w, w.bob, red);
+        await w.startBridge({
+          BRIDGE_GHOST_MODE: "ibr",
+          BRIDGE_SECRET_KEY: SECRET_KEY,
+          BRIDGE_GHOST_NICK_FORMAT: "{displayname}",
+        });
+        await w.mm.postAs(w.bob.id, w.channel.id, "hello with a face");
+        await w.alice.waitForMessages(
+          w.room,
+          (m) => m.nick === "bob" && m.body === "hello with a face",
+          1,
+          15_000,
+        );
+
+        // Alice reads the ghost's avatar from its PEP nodes, and sees its hash in its presence.
+        const reader = readerOf(w.alice);
+        const info = await fetchAvatarMetadata(reader, "mm_bob@localhost");
+        assert.equal(info?.id, sha1Hex(red));
+        assert.deepEqual((await fetchAvatarData(reader, "mm_bob@localhost", info!, 1_000_000))?.bytes, red);
+        await presenceWithHash(seen, w.room, "bob", sha1Hex(red));
+        assert.equal(pictureFetches(w, w.bob), 1);
+
+        // Unchanged: another message fetches nothing.
+        await w.mm.postAs(w.bob.id, w.channel.id, "same face");
+        await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" && m.body === "same face", 1, 15_000);
+        assert.equal(pictureFetches(w, w.bob), 1, "an unchanged picture is not fetched again");
+
+        // A new picture: published again at once (user_updated), with the new hash in the ghost's presence.
+        const blue = await solidPng([20, 20, 220]);
+        await setPicture(w, w.bob, blue);
+        await presenceWithHash(seen, w.room, "bob", sha1Hex(blue));
+        assert.equal((await fetchAvatarMetadata(reader, "mm_bob@localhost"))?.id, sha1Hex(blue));
+        assert.equal(pictureFetches(w, w.bob), 2);
+
+        // A new display name: the ghost takes it as its nick in the room, and speaks under it.
+        await setNickname(w, w.bob, "Bobby");
+        await waitFor(
+          () => seen.some((p) => p.attrs.from === `${w.room}/Bobby` && p.attrs.type === undefined),
+          "the ghost's presence as Bobby",
+          15_000,
+        );
+        await w.mm.postAs(w.bob.id, w.channel.id, "call me Bobby");
+        await w.alice.waitForMessages(
+          w.room,
+          (m) => m.nick === "Bobby" && m.body === "call me Bobby",
+          1,
+          15_000,
+        );
+        assert.equal(pictureFetches(w, w.bob), 2, "a name change fetches no picture");
+      });
+    } finally {
+      if (world) await world.prosody.unregister("mm_bob").catch(() => {});
+    }
+  },
+);
+
+Deno.test(
+  "component: the puppet's presence names its user's picture (XEP-0153) and its vCard holds it, also after a change; a new display name becomes its nick",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      const seen = presencesOf(w.alice);
+      const green = await solidPng([20, 220, 20]);
+      await setPicture(w, w.bob, green);
+      await w.startBridge({
+        BRIDGE_GHOST_MODE: "component",
+        BRIDGE_GHOST_NICK_FORMAT: "{displayname}",
+        XMPP_COMPONENT_JID: w.prosody.componentDomain,
+        XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
+        XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+      });
+      await w.mm.postAs(w.bob.id, w.channel.id, "hello from a puppet");
+      await w.alice.waitForMessages(
+        w.room,
+        (m) => m.nick === "bob" && m.body === "hello from a puppet",
+        1,
+        15_000,
+      );
+      await presenceWithHash(seen, w.room, "bob", sha1Hex(green));
+
+      // A client asks the occupant for its vCard; the room passes the request on to the puppet's JID.
+      const reader = readerOf(w.alice);
+      const card = await fetchVcard(reader, `${w.room}/bob`);
+      assert.deepEqual(card && readVcardPhoto(card, 1_000_000)?.bytes, green);
+      assert.equal(card?.getChildText("FN"), "bob");
+
+      const yellow = await solidPng([220, 220, 20]);
+      await setPicture(w, w.bob, yellow);
+      await presenceWithHash(seen, w.room, "bob", sha1Hex(yellow));
+      const again = await fetchVcard(reader, `${w.room}/bob`);
+      assert.deepEqual(again && readVcardPhoto(again, 1_000_000)?.bytes, yellow);
+
+      await setNickname(w, w.bob, "Robert");
+      await presenceWithHash(seen, w.room, "Robert", sha1Hex(yellow));
+      await w.mm.postAs(w.bob.id, w.channel.id, "now Robert");
+      await w.alice.waitForMessages(w.room, (m) => m.nick === "Robert" && m.body === "now Robert", 1, 15_000);
+      const renamed = await w.alice.iq(
+        xml("iq", { type: "get", to: `${w.room}/Robert` }, xml("vCard", { xmlns: "vcard-temp" })),
+      );
+      assert.equal(renamed.getChild("vCard")?.getChildText("FN"), "Robert");
+    }),
+);
+
+worlds.stopAfterAll();
