@@ -19,6 +19,7 @@ import { MattermostBridge } from "./mattermost/connector.ts";
 import { XmppBridge } from "./xmpp/connector.ts";
 import type { TlsOptions } from "./xmpp/session/client.ts";
 import type { GhostProvider } from "./xmpp/intents/ghosts.ts";
+import type { MattermostPuppets } from "./mattermost/puppets.ts";
 import { BridgeError, errorMessage } from "./core/errors.ts";
 import { kvPathProblem } from "./preflight.ts";
 import { statusOf } from "./mattermost/api.ts";
@@ -78,6 +79,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     commandToken: config.mattermost.commandToken,
     catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
     route: (method, path, handler) => http.route(method, path, handler),
+    puppets: await createPuppets(config, store),
   });
   const ghosts = await createGhosts(config, store, opts);
   const xmpp = new XmppBridge({
@@ -161,6 +163,27 @@ function xmppTls(config: Config): TlsOptions {
     insecureSkipVerify: config.xmpp.tlsInsecureSkipVerify,
     allowUnencrypted: config.xmpp.allowUnencrypted,
   };
+}
+
+/** The Mattermost puppets of XMPP users, when `BRIDGE_MM_PUPPETS` is on. */
+async function createPuppets(config: Config, store: Store): Promise<MattermostPuppets | undefined> {
+  const puppets = config.mattermost.puppets;
+  if (!puppets) return undefined;
+  const [{ MattermostPuppets }, { SecretBox }] = await Promise.all([
+    import("./mattermost/puppets.ts"),
+    import("./core/secretbox.ts"),
+  ]);
+  const box = await SecretBox.create(config.ghosts.secretKey);
+  if (!box.encrypting) {
+    log.warn("BRIDGE_SECRET_KEY is not set: the Mattermost puppets' access tokens are stored unencrypted");
+  }
+  return new MattermostPuppets({
+    url: config.mattermost.url,
+    adminToken: puppets.adminToken,
+    prefix: puppets.prefix,
+    store,
+    box,
+  });
 }
 
 /** The ghost provider `config.ghosts.mode` asks for; none in relay mode. */

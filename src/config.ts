@@ -19,6 +19,8 @@ export interface Config {
     team?: string;
     /** Token of a slash command created by hand, when the bridge does not register it itself. */
     commandToken?: string;
+    /** XMPP users as Mattermost users of their own (`BRIDGE_MM_PUPPETS`); absent when off. */
+    puppets?: { adminToken: string; prefix: string };
   };
   xmpp: {
     jid: string;
@@ -137,12 +139,30 @@ export function loadConfig(
     }
   }
 
+  if (
+    v.BRIDGE_MM_PUPPETS && v.MM_ADMIN_TOKEN === undefined &&
+    !errors.some((e) => e.startsWith("MM_ADMIN_TOKEN"))
+  ) {
+    errors.push(
+      "BRIDGE_MM_PUPPETS=true needs MM_ADMIN_TOKEN: a personal access token of a system admin, which creates " +
+        "the puppet users (or MM_ADMIN_TOKEN_FILE naming a file that holds it)",
+    );
+  }
+
   if (errors.length > 0) return { ok: false, errors, warnings, secrets: unique(secrets) };
   return {
     ok: true,
     warnings,
     config: {
-      mattermost: { url: v.MM_URL!, token: v.MM_TOKEN!, team: v.MM_TEAM, commandToken: v.MM_COMMAND_TOKEN },
+      mattermost: {
+        url: v.MM_URL!,
+        token: v.MM_TOKEN!,
+        team: v.MM_TEAM,
+        commandToken: v.MM_COMMAND_TOKEN,
+        puppets: v.BRIDGE_MM_PUPPETS
+          ? { adminToken: v.MM_ADMIN_TOKEN!, prefix: v.BRIDGE_MM_PUPPET_PREFIX! }
+          : undefined,
+      },
       xmpp: {
         jid: v.XMPP_JID!.jid,
         password: v.XMPP_PASSWORD!,

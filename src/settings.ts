@@ -266,6 +266,15 @@ export const SETTINGS = {
     secret: true,
     parse: token,
   }),
+  MM_ADMIN_TOKEN: setting({
+    section: "Mattermost",
+    doc: "a system admin's personal access token, which BRIDGE_MM_PUPPETS needs to make the puppets",
+    notes:
+      "Creates the puppets, their access tokens and their team and channel memberships, and deactivates them " +
+      "(/xmppbridge puppet-cleanup). Not used for anything else.",
+    secret: true,
+    parse: token,
+  }),
   XMPP_JID: setting({
     section: "XMPP",
     doc: "the bridge's XMPP account, e.g. bridge@example.org",
@@ -464,6 +473,30 @@ export const SETTINGS = {
     doc: "cancel a ghost's registration when its Mattermost user is deactivated (ibr)",
     default: "true",
     parse: bool,
+  }),
+  BRIDGE_MM_PUPPETS: setting({
+    section: "Ghosts",
+    doc: "true: each XMPP user in a mapped room becomes a Mattermost user (a puppet; needs MM_ADMIN_TOKEN)",
+    notes:
+      "The puppets post, edit, delete and react as themselves with a personal access token each. Where the " +
+      "server has personal access tokens off (EnableUserAccessTokens), the bridge says so and posts as the bot.",
+    default: "false",
+    parse: bool,
+  }),
+  BRIDGE_MM_PUPPET_PREFIX: setting({
+    section: "Ghosts",
+    doc: "username prefix of the Mattermost puppets of XMPP users",
+    notes: "Puppet usernames are {BRIDGE_MM_PUPPET_PREFIX}{localpart or nick}, made valid for Mattermost.",
+    default: "xmpp-",
+    parse: (value, name, ctx) => {
+      const prefix = value.toLowerCase();
+      if (/^[a-z][a-z0-9._-]{0,31}$/.test(prefix)) return prefix;
+      ctx.problem(
+        `${name} "${value}" is not valid: expected up to 32 of a-z, 0-9, '.', '-' and '_', starting with a ` +
+          "letter (Mattermost usernames)",
+      );
+      return undefined;
+    },
   }),
   BRIDGE_NODE_ID: setting({
     section: "Ghosts",

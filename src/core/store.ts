@@ -20,6 +20,9 @@
  * - `["avatar_shown", userNetwork, userId, where]` → string: the version of the picture of the user `userId` of
  *   `userNetwork` last shown by their stand-in `where` (e.g. an IBR ghost's JID), so that an unchanged picture is not
  *   fetched and published again
+ * - `["puppet", network, identity]` → {@link PuppetRecord}: the user that stands in on another network for the user
+ *   `identity` of `network` (a Mattermost user for an XMPP user); `["puppet_user", userId]` → {@link PuppetOwner}
+ *   (which identity a puppet user stands for, and keeps puppet users unique)
  * - `["meta", "schema_version"]` → number (see migrations.ts)
  *
  * @module
@@ -70,6 +73,35 @@ export interface GhostRecord {
   jid: string;
   password: StoredSecret;
   createdAt: number;
+}
+
+/**
+ * A user made on another network to stand in for the user `identity` of `network` (a Mattermost user for an XMPP
+ * user): created once, kept across nick changes, never made twice.
+ */
+export interface PuppetRecord {
+  /** The network the represented user belongs to. */
+  network: string;
+  /** Who they are there, the same across nick changes (XMPP: the real bare JID, else the occupant-id…). */
+  identity: string;
+  /** The puppet's user id on the other network. */
+  userId: string;
+  username: string;
+  /** The name last shown for them (a nick). */
+  displayName: string;
+  /** The puppet's personal access token, sealed; absent until one was made. */
+  token?: StoredSecret;
+  /** Channels (of the other network) the puppet was made a member of because its user is present there. */
+  channels: string[];
+  /** When the puppet was deactivated (cleaned up); absent while active. */
+  deactivatedAt?: number;
+  createdAt: number;
+}
+
+/** Whose puppet a user id is. */
+export interface PuppetOwner {
+  network: string;
+  identity: string;
 }
 
 /** A delivery accepted by the bus and not yet recorded in the id map: what a restart delivers again. */
@@ -408,6 +440,46 @@ export class Store {
     return res.ok;
   }
 
+  // --- puppets ---
+
+  /** The puppet of the user `identity` of `network`, if one was made. */
+  async getPuppet(network: string, identity: string): Promise<PuppetRecord | null> {
+    return (await this.kv.get<PuppetRecord>(puppetKey(network, identity))).value;
+  }
+
+  /** Which user the puppet user `userId` stands for, if it is one. */
+  async puppetOwner(userId: string): Promise<PuppetOwner | null> {
+    return (await this.kv.get<PuppetOwner>(puppetUserKey(userId))).value;
+  }
+
+  /**
+   * Records a new puppet. Fails (returns false) when the user already has one or the puppet user stands for someone
+   * else, so that a user never gets two puppets.
+   */
+  async createPuppet(record: PuppetRecord): Promise<boolean> {
+    const key = puppetKey(record.network, record.identity);
+    const owner: PuppetOwner = { network: record.network, identity: record.identity };
+    const res = await this.kv.atomic()
+      .check({ key, versionstamp: null })
+      .check({ key: puppetUserKey(record.userId), versionstamp: null })
+      .set(key, record)
+      .set(puppetUserKey(record.userId), owner)
+      .commit();
+    return res.ok;
+  }
+
+  /** Replaces the record of an existing puppet (its token, name, channels); its user id never changes. */
+  async updatePuppet(record: PuppetRecord): Promise<void> {
+    await this.kv.set(puppetKey(record.network, record.identity), record);
+  }
+
+  /** Every puppet, of users of any network. */
+  async listPuppets(): Promise<PuppetRecord[]> {
+    const out: PuppetRecord[] = [];
+    for await (const e of this.kv.list<PuppetRecord>({ prefix: ["puppet"] })) out.push(e.value);
+    return out;
+  }
+
   /** Forgets the ghost of the user `userId` of `network` (after its registration was cancelled). */
   async deleteGhost(network: string, userId: string): Promise<void> {
     const record = await this.getGhost(network, userId);
@@ -418,6 +490,14 @@ export class Store {
 
 function avatarShownKey(network: string, userId: string, where: string): Deno.KvKey {
   return ["avatar_shown", network, userId, where];
+}
+
+function puppetKey(network: string, identity: string): Deno.KvKey {
+  return ["puppet", network, identity];
+}
+
+function puppetUserKey(userId: string): Deno.KvKey {
+  return ["puppet_user", userId];
 }
 
 function mapKey(network: string, channel: string): Deno.KvKey {

@@ -39,6 +39,7 @@ import type {
   BridgeMessage,
   DirectionalMessage,
   EditDelivery,
+  PartSender,
   ReactionsDelivery,
   RemoveDelivery,
   SentRefs,
@@ -70,6 +71,8 @@ import {
 } from "./post.ts";
 import { UndeliverableNotices, withRefusalNotice } from "./notices.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
+import type { MattermostPuppets } from "./puppets.ts";
+import { runPuppetCommand } from "./puppet_commands.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { MM_ID } from "../settings.ts";
 import { isRootRefused, overriddenName, replyOfPost, rootIdFor } from "./threads.ts";
@@ -105,6 +108,17 @@ export interface MattermostBridgeOptions {
    * `BRIDGE_CATCHUP_MAX_AGE`); older ones are counted in a warning and not bridged.
    */
   catchUpMaxAgeMs?: number;
+  /** XMPP users as Mattermost users of their own (`BRIDGE_MM_PUPPETS`); without it the bot posts for them. */
+  puppets?: MattermostPuppets;
+}
+
+/** Who makes a post for a message from another network: the author's puppet, or the bot. */
+interface Voice {
+  client: Client4;
+  files: MattermostFiles;
+  display: DisplayOptions;
+  /** How the id map records the posts' sender. */
+  part: PartSender;
 }
 
 interface User {
@@ -191,6 +205,8 @@ export class MattermostBridge
       username: me.username,
       kind: me.is_bot ? "bot" : "user",
     });
+    // Before the websocket: the puppets' own posts must be known as ours from the first event on.
+    await this.opts.puppets?.start();
     await this.connectWebsocket(me.username);
     if (this.opts.route) {
       const command = new SlashCommand({
@@ -198,7 +214,7 @@ export class MattermostBridge
         team: this.opts.team,
         publicUrl: this.opts.publicUrl,
         staticToken: this.opts.commandToken,
-        run: (input) => this.ctx.runCommand(input),
+        run: (input) => this.runCommand(input),
       });
       // A failed start leaves no websocket behind, so that it can be tried again.
       await command.setup().catch(async (err) => {
@@ -215,6 +231,7 @@ export class MattermostBridge
   async stop(): Promise<void> {
     this.stopped = true;
     this.clientStop.abort();
+    this.opts.puppets?.stop();
     clearTimeout(this.catchUpTimer);
     for (const timer of this.resumeTimers) clearTimeout(timer);
     this.resumeTimers.clear();
@@ -322,7 +339,7 @@ export class MattermostBridge
 
   /**
    * The bot may patch and delete its own posts in any channel it posts in (api4/post.go patchPost, deletePost), and
-   * reacts for every XMPP user (Mattermost has no puppets yet).
+   * reacts for every XMPP user; with puppets, each does so for their own.
    */
   portalCapabilities(_channel: string): PortalCapabilities {
     return { ...MESSAGES_ONLY, canEdit: true, canRemove: true, reactions: true };
@@ -333,19 +350,21 @@ export class MattermostBridge
    * the new text at its place; a text that now needs more posts gets them, one that needs fewer deletes the rest.
    */
   async sendEdit(d: EditDelivery): Promise<void> {
-    const drafts = renderPosts(d.event, d.source, this.opts.display);
+    // Changed by whoever posted it: a puppet's post by the puppet, the bot's by the bot.
+    const voice = await this.voiceOfPart(d.targetMessage.parts[0]?.sender);
+    const drafts = renderPosts(d.event, d.source, voice.display);
     // On Mattermost every id of a bridged message is one of its posts, in order (those an edit added, too).
     const postIds = d.targetMessage.ids;
     for (const change of postChanges(postIds, drafts)) {
       if (change.kind === "delete") {
-        await this.deletePost(change.postId);
+        await this.deletePost(change.postId, voice.client);
         continue;
       }
       if (change.kind === "patch") {
         const { postId, draft } = change;
         const patched = await call(
           `edit post ${postId}`,
-          () => this.client.patchPost({ id: postId, message: draft.message }),
+          () => voice.client.patchPost({ id: postId, message: draft.message }),
         ).then(() => true, (err) => {
           // A later piece that an earlier, shorter edit deleted (Mattermost answers 403 for a deleted post) is
           // posted anew below. The first post is the message itself: gone, it stays gone.
@@ -355,7 +374,7 @@ export class MattermostBridge
         if (patched) continue;
       }
       const piece = change.kind === "create" ? change.piece : postIds.indexOf(change.postId);
-      const post = await this.createPiece(d.targetChannel, change.draft, d.deliveryId, piece);
+      const post = await this.createPiece(voice.client, d.targetChannel, change.draft, d.deliveryId, piece);
       // Recorded as another post of the message, so that a later edit or deletion reaches it too.
       await this.ctx.addMessageAlias(d.targetChannel, postIds[0], post.id);
     }
@@ -363,32 +382,37 @@ export class MattermostBridge
 
   /** Deletes every post that carries the bridged message; one already gone counts as deleted. */
   async sendRemove(d: RemoveDelivery): Promise<void> {
-    for (const postId of d.targetMessage.ids) await this.deletePost(postId);
+    const { client } = await this.voiceOfPart(d.targetMessage.parts[0]?.sender);
+    for (const postId of d.targetMessage.ids) await this.deletePost(postId, client);
   }
 
-  private async deletePost(postId: string): Promise<void> {
-    await call(`delete post ${postId}`, () => this.client.deletePost(postId)).catch((err) => {
+  private async deletePost(postId: string, client: Client4): Promise<void> {
+    await call(`delete post ${postId}`, () => client.deletePost(postId)).catch((err) => {
       if (!isGone(err)) throw err;
     });
   }
 
   /**
-   * Makes the bot's reactions on the first post of the bridged message the union of every XMPP sender's set
-   * (`shared`): the bot reacts for all of them, so one withdrawing an emoji another still has keeps it.
+   * With puppets, makes the sender's puppet's reactions on the first post of the bridged message exactly the
+   * sender's set. Without, makes the bot's reactions the union of every XMPP sender's set (`shared`): the bot reacts
+   * for all of them, so one withdrawing an emoji another still has keeps it.
    */
   async sendReactions(d: ReactionsDelivery): Promise<void> {
     const postId = d.targetMessage.parts.find((p) => p.postId)?.postId ?? d.targetMessage.ids[0];
-    await applyReactionSet(this.client, postId, this.botId, d.shared);
+    const puppet = await this.opts.puppets?.puppetFor(d.event.sender, d.targetChannel);
+    if (puppet) await applyReactionSet(puppet.client, postId, puppet.userId, d.event.emojis);
+    else await applyReactionSet(this.client, postId, this.botId, d.shared);
   }
 
   async send(dm: DirectionalMessage): Promise<SentRefs> {
     // A reply goes into its parent's thread (Mattermost has one level: the parent's root).
     const rootId = dm.parent ? rootIdFor(dm.parent) : undefined;
-    const files = dm.message.attachments?.length ? await this.uploadFiles(dm) : undefined;
+    const voice = await this.voiceFor(dm.message.sender, dm.targetChannel);
+    const files = dm.message.attachments?.length ? await this.uploadFiles(dm, voice.files) : undefined;
     const message = files?.notices.length
       ? { ...dm.message, text: [dm.message.text, ...files.notices].filter((t) => t.trim() !== "").join("\n") }
       : dm.message;
-    const drafts = renderPosts(message, dm.source, this.opts.display);
+    const drafts = renderPosts(message, dm.source, voice.display);
     // A reply whose parent never got here stands alone after a quote of it (a blank line ends a Markdown quote),
     // when the quote fits in the first post.
     const quote = standaloneQuote(dm);
@@ -400,7 +424,7 @@ export class MattermostBridge
     for (let piece = done.length; piece < drafts.length; piece++) {
       let post;
       try {
-        post = await this.createPiece(dm.targetChannel, drafts[piece], dm.deliveryId, piece, {
+        post = await this.createPiece(voice.client, dm.targetChannel, drafts[piece], dm.deliveryId, piece, {
           ...(rootId ? { root_id: rootId } : {}),
           // The files go with the first post: the text that comes with them.
           ...(piece === 0 && files?.fileIds.length ? { file_ids: files.fileIds } : {}),
@@ -420,8 +444,39 @@ export class MattermostBridge
     const thread = rootId ? { threadRoot: rootId, replyTo: rootId } : {};
     return {
       ids: [...done],
-      parts: done.map((postId) => ({ postId, sender: { kind: "relay" }, ...thread })),
+      parts: done.map((postId) => ({ postId, sender: voice.part, ...thread })),
     };
+  }
+
+  /**
+   * Who posts a message of `sender` (of another network) in `channel`: their puppet when puppets are on and can
+   * speak (made a member of the channel first), else the bot.
+   */
+  private async voiceFor(sender: Sender, channel: string): Promise<Voice> {
+    const puppet = sender.network === this.network
+      ? undefined
+      : await this.opts.puppets?.puppetFor(sender, channel);
+    if (!puppet) {
+      return { client: this.client, files: this.files, display: this.opts.display, part: { kind: "relay" } };
+    }
+    return {
+      client: puppet.client,
+      files: puppet.files,
+      display: { ...this.opts.display, mode: "puppet" },
+      part: { kind: "puppet", id: puppet.userId },
+    };
+  }
+
+  /**
+   * Who changes a post the id map recorded as made by `sender`: the puppet that made it (or, when its token cannot
+   * be had, the admin, who may change anyone's posts), else the bot; and how its text is shown.
+   */
+  private async voiceOfPart(sender: PartSender | undefined): Promise<Pick<Voice, "client" | "display">> {
+    if (sender?.kind === "puppet") {
+      const client = await this.opts.puppets?.clientOf(sender.id);
+      if (client) return { client, display: { ...this.opts.display, mode: "puppet" } };
+    }
+    return { client: this.client, display: this.opts.display };
   }
 
   /**
@@ -430,6 +485,7 @@ export class MattermostBridge
    * with the post the first one made, so a create whose answer got lost is not posted twice.
    */
   private createPiece(
+    client: Client4,
     channel: string,
     draft: PostDraft,
     deliveryId: string,
@@ -444,7 +500,7 @@ export class MattermostBridge
       pending_post_id: pendingPostId(this.botId, deliveryId, piece),
       ...extra,
     };
-    return call(`post to channel ${channel}`, () => this.client.createPost(body as never));
+    return call(`post to channel ${channel}`, () => client.createPost(body as never));
   }
 
   /**
@@ -453,11 +509,14 @@ export class MattermostBridge
    * notice line with its link. A transient failure is thrown, for the bus to retry: files uploaded before it are
    * kept and not uploaded again.
    */
-  private async uploadFiles(dm: DirectionalMessage): Promise<{ fileIds: string[]; notices: string[] }> {
+  private async uploadFiles(
+    dm: DirectionalMessage,
+    uploader: MattermostFiles,
+  ): Promise<{ fileIds: string[]; notices: string[] }> {
     const state = this.uploads.get(dm) ?? { fileIds: [], notices: [] };
     this.uploads.set(dm, state);
     const files = dm.message.attachments ?? [];
-    const maxBytes = await this.files.maxBytes();
+    const maxBytes = await uploader.maxBytes();
     for (const [i, file] of files.entries()) {
       if (i < state.fileIds.length + state.notices.length) continue;
       if (state.fileIds.length >= MAX_FILES_PER_POST) {
@@ -465,7 +524,7 @@ export class MattermostBridge
         continue;
       }
       try {
-        state.fileIds.push(await this.copyFile(dm, file, maxBytes));
+        state.fileIds.push(await this.copyFile(dm, file, maxBytes, uploader));
       } catch (err) {
         if (!(err instanceof FileUnavailable)) throw err;
         log.debug("Not copied: {name}", { name: file.name });
@@ -480,10 +539,15 @@ export class MattermostBridge
     return state;
   }
 
-  private async copyFile(dm: DirectionalMessage, file: Attachment, maxBytes: number): Promise<string> {
+  private async copyFile(
+    dm: DirectionalMessage,
+    file: Attachment,
+    maxBytes: number,
+    uploader: MattermostFiles,
+  ): Promise<string> {
     const stream = await this.ctx.openFile(dm.source, file, { maxBytes });
     try {
-      return await this.files.upload(dm.targetChannel, file, stream);
+      return await uploader.upload(dm.targetChannel, file, stream);
     } finally {
       await stream.body.cancel().catch(() => {});
     }
@@ -586,8 +650,8 @@ export class MattermostBridge
    * event id either way (edits.ts), so the core drops the second.
    */
   private async relayChange(event: PostChangeEvent, post: Post): Promise<void> {
-    // The bot's own patches and deletions (what the other side asked for) come back as these events too.
-    if (this.echoGuards.filter && !isRelayedChange(post, this.botId)) return;
+    // The bot's and the puppets' own patches and deletions (what the other side asked for) come back as these events.
+    if (this.echoGuards.filter && (!isRelayedChange(post, this.botId) || this.isPuppet(post.user_id))) return;
     const sender = await this.senderOf(post.user_id);
     const change = event === "post_edited" ? editOf(post, sender) : removalOf(post, sender);
     if (!change) return;
@@ -632,8 +696,8 @@ export class MattermostBridge
       log.warn("Ignored a malformed {event} event", { event });
       return;
     }
-    // The bot's own reactions are those it makes for XMPP users: their echo must not go back.
-    if (change.userId === this.botId) return;
+    // The bot's and the puppets' reactions are those made for XMPP users: their echo must not go back.
+    if (change.userId === this.botId || this.isPuppet(change.userId)) return;
     const key = `${change.postId}:${change.userId}`;
     this.reactionsQueued.set(key, (this.reactionsQueued.get(key) ?? 0) + 1);
     this.enqueue("reaction", () => this.relayReactions(change, key));
@@ -675,7 +739,8 @@ export class MattermostBridge
       log.warn("Ignored a malformed user_updated event");
       return;
     }
-    if (typeof user.delete_at === "number" && user.delete_at > 0) {
+    // A puppet cleaned up stands for an XMPP user, who has nothing to retire on XMPP.
+    if (typeof user.delete_at === "number" && user.delete_at > 0 && !this.isPuppet(user.id)) {
       log.info("Mattermost user {userId} was deactivated", { userId: user.id });
       this.ctx.userDeactivated(user.id);
       return;
@@ -721,6 +786,23 @@ export class MattermostBridge
     }
   }
 
+  /** Whether `userId` is a puppet of an XMPP user: what it does, the bridge did. */
+  private isPuppet(userId: string): boolean {
+    return this.opts.puppets?.isPuppet(userId) ?? false;
+  }
+
+  /** Runs a command: the puppets' own ones here, the bridge's in the core. */
+  private async runCommand(
+    input: { channel: string; userId: string; isAdmin: boolean; text: string },
+  ): Promise<string> {
+    const puppets = this.opts.puppets;
+    if (!puppets || !input.isAdmin) return await this.ctx.runCommand(input);
+    return await runPuppetCommand(puppets, input.text, {
+      mappedChannels: () => this.ctx.mappedChannels(),
+      core: () => this.ctx.runCommand(input),
+    });
+  }
+
   private async isMapped(channel: string): Promise<boolean> {
     return (await this.ctx.mappedChannels().catch((): string[] => [])).includes(channel);
   }
@@ -728,7 +810,7 @@ export class MattermostBridge
   private async relayPost(post: Post, caughtUp: boolean): Promise<void> {
     this.cursors.advance(post.channel_id, post.create_at);
     const bridgeable = this.echoGuards.filter
-      ? isBridgeable(post, this.botId)
+      ? isBridgeable(post, this.botId) && !this.isPuppet(post.user_id)
       : isBridgeable({ ...post, props: {} }, "");
     if (!bridgeable) return;
     const sender = await this.senderOf(post.user_id);

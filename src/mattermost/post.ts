@@ -131,7 +131,8 @@ export function postText(post: Pick<Post, "type" | "message">): { text: string; 
 
 /** How the bridge shows remote messages on Mattermost. */
 export interface DisplayOptions {
-  mode: "override" | "prefix";
+  /** `puppet`: the post is made by the author's own Mattermost user (a puppet), so it carries no name. */
+  mode: "override" | "prefix" | "puppet";
   /** Template for the remote author's name, e.g. `{nick} (xmpp)`. */
   nameFormat: string;
   /** Let `@channel`, `@all` and `@here` from the other network notify the channel (off: they are defused). */
@@ -182,7 +183,7 @@ export function renderPosts(
   if (opts.mode === "override") {
     props.from_webhook = "true";
     props.override_username = name;
-  } else {
+  } else if (opts.mode === "prefix") {
     prefix = `**${defuse(escapeMarkdown(name))}** `;
   }
   const type = message.action ? ACTION_POST_TYPE : "";

@@ -11,6 +11,7 @@ import { errorResponse, type RequestContext, requestToken } from "./http.ts";
 import { newId } from "./ids.ts";
 import { type RateLimiter, rateLimitKey } from "./rate_limit.ts";
 import type { Router } from "./router.ts";
+import { userOfToken } from "./users.ts";
 import { handleWebSocket, type WebSocketDeps } from "./websocket.ts";
 
 const API_PREFIX = "/api/v4";
@@ -47,7 +48,7 @@ function authenticate(ctx: RequestContext, requiresSession: boolean): void {
     if (requiresSession) throw sessionExpired();
     return;
   }
-  const user = ctx.app.store.userByToken(found.token);
+  const user = userOfToken(ctx.app, found.token);
   if (!user) {
     if (requiresSession) throw sessionExpired();
     return;

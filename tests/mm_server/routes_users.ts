@@ -14,11 +14,12 @@ import {
 } from "./app_error.ts";
 import { newEvent } from "./events.ts";
 import { json, readJson, readJsonObject, requireUser, statusOk } from "./http.ts";
-import { channelParam, teamParam, userParam } from "./lookup.ts";
+import { channelParam, idParam, teamParam, userParam } from "./lookup.ts";
 import { requireChannelPermission, requireViewTeam } from "./permissions.ts";
 import type { Router } from "./router.ts";
 import { isSystemAdmin } from "./store.ts";
 import {
+  checkNames,
   createAccessToken,
   insertUser,
   isValidUsername,
@@ -67,10 +68,12 @@ export function registerUserRoutes(router: Router): void {
     return json(200, users.map((u) => userView(u, viewer)));
   });
 
+  // api4/user.go createUser → app/user.go CreateUserAsAdmin (an admin) or CreateUserFromSignup (anyone else,
+  // refused: open server signup is off) → createUserOrGuest: roles forced to system_user, props kept as
+  // given, User.IsValid, unique username and email; then `new_user` to everyone.
   router.add("POST", "/users", async (ctx) => {
     const actor = requireUser(ctx);
     const body = await readJsonObject(ctx, "user");
-    // Without an invite, only an admin may create accounts (open server signup is off).
     if (!isSystemAdmin(actor)) {
       throw new AppError(
         "api.user.create_user.no_open_server",
@@ -78,15 +81,25 @@ export function registerUserRoutes(router: Router): void {
         403,
       );
     }
+    const props = body.props === undefined || body.props === null ? {} : body.props;
+    if (
+      typeof props !== "object" || Array.isArray(props) ||
+      Object.values(props).some((v) => typeof v !== "string")
+    ) {
+      throw invalidBodyParam("user"); // StringMap: the decode fails
+    }
     const input: NewUser = {
       username: String(body.username ?? ""),
-      email: typeof body.email === "string" ? body.email : undefined,
+      email: typeof body.email === "string" ? body.email.trim() : undefined,
       password: typeof body.password === "string" ? body.password : undefined,
       first_name: typeof body.first_name === "string" ? body.first_name : undefined,
       last_name: typeof body.last_name === "string" ? body.last_name : undefined,
       nickname: typeof body.nickname === "string" ? body.nickname : undefined,
+      props: props as Record<string, string>,
     };
-    return json(201, userView(insertUser(ctx.app.store, input), actor));
+    const user = insertUser(ctx.app.store, input);
+    ctx.app.publish(newEvent("new_user", { user_id: user.id }));
+    return json(201, userView(user, actor));
   });
 
   router.add("PUT", "/users/:user_id/active", async (ctx) => {
@@ -113,6 +126,11 @@ export function registerUserRoutes(router: Router): void {
     const target = userParam(ctx);
     const body = await readJsonObject(ctx, "user");
     if (actor.id !== target.id && !isSystemAdmin(actor)) throw permissionError("edit_other_users");
+    checkNames({
+      nickname: typeof body.nickname === "string" ? body.nickname : target.nickname,
+      first_name: typeof body.first_name === "string" ? body.first_name : target.first_name,
+      last_name: typeof body.last_name === "string" ? body.last_name : target.last_name,
+    });
     for (const field of ["nickname", "first_name", "last_name", "position"] as const) {
       if (typeof body[field] === "string") target[field] = body[field];
     }
@@ -121,20 +139,27 @@ export function registerUserRoutes(router: Router): void {
     return json(200, userView(target, actor));
   });
 
+  // api4/user.go createUserAccessToken, in its order: the body, a description, the permission
+  // create_user_access_token (only system_admin has it by default), the right to act for the user
+  // (edit_other_users), then app CreateUserAccessToken: the user (404), EnableUserAccessTokens unless the user
+  // is a bot (501), and UserAccessToken.IsValid (description at most 255).
   router.add("POST", "/users/:user_id/tokens", async (ctx) => {
     const actor = requireUser(ctx);
-    if (!ctx.app.config.enableUserAccessTokens) {
+    const userId = idParam(ctx, "user_id");
+    const body = await readJsonObject(ctx, "user_access_token");
+    const description = typeof body.description === "string" ? body.description : "";
+    if (description === "") throw invalidParam("description");
+    if (!isSystemAdmin(actor)) throw permissionError("create_user_access_token");
+    const target = ctx.app.store.users.get(userId);
+    if (!target) throw notFound("app.user.missing_account.const", "account");
+    if (!ctx.app.config.enableUserAccessTokens && !target.is_bot) {
       throw new AppError(
         "app.user_access_token.disabled",
-        "Personal access tokens are disabled on this server.",
+        "Personal access tokens are disabled on this server. Please contact your system administrator for details.",
         501,
       );
     }
-    const target = userParam(ctx);
-    const body = await readJsonObject(ctx, "token");
-    if (!isSystemAdmin(actor)) throw permissionError("create_user_access_token");
-    const description = typeof body.description === "string" ? body.description : "";
-    if (description.length === 0 || description.length > 255) {
+    if ([...description].length > 255) {
       throw new AppError(
         "model.user_access_token.is_valid.description.app_error",
         "Invalid description, must be 255 or less characters.",

@@ -601,7 +601,7 @@ Deno.test("users: lookups by id, ids and username; profile image bytes", async (
   });
 });
 
-Deno.test("creating users: admin only, usernames lowercased and checked, reserved names refused", async () => {
+Deno.test("creating users: admin only, usernames lowercased and checked, reserved names refused, props kept", async () => {
   await withStandIn(NO_OPTS, async (server) => {
     const admin = clientFor(server, server.admin.token);
     const user = await admin.createUser(
@@ -611,7 +611,43 @@ Deno.test("creating users: admin only, usernames lowercased and checked, reserve
     );
     assert.equal(user.username, "romeo.x");
     assert.match(user.id, /^[a-z0-9]{26}$/);
-    for (const username of ["here", "all", "channel", "bad name", "é", "a".repeat(65)]) {
+    // model/user.go IsValidUsername: no letter needed first, and `here` is not reserved.
+    for (const username of ["here", "1st.user"]) {
+      const made = await admin.createUser(
+        { username, email: `${username}@example.com`, password: "password123" } as never,
+        "",
+        "",
+      );
+      assert.equal(made.username, username);
+    }
+    const puppet = await admin.createUser(
+      {
+        username: "xmpp-alice",
+        email: "xmpp-alice@puppets.invalid",
+        password: "password123",
+        nickname: "Alice",
+        props: { mmxmpp_puppet: "xmpp" },
+      } as never,
+      "",
+      "",
+    );
+    assert.deepEqual(puppet.props, { mmxmpp_puppet: "xmpp" });
+    assert.equal(puppet.roles, "system_user");
+    await rejectsWith(
+      admin.createUser(
+        {
+          username: "longnick",
+          email: "ln@example.com",
+          password: "password123",
+          nickname: "n".repeat(65),
+        } as never,
+        "",
+        "",
+      ),
+      400,
+      "model.user.is_valid.nickname.app_error",
+    );
+    for (const username of ["all", "channel", "matterbot", "system", "bad name", "é", "a".repeat(65)]) {
       await rejectsWith(
         admin.createUser(
           { username, email: `${username.length}x@example.com`, password: "password123" } as never,
@@ -662,13 +698,25 @@ Deno.test("deactivating a user publishes user_updated to everyone and their toke
   });
 });
 
-Deno.test("personal access tokens: 501 when disabled, admin-only, and the token authenticates", async () => {
+Deno.test("personal access tokens: 501 for a user (not a bot) when disabled, admin-only, and the token authenticates until they are turned off", async () => {
   await withStandIn({ enableUserAccessTokens: false }, async (server) => {
-    await rejectsWith(
-      clientFor(server, server.admin.token).createUserAccessToken(server.bot.id, "bridge"),
-      501,
-      "app.user_access_token.disabled",
-    );
+    const alice = server.createUser("alice");
+    const admin = clientFor(server, server.admin.token);
+    await rejectsWith(admin.createUserAccessToken(alice.id, ""), 400, "api.context.invalid_param.app_error");
+    await rejectsWith(admin.createUserAccessToken(alice.id, "bridge"), 501, "app.user_access_token.disabled");
+    // Bots are exempt (app/user_access_token.go CreateUserAccessToken).
+    const botToken = await admin.createUserAccessToken(server.bot.id, "bridge");
+    assert.equal((await clientFor(server, botToken.token!).getMe()).id, server.bot.id);
+  });
+  await withStandIn(NO_OPTS, async (server) => {
+    const alice = server.createUser("alice");
+    const made = await clientFor(server, server.admin.token).createUserAccessToken(alice.id, "puppet");
+    assert.equal((await clientFor(server, made.token!).getMe()).id, alice.id);
+    // createSessionForUserAccessToken: a user's (not a bot's) token stops working when tokens are turned off.
+    server.setConfig({ enableUserAccessTokens: false });
+    await rejectsWith(clientFor(server, made.token!).getMe(), 401);
+    server.setConfig({ enableUserAccessTokens: true });
+    assert.equal((await clientFor(server, made.token!).getMe()).id, alice.id);
   });
   await withStandIn(NO_OPTS, async (server) => {
     await rejectsWith(

@@ -1,6 +1,6 @@
 /**
  * Users, their tokens and presence: creation with the real validation rules, the sanitized views other
- * users get, deactivation (`user_updated`) and `status_change`.
+ * users get, deactivation (`user_updated`) and `status_change`, and which tokens authenticate.
  *
  * @module
  */
@@ -12,8 +12,12 @@ import { newId } from "./ids.ts";
 import type { Status, User, UserAccessToken } from "./model.ts";
 import { isSystemAdmin, type Store } from "./store.ts";
 
+// model/user.go: validUsernameChars and restrictedUsernames. The server asks for no letter first (only its
+// error message still says so), and `here` is not reserved there.
 const USERNAME_PATTERN = /^[a-z0-9.\-_]{1,64}$/;
-const RESTRICTED_USERNAMES = new Set(["all", "channel", "here", "matterbot", "system"]);
+const RESTRICTED_USERNAMES = new Set(["all", "channel", "matterbot", "system"]);
+/** `UserNicknameMaxRunes`, `UserFirstNameMaxRunes`, `UserLastNameMaxRunes`. */
+const NAME_MAX_RUNES = 64;
 const EMAIL_PATTERN = /^[^@\s]+@[^@\s]+$/;
 const MIN_PASSWORD_LENGTH = 8;
 
@@ -28,6 +32,8 @@ export interface NewUser {
   roles?: string;
   is_bot?: boolean;
   bot_description?: string;
+  /** Free-form string props, stored as given (`User.Props`). */
+  props?: Record<string, string>;
 }
 
 /**
@@ -36,7 +42,7 @@ export interface NewUser {
  * @example
  * ```ts
  * isValidUsername("alice.b"); // true
- * isValidUsername("here"); // false: reserved
+ * isValidUsername("system"); // false: reserved
  * ```
  */
 export function isValidUsername(username: string): boolean {
@@ -69,6 +75,7 @@ export function insertUser(store: Store, input: NewUser): User {
       400,
     );
   }
+  checkNames(input);
   for (const other of store.users.values()) {
     if (other.username === username) {
       throw new AppError(
@@ -103,7 +110,7 @@ export function insertUser(store: Store, input: NewUser): User {
     roles: input.roles ?? "system_user",
     locale: "en",
     timezone: { automaticTimezone: "", manualTimezone: "", useAutomaticTimezone: "true" },
-    props: {},
+    props: { ...input.props },
     notify_props: {
       channel: "true",
       comments: "never",
@@ -123,6 +130,31 @@ export function insertUser(store: Store, input: NewUser): User {
   };
   if (isBot) user.bot_description = input.bot_description ?? "";
   store.users.set(user.id, user);
+  return user;
+}
+
+/**
+ * `User.IsValid`'s length checks of the names a person sets: nickname, first and last name at most 64 runes
+ * each, else 400 `model.user.is_valid.<field>.app_error`.
+ */
+export function checkNames(user: { nickname?: string; first_name?: string; last_name?: string }): void {
+  for (const field of ["nickname", "first_name", "last_name"] as const) {
+    if ([...(user[field] ?? "")].length > NAME_MAX_RUNES) {
+      throw new AppError(`model.user.is_valid.${field}.app_error`, `Invalid ${field}.`, 400);
+    }
+  }
+}
+
+/**
+ * The user a token authenticates, as the Go server decides: a session's user, or a personal access token's
+ * while it is active, its user is active, and `EnableUserAccessTokens` is on unless the user is a bot
+ * (app/session.go `createSessionForUserAccessToken`). Tokens of a deactivated user never do.
+ */
+export function userOfToken(app: App, token: string): User | undefined {
+  const user = app.store.userByToken(token);
+  if (!user) return undefined;
+  const pat = [...app.store.accessTokens.values()].find((t) => t.token === token);
+  if (pat && (!pat.is_active || (!app.config.enableUserAccessTokens && !user.is_bot))) return undefined;
   return user;
 }
 

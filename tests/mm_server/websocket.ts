@@ -12,7 +12,7 @@ import { requestToken } from "./http.ts";
 import { helloEvent, type Hub, WebConn } from "./hub.ts";
 import { isValidId } from "./ids.ts";
 import { hasChannelPermission } from "./permissions.ts";
-import { setStatus, statusOf } from "./users.ts";
+import { setStatus, statusOf, userOfToken } from "./users.ts";
 
 /** What the WebSocket endpoint needs from the server. */
 export interface WebSocketDeps {
@@ -72,7 +72,7 @@ export function handleWebSocket(deps: WebSocketDeps, req: Request, url: URL): Re
   // An unknown token does not fail the upgrade (the route does not require a session): the socket just
   // starts unauthenticated and must answer the challenge.
   const token = requestToken(req, url)?.token;
-  const user = token ? app.store.userByToken(token) : undefined;
+  const user = token ? userOfToken(app, token) : undefined;
 
   let conn: WebConn | undefined;
   let resumeFrom: number | undefined;
@@ -173,7 +173,7 @@ function onMessage(
 
   if (action === "authentication_challenge") {
     if (conn.token) return; // already authenticated: ignored, no reply
-    const user = typeof data.token === "string" ? app.store.userByToken(data.token) : undefined;
+    const user = typeof data.token === "string" ? userOfToken(app, data.token) : undefined;
     if (!user) {
       socket.close(); // bad token: closed without a reply
       return;

@@ -574,3 +574,27 @@ Deno.test("BRIDGE_FILE_FETCH_HOSTS: a list of hosts, lowercased; unset is the up
   );
   assert.match(line, /"http:\/\/files\.example\.org\/" is not a host: expected a host name or address/);
 });
+
+Deno.test("BRIDGE_MM_PUPPETS needs MM_ADMIN_TOKEN, says so, and the prefix must make valid usernames", () => {
+  const missing = loadConfig({ ...baseEnv(), BRIDGE_MM_PUPPETS: "true" }, noFiles);
+  assert.ok(!missing.ok);
+  assert.ok(
+    missing.errors.some((e) => e.startsWith("BRIDGE_MM_PUPPETS=true needs MM_ADMIN_TOKEN")),
+    missing.errors[0],
+  );
+  const badPrefix = loadConfig(
+    {
+      ...baseEnv(),
+      BRIDGE_MM_PUPPETS: "true",
+      MM_ADMIN_TOKEN: "adm1n-T0KEN",
+      BRIDGE_MM_PUPPET_PREFIX: "x m@",
+    },
+    noFiles,
+  );
+  assert.ok(!badPrefix.ok);
+  assert.match(badPrefix.errors.join("\n"), /BRIDGE_MM_PUPPET_PREFIX "x m@" is not valid/);
+  const config = ok({ ...baseEnv(), BRIDGE_MM_PUPPETS: "true", MM_ADMIN_TOKEN: "adm1n-T0KEN" });
+  assert.deepEqual(config.mattermost.puppets, { adminToken: "adm1n-T0KEN", prefix: "xmpp-" });
+  assert.ok(secretsOf(config).includes("adm1n-T0KEN"), "the admin token is a secret");
+  assert.equal(ok(baseEnv()).mattermost.puppets, undefined, "off by default");
+});
