@@ -80,6 +80,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     catchUpMaxAgeMs: config.bridge.catchUpMaxAgeMs,
     route: (method, path, handler) => http.route(method, path, handler),
     puppets: await createPuppets(config, store),
+    avatarStore: store,
   });
   const ghosts = await createGhosts(config, store, opts);
   const xmpp = new XmppBridge({

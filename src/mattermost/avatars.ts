@@ -10,6 +10,7 @@ import type { FileStream, OpenFileOptions } from "../core/bridge.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import { capStream, tooLarge } from "../core/files.ts";
 import type { Image } from "../core/images.ts";
+import { call, type Client4 } from "./api.ts";
 
 /** The fields of a Mattermost user that say which picture it has. */
 export interface PictureFields {
@@ -40,14 +41,30 @@ export function avatarOf(user: PictureFields): AvatarRef | undefined {
   return { version: String(version), source: user.id };
 }
 
+/** Where the versions of the pictures stand-ins show are kept (the bridge's store, `avatar_shown`). */
+export interface AvatarShownStore {
+  getAvatarShown(network: string, userId: string, where: string): Promise<string | undefined>;
+  setAvatarShown(network: string, userId: string, where: string, version: string): Promise<void>;
+}
+
 /**
- * Reads and sets profile pictures on one Mattermost server.
+ * Sets `image` as the picture of user `userId` (`POST /users/{id}/image`), through `client`: the user's own (a
+ * puppet's), or one with `edit_other_users`. Mattermost keeps the picture it has when it is the same, and else moves
+ * `last_picture_update`. Rejects with a BridgeError saying what Mattermost answered.
+ */
+export async function uploadPicture(client: Client4, userId: string, image: Image): Promise<void> {
+  const ext = image.type.split("/")[1] ?? "png";
+  const file = new File([image.bytes.slice()], `avatar.${ext}`, { type: image.type });
+  await call(`set the picture of user ${userId}`, () => client.uploadProfileImage(userId, file));
+}
+
+/**
+ * Reads profile pictures on one Mattermost server.
  *
  * @example
  * ```ts
  * const avatars = new MattermostAvatars(url, token);
  * const stream = await avatars.open(userId, { maxBytes: 128 * 1024 });
- * await avatars.upload(puppetId, { bytes, type: "image/png" }, puppetToken);
  * ```
  */
 export class MattermostAvatars {
@@ -59,7 +76,7 @@ export class MattermostAvatars {
    * "too-large"). Rejects with a BridgeError when Mattermost cannot be reached or refuses (transient for 5xx, 429).
    */
   async open(userId: string, opts: OpenFileOptions): Promise<FileStream> {
-    const res = await this.request("GET", userId, undefined, this.token, opts.signal);
+    const res = await this.request("GET", userId, opts.signal);
     if (!res.ok) {
       await res.body?.cancel();
       throw problem(res.status, `read the picture of user ${userId}`);
@@ -77,32 +94,15 @@ export class MattermostAvatars {
     };
   }
 
-  /**
-   * Sets `image` as the picture of user `userId`, with `token` (the user's own, or one with `edit_other_users`;
-   * default the bridge's). Mattermost keeps the picture it has when it is the same, and else moves
-   * `last_picture_update`. Rejects with a BridgeError saying what Mattermost answered.
-   */
-  async upload(userId: string, image: Image, token = this.token): Promise<void> {
-    const form = new FormData();
-    const ext = image.type.split("/")[1] ?? "png";
-    form.append("image", new Blob([image.bytes.slice()], { type: image.type }), `avatar.${ext}`);
-    const res = await this.request("POST", userId, form, token);
-    const answer = await res.json().catch(() => undefined);
-    if (!res.ok) throw problem(res.status, `set the picture of user ${userId}`, answer?.id);
-  }
-
   private async request(
     method: string,
     userId: string,
-    body?: FormData,
-    token = this.token,
     signal?: AbortSignal,
   ): Promise<Response> {
     try {
       return await fetch(`${this.url}/api/v4/users/${encodeURIComponent(userId)}/image`, {
         method,
-        headers: { Authorization: `Bearer ${token}` },
-        body,
+        headers: { Authorization: `Bearer ${this.token}` },
         signal,
       });
     } catch (err) {

@@ -25,13 +25,15 @@ import {
   type NoticeCapable,
   type OpenFileOptions,
   type PortalCapabilities,
+  type ProfileMirroring,
   type ReactionCapable,
   type RemoveCapable,
 } from "../core/bridge.ts";
 import type { Attachment } from "../core/events.ts";
 import { fileNotice } from "../core/files.ts";
 import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
-import { avatarOf, MattermostAvatars } from "./avatars.ts";
+import { avatarOf, type AvatarShownStore, MattermostAvatars, uploadPicture } from "./avatars.ts";
+import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
 import { Backoff } from "../core/backoff.ts";
 import { deadline } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
@@ -71,7 +73,7 @@ import {
 } from "./post.ts";
 import { UndeliverableNotices, withRefusalNotice } from "./notices.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
-import type { MattermostPuppets } from "./puppets.ts";
+import { identityOf, type MattermostPuppets, type Puppet } from "./puppets.ts";
 import { runPuppetCommand } from "./puppet_commands.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { MM_ID } from "../settings.ts";
@@ -110,6 +112,8 @@ export interface MattermostBridgeOptions {
   catchUpMaxAgeMs?: number;
   /** XMPP users as Mattermost users of their own (`BRIDGE_MM_PUPPETS`); without it the bot posts for them. */
   puppets?: MattermostPuppets;
+  /** Where the versions of the pictures puppets show are kept, so that a restart does not upload them again. */
+  avatarStore?: AvatarShownStore;
 }
 
 /** Who makes a post for a message from another network: the author's puppet, or the bot. */
@@ -133,7 +137,14 @@ interface User {
 
 /** Mattermost side of the bridge. */
 export class MattermostBridge
-  implements NoticeCapable, FileSource, EditCapable, RemoveCapable, ReactionCapable, AvatarSource {
+  implements
+    NoticeCapable,
+    FileSource,
+    EditCapable,
+    RemoveCapable,
+    ReactionCapable,
+    AvatarSource,
+    ProfileMirroring {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
@@ -141,6 +152,8 @@ export class MattermostBridge
   private notices!: UndeliverableNotices;
   private files!: MattermostFiles;
   private avatars!: MattermostAvatars;
+  /** Per puppet user id: the version of the picture it shows ("" for none), once read, and the upload under way. */
+  private readonly puppetPictures = new Map<string, { shown?: string; syncing: Promise<void> }>();
   /** Files of a message already uploaded (their ids), and notices for those that could not be, across retries. */
   private readonly uploads = new WeakMap<DirectionalMessage, { fileIds: string[]; notices: string[] }>();
   private socket?: MattermostSocket;
@@ -459,6 +472,8 @@ export class MattermostBridge
     if (!puppet) {
       return { client: this.client, files: this.files, display: this.opts.display, part: { kind: "relay" } };
     }
+    // In the background: the post need not wait for a picture.
+    void this.showPicture(sender, puppet);
     return {
       client: puppet.client,
       files: puppet.files,
@@ -681,6 +696,64 @@ export class MattermostBridge
     };
   }
 
+  /**
+   * An XMPP user's nick or picture changed: their puppet is renamed (puppets.ts `puppetFor` does it when the nick
+   * differs) and shows the new picture.
+   */
+  async sendProfile(sender: Sender): Promise<void> {
+    if (sender.network === this.network || !this.opts.puppets) return;
+    const puppet = await this.opts.puppets.puppetFor(sender);
+    if (puppet) await this.showPicture(sender, puppet);
+  }
+
+  /**
+   * Makes `puppet` show the picture `sender.avatar` names, when its version is new to it: fetched from the sender's
+   * network (at most {@link MAX_AVATAR_BYTES}; a larger one is skipped, logged) and uploaded as the puppet's own
+   * picture. One upload at a time per puppet. Never throws.
+   */
+  private showPicture(sender: Sender, puppet: Puppet): Promise<void> {
+    const version = sender.avatar?.version;
+    if (!version) return Promise.resolve();
+    let state = this.puppetPictures.get(puppet.userId);
+    if (!state) this.puppetPictures.set(puppet.userId, state = { syncing: Promise.resolve() });
+    if (state.shown === version) return state.syncing;
+    const picture = state;
+    picture.syncing = picture.syncing.then(async () => {
+      const identity = identityOf(sender);
+      picture.shown ??=
+        await this.opts.avatarStore?.getAvatarShown(sender.network, identity, puppet.userId) ?? "";
+      if (picture.shown === version) return;
+      const image = await this.pictureOf(sender);
+      if (image) {
+        await uploadPicture(puppet.client, puppet.userId, image);
+        log.info("Puppet {username} shows the new picture of its XMPP user", { username: puppet.username });
+      }
+      picture.shown = version;
+      await this.opts.avatarStore?.setAvatarShown(sender.network, identity, puppet.userId, version);
+    }).catch((err) =>
+      log.warn("Puppet {username} could not take on its XMPP user's picture: {error}", {
+        username: puppet.username,
+        error: errorMessage(err),
+      })
+    );
+    return picture.syncing;
+  }
+
+  /** The picture `sender.avatar` names, from their network; undefined, logged, when it cannot be had for good. */
+  private async pictureOf(sender: Sender): Promise<Image | undefined> {
+    try {
+      const stream = await this.ctx.openAvatar(sender.network, sender, { maxBytes: MAX_AVATAR_BYTES });
+      const bytes = await readAtMost(stream.body, MAX_AVATAR_BYTES);
+      const type = imageType(bytes);
+      if (type) return { bytes, type };
+      log.info("The picture of {name} is no PNG, JPEG, GIF or WebP; not shown", { name: sender.name });
+    } catch (err) {
+      if (!(err instanceof FileUnavailable)) throw err;
+      log.info("The picture of {name} is not shown: {reason}", { name: sender.name, reason: err.message });
+    }
+    return undefined;
+  }
+
   /** Serves the picture of a user this connector named in a sender (`avatar.source` is the user id). */
   openAvatar(sender: Sender, opts: OpenFileOptions): Promise<FileStream> {
     return this.avatars.open(sender.avatar?.source ?? sender.id, opts);
@@ -739,13 +812,15 @@ export class MattermostBridge
       log.warn("Ignored a malformed user_updated event");
       return;
     }
-    // A puppet cleaned up stands for an XMPP user, who has nothing to retire on XMPP.
-    if (typeof user.delete_at === "number" && user.delete_at > 0 && !this.isPuppet(user.id)) {
+    if (typeof user.delete_at === "number" && user.delete_at > 0) {
+      // A puppet cleaned up stands for an XMPP user, who has nothing to retire on XMPP.
+      if (this.isPuppet(user.id)) return;
       log.info("Mattermost user {userId} was deactivated", { userId: user.id });
       this.ctx.userDeactivated(user.id);
       return;
     }
-    if (typeof user.username !== "string" || user.id === this.botId) return;
+    // The bot and the puppets are not users of this network to show elsewhere (a puppet's new picture is ours).
+    if (typeof user.username !== "string" || user.id === this.botId || this.isPuppet(user.id)) return;
     const updated = user as unknown as User;
     const before = this.users.get(user.id)?.user;
     // The event carries the user as they are now: it also refreshes what posts' senders are read from.

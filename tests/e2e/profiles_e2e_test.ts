@@ -1,8 +1,9 @@
 /**
- * Avatars and names, Mattermost → XMPP, against real Prosody (PEP, mod_vcard_legacy) and the Mattermost stand-in: a
+ * Avatars and names both ways, against real Prosody (PEP, mod_vcard_legacy) and the Mattermost stand-in: a
  * Mattermost user's profile picture becomes their ghost's XEP-0084 avatar (ibr) or their puppet's vCard and XEP-0153
- * hash (component), read back by a real XMPP client; a new picture replaces it, an unchanged one is not fetched
- * again; a new display name becomes the ghost's nick.
+ * hash (component), read back by a real XMPP client; an XMPP user's avatar becomes their Mattermost puppet's
+ * picture, read back with `GET /users/{id}/image`. A new picture replaces it, an unchanged one is not fetched or
+ * uploaded again; a new display name or nick follows.
  *
  * One Prosody serves every test of the file; each test has its own room.
  */
@@ -11,9 +12,9 @@ import { xml } from "@xmpp/client-core";
 import { sha1Hex } from "../../src/core/images.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
 import { fetchAvatarData, fetchAvatarMetadata } from "../../src/xmpp/xeps/xep0084.ts";
-import { fetchVcard, readVcardPhoto } from "../../src/xmpp/xeps/xep0054.ts";
+import { buildVcard, fetchVcard, readVcardPhoto } from "../../src/xmpp/xeps/xep0054.ts";
 import { readPhotoHash } from "../../src/xmpp/xeps/xep0153.ts";
-import { sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import { solidPng } from "../helpers/png.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { TestUser } from "../mm_server/server.ts";
@@ -182,6 +183,89 @@ Deno.test(
         xml("iq", { type: "get", to: `${w.room}/Robert` }, xml("vCard", { xmlns: "vcard-temp" })),
       );
       assert.equal(renamed.getChild("vCard")?.getChildText("FN"), "Robert");
+    }),
+);
+
+/** `user` sets a vCard with `png` as its photo (as a client without XEP-0084 does) and tells `room` (XEP-0153). */
+async function setVcardPhoto(user: XmppUser, room: string, nick: string, png: Uint8Array): Promise<void> {
+  await user.iq(
+    xml("iq", { type: "set" }, buildVcard({ fullName: "Alice", photo: { bytes: png, type: "image/png" } })),
+  );
+  // The server puts the new hash in every presence the client sends (mod_vcard_legacy).
+  await user.send(xml("presence", { to: `${room}/${nick}` }));
+}
+
+/** The Mattermost user `username` as the admin reads them. */
+async function mmUser(
+  w: World,
+  username: string,
+): Promise<{ id: string; nickname: string; last_picture_update: number } | undefined> {
+  const res = await fetch(`${w.mm.url}/api/v4/users/username/${username}`, {
+    headers: { Authorization: `Bearer ${w.mm.admin.token}` },
+  });
+  return res.ok ? await res.json() : (await res.body?.cancel(), undefined);
+}
+
+/** The profile picture of Mattermost user `userId`, as any client reads it. */
+async function mmPicture(w: World, userId: string): Promise<Uint8Array> {
+  const res = await fetch(`${w.mm.url}/api/v4/users/${userId}/image`, {
+    headers: { Authorization: `Bearer ${w.bob.token}` },
+  });
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** How often the bridge set `userId`'s picture. */
+function pictureUploads(w: World, userId: string): number {
+  return w.mm.requestLog.filter((r) => r.method === "POST" && r.path === `/api/v4/users/${userId}/image`)
+    .length;
+}
+
+Deno.test(
+  "puppets: an XMPP user's avatar (XEP-0153 hash, vCard through the room) becomes their puppet's picture, again when it changes and not otherwise; a nick change renames the puppet",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      await w.startBridge({
+        BRIDGE_MM_PUPPETS: "true",
+        MM_ADMIN_TOKEN: w.mm.admin.token,
+        BRIDGE_SECRET_KEY: SECRET_KEY,
+      });
+      const pink = await solidPng([250, 120, 200]);
+      await setVcardPhoto(w.alice, w.room, "alice", pink);
+      let puppet: Awaited<ReturnType<typeof mmUser>>;
+      await waitFor(
+        async () => ((puppet = await mmUser(w, "xmpp-alice"))?.last_picture_update ?? 0) > 0,
+        "the puppet's picture",
+        15_000,
+      );
+      assert.deepEqual(await mmPicture(w, puppet!.id), pink);
+      assert.equal(pictureUploads(w, puppet!.id), 1);
+
+      // Messages with the same hash upload nothing.
+      await w.alice.sendGroupchat(w.room, "same face");
+      await postsMatching(w.mm, w.channel.id, (p) => p.message === "same face", 1);
+      await w.alice.sendGroupchat(w.room, "still the same");
+      await postsMatching(w.mm, w.channel.id, (p) => p.message === "still the same", 1);
+      assert.equal(pictureUploads(w, puppet!.id), 1, "an unchanged avatar is not uploaded again");
+
+      const teal = await solidPng([20, 180, 180]);
+      await setVcardPhoto(w.alice, w.room, "alice", teal);
+      await waitFor(async () => pictureUploads(w, puppet!.id) === 2, "the new picture", 15_000);
+      await waitFor(
+        async () => (await mmPicture(w, puppet!.id)).length === teal.length,
+        "the new picture served",
+        15_000,
+      );
+      assert.deepEqual(await mmPicture(w, puppet!.id), teal);
+
+      // A nick change alone (no message) renames the puppet.
+      await w.alice.send(xml("presence", { to: `${w.room}/ally` }));
+      await waitFor(
+        async () => (await mmUser(w, "xmpp-alice"))?.nickname === "ally",
+        "the puppet renamed",
+        15_000,
+      );
+      assert.equal(pictureUploads(w, puppet!.id), 2, "a nick change uploads no picture");
     }),
 );
 

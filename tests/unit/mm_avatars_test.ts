@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { FileUnavailable } from "../../src/core/bridge.ts";
 import { BridgeError } from "../../src/core/errors.ts";
 import { MAX_AVATAR_BYTES, readAtMost } from "../../src/core/images.ts";
-import { avatarOf, MattermostAvatars } from "../../src/mattermost/avatars.ts";
+import { avatarOf, MattermostAvatars, uploadPicture } from "../../src/mattermost/avatars.ts";
+import { createClient } from "../../src/mattermost/api.ts";
 import { solidPng } from "../helpers/png.ts";
 import { startMattermostStandIn } from "../mm_server/server.ts";
 
@@ -15,13 +16,13 @@ Deno.test("avatarOf: a picture of one's own has a version; the generated default
   assert.equal(avatarOf({ id: "u1" }), undefined);
 });
 
-Deno.test("a picture set through upload is read back by open, and one over the cap is refused", async () => {
+Deno.test("a picture set with uploadPicture is read back by open, and one over the cap is refused", async () => {
   const mm = await startMattermostStandIn();
   try {
     const alice = mm.createUser("alice");
     const avatars = new MattermostAvatars(mm.url, mm.admin.token);
     const png = await solidPng([200, 10, 10]);
-    await avatars.upload(alice.id, { bytes: png, type: "image/png" });
+    await uploadPicture(createClient(mm.url, alice.token), alice.id, { bytes: png, type: "image/png" });
     const user = await (await fetch(`${mm.url}/api/v4/users/${alice.id}`, {
       headers: { Authorization: `Bearer ${alice.token}` },
     })).json();
@@ -35,14 +36,16 @@ Deno.test("a picture set through upload is read back by open, and one over the c
   }
 });
 
-Deno.test("upload: a refusal says what Mattermost answered and never the token", async () => {
+Deno.test("uploadPicture: a refusal says what Mattermost answered and never the token", async () => {
   const mm = await startMattermostStandIn();
   try {
     const alice = mm.createUser("alice");
     const bob = mm.createUser("bob");
-    const avatars = new MattermostAvatars(mm.url, bob.token);
     await assert.rejects(
-      avatars.upload(alice.id, { bytes: await solidPng([1, 1, 1]), type: "image/png" }),
+      uploadPicture(createClient(mm.url, bob.token), alice.id, {
+        bytes: await solidPng([1, 1, 1]),
+        type: "image/png",
+      }),
       (err: BridgeError) => {
         assert.match(err.message, /403 api\.context\.permissions\.app_error/);
         assert.equal(err.transient, false);
