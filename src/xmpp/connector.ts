@@ -35,6 +35,7 @@ import {
 } from "../core/bridge.ts";
 import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
 import { fetchVcard, readVcardPhoto } from "./xeps/xep0054.ts";
+import { fetchAvatarData, fetchAvatarMetadata } from "./xeps/xep0084.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
@@ -939,27 +940,39 @@ export class XmppBridge
 
   /**
    * The picture an occupant's presence names (XEP-0153): their vCard (XEP-0054), asked through their occupant JID
-   * (the room passes the request on to their account), else their real JID when known.
+   * (the room passes the request on to their account); else, when the room revealed their real JID, their XEP-0084
+   * avatar, then their vCard, asked of their account.
    */
   async openAvatar(sender: Sender, opts: OpenFileOptions): Promise<FileStream> {
-    const where = [sender.avatar?.source, sender.accountId].filter((jid): jid is string => !!jid);
-    if (where.length === 0) throw new FileUnavailable("failed", `no JID to ask ${sender.name}'s picture of`);
-    let lastError: unknown;
-    for (const jid of where) {
+    const vcardOf = async (jid: string) => {
+      const vcard = await fetchVcard(this.client, jid);
+      return vcard ? readVcardPhoto(vcard, opts.maxBytes) : undefined;
+    };
+    const pepOf = async (jid: string) => {
+      const info = await fetchAvatarMetadata(this.client, jid);
+      return info ? await fetchAvatarData(this.client, jid, info, opts.maxBytes) : undefined;
+    };
+    const occupantJid = sender.avatar?.source;
+    const account = sender.accountId;
+    const tries = [
+      ...(occupantJid ? [() => vcardOf(occupantJid)] : []),
+      ...(account ? [() => pepOf(account), () => vcardOf(account)] : []),
+    ];
+    let lastError: unknown = new FileUnavailable("failed", `no JID to ask ${sender.name}'s picture of`);
+    for (const attempt of tries) {
       try {
-        const vcard = await fetchVcard(this.client, jid);
-        const photo = vcard ? readVcardPhoto(vcard, opts.maxBytes) : undefined;
-        if (!photo) {
-          throw new FileUnavailable(
-            "failed",
-            `the vCard of ${jid} has no picture of at most ${opts.maxBytes} bytes`,
-          );
+        const photo = await attempt();
+        if (photo) {
+          return {
+            body: new Blob([photo.bytes.slice()]).stream(),
+            size: photo.bytes.length,
+            mimeType: photo.type,
+          };
         }
-        return {
-          body: new Blob([photo.bytes.slice()]).stream(),
-          size: photo.bytes.length,
-          mimeType: photo.type,
-        };
+        lastError = new FileUnavailable(
+          "failed",
+          `${sender.name} has no picture of at most ${opts.maxBytes} bytes`,
+        );
       } catch (err) {
         lastError = err;
       }
@@ -967,7 +980,7 @@ export class XmppBridge
     if (lastError instanceof FileUnavailable) throw lastError;
     const condition = (lastError as { condition?: string } | undefined)?.condition;
     // A refusal by the server or the account stays a refusal; no answer may pass.
-    if (condition) throw new FileUnavailable("refused", `the vCard could not be had (${condition})`);
+    if (condition) throw new FileUnavailable("refused", `the picture could not be had (${condition})`);
     throw new BridgeError(`cannot fetch the picture of ${sender.name}: ${errorMessage(lastError)}`, {
       transient: true,
     });
