@@ -16,6 +16,7 @@ import { buildVcard, fetchVcard, readVcardPhoto } from "../../src/xmpp/xeps/xep0
 import { readPhotoHash } from "../../src/xmpp/xeps/xep0153.ts";
 import { postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import { solidPng } from "../helpers/png.ts";
+import { captureLogs } from "../helpers/log_capture.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { TestUser } from "../mm_server/server.ts";
 
@@ -183,6 +184,52 @@ Deno.test(
         xml("iq", { type: "get", to: `${w.room}/Robert` }, xml("vCard", { xmlns: "vcard-temp" })),
       );
       assert.equal(renamed.getChild("vCard")?.getChildText("FN"), "Robert");
+    }),
+);
+
+Deno.test(
+  "component: a picture over 128 KiB is skipped with a log line, the messages go on, and it is not fetched again",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      const seen = presencesOf(w.alice);
+      const png = await solidPng([90, 90, 90]);
+      // A valid PNG header with 200 KiB after its end: Mattermost keeps it (under MaxFileSize), the bridge must not.
+      const huge = new Uint8Array(png.length + 200 * 1024);
+      huge.set(png);
+      await setPicture(w, w.bob, huge);
+      await captureLogs(async (records) => {
+        await w.startBridge({
+          BRIDGE_GHOST_MODE: "component",
+          XMPP_COMPONENT_JID: w.prosody.componentDomain,
+          XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
+          XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+        });
+        await w.mm.postAs(w.bob.id, w.channel.id, "too big a face");
+        await w.alice.waitForMessages(
+          w.room,
+          (m) => m.nick === "bob" && m.body === "too big a face",
+          1,
+          15_000,
+        );
+        const bob = seen.find((p) => p.attrs.from === `${w.room}/bob` && p.attrs.type === undefined);
+        assert.equal(bob && readPhotoHash(bob), null, "the puppet says it has no picture");
+        const skipped = records.filter((r) => r.message.join("").includes("is not shown"));
+        assert.equal(skipped.length, 1, "one log line says why");
+        assert.match(
+          skipped[0].message.map((p) => typeof p === "string" ? p : JSON.stringify(p)).join(""),
+          /larger than the 128 KiB limit/,
+        );
+        assert.ok(skipped[0].level === "info", "not an error");
+        await w.mm.postAs(w.bob.id, w.channel.id, "still too big");
+        await w.alice.waitForMessages(
+          w.room,
+          (m) => m.nick === "bob" && m.body === "still too big",
+          1,
+          15_000,
+        );
+        assert.equal(pictureFetches(w, w.bob), 1, "the same version is not fetched again");
+      });
     }),
 );
 
