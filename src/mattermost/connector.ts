@@ -152,8 +152,14 @@ export class MattermostBridge
   private notices!: UndeliverableNotices;
   private files!: MattermostFiles;
   private avatars!: MattermostAvatars;
-  /** Per puppet user id: the version of the picture it shows ("" for none), once read, and the upload under way. */
-  private readonly puppetPictures = new Map<string, { shown?: string; syncing: Promise<void> }>();
+  /**
+   * Per puppet user id: the version of the picture it shows ("" for none), once read; the newest sender seen, whose
+   * picture it is to show; and the upload under way.
+   */
+  private readonly puppetPictures = new Map<
+    string,
+    { shown?: string; latest: Sender; syncing: Promise<void> }
+  >();
   /** Files of a message already uploaded (their ids), and notices for those that could not be, across retries. */
   private readonly uploads = new WeakMap<DirectionalMessage, { fileIds: string[]; notices: string[] }>();
   private socket?: MattermostSocket;
@@ -715,21 +721,29 @@ export class MattermostBridge
     const version = sender.avatar?.version;
     if (!version) return Promise.resolve();
     let state = this.puppetPictures.get(puppet.userId);
-    if (!state) this.puppetPictures.set(puppet.userId, state = { syncing: Promise.resolve() });
+    if (!state) {
+      this.puppetPictures.set(puppet.userId, state = { latest: sender, syncing: Promise.resolve() });
+    }
     if (state.shown === version) return state.syncing;
     const picture = state;
+    // Changes that come faster than uploads are coalesced: each step shows the newest picture, the later ones
+    // then find it shown (a flood of avatar changes costs one upload at a time, not one each).
+    picture.latest = sender;
     picture.syncing = picture.syncing.then(async () => {
-      const identity = identityOf(sender);
+      const newest = picture.latest;
+      const wanted = newest.avatar?.version;
+      if (!wanted) return;
+      const identity = identityOf(newest);
       picture.shown ??=
-        await this.opts.avatarStore?.getAvatarShown(sender.network, identity, puppet.userId) ?? "";
-      if (picture.shown === version) return;
-      const image = await this.pictureOf(sender);
+        await this.opts.avatarStore?.getAvatarShown(newest.network, identity, puppet.userId) ?? "";
+      if (picture.shown === wanted) return;
+      const image = await this.pictureOf(newest);
       if (image) {
         await uploadPicture(puppet.client, puppet.userId, image);
         log.info("Puppet {username} shows the new picture of its XMPP user", { username: puppet.username });
       }
-      picture.shown = version;
-      await this.opts.avatarStore?.setAvatarShown(sender.network, identity, puppet.userId, version);
+      picture.shown = wanted;
+      await this.opts.avatarStore?.setAvatarShown(newest.network, identity, puppet.userId, wanted);
     }).catch((err) =>
       log.warn("Puppet {username} could not take on its XMPP user's picture: {error}", {
         username: puppet.username,
