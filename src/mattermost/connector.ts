@@ -35,7 +35,7 @@ import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
 import { avatarOf, type AvatarShownStore, MattermostAvatars, uploadPicture } from "./avatars.ts";
 import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
 import { Backoff } from "../core/backoff.ts";
-import { deadline } from "../core/deadline.ts";
+import { deadline, settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import type {
   BridgeMessage,
@@ -257,6 +257,8 @@ export class MattermostBridge
     this.socket?.close();
     this.socket = undefined;
     await this.inbound;
+    // Picture uploads under way (they never throw) are given a moment to finish, not to hold up the stop.
+    await settleWithin(Promise.all([...this.puppetPictures.values()].map((p) => p.syncing)), 2_000);
     this.setState(false, "stopped");
   }
 
