@@ -185,17 +185,22 @@ export class ComponentPuppets implements GhostProvider {
   }
 
   isGhost(room: string, nick: string): boolean {
-    room = room.toLowerCase();
-    for (const puppet of this.occupants.get(room) ?? []) {
-      if (puppet.muc.isOurNick(room, nick)) return true;
-    }
-    return false;
+    return this.puppetNamed(room, nick) !== undefined;
   }
 
   authorOf(room: string, nick: string): GhostAuthor | undefined {
+    return this.puppetNamed(room, nick)?.author;
+  }
+
+  /**
+   * The puppet that is or was `nick` in `room` (also while the room has not confirmed it back yet), or whose nick is
+   * changing to it.
+   */
+  private puppetNamed(room: string, nick: string): Puppet | undefined {
     room = room.toLowerCase();
     for (const puppet of this.occupants.get(room) ?? []) {
-      if (puppet.muc.isOurNick(room, nick)) return puppet.author;
+      const occupancy = puppet.muc.rooms.get(room);
+      if (occupancy?.nick === nick || occupancy?.changingTo === nick) return puppet;
     }
     return undefined;
   }
