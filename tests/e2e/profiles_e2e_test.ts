@@ -85,11 +85,12 @@ Deno.test(
         const seen = presencesOf(w.alice);
         const red = await solidPng([220, 20, 20]);
         await setPicture(w, w.bob, red);
-        await w.startBridge({
+        const env = {
           BRIDGE_GHOST_MODE: "ibr",
           BRIDGE_SECRET_KEY: SECRET_KEY,
           BRIDGE_GHOST_NICK_FORMAT: "{displayname}",
-        });
+        };
+        let bridge = await w.startBridge(env);
         await w.mm.postAs(w.bob.id, w.channel.id, "hello with a face");
         await w.alice.waitForMessages(
           w.room,
@@ -106,7 +107,9 @@ Deno.test(
         await presenceWithHash(seen, w.room, "bob", sha1Hex(red));
         assert.equal(pictureFetches(w, w.bob), 1);
 
-        // Unchanged: another message fetches nothing.
+        // Unchanged: another message fetches nothing, also after a restart (the version shown is in the store).
+        await bridge.stop();
+        bridge = await w.startBridge(env);
         await w.mm.postAs(w.bob.id, w.channel.id, "same face");
         await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" && m.body === "same face", 1, 15_000);
         assert.equal(pictureFetches(w, w.bob), 1, "an unchanged picture is not fetched again");
@@ -272,11 +275,12 @@ Deno.test(
   opts,
   () =>
     worlds.run(async (w) => {
-      await w.startBridge({
+      const env = {
         BRIDGE_MM_PUPPETS: "true",
         MM_ADMIN_TOKEN: w.mm.admin.token,
         BRIDGE_SECRET_KEY: SECRET_KEY,
-      });
+      };
+      let bridge = await w.startBridge(env);
       const pink = await solidPng([250, 120, 200]);
       await setVcardPhoto(w.alice, w.room, "alice", pink);
       let puppet: Awaited<ReturnType<typeof mmUser>>;
@@ -288,7 +292,9 @@ Deno.test(
       assert.deepEqual(await mmPicture(w, puppet!.id), pink);
       assert.equal(pictureUploads(w, puppet!.id), 1);
 
-      // Messages with the same hash upload nothing.
+      // Messages with the same hash upload nothing, also after a restart (the version shown is in the store).
+      await bridge.stop();
+      bridge = await w.startBridge(env);
       await w.alice.sendGroupchat(w.room, "same face");
       await postsMatching(w.mm, w.channel.id, (p) => p.message === "same face", 1);
       await w.alice.sendGroupchat(w.room, "still the same");
