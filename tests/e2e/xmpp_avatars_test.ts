@@ -13,6 +13,8 @@ import { readPhotoHash } from "../../src/xmpp/xeps/xep0153.ts";
 import { fileProsody, PASSWORD, waitFor } from "../helpers/harness.ts";
 import { solidPng } from "../helpers/png.ts";
 import { connectXmppUser } from "../helpers/xmpp_user.ts";
+import { quietContext, xmppConnectorOn } from "../helpers/connector_kit.ts";
+import { FileUnavailable } from "../../src/core/bridge.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const shared = fileProsody("xmpp avatars");
@@ -80,5 +82,44 @@ Deno.test("readPhotoHash and readVcardPhoto: what a presence or vCard does not s
   const bogus = xml("vCard", { xmlns: "vcard-temp" }, xml("PHOTO", {}, xml("BINVAL", {}, "!!!!")));
   assert.equal(readVcardPhoto(bogus, 10_000), undefined, "no bytes, no type: no picture");
 });
+
+Deno.test(
+  "the connector's openAvatar: through the occupant JID, else from the account of the real JID (XEP-0084, vCard), else a clear refusal",
+  opts,
+  async () => {
+    const prosody = await shared.get();
+    await shared.register("cat", PASSWORD);
+    await shared.register("bridge", PASSWORD);
+    const cat = await connectXmppUser(prosody, "cat", PASSWORD, "pc");
+    const bridge = await xmppConnectorOn(prosody, PASSWORD);
+    try {
+      await bridge.start(quietContext());
+      const png = await solidPng([5, 100, 250]);
+      const session = { iqCaller: { request: (iq: Element, t?: number) => cat.iq(iq, t) } };
+      const id = await publishAvatar(session, { bytes: png, type: "image/png" });
+      const maxBytes = 1_000_000;
+      // The occupant JID names no one (Cat left, or changed nick): the picture is had from her account's PEP.
+      const sender = {
+        network: "xmpp",
+        id: "occupant-id-1",
+        name: "cat",
+        accountId: "cat@localhost",
+        avatar: { version: id, source: `nowhere@${prosody.mucDomain}/cat` },
+      };
+      const stream = await bridge.openAvatar(sender, { maxBytes });
+      assert.equal(stream.mimeType, "image/png");
+      assert.deepEqual(new Uint8Array(await new Response(stream.body).arrayBuffer()), png);
+      // Nobody to ask: unavailable for good, not an error to retry.
+      await assert.rejects(
+        bridge.openAvatar({ ...sender, accountId: undefined }, { maxBytes }),
+        FileUnavailable,
+      );
+      await assert.rejects(bridge.openAvatar(sender, { maxBytes: 10 }), FileUnavailable, "over the cap");
+    } finally {
+      await bridge.stop();
+      await cat.stop();
+    }
+  },
+);
 
 shared.stopAfterAll();
