@@ -46,6 +46,15 @@ async function setNickname(w: World, user: TestUser, nickname: string): Promise<
   assert.equal(res.status, 200, await res.text());
 }
 
+/** `user` goes back to Mattermost's default picture. */
+async function resetPicture(w: World, user: TestUser): Promise<void> {
+  const res = await fetch(`${w.mm.url}/api/v4/users/${user.id}/image`, {
+    method: "DELETE",
+    headers: { Authorization: `Bearer ${user.token}` },
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
 /** How often the bridge fetched `user`'s picture from Mattermost. */
 function pictureFetches(w: World, user: TestUser): number {
   return w.mm.requestLog.filter((r) => r.method === "GET" && r.path === `/api/v4/users/${user.id}/image`)
@@ -136,6 +145,14 @@ Deno.test(
           15_000,
         );
         assert.equal(pictureFetches(w, w.bob), 2, "a name change fetches no picture");
+
+        // Back to Mattermost's default: the ghost withdraws its avatar (an empty metadata item, XEP-0084 §4.3).
+        await resetPicture(w, w.bob);
+        await waitFor(
+          async () => (await fetchAvatarMetadata(reader, "mm_bob@localhost")) === null,
+          "the ghost's avatar withdrawn",
+          15_000,
+        );
       });
     } finally {
       if (world) await world.prosody.unregister("mm_bob").catch(() => {});
@@ -183,6 +200,13 @@ Deno.test(
       await presenceWithHash(seen, w.room, "Robert", sha1Hex(yellow));
       await w.mm.postAs(w.bob.id, w.channel.id, "now Robert");
       await w.alice.waitForMessages(w.room, (m) => m.nick === "Robert" && m.body === "now Robert", 1, 15_000);
+      // Back to Mattermost's default: the puppet's presence says it has no picture.
+      await resetPicture(w, w.bob);
+      await waitFor(
+        () => seen.some((p) => p.attrs.from === `${w.room}/Robert` && readPhotoHash(p) === null),
+        "a presence of Robert without a picture",
+        15_000,
+      );
       const renamed = await w.alice.iq(
         xml("iq", { type: "get", to: `${w.room}/Robert` }, xml("vCard", { xmlns: "vcard-temp" })),
       );

@@ -1,7 +1,9 @@
 /**
  * Profile images: `POST /users/{id}/image` (api4/user.go `setProfileImage`, app/user.go `SetProfileImage` →
- * `SetProfileImageFromMultipartFile` → `SetProfileImageFromFile`) and `GET /users/{id}/image` (api4/user.go
- * `getProfileImage`, app/user.go `GetProfileImage`), with `last_picture_update` as the picture's version and ETag.
+ * `SetProfileImageFromMultipartFile` → `SetProfileImageFromFile`), `GET /users/{id}/image` (api4/user.go
+ * `getProfileImage`, app/user.go `GetProfileImage`) and `DELETE /users/{id}/image` (api4/user.go
+ * `setDefaultProfileImage`, app/user.go `SetDefaultProfileImage`), with `last_picture_update` as the picture's
+ * version and ETag.
  *
  * The real server decodes the image, scales it to 128×128 and stores it re-encoded as PNG; the stand-in has no
  * image codec: it reads the image's header (PNG, GIF, JPEG) for its size, as `image.DecodeConfig` does, and keeps
@@ -154,6 +156,20 @@ export function registerProfileImageRoutes(router: Router): void {
       status: 200,
       headers: { "Content-Type": type, "Cache-Control": "max-age=86400, private", ETag: etag },
     });
+  });
+
+  // setDefaultProfileImage → app/user.go SetDefaultProfileImage: the default picture again, last_picture_update 0
+  // (ResetLastPictureUpdate), and user_updated to everyone.
+  router.add("DELETE", "/users/:user_id/image", (ctx) => {
+    const actor = requireUser(ctx);
+    const userId = idParam(ctx, "user_id");
+    if (actor.id !== userId && !isSystemAdmin(actor)) throw permissionError("edit_other_users");
+    const target = userParam(ctx);
+    ctx.app.store.profileImages.delete(target.id);
+    target.last_picture_update = 0;
+    target.update_at = ctx.app.store.clock.now();
+    ctx.app.publish(newEvent("user_updated", { user: userView(target) }));
+    return statusOk();
   });
 
   // In the server's order: the permission before the body, the user looked up only after the body was read.

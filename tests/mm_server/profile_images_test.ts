@@ -85,6 +85,14 @@ Deno.test("a user sets their picture: GET serves it with last_picture_update as 
       const me = await (await apiFetch(server, "GET", `/users/${alice.id}`, { token: alice.token })).json();
       assert.equal(me.last_picture_update, version);
       assert.equal(ws.events.filter((m) => m.event === "user_updated").length, 1);
+
+      // Back to the default: last_picture_update 0, user_updated again, the default served.
+      const reset = await apiFetch(server, "DELETE", `/users/${alice.id}/image`, { token: alice.token });
+      assert.equal(reset.status, 200);
+      await reset.body?.cancel();
+      await ws.waitFor((m) => m.event === "user_updated" && m.data.user.last_picture_update === 0);
+      const back = await apiFetch(server, "GET", `/users/${alice.id}/image`, { token: alice.token });
+      assert.deepEqual(new Uint8Array(await back.arrayBuffer()), DEFAULT_PROFILE_PNG);
     } finally {
       ws.close();
     }

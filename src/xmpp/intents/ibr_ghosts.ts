@@ -23,7 +23,7 @@ import { MucRooms } from "../muc/rooms.ts";
 import { Reflections } from "../muc/reflections.ts";
 import { parseGroupchat } from "../protocol/stanza.ts";
 import { cancelRegistration, register, RegistrationError, type RegistrationServer } from "../xeps/xep0077.ts";
-import { publishAvatar } from "../xeps/xep0084.ts";
+import { disableAvatar, publishAvatar } from "../xeps/xep0084.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "ghosts"]);
 
@@ -158,7 +158,7 @@ export class IbrGhosts implements GhostProvider {
     session.lastActive = Date.now();
     session.author = author;
     // Before the ghost joins anywhere, so that its presence carries its avatar's hash from the start.
-    await this.syncProfile(session, author);
+    await this.syncProfile(session, author, false);
     return session.intent;
   }
 
@@ -166,7 +166,7 @@ export class IbrGhosts implements GhostProvider {
     const session = this.sessions.get(author.id);
     if (!session) return; // offline: it follows when next used (intentFor)
     session.author = author;
-    await this.syncProfile(session, author);
+    await this.syncProfile(session, author, true);
   }
 
   isGhost(room: string, nick: string): boolean {
@@ -179,9 +179,13 @@ export class IbrGhosts implements GhostProvider {
     return undefined;
   }
 
-  /** Makes the ghost show `author`'s current name and picture; changes are applied one at a time. Never throws. */
-  private syncProfile(session: GhostSession, author: GhostAuthor): Promise<void> {
-    session.syncing = session.syncing.then(() => this.applyProfile(session, author)).catch((err) =>
+  /**
+   * Makes the ghost show `author`'s current name and picture; changes are applied one at a time. Never throws.
+   * `removed`: `author` comes from a change of their profile, so that no picture means they removed theirs (an
+   * author seen sending without one may only be one whose user could not be read).
+   */
+  private syncProfile(session: GhostSession, author: GhostAuthor, removed: boolean): Promise<void> {
+    session.syncing = session.syncing.then(() => this.applyProfile(session, author, removed)).catch((err) =>
       log.warn("Ghost {jid} could not take on the profile of its user: {error}", {
         jid: session.jid,
         error: errorMessage(err),
@@ -193,25 +197,31 @@ export class IbrGhosts implements GhostProvider {
   /**
    * The nick follows the author's name in every room the ghost is in (and at its next joins). A picture whose version
    * the account does not show yet is published as its avatar (XEP-0084, from its own session; the server serves it
-   * as its vCard and puts its hash in its presence), and the ghost's presence goes again to its rooms.
+   * as its vCard and puts its hash in its presence), and the ghost's presence goes again to its rooms; a picture
+   * `removed` is withdrawn the same way.
    */
-  private async applyProfile(session: GhostSession, author: GhostAuthor): Promise<void> {
+  private async applyProfile(session: GhostSession, author: GhostAuthor, removed: boolean): Promise<void> {
     const nick = renderTemplate(this.opts.nickFormat, {
       username: author.name,
       displayname: author.displayName ?? author.name,
     });
     session.intent.joinAs = nick;
     for (const room of session.muc.rooms.keys()) await session.muc.changeNick(room, nick);
-    const version = author.avatar?.version;
-    if (!version || !this.pictures) return;
+    // "" stands for no picture.
+    const wanted = author.avatar?.version ?? (removed ? "" : undefined);
+    if (wanted === undefined || !this.pictures) return;
     session.avatarShown ??= await this.opts.store.getAvatarShown(this.userNetwork, author.id, session.jid) ??
       "";
-    if (session.avatarShown === version) return;
-    const image = await this.pictures(author);
-    if (image) {
+    if (session.avatarShown === wanted) return;
+    const image = wanted === "" ? undefined : await this.pictures(author);
+    if (image || wanted === "") {
       try {
-        await publishAvatar(session.client, image);
-        log.info("Ghost {jid} shows its user's new picture", { jid: session.jid });
+        if (image) await publishAvatar(session.client, image);
+        else await disableAvatar(session.client);
+        log.info("Ghost {jid} shows its user's {what}", {
+          jid: session.jid,
+          what: image ? "new picture" : "lack of a picture",
+        });
         for (const room of session.muc.rooms.keys()) await session.muc.sendPresence(room);
       } catch (err) {
         // Without an answer it may work later; a refusal (no PEP on the server) would be the same every time.
@@ -222,8 +232,8 @@ export class IbrGhosts implements GhostProvider {
         });
       }
     }
-    session.avatarShown = version;
-    await this.opts.store.setAvatarShown(this.userNetwork, author.id, session.jid, version);
+    session.avatarShown = wanted;
+    await this.opts.store.setAvatarShown(this.userNetwork, author.id, session.jid, wanted);
   }
 
   /** Users with a live session (for health and tests). */

@@ -173,7 +173,7 @@ export class ComponentPuppets implements GhostProvider {
   async intentFor(author: GhostAuthor): Promise<Intent> {
     const puppet = this.puppetFor(author);
     // Before the puppet joins anywhere, so that its presence names its avatar from the start.
-    await this.syncProfile(puppet);
+    await this.syncProfile(puppet, false);
     return puppet.intent;
   }
 
@@ -181,7 +181,7 @@ export class ComponentPuppets implements GhostProvider {
     const puppet = this.byId.get(author.id);
     if (!puppet) return;
     puppet.author = author;
-    await this.syncProfile(puppet);
+    await this.syncProfile(puppet, true);
   }
 
   isGhost(room: string, nick: string): boolean {
@@ -205,9 +205,12 @@ export class ComponentPuppets implements GhostProvider {
     return undefined;
   }
 
-  /** Makes the puppet show its author's current name and picture; changes are applied one at a time. Never throws. */
-  private syncProfile(puppet: Puppet): Promise<void> {
-    puppet.syncing = puppet.syncing.then(() => this.applyProfile(puppet)).catch((err) =>
+  /**
+   * Makes the puppet show its author's current name and picture; changes are applied one at a time. Never throws.
+   * `removed`: the author comes from a change of their profile, so that no picture means they removed theirs.
+   */
+  private syncProfile(puppet: Puppet, removed: boolean): Promise<void> {
+    puppet.syncing = puppet.syncing.then(() => this.applyProfile(puppet, removed)).catch((err) =>
       this.log.warn("Puppet {jid} could not take on the profile of its user: {error}", {
         jid: puppet.jid,
         error: errorMessage(err),
@@ -221,11 +224,13 @@ export class ComponentPuppets implements GhostProvider {
    * fetched for its hash, and the puppet's presence names the new hash in its rooms (XEP-0153). The picture itself
    * is not kept: a vCard request fetches it again (clients ask only when the hash is new to them).
    */
-  private async applyProfile(puppet: Puppet): Promise<void> {
+  private async applyProfile(puppet: Puppet, removed: boolean): Promise<void> {
     const { author } = puppet;
     const version = author.avatar?.version;
     let newPicture = false;
-    if (version !== puppet.avatarVersion) {
+    // Without a picture, an author seen sending may only be one whose user could not be read: kept as it was.
+    const known = puppet.photoHash !== undefined;
+    if (version !== puppet.avatarVersion && (version !== undefined || removed || !known)) {
       const image = version && this.pictures ? await this.pictures(author) : undefined;
       const hash = image ? sha1Hex(image.bytes) : null;
       newPicture = hash !== puppet.photoHash;

@@ -100,6 +100,30 @@ export async function publishAvatar(session: IqSender, image: Image): Promise<st
 }
 
 /**
+ * Says the account has no avatar any more: an empty `<metadata/>` item (XEP-0084 §4.3), which clients take as "show
+ * none". Rejects with the server's error when it refuses.
+ */
+export async function disableAvatar(session: IqSender): Promise<void> {
+  await session.iqCaller.request(
+    xml(
+      "iq",
+      { type: "set" },
+      xml(
+        "pubsub",
+        { xmlns: NS_PUBSUB },
+        xml(
+          "publish",
+          { node: NS_AVATAR_METADATA },
+          xml("item", { id: "none" }, xml("metadata", { xmlns: NS_AVATAR_METADATA })),
+        ),
+        openAccess(),
+      ),
+    ),
+    TIMEOUT_MS,
+  );
+}
+
+/**
  * Reads the current avatar from a metadata item, its `<pubsub>` answer or its `<event>` notification: its info;
  * null when the owner said they have none (an empty `<metadata/>`); undefined when `el` holds no metadata.
  */
