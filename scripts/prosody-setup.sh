@@ -4,7 +4,8 @@
 # Usage: scripts/prosody-setup.sh DIR [C2S_PORT] [COMPONENT_PORT] [HTTP_PORT]
 #
 # Everything listens on 127.0.0.1 only. The result serves:
-#   localhost              accounts (in-band registration allowed, plain auth allowed without TLS, STARTTLS offered)
+#   localhost              accounts (in-band registration allowed, plain auth allowed without TLS, STARTTLS offered,
+#                          PEP with XEP-0084 avatars served as vCards and XEP-0153 hashes by mod_vcard_legacy)
 #   conference.localhost   MUC, anyone may create rooms, every groupchat message gets a XEP-0359 stanza-id
 #   upload.localhost       XEP-0363 HTTP file upload at http://127.0.0.1:HTTP_PORT/
 #   bridge.localhost       XEP-0114 component (mmxmpp) on COMPONENT_PORT
@@ -140,6 +141,8 @@ modules_enabled = {
 	"register";
 	"smacks";
 	"mam";
+	"pep";
+	"vcard_legacy";
 	"ping";
 	"time";
 	"version";

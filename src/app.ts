@@ -87,6 +87,7 @@ export async function startBridge(config: Config, opts: StartOptions = {}): Prom
     statusWatchMs: config.ghosts.mode === "ibr" ? config.ghosts.idleMinutes * 60_000 : undefined,
     route: (method, path, handler) => http.route(method, path, handler),
     puppets: await createPuppets(config, store),
+    avatarStore: store,
   });
   const ghosts = await createGhosts(config, store, opts);
   const xmpp = new XmppBridge({

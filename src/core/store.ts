@@ -17,6 +17,9 @@
  * - `["event_seen", network, channel, eventId]` → true: an edit, removal or reactions event of `network` that was
  *   handled, so that a replay of it (a catch-up after a restart fetches changes again) is dropped. Expires after
  *   {@link EVENT_SEEN_TTL_MS}, well past how far back a catch-up reaches (`BRIDGE_CATCHUP_MAX_AGE`, 24 h by default).
+ * - `["avatar_shown", userNetwork, userId, where]` → string: the version of the picture of the user `userId` of
+ *   `userNetwork` last shown by their stand-in `where` (e.g. an IBR ghost's JID), so that an unchanged picture is not
+ *   fetched and published again
  * - `["puppet", network, identity]` → {@link PuppetRecord}: the user that stands in on another network for the user
  *   `identity` of `network` (a Mattermost user for an XMPP user); `["puppet_user", userId]` → {@link PuppetOwner}
  *   (which identity a puppet user stands for, and keeps puppet users unique)
@@ -399,6 +402,21 @@ export class Store {
     return out;
   }
 
+  // --- avatars ---
+
+  /**
+   * The version of the picture of `userId` of `network` that its stand-in `where` (a ghost's JID, a puppet's user id)
+   * last showed, if any.
+   */
+  async getAvatarShown(network: string, userId: string, where: string): Promise<string | undefined> {
+    return (await this.kv.get<string>(avatarShownKey(network, userId, where))).value ?? undefined;
+  }
+
+  /** Records that the stand-in `where` of `userId` of `network` shows version `version` of their picture. */
+  async setAvatarShown(network: string, userId: string, where: string, version: string): Promise<void> {
+    await this.kv.set(avatarShownKey(network, userId, where), version);
+  }
+
   // --- ghosts ---
 
   /** The ghost of the user `userId` of `network`, if one was created. */
@@ -473,6 +491,10 @@ export class Store {
     if (!record) return;
     await this.kv.atomic().delete(ghostKey(network, userId)).delete(ghostJidKey(record.jid)).commit();
   }
+}
+
+function avatarShownKey(network: string, userId: string, where: string): Deno.KvKey {
+  return ["avatar_shown", network, userId, where];
 }
 
 function puppetKey(network: string, identity: string): Deno.KvKey {

@@ -14,6 +14,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import {
+  type AvatarSource,
   type BridgeContext,
   type BridgeHealth,
   type DirectCapable,
@@ -26,6 +27,7 @@ import {
   type NoticeCapable,
   type OpenFileOptions,
   type PortalCapabilities,
+  type ProfileMirroring,
   type ReactionCapable,
   type RemoveCapable,
   type StatusChange,
@@ -36,8 +38,10 @@ import {
 import type { Attachment } from "../core/events.ts";
 import { fileNotice } from "../core/files.ts";
 import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
+import { avatarOf, type AvatarShownStore, MattermostAvatars, uploadPicture } from "./avatars.ts";
+import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
 import { Backoff } from "../core/backoff.ts";
-import { deadline } from "../core/deadline.ts";
+import { deadline, settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
 import type {
   BridgeMessage,
@@ -77,7 +81,7 @@ import {
 } from "./post.ts";
 import { UndeliverableNotices, withRefusalNotice } from "./notices.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
-import { type MattermostPuppets, puppetIdentity } from "./puppets.ts";
+import { type MattermostPuppets, type Puppet, puppetIdentity } from "./puppets.ts";
 import { runPuppetCommand } from "./puppet_commands.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { DirectChannels } from "./direct.ts";
@@ -131,6 +135,8 @@ export interface MattermostBridgeOptions {
   statusWatchMs?: number;
   /** XMPP users as Mattermost users of their own (`BRIDGE_MM_PUPPETS`); without it the bot posts for them. */
   puppets?: MattermostPuppets;
+  /** Where the versions of the pictures puppets show are kept, so that a restart does not upload them again. */
+  avatarStore?: AvatarShownStore;
 }
 
 /** Who makes a post for a message from another network: the author's puppet, or the bot. */
@@ -149,6 +155,8 @@ interface User {
   last_name?: string;
   nickname?: string;
   delete_at?: number;
+  /** When the user last set their picture (0: never; the generated default). */
+  last_picture_update?: number;
 }
 
 /** Mattermost side of the bridge. */
@@ -162,13 +170,24 @@ export class MattermostBridge
     ReactionCapable,
     MembershipCapable,
     TypingCapable,
-    StatusMirroring {
+    StatusMirroring,
+    AvatarSource,
+    ProfileMirroring {
   readonly network = "mattermost";
   private client!: Client4;
   /** Aborted by stop(): ends a REST call's wait on a 429, so that stop() is not held up by a rate limit. */
   private clientStop = new AbortController();
   private notices!: UndeliverableNotices;
   private files!: MattermostFiles;
+  private avatars!: MattermostAvatars;
+  /**
+   * Per puppet user id: the version of the picture it shows ("" for none), once read; the newest sender seen, whose
+   * picture it is to show; and the upload under way.
+   */
+  private readonly puppetPictures = new Map<
+    string,
+    { shown?: string; latest: Sender; syncing: Promise<void> }
+  >();
   /** Files of a message already uploaded (their ids), and notices for those that could not be, across retries. */
   private readonly uploads = new WeakMap<DirectionalMessage, { fileIds: string[]; notices: string[] }>();
   private socket?: MattermostSocket;
@@ -255,6 +274,7 @@ export class MattermostBridge
     this.client = createClient(this.opts.url, this.opts.token, this.clientStop.signal);
     this.notices = new UndeliverableNotices(this.client);
     this.files = new MattermostFiles(this.opts.url, this.opts.token, this.client);
+    this.avatars = new MattermostAvatars(this.opts.url, this.opts.token);
     // Waiting cannot fix MM_URL or a certificate: such a failure ends the start, with what to do.
     const me = await call(`log in to ${this.opts.url}`, () => this.client.getMe(), {
       404: `cannot log in to ${this.opts.url}: it answered 404 for /api/v4/users/me; ${BASE_URL_HINT}`,
@@ -317,6 +337,8 @@ export class MattermostBridge
     this.directs?.close();
     this.directs = undefined;
     await this.inbound;
+    // Picture uploads under way (they never throw) are given a moment to finish, not to hold up the stop.
+    await settleWithin(Promise.all([...this.puppetPictures.values()].map((p) => p.syncing)), 2_000);
     this.setState(false, "stopped");
   }
 
@@ -597,6 +619,8 @@ export class MattermostBridge
     if (!puppet) return this.botVoice();
     // A puppet seen for the first time can be written to directly from now on.
     void this.directs?.listenAs(puppet.userId);
+    // In the background: the post need not wait for a picture.
+    void this.showPicture(sender, puppet);
     return {
       client: puppet.client,
       files: puppet.files,
@@ -949,12 +973,90 @@ export class MattermostBridge
   /** The author of a post as the core names them. */
   private async senderOf(userId: string): Promise<Sender> {
     const user = await this.user(userId);
+    return user ? this.senderFrom(user) : { network: this.network, id: userId, name: userId };
+  }
+
+  /** A user as the core names them: their names, and their picture when they set one (`last_picture_update`). */
+  private senderFrom(user: User): Sender {
+    const avatar = avatarOf(user);
     return {
       network: this.network,
-      id: userId,
-      name: user?.username ?? userId,
-      displayName: user ? displayName(user) : undefined,
+      id: user.id,
+      name: user.username,
+      displayName: displayName(user),
+      ...(avatar ? { avatar } : {}),
     };
+  }
+
+  /**
+   * An XMPP user's nick or picture changed: their puppet is renamed (puppets.ts `puppetFor` does it when the nick
+   * differs) and shows the new picture.
+   */
+  async sendProfile(sender: Sender): Promise<void> {
+    if (sender.network === this.network || !this.opts.puppets) return;
+    const puppet = await this.opts.puppets.puppetFor(sender);
+    if (puppet) await this.showPicture(sender, puppet);
+  }
+
+  /**
+   * Makes `puppet` show the picture `sender.avatar` names, when its version is new to it: fetched from the sender's
+   * network (at most {@link MAX_AVATAR_BYTES}; a larger one is skipped, logged) and uploaded as the puppet's own
+   * picture. One upload at a time per puppet. Never throws.
+   */
+  private showPicture(sender: Sender, puppet: Puppet): Promise<void> {
+    const version = sender.avatar?.version;
+    if (!version) return Promise.resolve();
+    let state = this.puppetPictures.get(puppet.userId);
+    if (!state) {
+      this.puppetPictures.set(puppet.userId, state = { latest: sender, syncing: Promise.resolve() });
+    }
+    if (state.shown === version) return state.syncing;
+    const picture = state;
+    // Changes that come faster than uploads are coalesced: each step shows the newest picture, the later ones
+    // then find it shown (a flood of avatar changes costs one upload at a time, not one each).
+    picture.latest = sender;
+    picture.syncing = picture.syncing.then(async () => {
+      const newest = picture.latest;
+      const wanted = newest.avatar?.version;
+      if (!wanted) return;
+      const identity = puppetIdentity(newest);
+      picture.shown ??=
+        await this.opts.avatarStore?.getAvatarShown(newest.network, identity, puppet.userId) ?? "";
+      if (picture.shown === wanted) return;
+      const image = await this.pictureOf(newest);
+      if (image) {
+        await uploadPicture(puppet.client, puppet.userId, image);
+        log.info("Puppet {username} shows the new picture of its XMPP user", { username: puppet.username });
+      }
+      picture.shown = wanted;
+      await this.opts.avatarStore?.setAvatarShown(newest.network, identity, puppet.userId, wanted);
+    }).catch((err) =>
+      log.warn("Puppet {username} could not take on its XMPP user's picture: {error}", {
+        username: puppet.username,
+        error: errorMessage(err),
+      })
+    );
+    return picture.syncing;
+  }
+
+  /** The picture `sender.avatar` names, from their network; undefined, logged, when it cannot be had for good. */
+  private async pictureOf(sender: Sender): Promise<Image | undefined> {
+    try {
+      const stream = await this.ctx.openAvatar(sender.network, sender, { maxBytes: MAX_AVATAR_BYTES });
+      const bytes = await readAtMost(stream.body, MAX_AVATAR_BYTES);
+      const type = imageType(bytes);
+      if (type) return { bytes, type };
+      log.info("The picture of {name} is no PNG, JPEG, GIF or WebP; not shown", { name: sender.name });
+    } catch (err) {
+      if (!(err instanceof FileUnavailable)) throw err;
+      log.info("The picture of {name} is not shown: {reason}", { name: sender.name, reason: err.message });
+    }
+    return undefined;
+  }
+
+  /** Serves the picture of a user this connector named in a sender (`avatar.source` is the user id). */
+  openAvatar(sender: Sender, opts: OpenFileOptions): Promise<FileStream> {
+    return this.avatars.open(sender.avatar?.source ?? sender.id, opts);
   }
 
   private onReaction(
@@ -1011,8 +1113,6 @@ export class MattermostBridge
       log.warn("Ignored a malformed user_updated event");
       return;
     }
-    // Looked up again when next needed: a deactivated user is written to no more.
-    this.users.delete(user.id);
     if (this.isPuppet(user.id)) {
       // It stands for an XMPP user, who has nothing to retire on XMPP; deactivated by an admin, the bot speaks for
       // them meanwhile.
@@ -1020,9 +1120,27 @@ export class MattermostBridge
       return;
     }
     if (typeof user.delete_at === "number" && user.delete_at > 0) {
+      // Looked up again when next needed: a deactivated user is written to no more.
+      this.users.delete(user.id);
       log.info("Mattermost user {userId} was deactivated", { userId: user.id });
       this.ctx.userDeactivated(user.id);
+      return;
     }
+    // The bot and the puppets are not users of this network to show elsewhere (a puppet's new picture is ours).
+    if (typeof user.username !== "string" || user.id === this.botId || this.isPuppet(user.id)) return;
+    const updated = user as unknown as User;
+    const before = this.users.get(user.id)?.user;
+    // The event carries the user as they are now: it also refreshes what posts' senders are read from.
+    this.users.set(user.id, { user: updated, at: Date.now() });
+    const was = before ? this.senderFrom(before) : undefined;
+    const now = this.senderFrom(updated);
+    // Any other change (a status, a setting) is no news to the other network.
+    if (
+      was && was.name === now.name && was.displayName === now.displayName &&
+      was.avatar?.version === now.avatar?.version
+    ) return;
+    log.debug("Mattermost user {userId} changed their name or picture", { userId: user.id });
+    this.ctx.profileChanged(now);
   }
 
   /**

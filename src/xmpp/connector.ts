@@ -16,6 +16,7 @@
 import { getLogger } from "@logtape/logtape";
 import { xml } from "@xmpp/client-core";
 import {
+  type AvatarSource,
   type BridgeContext,
   type BridgeHealth,
   type DirectCapable,
@@ -30,12 +31,16 @@ import {
   type OpenFileOptions,
   type PipeliningBridge,
   type PortalCapabilities,
+  type ProfileMirroring,
   type ReactionCapable,
   type RemoveCapable,
   type StatusChange,
   type StatusMirroring,
   type TypingCapable,
 } from "../core/bridge.ts";
+import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
+import { fetchVcard, readVcardPhoto } from "./xeps/xep0054.ts";
+import { fetchAvatarData, fetchAvatarMetadata } from "./xeps/xep0084.ts";
 import { Backoff, type BackoffPolicy } from "../core/backoff.ts";
 import { settleWithin } from "../core/deadline.ts";
 import { BridgeError, errorMessage, isTransient } from "../core/errors.ts";
@@ -66,7 +71,7 @@ import {
   renderBody,
 } from "./protocol/stanza.ts";
 import { senderMessageId, undeliverableNotice } from "./protocol/undeliverable.ts";
-import type { DirectAddress, GhostProvider } from "./intents/ghosts.ts";
+import type { DirectAddress, GhostAuthor, GhostProvider } from "./intents/ghosts.ts";
 import { type Intent, SessionIntent } from "./intents/intent.ts";
 import { Reflections } from "./muc/reflections.ts";
 import { discoverXeps, type SessionXeps } from "./xeps/session_xeps.ts";
@@ -197,7 +202,9 @@ export class XmppBridge
     RemoveCapable,
     ReactionCapable,
     TypingCapable,
-    StatusMirroring {
+    StatusMirroring,
+    ProfileMirroring,
+    AvatarSource {
   readonly network = "xmpp";
   private client!: XmppClient;
   private ctx!: BridgeContext;
@@ -327,7 +334,7 @@ export class XmppBridge
     }
     if (this.opts.ghosts) {
       try {
-        await this.opts.ghosts.start();
+        await this.opts.ghosts.start((author) => this.pictureOf(author));
       } catch (err) {
         // Leave nothing running, so that the start can be tried again.
         this.client.reconnect.stop();
@@ -1025,6 +1032,87 @@ export class XmppBridge
   }
 
   /**
+   * The picture of a remote author, for their ghost's avatar: fetched from their network (`openAvatar`), at most
+   * {@link MAX_AVATAR_BYTES}; undefined, logged, when it cannot be had (too large, not a picture).
+   */
+  private async pictureOf(author: GhostAuthor): Promise<Image | undefined> {
+    if (!author.avatar || !author.network) return undefined;
+    try {
+      const stream = await this.ctx.openAvatar(author.network, author as Sender, {
+        maxBytes: MAX_AVATAR_BYTES,
+      });
+      const bytes = await readAtMost(stream.body, MAX_AVATAR_BYTES);
+      const type = imageType(bytes);
+      if (type) return { bytes, type };
+      log.info("The picture of {network} user {userId} is no PNG, JPEG, GIF or WebP; not shown", {
+        network: author.network,
+        userId: author.id,
+      });
+    } catch (err) {
+      if (!(err instanceof FileUnavailable)) throw err;
+      log.info("The picture of {network} user {userId} is not shown: {reason}", {
+        network: author.network,
+        userId: author.id,
+        reason: err.message,
+      });
+    }
+    return undefined;
+  }
+
+  /** A remote user's name or picture changed: their ghost or puppet, if online, follows (see `updateProfile`). */
+  async sendProfile(sender: Sender): Promise<void> {
+    await this.opts.ghosts?.updateProfile?.(sender);
+  }
+
+  /**
+   * The picture an occupant's presence names (XEP-0153): their vCard (XEP-0054), asked through their occupant JID
+   * (the room passes the request on to their account); else, when the room revealed their real JID, their XEP-0084
+   * avatar, then their vCard, asked of their account.
+   */
+  async openAvatar(sender: Sender, opts: OpenFileOptions): Promise<FileStream> {
+    const vcardOf = async (jid: string) => {
+      const vcard = await fetchVcard(this.client, jid);
+      return vcard ? readVcardPhoto(vcard, opts.maxBytes) : undefined;
+    };
+    const pepOf = async (jid: string) => {
+      const info = await fetchAvatarMetadata(this.client, jid);
+      return info ? await fetchAvatarData(this.client, jid, info, opts.maxBytes) : undefined;
+    };
+    const occupantJid = sender.avatar?.source;
+    const account = sender.accountId;
+    const tries = [
+      ...(occupantJid ? [() => vcardOf(occupantJid)] : []),
+      ...(account ? [() => pepOf(account), () => vcardOf(account)] : []),
+    ];
+    let lastError: unknown = new FileUnavailable("failed", `no JID to ask ${sender.name}'s picture of`);
+    for (const attempt of tries) {
+      try {
+        const photo = await attempt();
+        if (photo) {
+          return {
+            body: new Blob([photo.bytes.slice()]).stream(),
+            size: photo.bytes.length,
+            mimeType: photo.type,
+          };
+        }
+        lastError = new FileUnavailable(
+          "failed",
+          `${sender.name} has no picture of at most ${opts.maxBytes} bytes`,
+        );
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    if (lastError instanceof FileUnavailable) throw lastError;
+    const condition = (lastError as { condition?: string } | undefined)?.condition;
+    // A refusal by the server or the account stays a refusal; no answer may pass.
+    if (condition) throw new FileUnavailable("refused", `the picture could not be had (${condition})`);
+    throw new BridgeError(`cannot fetch the picture of ${sender.name}: ${errorMessage(lastError)}`, {
+      transient: true,
+    });
+  }
+
+  /**
    * Tells the occupant who said `message` that it was not delivered: an error reply to their message through the
    * room, which clients show on the message itself (see undeliverable.ts).
    */
@@ -1355,13 +1443,17 @@ export class XmppBridge
    * JID, when revealed, is also their `accountId`, the same in every room.
    */
   private senderOf(room: string, nick: string, occupantId?: string): Sender {
-    const realJid = this.occupants.realJid(room, nick);
-    const id = occupantId ?? this.occupants.get(room, nick)?.occupantId ?? realJid ?? `${room}/${nick}`;
+    const occupant = this.occupants.get(room, nick);
+    const realJid = occupant?.realJid;
+    const id = occupantId ?? occupant?.occupantId ?? realJid ?? `${room}/${nick}`;
+    // The picture their presence names (XEP-0153), asked for through their occupant JID (see openAvatar).
+    const hash = occupant?.photoHash;
     return {
       network: this.network,
       id,
       name: nick,
       ...(realJid && realJid !== id ? { accountId: realJid } : {}),
+      ...(hash ? { avatar: { version: hash, source: `${room}/${nick}` } } : {}),
     };
   }
 
@@ -1374,7 +1466,7 @@ export class XmppBridge
     const own = this.muc.nickIn(room);
     if (own === undefined || nick === own || this.opts.ghosts?.isGhost(room, nick)) return;
     const sender = this.senderOf(room, nick, occupantId);
-    if (change.renamedFrom !== undefined) {
+    if (change.renamedFrom !== undefined || change.pictureChanged) {
       this.ctx.profileChanged(sender);
       return;
     }

@@ -31,12 +31,6 @@ import {
   userView,
 } from "./users.ts";
 
-/** A 1×1 transparent PNG served as every profile picture. */
-const PROFILE_PNG = Uint8Array.from(
-  atob("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="),
-  (c) => c.charCodeAt(0),
-);
-
 async function readIdArray(ctx: Parameters<typeof readJson>[0], name: string): Promise<string[]> {
   const body = await readJson(ctx, name);
   if (!Array.isArray(body) || body.some((v) => typeof v !== "string")) throw invalidBodyParam(name);
@@ -74,15 +68,6 @@ export function registerUserRoutes(router: Router): void {
       u !== undefined
     );
     return json(200, users.map((u) => userView(u, viewer)));
-  });
-
-  router.add("GET", "/users/:user_id/image", (ctx) => {
-    requireUser(ctx);
-    userParam(ctx);
-    return new Response(PROFILE_PNG.slice(), {
-      status: 200,
-      headers: { "Content-Type": "image/png", "Cache-Control": "max-age=86400, private" },
-    });
   });
 
   // api4/user.go createUser → app/user.go CreateUserAsAdmin (an admin) or CreateUserFromSignup (anyone else,

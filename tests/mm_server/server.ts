@@ -44,6 +44,7 @@ import { registerFileRoutes } from "./routes_files.ts";
 import { registerPostRoutes } from "./routes_posts.ts";
 import { registerSystemRoutes } from "./routes_system.ts";
 import { registerUserRoutes } from "./routes_users.ts";
+import { registerProfileImageRoutes } from "./profile_images.ts";
 import { Store } from "./store.ts";
 import { insertUser, issueSessionToken } from "./users.ts";
 import { detach as detachConn, type WebSocketDeps } from "./websocket.ts";
@@ -328,6 +329,7 @@ class StandIn implements MattermostStandIn {
     const router = new Router();
     registerSystemRoutes(router);
     registerUserRoutes(router);
+    registerProfileImageRoutes(router);
     registerChannelRoutes(router);
     registerPostRoutes(router);
     registerFileRoutes(router);

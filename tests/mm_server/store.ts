@@ -70,6 +70,8 @@ export class Store {
   readonly reactions: Map<string, Reaction[]> = new Map();
   /** Names of the custom emoji the server has (`/emoji`), which reactions may use besides the system ones. */
   readonly customEmoji: Set<string> = new Set();
+  /** Profile pictures set with `POST /users/{id}/image`, by user id. */
+  readonly profileImages: Map<string, Uint8Array> = new Map();
   /** Uploaded files by id. */
   readonly files: Map<string, StoredFile> = new Map();
   /** Slash commands by id. */

@@ -41,3 +41,39 @@ Deno.test("a join is done when the room answers with our own presence", async ()
   assert.equal(await joining, "bridge");
   assert.equal(muc.nickIn(ROOM), "bridge");
 });
+
+Deno.test("a nick change: both nicks are ours until the room answers; 303 moves us, a refusal keeps the old one", async () => {
+  const sent: Element[] = [];
+  const muc = new MucRooms((el) => (sent.push(el), Promise.resolve()));
+  const joining = muc.join(ROOM, "bob");
+  await Promise.resolve();
+  muc.handlePresence(selfPresence("bob", []));
+  await joining;
+
+  await muc.changeNick(ROOM, "Bobby");
+  assert.equal(sent.at(-1)?.attrs.to, `${ROOM}/Bobby`);
+  assert.ok(muc.isOurNick(ROOM, "bob") && muc.isOurNick(ROOM, "Bobby"), "the room may show either meanwhile");
+  const leaving = selfPresence("bob", ["303"], "unavailable");
+  leaving.getChild("x", NS_MUC_USER)!.getChild("item")!.attrs.nick = "Bobby";
+  muc.handlePresence(leaving);
+  muc.handlePresence(selfPresence("Bobby", []));
+  assert.equal(muc.nickIn(ROOM), "Bobby");
+  assert.ok(!muc.isOurNick(ROOM, "bob"));
+
+  await muc.changeNick(ROOM, "taken");
+  muc.handlePresence(
+    xml(
+      "presence",
+      { from: `${ROOM}/taken`, type: "error" },
+      xml(
+        "error",
+        { type: "cancel" },
+        xml("conflict", {
+          xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas",
+        }),
+      ),
+    ),
+  );
+  assert.equal(muc.nickIn(ROOM), "Bobby", "refused: the nick stays");
+  assert.ok(!muc.isOurNick(ROOM, "taken"));
+});

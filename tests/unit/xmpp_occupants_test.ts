@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import { Occupants } from "../../src/xmpp/muc/occupants.ts";
 import { NS_MUC_USER, NS_OCCUPANT_ID } from "../../src/xmpp/protocol/ns.ts";
+import { photoUpdate } from "../../src/xmpp/xeps/xep0153.ts";
 
 const ROOM = "Room@muc.example.org";
 
@@ -59,4 +60,25 @@ Deno.test("a nick change is neither a departure nor an arrival, but names the ol
     renamedFrom: "carol",
   });
   assert.deepEqual(occupants.nicks("room@muc.example.org"), ["caro"]);
+});
+
+Deno.test("a presence naming another picture (XEP-0153) is a picture change; one saying nothing keeps the last", () => {
+  const occupants = new Occupants();
+  const withPhoto = (hash?: string) => {
+    const p = presence("dora");
+    if (hash !== undefined) p.append(photoUpdate(hash || undefined));
+    return p;
+  };
+  const a = "a".repeat(40);
+  const b = "b".repeat(40);
+  assert.equal(occupants.handlePresence(withPhoto(a))?.occupant.photoHash, a, "the arrival names it");
+  assert.equal(occupants.handlePresence(withPhoto(a)), undefined, "the same picture: no change");
+  assert.equal(occupants.handlePresence(withPhoto()), undefined, "no <x>: says nothing");
+  assert.equal(occupants.get(ROOM, "dora")?.photoHash, a, "and the picture is kept");
+  const changed = occupants.handlePresence(withPhoto(b));
+  assert.equal(changed?.pictureChanged, true);
+  assert.equal(changed?.occupant.photoHash, b);
+  const removed = occupants.handlePresence(withPhoto(""));
+  assert.equal(removed?.pictureChanged, true, "an empty <photo/>: no picture any more");
+  assert.equal(removed?.occupant.photoHash, null);
 });

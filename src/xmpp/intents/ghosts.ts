@@ -9,6 +9,8 @@
  * @module
  */
 import type { Element } from "../session/client.ts";
+import type { AvatarRef } from "../../core/events.ts";
+import type { Image } from "../../core/images.ts";
 import type { Intent } from "./intent.ts";
 import type { PresenceState } from "../muc/rooms.ts";
 
@@ -19,6 +21,10 @@ export interface GhostAuthor {
   /** Username; the ghost's nick and JID are derived from it. */
   name: string;
   displayName?: string;
+  /** The network the author belongs to, where their picture is fetched from. */
+  network?: string;
+  /** Their picture, when they have one of their own: the ghost shows it as its avatar. */
+  avatar?: AvatarRef;
 }
 
 /** An address 1:1 messages arrive at (a ghost account, a component JID), and the way to answer from it. */
@@ -32,6 +38,12 @@ export interface DirectAddress {
 /** Receives a 1:1 message (type chat, normal or error) sent to `address`. */
 export type DirectListener = (stanza: Element, address: DirectAddress) => void;
 
+/**
+ * Fetches the picture `author.avatar` names, bounded in size; undefined when it cannot be had for good (too large,
+ * not a picture: logged). Rejects when it may work later.
+ */
+export type PictureSource = (author: GhostAuthor) => Promise<Image | undefined>;
+
 /** A ghost mode. */
 export interface GhostProvider {
   /** Mode name for logs and status: "ibr", "component". */
@@ -42,8 +54,11 @@ export interface GhostProvider {
    * as it does for the relay. IBR ghosts have a stream each, which nothing orders against the others.
    */
   readonly oneStream?: boolean;
-  /** Connects what must be connected up front (the component); `ibr` connects lazily. */
-  start(): Promise<void>;
+  /**
+   * Connects what must be connected up front (the component); `ibr` connects lazily. `pictures` fetches authors'
+   * pictures, which ghosts show as their avatars.
+   */
+  start(pictures?: PictureSource): Promise<void>;
   /**
    * The voice `author` speaks with, connecting (and registering) it first when needed; it joins a room on
    * {@link Intent.ensureJoined}. Resolves null when this author cannot be a ghost right now (registration refused,
@@ -66,6 +81,11 @@ export interface GhostProvider {
   isGhost(room: string, nick: string): boolean;
   /** The author whose ghost is `nick` in `room`, if it is one (XMPP mentions of the nick become theirs). */
   authorOf?(room: string, nick: string): GhostAuthor | undefined;
+  /**
+   * The author's name or picture changed (`author` as they are now): a ghost that is online follows at once (its nick
+   * in the rooms it is in, its avatar); one that is not does so when next used. Never throws.
+   */
+  updateProfile?(author: GhostAuthor): Promise<void>;
   /** The author was deactivated on their network: leave every room (and clean up, if configured). */
   retire(authorId: string): Promise<void>;
   /** The room is no longer mapped: every ghost leaves it. */

@@ -30,6 +30,7 @@ import {
   type GhostAuthor,
   type GhostProvider,
   nodeSafe,
+  type PictureSource,
 } from "./ghosts.ts";
 import { type Intent, SessionIntent } from "./intent.ts";
 import { isCertificateRejection } from "../explain.ts";
@@ -37,6 +38,7 @@ import { MucRooms, type PresenceState } from "../muc/rooms.ts";
 import { Reflections } from "../muc/reflections.ts";
 import { parseGroupchat } from "../protocol/stanza.ts";
 import { cancelRegistration, register, RegistrationError, type RegistrationServer } from "../xeps/xep0077.ts";
+import { disableAvatar, publishAvatar } from "../xeps/xep0084.ts";
 
 const log = getLogger(["mmxmpp", "xmpp", "ghosts"]);
 
@@ -112,6 +114,10 @@ class GhostSession {
   lastActive = Date.now();
   /** Who it stands for, as last seen sending. */
   author?: GhostAuthor;
+  /** The version of the author's picture its account shows as avatar ("" for none), once read from the store. */
+  avatarShown?: string;
+  /** The profile changes being applied, one after the other. */
+  syncing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly userId: string,
@@ -169,6 +175,7 @@ export class IbrGhosts implements GhostProvider {
   private readonly pinned = new Set<string>();
   /** Reconnections of pinned ghosts waiting after a lost connection. */
   private readonly reopenTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private pictures?: PictureSource;
 
   constructor(private readonly opts: IbrGhostOptions) {
     this.trust = new CaTrust(opts.tls);
@@ -178,7 +185,8 @@ export class IbrGhosts implements GhostProvider {
     return this.opts.userNetwork ?? "mattermost";
   }
 
-  start(): Promise<void> {
+  start(pictures?: PictureSource): Promise<void> {
+    this.pictures = pictures;
     this.idleTimer = setInterval(
       () => this.closeIdle(),
       Math.max(100, Math.min(60_000, this.opts.idleMs / 2)),
@@ -191,11 +199,8 @@ export class IbrGhosts implements GhostProvider {
     if (!session) return null;
     session.lastActive = Date.now();
     session.author = author;
-    // The nick follows the author's current name; it is used on the next join.
-    session.intent.joinAs = renderTemplate(this.opts.nickFormat, {
-      username: author.name,
-      displayname: author.displayName ?? author.name,
-    });
+    // Before the ghost joins anywhere, so that its presence carries its avatar's hash from the start.
+    await this.syncProfile(session, author, false);
     return session.intent;
   }
 
@@ -255,6 +260,13 @@ export class IbrGhosts implements GhostProvider {
     return await opening ?? undefined;
   }
 
+  async updateProfile(author: GhostAuthor): Promise<void> {
+    const session = this.sessions.get(author.id);
+    if (!session) return; // offline: it follows when next used (intentFor)
+    session.author = author;
+    await this.syncProfile(session, author, true);
+  }
+
   isGhost(room: string, nick: string): boolean {
     for (const s of this.sessions.values()) if (s.muc.isUs(room, nick)) return true;
     return false;
@@ -263,6 +275,63 @@ export class IbrGhosts implements GhostProvider {
   authorOf(room: string, nick: string): GhostAuthor | undefined {
     for (const s of this.sessions.values()) if (s.muc.isUs(room, nick)) return s.author;
     return undefined;
+  }
+
+  /**
+   * Makes the ghost show `author`'s current name and picture; changes are applied one at a time. Never throws.
+   * `removed`: `author` comes from a change of their profile, so that no picture means they removed theirs (an
+   * author seen sending without one may only be one whose user could not be read).
+   */
+  private syncProfile(session: GhostSession, author: GhostAuthor, removed: boolean): Promise<void> {
+    session.syncing = session.syncing.then(() => this.applyProfile(session, author, removed)).catch((err) =>
+      log.warn("Ghost {jid} could not take on the profile of its user: {error}", {
+        jid: session.jid,
+        error: errorMessage(err),
+      })
+    );
+    return session.syncing;
+  }
+
+  /**
+   * The nick follows the author's name in every room the ghost is in (and at its next joins). A picture whose version
+   * the account does not show yet is published as its avatar (XEP-0084, from its own session; the server serves it
+   * as its vCard and puts its hash in its presence), and the ghost's presence goes again to its rooms; a picture
+   * `removed` is withdrawn the same way.
+   */
+  private async applyProfile(session: GhostSession, author: GhostAuthor, removed: boolean): Promise<void> {
+    const nick = renderTemplate(this.opts.nickFormat, {
+      username: author.name,
+      displayname: author.displayName ?? author.name,
+    });
+    session.intent.joinAs = nick;
+    for (const room of session.muc.rooms.keys()) await session.muc.changeNick(room, nick);
+    // "" stands for no picture.
+    const wanted = author.avatar?.version ?? (removed ? "" : undefined);
+    if (wanted === undefined || !this.pictures) return;
+    session.avatarShown ??= await this.opts.store.getAvatarShown(this.userNetwork, author.id, session.jid) ??
+      "";
+    if (session.avatarShown === wanted) return;
+    const image = wanted === "" ? undefined : await this.pictures(author);
+    if (image || wanted === "") {
+      try {
+        if (image) await publishAvatar(session.client, image);
+        else await disableAvatar(session.client);
+        log.info("Ghost {jid} shows its user's {what}", {
+          jid: session.jid,
+          what: image ? "new picture" : "lack of a picture",
+        });
+        for (const room of session.muc.rooms.keys()) await session.muc.sendPresence(room);
+      } catch (err) {
+        // Without an answer it may work later; a refusal (no PEP on the server) would be the same every time.
+        if (!(err as { condition?: string }).condition) throw err;
+        log.warn("The server refused the avatar of ghost {jid}: {error}", {
+          jid: session.jid,
+          error: errorMessage(err),
+        });
+      }
+    }
+    session.avatarShown = wanted;
+    await this.opts.store.setAvatarShown(this.userNetwork, author.id, session.jid, wanted);
   }
 
   /** Users with a live session (for health and tests). */

@@ -20,15 +20,19 @@ import {
   type GhostAuthor,
   type GhostProvider,
   nodeSafe,
+  type PictureSource,
 } from "./ghosts.ts";
 import { type Intent, ReflectingIntent } from "./intent.ts";
 import { type LeaveReason, MucRooms, type PresenceState } from "../muc/rooms.ts";
 import { Reflections } from "../muc/reflections.ts";
 import { parseGroupchat } from "../protocol/stanza.ts";
-import { NS_CHAT_STATES, NS_DISCO_INFO, NS_MUC, NS_PING } from "../protocol/ns.ts";
+import { NS_CHAT_STATES, NS_DISCO_INFO, NS_MUC, NS_PING, NS_VCARD } from "../protocol/ns.ts";
+import { sha1Hex } from "../../core/images.ts";
+import { photoUpdate } from "../xeps/xep0153.ts";
+import { buildVcard } from "../xeps/xep0054.ts";
 
-/** Puppets send chat states (XEP-0085) when their Mattermost users type. */
-const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING, NS_CHAT_STATES];
+/** Puppets send chat states (XEP-0085) when their Mattermost users type, and answer vCard requests. */
+const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING, NS_CHAT_STATES, NS_VCARD];
 /** How many rooms are rejoined at once after a reconnection. */
 const REJOIN_CONCURRENCY = 8;
 
@@ -65,6 +69,15 @@ interface Puppet {
   joining: Map<string, Promise<void>>;
   /** Its voice in rooms. */
   intent: Intent;
+  /**
+   * SHA-1 of the author's picture, which its presence names (XEP-0153) and its vCard holds; null when the author has
+   * none of their own; undefined until known.
+   */
+  photoHash?: string | null;
+  /** The version of the author's picture `photoHash` is of. */
+  avatarVersion?: string;
+  /** The profile changes being applied, one after the other. */
+  syncing: Promise<void>;
 }
 
 /** A puppet's voice: it speaks from its own full JID over the component's connection. */
@@ -127,6 +140,7 @@ export class ComponentPuppets implements GhostProvider {
   private stopping = false;
   /** Receives the 1:1 messages sent to any JID of the component's domain. */
   private directListener?: DirectListener;
+  private pictures?: PictureSource;
 
   constructor(private readonly opts: ComponentPuppetsOptions) {
     this.domain = opts.domain.toLowerCase();
@@ -150,10 +164,13 @@ export class ComponentPuppets implements GhostProvider {
     });
     this.component.iqCallee.get(NS_DISCO_INFO, "query", (ctx) => this.discoInfo(ctx));
     this.component.iqCallee.get(NS_PING, "ping", (ctx) => this.isOurs(ctx) || undefined);
+    // A room passes vCard requests to an occupant on to its bare JID: here, the puppet's.
+    this.component.iqCallee.get(NS_VCARD, "vCard", (ctx) => this.vcard(ctx));
   }
 
   /** Connects the component. Rejects with an explained BridgeError (a wrong secret, a refused connection). */
-  async start(): Promise<void> {
+  async start(pictures?: PictureSource): Promise<void> {
+    this.pictures = pictures;
     this.stopping = false;
     try {
       await this.component.start();
@@ -165,8 +182,18 @@ export class ComponentPuppets implements GhostProvider {
     }
   }
 
-  intentFor(author: GhostAuthor): Promise<Intent> {
-    return Promise.resolve(this.puppetFor(author).intent);
+  async intentFor(author: GhostAuthor): Promise<Intent> {
+    const puppet = this.puppetFor(author);
+    // Before the puppet joins anywhere, so that its presence names its avatar from the start.
+    await this.syncProfile(puppet, false);
+    return puppet.intent;
+  }
+
+  async updateProfile(author: GhostAuthor): Promise<void> {
+    const puppet = this.byId.get(author.id);
+    if (!puppet) return;
+    puppet.author = author;
+    await this.syncProfile(puppet, true);
   }
 
   presentIn(authorId: string, room: string): Intent | undefined {
@@ -216,19 +243,82 @@ export class ComponentPuppets implements GhostProvider {
   }
 
   isGhost(room: string, nick: string): boolean {
-    room = room.toLowerCase();
-    for (const puppet of this.occupants.get(room) ?? []) {
-      if (puppet.muc.rooms.get(room)?.nick === nick || puppet.muc.isUs(room, nick)) return true;
-    }
-    return false;
+    return this.puppetNamed(room, nick) !== undefined;
   }
 
   authorOf(room: string, nick: string): GhostAuthor | undefined {
+    return this.puppetNamed(room, nick)?.author;
+  }
+
+  /**
+   * The puppet that is or was `nick` in `room` (also while the room has not confirmed it back yet), or whose nick is
+   * changing to it.
+   */
+  private puppetNamed(room: string, nick: string): Puppet | undefined {
     room = room.toLowerCase();
     for (const puppet of this.occupants.get(room) ?? []) {
-      if (puppet.muc.rooms.get(room)?.nick === nick || puppet.muc.isUs(room, nick)) return puppet.author;
+      const occupancy = puppet.muc.rooms.get(room);
+      if (occupancy?.nick === nick || occupancy?.changingTo === nick || puppet.muc.isUs(room, nick)) {
+        return puppet;
+      }
     }
     return undefined;
+  }
+
+  /**
+   * Makes the puppet show its author's current name and picture; changes are applied one at a time. Never throws.
+   * `removed`: the author comes from a change of their profile, so that no picture means they removed theirs.
+   */
+  private syncProfile(puppet: Puppet, removed: boolean): Promise<void> {
+    puppet.syncing = puppet.syncing.then(() => this.applyProfile(puppet, removed)).catch((err) =>
+      this.log.warn("Puppet {jid} could not take on the profile of its user: {error}", {
+        jid: puppet.jid,
+        error: errorMessage(err),
+      })
+    );
+    return puppet.syncing;
+  }
+
+  /**
+   * The nick follows the author's name in every room the puppet is in; a picture of a version not seen yet is
+   * fetched for its hash, and the puppet's presence names the new hash in its rooms (XEP-0153). The picture itself
+   * is not kept: a vCard request fetches it again (clients ask only when the hash is new to them).
+   */
+  private async applyProfile(puppet: Puppet, removed: boolean): Promise<void> {
+    const { author } = puppet;
+    const version = author.avatar?.version;
+    let newPicture = false;
+    // Without a picture, an author seen sending may only be one whose user could not be read: kept as it was.
+    const known = puppet.photoHash !== undefined;
+    if (version !== puppet.avatarVersion && (version !== undefined || removed || !known)) {
+      const image = version && this.pictures ? await this.pictures(author) : undefined;
+      const hash = image ? sha1Hex(image.bytes) : null;
+      newPicture = hash !== puppet.photoHash;
+      puppet.photoHash = hash;
+      puppet.avatarVersion = version;
+    }
+    const nick = this.nickOf(author);
+    for (const [room, occupancy] of puppet.muc.rooms) {
+      if (occupancy.nick !== undefined && occupancy.nick !== nick) await puppet.muc.changeNick(room, nick);
+      else if (newPicture) await puppet.muc.sendPresence(room);
+    }
+  }
+
+  /** The vCard of a puppet (XEP-0054): its names and its author's picture. Unknown JIDs get no answer. */
+  private async vcard(ctx: IqContext): Promise<Element | undefined> {
+    const puppet = ctx.to?.local ? this.addressee(ctx.to.toString()) : undefined;
+    if (!puppet) return undefined;
+    const { author } = puppet;
+    const photo = puppet.photoHash && this.pictures
+      ? await this.pictures(author).catch((err) => {
+        this.log.warn("Could not fetch the picture of {jid} for its vCard: {error}", {
+          jid: puppet.jid,
+          error: errorMessage(err),
+        });
+        return undefined;
+      })
+      : undefined;
+    return buildVcard({ fullName: author.displayName || author.name, nickname: author.name, photo });
   }
 
   async retire(authorId: string): Promise<void> {
@@ -283,12 +373,17 @@ export class ComponentPuppets implements GhostProvider {
       muc: new MucRooms(
         (el) => {
           el.attrs.from = puppet.occupantSource;
+          // Every available presence of the puppet names its avatar (XEP-0153), once its hash is known.
+          if (el.is("presence") && el.attrs.type === undefined && puppet.photoHash !== undefined) {
+            el.append(photoUpdate(puppet.photoHash ?? undefined));
+          }
           return this.component.send(el);
         },
         (room, reason) => this.onLeft(puppet, room, reason),
         this.opts.joinTimeoutMs,
       ),
       joining: new Map(),
+      syncing: Promise.resolve(),
       intent: new PuppetIntent(
         occupantSource,
         this.component,

@@ -7,6 +7,7 @@
  */
 import type { Element } from "../session/client.ts";
 import { NS_MUC_USER, NS_OCCUPANT_ID } from "../protocol/ns.ts";
+import { readPhotoHash } from "../xeps/xep0153.ts";
 
 /** One occupant as the room's presence describes it. */
 export interface Occupant {
@@ -16,6 +17,8 @@ export interface Occupant {
   realJid?: string;
   /** XEP-0421 occupant-id, when the room gives one. */
   occupantId?: string;
+  /** SHA-1 of their picture, as their presence names it (XEP-0153); null when it says they have none. */
+  photoHash?: string | null;
 }
 
 /** What a presence changed: an occupant arrived, left, or took a new nick (not a status update). */
@@ -24,6 +27,11 @@ export interface OccupantChange {
   present: boolean;
   /** Set on the arrival that completes a nick change (XEP-0045 §7.6): the nick it had before. */
   renamedFrom?: string;
+  /**
+   * Set on a presence update of an occupant already there that names another picture (XEP-0153): neither an arrival
+   * nor a departure.
+   */
+  pictureChanged?: boolean;
 }
 
 /**
@@ -78,9 +86,17 @@ export class Occupants {
       ...(typeof jid === "string" && jid !== "" ? { realJid: jid.split("/")[0].toLowerCase() } : {}),
       ...(typeof occupantId === "string" && occupantId !== "" ? { occupantId } : {}),
     };
-    const known = nicks.has(nick);
+    const known = nicks.get(nick);
+    // A presence that says nothing of the picture keeps what an earlier one said (XEP-0153 §4.2).
+    const said = readPhotoHash(stanza);
+    const photoHash = said === undefined ? known?.photoHash : said;
+    if (photoHash !== undefined) occupant.photoHash = photoHash;
     nicks.set(nick, occupant);
-    if (known) return undefined;
+    if (known) {
+      return (known.photoHash ?? null) !== (photoHash ?? null)
+        ? { occupant, present: true, pictureChanged: true }
+        : undefined;
+    }
     const renamedFrom = this.renames.get(`${room}/${nick}`);
     if (renamedFrom === undefined) return { occupant, present: true };
     this.renames.delete(`${room}/${nick}`);

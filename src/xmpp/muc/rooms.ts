@@ -22,6 +22,8 @@ export interface Occupancy {
   wantedNick: string;
   /** The nick we got (after conflict handling); set once joined. */
   nick?: string;
+  /** The nick we asked the room to change to, until it answered (see {@link MucRooms.changeNick}). */
+  changingTo?: string;
   joined: boolean;
 }
 
@@ -81,7 +83,7 @@ export class MucRooms {
    * room (the bridge's own) may see our arrival before this one sees the room's answer to it.
    */
   isUs(room: string, nick: string): boolean {
-    return this.nickIn(room) === nick || this.pending.get(room)?.nick === nick;
+    return this.nickIn(room) === nick || this.pending.get(room)?.nick === nick || this.isOurNick(room, nick);
   }
 
   /**
@@ -122,6 +124,35 @@ export class MucRooms {
     );
   }
 
+  /** True when `nick` is ours in `room`: the nick we have, or the one we are changing to. */
+  isOurNick(room: string, nick: string): boolean {
+    const occ = this.rooms.get(room);
+    return occ?.joined === true && (occ.nick === nick || occ.changingTo === nick);
+  }
+
+  /**
+   * Asks `room` for `nick` instead of ours (XEP-0045 §7.6), when joined there with another; the next join asks for it
+   * too. The room's answer (status 303, then our presence under the new nick) moves our nick; a refusal (the nick is
+   * taken) leaves it.
+   */
+  async changeNick(room: string, nick: string): Promise<void> {
+    const occ = this.rooms.get(room);
+    if (!occ) return;
+    occ.wantedNick = nick;
+    if (!occ.joined || !occ.nick || occ.nick === nick) return;
+    occ.changingTo = nick;
+    log.info("Changing nick in {room} from {nick} to {newNick}", { room, nick: occ.nick, newNick: nick });
+    await this.send(xml("presence", { to: `${room}/${nick}` }, ...presenceChildren(this.presence)));
+  }
+
+  /** Sends our presence to `room` again, when joined: what it carries changed (an avatar's hash). */
+  async sendPresence(room: string): Promise<void> {
+    const occ = this.rooms.get(room);
+    if (occ?.joined && occ.nick) {
+      await this.send(xml("presence", { to: `${room}/${occ.nick}` }, ...presenceChildren(this.presence)));
+    }
+  }
+
   /** Leaves `room` and forgets it. */
   async leave(room: string): Promise<void> {
     const occ = this.rooms.get(room);
@@ -150,6 +181,16 @@ export class MucRooms {
     const room = from.slice(0, slash).toLowerCase();
     const nick = from.slice(slash + 1);
     const pending = this.pending.get(room);
+    const changing = this.rooms.get(room);
+    if (stanza.attrs.type === "error" && changing?.changingTo === nick && !pending) {
+      log.warn("{room} refused our nick change to {nick}: {condition}", {
+        room,
+        nick,
+        condition: errorCondition(stanza) ?? "error",
+      });
+      changing.changingTo = undefined;
+      return true;
+    }
     if (stanza.attrs.type === "error" && pending && pending.nick === nick) {
       this.finish(
         room,
@@ -182,6 +223,7 @@ export class MucRooms {
     // Status 303 is a nick change we did not ask for; the new nick comes in the next presence.
     if (codes.has("303")) {
       occ.nick = x?.getChild("item")?.attrs.nick ?? occ.nick;
+      if (occ.changingTo === occ.nick) occ.changingTo = undefined;
       return true;
     }
     occ.joined = false;

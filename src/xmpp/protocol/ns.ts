@@ -113,3 +113,24 @@ export const NS_HINTS = "urn:xmpp:hints";
 
 /** XEP-0085 chat state notifications. */
 export const NS_CHAT_STATES = "http://jabber.org/protocol/chatstates";
+
+/** XEP-0060 publish-subscribe (the requests). */
+export const NS_PUBSUB = "http://jabber.org/protocol/pubsub";
+
+/** XEP-0060 publish-subscribe (the notifications). */
+export const NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event";
+
+/** XEP-0060 publish options (the FORM_TYPE of `<publish-options>`). */
+export const NS_PUBSUB_PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options";
+
+/** XEP-0084 user avatar: the node holding the image. */
+export const NS_AVATAR_DATA = "urn:xmpp:avatar:data";
+
+/** XEP-0084 user avatar: the node saying which image is current. */
+export const NS_AVATAR_METADATA = "urn:xmpp:avatar:metadata";
+
+/** XEP-0054 vcard-temp. */
+export const NS_VCARD = "vcard-temp";
+
+/** XEP-0153 vCard-based avatars: the photo hash in presence. */
+export const NS_VCARD_UPDATE = "vcard-temp:x:update";
