@@ -35,6 +35,14 @@ export interface Sender {
 }
 
 /**
+ * Who `sender` is across their network, whatever room or nick they use: their `accountId` when the network told
+ * it, else their `id`. Their stand-ins on other networks (Mattermost puppets) are keyed by it.
+ */
+export function identityOf(sender: Sender): string {
+  return sender.accountId ?? sender.id;
+}
+
+/**
  * A user's picture as the source network names it: compared by `version` to tell a changed picture, fetched through
  * `BridgeContext.openAvatar`.
  */

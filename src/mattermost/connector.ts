@@ -35,7 +35,6 @@ import {
   type TypingCapable,
   type UserStatus,
 } from "../core/bridge.ts";
-import type { Attachment } from "../core/events.ts";
 import { fileNotice } from "../core/files.ts";
 import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
 import { avatarOf, type AvatarShownStore, MattermostAvatars, uploadPicture } from "./avatars.ts";
@@ -54,7 +53,7 @@ import type {
   SentRefs,
   TypingDelivery,
 } from "../core/message.ts";
-import type { Sender } from "../core/events.ts";
+import { type Attachment, identityOf, type ReplyTo, type Sender } from "../core/events.ts";
 import { editOf, isGone, isRelayedChange, postChanges, removalOf } from "./edits.ts";
 import { applyReactionSet, parseReactionEvent, type ReactionChange, reactionSetOf } from "./reactions.ts";
 import { call, type Client4, createClient, settingsFailure, statusOf } from "./api.ts";
@@ -81,14 +80,13 @@ import {
 } from "./post.ts";
 import { UndeliverableNotices, withRefusalNotice } from "./notices.ts";
 import { CALLBACK_PATH, SlashCommand } from "./slash.ts";
-import { type MattermostPuppets, type Puppet, puppetIdentity } from "./puppets.ts";
+import type { MattermostPuppets, Puppet } from "./puppets.ts";
 import { runPuppetCommand } from "./puppet_commands.ts";
 import { isRecord, MattermostSocket, type ReconnectPolicy } from "./websocket.ts";
 import { DirectChannels } from "./direct.ts";
 import { MM_ID } from "../settings.ts";
 import { isRootRefused, overriddenName, replyOfPost, rootIdFor } from "./threads.ts";
 import { standaloneQuote } from "../core/reply.ts";
-import type { ReplyTo } from "../core/events.ts";
 import { publishUserTyping, TypingIn, TypingOut } from "./typing.ts";
 import { readStatuses, StatusPoller } from "./status.ts";
 
@@ -540,7 +538,7 @@ export class MattermostBridge
       // The post ends the author's typing: clients drop the indicator at it, and it must not be published again.
       void this.typingOut.set(voice.part.id, dm.targetChannel, false);
       // A status that came before the puppet was made is given to it now (its post made it online meanwhile).
-      const waiting = this.waitingStatuses.get(puppetIdentity(dm.message.sender));
+      const waiting = this.waitingStatuses.get(identityOf(dm.message.sender));
       if (waiting) {
         this.sendStatus(waiting).catch((err) =>
           log.debug("Could not set a puppet's status: {error}", { error: errorMessage(err) })
@@ -895,7 +893,7 @@ export class MattermostBridge
   async sendStatus(change: StatusChange): Promise<void> {
     if (!this.opts.puppets) return;
     const userId = this.opts.puppets.existingUserId(change.sender);
-    const identity = puppetIdentity(change.sender);
+    const identity = identityOf(change.sender);
     if (!userId) {
       this.waitingStatuses.delete(identity);
       this.waitingStatuses.set(identity, change);
@@ -1019,7 +1017,7 @@ export class MattermostBridge
       const newest = picture.latest;
       const wanted = newest.avatar?.version;
       if (!wanted) return;
-      const identity = puppetIdentity(newest);
+      const identity = identityOf(newest);
       picture.shown ??=
         await this.opts.avatarStore?.getAvatarShown(newest.network, identity, puppet.userId) ?? "";
       if (picture.shown === wanted) return;

@@ -15,7 +15,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Sender } from "../core/events.ts";
+import { identityOf, type Sender } from "../core/events.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import { randomPassword, type SecretBox } from "../core/secretbox.ts";
 import type { PuppetOwner, PuppetRecord } from "../core/store.ts";
@@ -226,7 +226,7 @@ export class MattermostPuppets {
    */
   async puppetFor(sender: Sender, channel?: string): Promise<Puppet | undefined> {
     if (this.state.kind !== "tokens") return undefined;
-    const identity = puppetIdentity(sender);
+    const identity = identityOf(sender);
     return await this.serially(sender.network, identity, async () => {
       if (this.records.get(keyOf(sender.network, identity))?.suspended) return undefined;
       let record = await this.ensureUser(sender, identity);
@@ -242,7 +242,7 @@ export class MattermostPuppets {
    */
   existingUserId(sender: Sender, channel?: string): string | undefined {
     if (this.state.kind !== "tokens") return undefined;
-    const record = this.records.get(keyOf(sender.network, puppetIdentity(sender)));
+    const record = this.records.get(keyOf(sender.network, identityOf(sender)));
     if (!record || record.deactivatedAt !== undefined) return undefined;
     return channel === undefined || record.channels.includes(channel) ? record.userId : undefined;
   }
@@ -337,7 +337,7 @@ export class MattermostPuppets {
    */
   async setMembership(sender: Sender, channel: string, present: boolean): Promise<void> {
     if (this.state.kind !== "tokens") return;
-    const identity = puppetIdentity(sender);
+    const identity = identityOf(sender);
     if (present) {
       await this.puppetFor(sender, channel);
       return;
@@ -607,14 +607,6 @@ export class MattermostPuppets {
     this.records.set(keyOf(record.network, record.identity), record);
     this.owners.set(record.userId, { network: record.network, identity: record.identity });
   }
-}
-
-/**
- * Who `sender` is across nick changes: their account when the network tells it (XMPP: the real bare JID a room
- * reveals), else their id in the room (occupant-id, else room/nick).
- */
-export function puppetIdentity(sender: Sender): string {
-  return sender.accountId ?? sender.id;
 }
 
 function keyOf(network: string, identity: string): string {
