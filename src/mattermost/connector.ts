@@ -450,10 +450,14 @@ export class MattermostBridge
 
   /**
    * Shows an XMPP user's typing as their puppet's, kept up while it lasts (see {@link TypingOut}), and only where
-   * the puppet already is a member: no puppet is made, and none joins a channel, just to type.
+   * the puppet already is a member: no puppet is made, and none joins a channel, just to type. In a direct channel,
+   * only the puppet that is in it types.
    */
   async sendTyping(d: TypingDelivery): Promise<void> {
-    const userId = this.opts.puppets?.existingUserId(d.event.sender, d.targetChannel);
+    const direct = this.directs?.get(d.targetChannel);
+    const userId = direct
+      ? (this.opts.puppets?.existingUserId(d.event.sender) === direct.puppetId ? direct.puppetId : undefined)
+      : this.opts.puppets?.existingUserId(d.event.sender, d.targetChannel);
     if (!userId) return;
     await this.typingOut.set(userId, d.targetChannel, d.event.active);
   }

@@ -68,7 +68,8 @@ export interface GhostProvider {
   intentFor(author: GhostAuthor): Promise<Intent | null>;
   /**
    * The voice of the author with id `authorId` when it is an occupant of `room` right now, else undefined. Never
-   * connects, registers or joins: for what is only worth showing where the ghost already is (typing, presence).
+   * connects, registers or joins: for what is only worth showing where the ghost already is (typing, presence). In a
+   * 1:1 conversation (`room` a direct channel id, see direct.ts) the ghost is present while its session is up.
    */
   presentIn(authorId: string, room: string): Intent | undefined;
   /**
