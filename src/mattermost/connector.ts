@@ -38,7 +38,14 @@ import {
 import type { Attachment } from "../core/events.ts";
 import { fileNotice } from "../core/files.ts";
 import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
-import { avatarOf, type AvatarShownStore, MattermostAvatars, uploadPicture } from "./avatars.ts";
+import {
+  avatarOf,
+  type AvatarShownStore,
+  MattermostAvatars,
+  pictureVersion,
+  resetPicture,
+  uploadPicture,
+} from "./avatars.ts";
 import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
 import { Backoff } from "../core/backoff.ts";
 import { deadline, settleWithin } from "../core/deadline.ts";
@@ -980,15 +987,17 @@ export class MattermostBridge
     return user ? this.senderFrom(user) : { network: this.network, id: userId, name: userId };
   }
 
-  /** A user as the core names them: their names, and their picture when they set one (`last_picture_update`). */
+  /**
+   * A user as the core names them: their names, and their picture when they set one (`last_picture_update`), else
+   * null (the default picture: none of their own).
+   */
   private senderFrom(user: User): Sender {
-    const avatar = avatarOf(user);
     return {
       network: this.network,
       id: user.id,
       name: user.username,
       displayName: displayName(user),
-      ...(avatar ? { avatar } : {}),
+      avatar: avatarOf(user) ?? null,
     };
   }
 
@@ -1005,11 +1014,12 @@ export class MattermostBridge
   /**
    * Makes `puppet` show the picture `sender.avatar` names, when its version is new to it: fetched from the sender's
    * network (at most {@link MAX_AVATAR_BYTES}; a larger one is skipped, logged) and uploaded as the puppet's own
-   * picture. One upload at a time per puppet. Never throws.
+   * picture; a sender with none (`null`) puts the puppet back on the default picture. One change at a time per
+   * puppet. Never throws.
    */
   private showPicture(sender: Sender, puppet: Puppet): Promise<void> {
-    const version = sender.avatar?.version;
-    if (!version) return Promise.resolve();
+    const version = pictureVersion(sender);
+    if (version === undefined) return Promise.resolve();
     let state = this.puppetPictures.get(puppet.userId);
     if (!state) {
       this.puppetPictures.set(puppet.userId, state = { latest: sender, syncing: Promise.resolve() });
@@ -1021,14 +1031,19 @@ export class MattermostBridge
     picture.latest = sender;
     picture.syncing = picture.syncing.then(async () => {
       const newest = picture.latest;
-      const wanted = newest.avatar?.version;
-      if (!wanted) return;
+      const wanted = pictureVersion(newest);
+      if (wanted === undefined) return;
       const identity = puppetIdentity(newest);
       picture.shown ??=
         await this.opts.avatarStore?.getAvatarShown(newest.network, identity, puppet.userId) ?? "";
       if (picture.shown === wanted) return;
-      const image = await this.pictureOf(newest);
-      if (image) {
+      const image = wanted === "" ? undefined : await this.pictureOf(newest);
+      if (wanted === "") {
+        await resetPicture(puppet.client, puppet.userId);
+        log.info("Puppet {username} is back on the default picture: its XMPP user has none", {
+          username: puppet.username,
+        });
+      } else if (image) {
         await uploadPicture(puppet.client, puppet.userId, image);
         log.info("Puppet {username} shows the new picture of its XMPP user", { username: puppet.username });
       }

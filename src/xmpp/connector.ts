@@ -1483,14 +1483,19 @@ export class XmppBridge
     const occupant = this.occupants.get(room, nick);
     const realJid = occupant?.realJid;
     const id = occupantId ?? occupant?.occupantId ?? realJid ?? `${room}/${nick}`;
-    // The picture their presence names (XEP-0153), asked for through their occupant JID (see openAvatar).
+    // The picture their presence names (XEP-0153), asked for through their occupant JID (see openAvatar); null when
+    // it says they have none (an empty <photo/>).
     const hash = occupant?.photoHash;
     return {
       network: this.network,
       id,
       name: nick,
       ...(realJid && realJid !== id ? { accountId: realJid } : {}),
-      ...(hash ? { avatar: { version: hash, source: `${room}/${nick}` } } : {}),
+      ...(hash
+        ? { avatar: { version: hash, source: `${room}/${nick}` } }
+        : hash === null
+        ? { avatar: null }
+        : {}),
     };
   }
 

@@ -23,8 +23,11 @@ export interface GhostAuthor {
   displayName?: string;
   /** The network the author belongs to, where their picture is fetched from. */
   network?: string;
-  /** Their picture, when they have one of their own: the ghost shows it as its avatar. */
-  avatar?: AvatarRef;
+  /**
+   * Their picture, when they have one of their own: the ghost shows it as its avatar; null when they have none (the
+   * ghost withdraws its avatar); undefined when not known.
+   */
+  avatar?: AvatarRef | null;
 }
 
 /** An address 1:1 messages arrive at (a ghost account, a component JID), and the way to answer from it. */

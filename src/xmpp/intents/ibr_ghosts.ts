@@ -310,7 +310,7 @@ export class IbrGhosts implements GhostProvider {
     session.intent.joinAs = nick;
     for (const room of session.muc.rooms.keys()) await session.muc.changeNick(room, nick);
     // "" stands for no picture.
-    const wanted = author.avatar?.version ?? (removed ? "" : undefined);
+    const wanted = author.avatar === null ? "" : author.avatar?.version ?? (removed ? "" : undefined);
     if (wanted === undefined || !this.pictures) return;
     session.avatarShown ??= await this.opts.store.getAvatarShown(this.userNetwork, author.id, session.jid) ??
       "";

@@ -292,7 +292,8 @@ export class ComponentPuppets implements GhostProvider {
     let newPicture = false;
     // Without a picture, an author seen sending may only be one whose user could not be read: kept as it was.
     const known = puppet.photoHash !== undefined;
-    if (version !== puppet.avatarVersion && (version !== undefined || removed || !known)) {
+    const none = author.avatar === null || removed;
+    if (version !== puppet.avatarVersion && (version !== undefined || none || !known)) {
       const image = version && this.pictures ? await this.pictures(author) : undefined;
       const hash = image ? sha1Hex(image.bytes) : null;
       newPicture = hash !== puppet.photoHash;
