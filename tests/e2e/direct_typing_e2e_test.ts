@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import mm from "@mattermost/client";
-import { postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { postsMatching, sharedWorlds, startWorld, waitFor, type World } from "../helpers/harness.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
 import { NS_CHAT_STATES } from "../../src/xmpp/protocol/ns.ts";
@@ -103,6 +103,8 @@ Deno.test(
         const event = await bob.waitFor(typingOf, 10_000);
         assert.equal(event.broadcast.channel_id, dm, "typing in the DM");
         await chatState(w.alice, bobJid, "paused");
+        // Typing to an address that would refuse a message (the bridge's own) is not answered: it says nothing.
+        await chatState(w.alice, "bridge@localhost", "composing");
         // A message after the pause, in the same queue: by then the paused went through.
         await w.alice.send(xml("message", { type: "chat", to: bobJid, id: "dm-2" }, xml("body", {}, "ok")));
         await postsMatching(w.mm, dm, (p) => p.message === "ok", 1);
@@ -162,6 +164,50 @@ Deno.test(
         box.stop();
       }
     });
+  },
+);
+
+Deno.test(
+  "ibr: typing crosses a 1:1 chat with a ghost account both ways, from the ghost's own session",
+  opts,
+  async () => {
+    // A Prosody of its own: IBR ghosts leave accounts behind.
+    const w = await startWorld();
+    const box = inbox(w.alice);
+    const bob = connectClient(w.mm, w.bob.token);
+    try {
+      await w.startBridge({
+        BRIDGE_GHOST_MODE: "ibr",
+        BRIDGE_SECRET_KEY: "a-test-key-of-sixteen-or-more",
+        BRIDGE_MM_PUPPETS: "true",
+        MM_ADMIN_TOKEN: w.mm.admin.token,
+      }, { typingTimeoutMs: TYPING_TIMEOUT_MS });
+      // Bob speaks in the room: his ghost account is registered and online.
+      await w.mm.postAs(w.bob.id, w.channel.id, "hello from bob");
+      await w.alice.waitForMessages(w.room, (m) => m.body === "hello from bob", 1, 10_000);
+      const ghost = "mm_bob@localhost";
+      const { dm, puppetId } = await openDm(w, ghost);
+
+      await typeAs(w, w.bob, dm);
+      await waitFor(
+        () =>
+          box.stanzas.some((s) => String(s.attrs.from).split("/")[0] === ghost && stateOf(s) === "composing"),
+        "bob's composing from his ghost",
+        10_000,
+      );
+
+      await bob.waitFor((m) => m.event === "hello");
+      await chatState(w.alice, ghost, "composing");
+      const event = await bob.waitFor(
+        (m) => m.event === "typing" && (m.data as { user_id: string }).user_id === puppetId,
+        10_000,
+      );
+      assert.equal(event.broadcast.channel_id, dm);
+    } finally {
+      bob.close();
+      box.stop();
+      await w.stop();
+    }
   },
 );
 
