@@ -359,7 +359,7 @@ function pictureResets(w: World, userId: string): number {
 }
 
 Deno.test(
-  "puppets: an XMPP user who removes their avatar (an empty XEP-0153 photo) puts their puppet back on the default picture, once",
+  "puppets: an XMPP user who removes their avatar (vCard: an empty XEP-0153 photo; XEP-0084: an empty metadata item) puts their puppet back on the default picture, once",
   opts,
   () =>
     worlds.run(async (w) => {
@@ -401,6 +401,37 @@ Deno.test(
       await postsMatching(w.mm, w.channel.id, (p) => p.message === "faceless", 1);
       assert.equal(pictureResets(w, puppet!.id), 1, "no second reset");
       assert.equal(pictureUploads(w, puppet!.id), 1);
+
+      // A picture again, then removed the XEP-0084 way (§4.5: an empty metadata item), as most clients do: the
+      // server's XEP-0153 photo then names that item, which is no picture's SHA-1.
+      const seen = presencesOf(w.alice);
+      await setVcardPhoto(w.alice, w.room, "alice", orange);
+      await waitFor(() => pictureUploads(w, puppet!.id) === 2, "the picture again", 15_000);
+      await w.alice.iq(
+        xml(
+          "iq",
+          { type: "set" },
+          xml(
+            "pubsub",
+            { xmlns: "http://jabber.org/protocol/pubsub" },
+            xml(
+              "publish",
+              { node: "urn:xmpp:avatar:metadata" },
+              xml("item", {}, xml("metadata", { xmlns: "urn:xmpp:avatar:metadata" })),
+            ),
+          ),
+        ),
+      );
+      await w.alice.send(xml("presence", { to: `${w.room}/alice` }));
+      await waitFor(() => pictureResets(w, puppet!.id) === 2, "the puppet reset again", 15_000).catch(
+        (err) => {
+          const photos = seen.filter((p) => p.attrs.from === `${w.room}/alice`).map((p) =>
+            p.getChild("x", "vcard-temp:x:update")?.toString()
+          );
+          throw new Error(`${err.message}; alice's presences said: ${photos.join(", ")}`);
+        },
+      );
+      assert.equal((await mmUser(w, "xmpp-alice"))?.last_picture_update, 0);
     }),
 );
 
