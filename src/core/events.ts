@@ -30,8 +30,12 @@ export interface Sender {
    * Mattermost puppet) is keyed by `accountId ?? id`, so that it is the same in every room.
    */
   accountId?: string;
-  /** The sender's picture, when the network has one (see {@link AvatarRef}). */
-  avatar?: AvatarRef;
+  /**
+   * The sender's picture (see {@link AvatarRef}); `null` when the network says they have none of their own (an XMPP
+   * presence's empty XEP-0153 photo, a Mattermost user on the default picture), so that their stand-ins go back to
+   * theirs; undefined when it is not known (a sender whose profile could not be read), which changes nothing.
+   */
+  avatar?: AvatarRef | null;
 }
 
 /**

@@ -9,6 +9,7 @@
 import type { FileStream, OpenFileOptions } from "../core/bridge.ts";
 import { BridgeError, errorMessage } from "../core/errors.ts";
 import { capStream, tooLarge } from "../core/files.ts";
+import type { Sender } from "../core/events.ts";
 import type { Image } from "../core/images.ts";
 import { call, type Client4 } from "./api.ts";
 
@@ -56,6 +57,28 @@ export async function uploadPicture(client: Client4, userId: string, image: Imag
   const ext = image.type.split("/")[1] ?? "png";
   const file = new File([image.bytes.slice()], `avatar.${ext}`, { type: image.type });
   await call(`set the picture of user ${userId}`, () => client.uploadProfileImage(userId, file));
+}
+
+/**
+ * Puts user `userId` back on Mattermost's default picture (`DELETE /users/{id}/image`: `last_picture_update` 0),
+ * through `client`: the user's own, or one with `edit_other_users`. Rejects with a BridgeError saying what
+ * Mattermost answered.
+ */
+export async function resetPicture(client: Client4, userId: string): Promise<void> {
+  await call(`reset the picture of user ${userId}`, () => client.setDefaultProfileImage(userId));
+}
+
+/**
+ * The version of the picture `sender` has, as a stand-in keeps it (`avatar_shown`): `""` for none of their own (the
+ * default picture), undefined when it is not known.
+ *
+ * @example
+ * ```ts
+ * pictureVersion({ network: "xmpp", id: "a", name: "a", avatar: null }); // ""
+ * ```
+ */
+export function pictureVersion(sender: Sender): string | undefined {
+  return sender.avatar === null ? "" : sender.avatar?.version;
 }
 
 /**

@@ -37,7 +37,14 @@ import {
 } from "../core/bridge.ts";
 import { fileNotice } from "../core/files.ts";
 import { MattermostFiles, MAX_FILES_PER_POST } from "./files.ts";
-import { avatarOf, type AvatarShownStore, MattermostAvatars, uploadPicture } from "./avatars.ts";
+import {
+  avatarOf,
+  type AvatarShownStore,
+  MattermostAvatars,
+  pictureVersion,
+  resetPicture,
+  uploadPicture,
+} from "./avatars.ts";
 import { type Image, imageType, MAX_AVATAR_BYTES, readAtMost } from "../core/images.ts";
 import { Backoff } from "../core/backoff.ts";
 import { deadline, settleWithin } from "../core/deadline.ts";
@@ -448,10 +455,14 @@ export class MattermostBridge
 
   /**
    * Shows an XMPP user's typing as their puppet's, kept up while it lasts (see {@link TypingOut}), and only where
-   * the puppet already is a member: no puppet is made, and none joins a channel, just to type.
+   * the puppet already is a member: no puppet is made, and none joins a channel, just to type. In a direct channel,
+   * only the puppet that is in it types.
    */
   async sendTyping(d: TypingDelivery): Promise<void> {
-    const userId = this.opts.puppets?.existingUserId(d.event.sender, d.targetChannel);
+    const direct = this.directs?.get(d.targetChannel);
+    const userId = direct
+      ? (this.opts.puppets?.existingUserId(d.event.sender) === direct.puppetId ? direct.puppetId : undefined)
+      : this.opts.puppets?.existingUserId(d.event.sender, d.targetChannel);
     if (!userId) return;
     await this.typingOut.set(userId, d.targetChannel, d.event.active);
   }
@@ -974,15 +985,17 @@ export class MattermostBridge
     return user ? this.senderFrom(user) : { network: this.network, id: userId, name: userId };
   }
 
-  /** A user as the core names them: their names, and their picture when they set one (`last_picture_update`). */
+  /**
+   * A user as the core names them: their names, and their picture when they set one (`last_picture_update`), else
+   * null (the default picture: none of their own).
+   */
   private senderFrom(user: User): Sender {
-    const avatar = avatarOf(user);
     return {
       network: this.network,
       id: user.id,
       name: user.username,
       displayName: displayName(user),
-      ...(avatar ? { avatar } : {}),
+      avatar: avatarOf(user) ?? null,
     };
   }
 
@@ -999,11 +1012,12 @@ export class MattermostBridge
   /**
    * Makes `puppet` show the picture `sender.avatar` names, when its version is new to it: fetched from the sender's
    * network (at most {@link MAX_AVATAR_BYTES}; a larger one is skipped, logged) and uploaded as the puppet's own
-   * picture. One upload at a time per puppet. Never throws.
+   * picture; a sender with none (`null`) puts the puppet back on the default picture. One change at a time per
+   * puppet. Never throws.
    */
   private showPicture(sender: Sender, puppet: Puppet): Promise<void> {
-    const version = sender.avatar?.version;
-    if (!version) return Promise.resolve();
+    const version = pictureVersion(sender);
+    if (version === undefined) return Promise.resolve();
     let state = this.puppetPictures.get(puppet.userId);
     if (!state) {
       this.puppetPictures.set(puppet.userId, state = { latest: sender, syncing: Promise.resolve() });
@@ -1015,14 +1029,19 @@ export class MattermostBridge
     picture.latest = sender;
     picture.syncing = picture.syncing.then(async () => {
       const newest = picture.latest;
-      const wanted = newest.avatar?.version;
-      if (!wanted) return;
+      const wanted = pictureVersion(newest);
+      if (wanted === undefined) return;
       const identity = identityOf(newest);
       picture.shown ??=
         await this.opts.avatarStore?.getAvatarShown(newest.network, identity, puppet.userId) ?? "";
       if (picture.shown === wanted) return;
-      const image = await this.pictureOf(newest);
-      if (image) {
+      const image = wanted === "" ? undefined : await this.pictureOf(newest);
+      if (wanted === "") {
+        await resetPicture(puppet.client, puppet.userId);
+        log.info("Puppet {username} is back on the default picture: its XMPP user has none", {
+          username: puppet.username,
+        });
+      } else if (image) {
         await uploadPicture(puppet.client, puppet.userId, image);
         log.info("Puppet {username} shows the new picture of its XMPP user", { username: puppet.username });
       }

@@ -36,6 +36,9 @@ const RELAYED_EVENTS = new Set([
   "post_deleted",
   "reaction_added",
   "reaction_removed",
+  // The Mattermost user typing to the puppet (the puppet's own typing never reaches its socket: the server omits
+  // the typer).
+  "typing",
 ]);
 
 /** A Mattermost user, as far as a DM needs. */

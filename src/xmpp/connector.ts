@@ -91,9 +91,16 @@ import { buildCorrection, readCorrection } from "./xeps/xep0308.ts";
 import { buildRetraction, readRetraction } from "./xeps/xep0424.ts";
 import { readModeration } from "./xeps/xep0425.ts";
 import { buildReactions, reactionTargetId, readReactions } from "./xeps/xep0444.ts";
-import { ChatStates, readChatState } from "./xeps/xep0085.ts";
+import { chatStateOf, ChatStates, readChatState } from "./xeps/xep0085.ts";
 import { OccupantStatuses, presenceOf, statusOfShow } from "./status.ts";
-import { bareJid, directChannel, domainAllowed, domainOf, parseDirectChannel } from "./direct.ts";
+import {
+  bareJid,
+  directChannel,
+  type DirectPair,
+  domainAllowed,
+  domainOf,
+  parseDirectChannel,
+} from "./direct.ts";
 import {
   asChat,
   carriesContent,
@@ -595,10 +602,36 @@ export class XmppBridge
    */
   async sendTyping(d: TypingDelivery): Promise<void> {
     const room = d.targetChannel;
-    const intent = this.opts.ghosts?.presentIn(d.event.sender.id, room);
+    const pair = parseDirectChannel(room);
+    const intent = pair
+      ? await this.directTypingVoice(d.event.sender, room, pair)
+      : this.opts.ghosts?.presentIn(d.event.sender.id, room);
     if (!intent) return;
     const state = d.event.active ? "composing" : "paused";
-    await this.chatStates.set(room, intent.jid, state, (stanza) => intent.send(stanza));
+    await this.chatStates.set(
+      room,
+      intent.jid,
+      state,
+      (stanza) => intent.send(pair ? asChat(stanza, pair.peer) : stanza),
+    );
+  }
+
+  /**
+   * Who shows the sender's typing in the 1:1 conversation `pair`: the JID the peer writes to, and only when it can
+   * speak without connecting. Component puppets all write on the component's stream, which is up; an ibr ghost only
+   * when its session is (a direct conversation keeps it so, see keepOnline).
+   */
+  private async directTypingVoice(
+    sender: Sender,
+    channel: string,
+    pair: DirectPair,
+  ): Promise<Intent | undefined> {
+    const ghosts = this.opts.ghosts;
+    if (!ghosts) return undefined;
+    const intent = ghosts.oneStream
+      ? await ghosts.intentFor(sender) ?? undefined
+      : ghosts.presentIn(sender.id, channel);
+    return intent && bareJid(intent.jid) === pair.ghost ? intent : undefined;
   }
 
   /**
@@ -1166,14 +1199,18 @@ export class XmppBridge
    * A 1:1 message written to `address` (a ghost, a puppet, another JID of the component, or the bridge's own
    * account): handed to the core as an event of the direct conversation between its sender and the ghost, or
    * answered with an error that says why not. Never dropped silently, except what carries nothing to read (chat
-   * states, receipts) and what our own JIDs send.
+   * states, receipts) and what our own JIDs send. Chat states are the peer's typing: bridged where the message would
+   * be, never answered.
    */
   private onDirect(stanza: Element, address: DirectAddress): void {
     const chat = parseChat(stanza);
-    if (!chat || !carriesContent(chat)) return;
+    if (!chat) return;
+    const content = carriesContent(chat);
+    if (!content && (chat.error || chatStateOf(chat.stanza) === undefined)) return;
     const peer = senderOf(chat);
     if (peer === bareJid(this.opts.jid)) return;
     const refuse = (condition: RefusalCondition, why: string) => {
+      if (!content) return;
       log.info("Refused a direct message from {peer} to {to}: {why}", { peer, to: address.jid, why });
       address.send(refusal(chat, condition, `Your message could not be delivered: ${why}.`)).catch((err) =>
         log.warn("Could not answer {peer}'s direct message: {error}", { peer, error: errorMessage(err) })
@@ -1446,14 +1483,19 @@ export class XmppBridge
     const occupant = this.occupants.get(room, nick);
     const realJid = occupant?.realJid;
     const id = occupantId ?? occupant?.occupantId ?? realJid ?? `${room}/${nick}`;
-    // The picture their presence names (XEP-0153), asked for through their occupant JID (see openAvatar).
+    // The picture their presence names (XEP-0153), asked for through their occupant JID (see openAvatar); null when
+    // it says they have none (an empty <photo/>).
     const hash = occupant?.photoHash;
     return {
       network: this.network,
       id,
       name: nick,
       ...(realJid && realJid !== id ? { accountId: realJid } : {}),
-      ...(hash ? { avatar: { version: hash, source: `${room}/${nick}` } } : {}),
+      ...(hash
+        ? { avatar: { version: hash, source: `${room}/${nick}` } }
+        : hash === null
+        ? { avatar: null }
+        : {}),
     };
   }
 

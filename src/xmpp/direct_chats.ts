@@ -21,6 +21,7 @@ import { parseRetraction } from "./xeps/xep0424.ts";
 import { readReactions } from "./xeps/xep0444.ts";
 import { readReply } from "./xeps/xep0461.ts";
 import { readOobMessage } from "./xeps/xep0066.ts";
+import { typingOf } from "./xeps/xep0085.ts";
 import { bareJid } from "./direct.ts";
 
 /** A 1:1 message, parsed. */
@@ -90,8 +91,9 @@ export function chatIds(chat: Chat): string[] {
 
 /**
  * The event a 1:1 message stands for: a correction of the sender's own message, a retraction, reactions, a message
- * (with the files it shares, and what it replies to); undefined when it carries none of these. `base` carries the
- * portal and sender; `markdown` turns the body's styling into the other network's Markdown.
+ * (with the files it shares, and what it replies to), a body-less chat state (typing); undefined when it carries none
+ * of these. `base` carries the portal and sender; `markdown` turns the body's styling into the other network's
+ * Markdown.
  */
 export function readChat(
   chat: Chat,
@@ -123,6 +125,8 @@ export function readChat(
   const reply = replyTo ? { replyTo } : {};
   const shared = readOobMessage({ ...asRoomMessage, body: text }, base);
   if (shared) return { ...shared, text: markdown(shared.text), ...reply };
+  // A body-less chat state: the peer's typing, shown by their puppet in the conversation.
+  if (chat.body === undefined) return typingOf(chat.stanza, base) ?? undefined;
   if (text.trim() === "") return undefined;
   const { text: said, action } = parseBody(text);
   return { kind: "message", ...base, text: markdown(said), ...(action ? { action } : {}), ...reply };

@@ -181,7 +181,7 @@ Deno.test(
           () =>
             (w.mm.post(answer.id)?.metadata?.reactions ?? []).some((r) => r.user_id === puppetId),
           "alice's reaction on bob's post",
-        ).catch(async () => {
+        ).catch(() => {
           throw new Error(`no reaction; post: ${JSON.stringify(w.mm.post(answer.id))}`);
         });
 

@@ -327,7 +327,7 @@ Deno.test(
 
       const teal = await solidPng([20, 180, 180]);
       await setVcardPhoto(w.alice, w.room, "alice", teal);
-      await waitFor(async () => pictureUploads(w, puppet!.id) === 2, "the new picture", 15_000);
+      await waitFor(() => pictureUploads(w, puppet!.id) === 2, "the new picture", 15_000);
       await waitFor(
         async () => (await mmPicture(w, puppet!.id)).length === teal.length,
         "the new picture served",
@@ -343,6 +343,95 @@ Deno.test(
         15_000,
       );
       assert.equal(pictureUploads(w, puppet!.id), 2, "a nick change uploads no picture");
+    }),
+);
+
+/** `user` removes their avatar (a vCard without a photo), after which the server says <photo/> in their presence. */
+async function clearVcardPhoto(user: XmppUser, room: string, nick: string): Promise<void> {
+  await user.iq(xml("iq", { type: "set" }, buildVcard({ fullName: "Alice" })));
+  await user.send(xml("presence", { to: `${room}/${nick}` }));
+}
+
+/** How often the bridge put `userId` back on the default picture. */
+function pictureResets(w: World, userId: string): number {
+  return w.mm.requestLog.filter((r) => r.method === "DELETE" && r.path === `/api/v4/users/${userId}/image`)
+    .length;
+}
+
+Deno.test(
+  "puppets: an XMPP user who removes their avatar (vCard: an empty XEP-0153 photo; XEP-0084: an empty metadata item) puts their puppet back on the default picture, once",
+  opts,
+  () =>
+    worlds.run(async (w) => {
+      const env = {
+        BRIDGE_MM_PUPPETS: "true",
+        MM_ADMIN_TOKEN: w.mm.admin.token,
+        BRIDGE_SECRET_KEY: SECRET_KEY,
+      };
+      // Alice starts without an avatar (the file's Prosody keeps her vCard from the tests before).
+      await clearVcardPhoto(w.alice, w.room, "alice");
+      let bridge = await w.startBridge(env);
+      // Her presence says she has none (<photo/>): her puppet, on the default picture, is not reset for it.
+      await w.alice.sendGroupchat(w.room, "no face yet");
+      await postsMatching(w.mm, w.channel.id, (p) => p.message === "no face yet", 1);
+      let puppet = await mmUser(w, "xmpp-alice");
+      const defaultPicture = await mmPicture(w, puppet!.id);
+      const orange = await solidPng([250, 150, 20]);
+      await setVcardPhoto(w.alice, w.room, "alice", orange);
+      await waitFor(
+        async () => ((puppet = await mmUser(w, "xmpp-alice"))?.last_picture_update ?? 0) > 0,
+        "the puppet's picture",
+        15_000,
+      );
+      assert.deepEqual(await mmPicture(w, puppet!.id), orange);
+
+      await clearVcardPhoto(w.alice, w.room, "alice");
+      await waitFor(
+        async () => (await mmUser(w, "xmpp-alice"))?.last_picture_update === 0,
+        "the puppet back on the default picture",
+        15_000,
+      );
+      assert.deepEqual(await mmPicture(w, puppet!.id), defaultPicture, "the default picture is served again");
+      assert.equal(pictureResets(w, puppet!.id), 1);
+
+      // Still none: her messages reset nothing again, also after a restart (the version shown is in the store).
+      await bridge.stop();
+      bridge = await w.startBridge(env);
+      await w.alice.sendGroupchat(w.room, "faceless");
+      await postsMatching(w.mm, w.channel.id, (p) => p.message === "faceless", 1);
+      assert.equal(pictureResets(w, puppet!.id), 1, "no second reset");
+      assert.equal(pictureUploads(w, puppet!.id), 1);
+
+      // A picture again, then removed the XEP-0084 way (§4.5: an empty metadata item), as most clients do: the
+      // server's XEP-0153 photo then names that item, which is no picture's SHA-1.
+      const seen = presencesOf(w.alice);
+      await setVcardPhoto(w.alice, w.room, "alice", orange);
+      await waitFor(() => pictureUploads(w, puppet!.id) === 2, "the picture again", 15_000);
+      await w.alice.iq(
+        xml(
+          "iq",
+          { type: "set" },
+          xml(
+            "pubsub",
+            { xmlns: "http://jabber.org/protocol/pubsub" },
+            xml(
+              "publish",
+              { node: "urn:xmpp:avatar:metadata" },
+              xml("item", {}, xml("metadata", { xmlns: "urn:xmpp:avatar:metadata" })),
+            ),
+          ),
+        ),
+      );
+      await w.alice.send(xml("presence", { to: `${w.room}/alice` }));
+      await waitFor(() => pictureResets(w, puppet!.id) === 2, "the puppet reset again", 15_000).catch(
+        (err) => {
+          const photos = seen.filter((p) => p.attrs.from === `${w.room}/alice`).map((p) =>
+            p.getChild("x", "vcard-temp:x:update")?.toString()
+          );
+          throw new Error(`${err.message}; alice's presences said: ${photos.join(", ")}`);
+        },
+      );
+      assert.equal((await mmUser(w, "xmpp-alice"))?.last_picture_update, 0);
     }),
 );
 

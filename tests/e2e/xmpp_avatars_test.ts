@@ -73,7 +73,11 @@ Deno.test("readPhotoHash and readVcardPhoto: what a presence or vCard does not s
   assert.equal(readPhotoHash(presence()), undefined);
   assert.equal(readPhotoHash(presence(update())), undefined, "no <photo>: the client does not know yet");
   assert.equal(readPhotoHash(presence(update(""))), null, "empty: no picture");
-  assert.equal(readPhotoHash(presence(update("not a hash"))), undefined);
+  assert.equal(
+    readPhotoHash(presence(update("not a hash"))),
+    null,
+    "no SHA-1 names no picture (what Prosody says of a removed XEP-0084 avatar)",
+  );
   assert.equal(readPhotoHash(presence(update("A".repeat(40)))), "a".repeat(40));
   const png = await solidPng([1, 2, 3]);
   const card = buildVcard({ fullName: "Ann", photo: { bytes: png, type: "image/png" } });

@@ -82,3 +82,16 @@ Deno.test("a presence naming another picture (XEP-0153) is a picture change; one
   assert.equal(removed?.pictureChanged, true, "an empty <photo/>: no picture any more");
   assert.equal(removed?.occupant.photoHash, null);
 });
+
+Deno.test("a <photo> naming no SHA-1 (a removed XEP-0084 avatar, as Prosody says it) is a change to none", () => {
+  const occupants = new Occupants();
+  const withPhoto = (hash: string) => {
+    const p = presence("erin");
+    p.append(photoUpdate(hash));
+    return p;
+  };
+  occupants.handlePresence(withPhoto("c".repeat(40)));
+  const removed = occupants.handlePresence(withPhoto("8631ca2b-2e14-4885-b1ac-c0799f724dce"));
+  assert.equal(removed?.pictureChanged, true);
+  assert.equal(removed?.occupant.photoHash, null);
+});

@@ -23,8 +23,11 @@ export interface GhostAuthor {
   displayName?: string;
   /** The network the author belongs to, where their picture is fetched from. */
   network?: string;
-  /** Their picture, when they have one of their own: the ghost shows it as its avatar. */
-  avatar?: AvatarRef;
+  /**
+   * Their picture, when they have one of their own: the ghost shows it as its avatar; null when they have none (the
+   * ghost withdraws its avatar); undefined when not known.
+   */
+  avatar?: AvatarRef | null;
 }
 
 /** An address 1:1 messages arrive at (a ghost account, a component JID), and the way to answer from it. */
@@ -68,7 +71,8 @@ export interface GhostProvider {
   intentFor(author: GhostAuthor): Promise<Intent | null>;
   /**
    * The voice of the author with id `authorId` when it is an occupant of `room` right now, else undefined. Never
-   * connects, registers or joins: for what is only worth showing where the ghost already is (typing, presence).
+   * connects, registers or joins: for what is only worth showing where the ghost already is (typing, presence). In a
+   * 1:1 conversation (`room` a direct channel id, see direct.ts) the ghost is present while its session is up.
    */
   presentIn(authorId: string, room: string): Intent | undefined;
   /**

@@ -34,6 +34,7 @@ import {
 } from "./ghosts.ts";
 import { type Intent, SessionIntent } from "./intent.ts";
 import { isCertificateRejection } from "../explain.ts";
+import { isDirectChannel } from "../direct.ts";
 import { MucRooms, type PresenceState } from "../muc/rooms.ts";
 import { Reflections } from "../muc/reflections.ts";
 import { parseGroupchat } from "../protocol/stanza.ts";
@@ -206,7 +207,10 @@ export class IbrGhosts implements GhostProvider {
 
   presentIn(authorId: string, room: string): Intent | undefined {
     const session = this.sessions.get(authorId);
-    return session?.client.status === "online" && session.muc.nickIn(room) ? session.intent : undefined;
+    // A 1:1 conversation has no room to be in: the ghost is there while it is connected.
+    const present = session?.client.status === "online" &&
+      (isDirectChannel(room) || !!session.muc.nickIn(room));
+    return present ? session!.intent : undefined;
   }
 
   async setStatus(authorId: string, presence: PresenceState): Promise<void> {
@@ -306,7 +310,7 @@ export class IbrGhosts implements GhostProvider {
     session.intent.joinAs = nick;
     for (const room of session.muc.rooms.keys()) await session.muc.changeNick(room, nick);
     // "" stands for no picture.
-    const wanted = author.avatar?.version ?? (removed ? "" : undefined);
+    const wanted = author.avatar === null ? "" : author.avatar?.version ?? (removed ? "" : undefined);
     if (wanted === undefined || !this.pictures) return;
     session.avatarShown ??= await this.opts.store.getAvatarShown(this.userNetwork, author.id, session.jid) ??
       "";

@@ -30,6 +30,7 @@ import { NS_CHAT_STATES, NS_DISCO_INFO, NS_MUC, NS_PING, NS_VCARD } from "../pro
 import { sha1Hex } from "../../core/images.ts";
 import { photoUpdate } from "../xeps/xep0153.ts";
 import { buildVcard } from "../xeps/xep0054.ts";
+import { isDirectChannel } from "../direct.ts";
 
 /** Puppets send chat states (XEP-0085) when their Mattermost users type, and answer vCard requests. */
 const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING, NS_CHAT_STATES, NS_VCARD];
@@ -199,7 +200,8 @@ export class ComponentPuppets implements GhostProvider {
   presentIn(authorId: string, room: string): Intent | undefined {
     const puppet = this.byId.get(authorId);
     if (!puppet || this.component.status !== "online") return undefined;
-    return puppet.muc.nickIn(room.toLowerCase()) ? puppet.intent : undefined;
+    // A 1:1 conversation has no room to be in: the puppet is there while the component is up.
+    return isDirectChannel(room) || puppet.muc.nickIn(room.toLowerCase()) ? puppet.intent : undefined;
   }
 
   async setStatus(authorId: string, presence: PresenceState): Promise<void> {
@@ -290,7 +292,8 @@ export class ComponentPuppets implements GhostProvider {
     let newPicture = false;
     // Without a picture, an author seen sending may only be one whose user could not be read: kept as it was.
     const known = puppet.photoHash !== undefined;
-    if (version !== puppet.avatarVersion && (version !== undefined || removed || !known)) {
+    const none = author.avatar === null || removed;
+    if (version !== puppet.avatarVersion && (version !== undefined || none || !known)) {
       const image = version && this.pictures ? await this.pictures(author) : undefined;
       const hash = image ? sha1Hex(image.bytes) : null;
       newPicture = hash !== puppet.photoHash;

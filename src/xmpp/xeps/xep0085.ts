@@ -1,5 +1,5 @@
 /**
- * XEP-0085 Chat State Notifications in rooms: an occupant is `composing` a message, has `paused`, or is `active`
+ * XEP-0085 Chat State Notifications in rooms and 1:1 chats: an occupant is `composing` a message, has `paused`, or is `active`
  * again (its message came). In, a body-less groupchat carrying `<composing/>` starts the sender's typing and
  * `<paused/>`, `<active/>`, `<inactive/>` or `<gone/>` end it; out, {@link ChatStates} sends a voice's state
  * changes to a room, no more often than its interval allows, and marks the voice's next message `<active/>` so
@@ -55,7 +55,15 @@ export const readChatState: IncomingReader = (
   base: IncomingBase,
 ): BridgeTyping | null | undefined => {
   if (msg.nick === "" || msg.body !== undefined) return undefined;
-  const state = chatStateOf(msg.stanza);
+  return typingOf(msg.stanza, base);
+};
+
+/**
+ * Reads a body-less chat state as typing, as {@link readChatState} does for rooms, from `stanza` wherever it came
+ * (a 1:1 chat); undefined when it carries none, null when it is stale (held by a server, a catch-up).
+ */
+export function typingOf(stanza: Element, base: IncomingBase): BridgeTyping | null | undefined {
+  const state = chatStateOf(stanza);
   if (state === undefined) return undefined;
   if (base.caughtUp) return null;
   const { ids: _, caughtUp: __, deliveryId: ___, ...common } = base;
@@ -65,7 +73,7 @@ export const readChatState: IncomingReader = (
     eventId: `chatstate:${crypto.randomUUID()}`,
     active: state === "composing",
   };
-};
+}
 
 /** How {@link ChatStates} writes: the voice's stanza to the room. */
 export type ChatStateWriter = (stanza: Element) => Promise<void>;

@@ -23,13 +23,16 @@ export function photoUpdate(hash?: string): Element {
 
 /**
  * What a presence says of the sender's picture: its SHA-1 (lowercase hex); null when it says there is none (an empty
- * `<photo/>`); undefined when it says nothing (no `<x>`, or an `<x>` without `<photo>`: the client does not know yet,
- * §4.2), or something that is no SHA-1.
+ * `<photo/>`, or one naming no SHA-1); undefined when it says nothing (no `<x>`, or an `<x>` without `<photo>`: the
+ * client does not know yet, §4.2).
+ *
+ * A `<photo>` that is no SHA-1 names no picture anyone could fetch. It is what a server that puts the XEP-0084
+ * avatar's id in presences says once the user removed their avatar the XEP-0084 way (§4.5, an empty metadata item,
+ * whose id the server chose: Prosody's mod_vcard_legacy gives a UUID), so it counts as none.
  */
 export function readPhotoHash(presence: Element): string | null | undefined {
   const photo = presence.getChild("x", NS_VCARD_UPDATE)?.getChild("photo");
   if (!photo) return undefined;
   const hash = photo.getText().trim().toLowerCase();
-  if (hash === "") return null;
-  return /^[0-9a-f]{40}$/.test(hash) ? hash : undefined;
+  return /^[0-9a-f]{40}$/.test(hash) ? hash : null;
 }
