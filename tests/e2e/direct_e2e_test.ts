@@ -14,6 +14,7 @@ import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
 import type { Post } from "../mm_server/server.ts";
+import { sendChat, uploadAs } from "../helpers/xmpp_share.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -67,25 +68,6 @@ async function received(
   return box.stanzas.find(match)!;
 }
 
-/** Sends a chat from `user` to `to` with `body`, `id` and the origin-id `{id}-origin`, and `children`. */
-async function chat(
-  user: XmppUser,
-  to: string,
-  body: string,
-  id: string,
-  ...children: Element[]
-): Promise<void> {
-  await user.send(
-    xml(
-      "message",
-      { type: "chat", to, id },
-      xml("body", {}, body),
-      xml("origin-id", { xmlns: "urn:xmpp:sid:0", id: `${id}-origin` }),
-      ...children,
-    ),
-  );
-}
-
 /** The direct channel between `userId` and `otherId` on the stand-in, once it exists. */
 async function directChannel(w: World, userId: string, otherId: string): Promise<string> {
   await waitFor(() => w.mm.directChannelOf(userId, otherId) !== undefined, "the direct channel", 10_000);
@@ -105,30 +87,6 @@ async function userId(w: World, username: string): Promise<string> {
   return id;
 }
 
-/** Uploads `text` as `name` through the XMPP server's upload service (XEP-0363) as alice; resolves with its URL. */
-async function uploadAsAlice(w: World, name: string, text: string): Promise<string> {
-  const data = new TextEncoder().encode(text);
-  const answer = await w.alice.iq(
-    xml(
-      "iq",
-      { type: "get", to: w.prosody.uploadDomain },
-      xml("request", {
-        xmlns: "urn:xmpp:http:upload:0",
-        filename: name,
-        size: String(data.byteLength),
-        "content-type": "text/plain",
-      }),
-    ),
-  );
-  const slot = answer.getChild("slot", "urn:xmpp:http:upload:0")!;
-  const headers: Record<string, string> = { "Content-Type": "text/plain" };
-  for (const h of slot.getChild("put")!.getChildren("header")) headers[h.attrs.name] = h.text();
-  const res = await fetch(slot.getChild("put")!.attrs.url, { method: "PUT", body: data, headers });
-  await res.body?.cancel();
-  assert.equal(res.status, 201);
-  return slot.getChild("get")!.attrs.url;
-}
-
 /** The error text of an error stanza. */
 function errorText(s: Element): string {
   return s.getChild("error")?.getChildText("text") ?? "";
@@ -143,7 +101,7 @@ Deno.test(
       const box = inbox(w.alice);
       try {
         const bobJid = `bob@${w.prosody.componentDomain}`;
-        await chat(w.alice, bobJid, "hi bob, in private", "dm-1");
+        await sendChat(w.alice, bobJid, "hi bob, in private", "dm-1");
         const puppetId = await userId(w, "xmpp-alice");
         const dm = await directChannel(w, w.bob.id, puppetId);
         const [first] = await postsMatching(w.mm, dm, (p) => p.message === "hi bob, in private", 1);
@@ -186,7 +144,7 @@ Deno.test(
         });
 
         // Alice corrects her own first message: the DM post is edited.
-        await chat(
+        await sendChat(
           w.alice,
           bobJid,
           "hi bob, in private (fixed)",
@@ -272,12 +230,17 @@ Deno.test(
         assert.equal(await (await fetch(url)).text(), "secret plans");
 
         // Alice answers the puppet JID: it lands in that same DM.
-        await chat(w.alice, `bob@${w.prosody.componentDomain}`, "got it", "dm-a");
+        await sendChat(w.alice, `bob@${w.prosody.componentDomain}`, "got it", "dm-a");
         await postsMatching(w.mm, dm.id, (p) => p.message === "got it" && p.user_id === puppetId, 1);
 
         // A file alice shares in the conversation (XEP-0363 upload, XEP-0066 link) is posted there by her puppet.
-        const aliceUrl = await uploadAsAlice(w, "reply.txt", "my answer");
-        await chat(
+        const aliceUrl = await uploadAs(
+          w.alice,
+          w.prosody.uploadDomain,
+          "reply.txt",
+          new TextEncoder().encode("my answer"),
+        );
+        await sendChat(
           w.alice,
           `bob@${w.prosody.componentDomain}`,
           aliceUrl,
@@ -321,12 +284,12 @@ Deno.test(
       const box = inbox(w.alice);
       try {
         // A JID of the component that is no Mattermost user: refused by Mattermost's side, answered on XMPP.
-        await chat(w.alice, `nobody@${w.prosody.componentDomain}`, "anyone there?", "lost-1");
+        await sendChat(w.alice, `nobody@${w.prosody.componentDomain}`, "anyone there?", "lost-1");
         const nobody = await received(box, (s) => s.attrs.id === "lost-1", "the error for nobody@");
         assert.equal(nobody.attrs.type, "error");
         assert.match(errorText(nobody), /there is no Mattermost user nobody/);
         // The bridge's own account is nobody's ghost.
-        await chat(w.alice, "bridge@localhost", "hello bridge", "lost-2");
+        await sendChat(w.alice, "bridge@localhost", "hello bridge", "lost-2");
         const own = await received(box, (s) => s.attrs.id === "lost-2", "the error for the bridge's JID");
         assert.equal(own.attrs.type, "error");
         assert.match(errorText(own), /is the bridge itself/);
@@ -349,7 +312,7 @@ Deno.test(
 
         // A domain the admin has not allowed.
         await w.startBridge(directEnv(w, { BRIDGE_DM_ALLOWED_DOMAINS: "example.test" }));
-        await chat(w.alice, `bob@${w.prosody.componentDomain}`, "let me in", "lost-3");
+        await sendChat(w.alice, `bob@${w.prosody.componentDomain}`, "let me in", "lost-3");
         const domain = await received(box, (s) =>
           s.attrs.id === "lost-3", "the error for the domain");
         assert.equal(domain.attrs.type, "error");
@@ -377,7 +340,7 @@ Deno.test(
       const bridge = await w.startBridge(env);
       const box = inbox(w.alice);
       try {
-        await chat(w.alice, `bob@${w.prosody.componentDomain}`, "hello?", "off-1");
+        await sendChat(w.alice, `bob@${w.prosody.componentDomain}`, "hello?", "off-1");
         const off = await received(box, (s) => s.attrs.id === "off-1", "the error with puppets off");
         assert.match(errorText(off), /Mattermost puppets are off/);
         await bridge.stop();
@@ -388,18 +351,18 @@ Deno.test(
         admin.setToken(w.mm.admin.token);
         await admin.updateUserActive(carol.id, false);
         await w.startBridge(directEnv(w));
-        await chat(w.alice, `carol@${w.prosody.componentDomain}`, "hello carol", "gone-1");
+        await sendChat(w.alice, `carol@${w.prosody.componentDomain}`, "hello carol", "gone-1");
         const gone = await received(box, (s) => s.attrs.id === "gone-1", "the error for a deactivated user");
         assert.match(errorText(gone), /carol is deactivated on Mattermost/);
 
         // A conversation already open: its user deactivated since, the next message is refused too.
         const bob = `bob@${w.prosody.componentDomain}`;
-        await chat(w.alice, bob, "hello bob", "open-1");
+        await sendChat(w.alice, bob, "hello bob", "open-1");
         const puppetId = await userId(w, "xmpp-alice");
         await postsMatching(w.mm, await directChannel(w, w.bob.id, puppetId), (p) =>
           p.message === "hello bob", 1);
         await admin.updateUserActive(w.bob.id, false);
-        await chat(w.alice, bob, "are you gone?", "gone-2");
+        await sendChat(w.alice, bob, "are you gone?", "gone-2");
         const left = await received(box, (s) =>
           s.attrs.id === "gone-2", "the error for a user gone since");
         assert.match(errorText(left), /bob is deactivated on Mattermost/);

@@ -13,6 +13,7 @@ import mm from "@mattermost/client";
 import { postsMatching, startWorld, waitFor } from "../helpers/harness.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
+import { sendChat } from "../helpers/xmpp_share.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -23,25 +24,6 @@ function inbox(user: XmppUser): { stanzas: Element[]; stop: () => void } {
     if (s.is("message") && (s.attrs.type === "chat" || s.attrs.type === "error")) stanzas.push(s);
   });
   return { stanzas, stop };
-}
-
-/** Sends a chat from `user` to `to`, with `id` as its id and origin-id. */
-async function chat(
-  user: XmppUser,
-  to: string,
-  body: string,
-  id: string,
-  ...children: Element[]
-): Promise<void> {
-  await user.send(
-    xml(
-      "message",
-      { type: "chat", to, id },
-      xml("body", {}, body),
-      xml("origin-id", { xmlns: "urn:xmpp:sid:0", id }),
-      ...children,
-    ),
-  );
 }
 
 Deno.test(
@@ -63,7 +45,7 @@ Deno.test(
       await w.alice.waitForMessages(w.room, (m) => m.body === "hello from bob", 1, 10_000);
       const ghost = "mm_bob@localhost";
 
-      await chat(w.alice, ghost, "hi bob, privately", "ibr-1");
+      await sendChat(w.alice, ghost, "hi bob, privately", "ibr-1");
       const admin = new mm.Client4();
       admin.setUrl(w.mm.url);
       admin.setToken(w.mm.admin.token);
@@ -86,7 +68,7 @@ Deno.test(
 
       await first.stop();
       // Written while the bridge is down: the server holds it for the offline ghost.
-      await chat(w.alice, ghost, "are you still there?", "ibr-2");
+      await sendChat(w.alice, ghost, "are you still there?", "ibr-2");
       // Posted in the DM meanwhile: caught up at start, as in a room.
       await w.mm.postAs(w.bob.id, dm, "posted while the bridge was down");
 
@@ -104,7 +86,7 @@ Deno.test(
       assert.equal(String(missed.attrs.from).split("/")[0], ghost);
       assert.ok(missed.getChild("delay", "urn:xmpp:delay"), "marked as late, with its original time");
       // A correction of a message from before the restart: its ids come from KV.
-      await chat(
+      await sendChat(
         w.alice,
         ghost,
         "hi bob, privately (fixed)",

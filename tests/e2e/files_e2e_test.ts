@@ -14,9 +14,9 @@ import type { GroupchatMessage } from "../helpers/xmpp_user.ts";
 import type { Post } from "../mm_server/server.ts";
 import { FileUnavailable } from "../../src/core/bridge.ts";
 import { uploadApi } from "../../src/xmpp/xeps/xep0363.ts";
+import { uploadAs } from "../helpers/xmpp_share.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const NS_UPLOAD = "urn:xmpp:http:upload:0";
 const NS_OOB = "jabber:x:oob";
 
 let shared: Prosody | undefined;
@@ -80,29 +80,6 @@ async function mmFile(w: World, fileId: string): Promise<{ name: string; data: U
   return { name: info.name, data: new Uint8Array(await res.arrayBuffer()) };
 }
 
-/** Uploads `data` as alice through XEP-0363 (a slot from upload.localhost, then PUT); resolves with the GET URL. */
-async function uploadAsAlice(w: World, name: string, data: Uint8Array<ArrayBuffer>): Promise<string> {
-  const answer = await w.alice.iq(
-    xml(
-      "iq",
-      { type: "get", to: w.prosody.uploadDomain },
-      xml("request", {
-        xmlns: NS_UPLOAD,
-        filename: name,
-        size: String(data.byteLength),
-        "content-type": "text/plain",
-      }),
-    ),
-  );
-  const slot = answer.getChild("slot", NS_UPLOAD)!;
-  const headers: Record<string, string> = { "Content-Type": "text/plain" };
-  for (const h of slot.getChild("put")!.getChildren("header")) headers[h.attrs.name] = h.text();
-  const res = await fetch(slot.getChild("put")!.attrs.url, { method: "PUT", body: data, headers });
-  await res.body?.cancel();
-  assert.equal(res.status, 201);
-  return slot.getChild("get")!.attrs.url;
-}
-
 /** Shares `url` in the room as alice, as Conversations does: the body is the URL, with an OOB element. */
 function shareAsAlice(w: World, url: string, body = url): Promise<string> {
   return w.alice.sendGroupchat(w.room, body, {
@@ -157,7 +134,7 @@ Deno.test(
         "a file shared in the room is uploaded to Mattermost and posted with file_ids",
         async () => {
           const data = bytes(5000, 3);
-          const url = await uploadAsAlice(w, "notes.txt", data);
+          const url = await uploadAs(w.alice, w.prosody.uploadDomain, "notes.txt", data);
           await shareAsAlice(w, url);
 
           const [post] = await postsMatching(w.mm, w.channel.id, byBot(w), 1, 15_000);
@@ -225,7 +202,7 @@ Deno.test(
       assert.deepEqual(parts?.map((p) => p.sender), [{ kind: "puppet", id: "bob@bridge.localhost" }]);
 
       const reply = bytes(1200, 5);
-      const url = await uploadAsAlice(w, "reply.txt", reply);
+      const url = await uploadAs(w.alice, w.prosody.uploadDomain, "reply.txt", reply);
       await shareAsAlice(w, url, `here you go ${url}`);
       const [back] = await postsMatching(w.mm, w.channel.id, byBot(w), 1, 15_000);
       assert.equal(back.message, "here you go", "the text without the URL, the file attached");
@@ -300,7 +277,7 @@ Deno.test("over a size limit, a file goes as a link with a notice, never dropped
     await t.step(
       "larger than Mattermost's MaxFileSize (from its client config): refused by the download's length",
       async () => {
-        const url = await uploadAsAlice(w, "big.txt", bytes(4000));
+        const url = await uploadAs(w.alice, w.prosody.uploadDomain, "big.txt", bytes(4000));
         await shareAsAlice(w, url, `big one ${url}`);
         const [post] = await postsMatching(w.mm, w.channel.id, byBot(w), 1, 15_000);
         assert.equal(post.file_ids, undefined);
@@ -313,7 +290,7 @@ Deno.test("over a size limit, a file goes as a link with a notice, never dropped
 
     await t.step("Mattermost's 413, for a MaxFileSize lowered since the bridge read it", async () => {
       w.mm.setConfig({ maxFileSize: 500 });
-      const url = await uploadAsAlice(w, "later.txt", bytes(800));
+      const url = await uploadAs(w.alice, w.prosody.uploadDomain, "later.txt", bytes(800));
       await shareAsAlice(w, url);
       const [, post] = await postsMatching(w.mm, w.channel.id, byBot(w), 2, 15_000);
       assert.equal(post.file_ids, undefined);

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import mm from "@mattermost/client";
 import type { LogRecord } from "@logtape/logtape";
-import { NS_CORRECT, NS_FALLBACK, NS_REACTIONS, NS_RETRACT, NS_UPLOAD } from "../../src/xmpp/protocol/ns.ts";
+import { NS_CORRECT, NS_FALLBACK, NS_REACTIONS, NS_RETRACT } from "../../src/xmpp/protocol/ns.ts";
 import { captureLogs } from "../helpers/log_capture.ts";
 import { runDoctor } from "../../doctor.ts";
 import { EXIT, exitCodeOf } from "../../src/app.ts";
@@ -18,6 +18,7 @@ import { SecretBox } from "../../src/core/secretbox.ts";
 import { PASSWORD, postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import { connectXmppUser, type XmppUser } from "../helpers/xmpp_user.ts";
 import type { Post, StandInOptions } from "../mm_server/server.ts";
+import { uploadAs } from "../helpers/xmpp_share.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -486,34 +487,6 @@ Deno.test(
     }, { mattermost: { botTeamRole: "admin" } }),
 );
 
-/** Uploads `data` as `user` through XEP-0363 (a slot from the upload service, then PUT); resolves with the GET URL. */
-async function upload(
-  w: World,
-  user: XmppUser,
-  name: string,
-  data: Uint8Array<ArrayBuffer>,
-): Promise<string> {
-  const answer = await user.iq(
-    xml(
-      "iq",
-      { type: "get", to: w.prosody.uploadDomain },
-      xml("request", {
-        xmlns: NS_UPLOAD,
-        filename: name,
-        size: String(data.byteLength),
-        "content-type": "text/plain",
-      }),
-    ),
-  );
-  const slot = answer.getChild("slot", NS_UPLOAD)!;
-  const headers: Record<string, string> = { "Content-Type": "text/plain" };
-  for (const h of slot.getChild("put")!.getChildren("header")) headers[h.attrs.name] = h.text();
-  const res = await fetch(slot.getChild("put")!.attrs.url, { method: "PUT", body: data, headers });
-  await res.body?.cancel();
-  assert.equal(res.status, 201);
-  return slot.getChild("get")!.attrs.url;
-}
-
 Deno.test(
   "a file from XMPP is uploaded and posted by the puppet, so that the post keeps it",
   opts,
@@ -521,7 +494,7 @@ Deno.test(
     worlds.run(async (w) => {
       await w.startBridge(puppetEnv(w));
       const data = new TextEncoder().encode("notes from the meeting");
-      const url = await upload(w, w.alice, "notes.txt", data);
+      const url = await uploadAs(w.alice, w.prosody.uploadDomain, "notes.txt", data);
       await w.alice.sendGroupchat(w.room, `minutes ${url}`, {
         children: [xml("x", { xmlns: "jabber:x:oob" }, xml("url", {}, url))],
       });
