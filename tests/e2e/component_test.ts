@@ -95,6 +95,34 @@ function statusCodes(presence: Element): string[] {
   return presence.getChild("x", NS_MUC_USER)?.getChildren("status").map((s: Element) => s.attrs.code) ?? [];
 }
 
+Deno.test("a puppet's first message goes out right behind its join, before the room has listed its occupants", async () => {
+  await withWorld(async ({ alice, room, puppets }) => {
+    // A room with some occupants, whose presences the room sends the newcomer before its own.
+    for (const [i, author] of ["dora", "erin", "fred", "gina"].entries()) {
+      await sendAs(
+        puppets,
+        { id: `mm-${author}`, name: author },
+        room,
+        `${author} here`,
+        `origin-crowd-${i}`,
+      );
+    }
+    const intent = await puppets.intentFor(BOB);
+    await intent!.ensureJoined(room);
+    // The room has not answered yet: the join presence is only written.
+    assert.equal(puppets.presentIn(BOB.id, room), undefined, "speaks before its join is confirmed");
+    const sent = await intent!.sendAwaitingReflection(
+      room,
+      buildGroupchat(room, "right away", "origin-fast"),
+      "origin-fast",
+    );
+    const [seen] = await alice.waitForMessages(room, (m) => m.originId === "origin-fast");
+    assert.equal(seen.nick, "bob");
+    assert.equal(sent.stanzaId, seen.stanzaId, "accepted from an occupant, and confirmed");
+    assert.ok(puppets.presentIn(BOB.id, room), "joined by then");
+  });
+});
+
 Deno.test("puppets speak in the room under their own nicks, confirmed by the room's stanza-id", async () => {
   await withWorld(async ({ alice, room, puppets }) => {
     const bobJoined = presenceFrom(alice, `${room}/bob`, available);

@@ -89,13 +89,18 @@ export class MucRooms {
   /**
    * Joins `room` as `nick` (or a variant of it when taken), without history, or with what the room said since
    * `opts.historySince` (ms since the epoch; XEP-0045 §7.2.15), which it sends after our own presence.
+   * `opts.onWritten` is called once the first join presence is written, before the room has answered.
    */
-  async join(room: string, nick: string, opts: { historySince?: number } = {}): Promise<string> {
+  async join(
+    room: string,
+    nick: string,
+    opts: { historySince?: number; onWritten?: () => void } = {},
+  ): Promise<string> {
     this.rooms.set(room, { wantedNick: nick, joined: false });
     for (let attempt = 0; attempt < 6; attempt++) {
       const tryNick = attempt === 0 ? nick : attempt === 1 ? `${nick}_` : `${nick}_${attempt}`;
       try {
-        await this.joinOnce(room, tryNick, opts.historySince);
+        await this.joinOnce(room, tryNick, opts.historySince, attempt === 0 ? opts.onWritten : undefined);
         // The occupancy was recorded when the room's answer came (see handlePresence); a kick may follow at once.
         const joinedAs = this.rooms.get(room)?.nick ?? tryNick;
         log.info("Joined {room} as {nick}", { room, nick: joinedAs });
@@ -243,7 +248,12 @@ export class MucRooms {
     return true;
   }
 
-  private joinOnce(room: string, nick: string, historySince: number | undefined): Promise<void> {
+  private joinOnce(
+    room: string,
+    nick: string,
+    historySince: number | undefined,
+    onWritten?: () => void,
+  ): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => this.finish(room, new BridgeError(`no answer from ${room} when joining`, { transient: true })),
@@ -258,7 +268,7 @@ export class MucRooms {
           xml("x", { xmlns: NS_MUC }, xml("history", historyRequest(historySince))),
           ...presenceChildren(this.presence),
         ),
-      ).catch((err) => this.finish(room, new BridgeError(`cannot send join: ${err}`, { transient: true })));
+      ).then(onWritten, (err) => this.finish(room, new BridgeError(`cannot send join: ${err}`, { transient: true })));
     });
   }
 
