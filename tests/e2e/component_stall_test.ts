@@ -69,3 +69,47 @@ Deno.test("a component stream header that comes after start() gave up leaves not
     await new Promise((resolve) => server.close(resolve));
   }
 });
+
+Deno.test("a component port that resets the connection after stop() gave up waiting for it ends nothing", async () => {
+  const uncaught: unknown[] = [];
+  const collect = (e: ErrorEvent) => {
+    uncaught.push(e.error);
+    e.preventDefault();
+  };
+  addEventListener("error", collect);
+  // Completes the handshake, then, as a server busy with what was written last, neither answers the closing of the
+  // stream nor closes its side in time; it resets the connection later.
+  let reset = () => {};
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on("error", () => {});
+    socket.on("data", (data) => {
+      const text = String(data);
+      if (text.includes("<stream:stream")) {
+        socket.write(
+          "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' " +
+            "xmlns:stream='http://etherx.jabber.org/streams' id='c1' from='bridge.localhost'>",
+        );
+      }
+      if (text.includes("<handshake")) socket.write("<handshake/>");
+      if (text.includes("</stream:stream>")) reset = () => socket.resetAndDestroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const component = new XmppComponent({
+    service: `xmpp://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    domain: "bridge.localhost",
+    secret: "component-secret",
+  });
+  try {
+    await component.start();
+    await component.stop();
+    reset();
+    // The reset reaches the component's socket as a read error, after it let go of the socket.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(uncaught, [], "an error reached the top level");
+  } finally {
+    removeEventListener("error", collect);
+    await component.stop();
+    server.close();
+  }
+});

@@ -99,6 +99,7 @@ interface TcpStream {
   open(options: { domain?: string; lang?: string }): Promise<unknown>;
   disconnect(): Promise<unknown>;
   _attachSocket(socket: unknown): void;
+  _detachSocket(): void;
   _onData(data: unknown): void;
 }
 const TcpStream = ConnectionTCP as unknown as {

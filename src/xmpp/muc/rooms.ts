@@ -268,7 +268,10 @@ export class MucRooms {
           xml("x", { xmlns: NS_MUC }, xml("history", historyRequest(historySince))),
           ...presenceChildren(this.presence),
         ),
-      ).then(onWritten, (err) => this.finish(room, new BridgeError(`cannot send join: ${err}`, { transient: true })));
+      ).then(
+        onWritten,
+        (err) => this.finish(room, new BridgeError(`cannot send join: ${err}`, { transient: true })),
+      );
     });
   }
 

@@ -23,6 +23,7 @@ interface StartingConnection {
   start(): Promise<unknown>;
   once(event: string, listener: (...args: never[]) => void): unknown;
   removeListener(event: string, listener: (...args: never[]) => void): unknown;
+  _detachSocket(): void;
 }
 
 // deno-lint-ignore no-explicit-any -- a mixin's constructor must accept any arguments (TS2545)
@@ -74,6 +75,18 @@ export function settleStart<C extends ConnectionClass>(Base: C): C {
         throw err;
       }
       return online;
+    }
+
+    /**
+     * xmpp.js lets go of a socket it gave up closing (the server did not close its side within the timeout, as when
+     * it is still busy with what was written last) and removes its listeners, "error" included: a reset that comes
+     * later would be an uncaught error that ends the process. The socket keeps a listener that ignores it; it is not
+     * destroyed, so that the server still reads what was written before.
+     */
+    override _detachSocket(): void {
+      const socket = this.socket as { on?(event: string, listener: () => void): void } | null;
+      super._detachSocket();
+      socket?.on?.("error", () => {});
     }
 
     override async open(options: { domain?: string; lang?: string }): Promise<unknown> {
