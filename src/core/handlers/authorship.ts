@@ -10,7 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import type { BridgeEdit, BridgeRemove } from "../events.ts";
 import type { DirectionalEvent, MessageRef } from "../message.ts";
 import type { MessageLink } from "../store.ts";
-import type { HandlerContext } from "./context.ts";
+import { type HandlerContext, unresolved } from "./context.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
 
@@ -59,14 +59,7 @@ export async function findOwnOriginal(
   }
   const ref = link.refs[d.target];
   if (ref) return { status: "found", ref };
-  ctx.count("unresolved");
-  log.debug("Dropped the {kind} of a message that never reached {target} {channel}", {
-    kind: d.event.kind,
-    target: d.target,
-    channel: d.targetChannel,
-    eventId: d.event.eventId,
-    targetId,
-  });
+  unresolved(d, ctx);
   return { status: "unresolved" };
 }
 

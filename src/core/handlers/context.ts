@@ -68,15 +68,20 @@ export async function resolveTarget(
   const link = await ctx.store.findLink(portal.network, portal.channel, targetId);
   const ref = link?.refs[d.target];
   if (ref) return ref;
+  unresolved(d, ctx);
+  return undefined;
+}
+
+/** Counts and logs `d` as dropped: the message it points at never reached the target network. */
+export function unresolved(d: DirectionalEvent<TargetedEvent>, ctx: HandlerContext): void {
   ctx.count("unresolved");
   log.debug("Dropped the {kind} of a message that never reached {target} {channel}", {
     kind: d.event.kind,
     target: d.target,
     channel: d.targetChannel,
     eventId: d.event.eventId,
-    targetId,
+    targetId: d.event.targetId,
   });
-  return undefined;
 }
 
 /** Counts and logs (at debug: it is expected) an event `d`'s target cannot show. Always true: settled. */
