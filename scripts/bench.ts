@@ -1393,6 +1393,7 @@ function renderTables(r: Json): string {
         ["first login (XEP-0077 registration, then login)", g.first_login],
         ["warm, XMPP_CA_FILE alone (what ghosts do)", g.warm_ca_alone],
         ["warm, system CAs + XMPP_CA_FILE (before)", g.warm_with_system_cas],
+        ["warm, then each joins one room and says one message", g.warm_joined_one_room],
       ] as const).map((
         [label, p],
       ) => [label, ms(p.wall_ms), String(p.cpu_ms_per_ghost), String(p.rss_kib_per_ghost)]),

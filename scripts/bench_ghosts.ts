@@ -2,7 +2,9 @@
  * `deno task bench` section: what bringing IBR ghosts online costs the bridge, per ghost: CPU and resident memory,
  * at first (registering the account) and warm (logging in to an existing one), with the ghosts trusting
  * XMPP_CA_FILE alone (as they do) and, for comparison in the same run, the system's CAs as well. Each phase runs in a
- * fresh child process against one real Prosody, so that one phase's memory does not hide in another's.
+ * fresh child process against one real Prosody, so that one phase's memory does not hide in another's. A last
+ * phase has the warm ghosts each join one room and say one message there, as a channel's users would: every
+ * ghost then receives every other's presence and message, a cost that grows with the square of their number.
  *
  * @module
  */
@@ -11,6 +13,7 @@ import { SecretBox } from "../src/core/secretbox.ts";
 import { Store } from "../src/core/store.ts";
 import { IbrGhosts, xep0077Registrar } from "../src/xmpp/intents/ibr_ghosts.ts";
 import { createXmppClient, type XmppClient } from "../src/xmpp/session/client.ts";
+import { buildGroupchat } from "../src/xmpp/protocol/stanza.ts";
 
 /** One phase's numbers. */
 export interface GhostPhase {
@@ -21,6 +24,8 @@ export interface GhostPhase {
 }
 
 const CHILD = "--ghost-phase";
+/** The room the "warm-room" phase's ghosts join (Prosody's MUC service in the tests' setup). */
+const ROOM = "bench@conference.localhost";
 /** How many ghosts connect at once. */
 const CONCURRENCY = 10;
 
@@ -54,10 +59,12 @@ export async function benchGhosts(n = 100): Promise<Record<string, GhostPhase | 
     const first = await phase("register");
     const caAlone = await phase("warm");
     const withSystem = await phase("warm-system");
+    const inRoom = await phase("warm-room");
     return {
       first_login: first,
       warm_ca_alone: caAlone,
       warm_with_system_cas: withSystem,
+      warm_joined_one_room: inRoom,
       rss_ratio: Math.round(withSystem.rss_kib_per_ghost / caAlone.rss_kib_per_ghost * 10) / 10,
       cpu_ratio: Math.round(withSystem.cpu_ms_per_ghost / caAlone.cpu_ms_per_ghost * 10) / 10,
     };
@@ -90,6 +97,13 @@ async function childPhase([name, nArg, service, caFile, kvPath]: string[]): Prom
   const clients: XmppClient[] = [];
   const bringOnline = async (i: number) => {
     const author = { id: `user${i}`, name: `user${i}` };
+    if (name === "warm-room") {
+      // As a channel's users each saying one thing: every ghost joins the one room and speaks there.
+      const intent = (await ghosts.intentFor(author))!;
+      await intent.ensureJoined(ROOM);
+      await intent.sendAwaitingReflection(ROOM, buildGroupchat(ROOM, "hello", `bench-${i}`), `bench-${i}`);
+      return;
+    }
     if (name !== "warm-system") return void await ghosts.intentFor(author);
     // The way every ghost connected before: the system's CAs and XMPP_CA_FILE, on each connection.
     const record = (await store.getGhost("mattermost", author.id))!;
