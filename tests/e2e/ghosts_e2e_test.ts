@@ -9,6 +9,9 @@ import {
   type World,
 } from "../helpers/harness.ts";
 import { redactingFormatter, setupLogging, stopLogging } from "../../src/log.ts";
+import { SecretBox } from "../../src/core/secretbox.ts";
+import { Store } from "../../src/core/store.ts";
+import type { IbrGhosts } from "../../src/xmpp/intents/ibr_ghosts.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 /** One Prosody for the tests that need no other configuration; each test has its own room. */
@@ -357,3 +360,39 @@ Deno.test(
 );
 
 worlds.stopAfterAll();
+
+Deno.test(
+  "ibr: a start with 2,000 stored ghosts connects none of them; a ghost connects when its user speaks",
+  opts,
+  async () => {
+    await inWorld(async (w) => {
+      // Ghosts of earlier runs, as a busy deployment has them, none with a direct conversation; the first two have
+      // their accounts on the server, so that a login of theirs would succeed.
+      for (const i of [0, 1]) await w.prosody.register(`mm_stored${i}`, "stored-ghost-password");
+      const store = await Store.open(w.kvPath);
+      try {
+        const password = await (await SecretBox.create(undefined)).seal("stored-ghost-password");
+        for (let i = 0; i < 2_000; i++) {
+          const ghost = { network: "mattermost", userId: `stored-${i}`, jid: `mm_stored${i}@localhost` };
+          assert.ok(await store.createGhost({ ...ghost, password, createdAt: Date.now() }));
+        }
+      } finally {
+        store.close();
+      }
+      try {
+        const bridge = await w.startBridge({ BRIDGE_GHOST_MODE: "ibr" });
+        assert.ok(bridge.manager.isReady());
+        await w.mm.postAs(w.bob.id, w.channel.id, "only me");
+        await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" && m.body === "only me", 1, 15_000);
+        const ghosts = (bridge.xmpp as unknown as { opts: { ghosts: IbrGhosts } }).opts.ghosts;
+        assert.deepEqual(
+          ghosts.liveSessions(),
+          [w.bob.id],
+          "only the ghost of the user who spoke is connected",
+        );
+      } finally {
+        for (const i of [0, 1]) await w.prosody.unregister(`mm_stored${i}`);
+      }
+    });
+  },
+);
