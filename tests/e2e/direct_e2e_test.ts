@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import mm from "@mattermost/client";
-import { postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
+import { postsMatching, startWorld, userIdOf, waitFor, type World } from "../helpers/harness.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
@@ -74,19 +74,6 @@ async function directChannel(w: World, userId: string, otherId: string): Promise
   return w.mm.directChannelOf(userId, otherId)!;
 }
 
-/** The user id of the Mattermost user `username`. */
-async function userId(w: World, username: string): Promise<string> {
-  const admin = new mm.Client4();
-  admin.setUrl(w.mm.url);
-  admin.setToken(w.mm.admin.token);
-  let id = "";
-  await waitFor(async () => {
-    id = (await admin.getUserByUsername(username).catch(() => undefined))?.id ?? "";
-    return id !== "";
-  }, `the user ${username}`);
-  return id;
-}
-
 /** The error text of an error stanza. */
 function errorText(s: Element): string {
   return s.getChild("error")?.getChildText("text") ?? "";
@@ -102,7 +89,7 @@ Deno.test(
       try {
         const bobJid = `bob@${w.prosody.componentDomain}`;
         await sendChat(w.alice, bobJid, "hi bob, in private", "dm-1");
-        const puppetId = await userId(w, "xmpp-alice");
+        const puppetId = await userIdOf(w.mm, "xmpp-alice");
         const dm = await directChannel(w, w.bob.id, puppetId);
         const [first] = await postsMatching(w.mm, dm, (p) => p.message === "hi bob, in private", 1);
         assert.equal(first.user_id, puppetId, "posted by alice's puppet, in the DM with bob");
@@ -198,7 +185,7 @@ Deno.test(
       try {
         // Alice is seen in the room (which shows her address): her puppet exists, and listens for direct messages.
         await w.alice.sendGroupchat(w.room, "hello room");
-        const puppetId = await userId(w, "xmpp-alice");
+        const puppetId = await userIdOf(w.mm, "xmpp-alice");
         await postsMatching(w.mm, w.channel.id, (p: Post) => p.user_id === puppetId, 1);
         await waitFor(() => w.mm.websocketCount(puppetId) > 0, "the puppet's websocket");
         const bobClient = new mm.Client4();
@@ -358,7 +345,7 @@ Deno.test(
         // A conversation already open: its user deactivated since, the next message is refused too.
         const bob = `bob@${w.prosody.componentDomain}`;
         await sendChat(w.alice, bob, "hello bob", "open-1");
-        const puppetId = await userId(w, "xmpp-alice");
+        const puppetId = await userIdOf(w.mm, "xmpp-alice");
         await postsMatching(w.mm, await directChannel(w, w.bob.id, puppetId), (p) =>
           p.message === "hello bob", 1);
         await admin.updateUserActive(w.bob.id, false);

@@ -9,8 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import mm from "@mattermost/client";
-import { postsMatching, startWorld, waitFor } from "../helpers/harness.ts";
+import { postsMatching, startWorld, userIdOf, waitFor } from "../helpers/harness.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
 import { sendChat } from "../helpers/xmpp_share.ts";
@@ -46,16 +45,10 @@ Deno.test(
       const ghost = "mm_bob@localhost";
 
       await sendChat(w.alice, ghost, "hi bob, privately", "ibr-1");
-      const admin = new mm.Client4();
-      admin.setUrl(w.mm.url);
-      admin.setToken(w.mm.admin.token);
-      let puppetId = "";
+      const puppetId = await userIdOf(w.mm, "xmpp-alice", 10_000);
       await waitFor(
-        async () => {
-          puppetId = (await admin.getUserByUsername("xmpp-alice").catch(() => undefined))?.id ?? "";
-          return puppetId !== "" && w.mm.directChannelOf(w.bob.id, puppetId) !== undefined;
-        },
-        "alice's puppet and its DM with bob",
+        () => w.mm.directChannelOf(w.bob.id, puppetId) !== undefined,
+        "alice's DM with bob",
         10_000,
       );
       const dm = w.mm.directChannelOf(w.bob.id, puppetId)!;

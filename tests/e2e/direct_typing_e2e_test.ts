@@ -5,8 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import mm from "@mattermost/client";
-import { postsMatching, sharedWorlds, startWorld, waitFor, type World } from "../helpers/harness.ts";
+import {
+  postsMatching,
+  sharedWorlds,
+  startWorld,
+  userIdOf,
+  waitFor,
+  type World,
+} from "../helpers/harness.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
 import { NS_CHAT_STATES } from "../../src/xmpp/protocol/ns.ts";
@@ -62,23 +68,10 @@ async function typeAs(w: World, user: { id: string; token: string }, channelId: 
   assert.equal(res.status, 200, await res.text());
 }
 
-/** The user id of the Mattermost user `username`, once it exists. */
-async function userId(w: World, username: string): Promise<string> {
-  const admin = new mm.Client4();
-  admin.setUrl(w.mm.url);
-  admin.setToken(w.mm.admin.token);
-  let id = "";
-  await waitFor(async () => {
-    id = (await admin.getUserByUsername(username).catch(() => undefined))?.id ?? "";
-    return id !== "";
-  }, `the user ${username}`);
-  return id;
-}
-
 /** Opens the DM: alice writes to bob's puppet JID. Resolves with the DM channel and alice's puppet id. */
 async function openDm(w: World, bobJid: string): Promise<{ dm: string; puppetId: string }> {
   await w.alice.send(xml("message", { type: "chat", to: bobJid, id: "dm-1" }, xml("body", {}, "hi bob")));
-  const puppetId = await userId(w, "xmpp-alice");
+  const puppetId = await userIdOf(w.mm, "xmpp-alice");
   await waitFor(() => w.mm.directChannelOf(w.bob.id, puppetId) !== undefined, "the direct channel", 10_000);
   const dm = w.mm.directChannelOf(w.bob.id, puppetId)!;
   await postsMatching(w.mm, dm, (p) => p.message === "hi bob", 1);

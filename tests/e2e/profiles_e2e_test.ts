@@ -288,9 +288,9 @@ async function mmPicture(w: World, userId: string): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** How often the bridge set `userId`'s picture. */
-function pictureUploads(w: World, userId: string): number {
-  return w.mm.requestLog.filter((r) => r.method === "POST" && r.path === `/api/v4/users/${userId}/image`)
+/** How often the bridge set `userId`'s picture (POST), or put it back on the default picture (DELETE). */
+function pictureRequests(w: World, userId: string, method: "POST" | "DELETE"): number {
+  return w.mm.requestLog.filter((r) => r.method === method && r.path === `/api/v4/users/${userId}/image`)
     .length;
 }
 
@@ -314,7 +314,7 @@ Deno.test(
         15_000,
       );
       assert.deepEqual(await mmPicture(w, puppet!.id), pink);
-      assert.equal(pictureUploads(w, puppet!.id), 1);
+      assert.equal(pictureRequests(w, puppet!.id, "POST"), 1);
 
       // Messages with the same hash upload nothing, also after a restart (the version shown is in the store).
       await bridge.stop();
@@ -323,11 +323,11 @@ Deno.test(
       await postsMatching(w.mm, w.channel.id, (p) => p.message === "same face", 1);
       await w.alice.sendGroupchat(w.room, "still the same");
       await postsMatching(w.mm, w.channel.id, (p) => p.message === "still the same", 1);
-      assert.equal(pictureUploads(w, puppet!.id), 1, "an unchanged avatar is not uploaded again");
+      assert.equal(pictureRequests(w, puppet!.id, "POST"), 1, "an unchanged avatar is not uploaded again");
 
       const teal = await solidPng([20, 180, 180]);
       await setVcardPhoto(w.alice, w.room, "alice", teal);
-      await waitFor(() => pictureUploads(w, puppet!.id) === 2, "the new picture", 15_000);
+      await waitFor(() => pictureRequests(w, puppet!.id, "POST") === 2, "the new picture", 15_000);
       await waitFor(
         async () => (await mmPicture(w, puppet!.id)).length === teal.length,
         "the new picture served",
@@ -342,7 +342,7 @@ Deno.test(
         "the puppet renamed",
         15_000,
       );
-      assert.equal(pictureUploads(w, puppet!.id), 2, "a nick change uploads no picture");
+      assert.equal(pictureRequests(w, puppet!.id, "POST"), 2, "a nick change uploads no picture");
     }),
 );
 
@@ -350,12 +350,6 @@ Deno.test(
 async function clearVcardPhoto(user: XmppUser, room: string, nick: string): Promise<void> {
   await user.iq(xml("iq", { type: "set" }, buildVcard({ fullName: "Alice" })));
   await user.send(xml("presence", { to: `${room}/${nick}` }));
-}
-
-/** How often the bridge put `userId` back on the default picture. */
-function pictureResets(w: World, userId: string): number {
-  return w.mm.requestLog.filter((r) => r.method === "DELETE" && r.path === `/api/v4/users/${userId}/image`)
-    .length;
 }
 
 Deno.test(
@@ -392,21 +386,21 @@ Deno.test(
         15_000,
       );
       assert.deepEqual(await mmPicture(w, puppet!.id), defaultPicture, "the default picture is served again");
-      assert.equal(pictureResets(w, puppet!.id), 1);
+      assert.equal(pictureRequests(w, puppet!.id, "DELETE"), 1);
 
       // Still none: her messages reset nothing again, also after a restart (the version shown is in the store).
       await bridge.stop();
       bridge = await w.startBridge(env);
       await w.alice.sendGroupchat(w.room, "faceless");
       await postsMatching(w.mm, w.channel.id, (p) => p.message === "faceless", 1);
-      assert.equal(pictureResets(w, puppet!.id), 1, "no second reset");
-      assert.equal(pictureUploads(w, puppet!.id), 1);
+      assert.equal(pictureRequests(w, puppet!.id, "DELETE"), 1, "no second reset");
+      assert.equal(pictureRequests(w, puppet!.id, "POST"), 1);
 
       // A picture again, then removed the XEP-0084 way (§4.5: an empty metadata item), as most clients do: the
       // server's XEP-0153 photo then names that item, which is no picture's SHA-1.
       const seen = presencesOf(w.alice);
       await setVcardPhoto(w.alice, w.room, "alice", orange);
-      await waitFor(() => pictureUploads(w, puppet!.id) === 2, "the picture again", 15_000);
+      await waitFor(() => pictureRequests(w, puppet!.id, "POST") === 2, "the picture again", 15_000);
       await w.alice.iq(
         xml(
           "iq",
@@ -423,14 +417,15 @@ Deno.test(
         ),
       );
       await w.alice.send(xml("presence", { to: `${w.room}/alice` }));
-      await waitFor(() => pictureResets(w, puppet!.id) === 2, "the puppet reset again", 15_000).catch(
-        (err) => {
-          const photos = seen.filter((p) => p.attrs.from === `${w.room}/alice`).map((p) =>
-            p.getChild("x", "vcard-temp:x:update")?.toString()
-          );
-          throw new Error(`${err.message}; alice's presences said: ${photos.join(", ")}`);
-        },
-      );
+      await waitFor(() => pictureRequests(w, puppet!.id, "DELETE") === 2, "the puppet reset again", 15_000)
+        .catch(
+          (err) => {
+            const photos = seen.filter((p) => p.attrs.from === `${w.room}/alice`).map((p) =>
+              p.getChild("x", "vcard-temp:x:update")?.toString()
+            );
+            throw new Error(`${err.message}; alice's presences said: ${photos.join(", ")}`);
+          },
+        );
       assert.equal((await mmUser(w, "xmpp-alice"))?.last_picture_update, 0);
     }),
 );

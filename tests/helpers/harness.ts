@@ -170,6 +170,26 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, what:
   }
 }
 
+/**
+ * The id of the Mattermost user `username` (e.g. a puppet the bridge makes), once it exists, as an admin reads it
+ * through the API (`GET /users/username/{username}`).
+ */
+export async function userIdOf(mm: MattermostStandIn, username: string, timeoutMs = 5_000): Promise<string> {
+  let id = "";
+  await waitFor(
+    async () => {
+      const res = await fetch(`${mm.url}/api/v4/users/username/${username}`, {
+        headers: { Authorization: `Bearer ${mm.admin.token}` },
+      });
+      id = res.ok ? (await res.json()).id : (await res.body?.cancel(), "");
+      return id !== "";
+    },
+    `the user ${username}`,
+    timeoutMs,
+  );
+  return id;
+}
+
 /** Waits until `channelId` has at least `count` posts matching `match`; returns those, in order. */
 export async function postsMatching(
   mm: MattermostStandIn,

@@ -142,27 +142,21 @@ export function readAvatarMetadata(el: Element): AvatarInfo | null | undefined {
   return { id, type: String(info.attrs.type ?? "image/png"), bytes: Number(info.attrs.bytes) || 0 };
 }
 
+/** Asks `jid` for the pubsub `items` (XEP-0060 §6.5) and returns the answer's `<pubsub>`, if it has one. */
+async function requestItems(session: IqSender, jid: string, items: Element): Promise<Element | undefined> {
+  const answer = await session.iqCaller.request(
+    xml("iq", { type: "get", to: jid }, xml("pubsub", { xmlns: NS_PUBSUB }, items)),
+    TIMEOUT_MS,
+  );
+  return answer.getChild("pubsub", NS_PUBSUB) ?? undefined;
+}
+
 /** The current avatar of `jid` (a bare JID) as its metadata node says; null: none; undefined: no node to read. */
 export async function fetchAvatarMetadata(
   session: IqSender,
   jid: string,
 ): Promise<AvatarInfo | null | undefined> {
-  const answer = await session.iqCaller.request(
-    xml(
-      "iq",
-      { type: "get", to: jid },
-      xml(
-        "pubsub",
-        { xmlns: NS_PUBSUB },
-        xml("items", {
-          node: NS_AVATAR_METADATA,
-          max_items: "1",
-        }),
-      ),
-    ),
-    TIMEOUT_MS,
-  );
-  const pubsub = answer.getChild("pubsub", NS_PUBSUB);
+  const pubsub = await requestItems(session, jid, xml("items", { node: NS_AVATAR_METADATA, max_items: "1" }));
   return pubsub ? readAvatarMetadata(pubsub) : undefined;
 }
 
@@ -177,19 +171,12 @@ export async function fetchAvatarData(
   maxBytes: number,
 ): Promise<Image | undefined> {
   if (info.bytes > maxBytes) return undefined;
-  const answer = await session.iqCaller.request(
-    xml(
-      "iq",
-      { type: "get", to: jid },
-      xml(
-        "pubsub",
-        { xmlns: NS_PUBSUB },
-        xml("items", { node: NS_AVATAR_DATA }, xml("item", { id: info.id })),
-      ),
-    ),
-    TIMEOUT_MS,
+  const pubsub = await requestItems(
+    session,
+    jid,
+    xml("items", { node: NS_AVATAR_DATA }, xml("item", { id: info.id })),
   );
-  const data = answer.getChild("pubsub", NS_PUBSUB)?.getChild("items")?.getChild("item")?.getChild(
+  const data = pubsub?.getChild("items")?.getChild("item")?.getChild(
     "data",
     NS_AVATAR_DATA,
   );
