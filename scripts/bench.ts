@@ -67,6 +67,17 @@ const WAIT_ONE_MS = 10_000;
  * (`<phase>.cpuprofile`, for Chrome DevTools), taken with `node:inspector`.
  */
 const PROFILE_DIR = Deno.env.get("BENCH_CPU_PROF");
+/**
+ * `BENCH_ONLY=bursts,sustained` runs only the named phases (bus, scram, ghosts, idle, latency, bursts, sustained,
+ * memory) and prints their numbers as JSON instead of writing bench/results.*: for working on one of them.
+ */
+const ONLY = Deno.env.get("BENCH_ONLY")?.split(",").map((s) => s.trim()).filter(Boolean);
+const PHASES = ["bus", "scram", "ghosts", "idle", "latency", "bursts", "sustained", "memory"];
+if (ONLY?.some((p) => !PHASES.includes(p))) {
+  throw new Error(`BENCH_ONLY names an unknown phase: ${ONLY.join(",")}; phases are ${PHASES.join(", ")}`);
+}
+/** True when the phase is to run (all of them, unless BENCH_ONLY names some). */
+const runs = (phase: string) => !ONLY || ONLY.includes(phase);
 const WAIT_BURST_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1452,14 +1463,20 @@ async function main(): Promise<number> {
   const result: Json = { meta: await meta(), sizes: SIZES };
   if (PROFILE_DIR) await Deno.mkdir(PROFILE_DIR, { recursive: true });
 
-  progress(`1/5 core bus: ${SIZES.busMessages} messages × 3 variants, sequential and burst`);
-  result.bus = await benchBus();
-  progress("SCRAM-SHA-1 login CPU: the library's key derivation vs the native one");
-  result.scram = await benchScram();
-  progress(
-    "IBR ghosts: CPU and memory per ghost brought online, first and warm, CA alone vs with the system's CAs",
-  );
-  result.ghosts = await benchGhosts(SIZES.ghosts);
+  if (runs("bus")) {
+    progress(`1/5 core bus: ${SIZES.busMessages} messages × 3 variants, sequential and burst`);
+    result.bus = await benchBus();
+  }
+  if (runs("scram")) {
+    progress("SCRAM-SHA-1 login CPU: the library's key derivation vs the native one");
+    result.scram = await benchScram();
+  }
+  if (runs("ghosts")) {
+    progress(
+      "IBR ghosts: CPU and memory per ghost brought online, first and warm, CA alone vs with the system's CAs",
+    );
+    result.ghosts = await benchGhosts(SIZES.ghosts);
+  }
 
   // @mattermost/client's websocket chats on console.log ("websocket connecting to …"); keep stdout for the table.
   const quiet = { log: console.log, info: console.info, debug: console.debug };
@@ -1476,59 +1493,71 @@ async function main(): Promise<number> {
         BRIDGE_HTTP_ADDR: `127.0.0.1:${freePort()}`,
       });
 
-    progress("3/5 idle memory: bare Deno, the bridge as `deno task start` runs it, imports step by step");
-    let idleRuns = 0;
-    const idleLoad = SIZES.memBurst * 4;
-    result.idle_memory = await idleMemory(() => env(`idle${idleRuns++}.kv`), async () => {
-      for (let b = 0; b < idleLoad / SIZES.memBurst; b++) {
-        const pair = rig.pairs[b % rig.pairs.length];
-        await Promise.all([
-          burst(rig, "mm_to_xmpp", SIZES.memBurst / 2, pair, `idle${b}`),
-          burst(rig, "xmpp_to_mm", SIZES.memBurst / 2, pair, `idle${b}`),
-        ]);
-        forgetMessages(rig);
-      }
-    }, idleLoad);
+    if (runs("idle")) {
+      progress("3/5 idle memory: bare Deno, the bridge as `deno task start` runs it, imports step by step");
+      let idleRuns = 0;
+      const idleLoad = SIZES.memBurst * 4;
+      result.idle_memory = await idleMemory(() => env(`idle${idleRuns++}.kv`), async () => {
+        for (let b = 0; b < idleLoad / SIZES.memBurst; b++) {
+          const pair = rig.pairs[b % rig.pairs.length];
+          await Promise.all([
+            burst(rig, "mm_to_xmpp", SIZES.memBurst / 2, pair, `idle${b}`),
+            burst(rig, "xmpp_to_mm", SIZES.memBurst / 2, pair, `idle${b}`),
+          ]);
+          forgetMessages(rig);
+        }
+      }, idleLoad);
+    }
 
-    progress(`2/5 latency: ${SIZES.roundTrips} sequential round trips of each kind (bridge in this process)`);
-    const running = await world.startBridge(Object.fromEntries(
-      Object.entries(env("inproc.kv")).filter(([k]) => k.startsWith("BRIDGE_")),
-    ));
-    const inproc = inProcess(running);
-    result.e2e["in-process"] = summarizeRoundTrips(await roundTrips(rig, inproc, "inproc"));
-    await inproc.settle();
-    result.e2e["in-process"].stats = await inproc.stats();
-    await inproc.stop();
-
-    progress("4/5 bursts, bridge in a child process (own event loop, --expose-gc)");
-    const child = await spawnChild(env("child.kv"));
-    try {
-      result.burst = await child.profiled("bursts", () => bursts(rig, "child"));
+    if (runs("latency")) {
       progress(
-        `5/5 sustained: ${SIZES.sustainedLowMessages} messages each way at ${SIZES.sustainedLowRate} msgs/s ` +
-          `each way, then ${SIZES.sustainedMessages} at ${SIZES.sustainedRate}`,
+        `2/5 latency: ${SIZES.roundTrips} sequential round trips of each kind (bridge in this process)`,
       );
-      result.sustained_low = await sustained(
-        rig,
-        SIZES.sustainedLowMessages,
-        SIZES.sustainedLowRate,
-        rig.sustainedPairs[1],
-      );
-      await child.settle();
-      result.sustained = await child.profiled(
-        "sustained",
-        () =>
-          profiledHere(
-            "sustained-bench",
-            () => sustained(rig, SIZES.sustainedMessages, SIZES.sustainedRate, rig.sustainedPairs[0]),
-          ),
-      );
-      await child.settle();
-      progress(`3/5 memory: ${SIZES.memMessages} messages through the child bridge`);
-      result.memory = await memoryRun(rig, child);
-      progress("done; stopping");
-    } finally {
-      await child.stop();
+      const running = await world.startBridge(Object.fromEntries(
+        Object.entries(env("inproc.kv")).filter(([k]) => k.startsWith("BRIDGE_")),
+      ));
+      const inproc = inProcess(running);
+      result.e2e["in-process"] = summarizeRoundTrips(await roundTrips(rig, inproc, "inproc"));
+      await inproc.settle();
+      result.e2e["in-process"].stats = await inproc.stats();
+      await inproc.stop();
+    }
+
+    if (runs("bursts") || runs("sustained") || runs("memory")) {
+      progress("4/5 bursts, bridge in a child process (own event loop, --expose-gc)");
+      const child = await spawnChild(env("child.kv"));
+      try {
+        if (runs("bursts")) result.burst = await child.profiled("bursts", () => bursts(rig, "child"));
+        if (runs("sustained")) {
+          progress(
+            `5/5 sustained: ${SIZES.sustainedLowMessages} messages each way at ${SIZES.sustainedLowRate} ` +
+              `msgs/s each way, then ${SIZES.sustainedMessages} at ${SIZES.sustainedRate}`,
+          );
+          result.sustained_low = await sustained(
+            rig,
+            SIZES.sustainedLowMessages,
+            SIZES.sustainedLowRate,
+            rig.sustainedPairs[1],
+          );
+          await child.settle();
+          result.sustained = await child.profiled(
+            "sustained",
+            () =>
+              profiledHere(
+                "sustained-bench",
+                () => sustained(rig, SIZES.sustainedMessages, SIZES.sustainedRate, rig.sustainedPairs[0]),
+              ),
+          );
+          await child.settle();
+        }
+        if (runs("memory")) {
+          progress(`3/5 memory: ${SIZES.memMessages} messages through the child bridge`);
+          result.memory = await memoryRun(rig, child);
+        }
+        progress("done; stopping");
+      } finally {
+        await child.stop();
+      }
     }
   } finally {
     rig.closeWatchers();
@@ -1537,6 +1566,11 @@ async function main(): Promise<number> {
   }
   result.wall_s = round((performance.now() - started) / 1000, 1);
   result.meta.loadavg_end = await loadavg();
+  if (ONLY) {
+    // A partial run: its numbers, not a results file that would lack the other phases.
+    console.log(JSON.stringify(result, null, 1));
+    return 0;
+  }
 
   await Deno.mkdir(`${ROOT}/bench`, { recursive: true });
   await Deno.writeTextFile(`${ROOT}/bench/results.json`, JSON.stringify(result, null, 2) + "\n");
