@@ -186,6 +186,69 @@ async function importSteps(start: StartCommand): Promise<ImportStep[]> {
   }));
 }
 
+/** The parts of Deno's runtime the bridge uses, by {@link RUNTIME_STEPS}' labels, as the table names them. */
+const RUNTIME_STEPS: Record<string, string> = {
+  bare: "bare `deno run` (the probe, nothing used)",
+  kv: "Deno KV: a file store opened, one write, one read",
+  http: "HTTP: `Deno.serve` and one `fetch` to it",
+  tls: "TLS: one handshake and exchange (`Deno.listenTls`, `Deno.connectTls`)",
+  websocket: "WebSocket: one connection and one message",
+  "node-tls": "`node:tls`: one client handshake through Deno's Node layer (what @xmpp/tls uses)",
+};
+
+/**
+ * A process using each part of Deno's runtime the bridge needs, once, with no npm module and none of our code: the
+ * floor under the bridge's idle RSS that no change to mmxmpp can go below.
+ */
+async function runtimeSteps(start: StartCommand): Promise<ImportStep[]> {
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-bench-runtime-" });
+  try {
+    const made = await new Deno.Command("openssl", {
+      args: [
+        ..."req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost"
+          .split(" "),
+        ...["-addext", "subjectAltName=DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE"],
+        ...["-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`],
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!made.success) throw new Error(`openssl failed: ${new TextDecoder().decode(made.stderr)}`);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...probeFlags(start),
+        ...v8Arg([...start.v8Flags, "--expose-gc"]),
+        PROBE,
+        "runtime",
+        `${dir}/cert.pem`,
+        `${dir}/key.pem`,
+      ],
+      cwd: ROOT,
+      env: start.env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      throw new Error(`memory_probe.ts runtime failed: ${new TextDecoder().decode(out.stderr)}`);
+    }
+    const steps: ImportStep[] = [];
+    for await (const s of probeLines(ReadableStream.from([out.stdout]))) {
+      const snap = s as MemorySnapshot;
+      steps.push({
+        step: RUNTIME_STEPS[snap.label] ?? snap.label,
+        rss: snap.rss,
+        rssAnon: snap.rssAnon,
+        rssFile: snap.rssFile,
+        heapUsed: snap.heapUsed,
+      });
+    }
+    return steps;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 /** A bare `deno run` of an empty script with `v8Flags`: the floor. */
 async function bareRss(start: StartCommand, v8Flags: string[]): Promise<Rss> {
   const dir = await Deno.makeTempDir({ prefix: "mmxmpp-bench-bare-" });
@@ -320,6 +383,7 @@ export async function idleMemory(
   const [idle, afterGc] = probed.fresh;
   const [loadedIdle, loadedAfterGc] = probed.loaded;
   const imports = await importSteps(start);
+  const runtime = await runtimeSteps(start);
   return {
     start_task: start.task,
     v8_flags: start.v8Flags,
@@ -336,6 +400,7 @@ export async function idleMemory(
     probe_loaded_idle: loadedIdle,
     probe_loaded_after_gc: loadedAfterGc,
     imports,
+    runtime,
   };
 }
 
@@ -420,5 +485,30 @@ export function renderIdle(m: any): string {
       ]),
     ]),
   ];
+  if (m.runtime) {
+    const steps = (rows: ImportStep[]) =>
+      rows.map((s: ImportStep, i: number) => [
+        s.step,
+        mib(s.rss),
+        i === 0 ? "–" : `+${mib(s.rss - rows[i - 1].rss)}`,
+        mib(s.rssAnon),
+        mib(s.rssFile),
+        mib(s.heapUsed),
+      ]);
+    const last = m.runtime[m.runtime.length - 1];
+    out.push(
+      "",
+      "#### The floor: Deno's own runtime, each part the bridge uses, used once (no npm module, none of our code)\n",
+      table([["step", "RSS", "Δ RSS", "RssAnon", "RssFile", "V8 heapUsed"], ...steps(m.runtime)]),
+      "",
+      `The runtime alone ends at ${mib(last.rss)}; the idle bridge (${mib(m.bridge_start_flags.rss)}) is ` +
+        `${(m.bridge_start_flags.rss / last.rss).toFixed(2)}× that, ${
+          mib(m.bridge_start_flags.rss - last.rss)
+        } above it (same run). The parts add ${mib(last.rss - m.runtime[0].rss)} to the probe's bare row; ` +
+        `added to the bare \`deno run\` of an empty script above (${mib(m.bare_start_flags.rss)}), that is ${
+          mib(m.bare_start_flags.rss + last.rss - m.runtime[0].rss)
+        }.`,
+    );
+  }
   return out.join("\n");
 }

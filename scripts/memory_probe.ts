@@ -5,6 +5,9 @@
  * - `memory_probe.ts imports GROUP...`: a bare process first, then each group (module specifiers joined by commas)
  *   imported in turn; after each, a forced GC and one line of memory figures on stdout. Nothing else is loaded
  *   before the first line.
+ * - `memory_probe.ts runtime CERT KEY`: a bare process, then each part of Deno's own runtime the bridge uses, used
+ *   once in turn with no npm module loaded (KV, an HTTP server and fetch, TLS, WebSocket, Node's TLS layer); after
+ *   each, a forced GC and one line. CERT and KEY: a self-signed PEM pair for localhost.
  * - `memory_probe.ts bridge ARGS...`: runs `main.ts` with ARGS, as `deno task start` would; every `mem` line on
  *   stdin is answered on stdout with the figures as they are, then again after a forced GC.
  *
@@ -78,6 +81,83 @@ async function imports(specs: string[]): Promise<void> {
   }
 }
 
+/** Each part of Deno's runtime the bridge uses, once, in the order the bridge's start uses them. */
+async function runtime(certFile: string, keyFile: string): Promise<void> {
+  const cert = await Deno.readTextFile(certFile);
+  const key = await Deno.readTextFile(keyFile);
+  const step = async (label: string, use: () => Promise<void>) => {
+    await use();
+    await collect();
+    answer(snapshot(label));
+  };
+  await collect();
+  answer(snapshot("bare"));
+  const dir = await Deno.makeTempDir({ prefix: "mmxmpp-probe-" });
+  await step("kv", async () => {
+    const kv = await Deno.openKv(`${dir}/probe.kv`);
+    await kv.set(["probe"], { at: Date.now() });
+    await kv.get(["probe"]);
+    kv.close();
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    if (req.headers.get("upgrade") === "websocket") {
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      socket.onmessage = (e) => socket.send(e.data);
+      return response;
+    }
+    return new Response("ok");
+  });
+  const port = server.addr.port;
+  await step("http", async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    await res.text();
+  });
+  const tls = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key });
+  const echo = (async () => {
+    for await (const conn of tls) {
+      (async () => {
+        const buf = new Uint8Array(64);
+        const n = await conn.read(buf).catch(() => null);
+        if (n) await conn.write(buf.subarray(0, n)).catch(() => {});
+        conn.close();
+      })();
+    }
+  })();
+  await step("tls", async () => {
+    const conn = await Deno.connectTls({ hostname: "localhost", port: tls.addr.port, caCerts: [cert] });
+    await conn.write(new TextEncoder().encode("ping"));
+    await conn.read(new Uint8Array(64));
+    conn.close();
+  });
+  await step("websocket", async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    await new Promise((resolve, reject) => {
+      ws.onopen = () => ws.send("ping");
+      ws.onmessage = resolve;
+      ws.onerror = reject;
+    });
+    ws.close();
+  });
+  await step("node-tls", async () => {
+    const nodeTls = await import("node:tls");
+    await new Promise<void>((resolve, reject) => {
+      const socket = nodeTls.connect({
+        host: "127.0.0.1",
+        servername: "localhost",
+        port: tls.addr.port,
+        ca: cert,
+      });
+      socket.once("secureConnect", () => socket.write("ping"));
+      socket.once("data", () => (socket.end(), resolve()));
+      socket.once("error", reject);
+    });
+  });
+  tls.close();
+  await echo.catch(() => {});
+  await server.shutdown();
+  await Deno.remove(dir, { recursive: true });
+}
+
 async function bridge(args: string[]): Promise<number> {
   const v8 = (await import("node:v8")).default;
   const spaces = () =>
@@ -107,9 +187,10 @@ async function bridge(args: string[]): Promise<number> {
 if (import.meta.main) {
   const [mode, ...rest] = Deno.args;
   if (mode === "imports") await imports(rest);
+  else if (mode === "runtime") await runtime(rest[0], rest[1]);
   else if (mode === "bridge") Deno.exit(await bridge(rest));
   else {
-    console.error("usage: memory_probe.ts imports GROUP... | memory_probe.ts bridge [ARGS...]");
+    console.error("usage: memory_probe.ts imports GROUP... | runtime CERT KEY | bridge [ARGS...]");
     Deno.exit(2);
   }
 }
