@@ -886,6 +886,36 @@ async function burst(
   };
 }
 
+/**
+ * The stand-in's own rate: `n` REST posts by a plain client into an unmapped channel, each sent once the answer to
+ * the one before came back (as a bridge that keeps a channel's order must), timed like {@link burst} until the last
+ * reached the websocket. What any client posting one at a time can get from this server on this machine.
+ */
+async function restPostsOneAtATime(rig: Rig, n: number, label: string): Promise<BurstResult> {
+  const { world } = rig;
+  const prefix = `rest ${label} ${crypto.randomUUID().slice(0, 8)} #`;
+  const arrived = rig.mm.many(rig.baseChannel, prefix, n);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${world.mm.url}/api/v4/posts`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${world.bob.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ channel_id: rig.baseChannel, message: `${prefix}${i}` }),
+    });
+    await res.body?.cancel();
+    if (res.status !== 201) throw new Error(`REST post answered ${res.status}`);
+  }
+  const sent = performance.now();
+  const { order, at } = await arrived;
+  return {
+    messages: n,
+    send_ms: round(sent - t0, 1),
+    total_ms: round(at - t0, 1),
+    msgs_per_s: Math.round(n / ((at - t0) / 1000)),
+    in_order: order.every((v, i) => v === i),
+  };
+}
+
 interface BurstSeries {
   msgs_per_s_median: number;
   /** The median over {@link BURST_BASELINE_MSGS_PER_S}. */
@@ -899,10 +929,11 @@ interface BurstSeries {
 
 /** Each direction `burstReps` times, each repetition on a fresh channel pair. */
 async function bursts(rig: Rig, label: string): Promise<Record<string, BurstSeries>> {
-  const runs: Record<string, BurstResult[]> = { mm_to_xmpp: [], xmpp_to_mm: [] };
+  const runs: Record<string, BurstResult[]> = { mm_to_xmpp: [], xmpp_to_mm: [], mm_rest_one_at_a_time: [] };
   for (const [k, pair] of rig.burstPairs.entries()) {
     runs.mm_to_xmpp.push(await burst(rig, "mm_to_xmpp", SIZES.burst, pair, `${label}${k}`));
     runs.xmpp_to_mm.push(await burst(rig, "xmpp_to_mm", SIZES.burst, pair, `${label}${k}`));
+    runs.mm_rest_one_at_a_time.push(await restPostsOneAtATime(rig, SIZES.burst, `${label}${k}`));
     forgetMessages(rig);
   }
   const series = (rs: BurstResult[]): BurstSeries => {
@@ -917,7 +948,11 @@ async function bursts(rig: Rig, label: string): Promise<Record<string, BurstSeri
       runs: rs,
     };
   };
-  return { mm_to_xmpp: series(runs.mm_to_xmpp), xmpp_to_mm: series(runs.xmpp_to_mm) };
+  return {
+    mm_to_xmpp: series(runs.mm_to_xmpp),
+    xmpp_to_mm: series(runs.xmpp_to_mm),
+    mm_rest_one_at_a_time: series(runs.mm_rest_one_at_a_time),
+  };
 }
 
 /** When each of `n` messages `prefix<i>` arrived in `where` (NaN: not yet), and whether they came in order. */
@@ -1334,6 +1369,15 @@ function renderTables(r: Json): string {
       ];
     }),
   ]));
+  const rest = r.burst.mm_rest_one_at_a_time;
+  if (rest) {
+    out.push(
+      `\nBaseline, same run: the stand-in's own REST posts, one at a time (each sent once the one before was ` +
+        `answered, as a bridge keeping a channel's order must), ${rest.msgs_per_s_median} msgs/s median ` +
+        `(${rest.msgs_per_s_min}–${rest.msgs_per_s_max}); XMPP → MM is ` +
+        `${ratio(r.burst.xmpp_to_mm.msgs_per_s_median, rest.msgs_per_s_median)}× that.`,
+    );
+  }
 
   out.push(
     "\n### 5. Sustained load, both directions at once, each in its own mapped pair (bridge in a child process)\n",
