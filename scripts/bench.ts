@@ -897,12 +897,34 @@ interface BurstSeries {
   runs: BurstResult[];
 }
 
-/** Each direction `burstReps` times, each repetition on a fresh channel pair. */
+/**
+ * The same-run ceiling of a burst into a room: the XMPP user's own `n` messages into the unmapped baseline room
+ * (MAM on, as in every room), timed until the room reflected the last one back to it. What Prosody (and the XMPP
+ * user's client) sustain here; the bridged burst room has one more occupant (the bridge) to reflect to.
+ */
+async function prosodyBurst(rig: Rig, n: number, label: string): Promise<BurstResult> {
+  const prefix = `burst prosody ${label} ${crypto.randomUUID().slice(0, 8)} #`;
+  const arrived = rig.xmpp.many(rig.baseRoom, `alice\u0000${prefix}`, n);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await rig.world.alice.sendGroupchat(rig.baseRoom, `${prefix}${i}`);
+  const sent = performance.now();
+  const { order, at } = await arrived;
+  return {
+    messages: n,
+    send_ms: round(sent - t0, 1),
+    total_ms: round(at - t0, 1),
+    msgs_per_s: Math.round(n / ((at - t0) / 1000)),
+    in_order: order.every((v, i) => v === i),
+  };
+}
+
+/** Each direction `burstReps` times, each repetition on a fresh channel pair; and Prosody's own burst as often. */
 async function bursts(rig: Rig, label: string): Promise<Record<string, BurstSeries>> {
-  const runs: Record<string, BurstResult[]> = { mm_to_xmpp: [], xmpp_to_mm: [] };
+  const runs: Record<string, BurstResult[]> = { mm_to_xmpp: [], xmpp_to_mm: [], prosody_reflected: [] };
   for (const [k, pair] of rig.burstPairs.entries()) {
     runs.mm_to_xmpp.push(await burst(rig, "mm_to_xmpp", SIZES.burst, pair, `${label}${k}`));
     runs.xmpp_to_mm.push(await burst(rig, "xmpp_to_mm", SIZES.burst, pair, `${label}${k}`));
+    runs.prosody_reflected.push(await prosodyBurst(rig, SIZES.burst, `${label}${k}`));
     forgetMessages(rig);
   }
   const series = (rs: BurstResult[]): BurstSeries => {
@@ -917,7 +939,11 @@ async function bursts(rig: Rig, label: string): Promise<Record<string, BurstSeri
       runs: rs,
     };
   };
-  return { mm_to_xmpp: series(runs.mm_to_xmpp), xmpp_to_mm: series(runs.xmpp_to_mm) };
+  return {
+    mm_to_xmpp: series(runs.mm_to_xmpp),
+    xmpp_to_mm: series(runs.xmpp_to_mm),
+    prosody_reflected: series(runs.prosody_reflected),
+  };
 }
 
 /** When each of `n` messages `prefix<i>` arrived in `where` (NaN: not yet), and whether they came in order. */
@@ -1322,10 +1348,14 @@ function renderTables(r: Json): string {
       "first send → last arrival (median)",
       "in order",
     ],
-    ...(["mm_to_xmpp", "xmpp_to_mm"] as const).map((d) => {
+    ...(["mm_to_xmpp", "xmpp_to_mm", "prosody_reflected"] as const).filter((d) => r.burst[d]).map((d) => {
       const b = r.burst[d];
       return [
-        d === "mm_to_xmpp" ? "MM → XMPP" : "XMPP → MM",
+        d === "mm_to_xmpp"
+          ? "MM → XMPP"
+          : d === "xmpp_to_mm"
+          ? "XMPP → MM"
+          : "baseline: XMPP user → room, reflected (no bridge)",
         String(b.msgs_per_s_median),
         `${b.msgs_per_s_min}–${b.msgs_per_s_max}`,
         `${b.vs_baseline}×`,
