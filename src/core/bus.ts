@@ -45,7 +45,7 @@ import {
 } from "./message.ts";
 import { Outbox } from "./outbox.ts";
 import { ReactionCoalescer } from "./reaction_coalescer.ts";
-import type { ChannelMapping, MessageLink, OutboxEntry, Store } from "./store.ts";
+import type { ChannelMapping, MessageLink, OutboxEntry, RouteFacts, Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
 
@@ -211,9 +211,12 @@ export class MessageBus {
     const { network, channel } = event.portal;
     const key = `${network}\u0000${channel}`;
     const prev = this.inbound.get(key) ?? Promise.resolve();
+    // Read now, not at the event's turn: the reads of a burst overlap with the routing of the events before them.
+    // The checks that depend on what those events do (in flight, settled, our own deliveries) run at its turn.
+    const facts = this.factsOf(event);
     let done: Promise<boolean> = Promise.resolve(false);
     const next = prev.then(async () => {
-      done = (await this.route(event)).settled;
+      done = (await this.route(event, facts)).settled;
     }).catch((err) => {
       done = Promise.resolve(false);
       log.error("Could not route a {kind} from {network} {channel}: {error}", {
@@ -264,28 +267,31 @@ export class MessageBus {
    * Routes one event into the delivery queues of its targets; resolves (once routed) with a promise of its
    * settlement, see {@link publish}. What happens at each target is up to the event's kind: see {@link dispatch}.
    */
-  private async route(event: BridgeEvent): Promise<{ settled: Promise<boolean> }> {
+  private async route(
+    event: BridgeEvent,
+    facts: Promise<RouteFacts>,
+  ): Promise<{ settled: Promise<boolean> }> {
     const { network, channel } = event.portal;
     if (event.deliveryId && this.ownDeliveries.has(idKey(network, channel, event.deliveryId))) {
       this.stats.echoesDropped++;
       log.debug("Dropped the echo of our own delivery in {network} {channel}", { network, channel, event });
       return DROPPED;
     }
-    // The event's own ids, never the id of the message it points at: that one is known by design.
-    const ids = event.kind === "message" ? event.ids : [event.eventId];
+    const ids = ownIds(event);
     const keys = ids.map((id) => idKey(network, channel, id));
+    // In memory and at its turn: an event routed before this one (a copy of it, our own delivery) is known here
+    // even when the store had not recorded it yet when this event's facts were read.
     if (keys.some((k) => this.inFlight.has(k) || this.settledEvents.has(k))) {
       this.stats.duplicatesDropped++;
       return DROPPED;
     }
-    if (remembersSeen(event) && await this.store.eventSeen(network, channel, event.eventId)) {
+    const { seen, link, mapping: found } = await facts;
+    if (seen) {
       // Handled before the last restart, fetched again by a catch-up.
       this.stats.duplicatesDropped++;
       return DROPPED;
     }
-    for (const id of ids) {
-      const link = await this.store.findLink(network, channel, id);
-      if (!link) continue;
+    if (link) {
       if (link.source !== network) {
         this.stats.echoesDropped++;
         log.debug("Dropped an echo of a bridged message in {network} {channel}", { network, channel, event });
@@ -295,7 +301,9 @@ export class MessageBus {
       }
       return DROPPED;
     }
-    const mapping = await this.store.getMapping(network, channel) ?? await this.openDirect(event);
+    // A direct conversation the message before this one opened after these facts were read is stored by now.
+    const mapping = found ??
+      (event.direct ? await this.store.getMapping(network, channel) ?? await this.openDirect(event) : null);
     if (!mapping) {
       this.stats.unmapped++;
       log.debug("Ignored a {kind} from unmapped {network} channel {channel}", {
@@ -351,6 +359,23 @@ export class MessageBus {
       this.enqueue(dm, settled);
     }
     return { settled: settledAll };
+  }
+
+  /**
+   * What the store knows that routing `event` needs (see {@link Store.routeFacts}), read at once. A failed read fails
+   * the event's routing at its turn (logged there), not before.
+   */
+  private factsOf(event: BridgeEvent): Promise<RouteFacts> {
+    const { network, channel } = event.portal;
+    const facts = this.store.routeFacts(
+      network,
+      channel,
+      ownIds(event),
+      remembersSeen(event) ? event.eventId : undefined,
+    );
+    // Awaited only when the event gets that far (an echo is dropped before): never an unhandled rejection.
+    facts.catch(() => {});
+    return facts;
   }
 
   /**
@@ -670,6 +695,11 @@ function threadOf(message: DirectionalMessage["message"]): Pick<MessagePart, "th
  */
 function remembersSeen(event: BridgeEvent): boolean {
   return event.kind === "edit" || event.kind === "remove" || event.kind === "reactions";
+}
+
+/** The event's own ids, never the id of the message it points at: that one is known by design. */
+function ownIds(event: BridgeEvent): string[] {
+  return event.kind === "message" ? event.ids : [event.eventId];
 }
 
 /** What {@link MessageBus.route} answers for a message that needs no delivery. */
