@@ -125,8 +125,32 @@ function mutationsOf(write: BatchWrite): number {
   return 1 + (write.entry ? 1 : 0) + Object.values(write.link.refs).reduce((n, ref) => n + ref.ids.length, 0);
 }
 
-/** About how many bytes `write` adds to a commit (UTF-16 length × 2 bounds UTF-8 and V8 serialization). */
+/** About how many bytes `write` adds to a commit, over-estimated (see {@link approxBytes}), plus room for its keys. */
 function sizeOf(write: BatchWrite): number {
   const value = write.kind === "deliver" ? write.link : write.kind === "seen" ? write.event : write.entry;
-  return JSON.stringify(value).length * 2 + 256;
+  return approxBytes(value) + 256;
+}
+
+/**
+ * An upper bound of the bytes V8 serializes `value` (plain data) into: 2 per string code unit (V8 stores a
+ * string as Latin-1 or UTF-16), 9 per number or boolean, a few per key and container. Walked rather than
+ * `JSON.stringify`-ed, which builds a string per write only to measure it.
+ */
+function approxBytes(value: unknown): number {
+  switch (typeof value) {
+    case "string":
+      return value.length * 2 + 4;
+    case "object": {
+      if (value === null) return 1;
+      let n = 4;
+      if (Array.isArray(value)) {
+        for (const v of value) n += approxBytes(v);
+        return n;
+      }
+      for (const k in value) n += k.length * 2 + 4 + approxBytes((value as Record<string, unknown>)[k]);
+      return n;
+    }
+    default:
+      return 9;
+  }
 }

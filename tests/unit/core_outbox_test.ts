@@ -208,6 +208,32 @@ Deno.test("the outbox and id-map writes of a burst share atomic commits", async 
   });
 });
 
+Deno.test("a burst of large messages is split into commits within Deno KV's limits: none fails", async () => {
+  await withPath(async (path) => {
+    const p = await open(path);
+    try {
+      const real = p.store.writeBatch.bind(p.store);
+      const failed: number[] = [];
+      p.store.writeBatch = (batch) =>
+        real(batch).catch((err) => {
+          failed.push(batch.length);
+          throw err;
+        });
+      // 30 accepts of 40,000 characters each: over 1 MB together, against 800 KiB a commit.
+      const n = 30;
+      for (let i = 0; i < n; i++) p.bus.publish(mmPost(`big${i}`, `${i} ${"é".repeat(40_000)}`));
+      await p.bus.drain();
+      assert.equal(p.xmpp.sent.length, n);
+      assert.deepEqual(failed, [], "no commit over the limits (each would fail, then be written one by one)");
+      assert.deepEqual(await p.store.listOutbox(), []);
+      for (let i = 0; i < n; i++) assert.ok(await p.store.findLink(MM, CHAN, `big${i}`));
+    } finally {
+      p.bus.stop();
+      p.store.close();
+    }
+  });
+});
+
 Deno.test("a message's attachments survive in the outbox: the next process delivers them as they were", async () => {
   await withPath(async (path) => {
     const attachments = [
