@@ -123,8 +123,11 @@ export class MessageBus {
   /** Aborted by `stop` so that no backoff outlives the bus. */
   private readonly abort = new AbortController();
   private readonly outbox: Outbox;
-  /** Each queued delivery's outbox entry, once durable (undefined when it could not be written). */
-  private readonly accepted = new WeakMap<DirectionalMessage, Promise<OutboxEntry | undefined>>();
+  /**
+   * Each queued delivery's outbox entry (written, or being written, in the outbox's commits). Its record removes it
+   * in a later commit than the one that writes it, or the same one.
+   */
+  private readonly accepted = new WeakMap<DirectionalMessage, OutboxEntry>();
   /** Deliveries wait on this while restored ones are held for the connectors (see {@link restore}). */
   private gate: Promise<void> = Promise.resolve();
   private openGate?: () => void;
@@ -168,7 +171,7 @@ export class MessageBus {
       const keys = dm.message.ids.map((id) => idKey(dm.source, dm.message.portal.channel, id));
       for (const k of keys) this.inFlight.add(k);
       remember(this.ownDeliveries, idKey(dm.target, dm.targetChannel, dm.deliveryId));
-      this.accepted.set(dm, Promise.resolve(entry));
+      this.accepted.set(dm, entry);
       this.enqueue(dm, () => {
         for (const k of keys) this.inFlight.delete(k);
       });
@@ -341,21 +344,15 @@ export class MessageBus {
       }
       const dm: DirectionalMessage = { ...route, message: event };
       // Not awaited: the next message is routed meanwhile, and its write joins the same commit.
-      this.accepted.set(
-        dm,
-        this.outbox.accept(dm).catch((err) => {
-          // The source's read position still waits for the delivery: a crash now is caught up from there.
-          log.warn(
-            "Could not write a delivery to {target} {channel} to the outbox; delivering it anyway: {error}",
-            {
-              target,
-              channel: targetChannel,
-              error: errorMessage(err),
-            },
-          );
-          return undefined;
-        }),
+      const { entry, durable } = this.outbox.accept(dm);
+      durable.catch((err) =>
+        // The source's read position still waits for the delivery: a crash now is caught up from there.
+        log.warn(
+          "Could not write a delivery to {target} {channel} to the outbox; delivering it anyway: {error}",
+          { target, channel: targetChannel, error: errorMessage(err) },
+        )
       );
+      this.accepted.set(dm, entry);
       this.enqueue(dm, settled);
     }
     return { settled: settledAll };
@@ -525,8 +522,9 @@ export class MessageBus {
     markWritten: () => void,
   ): Promise<boolean> {
     // Sent without waiting for its outbox write: until it is recorded and settled, its source's read position has
-    // not moved past it, so a crash before that write replays it from the source, with the same delivery id.
-    const accepted = this.accepted.get(dm);
+    // not moved past it, so a crash before that write replays it from the source, with the same delivery id. Nor
+    // does its record wait for it: the outbox commits in order, so the record never lands before the entry.
+    const entry = this.accepted.get(dm);
     await this.gate;
     const bridge = this.bridges.get(dm.target)!;
     let endAttempts!: () => void;
@@ -535,7 +533,6 @@ export class MessageBus {
       ? this.pipelined(bridge, as, markWritten, attemptsOver)
       : () => bridge.send(as);
     const done = await this.attempt(dm, send).finally(endAttempts);
-    const entry = await accepted;
     if (!done.ok) {
       // Given up on for good (its author told, where the network allows): out of the outbox, where it would only be
       // given up on again at the next start, and its source ids recorded, with no copy on the target, so that a

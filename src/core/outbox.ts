@@ -30,8 +30,8 @@ interface Pending {
  * ```ts
  * const outbox = new Outbox(store);
  * const left = await outbox.load(); // what an earlier process did not finish
- * const entry = await outbox.accept(delivery); // durable now
- * await outbox.delivered(entry, link); // recorded, and out of the outbox, in one commit
+ * const { entry, durable } = outbox.accept(delivery); // durable once `durable` resolves
+ * await outbox.delivered(entry, link); // recorded, and out of the outbox, in one later commit
  * ```
  */
 export class Outbox {
@@ -48,16 +48,21 @@ export class Outbox {
     return entries;
   }
 
-  /** Puts `delivery` in the outbox; resolves with its entry once it is durable. */
-  async accept(delivery: DirectionalMessage): Promise<OutboxEntry> {
+  /**
+   * Puts `delivery` in the outbox: its entry at once, for {@link delivered} (which may follow before it is durable:
+   * writes commit in order), and `durable`, which resolves once it is.
+   */
+  accept(delivery: DirectionalMessage): { entry: OutboxEntry; durable: Promise<void> } {
     // Time-based, so that it keeps growing across restarts; load() moves it past any entry left behind.
     this.lastSeq = Math.max(this.lastSeq + 1, Date.now() * 1_000);
     const entry: OutboxEntry = { seq: this.lastSeq, delivery, acceptedAt: Date.now() };
-    await this.write({ kind: "accept", entry });
-    return entry;
+    return { entry, durable: this.write({ kind: "accept", entry }) };
   }
 
-  /** Records `link` in the id map and removes `entry` (when it was written) from the outbox, in one commit. */
+  /**
+   * Records `link` in the id map and removes `entry` from the outbox, in one commit, after the one that wrote the
+   * entry (or in it).
+   */
   delivered(entry: OutboxEntry | undefined, link: MessageLink): Promise<void> {
     return this.write({ kind: "deliver", entry, link });
   }

@@ -106,6 +106,43 @@ Deno.test("an accepted message is in the outbox before it is sent and leaves it 
   });
 });
 
+Deno.test("the next message goes out without waiting for the commit of the one before; none settles before its commits", async () => {
+  await withPath(async (path) => {
+    const p = await open(path);
+    try {
+      // Every commit held until released: the store is slow.
+      const real = p.store.writeBatch.bind(p.store);
+      let release!: () => void;
+      const held = new Promise<void>((r) => release = r);
+      let commits = 0;
+      p.store.writeBatch = async (writes) => {
+        commits++;
+        await held;
+        return real(writes);
+      };
+      const settled: boolean[] = [];
+      const all = [0, 1, 2].map((i) => p.bus.publish(mmPost(`post${i}`)).then((ok) => settled.push(ok)));
+      // A connector that takes one message at a time (no pipelining) gets all three meanwhile.
+      await waitUntil("all three sent", () => p.xmpp.sent.length === 3);
+      await sleep(20);
+      assert.deepEqual(
+        settled,
+        [],
+        "none settled (acknowledged to its source) while its writes are not durable",
+      );
+      assert.ok(commits >= 1);
+      release();
+      await Promise.all(all);
+      assert.deepEqual(settled, [true, true, true]);
+      assert.deepEqual(await p.store.listOutbox(), [], "each record removed its entry");
+      for (let i = 0; i < 3; i++) assert.ok(await p.store.findLink(MM, CHAN, `post${i}`));
+    } finally {
+      p.bus.stop();
+      p.store.close();
+    }
+  });
+});
+
 Deno.test("what a process left in the outbox is delivered by the next, in order, with the same delivery ids", async () => {
   await withPath(async (path) => {
     const texts = ["one", "two", "three", "four", "five"];
