@@ -308,8 +308,8 @@ export class Store {
   }
 
   /**
-   * What routing an event from `channel` of `network` needs to know, read in one snapshot (one KV read for the
-   * whole event rather than one per question): the channel's mapping, the bridged message the first of `ids` that
+   * What routing an event from `channel` of `network` needs to know, in one KV read for the whole event (one per
+   * ten keys) rather than one per question: the channel's mapping, the bridged message the first of `ids` that
    * is in the id map names, and, for `seenEventId`, whether that event was handled ({@link eventSeen}). Read per
    * event, never cached: another process (`mmxmpp mappings unmap`) may change the mappings while the bridge runs.
    */
