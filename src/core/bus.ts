@@ -45,6 +45,7 @@ import {
 } from "./message.ts";
 import { Outbox } from "./outbox.ts";
 import { ReactionCoalescer } from "./reaction_coalescer.ts";
+import { RecentKeys } from "./recent_keys.ts";
 import type { ChannelMapping, MessageLink, OutboxEntry, RouteFacts, Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
@@ -114,9 +115,9 @@ export class MessageBus {
    * Source ids of recently settled events, oldest first: a replay of one is a duplicate without a look-up (messages
    * are in the id map, edits, removals and reactions recorded by `Store.eventSeen`, for a replay after a restart).
    */
-  private readonly settledEvents = new Set<string>();
-  /** `network, channel, delivery id` of our recent deliveries, oldest first: an event carrying one is an echo. */
-  private readonly ownDeliveries = new Set<string>();
+  private readonly settledEvents = new RecentKeys(OWN_DELIVERY_MEMORY);
+  /** `network, channel, delivery id` of our recent deliveries: an event carrying one is an echo. */
+  private readonly ownDeliveries = new RecentKeys(OWN_DELIVERY_MEMORY);
   /** What the kinds' handlers may use of the bus. */
   private readonly handlerContext: HandlerContext;
   private stopped = false;
@@ -170,7 +171,7 @@ export class MessageBus {
       const dm = entry.delivery;
       const keys = dm.message.ids.map((id) => idKey(dm.source, dm.message.portal.channel, id));
       for (const k of keys) this.inFlight.add(k);
-      remember(this.ownDeliveries, idKey(dm.target, dm.targetChannel, dm.deliveryId));
+      this.ownDeliveries.add(idKey(dm.target, dm.targetChannel, dm.deliveryId));
       this.accepted.set(dm, entry);
       this.enqueue(dm, () => {
         for (const k of keys) this.inFlight.delete(k);
@@ -328,7 +329,7 @@ export class MessageBus {
       if (--pending > 0) return;
       for (const k of keys) {
         this.inFlight.delete(k);
-        if (allHandled) remember(this.settledEvents, k);
+        if (allHandled) this.settledEvents.add(k);
       }
       // Settled for the source (which may then move its read position past it) once the record is durable; the
       // queue goes on meanwhile (a replay before then is still known here), so records of a burst share commits.
@@ -597,7 +598,7 @@ export class MessageBus {
    * Its delivery id is remembered first, so that an echo arriving before `send` returns is recognised.
    */
   private async attempt<T>(d: Delivery, send: () => Promise<T>): Promise<Attempt<T>> {
-    remember(this.ownDeliveries, idKey(d.target, d.targetChannel, d.deliveryId));
+    this.ownDeliveries.add(idKey(d.target, d.targetChannel, d.deliveryId));
     const backoff = new Backoff(this.retry);
     for (let attempt = 1;; attempt++) {
       if (this.stopped) return { ok: false, handled: false };
@@ -705,12 +706,6 @@ const DROPPED = { settled: Promise.resolve(true) };
 /** One key for an id within a network's channel: a message id (in flight) or a delivery id (our own output). */
 function idKey(network: string, channel: string, id: string): string {
   return `${network}\u0000${channel}\u0000${id}`;
-}
-
-/** Adds `key` to `memory`, forgetting the oldest key beyond {@link OWN_DELIVERY_MEMORY}. */
-function remember(memory: Set<string>, key: string): void {
-  memory.add(key);
-  if (memory.size > OWN_DELIVERY_MEMORY) memory.delete(memory.values().next().value!);
 }
 
 function retryAfter(err: unknown): number {
