@@ -45,7 +45,8 @@ import {
 } from "./message.ts";
 import { Outbox } from "./outbox.ts";
 import { ReactionCoalescer } from "./reaction_coalescer.ts";
-import type { ChannelMapping, MessageLink, OutboxEntry, Store } from "./store.ts";
+import { RecentKeys } from "./recent_keys.ts";
+import type { ChannelMapping, MessageLink, OutboxEntry, RouteFacts, Store } from "./store.ts";
 
 const log = getLogger(["mmxmpp", "bus"]);
 
@@ -114,17 +115,20 @@ export class MessageBus {
    * Source ids of recently settled events, oldest first: a replay of one is a duplicate without a look-up (messages
    * are in the id map, edits, removals and reactions recorded by `Store.eventSeen`, for a replay after a restart).
    */
-  private readonly settledEvents = new Set<string>();
-  /** `network, channel, delivery id` of our recent deliveries, oldest first: an event carrying one is an echo. */
-  private readonly ownDeliveries = new Set<string>();
+  private readonly settledEvents = new RecentKeys(OWN_DELIVERY_MEMORY);
+  /** `network, channel, delivery id` of our recent deliveries: an event carrying one is an echo. */
+  private readonly ownDeliveries = new RecentKeys(OWN_DELIVERY_MEMORY);
   /** What the kinds' handlers may use of the bus. */
   private readonly handlerContext: HandlerContext;
   private stopped = false;
   /** Aborted by `stop` so that no backoff outlives the bus. */
   private readonly abort = new AbortController();
   private readonly outbox: Outbox;
-  /** Each queued delivery's outbox entry, once durable (undefined when it could not be written). */
-  private readonly accepted = new WeakMap<DirectionalMessage, Promise<OutboxEntry | undefined>>();
+  /**
+   * Each queued delivery's outbox entry (written, or being written, in the outbox's commits). Its record removes it
+   * in a later commit than the one that writes it, or the same one.
+   */
+  private readonly accepted = new WeakMap<DirectionalMessage, OutboxEntry>();
   /** Deliveries wait on this while restored ones are held for the connectors (see {@link restore}). */
   private gate: Promise<void> = Promise.resolve();
   private openGate?: () => void;
@@ -167,8 +171,8 @@ export class MessageBus {
       const dm = entry.delivery;
       const keys = dm.message.ids.map((id) => idKey(dm.source, dm.message.portal.channel, id));
       for (const k of keys) this.inFlight.add(k);
-      remember(this.ownDeliveries, idKey(dm.target, dm.targetChannel, dm.deliveryId));
-      this.accepted.set(dm, Promise.resolve(entry));
+      this.ownDeliveries.add(idKey(dm.target, dm.targetChannel, dm.deliveryId));
+      this.accepted.set(dm, entry);
       this.enqueue(dm, () => {
         for (const k of keys) this.inFlight.delete(k);
       });
@@ -211,9 +215,12 @@ export class MessageBus {
     const { network, channel } = event.portal;
     const key = `${network}\u0000${channel}`;
     const prev = this.inbound.get(key) ?? Promise.resolve();
+    // Read now, not at the event's turn: the reads of a burst overlap with the routing of the events before them.
+    // The checks that depend on what those events do (in flight, settled, our own deliveries) run at its turn.
+    const facts = this.factsOf(event);
     let done: Promise<boolean> = Promise.resolve(false);
     const next = prev.then(async () => {
-      done = (await this.route(event)).settled;
+      done = (await this.route(event, facts)).settled;
     }).catch((err) => {
       done = Promise.resolve(false);
       log.error("Could not route a {kind} from {network} {channel}: {error}", {
@@ -264,28 +271,31 @@ export class MessageBus {
    * Routes one event into the delivery queues of its targets; resolves (once routed) with a promise of its
    * settlement, see {@link publish}. What happens at each target is up to the event's kind: see {@link dispatch}.
    */
-  private async route(event: BridgeEvent): Promise<{ settled: Promise<boolean> }> {
+  private async route(
+    event: BridgeEvent,
+    facts: Promise<RouteFacts>,
+  ): Promise<{ settled: Promise<boolean> }> {
     const { network, channel } = event.portal;
     if (event.deliveryId && this.ownDeliveries.has(idKey(network, channel, event.deliveryId))) {
       this.stats.echoesDropped++;
       log.debug("Dropped the echo of our own delivery in {network} {channel}", { network, channel, event });
       return DROPPED;
     }
-    // The event's own ids, never the id of the message it points at: that one is known by design.
-    const ids = event.kind === "message" ? event.ids : [event.eventId];
+    const ids = ownIds(event);
     const keys = ids.map((id) => idKey(network, channel, id));
+    // In memory and at its turn: an event routed before this one (a copy of it, our own delivery) is known here
+    // even when the store had not recorded it yet when this event's facts were read.
     if (keys.some((k) => this.inFlight.has(k) || this.settledEvents.has(k))) {
       this.stats.duplicatesDropped++;
       return DROPPED;
     }
-    if (remembersSeen(event) && await this.store.eventSeen(network, channel, event.eventId)) {
+    const { seen, link, mapping: found } = await facts;
+    if (seen) {
       // Handled before the last restart, fetched again by a catch-up.
       this.stats.duplicatesDropped++;
       return DROPPED;
     }
-    for (const id of ids) {
-      const link = await this.store.findLink(network, channel, id);
-      if (!link) continue;
+    if (link) {
       if (link.source !== network) {
         this.stats.echoesDropped++;
         log.debug("Dropped an echo of a bridged message in {network} {channel}", { network, channel, event });
@@ -295,7 +305,9 @@ export class MessageBus {
       }
       return DROPPED;
     }
-    const mapping = await this.store.getMapping(network, channel) ?? await this.openDirect(event);
+    // A direct conversation the message before this one opened after these facts were read is stored by now.
+    const mapping = found ??
+      (event.direct ? await this.store.getMapping(network, channel) ?? await this.openDirect(event) : null);
     if (!mapping) {
       this.stats.unmapped++;
       log.debug("Ignored a {kind} from unmapped {network} channel {channel}", {
@@ -317,7 +329,7 @@ export class MessageBus {
       if (--pending > 0) return;
       for (const k of keys) {
         this.inFlight.delete(k);
-        if (allHandled) remember(this.settledEvents, k);
+        if (allHandled) this.settledEvents.add(k);
       }
       // Settled for the source (which may then move its read position past it) once the record is durable; the
       // queue goes on meanwhile (a replay before then is still known here), so records of a burst share commits.
@@ -333,24 +345,35 @@ export class MessageBus {
       }
       const dm: DirectionalMessage = { ...route, message: event };
       // Not awaited: the next message is routed meanwhile, and its write joins the same commit.
-      this.accepted.set(
-        dm,
-        this.outbox.accept(dm).catch((err) => {
-          // The source's read position still waits for the delivery: a crash now is caught up from there.
-          log.warn(
-            "Could not write a delivery to {target} {channel} to the outbox; delivering it anyway: {error}",
-            {
-              target,
-              channel: targetChannel,
-              error: errorMessage(err),
-            },
-          );
-          return undefined;
-        }),
+      const { entry, durable } = this.outbox.accept(dm);
+      durable.catch((err) =>
+        // The source's read position still waits for the delivery: a crash now is caught up from there.
+        log.warn(
+          "Could not write a delivery to {target} {channel} to the outbox; delivering it anyway: {error}",
+          { target, channel: targetChannel, error: errorMessage(err) },
+        )
       );
+      this.accepted.set(dm, entry);
       this.enqueue(dm, settled);
     }
     return { settled: settledAll };
+  }
+
+  /**
+   * What the store knows that routing `event` needs (see {@link Store.routeFacts}), read at once. A failed read fails
+   * the event's routing at its turn (logged there), not before.
+   */
+  private factsOf(event: BridgeEvent): Promise<RouteFacts> {
+    const { network, channel } = event.portal;
+    const facts = this.store.routeFacts(
+      network,
+      channel,
+      ownIds(event),
+      remembersSeen(event) ? event.eventId : undefined,
+    );
+    // Awaited only when the event gets that far (an echo is dropped before): never an unhandled rejection.
+    facts.catch(() => {});
+    return facts;
   }
 
   /**
@@ -500,8 +523,9 @@ export class MessageBus {
     markWritten: () => void,
   ): Promise<boolean> {
     // Sent without waiting for its outbox write: until it is recorded and settled, its source's read position has
-    // not moved past it, so a crash before that write replays it from the source, with the same delivery id.
-    const accepted = this.accepted.get(dm);
+    // not moved past it, so a crash before that write replays it from the source, with the same delivery id. Nor
+    // does its record wait for it: the outbox commits in order, so the record never lands before the entry.
+    const entry = this.accepted.get(dm);
     await this.gate;
     const bridge = this.bridges.get(dm.target)!;
     let endAttempts!: () => void;
@@ -510,7 +534,6 @@ export class MessageBus {
       ? this.pipelined(bridge, as, markWritten, attemptsOver)
       : () => bridge.send(as);
     const done = await this.attempt(dm, send).finally(endAttempts);
-    const entry = await accepted;
     if (!done.ok) {
       // Given up on for good (its author told, where the network allows): out of the outbox, where it would only be
       // given up on again at the next start, and its source ids recorded, with no copy on the target, so that a
@@ -575,7 +598,7 @@ export class MessageBus {
    * Its delivery id is remembered first, so that an echo arriving before `send` returns is recognised.
    */
   private async attempt<T>(d: Delivery, send: () => Promise<T>): Promise<Attempt<T>> {
-    remember(this.ownDeliveries, idKey(d.target, d.targetChannel, d.deliveryId));
+    this.ownDeliveries.add(idKey(d.target, d.targetChannel, d.deliveryId));
     const backoff = new Backoff(this.retry);
     for (let attempt = 1;; attempt++) {
       if (this.stopped) return { ok: false, handled: false };
@@ -672,18 +695,17 @@ function remembersSeen(event: BridgeEvent): boolean {
   return event.kind === "edit" || event.kind === "remove" || event.kind === "reactions";
 }
 
+/** The event's own ids, never the id of the message it points at: that one is known by design. */
+function ownIds(event: BridgeEvent): string[] {
+  return event.kind === "message" ? event.ids : [event.eventId];
+}
+
 /** What {@link MessageBus.route} answers for a message that needs no delivery. */
 const DROPPED = { settled: Promise.resolve(true) };
 
 /** One key for an id within a network's channel: a message id (in flight) or a delivery id (our own output). */
 function idKey(network: string, channel: string, id: string): string {
   return `${network}\u0000${channel}\u0000${id}`;
-}
-
-/** Adds `key` to `memory`, forgetting the oldest key beyond {@link OWN_DELIVERY_MEMORY}. */
-function remember(memory: Set<string>, key: string): void {
-  memory.add(key);
-  if (memory.size > OWN_DELIVERY_MEMORY) memory.delete(memory.values().next().value!);
 }
 
 function retryAfter(err: unknown): number {

@@ -30,8 +30,8 @@ interface Pending {
  * ```ts
  * const outbox = new Outbox(store);
  * const left = await outbox.load(); // what an earlier process did not finish
- * const entry = await outbox.accept(delivery); // durable now
- * await outbox.delivered(entry, link); // recorded, and out of the outbox, in one commit
+ * const { entry, durable } = outbox.accept(delivery); // durable once `durable` resolves
+ * await outbox.delivered(entry, link); // recorded, and out of the outbox, in one later commit
  * ```
  */
 export class Outbox {
@@ -48,16 +48,21 @@ export class Outbox {
     return entries;
   }
 
-  /** Puts `delivery` in the outbox; resolves with its entry once it is durable. */
-  async accept(delivery: DirectionalMessage): Promise<OutboxEntry> {
+  /**
+   * Puts `delivery` in the outbox: its entry at once, for {@link delivered} (which may follow before it is durable:
+   * writes commit in order), and `durable`, which resolves once it is.
+   */
+  accept(delivery: DirectionalMessage): { entry: OutboxEntry; durable: Promise<void> } {
     // Time-based, so that it keeps growing across restarts; load() moves it past any entry left behind.
     this.lastSeq = Math.max(this.lastSeq + 1, Date.now() * 1_000);
     const entry: OutboxEntry = { seq: this.lastSeq, delivery, acceptedAt: Date.now() };
-    await this.write({ kind: "accept", entry });
-    return entry;
+    return { entry, durable: this.write({ kind: "accept", entry }) };
   }
 
-  /** Records `link` in the id map and removes `entry` (when it was written) from the outbox, in one commit. */
+  /**
+   * Records `link` in the id map and removes `entry` from the outbox, in one commit, after the one that wrote the
+   * entry (or in it).
+   */
   delivered(entry: OutboxEntry | undefined, link: MessageLink): Promise<void> {
     return this.write({ kind: "deliver", entry, link });
   }
@@ -125,8 +130,32 @@ function mutationsOf(write: BatchWrite): number {
   return 1 + (write.entry ? 1 : 0) + Object.values(write.link.refs).reduce((n, ref) => n + ref.ids.length, 0);
 }
 
-/** About how many bytes `write` adds to a commit (UTF-16 length × 2 bounds UTF-8 and V8 serialization). */
+/** About how many bytes `write` adds to a commit, over-estimated (see {@link approxBytes}), plus room for its keys. */
 function sizeOf(write: BatchWrite): number {
   const value = write.kind === "deliver" ? write.link : write.kind === "seen" ? write.event : write.entry;
-  return JSON.stringify(value).length * 2 + 256;
+  return approxBytes(value) + 256;
+}
+
+/**
+ * An upper bound of the bytes V8 serializes `value` (plain data) into: 2 per string code unit (V8 stores a
+ * string as Latin-1 or UTF-16), 9 per number or boolean, a few per key and container. Walked rather than
+ * `JSON.stringify`-ed, which builds a string per write only to measure it.
+ */
+function approxBytes(value: unknown): number {
+  switch (typeof value) {
+    case "string":
+      return value.length * 2 + 4;
+    case "object": {
+      if (value === null) return 1;
+      let n = 4;
+      if (Array.isArray(value)) {
+        for (const v of value) n += approxBytes(v);
+        return n;
+      }
+      for (const k in value) n += k.length * 2 + 4 + approxBytes((value as Record<string, unknown>)[k]);
+      return n;
+    }
+    default:
+      return 9;
+  }
 }

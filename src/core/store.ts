@@ -187,6 +187,19 @@ async function restrictFileModes(path: string): Promise<void> {
   }
 }
 
+/** What {@link Store.routeFacts} reads for one event. */
+export interface RouteFacts {
+  /** The mapping of the event's channel, if any. */
+  mapping: ChannelMapping | null;
+  /** The bridged message one of the event's own ids names, if any: the event is an echo or a replay. */
+  link: MessageLink | null;
+  /** Whether the event was recorded as handled (asked only for edits, removals and reactions). */
+  seen: boolean;
+}
+
+/** How many keys one `Deno.Kv.getMany` reads at most. */
+const GET_MANY_MAX = 10;
+
 /** Outcome of {@link Store.addMapping}. */
 export type AddMappingResult = { ok: true } | {
   ok: false;
@@ -292,6 +305,38 @@ export class Store {
     const linkId = (await this.kv.get<string>(msgKey(network, channel, id))).value;
     if (!linkId) return null;
     return (await this.kv.get<MessageLink>(linkKey(linkId))).value;
+  }
+
+  /**
+   * What routing an event from `channel` of `network` needs to know, in one KV read for the whole event (one per
+   * ten keys) rather than one per question: the channel's mapping, the bridged message the first of `ids` that
+   * is in the id map names, and, for `seenEventId`, whether that event was handled ({@link eventSeen}). Read per
+   * event, never cached: another process (`mmxmpp mappings unmap`) may change the mappings while the bridge runs.
+   */
+  async routeFacts(
+    network: string,
+    channel: string,
+    ids: readonly string[],
+    seenEventId?: string,
+  ): Promise<RouteFacts> {
+    const keys: Deno.KvKey[] = [mapKey(network, channel), ...ids.map((id) => msgKey(network, channel, id))];
+    if (seenEventId !== undefined) keys.push(eventSeenKey({ network, channel, eventId: seenEventId }));
+    const entries: Deno.KvEntryMaybe<unknown>[] = [];
+    // Deno KV reads at most 10 keys at once; an event has a few ids.
+    for (let i = 0; i < keys.length; i += GET_MANY_MAX) {
+      entries.push(...await this.kv.getMany(keys.slice(i, i + GET_MANY_MAX)));
+    }
+    let link: MessageLink | null = null;
+    for (const e of entries.slice(1, 1 + ids.length)) {
+      if (typeof e.value !== "string") continue;
+      link = (await this.kv.get<MessageLink>(linkKey(e.value))).value;
+      if (link) break;
+    }
+    return {
+      mapping: entries[0].value as ChannelMapping | null,
+      link,
+      seen: seenEventId !== undefined && entries[1 + ids.length].value !== null,
+    };
   }
 
   /**

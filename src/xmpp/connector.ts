@@ -57,6 +57,7 @@ import type {
 import type { Attachment, BridgeEvent, Sender } from "../core/events.ts";
 import { fileNotice, tooLarge } from "../core/files.ts";
 import { renderTemplate } from "../core/text.ts";
+import { RecentKeys } from "../core/recent_keys.ts";
 import { createXmppClient, type Element, type TlsOptions, type XmppClient } from "./session/client.ts";
 import { discoInfo } from "./protocol/disco.ts";
 import { explainXmppFailure, type XmppFailure } from "./explain.ts";
@@ -220,7 +221,7 @@ export class XmppBridge
   /** Why the last connection attempt failed, until the session is back. */
   private lastFailure?: string;
   /** Origin-ids of everything we sent, relayed or by a ghost: their reflections are ours. */
-  private readonly ownOrigins = new Set<string>();
+  private readonly ownOrigins = new RecentKeys(OWN_ORIGIN_MEMORY);
   /**
    * Test-only: the two safeguards against echoes of the bridge's own messages, so that a test can show each works
    * alone. `filter` drops our own origin-ids, ghosts and the bridge's nick; `deliveryId` hands the bus the origin-id.
@@ -1700,9 +1701,6 @@ export class XmppBridge
 
   private rememberOwn(originId: string): void {
     this.ownOrigins.add(originId);
-    if (this.ownOrigins.size > OWN_ORIGIN_MEMORY) {
-      this.ownOrigins.delete(this.ownOrigins.values().next().value!);
-    }
   }
 
   private setState(connected: boolean, detail: string): void {

@@ -29,6 +29,25 @@ export interface StylingOptions {
  * ```
  */
 export function markdownToStyling(md: string, opts: StylingOptions = {}): string {
+  // Most messages are a line of plain words, which the lexer would hand back as one text token: its work (and
+  // garbage) is then only the time it takes, on every message.
+  if (PLAIN.test(md)) return mentions(md, opts);
+  return styledByLexer(md, opts);
+}
+
+/**
+ * One line that Markdown leaves as it is: letters, digits, single spaces between words, punctuation that no
+ * Markdown construct starts with, and `_` inside a word (`snake_case`: never emphasis there; not before `www.`,
+ * which would start a link). The first character is a letter or digit, and no list number; an `@` only starts a
+ * word (one inside a word may make an e-mail address a link, which the lexer reads apart); no `:` (nor a URL then,
+ * another link). The way through the lexer gives the same (the property test in xmpp_format_test holds the two
+ * together).
+ */
+const PLAIN =
+  /^(?![0-9]+[.)])[\p{L}\p{N}@](?:[\p{L}\p{N},;?'"%$#/.!-]|(?<=[\p{L}\p{N}])_(?=[\p{L}\p{N}])(?!www\.)| (?! )| @)*$/u;
+
+/** {@link markdownToStyling} by `marked`'s lexer. */
+export function styledByLexer(md: string, opts: StylingOptions = {}): string {
   // `breaks`: Mattermost shows every newline as a line break, as XMPP clients do.
   const tokens = Lexer.lex(md, { gfm: true, breaks: true });
   // Leading no-break spaces are how the way in keeps an XMPP line's indentation (see xep0393.ts).

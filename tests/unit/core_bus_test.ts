@@ -18,12 +18,15 @@ interface Rig {
   mm: FakeBridge;
   xmpp: FakeBridge;
   bus: MessageBus;
+  /** The state file, for a second handle on it (as `mmxmpp mappings` opens next to a running bridge). */
+  path: string;
 }
 
 /** A real Store on a temp KV file with CHAN ↔ ROOM mapped, two fake bridges and a bus. */
 async function withBus(retry: RetryPolicy, fn: (rig: Rig) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "mmxmpp-bus-" });
-  const store = await Store.open(`${dir}/state.kv`);
+  const path = `${dir}/state.kv`;
+  const store = await Store.open(path);
   const mm = new FakeBridge(MM);
   const xmpp = new FakeBridge(XMPP);
   const bus = new MessageBus(store, new Map<string, Bridge>([[MM, mm], [XMPP, xmpp]]), retry);
@@ -34,7 +37,7 @@ async function withBus(retry: RetryPolicy, fn: (rig: Rig) => Promise<void>): Pro
       createdAt: Date.now(),
     });
     assert.ok(res.ok);
-    await fn({ store, mm, xmpp, bus });
+    await fn({ store, mm, xmpp, bus, path });
   } finally {
     bus.stop();
     await bus.drain();
@@ -102,6 +105,28 @@ Deno.test("a message from an unmapped channel is delivered nowhere and counted a
     assert.equal(mm.sent.length, 0);
     assert.equal(bus.stats.unmapped, 2);
     assert.equal(bus.stats.delivered, 0);
+  });
+});
+
+Deno.test("a mapping removed or added through another handle on the state file counts from the next message", async () => {
+  await withBus(FAST, async ({ xmpp, bus, path }) => {
+    assert.equal(await bus.publish(mmPost("post1", "mapped")), true);
+    // What `mmxmpp mappings unmap` does while the bridge runs: its own Store on the same file.
+    const other = await Store.open(path);
+    try {
+      assert.ok(await other.removeMapping(MM, CHAN));
+      assert.equal(await bus.publish(mmPost("post2", "after the unmap")), true);
+      assert.equal(bus.stats.unmapped, 1);
+      assert.ok(
+        (await other.addMapping({ channels: { [MM]: CHAN, [XMPP]: ROOM }, origin: "command", createdAt: 0 }))
+          .ok,
+      );
+      assert.equal(await bus.publish(mmPost("post3", "mapped again")), true);
+    } finally {
+      other.close();
+    }
+    await bus.drain();
+    assert.deepEqual(xmpp.sent.map((dm) => dm.message.text), ["mapped", "mapped again"]);
   });
 });
 

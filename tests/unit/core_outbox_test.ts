@@ -106,6 +106,43 @@ Deno.test("an accepted message is in the outbox before it is sent and leaves it 
   });
 });
 
+Deno.test("the next message goes out without waiting for the commit of the one before; none settles before its commits", async () => {
+  await withPath(async (path) => {
+    const p = await open(path);
+    try {
+      // Every commit held until released: the store is slow.
+      const real = p.store.writeBatch.bind(p.store);
+      let release!: () => void;
+      const held = new Promise<void>((r) => release = r);
+      let commits = 0;
+      p.store.writeBatch = async (writes) => {
+        commits++;
+        await held;
+        return real(writes);
+      };
+      const settled: boolean[] = [];
+      const all = [0, 1, 2].map((i) => p.bus.publish(mmPost(`post${i}`)).then((ok) => settled.push(ok)));
+      // A connector that takes one message at a time (no pipelining) gets all three meanwhile.
+      await waitUntil("all three sent", () => p.xmpp.sent.length === 3);
+      await sleep(20);
+      assert.deepEqual(
+        settled,
+        [],
+        "none settled (acknowledged to its source) while its writes are not durable",
+      );
+      assert.ok(commits >= 1);
+      release();
+      await Promise.all(all);
+      assert.deepEqual(settled, [true, true, true]);
+      assert.deepEqual(await p.store.listOutbox(), [], "each record removed its entry");
+      for (let i = 0; i < 3; i++) assert.ok(await p.store.findLink(MM, CHAN, `post${i}`));
+    } finally {
+      p.bus.stop();
+      p.store.close();
+    }
+  });
+});
+
 Deno.test("what a process left in the outbox is delivered by the next, in order, with the same delivery ids", async () => {
   await withPath(async (path) => {
     const texts = ["one", "two", "three", "four", "five"];
@@ -201,6 +238,32 @@ Deno.test("the outbox and id-map writes of a burst share atomic commits", async 
       // Fewer commits than messages: cheaper than the one id-map commit per message made before the outbox.
       assert.ok(commits < n, `${writes} writes took ${commits} commits`);
       assert.deepEqual(await p.store.listOutbox(), []);
+    } finally {
+      p.bus.stop();
+      p.store.close();
+    }
+  });
+});
+
+Deno.test("a burst of large messages is split into commits within Deno KV's limits: none fails", async () => {
+  await withPath(async (path) => {
+    const p = await open(path);
+    try {
+      const real = p.store.writeBatch.bind(p.store);
+      const failed: number[] = [];
+      p.store.writeBatch = (batch) =>
+        real(batch).catch((err) => {
+          failed.push(batch.length);
+          throw err;
+        });
+      // 30 accepts of 40,000 characters each: over 1 MB together, against 800 KiB a commit.
+      const n = 30;
+      for (let i = 0; i < n; i++) p.bus.publish(mmPost(`big${i}`, `${i} ${"é".repeat(40_000)}`));
+      await p.bus.drain();
+      assert.equal(p.xmpp.sent.length, n);
+      assert.deepEqual(failed, [], "no commit over the limits (each would fail, then be written one by one)");
+      assert.deepEqual(await p.store.listOutbox(), []);
+      for (let i = 0; i < n; i++) assert.ok(await p.store.findLink(MM, CHAN, `big${i}`));
     } finally {
       p.bus.stop();
       p.store.close();

@@ -347,3 +347,30 @@ Deno.test("a puppet is recorded once per identity and per user id, found by both
     assert.equal(await store.getPuppet(MM, "alice@example.org"), null, "keyed by network too");
   });
 });
+
+Deno.test("routeFacts reads a channel's mapping, the link any of an event's ids names, and whether it was seen", async () => {
+  await withStore(async (store) => {
+    const room = "room@conference.example.org";
+    assert.deepEqual(await store.routeFacts(MM, "c1", ["p1"]), { mapping: null, link: null, seen: false });
+    assert.ok((await store.addMapping(mapping("c1", room))).ok);
+    const link: MessageLink = {
+      id: "link1",
+      source: XMPP,
+      refs: {
+        [XMPP]: { channel: room, ids: ["o1"], parts: [{ sender: { kind: "author", id: "bob" } }] },
+        [MM]: { channel: "c1", ids: ["p-last"], parts: [{ sender: { kind: "relay" } }] },
+      },
+      createdAt: 1,
+    };
+    await store.saveLink(link);
+    await store.writeBatch([{ kind: "seen", event: { network: MM, channel: "c1", eventId: "edit1" } }]);
+    // More ids than one KV read takes (10 keys), the known one last.
+    const ids = [...Array.from({ length: 12 }, (_, i) => `unknown-${i}`), "p-last"];
+    const facts = await store.routeFacts(MM, "c1", ids, "edit1");
+    assert.deepEqual(facts.mapping, mapping("c1", room));
+    assert.deepEqual(facts.link, link);
+    assert.equal(facts.seen, true);
+    assert.equal((await store.routeFacts(MM, "c1", ids.slice(0, 12), "edit2")).link, null);
+    assert.equal((await store.routeFacts(MM, "c1", ids.slice(0, 12), "edit2")).seen, false);
+  });
+});

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Lexer, type Token, type Tokens } from "marked";
 import { parseSpans, stylingToMarkdown } from "../../src/xmpp/xeps/xep0393.ts";
-import { markdownToStyling } from "../../src/xmpp/markdown.ts";
+import { markdownToStyling, styledByLexer } from "../../src/xmpp/markdown.ts";
 
 /** [what an XMPP user typed, the Markdown the bridge posts]. */
 const IN: Array<[string, string]> = [
@@ -196,6 +196,45 @@ Deno.test("property: one line of XMPP text comes back byte for byte", () => {
     }),
     { numRuns: 1000 },
   );
+});
+
+/** Plain words, links, mentions and the punctuation that starts or ends Markdown constructs, run together. */
+const plainish = fc.array(
+  fc.constantFrom(
+    ..."abcxyzABC0123456789é😀 ,;?'\"%$@#/.:!-_*~`[]()<>&|\\=+".split(""),
+    ...[
+      "  ",
+      "www.example.org",
+      "http://x.org/a",
+      "a@b.org",
+      "@bob",
+      "@bob.",
+      "@Bob_",
+      "1. ",
+      "1) ",
+      "12. ",
+      "- ",
+      "# ",
+    ],
+    ...["--", "---", "...", "://", "!!", "#1", "\n"],
+  ),
+  { minLength: 1, maxLength: 12 },
+).map((parts) => parts.join(""));
+
+Deno.test("property: the plain-line shortcut styles as the Markdown lexer does", () => {
+  const mention = (u: string) => (u === "bob" ? "Bob (xmpp)" : undefined);
+  let shortcut = 0;
+  fc.assert(
+    fc.property(plainish, (md) => {
+      for (const opts of [{}, { mention }]) {
+        assert.equal(markdownToStyling(md, opts), styledByLexer(md, opts), JSON.stringify(md));
+      }
+      if (/^[\p{L}\p{N}]/u.test(md) && !/[\n*_~`[\]()<>&|\\=+]/.test(md)) shortcut++;
+    }),
+    { numRuns: 5000 },
+  );
+  // The property covers the shortcut's lines, not only the lexer's.
+  assert.ok(shortcut > 500, `${shortcut} plain lines`);
 });
 
 /** Markdown as Mattermost users write it: words with bold, italics, strike, code, links, quotes, lists. */
