@@ -878,11 +878,24 @@ async function burst(
   const arrived = direction === "mm_to_xmpp"
     ? rig.xmpp.many(pair.room, `bridge\u0000<bob> ${prefix}`, n)
     : rig.mm.many(pair.channel, prefix, n);
+  return await timedBurst(
+    n,
+    arrived,
+    (i) =>
+      direction === "mm_to_xmpp"
+        ? world.mm.postAs(world.bob.id, pair.channel, `${prefix}${i}`)
+        : world.alice.sendGroupchat(pair.room, `${prefix}${i}`),
+  );
+}
+
+/** Sends `n` messages one after the other with `send`; times them until `arrived` says all `n` came. */
+async function timedBurst(
+  n: number,
+  arrived: Promise<{ order: number[]; at: number }>,
+  send: (i: number) => Promise<unknown>,
+): Promise<BurstResult> {
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    if (direction === "mm_to_xmpp") await world.mm.postAs(world.bob.id, pair.channel, `${prefix}${i}`);
-    else await world.alice.sendGroupchat(pair.room, `${prefix}${i}`);
-  }
+  for (let i = 0; i < n; i++) await send(i);
   const sent = performance.now();
   const { order, at } = await arrived;
   return {
@@ -902,9 +915,7 @@ async function burst(
 async function restPostsOneAtATime(rig: Rig, n: number, label: string): Promise<BurstResult> {
   const { world } = rig;
   const prefix = `rest ${label} ${crypto.randomUUID().slice(0, 8)} #`;
-  const arrived = rig.mm.many(rig.baseChannel, prefix, n);
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
+  return await timedBurst(n, rig.mm.many(rig.baseChannel, prefix, n), async (i) => {
     const res = await fetch(`${world.mm.url}/api/v4/posts`, {
       method: "POST",
       headers: { Authorization: `Bearer ${world.bob.token}`, "Content-Type": "application/json" },
@@ -912,16 +923,7 @@ async function restPostsOneAtATime(rig: Rig, n: number, label: string): Promise<
     });
     await res.body?.cancel();
     if (res.status !== 201) throw new Error(`REST post answered ${res.status}`);
-  }
-  const sent = performance.now();
-  const { order, at } = await arrived;
-  return {
-    messages: n,
-    send_ms: round(sent - t0, 1),
-    total_ms: round(at - t0, 1),
-    msgs_per_s: Math.round(n / ((at - t0) / 1000)),
-    in_order: order.every((v, i) => v === i),
-  };
+  });
 }
 
 interface BurstSeries {
@@ -943,17 +945,7 @@ interface BurstSeries {
 async function prosodyBurst(rig: Rig, n: number, label: string): Promise<BurstResult> {
   const prefix = `burst prosody ${label} ${crypto.randomUUID().slice(0, 8)} #`;
   const arrived = rig.xmpp.many(rig.baseRoom, `alice\u0000${prefix}`, n);
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) await rig.world.alice.sendGroupchat(rig.baseRoom, `${prefix}${i}`);
-  const sent = performance.now();
-  const { order, at } = await arrived;
-  return {
-    messages: n,
-    send_ms: round(sent - t0, 1),
-    total_ms: round(at - t0, 1),
-    msgs_per_s: Math.round(n / ((at - t0) / 1000)),
-    in_order: order.every((v, i) => v === i),
-  };
+  return await timedBurst(n, arrived, (i) => rig.world.alice.sendGroupchat(rig.baseRoom, `${prefix}${i}`));
 }
 
 /** Each direction `burstReps` times, each repetition on a fresh channel pair; and Prosody's own burst as often. */

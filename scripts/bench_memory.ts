@@ -155,35 +155,47 @@ export interface ImportStep extends Rss {
   heapUsed: number;
 }
 
-/** A process importing {@link IMPORT_GROUPS} one after another, with a forced GC after each. */
-async function importSteps(start: StartCommand): Promise<ImportStep[]> {
+/**
+ * Runs {@link PROBE} with `args` (with the start task's V8 flags and --expose-gc) to its end; its snapshots, each
+ * named by `name`.
+ */
+async function probeSteps(
+  start: StartCommand,
+  args: string[],
+  name: (snap: MemorySnapshot, i: number) => string,
+): Promise<ImportStep[]> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...probeFlags(start),
-      ...v8Arg([...start.v8Flags, "--expose-gc"]),
-      PROBE,
-      "imports",
-      ...IMPORT_GROUPS.map(([, specs]) => specs.join(",")),
-    ],
+    args: ["run", ...probeFlags(start), ...v8Arg([...start.v8Flags, "--expose-gc"]), PROBE, ...args],
     cwd: ROOT,
     env: start.env,
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!out.success) {
-    throw new Error(`memory_probe.ts imports failed: ${new TextDecoder().decode(out.stderr)}`);
+    throw new Error(`memory_probe.ts ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
   }
-  const snaps: MemorySnapshot[] = [];
-  for await (const s of probeLines(ReadableStream.from([out.stdout]))) snaps.push(s as MemorySnapshot);
+  const steps: ImportStep[] = [];
+  for await (const s of probeLines(ReadableStream.from([out.stdout]))) {
+    const snap = s as MemorySnapshot;
+    steps.push({
+      step: name(snap, steps.length),
+      rss: snap.rss,
+      rssAnon: snap.rssAnon,
+      rssFile: snap.rssFile,
+      heapUsed: snap.heapUsed,
+    });
+  }
+  return steps;
+}
+
+/** A process importing {@link IMPORT_GROUPS} one after another, with a forced GC after each. */
+function importSteps(start: StartCommand): Promise<ImportStep[]> {
   const names = ["bare `deno run` (the probe, nothing imported)", ...IMPORT_GROUPS.map(([name]) => name)];
-  return snaps.map((s, i) => ({
-    step: names[i],
-    rss: s.rss,
-    rssAnon: s.rssAnon,
-    rssFile: s.rssFile,
-    heapUsed: s.heapUsed,
-  }));
+  return probeSteps(
+    start,
+    ["imports", ...IMPORT_GROUPS.map(([, specs]) => specs.join(","))],
+    (_, i) => names[i],
+  );
 }
 
 /** The parts of Deno's runtime the bridge uses, by {@link RUNTIME_STEPS}' labels, as the table names them. */
@@ -214,36 +226,11 @@ async function runtimeSteps(start: StartCommand): Promise<ImportStep[]> {
       stderr: "piped",
     }).output();
     if (!made.success) throw new Error(`openssl failed: ${new TextDecoder().decode(made.stderr)}`);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...probeFlags(start),
-        ...v8Arg([...start.v8Flags, "--expose-gc"]),
-        PROBE,
-        "runtime",
-        `${dir}/cert.pem`,
-        `${dir}/key.pem`,
-      ],
-      cwd: ROOT,
-      env: start.env,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(`memory_probe.ts runtime failed: ${new TextDecoder().decode(out.stderr)}`);
-    }
-    const steps: ImportStep[] = [];
-    for await (const s of probeLines(ReadableStream.from([out.stdout]))) {
-      const snap = s as MemorySnapshot;
-      steps.push({
-        step: RUNTIME_STEPS[snap.label] ?? snap.label,
-        rss: snap.rss,
-        rssAnon: snap.rssAnon,
-        rssFile: snap.rssFile,
-        heapUsed: snap.heapUsed,
-      });
-    }
-    return steps;
+    return await probeSteps(
+      start,
+      ["runtime", `${dir}/cert.pem`, `${dir}/key.pem`],
+      (snap) => RUNTIME_STEPS[snap.label] ?? snap.label,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
