@@ -64,7 +64,7 @@ const SECRET_KEY = "bench-scale-secret-key-0123456789abcdef";
 /** How long a step's messages may take to arrive, per message. */
 const WAIT_PER_MESSAGE_MS = 2_000;
 /** How long a stopped bridge's occupants may take to leave before the bench gives up counting. */
-const EMPTY_WAIT_MS = 30_000;
+const EMPTY_WAIT_MS = 60_000;
 const CHILD = "--scale-direct-clients";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -110,12 +110,17 @@ const mib = (bytes: number) => Math.round(bytes / 1048576 * 10) / 10;
 const secs = (ms: number) => Math.round(ms / 100) / 10;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-/** The bridge as `deno task start` runs it (its flags), with `--allow-all` for the bench's temp paths. */
+/**
+ * The bridge as `deno task start` runs it (its flags), with `--allow-all` for the bench's temp paths; with
+ * `BENCH_CPU_PROF=<dir>`, each bridge process writes a V8 CPU profile there when it exits.
+ */
 function startArgs(): string[] {
   const start = startCommand();
+  const profileDir = Deno.env.get("BENCH_CPU_PROF");
   return [
     ...start.denoFlags.filter((f) => !f.startsWith("--allow-")),
     ...(start.v8Flags.length > 0 ? [`--v8-flags=${start.v8Flags.join(",")}`] : []),
+    ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
   ];
 }
 
