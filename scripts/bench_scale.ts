@@ -258,6 +258,7 @@ async function ghostPass(
   env: Record<string, string>,
   users: Array<{ id: string; username: string; channel: string; room: string }>,
   text: string,
+  progress: (text: string) => void,
 ): Promise<{ ready_s: number; samples: Sample[]; stop: StopResult }> {
   const seen = occupancy(w, [w.room]);
   const { bridge, readyMs } = await spawnTimed(env, w.httpPort);
@@ -268,8 +269,11 @@ async function ghostPass(
       const to = Math.min(users.length, k + SCALE.ghostStep);
       await postAndSee(w, users, k, to, text);
       samples.push(sample(seen.count()));
+      progress(`scale ibr ${text}: ${JSON.stringify(samples.at(-1))}`);
     }
-    return { ready_s: secs(readyMs), samples, stop: await stopAndWatch(bridge, seen) };
+    const stop = await stopAndWatch(bridge, seen);
+    progress(`scale ibr ${text}: SIGTERM ${JSON.stringify(stop)}`);
+    return { ready_s: secs(readyMs), samples, stop };
   } finally {
     seen.stop();
     await bridge.stop();
@@ -306,9 +310,9 @@ async function ibrPhase(progress: (text: string) => void): Promise<Record<string
     progress(`scale: start-up with no stored ghost (${SCALE.startReps} starts)`);
     const startEmpty = await startUp(w, env);
     progress(`scale ibr: ${SCALE.ghosts} Mattermost users post once each (first registration)`);
-    const first = await ghostPass(w, env, users, "first");
+    const first = await ghostPass(w, env, users, "first", progress);
     progress(`scale ibr: restart on the same store; every user posts again (warm)`);
-    const warm = await ghostPass(w, env, users, "again");
+    const warm = await ghostPass(w, env, users, "again", progress);
     progress(`scale: start-up with the ${SCALE.ghosts} real stored ghosts`);
     const startReal = await startUp(w, env);
     const extra = Math.max(0, SCALE.storedGhosts - SCALE.ghosts);
@@ -512,6 +516,7 @@ async function componentPhase(progress: (text: string) => void): Promise<Record<
         const to = Math.min(users.length, k + SCALE.puppetStep);
         await postAndSee(w, users, k, to, "hello");
         samples.push(sample(seen.count()));
+        progress(`scale component: ${JSON.stringify(samples.at(-1))}`);
       }
       progress(`scale component: SIGTERM with ${seen.count()} puppets online`);
       const stop = await stopAndWatch(bridge, seen);
@@ -596,10 +601,35 @@ const PARTS = Deno.env.get("BENCH_SCALE_ONLY")?.split(",").map((p) => p.trim()).
 export async function benchScale(progress: (text: string) => void): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   const runs = (part: string) => !PARTS || PARTS.includes(part);
-  const ibr = runs("ibr") ? await ibrPhase(progress) : undefined;
-  const component = runs("component") ? await componentPhase(progress) : undefined;
-  const mmPuppets = runs("mm_puppets") ? await mmPuppetsPhase(progress) : undefined;
-  return { sizes: { ...SCALE }, ibr, component, mm_puppets: mmPuppets, wall_s: secs(performance.now() - t0) };
+  // The bench's own XMPP user and servers meet resets at this scale; one must not end a run of many minutes unseen.
+  const uncaught: string[] = [];
+  const onError = (e: ErrorEvent) => {
+    uncaught.push(String(e.error?.stack ?? e.message).slice(0, 500));
+    progress(`scale: uncaught in the bench process (counted): ${uncaught.at(-1)}`);
+    e.preventDefault();
+  };
+  addEventListener("error", onError);
+  try {
+    const part = async <T>(name: string, run: (p: (text: string) => void) => Promise<T>) => {
+      if (!runs(name)) return undefined;
+      const result = await run(progress);
+      progress(`scale ${name} done: ${JSON.stringify(result)}`);
+      return result;
+    };
+    const ibr = await part("ibr", ibrPhase);
+    const component = await part("component", componentPhase);
+    const mmPuppets = await part("mm_puppets", mmPuppetsPhase);
+    return {
+      sizes: { ...SCALE },
+      ibr,
+      component,
+      mm_puppets: mmPuppets,
+      uncaught_in_bench: uncaught,
+      wall_s: secs(performance.now() - t0),
+    };
+  } finally {
+    removeEventListener("error", onError);
+  }
 }
 
 // deno-lint-ignore no-explicit-any
