@@ -66,6 +66,12 @@ const WAIT_PER_MESSAGE_MS = 2_000;
 /** How long a stopped bridge's occupants may take to leave before the bench gives up counting. */
 const EMPTY_WAIT_MS = 60_000;
 const CHILD = "--scale-direct-clients";
+/**
+ * Quiet time before the last RSS sample of a pass: V8 gives back the heap it grew under load once it has been quiet
+ * for a while (12-17 s after a load on this machine, see the idle memory section), so this sample is what the
+ * bridge keeps, where the others include what it was still working with.
+ */
+const SETTLE_MS = 25_000;
 
 // ---------------------------------------------------------------------------------------------------------------
 // processes, seen from outside
@@ -205,6 +211,12 @@ export interface Sample {
   prosody_cpu_s: number;
 }
 
+/** A sample after {@link SETTLE_MS} of quiet. */
+async function settledSample(sample: (online: number) => Sample, online: number): Promise<Sample> {
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  return sample(online);
+}
+
 /** Takes samples against the bridge `pid` from now on. */
 function sampler(w: World, pid: number): (online: number) => Sample {
   const t0 = performance.now();
@@ -259,7 +271,7 @@ async function ghostPass(
   users: Array<{ id: string; username: string; channel: string; room: string }>,
   text: string,
   progress: (text: string) => void,
-): Promise<{ ready_s: number; samples: Sample[]; stop: StopResult }> {
+): Promise<{ ready_s: number; samples: Sample[]; settled: Sample; stop: StopResult }> {
   const seen = occupancy(w, [w.room]);
   const { bridge, readyMs } = await spawnTimed(env, w.httpPort);
   try {
@@ -271,9 +283,11 @@ async function ghostPass(
       samples.push(sample(seen.count()));
       progress(`scale ibr ${text}: ${JSON.stringify(samples.at(-1))}`);
     }
+    const settled = await settledSample(sample, seen.count());
+    progress(`scale ibr ${text}: settled ${JSON.stringify(settled)}`);
     const stop = await stopAndWatch(bridge, seen);
     progress(`scale ibr ${text}: SIGTERM ${JSON.stringify(stop)}`);
-    return { ready_s: secs(readyMs), samples, stop };
+    return { ready_s: secs(readyMs), samples, settled, stop };
   } finally {
     seen.stop();
     await bridge.stop();
@@ -518,9 +532,11 @@ async function componentPhase(progress: (text: string) => void): Promise<Record<
         samples.push(sample(seen.count()));
         progress(`scale component: ${JSON.stringify(samples.at(-1))}`);
       }
+      const settled = await settledSample(sample, seen.count());
+      progress(`scale component: settled ${JSON.stringify(settled)}`);
       progress(`scale component: SIGTERM with ${seen.count()} puppets online`);
       const stop = await stopAndWatch(bridge, seen);
-      return { puppets: SCALE.puppets, rooms: roomCount, ready_s: secs(readyMs), samples, stop };
+      return { puppets: SCALE.puppets, rooms: roomCount, ready_s: secs(readyMs), samples, settled, stop };
     } finally {
       seen.stop();
       await bridge.stop();
@@ -671,10 +687,13 @@ function renderIbr(ibr: Json): string {
     "Prosody CPU",
     "wall",
   ]];
-  ibr.first.samples.forEach((f: Sample, i: number) => {
-    const w: Sample | undefined = ibr.warm.samples[i];
+  const firstRows: Sample[] = [...ibr.first.samples, ...(ibr.first.settled ? [ibr.first.settled] : [])];
+  const warmRows: Sample[] = [...ibr.warm.samples, ...(ibr.warm.settled ? [ibr.warm.settled] : [])];
+  firstRows.forEach((f: Sample, i: number) => {
+    const w: Sample | undefined = warmRows[i];
+    const settled = ibr.first.settled && i === firstRows.length - 1;
     rows.push([
-      String(f.online),
+      settled ? `${f.online}, after ${SETTLE_MS / 1000} s quiet` : String(f.online),
       `${f.bridge_rss_mib} MiB`,
       `${f.bridge_cpu_s} s`,
       `${f.prosody_cpu_s} s`,
@@ -745,8 +764,8 @@ function renderComponent(c: Json): string {
   out.push(`\n#### Component puppets: ${c.puppets} users post once each, ${c.rooms} rooms\n`);
   out.push(table([
     ["puppets online", "bridge RSS", "bridge CPU (cumulative)", "Prosody CPU", "wall"],
-    ...c.samples.map((x: Sample) => [
-      String(x.online),
+    ...[...c.samples, ...(c.settled ? [c.settled] : [])].map((x: Sample, i: number) => [
+      i === c.samples.length ? `${x.online}, after ${SETTLE_MS / 1000} s quiet` : String(x.online),
       `${x.bridge_rss_mib} MiB`,
       `${x.bridge_cpu_s} s`,
       `${x.prosody_cpu_s} s`,
