@@ -12,6 +12,7 @@
  */
 import { benchScram } from "./bench_scram.ts";
 import { benchGhosts } from "./bench_ghosts.ts";
+import { benchScale, renderScale } from "./bench_scale.ts";
 import { fileURLToPath } from "node:url";
 import { Session } from "node:inspector/promises";
 import v8 from "node:v8";
@@ -76,11 +77,11 @@ const WAIT_ONE_MS = 10_000;
  */
 const PROFILE_DIR = Deno.env.get("BENCH_CPU_PROF");
 /**
- * `BENCH_ONLY=bursts,sustained` runs only the named phases (bus, scram, ghosts, idle, latency, bursts, sustained,
- * memory) and prints their numbers as JSON instead of writing bench/results.*: for working on one of them.
+ * `BENCH_ONLY=bursts,sustained` runs only the named phases (bus, scram, ghosts, scale, idle, latency, bursts,
+ * sustained, memory) and prints their numbers as JSON instead of writing bench/results.*: for working on one of them.
  */
 const ONLY = Deno.env.get("BENCH_ONLY")?.split(",").map((s) => s.trim()).filter(Boolean);
-const PHASES = ["bus", "scram", "ghosts", "idle", "latency", "bursts", "sustained", "memory"];
+const PHASES = ["bus", "scram", "ghosts", "scale", "idle", "latency", "bursts", "sustained", "memory"];
 if (ONLY?.some((p) => !PHASES.includes(p))) {
   throw new Error(`BENCH_ONLY names an unknown phase: ${ONLY.join(",")}; phases are ${PHASES.join(", ")}`);
 }
@@ -1484,6 +1485,10 @@ function renderTables(r: Json): string {
       ["ratio (before / now)", "", `${g.cpu_ratio}×`, `${g.rss_ratio}×`],
     ]));
   }
+  if (r.scale) {
+    out.push("");
+    out.push(renderScale(r.scale));
+  }
   if (r.scram) {
     out.push("");
     out.push(`### Login CPU (SCRAM-SHA-1, ${r.scram.iterations} iterations, median of ${r.scram.runs})\n`);
@@ -1554,6 +1559,12 @@ async function main(): Promise<number> {
   // @mattermost/client's websocket chats on console.log ("websocket connecting to …"); keep stdout for the table.
   const quiet = { log: console.log, info: console.info, debug: console.debug };
   console.log = console.info = console.debug = () => {};
+  if (runs("scale")) {
+    progress(
+      "scale: IBR ghosts, component puppets, stops and start-ups, the bridge as a process (bench_scale.ts)",
+    );
+    result.scale = await benchScale(progress);
+  }
   progress("starting Prosody, the Mattermost stand-in and the XMPP user");
   const rig = await startRig();
   result.e2e = {};

@@ -368,12 +368,15 @@ export class XmppBridge
     for (const timer of this.rejoinTimers) clearTimeout(timer);
     this.rejoinTimers.clear();
     this.rejoins.clear();
-    try {
-      await this.opts.ghosts?.stop();
-    } finally {
-      // Even when the ghosts fail to stop, the bridge's own session must not outlive stop().
-      if (this.client) await this.stopSession();
-    }
+    // Side by side: the ghosts may wait for their rooms to confirm their departures, which must not hold up the
+    // session's own (both share the few seconds the process gives a stop). Even when the ghosts fail to stop, the
+    // bridge's own session must not outlive stop().
+    const [ghosts, session] = await Promise.allSettled([
+      this.opts.ghosts?.stop(),
+      this.client ? this.stopSession() : undefined,
+    ]);
+    if (ghosts.status === "rejected") throw ghosts.reason;
+    if (session.status === "rejected") throw session.reason;
   }
 
   private async stopSession(): Promise<void> {

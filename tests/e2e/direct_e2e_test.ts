@@ -15,6 +15,8 @@ import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
 import type { Post } from "../mm_server/server.ts";
 import { sendChat, uploadAs } from "../helpers/xmpp_share.ts";
+import { SecretBox } from "../../src/core/secretbox.ts";
+import { Store } from "../../src/core/store.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -353,6 +355,56 @@ Deno.test(
         const left = await received(box, (s) =>
           s.attrs.id === "gone-2", "the error for a user gone since");
         assert.match(errorText(left), /bob is deactivated on Mattermost/);
+      } finally {
+        box.stop();
+      }
+    }),
+);
+
+Deno.test(
+  "only puppets in a direct conversation listen on websockets of their own from the start, not every stored one",
+  opts,
+  () =>
+    inWorld(async (w) => {
+      // Puppets of earlier runs, as a busy deployment has them, none in a direct conversation.
+      const stored = Array.from({ length: 5 }, (_, i) => w.mm.createUser(`xmpp-old${i}`));
+      const store = await Store.open(w.kvPath);
+      try {
+        const secrets = await SecretBox.create(undefined);
+        for (const [i, user] of stored.entries()) {
+          assert.ok(
+            await store.createPuppet({
+              network: "xmpp",
+              identity: `old${i}@localhost`,
+              userId: user.id,
+              username: user.username,
+              displayName: `old${i}`,
+              token: await secrets.seal(user.token),
+              channels: [],
+              createdAt: Date.now(),
+            }),
+          );
+        }
+      } finally {
+        store.close();
+      }
+      const listening = () => stored.map((u) => w.mm.websocketCount(u.id));
+      const box = inbox(w.alice);
+      try {
+        const first = await w.startBridge(directEnv(w));
+        await sendChat(w.alice, `bob@${w.prosody.componentDomain}`, "a private word", "dm-s1");
+        const puppetId = await userIdOf(w.mm, "xmpp-alice");
+        const dm = await directChannel(w, w.bob.id, puppetId);
+        await postsMatching(w.mm, dm, (p) => p.message === "a private word", 1);
+        assert.deepEqual(listening(), [0, 0, 0, 0, 0], "no stored puppet listens at the first start");
+        await first.stop();
+
+        // After a restart, alice's puppet listens again (its conversation is mapped) and hears bob; the others don't.
+        await w.startBridge(directEnv(w));
+        await waitFor(() => w.mm.websocketCount(puppetId) > 0, "alice's puppet's websocket");
+        await w.mm.postAs(w.bob.id, dm, "still there?");
+        await received(box, (s) => s.getChildText("body") === "still there?", "bob's DM after the restart");
+        assert.deepEqual(listening(), [0, 0, 0, 0, 0], "no stored puppet listens after the restart");
       } finally {
         box.stop();
       }

@@ -21,6 +21,8 @@ import { NS_REGISTER, NS_REGISTER_FEATURE } from "../../src/xmpp/protocol/ns.ts"
 import { type Prosody, type ProsodyOptions, startProsody } from "../helpers/prosody.ts";
 import { freePort } from "../helpers/ports.ts";
 import { fileProsody } from "../helpers/harness.ts";
+import { CaTrust } from "../../src/xmpp/session/client.ts";
+import { xep0077Registrar } from "../../src/xmpp/intents/ibr_ghosts.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -268,5 +270,19 @@ Deno.test("register against a closed port fails as 'unreachable' and transient",
   assert.equal(err.transient, true);
   assert.match(err.message, /connection refused/);
 });
+
+Deno.test(
+  "the ghosts' registrar trusts XMPP_CA_FILE alone when it verifies the server, as the ghosts' logins do",
+  opts,
+  async () => {
+    await withProsody({}, async (_prosody, server) => {
+      const trust = new CaTrust(server.tls);
+      const registrar = xep0077Registrar(server, "bridge@localhost", trust);
+      assert.deepEqual(await registrar.register("mm_trusty", "pw"), { ok: true });
+      assert.equal(trust.verifiesAlone, true, "registered over TLS trusting the CA file alone");
+      assert.equal(await loginOutcome(server, "mm_trusty", "pw"), "ok");
+    });
+  },
+);
 
 shared.stopAfterAll();

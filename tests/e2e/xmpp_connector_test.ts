@@ -86,6 +86,52 @@ Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fa
   }
 });
 
+Deno.test("stop() ends the bridge's own session while its ghosts are still stopping, not after them", async () => {
+  const prosody = await prosodyWithAccounts();
+  const alice = await connectXmppUser(prosody, "alice", PASSWORD, { resource: "test" });
+  const room = `stop-side@${prosody.mucDomain}`;
+  let released = false;
+  let resolveStop = () => {};
+  const release = () => {
+    released = true;
+    resolveStop();
+  };
+  const ghosts: GhostProvider = {
+    mode: "slow",
+    start: () => Promise.resolve(),
+    intentFor: () => Promise.resolve(null),
+    presentIn: () => undefined,
+    setStatus: () => Promise.resolve(),
+    isGhost: () => false,
+    retire: () => Promise.resolve(),
+    leaveRoom: () => Promise.resolve(),
+    // As ghosts waiting for their rooms to confirm their departures.
+    stop: () => released ? Promise.resolve() : new Promise<void>((resolve) => resolveStop = resolve),
+  };
+  const bridge = await xmppConnectorOn(prosody, PASSWORD, { ghosts });
+  let bridgeLeft = false;
+  try {
+    await alice.joinRoom(room, "alice");
+    alice.onStanza((s: Element) => {
+      if (s.is("presence") && s.attrs.from === `${room}/bridge` && s.attrs.type === "unavailable") {
+        bridgeLeft = true;
+      }
+    });
+    await bridge.start(quietContext());
+    await waitFor(() => bridge.health().connected, "the session");
+    await bridge.joinChannel(room);
+    const stopped = bridge.stop();
+    await waitFor(() => bridgeLeft, "the bridge's occupant to leave while the ghosts are stopping");
+    release();
+    await stopped;
+    assert.equal(bridge.health().detail, "stopped");
+  } finally {
+    release();
+    await bridge.stop().catch(() => {});
+    await alice.stop();
+  }
+});
+
 Deno.test("while the server is down the session retries after 1 s, 2 s, 4 s …, and from 1 s again once back", async () => {
   const prosody = await prosodyWithAccounts();
   const bridge = await xmppConnectorOn(prosody, PASSWORD);

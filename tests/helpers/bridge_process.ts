@@ -15,6 +15,8 @@ export interface BridgeProcess {
   readonly exited: Promise<number>;
   /** True until the process has ended. */
   running(): boolean;
+  /** The process id, for reading its memory and CPU from /proc. */
+  readonly pid: number;
   /** `GET /healthz`: status and parsed body, or null while nothing listens. */
   healthz(): Promise<{ status: number; body: HealthBody } | null>;
   /** Waits until `/healthz` answers `status` (and, if given, says `ready`); returns the body. */
@@ -35,10 +37,17 @@ export interface HealthBody {
   failedMappings: Array<{ mapping: string; error: string }>;
 }
 
-/** Starts `main.ts` with exactly `env` (JSON logs at info unless `env` says otherwise), listening on `httpPort`. */
-export function spawnBridge(env: Record<string, string>, httpPort: number): BridgeProcess {
+/**
+ * Starts `main.ts` with exactly `env` (JSON logs at info unless `env` says otherwise), listening on `httpPort`;
+ * `denoArgs` go before the script (e.g. the start task's `--v8-flags`).
+ */
+export function spawnBridge(
+  env: Record<string, string>,
+  httpPort: number,
+  denoArgs: string[] = [],
+): BridgeProcess {
   const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN],
+    args: ["run", "--allow-all", ...denoArgs, MAIN],
     env: { LOG_FORMAT: "json", LOG_LEVEL: "info", NO_COLOR: "1", ...env },
     clearEnv: true,
     stdin: "null",
@@ -65,6 +74,7 @@ export function spawnBridge(env: Record<string, string>, httpPort: number): Brid
   };
   return {
     log: () => text,
+    pid: proc.pid,
     exited,
     running: () => !ended,
     healthz,
@@ -125,8 +135,9 @@ export function spawnBridge(env: Record<string, string>, httpPort: number): Brid
 export async function spawnReadyBridge(
   env: Record<string, string>,
   httpPort: number,
+  denoArgs: string[] = [],
 ): Promise<BridgeProcess> {
-  const bridge = spawnBridge(env, httpPort);
+  const bridge = spawnBridge(env, httpPort, denoArgs);
   try {
     await bridge.waitForHealth(200, { ready: true });
   } catch (err) {

@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { getLogger, type Logger } from "@logtape/logtape";
 import xml from "@xmpp/xml";
 import { BridgeError, errorMessage, isTransient } from "../../core/errors.ts";
+import { settleWithin } from "../../core/deadline.ts";
 import { renderTemplate } from "../../core/text.ts";
 import type { Element } from "../session/client.ts";
 import { type IqContext, XmppComponent } from "./component.ts";
@@ -36,6 +37,12 @@ import { isDirectChannel } from "../direct.ts";
 const FEATURES = [NS_DISCO_INFO, NS_MUC, NS_PING, NS_CHAT_STATES, NS_VCARD];
 /** How many rooms are rejoined at once after a reconnection. */
 const REJOIN_CONCURRENCY = 8;
+/**
+ * How long a stop waits for the rooms to confirm the puppets' departures before it closes the component's stream.
+ * A server busy telling every occupant of a crowded room about each departure reads them slowly, and what it has not
+ * read when the stream closes is lost: those puppets would stay in their rooms.
+ */
+const STOP_CONFIRM_MS = 3_000;
 
 /** Settings of {@link ComponentPuppets}. */
 export interface ComponentPuppetsOptions {
@@ -142,6 +149,8 @@ export class ComponentPuppets implements GhostProvider {
   private everOnline = false;
   private online = false;
   private stopping = false;
+  /** Departures sent at stop that their room has not confirmed yet, by `room/nick` and the puppet's full JID. */
+  private readonly departing = new Map<string, () => void>();
   /** Receives the 1:1 messages sent to any JID of the component's domain. */
   private directListener?: DirectListener;
   private pictures?: PictureSource;
@@ -349,11 +358,28 @@ export class ComponentPuppets implements GhostProvider {
     this.reflections.rejectAll(new BridgeError("the bridge is stopping", { transient: true }));
     try {
       const leaving: Promise<void>[] = [];
+      const confirmed: Promise<void>[] = [];
       for (const puppet of this.byId.values()) {
-        for (const [room] of puppet.muc.resetAll()) leaving.push(this.leave(puppet, room));
+        for (const [room] of puppet.muc.resetAll()) {
+          const nick = puppet.muc.rooms.get(room)?.nick;
+          if (nick !== undefined && this.component.status === "online") {
+            const key = departureKey(`${room}/${nick}`, puppet.occupantSource);
+            confirmed.push(new Promise((resolve) => this.departing.set(key, resolve)));
+          }
+          leaving.push(this.leave(puppet, room));
+        }
       }
       await Promise.all(leaving);
+      const waited = await settleWithin(Promise.all(confirmed), STOP_CONFIRM_MS).then(() =>
+        this.departing.size
+      );
+      if (waited > 0) {
+        this.log.warn("{count} puppet departures were not confirmed by their rooms in time", {
+          count: waited,
+        });
+      }
     } finally {
+      this.departing.clear();
       await this.component.stop();
     }
   }
@@ -487,6 +513,11 @@ export class ComponentPuppets implements GhostProvider {
       const puppet = this.addressee(String(stanza.attrs.to ?? ""));
       if (!puppet) return;
       if (stanza.is("presence")) {
+        if (stanza.attrs.type === "unavailable" && this.departing.size > 0) {
+          const key = departureKey(String(stanza.attrs.from ?? ""), String(stanza.attrs.to ?? ""));
+          this.departing.get(key)?.();
+          this.departing.delete(key);
+        }
         puppet.muc.handlePresence(stanza);
         return;
       }
@@ -583,6 +614,11 @@ export class ComponentPuppets implements GhostProvider {
     // Kicked, room destroyed or shut down: the puppet joins again with its next message there.
     this.log.info("{jid} is no longer in {room} ({reason})", { jid: puppet.jid, room, reason });
   }
+}
+
+/** How a departure and the room's confirmation of it are matched: the occupant's JID and the puppet's full JID. */
+function departureKey(occupant: string, puppet: string): string {
+  return `${occupant}\n${puppet}`.toLowerCase();
 }
 
 function discoResult(

@@ -158,6 +158,11 @@ export class CaTrust {
 
   constructor(private readonly base: TlsOptions = {}) {}
 
+  /** Whether `ca` alone verified the server (false: it did not, the system's CAs are trusted too); undefined until a connection tried. */
+  get verifiesAlone(): boolean | undefined {
+    return this.#alone;
+  }
+
   /**
    * Runs `attempt` with the TLS options to use now; when it fails with a certificate rejection (as `rejected`
    * tells) while trusting `ca` alone, learns that and runs it once more with the system's CAs too.
