@@ -817,7 +817,7 @@ export class MattermostBridge
 
   /**
    * Finds the direct channels among the mapped ones (their puppets then listen) and starts reading each from where
-   * it was read before the stop. Other puppets listen once they speak (`voiceFor`), not all at the start.
+   * it was read before the stop; then lets every other active puppet listen, for DMs opened on Mattermost.
    */
   private async restoreDirects(directs: DirectChannels): Promise<void> {
     for (const channel of await this.ctx.mappedChannels().catch((): string[] => [])) {
@@ -831,6 +831,7 @@ export class MattermostBridge
       });
       if (direct) await this.seedCursor(channel);
     }
+    await directs.listenAll();
   }
 
   /**

@@ -3,12 +3,10 @@
  * other network, opened with `POST /channels/direct` by the puppet.
  *
  * The bot is a member of no DM channel, and channel events reach members only (the server's websocket hub checks),
- * so the bot's websocket never sees a DM: a puppet listens on a websocket of its own, authenticated with its token,
- * and only the events of its direct channels are handed on (its rooms are the bot's to hear). Not every puppet
- * listens, since a socket each would cost a thousand sockets at a thousand puppets, opened at every start: a puppet
- * listens once it has a direct conversation (at the start, for those mapped before), or once it was seen speaking
- * since the start, so that a Mattermost user can write to it first. What the bot cannot read there (a catch-up,
- * reactions, files) is read with the admin's token.
+ * so the bot's websocket never sees a DM: each active puppet listens on a websocket of its own, authenticated with
+ * its token, and only the events of its direct channels are handed on (its rooms are the bot's to hear). Every active
+ * puppet listens, not only those with a DM already: a Mattermost user may open a DM with any of them. What the bot
+ * cannot read there (a catch-up, reactions, files) is read with the admin's token.
  *
  * @module
  */
@@ -171,6 +169,11 @@ export class DirectChannels {
     this.known.set(channel, direct);
     await this.listenAs(puppetId);
     return direct;
+  }
+
+  /** Lets every active puppet listen, so that a Mattermost user can open a DM with any of them. */
+  async listenAll(): Promise<void> {
+    for (const userId of this.opts.puppets.activeUserIds()) await this.listenAs(userId);
   }
 
   /** Lets the puppet `userId` listen (once), opening its token. A failure is logged: it listens once used again. */

@@ -177,6 +177,11 @@ export class MattermostPuppets {
     return this.owners.get(userId);
   }
 
+  /** The user ids of the puppets not deactivated. */
+  activeUserIds(): string[] {
+    return [...this.records.values()].filter((r) => r.deactivatedAt === undefined).map((r) => r.userId);
+  }
+
   /**
    * The puppet `userId`'s clients (opening its token), when it is an active puppet and puppets can speak; for what
    * it does on its own behalf (its direct conversations).
