@@ -216,8 +216,9 @@ export class MessageBus {
     const key = `${network}\u0000${channel}`;
     const prev = this.inbound.get(key) ?? Promise.resolve();
     // Read now, not at the event's turn: the reads of a burst overlap with the routing of the events before them.
-    // The checks that depend on what those events do (in flight, settled, our own deliveries) run at its turn.
-    const facts = this.factsOf(event);
+    // The checks that depend on what those events do (in flight, settled, our own deliveries) run at its turn. The
+    // echo of one of our own deliveries, known as such already, is dropped at its turn without reading anything.
+    const facts = this.isOwnEcho(event) ? null : this.factsOf(event);
     let done: Promise<boolean> = Promise.resolve(false);
     const next = prev.then(async () => {
       done = (await this.route(event, facts)).settled;
@@ -273,10 +274,10 @@ export class MessageBus {
    */
   private async route(
     event: BridgeEvent,
-    facts: Promise<RouteFacts>,
+    facts: Promise<RouteFacts> | null,
   ): Promise<{ settled: Promise<boolean> }> {
     const { network, channel } = event.portal;
-    if (event.deliveryId && this.ownDeliveries.has(idKey(network, channel, event.deliveryId))) {
+    if (this.isOwnEcho(event)) {
       this.stats.echoesDropped++;
       log.debug("Dropped the echo of our own delivery in {network} {channel}", { network, channel, event });
       return DROPPED;
@@ -289,7 +290,7 @@ export class MessageBus {
       this.stats.duplicatesDropped++;
       return DROPPED;
     }
-    const { seen, link, mapping: found } = await facts;
+    const { seen, link, mapping: found } = await (facts ?? this.factsOf(event));
     if (seen) {
       // Handled before the last restart, fetched again by a catch-up.
       this.stats.duplicatesDropped++;
@@ -357,6 +358,13 @@ export class MessageBus {
       this.enqueue(dm, settled);
     }
     return { settled: settledAll };
+  }
+
+  /** True when `event` carries the delivery id of one of our own recent deliveries to its channel: its echo. */
+  private isOwnEcho(event: BridgeEvent): boolean {
+    const { network, channel } = event.portal;
+    return event.deliveryId !== undefined &&
+      this.ownDeliveries.has(idKey(network, channel, event.deliveryId));
   }
 
   /**

@@ -327,6 +327,27 @@ Deno.test("a message carrying the delivery id of our delivery is an echo, even w
   });
 });
 
+Deno.test("the echo of our own delivery is dropped without a read of the store; other events are read once", async () => {
+  await withBus(FAST, async ({ store, mm, xmpp, bus }) => {
+    const reads: string[][] = [];
+    const routeFacts = store.routeFacts.bind(store);
+    store.routeFacts = (network, channel, ids, seenId) => {
+      reads.push([...ids]);
+      return routeFacts(network, channel, ids, seenId);
+    };
+    bus.publish(mmPost("post1"));
+    await bus.drain();
+    assert.equal(xmpp.sent.length, 1);
+    // The room's reflection of that delivery, as every bridged message comes back, and a new message.
+    bus.publish({ ...groupchat(["stanza-echo"], "text of post1"), deliveryId: xmpp.sent[0].deliveryId });
+    bus.publish(groupchat(["stanza-new"], "hello"));
+    await bus.drain();
+    assert.equal(bus.stats.echoesDropped, 1);
+    assert.deepEqual(mm.sent.map((d) => d.message.text), ["hello"]);
+    assert.deepEqual(reads, [["post1"], ["stanza-new"]], "one read for each event but the echo");
+  });
+});
+
 Deno.test("retries wait at least the Retry-After the peer asked for", async () => {
   await withBus({ initialMs: 5, maxMs: 1_000 }, async ({ xmpp, bus }) => {
     const times: number[] = [];
