@@ -59,6 +59,9 @@ const OWN_DELIVERY_MEMORY = 10_000;
  */
 export const PIPELINE_WINDOW = 32;
 
+/** How long a reply or an edit whose target is not in the id map waits for deliveries under way to its channel. */
+const UNDERWAY_WAIT_MS = 5_000;
+
 /** Counters the bus keeps; exported as metrics. */
 export interface BusStats {
   received: number;
@@ -135,6 +138,8 @@ export class MessageBus {
   private restored = false;
   /** Id-map records still being written, by delivery: a delivery is settled once recorded. */
   private readonly recording = new Map<DirectionalMessage, Promise<void>>();
+  /** Message deliveries under way, by target channel: each resolves once recorded, or given up on. */
+  private readonly unrecorded = new Map<string, Set<Promise<unknown>>>();
   /** Records of handled edits, removals and reactions still being written (`Store.eventSeen`). */
   private readonly remembering = new Set<Promise<void>>();
 
@@ -151,6 +156,7 @@ export class MessageBus {
       count: (what: HandlerCount) => this.stats[what]++,
       reactions: new ReactionCoalescer(),
       recorded: () => Promise.all([...this.recording.values()]).then(() => {}),
+      deliveredTo: (network, channel) => this.deliveredTo(network, channel),
     };
     this.outbox = new Outbox(store);
   }
@@ -521,7 +527,36 @@ export class MessageBus {
     let markWritten!: () => void;
     const written = new Promise<void>((resolve) => markWritten = resolve);
     const done = this.deliverNow(dm, as, markWritten).finally(markWritten);
+    const key = `${dm.target}\u0000${dm.targetChannel}`;
+    const underway = this.unrecorded.get(key) ?? new Set();
+    this.unrecorded.set(key, underway);
+    const recorded = done.then(() => this.recording.get(dm)).catch(() => {}).finally(() => {
+      underway.delete(recorded);
+      if (underway.size === 0 && this.unrecorded.get(key) === underway) this.unrecorded.delete(key);
+    });
+    underway.add(recorded);
     return { written, done };
+  }
+
+  /**
+   * Waits until the messages under way to `channel` of `network` now are recorded (at most
+   * {@link UNDERWAY_WAIT_MS}); true when there were any. Our delivery's echo, seen by someone who answers it, can
+   * come back on another stream before the delivery's own confirmation (a component puppet's reflection, a reply
+   * read by the bridge's session): the answer's parent is then found once this resolves.
+   */
+  private async deliveredTo(network: string, channel: string): Promise<boolean> {
+    const underway = this.unrecorded.get(`${network}\u0000${channel}`);
+    if (!underway || underway.size === 0) return false;
+    const timeout = new AbortController();
+    const stop = () => timeout.abort();
+    this.abort.signal.addEventListener("abort", stop, { once: true });
+    try {
+      await Promise.race([Promise.all(underway), sleep(UNDERWAY_WAIT_MS, timeout.signal)]);
+    } finally {
+      timeout.abort();
+      this.abort.signal.removeEventListener("abort", stop);
+    }
+    return true;
   }
 
   /** Delivers `dm` (the message accepted and recorded) by handing the connector `as`. */

@@ -38,11 +38,14 @@ class HeldPipeline extends FakeBridge implements PipeliningBridge {
   }
 }
 
-async function withBus(fn: (rig: { store: Store; xmpp: HeldPipeline; bus: MessageBus }) => Promise<void>) {
+async function withBus(
+  fn: (rig: { store: Store; xmpp: HeldPipeline; mm: FakeBridge; bus: MessageBus }) => Promise<void>,
+) {
   const dir = await Deno.makeTempDir({ prefix: "mmxmpp-replies-" });
   const store = await Store.open(`${dir}/state.kv`);
   const xmpp = new HeldPipeline(XMPP);
-  const bus = new MessageBus(store, new Map<string, Bridge>([[MM, new FakeBridge(MM)], [XMPP, xmpp]]), {
+  const mm = new FakeBridge(MM);
+  const bus = new MessageBus(store, new Map<string, Bridge>([[MM, mm], [XMPP, xmpp]]), {
     initialMs: 5,
     maxMs: 20,
   });
@@ -51,7 +54,7 @@ async function withBus(fn: (rig: { store: Store; xmpp: HeldPipeline; bus: Messag
       (await store.addMapping({ channels: { [MM]: CHAN, [XMPP]: ROOM }, origin: "command", createdAt: 0 }))
         .ok,
     );
-    await fn({ store, xmpp, bus });
+    await fn({ store, xmpp, mm, bus });
   } finally {
     bus.stop();
     xmpp.release();
@@ -93,6 +96,28 @@ Deno.test("a reply right behind its parent waits for the parent's confirmation a
     await bus.drain();
     assert.deepEqual(xmpp.wire[1].parent?.ids, ["xmpp-1"]);
     assert.equal(xmpp.wire[1].parent?.parts[0].messageId, "xmpp-1");
+  });
+});
+
+Deno.test("an answer to our delivery that comes back before the delivery's confirmation still finds its parent", async () => {
+  await withBus(async ({ xmpp, mm, bus }) => {
+    bus.publish(post("root"));
+    await written(xmpp, 1);
+    // Someone in the room saw the message (as xmpp-1) and answered it before the room's confirmation was read:
+    // a component puppet's reflection and the bridge's own session are two streams with no order between them.
+    const answer: BridgeMessage = {
+      ...post("answer", { targetId: "xmpp-1" }),
+      portal: { network: XMPP, channel: ROOM },
+      ids: ["answer"],
+      sender: { network: XMPP, id: "alice", name: "alice" },
+    };
+    bus.publish(answer);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(mm.sent.length, 0, "the answer waits for its parent's record");
+    xmpp.release();
+    await bus.drain();
+    assert.equal(mm.sent.length, 1);
+    assert.deepEqual(mm.sent[0].parent?.ids, ["root"], "the answer points at the Mattermost post it answers");
   });
 });
 

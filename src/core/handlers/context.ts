@@ -51,6 +51,11 @@ export interface HandlerContext {
    * behind the deliveries, and an event that points at a message just delivered must find it.
    */
   recorded(): Promise<void>;
+  /**
+   * Resolves (true) once the messages under way to `channel` of `network` are recorded, or at once (false) when
+   * there are none: the message an event points at may be one of them, its confirmation not read yet.
+   */
+  deliveredTo(network: string, channel: string): Promise<boolean>;
 }
 
 const log = getLogger(["mmxmpp", "bus"]);
@@ -64,9 +69,12 @@ export async function resolveTarget(
   ctx: HandlerContext,
 ): Promise<MessageRef | undefined> {
   const { portal, targetId } = d.event;
-  await ctx.recorded();
-  const link = await ctx.store.findLink(portal.network, portal.channel, targetId);
-  const ref = link?.refs[d.target];
+  const find = async () => {
+    await ctx.recorded();
+    return (await ctx.store.findLink(portal.network, portal.channel, targetId))?.refs[d.target];
+  };
+  const ref = await find() ??
+    (await ctx.deliveredTo(portal.network, portal.channel) ? await find() : undefined);
   if (ref) return ref;
   unresolved(d, ctx);
   return undefined;

@@ -72,13 +72,18 @@ async function withParent(
   const reply = dm.message.replyTo!;
   const { network, channel } = dm.message.portal;
   const names = [reply.targetId, ...(reply.otherIds ?? []), reply.thread].filter((x): x is string => !!x);
-  try {
+  const find = async () => {
     await ctx.recorded();
     for (const id of new Set(names)) {
       const ref = (await ctx.store.findLink(network, channel, id))?.refs[dm.target];
       // A parent in another channel there (the mapping changed) cannot be answered in this one.
       if (ref && ref.channel === dm.targetChannel) return { as: { ...dm, parent: ref }, foundBy: id };
     }
+  };
+  try {
+    // Not found: the parent may be our own delivery there, its confirmation not read yet.
+    const found = await find() ?? (await ctx.deliveredTo(network, channel) ? await find() : undefined);
+    if (found) return found;
   } catch (err) {
     // The answer still goes, quoting its parent, rather than waiting on the store.
     log.warn("Could not look up the parent of a reply to {target} {channel}: {error}", {
