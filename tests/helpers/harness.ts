@@ -9,7 +9,6 @@ import { deadline } from "../../src/core/deadline.ts";
 import { type RunningBridge, startBridge, type StartOptions } from "../../src/app.ts";
 import { type Prosody, type ProsodyOptions, startProsody } from "./prosody.ts";
 import { connectXmppUser, type XmppUser } from "./xmpp_user.ts";
-import { freePort } from "./ports.ts";
 import {
   type MattermostStandIn,
   type Post,
@@ -82,11 +81,18 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   const bob = mm.createUser("bob");
   const channel = mm.createChannel("town-hall", { displayName: "Town Hall" });
   mm.addMember(channel.id, bob.id);
-  const httpPort = freePort();
+  // Held until the bridge's address is asked for: a port found free and left unbound until the bridge starts, seconds
+  // later, can be taken meanwhile by a server of a test file running in parallel.
+  let reserved: Deno.Listener | undefined = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const httpPort = (reserved.addr as Deno.NetAddr).port;
+  const release = () => {
+    reserved?.close();
+    reserved = undefined;
+  };
   const kvPath = `${dir}/state.kv`;
   const bridges: RunningBridge[] = [];
 
-  const env = (extra: Record<string, string> = {}) => ({
+  const env = (extra: Record<string, string> = {}) => (release(), {
     MM_URL: mm.url,
     MM_TOKEN: mm.bot.token,
     MM_TEAM: mm.team.name,
@@ -132,6 +138,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
         () => alice.stop(),
         () => mm.close(),
         stopProsody,
+        () => Promise.resolve(release()),
         () => Deno.remove(dir, { recursive: true }),
       ];
       const errors: unknown[] = [];
