@@ -26,7 +26,7 @@ import { Store } from "../src/core/store.ts";
 import { createXmppClient, type XmppClient } from "../src/xmpp/session/client.ts";
 import { register } from "../src/xmpp/xeps/xep0077.ts";
 import { type BridgeProcess, spawnBridge } from "../tests/helpers/bridge_process.ts";
-import { startWorld, type World } from "../tests/helpers/harness.ts";
+import { componentEnv, startWorld, type World } from "../tests/helpers/harness.ts";
 import { startCommand } from "./bench_memory.ts";
 
 /** A whole number from the environment, or `fallback`. */
@@ -515,10 +515,7 @@ async function componentPhase(progress: (text: string) => void): Promise<Record<
     });
     const env = w.env({
       BRIDGE_MAPPINGS: pairs.map((p) => `${w.mm.team.name}/${p.channel.name}=${p.room}`).join(","),
-      BRIDGE_GHOST_MODE: "component",
-      XMPP_COMPONENT_JID: w.prosody.componentDomain,
-      XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-      XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+      ...componentEnv(w.prosody),
     });
     const seen = occupancy(w, pairs.map((p) => p.room));
     progress(`scale component: ${SCALE.puppets} puppets in ${roomCount} rooms`);
@@ -554,10 +551,7 @@ async function mmPuppetsPhase(progress: (text: string) => void): Promise<Record<
   try {
     const env = w.env({
       BRIDGE_SECRET_KEY: SECRET_KEY,
-      BRIDGE_GHOST_MODE: "component",
-      XMPP_COMPONENT_JID: w.prosody.componentDomain,
-      XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-      XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+      ...componentEnv(w.prosody),
       BRIDGE_MM_PUPPETS: "true",
       MM_ADMIN_TOKEN: w.mm.admin.token,
     });

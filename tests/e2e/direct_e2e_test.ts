@@ -9,7 +9,14 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import mm from "@mattermost/client";
-import { postsMatching, startWorld, userIdOf, waitFor, type World } from "../helpers/harness.ts";
+import {
+  componentEnv,
+  postsMatching,
+  startWorld,
+  userIdOf,
+  waitFor,
+  type World,
+} from "../helpers/harness.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
@@ -36,10 +43,7 @@ async function inWorld(body: (w: World) => Promise<void>): Promise<void> {
 /** Component puppets, Mattermost puppets, and `extra`. */
 function directEnv(w: World, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    BRIDGE_GHOST_MODE: "component",
-    XMPP_COMPONENT_JID: w.prosody.componentDomain,
-    XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-    XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+    ...componentEnv(w.prosody),
     BRIDGE_MM_PUPPETS: "true",
     MM_ADMIN_TOKEN: w.mm.admin.token,
     ...extra,

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import {
+  componentEnv,
   postsMatching,
   sharedWorlds,
   startWorld,
@@ -26,10 +27,7 @@ const TYPING_TIMEOUT_MS = 1_500;
 
 function directEnv(w: World): Record<string, string> {
   return {
-    BRIDGE_GHOST_MODE: "component",
-    XMPP_COMPONENT_JID: w.prosody.componentDomain,
-    XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-    XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+    ...componentEnv(w.prosody),
     BRIDGE_MM_PUPPETS: "true",
     MM_ADMIN_TOKEN: w.mm.admin.token,
   };

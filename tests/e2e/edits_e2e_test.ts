@@ -7,7 +7,14 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
-import { PASSWORD, postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
+import {
+  componentEnv,
+  PASSWORD,
+  postsMatching,
+  startWorld,
+  waitFor,
+  type World,
+} from "../helpers/harness.ts";
 import { connectXmppUser, type GroupchatMessage } from "../helpers/xmpp_user.ts";
 import { NS_CORRECT, NS_FALLBACK, NS_OCCUPANT_ID, NS_RETRACT } from "../../src/xmpp/protocol/ns.ts";
 import { EDIT_MARK } from "../../src/core/handlers/edit.ts";
@@ -192,10 +199,7 @@ Deno.test(
     const w = await world();
     try {
       const puppets = {
-        BRIDGE_GHOST_MODE: "component",
-        XMPP_COMPONENT_JID: w.prosody.componentDomain,
-        XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-        XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+        ...componentEnv(w.prosody),
       };
       let bridge = await w.startBridge(puppets);
       const post = await w.mm.postAs(w.bob.id, w.channel.id, "said before the restart");

@@ -8,7 +8,13 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import { postsMatching, startWorld, type World, type WorldOptions } from "../helpers/harness.ts";
+import {
+  componentEnv,
+  postsMatching,
+  startWorld,
+  type World,
+  type WorldOptions,
+} from "../helpers/harness.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import type { GroupchatMessage } from "../helpers/xmpp_user.ts";
 import type { Post } from "../mm_server/server.ts";
@@ -186,10 +192,7 @@ Deno.test(
   async () => {
     await inWorld(async (w) => {
       const bridge = await w.startBridge({
-        BRIDGE_GHOST_MODE: "component",
-        XMPP_COMPONENT_JID: w.prosody.componentDomain,
-        XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-        XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+        ...componentEnv(w.prosody),
       });
       const data = bytes(2048, 11);
       const fileId = await uploadAsBob(w, "diagram.png", data);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import { postsMatching, startWorld, type World } from "../helpers/harness.ts";
+import { componentEnv, postsMatching, startWorld, type World } from "../helpers/harness.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import { connectClient } from "../mm_server/test_support.ts";
 import { NS_STYLING } from "../../src/xmpp/protocol/ns.ts";
@@ -91,10 +91,7 @@ Deno.test(
       try {
         await bob.waitFor((m) => m.event === "hello");
         await w.startBridge({
-          BRIDGE_GHOST_MODE: "component",
-          XMPP_COMPONENT_JID: w.prosody.componentDomain,
-          XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-          XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+          ...componentEnv(w.prosody),
         });
         await w.mm.postAs(w.bob.id, w.channel.id, "hi **@alice**");
         const [hi] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bob", 1, 15_000);

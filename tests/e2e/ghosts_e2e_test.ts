@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createXmppClient } from "../../src/xmpp/session/client.ts";
 import {
+  componentEnv,
   PASSWORD,
   postsMatching,
   sharedWorlds,
@@ -216,10 +217,7 @@ Deno.test(
   async () => {
     await inWorld(async (w) => {
       const bridge = await w.startBridge({
-        BRIDGE_GHOST_MODE: "component",
-        XMPP_COMPONENT_JID: w.prosody.componentDomain,
-        XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-        XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+        ...componentEnv(w.prosody),
       });
       await w.mm.postAs(w.bob.id, w.channel.id, "puppet speaking");
       const [msg] = await w.alice.waitForMessages(w.room, (m) => m.nick === "bob", 1, 15_000);

@@ -8,7 +8,7 @@ import { xml } from "@xmpp/client-core";
 import { BridgeError } from "../../src/core/errors.ts";
 import { ComponentPuppets } from "../../src/xmpp/intents/puppets.ts";
 import { buildGroupchat } from "../../src/xmpp/protocol/stanza.ts";
-import { startWorld } from "../helpers/harness.ts";
+import { componentEnv, startWorld } from "../helpers/harness.ts";
 import { startProsody } from "../helpers/prosody.ts";
 import { connectXmppUser } from "../helpers/xmpp_user.ts";
 
@@ -26,10 +26,7 @@ Deno.test(
       {
         mode: "component",
         env: {
-          BRIDGE_GHOST_MODE: "component",
-          XMPP_COMPONENT_JID: w.prosody.componentDomain,
-          XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-          XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+          ...componentEnv(w.prosody),
         },
         nick: "bob",
       },

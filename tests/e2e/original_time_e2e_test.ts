@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
-import { PASSWORD, postsMatching, sharedWorlds, waitFor } from "../helpers/harness.ts";
+import { componentEnv, PASSWORD, postsMatching, sharedWorlds, waitFor } from "../helpers/harness.ts";
 import { connectXmppUser, type XmppUser } from "../helpers/xmpp_user.ts";
 import { ORIGINAL_TIME_PROP } from "../../src/mattermost/post.ts";
 
@@ -226,10 +226,7 @@ for (const mode of ["ibr", "component"] as const) {
       const w = await worlds.start();
       try {
         const env: Record<string, string> = mode === "ibr" ? { BRIDGE_GHOST_MODE: "ibr" } : {
-          BRIDGE_GHOST_MODE: "component",
-          XMPP_COMPONENT_JID: w.prosody.componentDomain,
-          XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-          XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+          ...componentEnv(w.prosody),
         };
         const first = await w.startBridge(env);
         await w.mm.postAs(w.bob.id, w.channel.id, "live");

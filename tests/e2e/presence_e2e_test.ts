@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import { postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { componentEnv, postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
 import { OFFLINE_STATUS_TEXT } from "../../src/xmpp/status.ts";
 import { NS_MUC_USER } from "../../src/xmpp/protocol/ns.ts";
@@ -17,14 +17,9 @@ const worlds = sharedWorlds("presence");
 /** Statuses are read this often in these tests (the default is a minute). */
 const POLL = { BRIDGE_STATUS_POLL_INTERVAL: "0.3" };
 
-function componentEnv(w: World): Record<string, string> {
-  return {
-    BRIDGE_GHOST_MODE: "component",
-    XMPP_COMPONENT_JID: w.prosody.componentDomain,
-    XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-    XMPP_COMPONENT_SERVICE: w.prosody.componentService,
-    ...POLL,
-  };
+/** Component puppets, with statuses read every {@link POLL}. */
+function puppetsEnv(w: World): Record<string, string> {
+  return { ...componentEnv(w.prosody), ...POLL };
 }
 
 /** Sets `userId`'s status as that user does in Mattermost (`PUT /users/{id}/status`). */
@@ -79,7 +74,7 @@ Deno.test(
   async () => {
     await worlds.run(async (w) => {
       const seen = recordPresences(w);
-      await w.startBridge(componentEnv(w));
+      await w.startBridge(puppetsEnv(w));
       await w.mm.postAs(w.bob.id, w.channel.id, "hello");
       await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" && m.body === "hello", 1, 15_000);
       assert.equal(lastShow(seen, "bob"), "", "the puppet joined available");
@@ -105,7 +100,7 @@ Deno.test(
       const members = Array.from({ length: 40 }, (_, i) => w.mm.createUser(`member${i}`));
       for (const m of members) w.mm.addMember(w.channel.id, m.id);
       const seen = recordPresences(w);
-      await w.startBridge(componentEnv(w));
+      await w.startBridge(puppetsEnv(w));
       // Everyone changes status; a few type; one posts.
       for (const m of members) await setStatus(w, m, "dnd");
       for (const m of members.slice(0, 5)) await typeAs(w, m);
@@ -215,7 +210,7 @@ Deno.test(
       // message).
       await aliceShows(w, "dnd");
       await w.startBridge({
-        ...componentEnv(w),
+        ...puppetsEnv(w),
         BRIDGE_MM_PUPPETS: "true",
         MM_ADMIN_TOKEN: w.mm.admin.token,
       });

@@ -14,7 +14,7 @@ import type { Element } from "../../src/xmpp/session/client.ts";
 import { fetchAvatarData, fetchAvatarMetadata } from "../../src/xmpp/xeps/xep0084.ts";
 import { buildVcard, fetchVcard, readVcardPhoto } from "../../src/xmpp/xeps/xep0054.ts";
 import { readPhotoHash } from "../../src/xmpp/xeps/xep0153.ts";
-import { postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { componentEnv, postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import { solidPng } from "../helpers/png.ts";
 import { captureLogs } from "../helpers/log_capture.ts";
 import type { XmppUser } from "../helpers/xmpp_user.ts";
@@ -227,10 +227,7 @@ Deno.test(
       await setPicture(w, w.bob, huge);
       await captureLogs(async (records) => {
         await w.startBridge({
-          BRIDGE_GHOST_MODE: "component",
-          XMPP_COMPONENT_JID: w.prosody.componentDomain,
-          XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-          XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+          ...componentEnv(w.prosody),
         });
         await w.mm.postAs(w.bob.id, w.channel.id, "too big a face");
         await w.alice.waitForMessages(

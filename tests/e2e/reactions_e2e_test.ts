@@ -9,7 +9,14 @@ import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
 import { NS_REACTIONS } from "../../src/xmpp/protocol/ns.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
-import { PASSWORD, postsMatching, startWorld, waitFor, type World } from "../helpers/harness.ts";
+import {
+  componentEnv,
+  PASSWORD,
+  postsMatching,
+  startWorld,
+  waitFor,
+  type World,
+} from "../helpers/harness.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import { connectXmppUser, type GroupchatMessage, type XmppUser } from "../helpers/xmpp_user.ts";
 import type { StandInOptions } from "../mm_server/server.ts";
@@ -237,10 +244,7 @@ Deno.test(
   () =>
     inWorld(async (w) => {
       const env = {
-        BRIDGE_GHOST_MODE: "component",
-        XMPP_COMPONENT_JID: w.prosody.componentDomain,
-        XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-        XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+        ...componentEnv(w.prosody),
       };
       let bridge = await w.startBridge(env);
       await w.alice.sendGroupchat(w.room, "puppets react");

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { Element } from "@xmpp/xml";
 import { spawnReadyBridge } from "../helpers/bridge_process.ts";
-import { startWorld, waitFor } from "../helpers/harness.ts";
+import { componentEnv, startWorld, waitFor } from "../helpers/harness.ts";
 
 const ROOMS = 2;
 const PER_ROOM = 250;
@@ -41,10 +41,7 @@ Deno.test({
 
       const env = w.env({
         BRIDGE_MAPPINGS: pairs.map((p) => `${w.mm.team.name}/${p.channel.name}=${p.room}`).join(","),
-        BRIDGE_GHOST_MODE: "component",
-        XMPP_COMPONENT_JID: w.prosody.componentDomain,
-        XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-        XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+        ...componentEnv(w.prosody),
       });
       const bridge = await spawnReadyBridge(env, w.httpPort);
       try {

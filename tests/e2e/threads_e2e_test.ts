@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import { postsMatching, startWorld, type World } from "../helpers/harness.ts";
+import { componentEnv, postsMatching, startWorld, type World } from "../helpers/harness.ts";
 import type { GroupchatMessage } from "../helpers/xmpp_user.ts";
 import { type Prosody, startProsody } from "../helpers/prosody.ts";
 import { NS_FALLBACK, NS_REPLY } from "../../src/xmpp/protocol/ns.ts";
@@ -205,10 +205,7 @@ for (const mode of ["ibr", "component"] as const) {
       inWorld(async (w) => {
         await w.startBridge(
           mode === "ibr" ? IBR : {
-            BRIDGE_GHOST_MODE: "component",
-            XMPP_COMPONENT_JID: w.prosody.componentDomain,
-            XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-            XMPP_COMPONENT_SERVICE: w.prosody.componentService,
+            ...componentEnv(w.prosody),
           },
         );
         const root = await w.mm.postAs(w.bob.id, w.channel.id, "release on friday?");

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { xml } from "@xmpp/client-core";
-import { postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
+import { componentEnv, postsMatching, sharedWorlds, waitFor, type World } from "../helpers/harness.ts";
 import type { GroupchatMessage } from "../helpers/xmpp_user.ts";
 import type { Element } from "../../src/xmpp/session/client.ts";
 import { NS_CHAT_STATES } from "../../src/xmpp/protocol/ns.ts";
@@ -19,15 +19,6 @@ const worlds = sharedWorlds("typing");
  * than the 1 s a ghost waits between two chat states (a shorter spell is coalesced away).
  */
 const TYPING_TIMEOUT_MS = 1_500;
-
-function componentEnv(w: World): Record<string, string> {
-  return {
-    BRIDGE_GHOST_MODE: "component",
-    XMPP_COMPONENT_JID: w.prosody.componentDomain,
-    XMPP_COMPONENT_SECRET: w.prosody.componentSecret,
-    XMPP_COMPONENT_SERVICE: w.prosody.componentService,
-  };
-}
 
 /** `POST /users/{id}/typing` as the user themself, as a Mattermost client does. */
 async function typeAs(w: World, user: { id: string; token: string }): Promise<void> {
@@ -51,7 +42,7 @@ Deno.test(
   opts,
   async () => {
     await worlds.run(async (w) => {
-      await w.startBridge(componentEnv(w), { typingTimeoutMs: TYPING_TIMEOUT_MS });
+      await w.startBridge(componentEnv(w.prosody), { typingTimeoutMs: TYPING_TIMEOUT_MS });
       const bobSays = (state: string) => (m: GroupchatMessage) => m.nick === "bob" && stateOf(m) === state;
       await w.mm.postAs(w.bob.id, w.channel.id, "hello");
       await w.alice.waitForMessages(w.room, (m) => m.nick === "bob" && m.body === "hello", 1, 15_000);
@@ -86,7 +77,7 @@ Deno.test(
       w.alice.onStanza((s: Element) => {
         if (s.is("presence") && s.attrs.from === `${w.room}/carol`) carolPresences.push(s);
       });
-      await w.startBridge(componentEnv(w), { typingTimeoutMs: TYPING_TIMEOUT_MS });
+      await w.startBridge(componentEnv(w.prosody), { typingTimeoutMs: TYPING_TIMEOUT_MS });
       await typeAs(w, carol);
       // Bob's message after carol's typing: by then the typing went through the bridge (one queue per room).
       await w.mm.postAs(w.bob.id, w.channel.id, "after carol typed");

@@ -56,6 +56,16 @@ export interface WorldOptions {
   room?: string;
 }
 
+/** The environment of a bridge whose ghosts are puppets of `prosody`'s XEP-0114 component. */
+export function componentEnv(prosody: Prosody): Record<string, string> {
+  return {
+    BRIDGE_GHOST_MODE: "component",
+    XMPP_COMPONENT_JID: prosody.componentDomain,
+    XMPP_COMPONENT_SECRET: prosody.componentSecret,
+    XMPP_COMPONENT_SERVICE: prosody.componentService,
+  };
+}
+
 /** Starts a world: the servers, a human on each side, and the bridge's environment (see {@linkcode World}). */
 export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   const prosody = opts.sharedProsody ?? await startProsody(opts.prosody);
