@@ -50,12 +50,10 @@ Deno.test("a late reflection whose alias cannot be stored is logged, not an unha
   }
 });
 
-Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fails to stop", async () => {
-  const prosody = await prosodyWithAccounts();
-  const alice = await connectXmppUser(prosody, "alice", PASSWORD, { resource: "test" });
-  const room = `stop@${prosody.mucDomain}`;
-  const ghosts: GhostProvider = {
-    mode: "failing",
+/** A ghost provider with no ghosts whose `stop` is `stop`. */
+function ghostsStopping(mode: string, stop: () => Promise<void>): GhostProvider {
+  return {
+    mode,
     start: () => Promise.resolve(),
     intentFor: () => Promise.resolve(null),
     presentIn: () => undefined,
@@ -63,73 +61,74 @@ Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fa
     isGhost: () => false,
     retire: () => Promise.resolve(),
     leaveRoom: () => Promise.resolve(),
-    stop: () => Promise.reject(new Error("the ghosts could not stop")),
+    stop,
   };
+}
+
+/**
+ * A connector with `ghosts`, in a room of its own that alice is in, started and joined; `stopping` runs with it, told
+ * when alice sees the bridge's occupant leave.
+ */
+async function stopInRoom(
+  name: string,
+  ghosts: GhostProvider,
+  stopping: (bridge: XmppBridge, bridgeLeft: () => boolean) => Promise<void>,
+): Promise<void> {
+  const prosody = await prosodyWithAccounts();
+  const alice = await connectXmppUser(prosody, "alice", PASSWORD, { resource: "test" });
+  const room = `${name}@${prosody.mucDomain}`;
   const bridge = await xmppConnectorOn(prosody, PASSWORD, { ghosts });
-  let bridgeLeft = false;
+  let left = false;
   try {
     await alice.joinRoom(room, "alice");
     alice.onStanza((s: Element) => {
       if (s.is("presence") && s.attrs.from === `${room}/bridge` && s.attrs.type === "unavailable") {
-        bridgeLeft = true;
+        left = true;
       }
     });
     await bridge.start(quietContext());
     await waitFor(() => bridge.health().connected, "the session");
     await bridge.joinChannel(room);
-    await assert.rejects(bridge.stop(), /the ghosts could not stop/);
-    await waitFor(() => bridgeLeft, "the bridge's occupant to leave the room");
-    assert.equal(bridge.health().detail, "stopped");
+    await stopping(bridge, () => left);
   } finally {
     await bridge.stop().catch(() => {});
     await alice.stop();
   }
+}
+
+Deno.test("stop() ends the bridge's XMPP session even when its ghost provider fails to stop", async () => {
+  const ghosts = ghostsStopping("failing", () => Promise.reject(new Error("the ghosts could not stop")));
+  await stopInRoom("stop", ghosts, async (bridge, bridgeLeft) => {
+    await assert.rejects(bridge.stop(), /the ghosts could not stop/);
+    await waitFor(bridgeLeft, "the bridge's occupant to leave the room");
+    assert.equal(bridge.health().detail, "stopped");
+  });
 });
 
 Deno.test("stop() ends the bridge's own session while its ghosts are still stopping, not after them", async () => {
-  const prosody = await prosodyWithAccounts();
-  const alice = await connectXmppUser(prosody, "alice", PASSWORD, { resource: "test" });
-  const room = `stop-side@${prosody.mucDomain}`;
   let released = false;
   let resolveStop = () => {};
   const release = () => {
     released = true;
     resolveStop();
   };
-  const ghosts: GhostProvider = {
-    mode: "slow",
-    start: () => Promise.resolve(),
-    intentFor: () => Promise.resolve(null),
-    presentIn: () => undefined,
-    setStatus: () => Promise.resolve(),
-    isGhost: () => false,
-    retire: () => Promise.resolve(),
-    leaveRoom: () => Promise.resolve(),
-    // As ghosts waiting for their rooms to confirm their departures.
-    stop: () => released ? Promise.resolve() : new Promise<void>((resolve) => resolveStop = resolve),
-  };
-  const bridge = await xmppConnectorOn(prosody, PASSWORD, { ghosts });
-  let bridgeLeft = false;
-  try {
-    await alice.joinRoom(room, "alice");
-    alice.onStanza((s: Element) => {
-      if (s.is("presence") && s.attrs.from === `${room}/bridge` && s.attrs.type === "unavailable") {
-        bridgeLeft = true;
-      }
-    });
-    await bridge.start(quietContext());
-    await waitFor(() => bridge.health().connected, "the session");
-    await bridge.joinChannel(room);
-    const stopped = bridge.stop();
-    await waitFor(() => bridgeLeft, "the bridge's occupant to leave while the ghosts are stopping");
-    release();
-    await stopped;
-    assert.equal(bridge.health().detail, "stopped");
-  } finally {
-    release();
-    await bridge.stop().catch(() => {});
-    await alice.stop();
-  }
+  // As ghosts waiting for their rooms to confirm their departures.
+  const ghosts = ghostsStopping(
+    "slow",
+    () => released ? Promise.resolve() : new Promise<void>((resolve) => resolveStop = resolve),
+  );
+  await stopInRoom("stop-side", ghosts, async (bridge, bridgeLeft) => {
+    try {
+      const stopped = bridge.stop();
+      await waitFor(bridgeLeft, "the bridge's occupant to leave while the ghosts are stopping");
+      release();
+      await stopped;
+      assert.equal(bridge.health().detail, "stopped");
+    } finally {
+      // Before the last stop, which would wait for the ghosts.
+      release();
+    }
+  });
 });
 
 Deno.test("while the server is down the session retries after 1 s, 2 s, 4 s …, and from 1 s again once back", async () => {
