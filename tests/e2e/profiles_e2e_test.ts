@@ -291,16 +291,17 @@ function pictureRequests(w: World, userId: string, method: "POST" | "DELETE"): n
     .length;
 }
 
+/** Mattermost puppets on, with the admin token and a secret key for their tokens. */
+function puppetsEnv(w: World): Record<string, string> {
+  return { BRIDGE_MM_PUPPETS: "true", MM_ADMIN_TOKEN: w.mm.admin.token, BRIDGE_SECRET_KEY: SECRET_KEY };
+}
+
 Deno.test(
   "puppets: an XMPP user's avatar (XEP-0153 hash, vCard through the room) becomes their puppet's picture, again when it changes and not otherwise; a nick change renames the puppet",
   opts,
   () =>
     worlds.run(async (w) => {
-      const env = {
-        BRIDGE_MM_PUPPETS: "true",
-        MM_ADMIN_TOKEN: w.mm.admin.token,
-        BRIDGE_SECRET_KEY: SECRET_KEY,
-      };
+      const env = puppetsEnv(w);
       let bridge = await w.startBridge(env);
       const pink = await solidPng([250, 120, 200]);
       await setVcardPhoto(w.alice, w.room, "alice", pink);
@@ -354,11 +355,7 @@ Deno.test(
   opts,
   () =>
     worlds.run(async (w) => {
-      const env = {
-        BRIDGE_MM_PUPPETS: "true",
-        MM_ADMIN_TOKEN: w.mm.admin.token,
-        BRIDGE_SECRET_KEY: SECRET_KEY,
-      };
+      const env = puppetsEnv(w);
       // Alice starts without an avatar (the file's Prosody keeps her vCard from the tests before).
       await clearVcardPhoto(w.alice, w.room, "alice");
       let bridge = await w.startBridge(env);
